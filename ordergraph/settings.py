@@ -1,0 +1,97 @@
+"""Settings, read once from flags and the environment (ORDERGRAPH_*)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./ordergraph.db"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used, with the variable's name in the message."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    admin_token: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db_pool_size: int = 10
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    idempotency_ttl_hours: int = 24
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("ORDERGRAPH_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            admin_token=env.get("ORDERGRAPH_ADMIN_TOKEN") or None,
+            host=env.get("ORDERGRAPH_HOST") or "127.0.0.1",
+            port=_int(env, "ORDERGRAPH_PORT", 8000),
+            db_pool_size=_int(env, "ORDERGRAPH_DB_POOL_SIZE", 10),
+            max_depth=_int(env, "ORDERGRAPH_MAX_DEPTH", 12),
+            max_aliases=_int(env, "ORDERGRAPH_MAX_ALIASES", 30),
+            max_tokens=_int(env, "ORDERGRAPH_MAX_TOKENS", 5000),
+            idempotency_ttl_hours=_int(env, "ORDERGRAPH_IDEMPOTENCY_TTL_HOURS", 24),
+            log_level=(env.get("ORDERGRAPH_LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def idempotency_ttl(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.idempotency_ttl_hours)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        url = make_url(self.database_url)
+        if not url.drivername.startswith("sqlite") or not url.database:
+            return None
+        if url.database == ":memory:":
+            return None
+        return Path(url.database)
+
+
+def ensure_admin_token(settings: Settings) -> tuple[Settings, str | None]:
+    """On the embedded default with no admin token set, make one and keep it beside the database.
+
+    Returns the settings to use and, when a token was just made, the token to print once.
+    """
+    if settings.admin_token:
+        return settings, None
+    path = settings.sqlite_path
+    if path is None:
+        return settings, None
+    token_file = path.with_name(path.name + ".admin-token")
+    if token_file.exists():
+        return replace(settings, admin_token=token_file.read_text().strip()), None
+    token = "og_admin_" + secrets.token_urlsafe(32)
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.touch(mode=0o600)
+    token_file.write_text(token + "\n")
+    return replace(settings, admin_token=token), token

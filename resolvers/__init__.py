@@ -1,0 +1,1 @@
+"""Thin resolvers: authorize, call a domain service through a unit of work, return results."""

@@ -1,0 +1,154 @@
+"""Per-request context: who is asking, what they may see, and the request's DataLoaders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.dataloader import DataLoader
+
+from domain.model import Order, OrderLine, Product, Store
+from storage import queries
+from storage.admin import hash_token
+from storage.db import Database
+from storage.queries import KeyRecord
+
+
+class ApiError(GraphQLError):
+    """A request-level failure shown to the client with extensions.code."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message, extensions={"code": code})
+
+
+def unauthenticated() -> ApiError:
+    return ApiError("a valid token is required: Authorization: Bearer <token>", "UNAUTHENTICATED")
+
+
+def bad_input(message: str) -> ApiError:
+    return ApiError(message, "BAD_USER_INPUT")
+
+
+@dataclass(frozen=True)
+class Principal:
+    is_admin: bool = False
+    key: KeyRecord | None = None
+
+    def can_see(self, store_id: int) -> bool:
+        return self.key is not None and store_id in self.key.store_ids
+
+
+@dataclass(frozen=True)
+class Limits:
+    idempotency_ttl: dt.timedelta
+
+
+class Loaders:
+    """One set per request: batch and cache lookups by (store id, row id)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.store = DataLoader(self._stores)
+        self.product = DataLoader(self._products)
+        self.order = DataLoader(self._orders)
+        self.lines = DataLoader(self._lines)
+        self.line = DataLoader(self._line)
+
+    async def _stores(self, ids: list[int]) -> Sequence[Store | None]:
+        async with self.db.read() as conn:
+            found = await queries.stores_by_id(conn, ids)
+        return [found.get(i) for i in ids]
+
+    async def _products(self, keys: list[tuple[int, int]]) -> Sequence[Product | None]:
+        async with self.db.read() as conn:
+            found = await queries.products_by_id(conn, keys)
+        return [found.get(k) for k in keys]
+
+    async def _orders(self, keys: list[tuple[int, int]]) -> Sequence[Order | None]:
+        async with self.db.read() as conn:
+            found = await queries.orders_by_id(conn, keys)
+        return [found.get(k) for k in keys]
+
+    async def _lines(self, keys: list[tuple[int, int]]) -> Sequence[list[OrderLine]]:
+        async with self.db.read() as conn:
+            found = await queries.lines_by_order(conn, keys)
+        return [found.get(k, []) for k in keys]
+
+    async def _line(self, keys: list[tuple[int, int]]) -> Sequence[OrderLine | None]:
+        async with self.db.read() as conn:
+            found = await queries.lines_by_id(conn, keys)
+        return [found.get(k) for k in keys]
+
+
+@dataclass
+class Context:
+    db: Database
+    clock: Callable[[], dt.datetime]
+    admin_token: str | None
+    authorization: str | None
+    limits: Limits
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request: Any = None
+    response: Any = None
+    loaders: Loaders = field(init=False)
+    _principal: Principal | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.db)
+
+    async def principal(self) -> Principal:
+        if self._principal is None:
+            self._principal = await self._authenticate()
+        return self._principal
+
+    async def _authenticate(self) -> Principal:
+        token = _bearer(self.authorization)
+        if token is None:
+            return Principal()
+        if self.admin_token and hmac.compare_digest(
+            hash_token(token), hash_token(self.admin_token)
+        ):
+            return Principal(is_admin=True)
+        async with self.db.read() as conn:
+            key = await queries.api_key_by_token_hash(conn, hash_token(token))
+        return Principal(key=key)
+
+    async def require_admin(self) -> None:
+        who = await self.principal()
+        if who.is_admin:
+            return
+        if who.key is None:
+            raise unauthenticated()
+        raise ApiError("this needs the admin token", "FORBIDDEN")
+
+    async def require(self, scope: str) -> Principal:
+        """The caller's principal, if it is an API key holding `scope`."""
+        who = await self.principal()
+        if who.is_admin:
+            raise ApiError("the admin token only creates stores and keys", "FORBIDDEN")
+        if who.key is None:
+            raise unauthenticated()
+        if scope not in who.key.scopes:
+            raise ApiError(f"this needs the {scope} scope", "FORBIDDEN")
+        return who
+
+    async def visible_store(self, store_id: int | None, scope: str) -> Store | None:
+        """The store if it exists and the caller may use it with `scope`; else None."""
+        who = await self.require(scope)
+        if store_id is None or not who.can_see(store_id):
+            return None
+        return await self.loaders.store.load(store_id)
+
+
+def _bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()

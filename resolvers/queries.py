@@ -1,0 +1,107 @@
+"""Read resolvers: check visibility, then load through DataLoaders or one paged query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.model import Order, OrderLine, Product, Store
+from resolvers import ids
+from resolvers.context import Context, bad_input
+from storage import queries
+from storage.paging import BadPageRequest, Page, PageRequest
+from storage.queries import KeyRecord, OrderFilter, OrderSort
+
+
+async def paged(coro: Any) -> Page:
+    try:
+        page: Page = await coro
+    except BadPageRequest as err:
+        raise bad_input(str(err)) from None
+    return page
+
+
+async def store_by_handle(ctx: Context, handle: str) -> Store | None:
+    who = await ctx.require("READ")
+    async with ctx.db.read() as conn:
+        store = await queries.store_by_handle(conn, handle)
+    return store if store and who.can_see(store.id) else None
+
+
+async def stores(ctx: Context, request: PageRequest) -> Page:
+    who = await ctx.require("READ")
+    assert who.key is not None
+    async with ctx.db.read() as conn:
+        page = await paged(queries.stores_page(conn, who.key.store_ids, request))
+    page.rows = [await ctx.loaders.store.load(row["id"]) for row in page.rows]
+    return page
+
+
+async def node(ctx: Context, gid: str) -> Store | Product | Order | OrderLine | KeyRecord | None:
+    found = ids.decode(gid)
+    if found is None:
+        await ctx.require("READ")
+        return None
+    kind, numbers = found
+    if kind == "ApiKey":
+        await ctx.require_admin()
+        async with ctx.db.read() as conn:
+            return (await queries.api_keys_by_id(conn, [numbers[0]])).get(numbers[0])
+    if await ctx.visible_store(numbers[0], "READ") is None:
+        return None
+    if kind == "Store":
+        return await ctx.loaders.store.load(numbers[0])
+    key = (numbers[0], numbers[1])
+    if kind == "Product":
+        return await ctx.loaders.product.load(key)
+    if kind == "Order":
+        return await ctx.loaders.order.load(key)
+    return await ctx.loaders.line.load(key)
+
+
+async def product(ctx: Context, store: Store, sku: str) -> Product | None:
+    async with ctx.db.read() as conn:
+        return await queries.product_by_sku(conn, store.id, sku)
+
+
+async def products(ctx: Context, store: Store, text: str | None, request: PageRequest) -> Page:
+    async with ctx.db.read() as conn:
+        return await paged(queries.products_page(conn, store.id, text, request))
+
+
+async def products_count(ctx: Context, store: Store, text: str | None) -> int:
+    async with ctx.db.read() as conn:
+        return await queries.products_count(conn, store.id, text)
+
+
+async def order(ctx: Context, store: Store, number: int) -> Order | None:
+    async with ctx.db.read() as conn:
+        return await queries.order_by_number(conn, store.id, number)
+
+
+async def orders(
+    ctx: Context, store: Store, flt: OrderFilter, sort: OrderSort, request: PageRequest
+) -> Page:
+    async with ctx.db.read() as conn:
+        return await paged(queries.orders_page(conn, store.id, flt, sort, request, ctx.clock()))
+
+
+async def orders_count(ctx: Context, store: Store, flt: OrderFilter) -> int:
+    async with ctx.db.read() as conn:
+        return await queries.orders_count(conn, store.id, flt, ctx.clock())
+
+
+async def backorder_queue(ctx: Context, product: Product, request: PageRequest) -> Page:
+    async with ctx.db.read() as conn:
+        return await paged(
+            queries.backorder_queue_page(conn, product.store_id, product.id, request)
+        )
+
+
+async def backorder_queue_count(ctx: Context, product: Product) -> int:
+    async with ctx.db.read() as conn:
+        return await queries.backorder_queue_count(conn, product.store_id, product.id)
+
+
+async def order_events(ctx: Context, order: Order, request: PageRequest) -> Page:
+    async with ctx.db.read() as conn:
+        return await paged(queries.order_events_page(conn, order.store_id, order.id, request))

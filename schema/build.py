@@ -1,0 +1,70 @@
+"""The built schema, with its protective limits and error masking."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
+from strawberry.types import ExecutionContext
+
+from schema.enums import InventoryEventType
+from schema.mutations import Mutation
+from schema.query import Query
+from schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
+
+log = logging.getLogger("ordergraph.errors")
+MASKED = "Internal server error"
+
+
+@dataclass(frozen=True)
+class SchemaLimits:
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """True for faults of ours (to be masked); False for errors meant for the client."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+class OrdergraphSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        context: Any = execution_context.context if execution_context else None
+        request_id = getattr(context, "request_id", None)
+        for error in errors:
+            if is_unexpected(error):
+                log.error(
+                    "unexpected error in %s (request %s)",
+                    ".".join(str(p) for p in error.path or []),
+                    request_id,
+                    exc_info=error.original_error,
+                    extra={"request_id": request_id},
+                )
+
+
+def build_schema(limits: SchemaLimits | None = None) -> strawberry.Schema:
+    limits = limits or SchemaLimits()
+    return OrdergraphSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[StoreType, ProductType, OrderType, OrderLineType, ApiKeyType, InventoryEventType],
+        extensions=[
+            lambda: QueryDepthLimiter(max_depth=limits.max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+            lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+            lambda: MaskErrors(should_mask_error=is_unexpected, error_message=MASKED),
+        ],
+    )

@@ -1,0 +1,42 @@
+"""The Query root."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers import queries as q
+from schema.types import Ctx, Node, PageInfo, StoreConnection, StoreEdge, StoreType, wrap_node
+from storage.paging import PageRequest
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Any object by its global ID; null when unknown or not visible.")
+    async def node(self, info: Ctx, id: strawberry.ID) -> Node | None:
+        return wrap_node(await q.node(info.context, str(id)))
+
+    @strawberry.field
+    async def nodes(self, info: Ctx, ids: list[strawberry.ID]) -> list[Node | None]:
+        if len(ids) > 250:
+            from resolvers.context import bad_input
+
+            raise bad_input("at most 250 ids at once")
+        return [wrap_node(await q.node(info.context, str(i))) for i in ids]
+
+    @strawberry.field(description="The stores this token may see.")
+    async def stores(
+        self, info: Ctx, first: int | None = None, after: str | None = None
+    ) -> StoreConnection:
+        page = await q.stores(info.context, PageRequest(first=first, after=after))
+        return StoreConnection(
+            edges=[
+                StoreEdge(cursor=c, node=StoreType(_store=s))
+                for c, s in zip(page.cursors, page.rows, strict=True)
+            ],
+            page_info=PageInfo.of(page),
+        )
+
+    @strawberry.field
+    async def store(self, info: Ctx, handle: str) -> StoreType | None:
+        found = await q.store_by_handle(info.context, handle)
+        return StoreType(_store=found) if found else None

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy (async) tables, migrations, units of work and the event log."""

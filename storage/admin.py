@@ -1,0 +1,126 @@
+"""Stores and API keys: created by the admin token, outside any store's lock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Iterable
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from domain import validation as check
+from domain.errors import DomainError, ErrorCode
+from domain.model import BackorderPolicy, Store
+from storage import tables as t
+from storage.db import Database
+from storage.mapping import store_from
+from storage.queries import KeyRecord, api_keys_by_id
+
+TOKEN_PREFIX = "og_"
+SCOPES = ("READ", "ORDERS", "INVENTORY")
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_store(
+    db: Database,
+    *,
+    handle: str,
+    name: str,
+    currency_code: str,
+    timezone: str,
+    default_policy: BackorderPolicy,
+    now: dt.datetime,
+) -> Store:
+    values = {
+        "handle": check.handle(handle),
+        "name": check.text(name, "name"),
+        "currency_code": check.currency(currency_code),
+        "timezone": check.timezone(timezone),
+        "default_backorder_policy": default_policy.value,
+        "created_at": now,
+    }
+    try:
+        async with db.write() as conn:
+            taken = (
+                await conn.execute(select(t.stores.c.id).where(t.stores.c.handle == handle))
+            ).first()
+            if taken:
+                raise DomainError.one(
+                    ErrorCode.DUPLICATE, f"handle {handle!r} is taken", ["handle"]
+                )
+            store_id = (
+                await conn.execute(insert(t.stores).values(values).returning(t.stores.c.id))
+            ).scalar_one()
+            row = (
+                (await conn.execute(select(t.stores).where(t.stores.c.id == store_id)))
+                .mappings()
+                .one()
+            )
+    except IntegrityError:
+        raise DomainError.one(
+            ErrorCode.DUPLICATE, f"handle {handle!r} is taken", ["handle"]
+        ) from None
+    return store_from(row)
+
+
+async def create_api_key(
+    db: Database,
+    *,
+    name: str,
+    store_ids: Iterable[int],
+    scopes: Iterable[str],
+    now: dt.datetime,
+) -> tuple[KeyRecord, str]:
+    """A new key and its token; only the token's hash is stored."""
+    name = check.text(name, "name")
+    wanted_scopes = sorted(set(scopes))
+    if not wanted_scopes or any(s not in SCOPES for s in wanted_scopes):
+        raise DomainError.one(ErrorCode.INVALID, "give at least one scope", ["scopes"])
+    ids = set(store_ids)
+    if not ids:
+        raise DomainError.one(ErrorCode.INVALID, "give at least one store", ["storeIds"])
+    token = new_token()
+    async with db.write() as conn:
+        found = set(
+            (await conn.execute(select(t.stores.c.id).where(t.stores.c.id.in_(ids)))).scalars()
+        )
+        if found != ids:
+            raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeIds"])
+        key_id = (
+            await conn.execute(
+                insert(t.api_keys)
+                .values(
+                    name=name,
+                    token_hash=hash_token(token),
+                    scopes=",".join(wanted_scopes),
+                    created_at=now,
+                )
+                .returning(t.api_keys.c.id)
+            )
+        ).scalar_one()
+        await conn.execute(
+            insert(t.api_key_stores), [{"store_id": s, "api_key_id": key_id} for s in sorted(ids)]
+        )
+        record = (await api_keys_by_id(conn, [key_id]))[key_id]
+    return record, token
+
+
+async def revoke_api_key(db: Database, key_id: int, now: dt.datetime) -> KeyRecord:
+    async with db.write() as conn:
+        k = t.api_keys
+        await conn.execute(
+            update(k).where(k.c.id == key_id, k.c.revoked_at.is_(None)).values(revoked_at=now)
+        )
+        record = (await api_keys_by_id(conn, [key_id])).get(key_id)
+    if record is None:
+        raise DomainError.one(ErrorCode.NOT_FOUND, "api key not found", ["id"])
+    return record

@@ -1,0 +1,83 @@
+"""Idempotency keys: the first result of a keyed mutation, kept for retries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from domain.errors import DomainError, ErrorCode
+from storage import tables as t
+from storage.uow import SqlStoreSession
+
+
+def request_hash(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def recall(
+    session: SqlStoreSession, operation: str, key: str, digest: str, ttl: dt.timedelta
+) -> dict[str, Any] | None:
+    """The stored result for this key, None if unseen; raises if the input differs.
+
+    Runs under the store's lock, so a concurrent duplicate waits for the first
+    request to commit and then finds its result here.
+    """
+    k = t.idempotency_keys
+    row = (
+        (
+            await session.conn.execute(
+                select(k).where(
+                    k.c.store_id == session.store.id, k.c.operation == operation, k.c.key == key
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    if row["created_at"] < session.now - ttl:
+        await session.conn.execute(
+            delete(k).where(
+                k.c.store_id == session.store.id, k.c.operation == operation, k.c.key == key
+            )
+        )
+        return None
+    if row["request_hash"] != digest:
+        raise DomainError.one(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "this idempotencyKey was used earlier with a different input",
+            ["idempotencyKey"],
+        )
+    result: dict[str, Any] = row["result"]
+    return result
+
+
+async def remember(
+    session: SqlStoreSession,
+    operation: str,
+    key: str,
+    digest: str,
+    result: dict[str, Any],
+    ttl: dt.timedelta,
+) -> None:
+    k = t.idempotency_keys
+    await session.conn.execute(
+        insert(k).values(
+            store_id=session.store.id,
+            operation=operation,
+            key=key,
+            request_hash=digest,
+            result=result,
+            created_at=session.now,
+        )
+    )
+    # Forget expired keys of this store as we go; the index keeps it cheap.
+    await session.conn.execute(
+        delete(k).where(k.c.store_id == session.store.id, k.c.created_at < session.now - ttl)
+    )

@@ -1,0 +1,121 @@
+"""Rows to domain objects and back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+from domain.model import BackorderPolicy, Order, OrderLine, Product, Store
+
+
+def store_from(row: RowMapping) -> Store:
+    return Store(
+        id=row["id"],
+        handle=row["handle"],
+        name=row["name"],
+        currency_code=row["currency_code"],
+        timezone=row["timezone"],
+        default_backorder_policy=BackorderPolicy(row["default_backorder_policy"]),
+        created_at=row["created_at"],
+    )
+
+
+def product_from(row: RowMapping) -> Product:
+    return Product(
+        store_id=row["store_id"],
+        id=row["id"],
+        sku=row["sku"],
+        title=row["title"],
+        price=row["price"],
+        backorder_policy=BackorderPolicy(row["backorder_policy"]),
+        backorder_limit=row["backorder_limit"],
+        restock_date=row["restock_date"],
+        on_hand=row["on_hand"],
+        allocated=row["allocated"],
+        backordered=row["backordered"],
+    )
+
+
+def product_values(product: Product) -> dict[str, Any]:
+    return {
+        "store_id": product.store_id,
+        "id": product.id,
+        "sku": product.sku,
+        "title": product.title,
+        "price": product.price,
+        "backorder_policy": product.backorder_policy.value,
+        "backorder_limit": product.backorder_limit,
+        "restock_date": product.restock_date,
+        "on_hand": product.on_hand,
+        "allocated": product.allocated,
+        "backordered": product.backordered,
+    }
+
+
+def line_from(row: RowMapping) -> OrderLine:
+    return OrderLine(
+        store_id=row["store_id"],
+        id=row["id"],
+        order_id=row["order_id"],
+        product_id=row["product_id"],
+        sku=row["sku"],
+        quantity=row["quantity"],
+        unit_price=row["unit_price"],
+        placed_at=row["placed_at"],
+        order_number=row["order_number"],
+        allocated=row["allocated"],
+        backordered=row["backordered"],
+        shipped=row["shipped"],
+        cancelled=row["cancelled"],
+    )
+
+
+def line_values(line: OrderLine) -> dict[str, Any]:
+    return {
+        "store_id": line.store_id,
+        "id": line.id,
+        "order_id": line.order_id,
+        "product_id": line.product_id,
+        "sku": line.sku,
+        "quantity": line.quantity,
+        "unit_price": line.unit_price,
+        "allocated": line.allocated,
+        "backordered": line.backordered,
+        "shipped": line.shipped,
+        "cancelled": line.cancelled,
+        "placed_at": line.placed_at,
+        "order_number": line.order_number,
+    }
+
+
+def order_from(row: RowMapping, lines: list[OrderLine]) -> Order:
+    return Order(
+        store_id=row["store_id"],
+        id=row["id"],
+        number=row["number"],
+        placed_at=row["placed_at"],
+        requested_ship_date=row["requested_ship_date"],
+        external_id=row["external_id"],
+        customer_ref=row["customer_ref"],
+        overdue_at=row["overdue_at"],
+        lines=sorted(lines, key=lambda line: line.id),
+    )
+
+
+def order_values(order: Order) -> dict[str, Any]:
+    stock = order.stock_status
+    return {
+        "store_id": order.store_id,
+        "id": order.id,
+        "number": order.number,
+        "external_id": order.external_id,
+        "customer_ref": order.customer_ref,
+        "placed_at": order.placed_at,
+        "requested_ship_date": order.requested_ship_date,
+        "overdue_at": order.overdue_at,
+        "status": order.status.value,
+        "stock_status": stock.value if stock else None,
+        "in_backlog": order.in_backlog,
+        "is_backordered": order.is_backordered,
+    }

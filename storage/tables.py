@@ -1,0 +1,237 @@
+"""The tables. Every store-owned row carries store_id first in its primary and foreign keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+MONEY_SCALE = 10_000
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps them as naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """A decimal amount kept exactly as an integer count of 1/10,000 units."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return int(Decimal(value) * MONEY_SCALE)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(int(value)) / MONEY_SCALE
+
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Payload = JSON().with_variant(JSONB(), "postgresql")
+
+stores = Table(
+    "stores",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("handle", String(40), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("currency_code", String(3), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("default_backorder_policy", String(8), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # Counters, taken under the store's row lock.
+    Column("next_id", BigInteger, nullable=False, server_default=text("1")),
+    Column("next_order_number", BigInteger, nullable=False, server_default=text("1001")),
+    Column("last_event_seq", BigInteger, nullable=False, server_default=text("0")),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scopes", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+api_key_stores = Table(
+    "api_key_stores",
+    metadata,
+    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("api_key_id", Id, ForeignKey("api_keys.id"), nullable=False),
+    PrimaryKeyConstraint("store_id", "api_key_id"),
+    Index("ix_api_key_stores_key", "api_key_id"),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("title", String(255), nullable=False),
+    Column("price", Money, nullable=False),
+    Column("backorder_policy", String(8), nullable=False),
+    Column("backorder_limit", BigInteger, nullable=True),
+    Column("restock_date", Date, nullable=True),
+    Column("on_hand", BigInteger, nullable=False),
+    Column("allocated", BigInteger, nullable=False),
+    Column("backordered", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("store_id", "id"),
+    UniqueConstraint("store_id", "sku"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("number", BigInteger, nullable=False),
+    Column("external_id", String(255), nullable=True),
+    Column("customer_ref", String(255), nullable=True),
+    Column("placed_at", UtcDateTime, nullable=False),
+    Column("requested_ship_date", Date, nullable=True),
+    Column("overdue_at", UtcDateTime, nullable=True),
+    # Derived from the lines, kept for filtering and sorting.
+    Column("status", String(20), nullable=False),
+    Column("stock_status", String(24), nullable=True),
+    Column("in_backlog", Boolean, nullable=False),
+    Column("is_backordered", Boolean, nullable=False),
+    PrimaryKeyConstraint("store_id", "id"),
+    UniqueConstraint("store_id", "number"),
+    Index("ix_orders_placed", "store_id", "placed_at", "number"),
+    Index("ix_orders_external", "store_id", "external_id"),
+    Index("ix_orders_ship_date", "store_id", "requested_ship_date", "number"),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("store_id", Id, nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("order_id", BigInteger, nullable=False),
+    Column("product_id", BigInteger, nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", Money, nullable=False),
+    Column("allocated", Integer, nullable=False),
+    Column("backordered", Integer, nullable=False),
+    Column("shipped", Integer, nullable=False),
+    Column("cancelled", Integer, nullable=False),
+    # Copied from the order: the fill-order key lives on the line for its index.
+    Column("placed_at", UtcDateTime, nullable=False),
+    Column("order_number", BigInteger, nullable=False),
+    PrimaryKeyConstraint("store_id", "id"),
+    ForeignKeyConstraint(["store_id", "order_id"], ["orders.store_id", "orders.id"]),
+    ForeignKeyConstraint(["store_id", "product_id"], ["products.store_id", "products.id"]),
+    Index("ix_order_lines_order", "store_id", "order_id"),
+    Index("ix_order_lines_sku", "store_id", "sku", "order_id"),
+    Index(
+        "ix_order_lines_queue",
+        "store_id",
+        "product_id",
+        "placed_at",
+        "order_number",
+        "id",
+        postgresql_where=text("backordered > 0"),
+        sqlite_where=text("backordered > 0"),
+    ),
+    Index(
+        "ix_order_lines_allocated",
+        "store_id",
+        "product_id",
+        "placed_at",
+        "order_number",
+        "id",
+        postgresql_where=text("allocated > 0"),
+        sqlite_where=text("allocated > 0"),
+    ),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("stream", String(10), nullable=False),  # "order" or "inventory"
+    Column("type", String(24), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("order_id", BigInteger, nullable=True),
+    Column("product_id", BigInteger, nullable=True),
+    Column("data", Payload, nullable=False),
+    PrimaryKeyConstraint("store_id", "seq"),
+    ForeignKeyConstraint(["store_id", "order_id"], ["orders.store_id", "orders.id"]),
+    ForeignKeyConstraint(["store_id", "product_id"], ["products.store_id", "products.id"]),
+    Index("ix_events_order", "store_id", "order_id", "seq"),
+    Index("ix_events_product", "store_id", "product_id", "seq"),
+    Index("ix_events_time", "store_id", "occurred_at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("result", Payload, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("store_id", "operation", "key"),
+    Index("ix_idempotency_keys_age", "store_id", "created_at"),
+)

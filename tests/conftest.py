@@ -1,0 +1,205 @@
+"""Fixtures: the API on SQLite and on PostgreSQL (a fresh database per run)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from ordergraph.app import create_app
+from ordergraph.clock import Clock
+from ordergraph.settings import Settings
+from storage.db import Database
+from storage.migrate import upgrade
+from tests.client import Api
+
+ADMIN_TOKEN = "og_admin_test_" + uuid.uuid4().hex
+PG_HOST = os.environ.get("ORDERGRAPH_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("ORDERGRAPH_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("ORDERGRAPH_TEST_PG_USER", "postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _pg_admin_dsn(database: str = "postgres") -> str:
+    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+async def _pg_reachable() -> str | None:
+    try:
+        conn = await asyncpg.connect(_pg_admin_dsn(), timeout=3)
+    except (OSError, asyncpg.PostgresError) as err:
+        return str(err)
+    await conn.close()
+    return None
+
+
+def run_outside_loop(coro: Any) -> Any:
+    """Run a coroutine to completion on a private loop in a worker thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _create_pg_database(name: str) -> str:
+    admin = await asyncpg.connect(_pg_admin_dsn())
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    await _migrate(url)
+    return url
+
+
+async def _drop_pg_database(name: str) -> None:
+    admin = await asyncpg.connect(_pg_admin_dsn())
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def _migrate(url: str) -> None:
+    db = Database(url)
+    await upgrade(db)
+    await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    problem = run_outside_loop(_pg_reachable())
+    if problem is not None:
+        message = f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {problem}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: the PostgreSQL half must run)")
+        print("\n" + "!" * 70 + f"\n!! SKIPPING PostgreSQL tests: {message}\n" + "!" * 70)
+        pytest.skip(message)
+    name = f"ordergraph_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    url: str = run_outside_loop(_create_pg_database(name))
+    try:
+        yield url
+    finally:
+        run_outside_loop(_drop_pg_database(name))
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("sqlite") / "ordergraph.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    run_outside_loop(_migrate(url))
+    return url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+async def database(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
+    db = Database(url, pool_size=20)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def api(database: Database, clock: Clock) -> AsyncIterator[Api]:
+    """The app in process, over httpx, on the backend of this test's parameter."""
+    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN)
+    app = create_app(settings, clock=clock, db=database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield Api(http, ADMIN_TOKEN, database)
+
+
+@pytest.fixture
+async def pg_api(pg_url: str, clock: Clock) -> AsyncIterator[Api]:
+    db = Database(pg_url, pool_size=20)
+    settings = Settings(database_url=pg_url, admin_token=ADMIN_TOKEN)
+    app = create_app(settings, clock=clock, db=db)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        yield Api(http, ADMIN_TOKEN, db)
+    await db.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.url = url
+        self.process = process
+        self.log = log
+
+
+def start_server(database_url: str, log: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ORDERGRAPH_ADMIN_TOKEN": ADMIN_TOKEN,
+        "ORDERGRAPH_DATABASE_URL": database_url,
+        "ORDERGRAPH_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    out = log.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return LiveServer(f"http://127.0.0.1:{port}", process, log)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError(f"server did not start:\n{log.read_text()}")
+
+
+@pytest.fixture
+def live_pg_server(pg_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """A real `ordergraph serve` process on the test PostgreSQL database."""
+    server = start_server(pg_url, tmp_path / "server.log")
+    try:
+        yield server
+    finally:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+
+
+@pytest.fixture
+async def live_api(live_pg_server: LiveServer) -> AsyncIterator[Api]:
+    limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+    async with httpx.AsyncClient(
+        base_url=live_pg_server.url, timeout=120, limits=limits
+    ) as http:
+        yield Api(http, ADMIN_TOKEN, None)
+
+
