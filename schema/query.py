@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import strawberry
 
 from resolvers import queries as q
+from resolvers.context import bad_input
 from schema.types import Ctx, Node, PageInfo, StoreConnection, StoreEdge, StoreType, wrap_node
 from storage.paging import PageRequest
 
@@ -18,10 +21,9 @@ class Query:
     @strawberry.field
     async def nodes(self, info: Ctx, ids: list[strawberry.ID]) -> list[Node | None]:
         if len(ids) > 250:
-            from resolvers.context import bad_input
-
             raise bad_input("at most 250 ids at once")
-        return [wrap_node(await q.node(info.context, str(i))) for i in ids]
+        found = await asyncio.gather(*(q.node(info.context, str(i)) for i in ids))
+        return [wrap_node(f) for f in found]
 
     @strawberry.field(description="The stores this token may see.")
     async def stores(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Date, and_, cast, func, literal, or_, select
+from sqlalchemy import Date, and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.model import Order, OrderLine, Product, Store
@@ -241,8 +241,12 @@ def _order_query(store_id: int, flt: OrderFilter, now: dt.datetime) -> Any:
     if flt.is_backordered is not None:
         query = query.where(o.c.is_backordered.is_(flt.is_backordered))
     if flt.is_overdue is not None:
-        overdue = and_(o.c.in_backlog.is_(True), o.c.overdue_at <= now)
-        query = query.where(overdue if flt.is_overdue else ~overdue)
+        if flt.is_overdue:
+            query = query.where(o.c.in_backlog.is_(True), o.c.overdue_at <= now)
+        else:  # spelled out: NOT(...) would drop orders without a requested date (NULL)
+            query = query.where(
+                or_(o.c.in_backlog.is_(False), o.c.overdue_at.is_(None), o.c.overdue_at > now)
+            )
     if flt.sku is not None:
         ol = t.order_lines
         query = query.where(
@@ -264,7 +268,7 @@ def _order_keys(sort: OrderSort) -> tuple[list[Any], Any]:
     if sort is OrderSort.NUMBER:
         return [o.c.number], lambda r: [r["number"]]
     if sort is OrderSort.REQUESTED_SHIP_DATE:
-        ship = func.coalesce(o.c.requested_ship_date, cast(literal(FAR_FUTURE, Date), Date))
+        ship = func.coalesce(o.c.requested_ship_date, literal(FAR_FUTURE, Date))
         return [ship, o.c.number], lambda r: [r["requested_ship_date"] or FAR_FUTURE, r["number"]]
     return [o.c.placed_at, o.c.number], lambda r: [r["placed_at"], r["number"]]
 
