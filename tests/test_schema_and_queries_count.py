@@ -1,0 +1,61 @@
+"""The committed schema matches the served one; lists run a fixed number of SQL statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from schema.build import build_schema
+from storage.db import Database
+from tests.client import Api
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_committed_schema_matches_the_served_schema() -> None:
+    committed = (ROOT / "schema.graphql").read_text()
+    served = build_schema().as_str().rstrip("\n") + "\n"
+    assert committed == served, "schema.graphql is stale: run `ordergraph export-schema > schema.graphql`"
+
+
+@contextmanager
+def counting_statements(db: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+PAGE = """query($h: String!, $first: Int!) { store(handle: $h) {
+  orders(first: $first) { totalCount nodes { number total { amount }
+    lines { sku quantity unitPrice { amount } product { sku onHand title price { amount } } } } } } }"""
+
+
+async def test_a_page_of_orders_with_lines_and_products_runs_a_fixed_number_of_statements(
+    api: Api,
+) -> None:
+    store = await api.create_store(policy="ALLOW")
+    for sku in ("A", "B", "C"):
+        await api.upsert(store, sku)
+    for i in range(100):
+        await api.place(store, [("A", 1 + i % 3), ("B", 1), ("C", 2)])
+    assert api.db is not None
+    counts = {}
+    for first in (5, 100):
+        with counting_statements(api.db) as statements:
+            data = await api.gql(PAGE, {"h": store.handle, "first": first}, token=store.token)
+        assert len(data["store"]["orders"]["nodes"]) == first
+        counts[first] = len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
+    assert counts[5] == counts[100]
+    # token (3), store by handle, orders page, their lines, count, products, store currency
+    assert counts[100] <= 9, counts
