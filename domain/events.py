@@ -35,9 +35,7 @@ class OrderEvent:
     data: dict[str, object]
 
     @classmethod
-    def of(
-        cls, type: OrderEventType, order: Order, **extra: object
-    ) -> OrderEvent:
+    def of(cls, type: OrderEventType, order: Order, **extra: object) -> OrderEvent:
         return cls(type, order.id, {**order.snapshot(), **extra})
 
 
@@ -48,9 +46,7 @@ class InventoryEvent:
     data: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def of(
-        cls, type: InventoryEventType, product: Product, **extra: object
-    ) -> InventoryEvent:
+    def of(cls, type: InventoryEventType, product: Product, **extra: object) -> InventoryEvent:
         state = {
             "sku": product.sku,
             "onHand": product.on_hand,

@@ -155,9 +155,7 @@ class Order:
 
     @property
     def stock_status(self) -> StockStatus | None:
-        return stock_status_of(
-            sum(line.allocated for line in self.lines), self.backordered_units
-        )
+        return stock_status_of(sum(line.allocated for line in self.lines), self.backordered_units)
 
     @property
     def in_backlog(self) -> bool:
@@ -180,9 +178,7 @@ class Order:
 
     @property
     def backordered_value(self) -> Decimal:
-        return sum(
-            (line.backordered * line.unit_price for line in self.lines), Decimal(0)
-        )
+        return sum((line.backordered * line.unit_price for line in self.lines), Decimal(0))
 
     def line(self, line_id: int) -> OrderLine | None:
         for line in self.lines:

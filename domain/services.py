@@ -105,9 +105,7 @@ async def fill_backorders(session: StoreSession, product: Product) -> list[Order
     for order in touched.values():
         session.emit(OrderEvent.of(OrderEventType.BACKORDER_FILLED, order))
     if given_total:
-        session.emit(
-            InventoryEvent.of(InventoryEventType.ALLOCATED, product, quantity=given_total)
-        )
+        session.emit(InventoryEvent.of(InventoryEventType.ALLOCATED, product, quantity=given_total))
     return filled
 
 
@@ -195,7 +193,8 @@ async def upsert_product(session: StoreSession, cmd: UpsertProduct) -> Product:
     if policy is BackorderPolicy.LIMIT:
         if limit is None:
             raise DomainError.one(
-                ErrorCode.INVALID, "backorderLimit is required with the LIMIT policy",
+                ErrorCode.INVALID,
+                "backorderLimit is required with the LIMIT policy",
                 ["backorderLimit"],
             )
         if limit < 0 or limit > check.MAX_STOCK_CHANGE:
@@ -204,7 +203,8 @@ async def upsert_product(session: StoreSession, cmd: UpsertProduct) -> Product:
             )
     elif cmd.backorder_limit_given and cmd.backorder_limit is not None:
         raise DomainError.one(
-            ErrorCode.INVALID, "backorderLimit is only allowed with the LIMIT policy",
+            ErrorCode.INVALID,
+            "backorderLimit is only allowed with the LIMIT policy",
             ["backorderLimit"],
         )
     else:
@@ -270,7 +270,9 @@ async def place_order(session: StoreSession, cmd: PlaceOrder) -> Order:
         product = products.get(line.sku)
         if product is None:
             problems.append(
-                problem(ErrorCode.NOT_FOUND, f"no product with sku {line.sku!r}", "lines", index, "sku")
+                problem(
+                    ErrorCode.NOT_FOUND, f"no product with sku {line.sku!r}", "lines", index, "sku"
+                )
             )
             continue
         take = min(quantity, max(product.available, 0))
@@ -280,7 +282,9 @@ async def place_order(session: StoreSession, cmd: PlaceOrder) -> Order:
                 problem(
                     ErrorCode.INSUFFICIENT_STOCK,
                     f"only {take} of {line.sku!r} available",
-                    "lines", index, "quantity",
+                    "lines",
+                    index,
+                    "quantity",
                 )
             )
         elif (
@@ -292,7 +296,9 @@ async def place_order(session: StoreSession, cmd: PlaceOrder) -> Order:
                 problem(
                     ErrorCode.BACKORDER_LIMIT_EXCEEDED,
                     f"{line.sku!r} can take {product.available_to_sell} more units",
-                    "lines", index, "quantity",
+                    "lines",
+                    index,
+                    "quantity",
                 )
             )
         plan.append((product, quantity, take, rest))
@@ -369,7 +375,7 @@ async def adjust_stock(
     set_on_hand: int | None,
     reason: str,
 ) -> Product:
-    """Correct a count. Up fills like a receipt; below allocation takes back from the newest lines."""
+    """Correct a count: up fills like a receipt; below allocation takes back from the newest."""
     if (delta is None) == (set_on_hand is None):
         raise DomainError.one(
             ErrorCode.INVALID, "give exactly one of delta and setOnHand", ["delta"]
@@ -445,7 +451,9 @@ async def ship_order(
                 problem(
                     ErrorCode.NOT_SHIPPABLE,
                     f"line {line.sku!r} has {line.allocated} allocated units",
-                    "lines", index, "quantity",
+                    "lines",
+                    index,
+                    "quantity",
                 )
             )
     if problems:
@@ -480,7 +488,9 @@ async def ship_order(
     for product_id, quantity in shipped_by_product.items():
         session.emit(
             InventoryEvent.of(
-                InventoryEventType.SHIPPED, products[product_id], quantity=quantity,
+                InventoryEventType.SHIPPED,
+                products[product_id],
+                quantity=quantity,
                 orderId=order.id,
             )
         )
@@ -507,7 +517,9 @@ async def cancel_order(
                 problem(
                     ErrorCode.INVALID,
                     f"line {line.sku!r} has {line.open_units} units left to cancel",
-                    "lines", index, "quantity",
+                    "lines",
+                    index,
+                    "quantity",
                 )
             )
     if problems:
@@ -542,7 +554,9 @@ async def cancel_order(
         if quantity:
             session.emit(
                 InventoryEvent.of(
-                    InventoryEventType.RELEASED, products[product_id], quantity=quantity,
+                    InventoryEventType.RELEASED,
+                    products[product_id],
+                    quantity=quantity,
                     orderId=order.id,
                 )
             )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-
-import datetime as dt
 
 from starlette.applications import Starlette
 from starlette.requests import Request

@@ -50,7 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ordergraph.app import create_app
 
     settings = _settings(args)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     asyncio.run(_migrate(settings))
     settings, new_token = ensure_admin_token(settings)
     if new_token:

@@ -40,7 +40,9 @@ def failed(code: ErrorCode, message: str, *path: str) -> Outcome:
 
 def _sqlstate(error: DBAPIError) -> str | None:
     orig = getattr(error, "orig", None)
-    return getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
 
 
 async def run(
@@ -265,6 +267,10 @@ def _line_quantities(
     ]
 
 
+def _pairs(line_ids: list[int | None] | None, quantities: list[int]) -> list[Any] | None:
+    return None if line_ids is None else [list(p) for p in zip(line_ids, quantities, strict=True)]
+
+
 async def ship_order(
     ctx: Context,
     order_gid: str,
@@ -283,8 +289,11 @@ async def ship_order(
         order = await services.ship_order(session, order_id, lines, tracking_number)
         return {"orderId": order.id}
 
-    request = {"orderId": order_id, "lines": line_ids and list(zip(line_ids, quantities, strict=True)),
-               "trackingNumber": tracking_number}
+    request = {
+        "orderId": order_id,
+        "lines": _pairs(line_ids, quantities),
+        "trackingNumber": tracking_number,
+    }
     return await run(ctx, store_id, "shipOrder", key, request, action)
 
 
@@ -306,6 +315,5 @@ async def cancel_order(
         order = await services.cancel_order(session, order_id, reason, lines)
         return {"orderId": order.id}
 
-    request = {"orderId": order_id, "reason": reason.value,
-               "lines": line_ids and list(zip(line_ids, quantities, strict=True))}
+    request = {"orderId": order_id, "reason": reason.value, "lines": _pairs(line_ids, quantities)}
     return await run(ctx, store_id, "cancelOrder", key, request, action)

@@ -6,15 +6,20 @@ from enum import Enum
 
 import strawberry
 
-from domain import errors, events, model
+from domain.errors import ErrorCode
+from domain.events import InventoryEventType, OrderEventType
+from domain.model import BackorderPolicy, CancelReason, OrderStatus, StockStatus
 
-BackorderPolicy = strawberry.enum(model.BackorderPolicy)
-OrderStatus = strawberry.enum(model.OrderStatus)
-StockStatus = strawberry.enum(model.StockStatus)
-CancelReason = strawberry.enum(model.CancelReason)
-ErrorCode = strawberry.enum(errors.ErrorCode)
-OrderEventType = strawberry.enum(events.OrderEventType)
-InventoryEventType = strawberry.enum(events.InventoryEventType)
+for _enum in (
+    BackorderPolicy,
+    OrderStatus,
+    StockStatus,
+    CancelReason,
+    ErrorCode,
+    OrderEventType,
+    InventoryEventType,
+):
+    strawberry.enum(_enum)
 
 
 @strawberry.enum
@@ -29,3 +34,16 @@ class OrderSortKey(Enum):
     PLACED_AT = "PLACED_AT"
     NUMBER = "NUMBER"
     REQUESTED_SHIP_DATE = "REQUESTED_SHIP_DATE"
+
+
+__all__ = [
+    "ApiScope",
+    "BackorderPolicy",
+    "CancelReason",
+    "ErrorCode",
+    "InventoryEventType",
+    "OrderEventType",
+    "OrderSortKey",
+    "OrderStatus",
+    "StockStatus",
+]

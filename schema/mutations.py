@@ -13,7 +13,15 @@ from domain.errors import Problem
 from resolvers import mutations as m
 from resolvers.mutations import Outcome
 from schema.enums import ApiScope, BackorderPolicy, CancelReason, ErrorCode
-from schema.types import ApiKeyType, Ctx, OrderLineType, OrderType, ProductType, StoreType, UserError
+from schema.types import (
+    ApiKeyType,
+    Ctx,
+    OrderLineType,
+    OrderType,
+    ProductType,
+    StoreType,
+    UserError,
+)
 
 
 def user_errors(problems: list[Problem]) -> list[UserError]:
@@ -29,7 +37,7 @@ def user_errors(problems: list[Problem]) -> list[UserError]:
 
 async def _order(info: Ctx, outcome: Outcome) -> OrderType | None:
     order_id = outcome.result.get("orderId")
-    if order_id is None:
+    if order_id is None or outcome.store_id is None:
         return None
     found = await info.context.loaders.order.load((outcome.store_id, order_id))
     return OrderType(_order=found) if found else None
@@ -37,7 +45,7 @@ async def _order(info: Ctx, outcome: Outcome) -> OrderType | None:
 
 async def _product(info: Ctx, outcome: Outcome) -> ProductType | None:
     product_id = outcome.result.get("productId")
-    if product_id is None:
+    if product_id is None or outcome.store_id is None:
         return None
     found = await info.context.loaders.product.load((outcome.store_id, product_id))
     return ProductType(_product=found) if found else None
@@ -263,9 +271,7 @@ class Mutation:
             sku=input.sku,
             title=input.title if _given(input.title) else None,
             price=input.price if _given(input.price) else None,
-            backorder_policy=(
-                input.backorder_policy if _given(input.backorder_policy) else None  # type: ignore[arg-type]
-            ),
+            backorder_policy=input.backorder_policy if _given(input.backorder_policy) else None,
             backorder_limit=input.backorder_limit if _given(input.backorder_limit) else None,
             backorder_limit_given=_given(input.backorder_limit),
             restock_date=input.restock_date if _given(input.restock_date) else None,
@@ -287,8 +293,9 @@ class Mutation:
             input.note,
             input.idempotency_key,
         )
+        store_id = outcome.store_id or 0
         filled = await info.context.loaders.line.load_many(
-            [(outcome.store_id, i) for i in outcome.result.get("filledLineIds", [])]
+            [(store_id, i) for i in outcome.result.get("filledLineIds", [])]
         )
         return ReceiveStockPayload(
             product=await _product(info, outcome),
@@ -320,9 +327,7 @@ class Mutation:
             customer_ref=input.customer_ref,
             requested_ship_date=input.requested_ship_date,
         )
-        outcome = await m.place_order(
-            info.context, str(input.store_id), cmd, input.idempotency_key
-        )
+        outcome = await m.place_order(info.context, str(input.store_id), cmd, input.idempotency_key)
         return PlaceOrderPayload(
             order=await _order(info, outcome), user_errors=user_errors(outcome.problems)
         )

@@ -22,7 +22,7 @@ from schema.enums import (
     OrderStatus,
     StockStatus,
 )
-from storage.paging import Page, PageRequest
+from storage.paging import Page, PageRequest, encode_cursor
 from storage.queries import EventRecord, KeyRecord, OrderFilter, OrderSort
 
 Ctx = Info[Context, None]
@@ -44,7 +44,9 @@ async def _currency(info: Ctx, store_id: int) -> str:
 
 @strawberry.interface
 class Node:
-    id: strawberry.ID
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        raise NotImplementedError
 
 
 @strawberry.type
@@ -111,7 +113,7 @@ class StoreType(Node):
     _store: strawberry.Private[Store]
 
     @strawberry.field
-    def id(self) -> strawberry.ID:  # type: ignore[override]
+    def id(self) -> strawberry.ID:
         return strawberry.ID(ids.encode("Store", self._store.id))
 
     @strawberry.field
@@ -132,7 +134,7 @@ class StoreType(Node):
 
     @strawberry.field
     def default_backorder_policy(self) -> BackorderPolicy:
-        return BackorderPolicy(self._store.default_backorder_policy.value)
+        return self._store.default_backorder_policy
 
     @strawberry.field
     def created_at(self) -> dt.datetime:
@@ -223,7 +225,7 @@ class ProductType(Node):
     _product: strawberry.Private[Product]
 
     @strawberry.field
-    def id(self) -> strawberry.ID:  # type: ignore[override]
+    def id(self) -> strawberry.ID:
         p = self._product
         return strawberry.ID(ids.encode("Product", p.store_id, p.id))
 
@@ -247,7 +249,7 @@ class ProductType(Node):
 
     @strawberry.field
     def backorder_policy(self) -> BackorderPolicy:
-        return BackorderPolicy(self._product.backorder_policy.value)
+        return self._product.backorder_policy
 
     @strawberry.field
     def backorder_limit(self) -> int | None:
@@ -324,7 +326,7 @@ class OrderLineType(Node):
     _line: strawberry.Private[OrderLine]
 
     @strawberry.field
-    def id(self) -> strawberry.ID:  # type: ignore[override]
+    def id(self) -> strawberry.ID:
         return strawberry.ID(ids.encode("OrderLine", self._line.store_id, self._line.id))
 
     @strawberry.field
@@ -396,7 +398,7 @@ class OrderType(Node):
     _order: strawberry.Private[Order]
 
     @strawberry.field
-    def id(self) -> strawberry.ID:  # type: ignore[override]
+    def id(self) -> strawberry.ID:
         return strawberry.ID(ids.encode("Order", self._order.store_id, self._order.id))
 
     @strawberry.field
@@ -427,12 +429,11 @@ class OrderType(Node):
 
     @strawberry.field
     def status(self) -> OrderStatus:
-        return OrderStatus(self._order.status.value)
+        return self._order.status
 
     @strawberry.field
     def stock_status(self) -> StockStatus | None:
-        found = self._order.stock_status
-        return StockStatus(found.value) if found else None
+        return self._order.stock_status
 
     @strawberry.field
     def in_backlog(self) -> bool:
@@ -478,7 +479,9 @@ class OrderType(Node):
     async def events(
         self, info: Ctx, first: int | None = None, after: str | None = None
     ) -> OrderEventConnection:
-        page = await q.order_events(info.context, self._order, PageRequest(first=first, after=after))
+        page = await q.order_events(
+            info.context, self._order, PageRequest(first=first, after=after)
+        )
         edges = []
         for record in page.rows:
             event = OrderEventType_.of(record)
@@ -511,9 +514,7 @@ class OrderConnection:
 # -- events -------------------------------------------------------------------
 
 
-def event_cursor(store_id: int, seq: int) -> str:
-    from storage.paging import encode_cursor
-
+def event_cursor(seq: int) -> str:
     return encode_cursor([seq])
 
 
@@ -531,7 +532,7 @@ class OrderEventType_:
         data: dict[str, Any] = record.data
         stock = data.get("stockStatus")
         return cls(
-            cursor=event_cursor(record.store_id, record.seq),
+            cursor=event_cursor(record.seq),
             type=OrderEventType(record.type),
             occurred_at=record.occurred_at,
             status=OrderStatus(data["status"]),
@@ -542,7 +543,9 @@ class OrderEventType_:
     @strawberry.field
     async def order(self, info: Ctx) -> OrderType:
         assert self._record.order_id is not None
-        found = await info.context.loaders.order.load((self._record.store_id, self._record.order_id))
+        found = await info.context.loaders.order.load(
+            (self._record.store_id, self._record.order_id)
+        )
         assert found is not None
         return OrderType(_order=found)
 
@@ -571,7 +574,7 @@ class ApiKeyType(Node):
     _key: strawberry.Private[KeyRecord]
 
     @strawberry.field
-    def id(self) -> strawberry.ID:  # type: ignore[override]
+    def id(self) -> strawberry.ID:
         return strawberry.ID(ids.encode("ApiKey", self._key.id))
 
     @strawberry.field

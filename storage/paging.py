@@ -107,9 +107,7 @@ async def fetch_page(
     if request.after is not None:
         query = query.where(_beyond(keys, decode_cursor(request.after, len(keys)), ascending))
     if request.before is not None:
-        query = query.where(
-            _beyond(keys, decode_cursor(request.before, len(keys)), not ascending)
-        )
+        query = query.where(_beyond(keys, decode_cursor(request.before, len(keys)), not ascending))
     walk_ascending = ascending != from_end
     order = [key.asc() if walk_ascending else key.desc() for key in keys]
     rows = list((await conn.execute(query.order_by(*order).limit(limit + 1))).mappings())

@@ -48,16 +48,12 @@ async def stores_by_id(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, S
 
 async def store_by_handle(conn: AsyncConnection, handle: str) -> Store | None:
     row = (
-        (await conn.execute(select(t.stores).where(t.stores.c.handle == handle)))
-        .mappings()
-        .first()
+        (await conn.execute(select(t.stores).where(t.stores.c.handle == handle))).mappings().first()
     )
     return store_from(row) if row else None
 
 
-async def stores_page(
-    conn: AsyncConnection, allowed: Iterable[int], request: PageRequest
-) -> Page:
+async def stores_page(conn: AsyncConnection, allowed: Iterable[int], request: PageRequest) -> Page:
     query = select(t.stores).where(t.stores.c.id.in_(set(allowed)))
     return await fetch_page(conn, query, [t.stores.c.id], lambda r: [r["id"]], request)
 
@@ -138,9 +134,9 @@ def _product_query(store_id: int, text: str | None) -> Any:
     p = t.products
     query = select(p).where(p.c.store_id == store_id)
     if text:
-        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
-            "_", "\\_"
-        ) + "%"
+        pattern = (
+            "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
         query = query.where(
             or_(
                 func.lower(p.c.sku).like(pattern, escape="\\"),
@@ -208,8 +204,9 @@ async def orders_by_id(
 async def order_by_number(conn: AsyncConnection, store_id: int, number: int) -> Order | None:
     o = t.orders
     rows = list(
-        (await conn.execute(select(o).where(o.c.store_id == store_id, o.c.number == number)))
-        .mappings()
+        (
+            await conn.execute(select(o).where(o.c.store_id == store_id, o.c.number == number))
+        ).mappings()
     )
     found = await _orders_from_rows(conn, rows)
     return found[0] if found else None

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import DomainError, ErrorCode
@@ -35,7 +35,7 @@ from storage.mapping import (
 Clock = Callable[[], dt.datetime]
 
 
-def _update_many(table: t.Table, columns: list[str]) -> Any:
+def _update_many(table: Table, columns: list[str]) -> Any:
     return (
         update(table)
         .where(table.c.store_id == bindparam("k_store"), table.c.id == bindparam("k_id"))
@@ -285,7 +285,9 @@ async def lock_store(conn: AsyncConnection, store_id: int, *, postgres: bool) ->
 
 
 @asynccontextmanager
-async def store_session(db: Database, store_id: int, clock: Clock) -> AsyncIterator[SqlStoreSession]:
+async def store_session(
+    db: Database, store_id: int, clock: Clock
+) -> AsyncIterator[SqlStoreSession]:
     """Open a locked session on a store; saves and commits when the block ends cleanly."""
     async with db.write() as conn:
         row = await lock_store(conn, store_id, postgres=not db.is_sqlite)
