@@ -109,8 +109,16 @@ class Api:
         data = await self.gql(
             f"""mutation($input: ReceiveStockInput!) {{ receiveStock(input: $input) {{
                  product {{ {PRODUCT_FIELDS} }}
-                 filledLines {{ id sku allocated backordered order {{ number }} }} {ERRORS} }} }}""",
-            {"input": {"storeId": store.id, "sku": sku, "quantity": quantity, "idempotencyKey": key}},
+                 filledLines {{ id sku allocated backordered order {{ number }} }}
+                 {ERRORS} }} }}""",
+            {
+                "input": {
+                    "storeId": store.id,
+                    "sku": sku,
+                    "quantity": quantity,
+                    "idempotencyKey": key,
+                }
+            },
             token=store.token,
         )
         result: dict[str, Any] = data["receiveStock"]
@@ -146,7 +154,10 @@ class Api:
         return result
 
     async def ship(
-        self, store: StoreHandle, order_id: str, lines: list[tuple[str, int]] | None = None,
+        self,
+        store: StoreHandle,
+        order_id: str,
+        lines: list[tuple[str, int]] | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
         data = await self.gql(
@@ -155,9 +166,9 @@ class Api:
             {
                 "input": {
                     "orderId": order_id,
-                    "lines": None if lines is None else [
-                        {"lineId": lid, "quantity": q} for lid, q in lines
-                    ],
+                    "lines": None
+                    if lines is None
+                    else [{"lineId": lid, "quantity": q} for lid, q in lines],
                     **fields,
                 }
             },
@@ -167,8 +178,12 @@ class Api:
         return result
 
     async def cancel(
-        self, store: StoreHandle, order_id: str, reason: str = "CUSTOMER_REQUEST",
-        lines: list[tuple[str, int]] | None = None, **fields: Any,
+        self,
+        store: StoreHandle,
+        order_id: str,
+        reason: str = "CUSTOMER_REQUEST",
+        lines: list[tuple[str, int]] | None = None,
+        **fields: Any,
     ) -> dict[str, Any]:
         data = await self.gql(
             f"""mutation($input: CancelOrderInput!) {{ cancelOrder(input: $input) {{
@@ -177,9 +192,9 @@ class Api:
                 "input": {
                     "orderId": order_id,
                     "reason": reason,
-                    "lines": None if lines is None else [
-                        {"lineId": lid, "quantity": q} for lid, q in lines
-                    ],
+                    "lines": None
+                    if lines is None
+                    else [{"lineId": lid, "quantity": q} for lid, q in lines],
                     **fields,
                 }
             },

@@ -151,7 +151,9 @@ class LiveServer:
         self.log = log
 
 
-def start_server(database_url: str, log: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
+def start_server(
+    database_url: str, log: Path, extra_env: dict[str, str] | None = None
+) -> LiveServer:
     port = free_port()
     env = {
         **os.environ,
@@ -197,9 +199,5 @@ def live_pg_server(pg_url: str, tmp_path: Path) -> Iterator[LiveServer]:
 @pytest.fixture
 async def live_api(live_pg_server: LiveServer) -> AsyncIterator[Api]:
     limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
-    async with httpx.AsyncClient(
-        base_url=live_pg_server.url, timeout=120, limits=limits
-    ) as http:
+    async with httpx.AsyncClient(base_url=live_pg_server.url, timeout=120, limits=limits) as http:
         yield Api(http, ADMIN_TOKEN, None)
-
-

@@ -104,16 +104,18 @@ async def test_malformed_queries_get_standard_graphql_errors(api: Api) -> None:
     store = await api.create_store()
     body = await api.raw("{ store(handle: ", token=store.token)
     assert "Syntax Error" in body["errors"][0]["message"]
-    body = await api.raw("{ store(handle: \"x\") { nope } }", token=store.token)
+    body = await api.raw('{ store(handle: "x") { nope } }', token=store.token)
     assert "Cannot query field 'nope'" in body["errors"][0]["message"]
 
 
 async def test_depth_alias_and_token_limits_refuse_abusive_queries(api: Api) -> None:
     store = await api.create_store()
-    deep = "{ store(handle: \"x\") { " + "orders { nodes { store { " * 5 + "id" + " } } }" * 5 + " } }"
+    deep = (
+        '{ store(handle: "x") { ' + "orders { nodes { store { " * 5 + "id" + " } } }" * 5 + " } }"
+    )
     body = await api.raw(deep, token=store.token)
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
-    aliases = "{ " + " ".join(f"a{i}: store(handle: \"x\") {{ id }}" for i in range(31)) + " }"
+    aliases = "{ " + " ".join(f'a{i}: store(handle: "x") {{ id }}' for i in range(31)) + " }"
     body = await api.raw(aliases, token=store.token)
     assert "aliases" in body["errors"][0]["message"]
     tokens = "{ " + " ".join("__typename" for _ in range(6000)) + " }"

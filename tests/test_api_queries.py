@@ -79,7 +79,11 @@ async def test_pages_forward_and_back_with_keyset_cursors(api: Api, shop: StoreH
 
 async def test_sorts_by_each_key_and_reverses(api: Api, shop: StoreHandle) -> None:
     assert numbers(await orders(api, shop, sortKey="NUMBER", reverse=True)) == [
-        1005, 1004, 1003, 1002, 1001,
+        1005,
+        1004,
+        1003,
+        1002,
+        1001,
     ]
     by_date = await orders(api, shop, sortKey="REQUESTED_SHIP_DATE")
     assert numbers(by_date) == [1003, 1001, 1004, 1002, 1005]
@@ -151,7 +155,8 @@ async def test_backorder_queue_lists_waiting_lines_in_fill_order(api: Api) -> No
     data = await api.gql(
         """query($h: String!) { store(handle: $h) { product(sku: "A") {
              backordered availableToSell
-             backorderQueue(first: 10) { totalCount nodes { backordered order { number } } } } } }""",
+             backorderQueue(first: 10) {
+               totalCount nodes { backordered order { number } } } } } }""",
         {"h": store.handle},
         token=store.token,
     )
@@ -180,7 +185,11 @@ async def test_resolves_nodes_by_global_id(api: Api) -> None:
         token=store.token,
     )
     assert [n and n["__typename"] for n in data["nodes"]] == [
-        "Order", "Product", "Store", "OrderLine", None,
+        "Order",
+        "Product",
+        "Store",
+        "OrderLine",
+        None,
     ]
     assert data["nodes"][0]["number"] == 1001
     single = await api.gql(

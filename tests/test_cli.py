@@ -25,7 +25,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def test_export_schema_prints_the_sdl(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "ordergraph", "export-schema"],
-        capture_output=True, text=True, check=True, env=_env(tmp_path), cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_env(tmp_path),
+        cwd=tmp_path,
     )
     assert "type Query {" in out.stdout
     assert out.stdout == (ROOT / "schema.graphql").read_text()
@@ -35,7 +39,10 @@ def test_migrate_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
     env = {**_env(tmp_path), "ORDERGRAPH_PORT": "eighty"}
     out = subprocess.run(
         [sys.executable, "-m", "ordergraph", "serve"],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     assert out.returncode == 2
     assert out.stderr.strip() == "ordergraph: ORDERGRAPH_PORT must be a whole number, got 'eighty'"
@@ -48,7 +55,10 @@ def test_serve_runs_with_no_setup_and_prints_an_admin_token_once(tmp_path: Path)
     def serve(log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)],
-            env=_env(tmp_path), cwd=tmp_path, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+            env=_env(tmp_path),
+            cwd=tmp_path,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
         )
 
     def wait_ready(log: Path) -> None:

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_committed_schema_matches_the_served_schema() -> None:
     committed = (ROOT / "schema.graphql").read_text()
     served = build_schema().as_str().rstrip("\n") + "\n"
-    assert committed == served, "schema.graphql is stale: run `ordergraph export-schema > schema.graphql`"
+    assert committed == served, (
+        "schema.graphql is stale: run `ordergraph export-schema > schema.graphql`"
+    )
 
 
 @contextmanager
@@ -38,7 +40,8 @@ def counting_statements(db: Database) -> Iterator[list[str]]:
 
 PAGE = """query($h: String!, $first: Int!) { store(handle: $h) {
   orders(first: $first) { totalCount nodes { number total { amount }
-    lines { sku quantity unitPrice { amount } product { sku onHand title price { amount } } } } } } }"""
+    lines { sku quantity unitPrice { amount }
+      product { sku onHand title price { amount } } } } } } }"""
 
 
 async def test_a_page_of_orders_with_lines_and_products_runs_a_fixed_number_of_statements(
