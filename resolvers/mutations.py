@@ -109,7 +109,7 @@ async def create_store(
 ) -> Outcome:
     await ctx.require_admin()
     try:
-        store = await admin.create_store(
+        store, created = await admin.create_store(
             ctx.db,
             handle=handle,
             name=name,
@@ -117,16 +117,12 @@ async def create_store(
             timezone=timezone,
             default_policy=default_policy,
             now=ctx.clock(),
-        )
-        key, token = await admin.create_api_key(
-            ctx.db,
-            name=f"{store.handle} (created with the store)",
-            store_ids=[store.id],
-            scopes=admin.SCOPES,
-            now=ctx.clock(),
+            key_name=f"{handle} (created with the store)",
         )
     except DomainError as err:
         return Outcome(problems=err.problems)
+    assert created is not None
+    key, token = created
     return Outcome(result={"storeId": store.id, "apiKeyId": key.id, "token": token})
 
 

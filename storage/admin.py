@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import validation as check
 from domain.errors import DomainError, ErrorCode
@@ -39,7 +40,9 @@ async def create_store(
     timezone: str,
     default_policy: BackorderPolicy,
     now: dt.datetime,
-) -> Store:
+    key_name: str | None = None,
+) -> tuple[Store, tuple[KeyRecord, str] | None]:
+    """A new store and, when `key_name` is given, a key with every scope for it, atomically."""
     values = {
         "handle": check.handle(handle),
         "name": check.text(name, "name"),
@@ -48,15 +51,12 @@ async def create_store(
         "default_backorder_policy": default_policy.value,
         "created_at": now,
     }
+    taken = DomainError.one(ErrorCode.DUPLICATE, f"handle {handle!r} is taken", ["handle"])
     try:
         async with db.write() as conn:
-            taken = (
-                await conn.execute(select(t.stores.c.id).where(t.stores.c.handle == handle))
-            ).first()
-            if taken:
-                raise DomainError.one(
-                    ErrorCode.DUPLICATE, f"handle {handle!r} is taken", ["handle"]
-                )
+            found = await conn.execute(select(t.stores.c.id).where(t.stores.c.handle == handle))
+            if found.first():
+                raise taken
             store_id = (
                 await conn.execute(insert(t.stores).values(values).returning(t.stores.c.id))
             ).scalar_one()
@@ -65,11 +65,12 @@ async def create_store(
                 .mappings()
                 .one()
             )
+            key = None
+            if key_name is not None:
+                key = await _insert_key(conn, key_name, {store_id}, SCOPES, now)
     except IntegrityError:
-        raise DomainError.one(
-            ErrorCode.DUPLICATE, f"handle {handle!r} is taken", ["handle"]
-        ) from None
-    return store_from(row)
+        raise taken from None
+    return store_from(row), key
 
 
 async def create_api_key(
@@ -81,36 +82,39 @@ async def create_api_key(
     now: dt.datetime,
 ) -> tuple[KeyRecord, str]:
     """A new key and its token; only the token's hash is stored."""
+    async with db.write() as conn:
+        return await _insert_key(conn, name, set(store_ids), scopes, now)
+
+
+async def _insert_key(
+    conn: AsyncConnection, name: str, ids: set[int], scopes: Iterable[str], now: dt.datetime
+) -> tuple[KeyRecord, str]:
     name = check.text(name, "name")
     wanted_scopes = sorted(set(scopes))
     if not wanted_scopes or any(s not in SCOPES for s in wanted_scopes):
         raise DomainError.one(ErrorCode.INVALID, "give at least one scope", ["scopes"])
-    ids = set(store_ids)
     if not ids:
         raise DomainError.one(ErrorCode.INVALID, "give at least one store", ["storeIds"])
+    found = set((await conn.execute(select(t.stores.c.id).where(t.stores.c.id.in_(ids)))).scalars())
+    if found != ids:
+        raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeIds"])
     token = new_token()
-    async with db.write() as conn:
-        found = set(
-            (await conn.execute(select(t.stores.c.id).where(t.stores.c.id.in_(ids)))).scalars()
-        )
-        if found != ids:
-            raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeIds"])
-        key_id = (
-            await conn.execute(
-                insert(t.api_keys)
-                .values(
-                    name=name,
-                    token_hash=hash_token(token),
-                    scopes=",".join(wanted_scopes),
-                    created_at=now,
-                )
-                .returning(t.api_keys.c.id)
-            )
-        ).scalar_one()
+    key_id = (
         await conn.execute(
-            insert(t.api_key_stores), [{"store_id": s, "api_key_id": key_id} for s in sorted(ids)]
+            insert(t.api_keys)
+            .values(
+                name=name,
+                token_hash=hash_token(token),
+                scopes=",".join(wanted_scopes),
+                created_at=now,
+            )
+            .returning(t.api_keys.c.id)
         )
-        record = (await api_keys_by_id(conn, [key_id]))[key_id]
+    ).scalar_one()
+    await conn.execute(
+        insert(t.api_key_stores), [{"store_id": s, "api_key_id": key_id} for s in sorted(ids)]
+    )
+    record = (await api_keys_by_id(conn, [key_id]))[key_id]
     return record, token
 
 

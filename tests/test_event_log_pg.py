@@ -33,7 +33,7 @@ async def test_a_later_writer_waits_so_positions_commit_in_order(pg_url: str) ->
     store must not take positions (or commit) until the first commits."""
     db = Database(pg_url)
     try:
-        store = await create_store(
+        store, _ = await create_store(
             db,
             handle=f"log-{now().timestamp():.0f}-{id(db) % 10_000}",
             name="Log",
@@ -90,7 +90,7 @@ async def test_a_later_writer_waits_so_positions_commit_in_order(pg_url: str) ->
 async def test_many_concurrent_writers_leave_a_gapless_log(pg_url: str) -> None:
     db = Database(pg_url, pool_size=10)
     try:
-        store = await create_store(
+        store, _ = await create_store(
             db,
             handle=f"gapless-{id(db) % 100_000}",
             name="Gapless",
