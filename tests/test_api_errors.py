@@ -181,3 +181,17 @@ async def test_missing_token_is_unauthenticated(api: Api) -> None:
     with pytest.raises(GraphQLFailure) as failure:
         await api.gql("{ stores { nodes { id } } }")
     assert failure.value.args[0][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_queries_also_work_over_get_but_mutations_do_not(api: Api) -> None:
+    store = await api.create_store()
+    auth = {"Authorization": f"Bearer {store.token}"}
+    query = "query($h: String!) { store(handle: $h) { handle } }"
+    response = await api.http.get(
+        "/graphql", params={"query": query, "variables": f'{{"h": "{store.handle}"}}'}, headers=auth
+    )
+    assert response.json() == {"data": {"store": {"handle": store.handle}}}
+    mutation = 'mutation { revokeApiKey(id: "x") { userErrors { code } } }'
+    refused = await api.http.get("/graphql", params={"query": mutation}, headers=auth)
+    assert refused.status_code == 400
+    assert "mutations are not allowed" in refused.text.lower()
