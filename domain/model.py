@@ -136,6 +136,7 @@ class Order:
     external_id: str | None = None
     customer_ref: str | None = None
     overdue_at: dt.datetime | None = None
+    overdue_notified: bool = False
     lines: list[OrderLine] = field(default_factory=list)
 
     @property

@@ -34,6 +34,10 @@ class StoreSession(Protocol):
         """Lines of the product holding allocation, most recently placed first."""
         ...
 
+    async def due_orders(self) -> list[Order]:
+        """Backlog orders whose overdue instant has passed and that were not yet flagged."""
+        ...
+
     def order_of(self, line: OrderLine) -> Order:
         """The (already loaded) order a line belongs to."""
         ...

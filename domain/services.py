@@ -564,3 +564,13 @@ async def cancel_order(
         await fill_backorders(session, product)
     watch.flush(session, products)
     return order
+
+
+async def mark_overdue(session: StoreSession) -> list[Order]:
+    """Flag the orders whose requested ship date has ended unshipped; one OVERDUE event each."""
+    due = await session.due_orders()
+    for order in due:
+        if order.is_overdue(session.now) and not order.overdue_notified:
+            order.overdue_notified = True
+            session.emit(OrderEvent.of(OrderEventType.OVERDUE, order))
+    return [order for order in due if order.overdue_notified]

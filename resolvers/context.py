@@ -31,7 +31,7 @@ def unauthenticated() -> ApiError:
 
 
 def bad_input(message: str) -> ApiError:
-    return ApiError(message, "BAD_USER_INPUT")
+    return ApiError(message, "INVALID")
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
 from domain.model import Order, OrderLine, Product, Store
+from resolvers import figures as fig
 from resolvers import ids
 from resolvers import queries as q
 from resolvers.context import Context
@@ -22,18 +22,12 @@ from schema.enums import (
     OrderStatus,
     StockStatus,
 )
+from schema.figures import BacklogPoint, BacklogSummary, TrendInterval
+from schema.money import Money, money
 from storage.paging import Page, PageRequest, encode_cursor
 from storage.queries import EventRecord, KeyRecord, OrderFilter, OrderSort
 
 Ctx = Info[Context, None]
-
-
-def money(amount: Decimal, currency: str) -> Money:
-    if amount == amount.quantize(Decimal("0.01")):
-        amount = amount.quantize(Decimal("0.01"))
-    else:
-        amount = amount.normalize()
-    return Money(amount=amount, currency_code=currency)
 
 
 async def _currency(info: Ctx, store_id: int) -> str:
@@ -64,12 +58,6 @@ class PageInfo:
             start_cursor=page.cursors[0] if page.cursors else None,
             end_cursor=page.cursors[-1] if page.cursors else None,
         )
-
-
-@strawberry.type
-class Money:
-    amount: Decimal
-    currency_code: str
 
 
 @strawberry.type
@@ -199,6 +187,28 @@ class StoreType(Node):
             _store=self._store,
             _filter=flt,
         )
+
+    @strawberry.field(
+        description="The figures at an instant: asOf null is now; a past instant gives "
+        "them exactly as they stood then."
+    )
+    async def backlog(self, info: Ctx, as_of: dt.datetime | None = None) -> BacklogSummary:
+        found = await fig.backlog(info.context, self._store, as_of)
+        return BacklogSummary.of(found, self._store.currency_code)
+
+    @strawberry.field(
+        description="The figures at each interval boundary (in the store's time zone) "
+        "from `from` to `to`; at most 1,000 points, none after now."
+    )
+    async def backlog_trend(
+        self,
+        info: Ctx,
+        from_: Annotated[dt.datetime, strawberry.argument(name="from")],
+        to: dt.datetime,
+        interval: TrendInterval,
+    ) -> list[BacklogPoint]:
+        found = await fig.backlog_trend(info.context, self._store, from_, to, interval.value)
+        return [BacklogPoint.of(f, self._store.currency_code) for f in found]
 
 
 @strawberry.type

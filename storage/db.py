@@ -38,14 +38,19 @@ class Database:
         # SQLite allows one writer at a time: writers in this process queue here
         # instead of failing with "database is locked".
         self._write_lock = asyncio.Lock()
+        # Writers take SQLite's write lock when they begin (BEGIN IMMEDIATE), so a
+        # writer in another process waits for it (busy_timeout) instead of failing
+        # with "database is locked" when it upgrades a read transaction.
+        self._writer: AsyncEngine = self.engine
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+            self._writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction meant to change data; commits on success."""
         if self.is_sqlite:
-            async with self._write_lock, self.engine.begin() as conn:
+            async with self._write_lock, self._writer.begin() as conn:
                 yield conn
         else:
             async with self.engine.begin() as conn:
@@ -76,4 +81,4 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

@@ -99,6 +99,7 @@ def order_from(row: RowMapping, lines: list[OrderLine]) -> Order:
         external_id=row["external_id"],
         customer_ref=row["customer_ref"],
         overdue_at=row["overdue_at"],
+        overdue_notified=row["overdue_notified"],
         lines=sorted(lines, key=lambda line: line.id),
     )
 
@@ -118,4 +119,5 @@ def order_values(order: Order) -> dict[str, Any]:
         "stock_status": stock.value if stock else None,
         "in_backlog": order.in_backlog,
         "is_backordered": order.is_backordered,
+        "overdue_notified": order.overdue_notified,
     }

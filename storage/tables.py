@@ -97,6 +97,8 @@ stores = Table(
     Column("next_id", BigInteger, nullable=False, server_default=text("1")),
     Column("next_order_number", BigInteger, nullable=False, server_default=text("1001")),
     Column("last_event_seq", BigInteger, nullable=False, server_default=text("0")),
+    # Business time never runs backwards within a store (the history relies on it).
+    Column("last_event_at", UtcDateTime, nullable=True),
 )
 
 api_keys = Table(
@@ -154,11 +156,26 @@ orders = Table(
     Column("stock_status", String(24), nullable=True),
     Column("in_backlog", Boolean, nullable=False),
     Column("is_backordered", Boolean, nullable=False),
+    Column("overdue_notified", Boolean, nullable=False, server_default=text("false")),
     PrimaryKeyConstraint("store_id", "id"),
     UniqueConstraint("store_id", "number"),
     Index("ix_orders_placed", "store_id", "placed_at", "number"),
     Index("ix_orders_external", "store_id", "external_id"),
     Index("ix_orders_ship_date", "store_id", "requested_ship_date", "number"),
+    Index(
+        "ix_orders_backordered",
+        "store_id",
+        "placed_at",
+        postgresql_where=text("is_backordered"),
+        sqlite_where=text("is_backordered"),
+    ),
+    Index(
+        "ix_orders_overdue_due",
+        "overdue_at",
+        "store_id",
+        postgresql_where=text("in_backlog AND NOT overdue_notified"),
+        sqlite_where=text("in_backlog AND NOT overdue_notified"),
+    ),
 )
 
 order_lines = Table(
@@ -235,4 +252,53 @@ idempotency_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("store_id", "operation", "key"),
     Index("ix_idempotency_keys_age", "store_id", "created_at"),
+)
+
+
+def _tally_columns() -> list[Column[Any]]:
+    return [
+        Column("backlog_orders", BigInteger, nullable=False),
+        Column("backlog_units", BigInteger, nullable=False),
+        Column("backlog_value", Money, nullable=False),
+        Column("backorder_orders", BigInteger, nullable=False),
+        Column("backorder_units", BigInteger, nullable=False),
+        Column("backorder_value", Money, nullable=False),
+    ]
+
+
+# The figures' history, a projection of the event log written in the same
+# transaction: the store's running totals after each change that moved them...
+tally_points = Table(
+    "tally_points",
+    metadata,
+    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    *_tally_columns(),
+    Column("oldest_backorder_placed_at", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("store_id", "seq"),
+    Index("ix_tally_points_at", "store_id", "at", "seq"),
+)
+
+# ...and, per overdue instant (the end of a requested ship date), the running
+# totals of the orders due then; overdue at t sums the instants up to t.
+overdue_points = Table(
+    "overdue_points",
+    metadata,
+    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("overdue_at", UtcDateTime, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    *_tally_columns(),
+    PrimaryKeyConstraint("store_id", "overdue_at", "seq"),
+    Index("ix_overdue_points_at", "store_id", "overdue_at", "at", "seq"),
+)
+
+overdue_totals = Table(
+    "overdue_totals",
+    metadata,
+    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("overdue_at", UtcDateTime, nullable=False),
+    *_tally_columns(),
+    PrimaryKeyConstraint("store_id", "overdue_at"),
 )

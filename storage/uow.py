@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.errors import DomainError, ErrorCode
 from domain.events import Event, OrderEvent
 from domain.model import Order, OrderLine, Product, Store
+from domain.tallies import NOTHING, Contribution, contribution
+from storage import history
 from storage import tables as t
 from storage.db import Database
 from storage.mapping import (
@@ -60,7 +62,7 @@ _PRODUCT_MUTABLE = [
     "allocated",
     "backordered",
 ]
-_ORDER_MUTABLE = ["status", "stock_status", "in_backlog", "is_backordered"]
+_ORDER_MUTABLE = ["status", "stock_status", "in_backlog", "is_backordered", "overdue_notified"]
 _LINE_MUTABLE = ["allocated", "backordered", "shipped", "cancelled"]
 
 
@@ -82,6 +84,7 @@ class SqlStoreSession:
         self._orders: dict[int, Order] = {}
         self._orders_before: dict[int, dict[str, Any]] = {}
         self._lines_before: dict[int, dict[str, Any]] = {}
+        self._contribution_before: dict[int, Contribution] = {}
         self._new_products: list[Product] = []
         self._new_orders: list[Order] = []
         self.events: list[tuple[int, Event]] = []
@@ -163,6 +166,7 @@ class SqlStoreSession:
             order = order_from(row, lines.get(row["id"], []))
             self._orders[order.id] = order
             self._orders_before[order.id] = order_values(order)
+            self._contribution_before[order.id] = contribution(order)
 
     async def order(self, order_id: int) -> Order | None:
         await self._load_orders([order_id])
@@ -197,6 +201,20 @@ class SqlStoreSession:
             .order_by(ol.c.placed_at.desc(), ol.c.order_number.desc(), ol.c.id.desc())
             .limit(limit)
         )
+
+    async def due_orders(self) -> list[Order]:
+        o = t.orders
+        ids = (
+            await self.conn.execute(
+                select(o.c.id)
+                .where(o.c.store_id == self.store.id, o.c.overdue_at <= self.now)
+                .where(o.c.in_backlog.is_(True), o.c.overdue_notified.is_(False))
+                .order_by(o.c.overdue_at, o.c.number)
+            )
+        ).scalars()
+        wanted = list(ids)
+        await self._load_orders(wanted)
+        return [self._orders[i] for i in wanted]
 
     def order_of(self, line: OrderLine) -> Order:
         return self._orders[line.order_id]
@@ -253,12 +271,24 @@ class SqlStoreSession:
 
         if self.events:
             await conn.execute(insert(t.events), [self._event_row(s, e) for s, e in self.events])
-        counters = {
+            await history.record(
+                conn,
+                self.store.id,
+                self._last_seq,
+                self.now,
+                [
+                    (order, self._contribution_before.get(oid, NOTHING))
+                    for oid, order in self._orders.items()
+                ],
+            )
+        counters: dict[str, Any] = {
             "next_id": self._next_id,
             "next_order_number": self._next_number,
             "last_event_seq": self._last_seq,
         }
-        if counters != self._counters_before:
+        if self.events:
+            counters["last_event_at"] = self.now
+        if any(self._counters_before.get(k) != v for k, v in counters.items()):
             await conn.execute(
                 update(t.stores).where(t.stores.c.id == self.store.id).values(counters)
             )
@@ -298,6 +328,9 @@ async def store_session(
             "next_order_number": row["next_order_number"],
             "last_event_seq": row["last_event_seq"],
         }
-        session = SqlStoreSession(conn, store_from(row), counters, clock())
+        now = clock()
+        if row["last_event_at"] is not None and now < row["last_event_at"]:
+            now = row["last_event_at"]  # never before the store's previous event
+        session = SqlStoreSession(conn, store_from(row), counters, now)
         yield session
         await session.flush()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 05:12:00.453995
+Create Date: 2026-11-28 05:23:57.380694
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def upgrade() -> None:
             "next_order_number", sa.BigInteger(), server_default=sa.text("1001"), nullable=False
         ),
         sa.Column("last_event_seq", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("last_event_at", storage.tables.UtcDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stores")),
         sa.UniqueConstraint("handle", name=op.f("uq_stores_handle")),
     )
@@ -110,6 +111,9 @@ def upgrade() -> None:
         sa.Column("stock_status", sa.String(length=24), nullable=True),
         sa.Column("in_backlog", sa.Boolean(), nullable=False),
         sa.Column("is_backordered", sa.Boolean(), nullable=False),
+        sa.Column(
+            "overdue_notified", sa.Boolean(), server_default=sa.text("false"), nullable=False
+        ),
         sa.ForeignKeyConstraint(
             ["store_id"], ["stores.id"], name=op.f("fk_orders_store_id_stores")
         ),
@@ -117,12 +121,63 @@ def upgrade() -> None:
         sa.UniqueConstraint("store_id", "number", name=op.f("uq_orders_store_id_number")),
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_orders_backordered",
+            ["store_id", "placed_at"],
+            unique=False,
+            postgresql_where=sa.text("is_backordered"),
+            sqlite_where=sa.text("is_backordered"),
+        )
         batch_op.create_index("ix_orders_external", ["store_id", "external_id"], unique=False)
+        batch_op.create_index(
+            "ix_orders_overdue_due",
+            ["overdue_at", "store_id"],
+            unique=False,
+            postgresql_where=sa.text("in_backlog AND NOT overdue_notified"),
+            sqlite_where=sa.text("in_backlog AND NOT overdue_notified"),
+        )
         batch_op.create_index("ix_orders_placed", ["store_id", "placed_at", "number"], unique=False)
         batch_op.create_index(
             "ix_orders_ship_date", ["store_id", "requested_ship_date", "number"], unique=False
         )
 
+    op.create_table(
+        "overdue_points",
+        sa.Column("store_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("overdue_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("backlog_orders", sa.BigInteger(), nullable=False),
+        sa.Column("backlog_units", sa.BigInteger(), nullable=False),
+        sa.Column("backlog_value", storage.tables.Money(), nullable=False),
+        sa.Column("backorder_orders", sa.BigInteger(), nullable=False),
+        sa.Column("backorder_units", sa.BigInteger(), nullable=False),
+        sa.Column("backorder_value", storage.tables.Money(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["store_id"], ["stores.id"], name=op.f("fk_overdue_points_store_id_stores")
+        ),
+        sa.PrimaryKeyConstraint("store_id", "overdue_at", "seq", name=op.f("pk_overdue_points")),
+    )
+    with op.batch_alter_table("overdue_points", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_overdue_points_at", ["store_id", "overdue_at", "at", "seq"], unique=False
+        )
+
+    op.create_table(
+        "overdue_totals",
+        sa.Column("store_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("overdue_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("backlog_orders", sa.BigInteger(), nullable=False),
+        sa.Column("backlog_units", sa.BigInteger(), nullable=False),
+        sa.Column("backlog_value", storage.tables.Money(), nullable=False),
+        sa.Column("backorder_orders", sa.BigInteger(), nullable=False),
+        sa.Column("backorder_units", sa.BigInteger(), nullable=False),
+        sa.Column("backorder_value", storage.tables.Money(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["store_id"], ["stores.id"], name=op.f("fk_overdue_totals_store_id_stores")
+        ),
+        sa.PrimaryKeyConstraint("store_id", "overdue_at", name=op.f("pk_overdue_totals")),
+    )
     op.create_table(
         "products",
         sa.Column("store_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -143,6 +198,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("store_id", "id", name=op.f("pk_products")),
         sa.UniqueConstraint("store_id", "sku", name=op.f("uq_products_store_id_sku")),
     )
+    op.create_table(
+        "tally_points",
+        sa.Column("store_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("backlog_orders", sa.BigInteger(), nullable=False),
+        sa.Column("backlog_units", sa.BigInteger(), nullable=False),
+        sa.Column("backlog_value", storage.tables.Money(), nullable=False),
+        sa.Column("backorder_orders", sa.BigInteger(), nullable=False),
+        sa.Column("backorder_units", sa.BigInteger(), nullable=False),
+        sa.Column("backorder_value", storage.tables.Money(), nullable=False),
+        sa.Column(
+            "oldest_backorder_placed_at", storage.tables.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.ForeignKeyConstraint(
+            ["store_id"], ["stores.id"], name=op.f("fk_tally_points_store_id_stores")
+        ),
+        sa.PrimaryKeyConstraint("store_id", "seq", name=op.f("pk_tally_points")),
+    )
+    with op.batch_alter_table("tally_points", schema=None) as batch_op:
+        batch_op.create_index("ix_tally_points_at", ["store_id", "at", "seq"], unique=False)
+
     op.create_table(
         "events",
         sa.Column("store_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -248,11 +325,30 @@ def downgrade() -> None:
         batch_op.drop_index("ix_events_order")
 
     op.drop_table("events")
+    with op.batch_alter_table("tally_points", schema=None) as batch_op:
+        batch_op.drop_index("ix_tally_points_at")
+
+    op.drop_table("tally_points")
     op.drop_table("products")
+    op.drop_table("overdue_totals")
+    with op.batch_alter_table("overdue_points", schema=None) as batch_op:
+        batch_op.drop_index("ix_overdue_points_at")
+
+    op.drop_table("overdue_points")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_ship_date")
         batch_op.drop_index("ix_orders_placed")
+        batch_op.drop_index(
+            "ix_orders_overdue_due",
+            postgresql_where=sa.text("in_backlog AND NOT overdue_notified"),
+            sqlite_where=sa.text("in_backlog AND NOT overdue_notified"),
+        )
         batch_op.drop_index("ix_orders_external")
+        batch_op.drop_index(
+            "ix_orders_backordered",
+            postgresql_where=sa.text("is_backordered"),
+            sqlite_where=sa.text("is_backordered"),
+        )
 
     op.drop_table("orders")
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:

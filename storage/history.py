@@ -1,0 +1,223 @@
+"""The figures' history: running totals written with each change, read back at any instant.
+
+With every committed change that moves the tallies, one `tally_points` row keeps
+the store's backlog and backorder totals right after it, and one
+`overdue_points` row per overdue instant touched keeps the totals of the orders
+due at that instant. Both are derived from the same order changes as the
+events, in the same transaction. Reading an instant t is then:
+
+- backlog, backorders and the oldest backorder: the last `tally_points` row at
+  or before t (one index probe);
+- overdue: for each overdue instant d <= t, the last `overdue_points` row of d
+  at or before t, summed (one probe per distinct requested ship date, not per
+  order).
+
+Time within a store never runs backwards (the unit of work clamps it), so
+"last by time" and "last by position" agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, func, insert, select, type_coerce, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.model import Order
+from domain.tallies import NOTHING, Contribution, Figures, Tally, contribution, figures
+from storage import tables as t
+
+_COLUMNS = (
+    "backlog_orders",
+    "backlog_units",
+    "backlog_value",
+    "backorder_orders",
+    "backorder_units",
+    "backorder_value",
+)
+
+
+def _values(c: Contribution) -> dict[str, Any]:
+    return {
+        "backlog_orders": c.backlog.orders,
+        "backlog_units": c.backlog.units,
+        "backlog_value": c.backlog.value,
+        "backorder_orders": c.backorders.orders,
+        "backorder_units": c.backorders.units,
+        "backorder_value": c.backorders.value,
+    }
+
+
+def _contribution(row: Any) -> Contribution:
+    if row is None:
+        return NOTHING
+    return Contribution(
+        Tally(row["backlog_orders"], row["backlog_units"], row["backlog_value"]),
+        Tally(row["backorder_orders"], row["backorder_units"], row["backorder_value"]),
+    )
+
+
+async def _latest_point(conn: AsyncConnection, store_id: int, at: dt.datetime | None) -> Any:
+    p = t.tally_points
+    query = select(p).where(p.c.store_id == store_id)
+    if at is not None:
+        query = query.where(p.c.at <= at)
+    query = query.order_by(p.c.at.desc(), p.c.seq.desc()).limit(1)
+    return (await conn.execute(query)).mappings().first()
+
+
+async def record(
+    conn: AsyncConnection,
+    store_id: int,
+    seq: int,
+    at: dt.datetime,
+    orders: Iterable[tuple[Order, Contribution]],
+) -> None:
+    """Write the running totals after a change; `orders` pairs each touched order with its
+    contribution before the change."""
+    total = NOTHING
+    by_instant: dict[dt.datetime, Contribution] = defaultdict(Contribution)
+    backorder_set_changed = False
+    for order, before in orders:
+        after = contribution(order)
+        delta = after - before
+        if delta:
+            total = total + delta
+            if order.overdue_at is not None:
+                by_instant[order.overdue_at] = by_instant[order.overdue_at] + delta
+        if bool(before.backorders) != bool(after.backorders):
+            backorder_set_changed = True
+    if not total and not any(by_instant.values()) and not backorder_set_changed:
+        return
+    previous = await _latest_point(conn, store_id, None)
+    oldest = previous["oldest_backorder_placed_at"] if previous else None
+    if backorder_set_changed:
+        o = t.orders
+        oldest = (
+            await conn.execute(
+                select(func.min(o.c.placed_at)).where(
+                    o.c.store_id == store_id, o.c.is_backordered.is_(True)
+                )
+            )
+        ).scalar()
+        if isinstance(oldest, str):  # SQLite returns aggregates untyped
+            oldest = dt.datetime.fromisoformat(oldest).replace(tzinfo=dt.UTC)
+    await conn.execute(
+        insert(t.tally_points).values(
+            store_id=store_id,
+            seq=seq,
+            at=at,
+            oldest_backorder_placed_at=oldest,
+            **_values(_contribution(previous) + total),
+        )
+    )
+    for instant, delta in sorted(by_instant.items()):
+        if not delta:
+            continue
+        ot = t.overdue_totals
+        current = (
+            (
+                await conn.execute(
+                    select(ot).where(ot.c.store_id == store_id, ot.c.overdue_at == instant)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        after = _contribution(current) + delta
+        if current is None:
+            await conn.execute(
+                insert(ot).values(store_id=store_id, overdue_at=instant, **_values(after))
+            )
+        else:
+            await conn.execute(
+                update(ot)
+                .where(ot.c.store_id == store_id, ot.c.overdue_at == instant)
+                .values(**_values(after))
+            )
+        await conn.execute(
+            insert(t.overdue_points).values(
+                store_id=store_id, overdue_at=instant, seq=seq, at=at, **_values(after)
+            )
+        )
+
+
+async def _overdue_now(conn: AsyncConnection, store_id: int, now: dt.datetime) -> Contribution:
+    ot = t.overdue_totals
+    row = (
+        (
+            await conn.execute(
+                select(*(_sum(ot.c[name], name) for name in _COLUMNS)).where(
+                    ot.c.store_id == store_id, ot.c.overdue_at <= now
+                )
+            )
+        )
+        .mappings()
+        .one()
+    )
+    return _contribution(_typed(row))
+
+
+async def _overdue_at(conn: AsyncConnection, store_id: int, at: dt.datetime) -> Contribution:
+    ot, op = t.overdue_totals, t.overdue_points
+    latest = op.alias("latest")
+    last_seq = (
+        select(latest.c.seq)
+        .where(
+            latest.c.store_id == ot.c.store_id,
+            latest.c.overdue_at == ot.c.overdue_at,
+            latest.c.at <= at,
+        )
+        .order_by(latest.c.at.desc(), latest.c.seq.desc())
+        .limit(1)
+        .correlate(ot)
+        .scalar_subquery()
+    )
+    query = (
+        select(*(_sum(op.c[name], name) for name in _COLUMNS))
+        .select_from(ot)
+        .join(
+            op,
+            (op.c.store_id == ot.c.store_id)
+            & (op.c.overdue_at == ot.c.overdue_at)
+            & (op.c.seq == last_seq),
+        )
+        .where(ot.c.store_id == store_id, ot.c.overdue_at <= at)
+    )
+    row = (await conn.execute(query)).mappings().one()
+    return _contribution(_typed(row))
+
+
+def _sum(column: Any, name: str) -> Any:
+    raw = type_coerce(column, BigInteger)  # money as its integer units, summed exactly
+    return func.coalesce(func.sum(raw), 0).label(name)
+
+
+def _typed(row: Any) -> dict[str, Any]:
+    """Sums come back as plain numbers: money columns are in 1/10,000 units."""
+    values = dict(row)
+    for name in ("backlog_value", "backorder_value"):
+        values[name] = Decimal(int(values[name])) / t.MONEY_SCALE
+    for name in ("backlog_orders", "backlog_units", "backorder_orders", "backorder_units"):
+        values[name] = int(values[name])
+    return values
+
+
+async def figures_now(conn: AsyncConnection, store_id: int, now: dt.datetime) -> Figures:
+    """Current figures: the latest running totals plus the overdue instants passed by now."""
+    point = await _latest_point(conn, store_id, None)
+    overdue = await _overdue_now(conn, store_id, now)
+    oldest = point["oldest_backorder_placed_at"] if point else None
+    return figures(now, _contribution(point), overdue, oldest)
+
+
+async def figures_at(conn: AsyncConnection, store_id: int, at: dt.datetime) -> Figures:
+    """The figures exactly as they stood at a past instant."""
+    point = await _latest_point(conn, store_id, at)
+    overdue = await _overdue_at(conn, store_id, at)
+    oldest = point["oldest_backorder_placed_at"] if point else None
+    return figures(at, _contribution(point), overdue, oldest)
