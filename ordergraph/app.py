@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from ordergraph.clock import Clock
+from ordergraph.overdue import run_sweeper
 from ordergraph.settings import Settings
 from resolvers.context import Context, Limits
 from schema.build import SchemaLimits, build_schema
@@ -71,9 +73,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
-        if db is None:
-            await database.dispose()
+        stop = asyncio.Event()
+        sweeper = None
+        if settings.overdue_sweep_seconds > 0:
+            sweeper = asyncio.create_task(
+                run_sweeper(database, view.clock, settings.overdue_sweep_seconds, stop)
+            )
+        try:
+            yield
+        finally:
+            stop.set()
+            if sweeper is not None:
+                await sweeper
+            if db is None:
+                await database.dispose()
 
     app = Starlette(
         routes=[

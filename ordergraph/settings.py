@@ -43,6 +43,7 @@ class Settings:
     max_aliases: int = 30
     max_tokens: int = 5000
     idempotency_ttl_hours: int = 24
+    overdue_sweep_seconds: int = 60
     log_level: str = "INFO"
 
     @classmethod
@@ -58,6 +59,7 @@ class Settings:
             max_aliases=_int(env, "ORDERGRAPH_MAX_ALIASES", 30),
             max_tokens=_int(env, "ORDERGRAPH_MAX_TOKENS", 5000),
             idempotency_ttl_hours=_int(env, "ORDERGRAPH_IDEMPOTENCY_TTL_HOURS", 24),
+            overdue_sweep_seconds=_int(env, "ORDERGRAPH_OVERDUE_SWEEP_SECONDS", 60, minimum=0),
             log_level=(env.get("ORDERGRAPH_LOG_LEVEL") or "INFO").upper(),
         )
 
