@@ -44,6 +44,11 @@ class Settings:
     max_tokens: int = 5000
     idempotency_ttl_hours: int = 24
     overdue_sweep_seconds: int = 60
+    ws_init_timeout_seconds: int = 10
+    ws_ping_seconds: int = 15
+    max_subscriptions_per_connection: int = 100
+    subscriber_buffer: int = 1000
+    tail_poll_ms: int = 500
     log_level: str = "INFO"
 
     @classmethod
@@ -60,6 +65,13 @@ class Settings:
             max_tokens=_int(env, "ORDERGRAPH_MAX_TOKENS", 5000),
             idempotency_ttl_hours=_int(env, "ORDERGRAPH_IDEMPOTENCY_TTL_HOURS", 24),
             overdue_sweep_seconds=_int(env, "ORDERGRAPH_OVERDUE_SWEEP_SECONDS", 60, minimum=0),
+            ws_init_timeout_seconds=_int(env, "ORDERGRAPH_WS_INIT_TIMEOUT_SECONDS", 10),
+            ws_ping_seconds=_int(env, "ORDERGRAPH_WS_PING_SECONDS", 15),
+            max_subscriptions_per_connection=_int(
+                env, "ORDERGRAPH_MAX_SUBSCRIPTIONS_PER_CONNECTION", 100
+            ),
+            subscriber_buffer=_int(env, "ORDERGRAPH_SUBSCRIBER_BUFFER", 1000),
+            tail_poll_ms=_int(env, "ORDERGRAPH_TAIL_POLL_MS", 500, minimum=10),
             log_level=(env.get("ORDERGRAPH_LOG_LEVEL") or "INFO").upper(),
         )
 

@@ -16,6 +16,7 @@ from domain.model import Order, OrderLine, Product, Store
 from storage import queries
 from storage.admin import hash_token
 from storage.db import Database
+from storage.hub import EventHub
 from storage.queries import KeyRecord
 
 
@@ -95,11 +96,18 @@ class Context:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     request: Any = None
     response: Any = None
+    hub: EventHub | None = None
+    connection_params: dict[str, Any] | None = None
     loaders: Loaders = field(init=False)
     _principal: Principal | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.db)
+
+    def reauthenticate(self, authorization: str | None) -> None:
+        """Use another Authorization value (a websocket's connection_init payload)."""
+        self.authorization = authorization
+        self._principal = None
 
     async def principal(self) -> Principal:
         if self._principal is None:

@@ -19,6 +19,7 @@ from strawberry.types import ExecutionContext
 from schema.enums import InventoryEventType
 from schema.mutations import Mutation
 from schema.query import Query
+from schema.subscriptions import Subscription
 from schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
 
 log = logging.getLogger("ordergraph.errors")
@@ -60,6 +61,7 @@ def build_schema(limits: SchemaLimits | None = None) -> strawberry.Schema:
     return OrdergraphSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[StoreType, ProductType, OrderType, OrderLineType, ApiKeyType, InventoryEventType],
         extensions=[
             lambda: QueryDepthLimiter(max_depth=limits.max_depth),

@@ -536,6 +536,7 @@ class OrderEventType_:
     status: OrderStatus
     stock_status: StockStatus | None
     _record: strawberry.Private[EventRecord]
+    _preloaded: strawberry.Private[OrderType | None] = None
 
     @classmethod
     def of(cls, record: EventRecord) -> OrderEventType_:
@@ -552,6 +553,8 @@ class OrderEventType_:
 
     @strawberry.field
     async def order(self, info: Ctx) -> OrderType:
+        if self._preloaded is not None:
+            return self._preloaded
         assert self._record.order_id is not None
         found = await info.context.loaders.order.load(
             (self._record.store_id, self._record.order_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -38,6 +38,8 @@ class Database:
         # SQLite allows one writer at a time: writers in this process queue here
         # instead of failing with "database is locked".
         self._write_lock = asyncio.Lock()
+        # Called with a store id after a change to that store has committed.
+        self.on_commit: list[Callable[[int], None]] = []
         # Writers take SQLite's write lock when they begin (BEGIN IMMEDIATE), so a
         # writer in another process waits for it (busy_timeout) instead of failing
         # with "database is locked" when it upgrades a read transaction.
@@ -60,6 +62,10 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             yield conn
+
+    def committed(self, store_id: int) -> None:
+        for callback in list(self.on_commit):
+            callback(store_id)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import DomainError, ErrorCode
@@ -33,6 +33,7 @@ from storage.mapping import (
     product_values,
     store_from,
 )
+from storage.tail import NOTIFY_CHANNEL
 
 Clock = Callable[[], dt.datetime]
 
@@ -288,6 +289,12 @@ class SqlStoreSession:
         }
         if self.events:
             counters["last_event_at"] = self.now
+            if conn.dialect.name == "postgresql":
+                # A wake-up for tails in other processes, delivered only if this commits.
+                await conn.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": NOTIFY_CHANNEL, "payload": f"{self.store.id}:{self._last_seq}"},
+                )
         if any(self._counters_before.get(k) != v for k, v in counters.items()):
             await conn.execute(
                 update(t.stores).where(t.stores.c.id == self.store.id).values(counters)
@@ -334,3 +341,5 @@ async def store_session(
         session = SqlStoreSession(conn, store_from(row), counters, now)
         yield session
         await session.flush()
+    if session.events:
+        db.committed(store_id)

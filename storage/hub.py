@@ -1,0 +1,270 @@
+"""The live tail of the event log, fanned out to this process's subscribers.
+
+One pump per process reads each watched store's new events (`seq > last`) and
+hands them to every subscriber of that store. It is woken at once by commits
+in this process, by PostgreSQL NOTIFY for commits in other processes, and
+polls as a fallback, so a lost notification or a killed listener connection
+only delays delivery, never loses it: the log is the carrier, NOTIFY only a
+wake-up. Subscribers replay from the log first and skip what they have seen,
+so the seam between replay and live has no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from domain.model import Order, Product
+from storage import queries
+from storage.db import Database
+from storage.queries import EventRecord
+from storage.tail import NOTIFY_CHANNEL, events_after, events_after_many, last_seq
+
+log = logging.getLogger("ordergraph.hub")
+LISTENER_NAME = "ordergraph-listener"
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """An event of the log with the order or product it names, loaded once for all."""
+
+    record: EventRecord
+    order: Order | None = None
+    product: Product | None = None
+
+
+class SubscriberOverflow(Exception):
+    """The subscriber fell too far behind; its connection is closed."""
+
+
+class Subscriber:
+    def __init__(self, store_id: int, buffer: int) -> None:
+        self.store_id = store_id
+        self.buffer = buffer
+        self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue()
+        self.overflowed = False
+
+    def offer(self, event: LiveEvent) -> None:
+        if self.overflowed:
+            return
+        if self.queue.qsize() >= self.buffer:
+            self.overflowed = True
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(event)
+
+
+class EventHub:
+    def __init__(
+        self, db: Database, *, poll_seconds: float = 0.5, buffer: int = 1000, batch: int = 500
+    ) -> None:
+        self.db = db
+        self.poll_seconds = poll_seconds
+        self.buffer = buffer
+        self.batch = batch
+        self._subscribers: dict[int, set[Subscriber]] = {}
+        self._positions: dict[int, int] = {}
+        self._dirty: set[int] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.listener_connected = False
+        self.last_pump_at = time.monotonic()
+
+    # -- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        self.db.on_commit.append(self.wake)
+        self._tasks.append(asyncio.create_task(self._pump_forever()))
+        if not self.db.is_sqlite:
+            self._tasks.append(asyncio.create_task(self._listen_forever()))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.wake in self.db.on_commit:
+            self.db.on_commit.remove(self.wake)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._subscribers.values())
+
+    def wake(self, store_id: int | None = None) -> None:
+        """Something may have committed (for one store, or for any store when None)."""
+        if store_id is None:
+            self._dirty.update(self._subscribers)
+        elif store_id in self._subscribers:
+            self._dirty.add(store_id)
+        self._wake.set()
+
+    # -- subscribing ----------------------------------------------------------
+    async def subscribe(self, store_id: int) -> Subscriber:
+        subscriber = Subscriber(store_id, self.buffer)
+        if store_id not in self._positions:
+            async with self.db.read() as conn:
+                position = await last_seq(conn, store_id)
+            self._positions.setdefault(store_id, position)
+        self._subscribers.setdefault(store_id, set()).add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        subs = self._subscribers.get(subscriber.store_id)
+        if subs is None:
+            return
+        subs.discard(subscriber)
+        if not subs:
+            del self._subscribers[subscriber.store_id]
+            self._positions.pop(subscriber.store_id, None)
+
+    async def stream(self, store_id: int, after: int | None) -> AsyncIterator[LiveEvent]:
+        """Every event of the store after position `after` (None: from now on), in order,
+        each once, then live until the consumer stops."""
+        subscriber = await self.subscribe(store_id)
+        try:
+            if after is None:
+                async with self.db.read() as conn:
+                    after = await last_seq(conn, store_id)
+            last = after
+            async for event in self._read(store_id, last, None):
+                last = event.record.seq
+                yield event
+            while True:
+                event_or_none = await subscriber.queue.get()
+                if event_or_none is None:
+                    raise SubscriberOverflow(store_id)
+                seq = event_or_none.record.seq
+                if seq <= last:
+                    continue  # already delivered by the replay
+                if seq > last + 1:  # positions are gapless per store: fetch what is missing
+                    async for missing in self._read(store_id, last, seq - 1):
+                        last = missing.record.seq
+                        yield missing
+                yield event_or_none
+                last = seq
+        finally:
+            self.unsubscribe(subscriber)
+
+    async def _read(self, store_id: int, after: int, upto: int | None) -> AsyncIterator[LiveEvent]:
+        while True:
+            async with self.db.read() as conn:
+                records = await events_after(conn, store_id, after, self.batch)
+                if upto is not None:
+                    records = [r for r in records if r.seq <= upto]
+                events = await _enrich(conn, records)
+            for event in events:
+                after = event.record.seq
+                yield event
+            if len(records) < self.batch or (upto is not None and after >= upto):
+                return
+
+    # -- the pump ---------------------------------------------------------------
+    async def _pump_forever(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            self._wake.clear()
+            woken = self._dirty or set(self._subscribers)
+            self._dirty = set()
+            try:
+                await self._pump(woken)
+            except Exception:
+                log.exception("reading the event log failed; retrying")
+                self._dirty.update(woken)
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _pump(self, stores: set[int]) -> None:
+        self.last_pump_at = time.monotonic()
+        positions = {s: self._positions[s] for s in stores if s in self._positions}
+        while positions:
+            async with self.db.read() as conn:
+                records = await events_after_many(conn, positions, self.batch)
+                events = await _enrich(conn, records)
+            for event in events:
+                store_id = event.record.store_id
+                if store_id not in self._positions:
+                    continue
+                self._positions[store_id] = max(self._positions[store_id], event.record.seq)
+                for subscriber in list(self._subscribers.get(store_id, ())):
+                    subscriber.offer(event)
+            if len(records) < self.batch:
+                return
+            positions = {s: self._positions[s] for s in positions if s in self._positions}
+
+    # -- PostgreSQL wake-ups ----------------------------------------------------
+    async def _listen_forever(self) -> None:
+        url = make_url(self.db.url).set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while not self._stopping:
+            lost = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(
+                    dsn, server_settings={"application_name": LISTENER_NAME}
+                )
+            except (OSError, asyncpg.PostgresError) as err:
+                log.warning("cannot listen for commits (%s); polling meanwhile", err)
+                await asyncio.sleep(1)
+                continue
+            try:
+                conn.add_termination_listener(_setter(lost))
+                await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                self.listener_connected = True
+                self.wake(None)  # catch up on anything committed while not listening
+                while not lost.is_set() and not conn.is_closed():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), timeout=5)
+                    if not lost.is_set():
+                        try:
+                            await asyncio.wait_for(conn.execute("SELECT 1"), timeout=5)
+                        except (OSError, asyncpg.PostgresError, TimeoutError):
+                            break
+            except (OSError, asyncpg.PostgresError) as err:
+                log.warning("commit listener failed (%s); reconnecting", err)
+            finally:
+                self.listener_connected = False
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+            if not self._stopping:
+                log.warning("commit listener connection lost; reconnecting")
+                self.wake(None)
+                await asyncio.sleep(0.2)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        store, _, _ = payload.partition(":")
+        try:
+            self.wake(int(store))
+        except ValueError:
+            self.wake(None)
+
+
+async def _enrich(conn: Any, records: list[EventRecord]) -> list[LiveEvent]:
+    """Load the orders and products the events name, once per batch."""
+    order_keys = {(r.store_id, r.order_id) for r in records if r.order_id is not None}
+    product_keys = {(r.store_id, r.product_id) for r in records if r.product_id is not None}
+    orders = await queries.orders_by_id(conn, order_keys) if order_keys else {}
+    products = await queries.products_by_id(conn, product_keys) if product_keys else {}
+    return [
+        LiveEvent(
+            record=r,
+            order=orders.get((r.store_id, r.order_id)) if r.order_id is not None else None,
+            product=(
+                products.get((r.store_id, r.product_id)) if r.product_id is not None else None
+            ),
+        )
+        for r in records
+    ]
+
+
+def _setter(event: asyncio.Event) -> Any:
+    return lambda _conn: event.set()

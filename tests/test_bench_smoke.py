@@ -1,0 +1,69 @@
+"""The placeOrder benchmark runs end to end and reports both rates and their ratio."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.conftest import PG_HOST, PG_PORT, PG_USER, run_outside_loop
+
+ROOT = Path(__file__).resolve().parent.parent
+ROW = re.compile(r"^(baseline|ordergraph)\s+(\d+)\s+(\d+)\s+([0-9.]+)\s", re.MULTILINE)
+RATIO = re.compile(r"^ratio \(ordergraph / baseline\): ([0-9.]+)$", re.MULTILINE)
+
+
+@pytest.mark.postgres
+def test_benchmark_places_orders_on_both_prints_the_ratio_and_drops_its_database(
+    pg_url: str,
+) -> None:
+    # pg_url skips this test when PostgreSQL is unreachable (and fails it under CI=true).
+    admin_dsn = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "place_orders.py"),
+            "--seconds",
+            "2",
+            "--warmup",
+            "0.5",
+            "--concurrency",
+            "4",
+            "--pg-dsn",
+            admin_dsn,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+
+    rates = {name: float(rate) for name, _orders, _errors, rate in ROW.findall(done.stdout)}
+    assert set(rates) == {"baseline", "ordergraph"}, output
+    assert rates["baseline"] > 0, output
+    assert rates["ordergraph"] > 0, output
+    ratio = RATIO.search(done.stdout)
+    assert ratio is not None, output
+    assert float(ratio.group(1)) == pytest.approx(
+        rates["ordergraph"] / rates["baseline"], rel=0.02, abs=0.002
+    )
+    assert output.count("checked in the database") == 2, output
+
+    database = re.search(r"/(ordergraph_bench_\w+)", done.stdout)
+    assert database is not None, output
+    assert not run_outside_loop(_database_exists(admin_dsn, database.group(1)))
+
+
+async def _database_exists(admin_dsn: str, name: str) -> bool:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        found = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+    finally:
+        await conn.close()
+    return found is not None
