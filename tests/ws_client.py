@@ -1,0 +1,74 @@
+"""A small GraphQL-over-websocket client for the tests (both protocols)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+TRANSPORT = "graphql-transport-ws"
+LEGACY = "graphql-ws"
+
+
+class WsClient:
+    def __init__(self, conn: ClientConnection, protocol: str) -> None:
+        self.conn = conn
+        self.protocol = protocol
+        self._ids = itertools.count(1)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.conn.send(json.dumps(message))
+
+    async def receive(self, wait: float = 10) -> dict[str, Any]:
+        while True:
+            raw = await asyncio.wait_for(self.conn.recv(), wait)
+            message: dict[str, Any] = json.loads(raw)
+            if message.get("type") in ("ping", "pong", "ka"):
+                if message["type"] == "ping":
+                    await self.send({"type": "pong"})
+                continue
+            return message
+
+    async def init(self, token: str | None) -> dict[str, Any]:
+        payload = {"authorization": f"Bearer {token}"} if token else {}
+        await self.send({"type": "connection_init", "payload": payload})
+        return await self.receive()
+
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        op_id = str(next(self._ids))
+        kind = "subscribe" if self.protocol == TRANSPORT else "start"
+        await self.send(
+            {"id": op_id, "type": kind, "payload": {"query": query, "variables": variables or {}}}
+        )
+        return op_id
+
+    async def next_data(self, wait: float = 10) -> dict[str, Any]:
+        """The next result's data; fails on an error message."""
+        message = await self.receive(wait)
+        if message["type"] not in ("next", "data"):
+            raise AssertionError(f"expected data, got {message}")
+        payload: dict[str, Any] = message["payload"]
+        if payload.get("errors"):
+            raise AssertionError(payload["errors"])
+        data: dict[str, Any] = payload["data"]
+        return data
+
+    async def closed_code(self, wait: float = 15) -> int | None:
+        try:
+            while True:
+                await asyncio.wait_for(self.conn.recv(), wait)
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+
+
+@asynccontextmanager
+async def ws_connect(base_url: str, protocol: str = TRANSPORT) -> AsyncIterator[WsClient]:
+    url = base_url.replace("http://", "ws://") + "/graphql"
+    async with connect(url, subprotocols=[protocol], open_timeout=10) as conn:  # type: ignore[list-item]
+        yield WsClient(conn, protocol)
