@@ -183,24 +183,59 @@ class SqlStoreSession:
             found.append(line)
         return found
 
+    def _loaded_lines(self, product: Product) -> list[OrderLine]:
+        return [
+            line
+            for order in self._orders.values()
+            for line in order.lines
+            if line.product_id == product.id
+        ]
+
+    async def _current_lines(
+        self,
+        product: Product,
+        query: Any,
+        limit: int,
+        keep: Callable[[OrderLine], bool],
+        newest_first: bool,
+    ) -> list[OrderLine]:
+        """The first `limit` lines of `query` as they stand in this session.
+
+        The database does not hold this session's unsaved changes yet: a line
+        loaded here may have stopped (or started) qualifying, e.g. the lines of
+        an order being cancelled. So fetch as many extra rows as there are
+        loaded lines of the product, and judge every line by its state in memory.
+        """
+        stale = len(self._loaded_lines(product))
+        await self._lines_of(query.limit(limit + stale))
+        current = [line for line in self._loaded_lines(product) if keep(line)]
+        current.sort(key=lambda line: line.queue_key, reverse=newest_first)
+        return current[:limit]
+
     async def backorder_queue(self, product: Product, limit: int) -> list[OrderLine]:
         ol = t.order_lines
-        return await self._lines_of(
+        return await self._current_lines(
+            product,
             select(ol.c.order_id, ol.c.id)
             .where(ol.c.store_id == self.store.id, ol.c.product_id == product.id)
             .where(ol.c.backordered > 0)
-            .order_by(ol.c.placed_at, ol.c.order_number, ol.c.id)
-            .limit(limit)
+            .order_by(ol.c.placed_at, ol.c.order_number, ol.c.id),
+            limit,
+            lambda line: line.backordered > 0,
+            newest_first=False,
         )
 
     async def newest_allocated_lines(self, product: Product, limit: int) -> list[OrderLine]:
         ol = t.order_lines
-        return await self._lines_of(
+        return await self._current_lines(
+            product,
             select(ol.c.order_id, ol.c.id)
             .where(ol.c.store_id == self.store.id, ol.c.product_id == product.id)
             .where(ol.c.allocated > 0)
-            .order_by(ol.c.placed_at.desc(), ol.c.order_number.desc(), ol.c.id.desc())
-            .limit(limit)
+            .order_by(ol.c.placed_at.desc(), ol.c.order_number.desc(), ol.c.id.desc()),
+            limit,
+            lambda line: line.allocated > 0,
+            newest_first=True,
         )
 
     async def due_orders(self) -> list[Order]:
