@@ -60,9 +60,12 @@ class WsClient:
         return data
 
     async def closed_code(self, wait: float = 15) -> int | None:
+        """Read until the server closes the connection; its close code (None: no close frame)."""
+        deadline = asyncio.get_running_loop().time() + wait
         try:
             while True:
-                await asyncio.wait_for(self.conn.recv(), wait)
+                left = deadline - asyncio.get_running_loop().time()
+                await asyncio.wait_for(self.conn.recv(), max(left, 0.001))
         except ConnectionClosed as closed:
             return closed.rcvd.code if closed.rcvd else None
 
