@@ -7,6 +7,7 @@ import hmac
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from graphql import GraphQLError
@@ -50,15 +51,34 @@ class Limits:
 
 
 class Loaders:
-    """One set per request: batch and cache lookups by (store id, row id)."""
+    """One set per request: batch and cache lookups by (store id, row id).
+
+    Each loader is made on first use: a live subscription takes a fresh set for every
+    event it delivers, and most events need none of them.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.store = DataLoader(self._stores)
-        self.product = DataLoader(self._products)
-        self.order = DataLoader(self._orders)
-        self.lines = DataLoader(self._lines)
-        self.line = DataLoader(self._line)
+
+    @cached_property
+    def store(self) -> DataLoader[int, Store | None]:
+        return DataLoader(self._stores)
+
+    @cached_property
+    def product(self) -> DataLoader[tuple[int, int], Product | None]:
+        return DataLoader(self._products)
+
+    @cached_property
+    def order(self) -> DataLoader[tuple[int, int], Order | None]:
+        return DataLoader(self._orders)
+
+    @cached_property
+    def lines(self) -> DataLoader[tuple[int, int], list[OrderLine]]:
+        return DataLoader(self._lines)
+
+    @cached_property
+    def line(self) -> DataLoader[tuple[int, int], OrderLine | None]:
+        return DataLoader(self._line)
 
     async def _stores(self, ids: list[int]) -> Sequence[Store | None]:
         async with self.db.read() as conn:

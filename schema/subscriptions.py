@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import strawberry
+from graphql import ExecutionResult
+from graphql.pyutils import AwaitableOrValue
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from domain.events import InventoryEventType, OrderEventType
 from domain.model import Store
@@ -19,6 +24,7 @@ from schema.types import Ctx, OrderEventType_, OrderType, ProductType
 from storage.hub import LiveEvent, SubscriberOverflow
 from storage.paging import BadPageRequest, decode_cursor, encode_cursor
 
+log = logging.getLogger("ordergraph.subscriptions")
 OVERFLOW_CLOSE_CODE = 4503  # documented: the subscriber stopped reading and fell behind
 COALESCE_SECONDS = 0.25
 
@@ -32,6 +38,7 @@ class InventoryEventObject:
     available: int
     backordered: int
     _event: strawberry.Private[LiveEvent]
+    _shared: strawberry.Private[dict[Any, Any] | None] = None
 
     @classmethod
     def of(cls, event: LiveEvent) -> InventoryEventObject:
@@ -44,6 +51,7 @@ class InventoryEventObject:
             available=int(data["available"]),
             backordered=int(data["backordered"]),
             _event=event,
+            _shared=_shared_results(event),
         )
 
     @strawberry.field
@@ -76,12 +84,19 @@ def _position(after: str | None) -> int | None:
     return value
 
 
-async def _live(ctx: Context, store: Store, after: str | None) -> AsyncIterator[LiveEvent]:
+async def _live(
+    ctx: Context, store: Store, after: str | None, stream: str
+) -> AsyncIterator[LiveEvent]:
     hub = ctx.hub
     if hub is None:
         raise ApiError("subscriptions are not available on this server", "UNAVAILABLE")
     try:
-        async for event in hub.stream(store.id, _position(after)):
+        async for event in hub.stream(
+            store.id,
+            _position(after),
+            streams=frozenset((stream,)),
+            on_overflow=lambda: _close_slow(ctx),
+        ):
             ctx.loaders = Loaders(ctx.db)  # each event is resolved against fresh data
             yield event
     except SubscriberOverflow:
@@ -89,7 +104,15 @@ async def _live(ctx: Context, store: Store, after: str | None) -> AsyncIterator[
 
 
 def _slow_consumer(ctx: Context) -> ApiError:
+    _close_slow(ctx)
+    return ApiError("this subscriber fell too far behind", "SLOW_CONSUMER")
+
+
+def _close_slow(ctx: Context) -> None:
     """Close the connection of a subscriber that stopped reading; others go on unaffected."""
+    log.warning(
+        "closing a websocket whose subscriber fell too far behind (request %s)", ctx.request_id
+    )
     websocket = ctx.request
     if websocket is not None and hasattr(websocket, "close"):
         task = asyncio.get_running_loop().create_task(
@@ -97,17 +120,109 @@ def _slow_consumer(ctx: Context) -> ApiError:
         )
         _closing.add(task)
         task.add_done_callback(_closing.discard)
-    return ApiError("this subscriber fell too far behind", "SLOW_CONSUMER")
 
 
 _closing: set[asyncio.Task[None]] = set()
 
 
+def _shared_results(event: LiveEvent) -> dict[Any, Any]:
+    """Where SharedEventExecutor keeps the event's results (no reference back to payloads)."""
+    results: dict[Any, Any] = event.memo.setdefault(SharedEventExecutor, {})
+    return results
+
+
 def _order_event(event: LiveEvent) -> OrderEventType_:
-    result = OrderEventType_.of(event.record)
-    if event.order is not None:
-        result._preloaded = OrderType(_order=event.order)
-    return result
+    """The event as a GraphQL object, made once for all the subscribers it reaches."""
+    found: OrderEventType_ | None = event.memo.get(OrderEventType_)
+    if found is None:
+        found = OrderEventType_.of(event.record)
+        if event.order is not None:
+            found._preloaded = OrderType(_order=event.order)
+        found._shared = _shared_results(event)
+        event.memo[OrderEventType_] = found
+    return found
+
+
+def _inventory_event(event: LiveEvent) -> InventoryEventObject:
+    found: InventoryEventObject | None = event.memo.get(InventoryEventObject)
+    if found is None:
+        found = event.memo[InventoryEventObject] = InventoryEventObject.of(event)
+    return found
+
+
+class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Executes a live event once for all identical subscriptions.
+
+    N subscribers of one store would otherwise each execute the same selection set on
+    the same event. A subscription's per-event execution is keyed by its payload class,
+    its document and operation name, its variables, and what its token may see (scopes
+    and stores); the first subscriber to reach an event executes it and leaves the
+    result in the event's memo (`LiveEvent.memo`, gone with the event), and every
+    subscriber with the same key is sent that result. Which events a subscriber gets,
+    once each and in order, is still decided by its own stream (EventHub.stream); only
+    the work of turning an event into a result is shared. A result with errors is not
+    shared: each of those subscribers executes the event itself. Replayed events have a
+    memo of their own, so they are executed per subscriber.
+    """
+
+    _per_event = False
+    _share_key: tuple[Any, ...] | None = None
+
+    def build_per_event_executor(self, payload: Any) -> SharedEventExecutor:
+        if self._share_key is None:
+            self._share_key = self._key()
+        executor = super().build_per_event_executor(payload)
+        assert isinstance(executor, SharedEventExecutor)
+        executor._per_event = True
+        return executor
+
+    def _key(self) -> tuple[Any, ...] | None:
+        loc = self.operation.loc
+        context = self.context_value
+        who = getattr(context, "_principal", None) if isinstance(context, Context) else None
+        if loc is None or who is None or who.key is None:
+            return None
+        try:
+            variables = json.dumps(self.variable_values.coerced, sort_keys=True, default=repr)
+        except (TypeError, ValueError):
+            return None
+        name = self.operation.name.value if self.operation.name else None
+        return (loc.source.body, name, variables, who.key.scopes, who.key.store_ids)
+
+    def execute_operation(self, serially: bool | None = None) -> AwaitableOrValue[Any]:
+        memo = getattr(self.root_value, "_shared", None) if self._per_event else None
+        if memo is None or self._share_key is None:
+            return super().execute_operation(serially)
+        key = (type(self.root_value), *self._share_key)
+        pending: asyncio.Future[ExecutionResult | None] | None = memo.get(key)
+        if pending is not None and pending.done():
+            shared = pending.result()
+            if shared is not None:  # the common case: no coroutine, no copy of the data
+                return ExecutionResult(shared.data, None, shared.extensions)
+        return self._execute_shared(memo, key, serially)
+
+    async def _execute_alone(self, serially: bool | None) -> Any:
+        result = super().execute_operation(serially)
+        return await result if self.is_awaitable(result) else result
+
+    async def _execute_shared(
+        self, memo: dict[Any, Any], key: tuple[Any, ...], serially: bool | None
+    ) -> Any:
+        pending: asyncio.Future[ExecutionResult | None] | None = memo.get(key)
+        if pending is not None:
+            shared = await asyncio.shield(pending)
+            if shared is None:
+                return await self._execute_alone(serially)
+            return ExecutionResult(shared.data, None, shared.extensions)
+        pending = asyncio.get_running_loop().create_future()
+        memo[key] = pending
+        result: Any = None
+        try:
+            result = await self._execute_alone(serially)
+        finally:
+            shareable = isinstance(result, ExecutionResult) and not result.errors
+            pending.set_result(result if shareable else None)
+        return result
 
 
 @strawberry.type
@@ -134,7 +249,7 @@ class Subscription:
                 raise ApiError("order not found", "NOT_FOUND")
             wanted_order = ref[1]
         wanted_types = {t.value for t in types} if types else None
-        async for event in _live(ctx, store, after):
+        async for event in _live(ctx, store, after, "order"):
             record = event.record
             if record.stream != "order":
                 continue
@@ -152,13 +267,13 @@ class Subscription:
     ) -> AsyncGenerator[InventoryEventObject, None]:
         ctx = info.context
         store = await _store(ctx, str(store_id))
-        async for event in _live(ctx, store, after):
+        async for event in _live(ctx, store, after, "inventory"):
             record = event.record
             if record.stream != "inventory":
                 continue
             if sku is not None and record.data.get("sku") != sku:
                 continue
-            yield InventoryEventObject.of(event)
+            yield _inventory_event(event)
 
     @strawberry.subscription(
         description="The store's current summary at once, then again whenever it changes "
@@ -172,7 +287,7 @@ class Subscription:
         hub = ctx.hub
         if hub is None:
             raise ApiError("subscriptions are not available on this server", "UNAVAILABLE")
-        subscriber = await hub.subscribe(store.id)
+        subscriber = await hub.subscribe(store.id, on_overflow=lambda: _close_slow(ctx))
         try:
             yield BacklogSummary.of(await fig.backlog(ctx, store, None), store.currency_code)
             while True:

@@ -537,6 +537,8 @@ class OrderEventType_:
     stock_status: StockStatus | None
     _record: strawberry.Private[EventRecord]
     _preloaded: strawberry.Private[OrderType | None] = None
+    # Set on live events: results shared by identical subscriptions (schema.subscriptions).
+    _shared: strawberry.Private[dict[Any, Any] | None] = None
 
     @classmethod
     def of(cls, record: EventRecord) -> OrderEventType_:

@@ -15,8 +15,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -34,11 +34,17 @@ LISTENER_NAME = "ordergraph-listener"
 
 @dataclass(frozen=True)
 class LiveEvent:
-    """An event of the log with the order or product it names, loaded once for all."""
+    """An event of the log with the order or product it names, loaded once for all.
+
+    The pump hands one LiveEvent to every subscriber of its store; `memo` holds what is
+    worked out once for all of them while the event is being delivered (the results of
+    identical subscriptions, see schema.subscriptions). It goes away with the event.
+    """
 
     record: EventRecord
     order: Order | None = None
     product: Product | None = None
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class SubscriberOverflow(Exception):
@@ -46,20 +52,50 @@ class SubscriberOverflow(Exception):
 
 
 class Subscriber:
-    def __init__(self, store_id: int, buffer: int) -> None:
+    """One consumer's queue of a store's live events.
+
+    With `streams`, events of other streams are passed over without being queued, so a
+    subscriber of order events is not woken for inventory events. Each queued event comes
+    with the position from which the pump offered events to this subscriber without a
+    break up to it: the consumer knows the positions in between were passed over, not
+    lost. None in the queue means the subscriber overflowed.
+    """
+
+    def __init__(
+        self,
+        store_id: int,
+        buffer: int,
+        streams: frozenset[str] | None = None,
+        on_overflow: Callable[[], None] | None = None,
+    ) -> None:
         self.store_id = store_id
         self.buffer = buffer
-        self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue()
+        self.streams = streams
+        self.on_overflow = on_overflow
+        self.queue: asyncio.Queue[tuple[LiveEvent, int] | None] = asyncio.Queue()
         self.overflowed = False
+        self._last_offered = -1
+        self._run_start = -1
 
     def offer(self, event: LiveEvent) -> None:
         if self.overflowed:
             return
+        seq = event.record.seq
+        if seq != self._last_offered + 1:
+            self._run_start = seq  # a break: positions before this one were not offered
+        self._last_offered = seq
+        if self.streams is not None and event.record.stream not in self.streams:
+            return
         if self.queue.qsize() >= self.buffer:
+            # Cut off at once: the consumer may be stuck sending to a client that stopped
+            # reading, and would never come back to find the marker.
             self.overflowed = True
             self.queue.put_nowait(None)
+            if self.on_overflow is not None:
+                self.on_overflow()
             return
-        self.queue.put_nowait(event)
+        self.queue.put_nowait((event, self._run_start))
+        self._run_start = seq + 1
 
 
 class EventHub:
@@ -110,8 +146,14 @@ class EventHub:
         self._wake.set()
 
     # -- subscribing ----------------------------------------------------------
-    async def subscribe(self, store_id: int) -> Subscriber:
-        subscriber = Subscriber(store_id, self.buffer)
+    async def subscribe(
+        self,
+        store_id: int,
+        *,
+        streams: frozenset[str] | None = None,
+        on_overflow: Callable[[], None] | None = None,
+    ) -> Subscriber:
+        subscriber = Subscriber(store_id, self.buffer, streams, on_overflow)
         if store_id not in self._positions:
             async with self.db.read() as conn:
                 position = await last_seq(conn, store_id)
@@ -128,10 +170,18 @@ class EventHub:
             del self._subscribers[subscriber.store_id]
             self._positions.pop(subscriber.store_id, None)
 
-    async def stream(self, store_id: int, after: int | None) -> AsyncIterator[LiveEvent]:
+    async def stream(
+        self,
+        store_id: int,
+        after: int | None,
+        *,
+        streams: frozenset[str] | None = None,
+        on_overflow: Callable[[], None] | None = None,
+    ) -> AsyncIterator[LiveEvent]:
         """Every event of the store after position `after` (None: from now on), in order,
-        each once, then live until the consumer stops."""
-        subscriber = await self.subscribe(store_id)
+        each once, then live until the consumer stops. With `streams`, live events of
+        other streams are left out (replayed ones are not: the consumer filters too)."""
+        subscriber = await self.subscribe(store_id, streams=streams, on_overflow=on_overflow)
         try:
             if after is None:
                 async with self.db.read() as conn:
@@ -141,17 +191,20 @@ class EventHub:
                 last = event.record.seq
                 yield event
             while True:
-                event_or_none = await subscriber.queue.get()
-                if event_or_none is None:
+                item = await subscriber.queue.get()
+                if item is None:
                     raise SubscriberOverflow(store_id)
-                seq = event_or_none.record.seq
+                event, run_start = item
+                seq = event.record.seq
                 if seq <= last:
                     continue  # already delivered by the replay
-                if seq > last + 1:  # positions are gapless per store: fetch what is missing
-                    async for missing in self._read(store_id, last, seq - 1):
+                # Positions are gapless per store; those from run_start on were passed over
+                # as other streams. Anything between `last` and them is fetched.
+                if run_start > last + 1:
+                    async for missing in self._read(store_id, last, run_start - 1):
                         last = missing.record.seq
                         yield missing
-                yield event_or_none
+                yield event
                 last = seq
         finally:
             self.unsubscribe(subscriber)

@@ -1,0 +1,740 @@
+"""Benchmark: one server fanning the order events of one store out to many websocket subscribers.
+
+It creates a fresh PostgreSQL database, starts one `python -m ordergraph serve` process on
+it, creates a store through the API, and opens N graphql-transport-ws subscriptions to
+`orderEvents(storeId)` from K client processes (N/K sockets each). Every subscription
+starts at the same log position (`after`), so each subscriber must receive every later
+order event exactly once, in order. Then it places orders at a steady rate for a fixed
+time, waits for delivery to finish, and prints: events expected (subscribers x order
+events committed) against events delivered, checked per subscriber by cursor; delivery
+latency (client receive time minus the event's `occurredAt`, same machine, same clock)
+p50 / p99 / max; and server memory per subscriber (VmRSS of the server process with all
+subscribed minus before subscribing, over N). It drops the database at the end and
+exits non-zero when an event was missed, duplicated or reordered, or an order failed.
+
+Run from the repository root, in the project's environment:
+
+    python bench/fanout.py                           # 2,000 subscribers, 5 orders/s, 30 s
+    python bench/fanout.py --subscribers 5000
+    python bench/fanout.py --smoke                   # 50 subscribers, 3 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import json
+import math
+import multiprocessing
+import os
+import resource
+import secrets
+import sys
+import tempfile
+import time
+import uuid
+from array import array
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+from place_orders import (
+    PLACE_ORDER,
+    SKU,
+    Server,
+    create_database,
+    drop_database,
+    free_port,
+    make_store,
+    safe_dsn,
+    start,
+    store_id_of,
+    with_database,
+)
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+SUBSCRIPTION = """subscription($s: ID!, $after: String) {
+  orderEvents(storeId: $s, after: $after) { cursor type occurredAt status order { id number } }
+}"""
+PROTOCOL = Subprotocol("graphql-transport-ws")
+GOAL_P99_SECONDS = 1.0
+GOAL_SUBSCRIBERS = 2000
+
+
+# -- small helpers ----------------------------------------------------------------
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Raise this process's open-file limit as far as allowed; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def vm_kib(pid: int, field_name: str) -> int:
+    """A VmRSS / VmHWM figure of a process, in KiB, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field_name} for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values) - idle) / ticks, sum(values) / ticks
+
+
+def cursor_of(seq: int) -> str:
+    raw = json.dumps([seq], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def seq_of(cursor: str) -> int:
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    return int(json.loads(raw)[0])
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return ordered[index]
+
+
+# -- the client processes ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one client process does: hold `count` subscriptions open and record what comes."""
+
+    index: int
+    ws_url: str
+    token: str
+    store_gid: str
+    after: str
+    count: int
+    compression: bool
+    connect_concurrency: int
+
+
+@dataclass
+class SubscriberState:
+    seqs: array[int] = field(default_factory=lambda: array("q"))
+    subscribed: bool = False
+    last: int = -1
+    error: str | None = None
+    close_code: int | None = None
+
+    @property
+    def dead(self) -> bool:
+        return self.error is not None or self.close_code is not None
+
+
+class ClientWorker:
+    def __init__(self, job: Job, pipe: Connection) -> None:
+        self.job = job
+        self.pipe = pipe
+        self.states = [SubscriberState() for _ in range(job.count)]
+        self.received_seq: array[int] = array("q")
+        self.latency: array[float] = array("d")
+        self.changed = asyncio.Event()  # a subscriber subscribed, received or ended
+        self.subscribe_payload = json.dumps(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {
+                    "query": SUBSCRIPTION,
+                    "variables": {"s": job.store_gid, "after": job.after},
+                },
+            }
+        )
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        gate = asyncio.Semaphore(self.job.connect_concurrency)
+        tasks = [asyncio.create_task(self.subscriber(state, gate)) for state in self.states]
+        await self.until(lambda: all(s.subscribed or s.dead for s in self.states))
+        failed = [s for s in self.states if not s.subscribed]
+        first_error = next((s.error for s in failed if s.error), None)
+        self.pipe.send(("ready", (len(self.states) - len(failed), first_error)))
+        while True:
+            command, argument = await loop.run_in_executor(None, self.pipe.recv)
+            if command == "await":
+                seq, timeout = argument
+                self.pipe.send(("reached", await self.await_seq(seq, timeout)))
+            elif command == "report":
+                self.pipe.send(("result", self.report(argument)))
+                break
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            self.changed.clear()
+            await self.changed.wait()
+
+    async def await_seq(self, seq: int, within: float) -> int:
+        """Wait until every live subscriber has received the event at `seq`; return how many."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self.until(lambda: all(s.last >= seq or s.dead for s in self.states))
+        return sum(1 for s in self.states if s.last >= seq)
+
+    async def subscriber(self, state: SubscriberState, gate: asyncio.Semaphore) -> None:
+        conn: ClientConnection | None = None
+        try:
+            async with gate:
+                conn = await connect(
+                    self.job.ws_url,
+                    subprotocols=[PROTOCOL],
+                    open_timeout=120,
+                    close_timeout=2,
+                    ping_interval=None,
+                    compression="deflate" if self.job.compression else None,
+                )
+                init = {"authorization": f"Bearer {self.job.token}"}
+                await conn.send(json.dumps({"type": "connection_init", "payload": init}))
+                while True:
+                    message = json.loads(await asyncio.wait_for(conn.recv(), 120))
+                    if message["type"] == "connection_ack":
+                        break
+                    if message["type"] == "ping":
+                        await conn.send('{"type":"pong"}')
+                        continue
+                    raise RuntimeError(f"connection_init answered with {message}")
+                await conn.send(self.subscribe_payload)
+            state.subscribed = True
+            self.changed.set()
+            received_seq, latency, seqs = self.received_seq, self.latency, state.seqs
+            async for raw in conn:
+                now = time.time()
+                message = json.loads(raw)
+                kind = message["type"]
+                if kind == "next":
+                    payload = message["payload"]
+                    if payload.get("errors"):
+                        raise RuntimeError(f"error result: {payload['errors']}")
+                    event = payload["data"]["orderEvents"]
+                    seq = seq_of(event["cursor"])
+                    occurred = dt.datetime.fromisoformat(event["occurredAt"]).timestamp()
+                    seqs.append(seq)
+                    state.last = max(state.last, seq)
+                    received_seq.append(seq)
+                    latency.append(now - occurred)
+                    self.changed.set()
+                elif kind == "ping":
+                    await conn.send('{"type":"pong"}')
+                elif kind in ("error", "complete"):
+                    raise RuntimeError(f"subscription ended: {message}")
+        except ConnectionClosed as closed:
+            state.close_code = closed.rcvd.code if closed.rcvd else 1006
+        except asyncio.CancelledError:
+            pass
+        except Exception as err:
+            state.error = repr(err)[:300]
+        finally:
+            self.changed.set()
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(conn.close())
+
+    def report(self, expected: list[int]) -> dict[str, Any]:
+        wanted = array("q", expected)
+        wanted_set = set(expected)
+        missing = duplicate = unexpected = out_of_order = complete = 0
+        delivered = 0
+        for state in self.states:
+            got = state.seqs
+            delivered += len(got)
+            if got == wanted:
+                complete += 1
+                continue
+            distinct = set(got)
+            missing += len(wanted_set - distinct)
+            duplicate += len(got) - len(distinct)
+            unexpected += len(distinct - wanted_set)
+            if list(got) != sorted(got):
+                out_of_order += 1
+        closes: dict[str, int] = {}
+        for state in self.states:
+            if state.close_code is not None:
+                closes[str(state.close_code)] = closes.get(str(state.close_code), 0) + 1
+        return {
+            "delivered": delivered,
+            "missing": missing,
+            "duplicate": duplicate,
+            "unexpected": unexpected,
+            "out_of_order": out_of_order,
+            "complete": complete,
+            "closes": closes,
+            "errors": sum(1 for s in self.states if s.error),
+            "first_error": next((s.error for s in self.states if s.error), None),
+            "received_seq": self.received_seq.tobytes(),
+            "latency": self.latency.tobytes(),
+        }
+
+
+def client_process(job: Job, pipe: Connection) -> None:
+    raise_fd_limit(job.count + 100)
+    runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        runner = uvloop.run
+    try:
+        runner(ClientWorker(job, pipe).run())
+    except Exception as err:
+        with contextlib.suppress(Exception):
+            pipe.send(("failed", repr(err)))
+        raise
+
+
+@dataclass
+class Client:
+    process: multiprocessing.process.BaseProcess
+    pipe: Connection
+
+    def expect(self, kind: str, timeout: float) -> Any:
+        if not self.pipe.poll(timeout):
+            raise RuntimeError(f"client process {self.process.pid}: no {kind!r} in {timeout:g} s")
+        got, value = self.pipe.recv()
+        if got != kind:
+            raise RuntimeError(f"client process {self.process.pid}: {got} {value}")
+        return value
+
+    def stop(self) -> None:
+        self.process.join(timeout=15)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=5)
+
+
+def ask_all(clients: list[Client], command: str, argument: Any, kind: str, timeout: float) -> Any:
+    for client in clients:
+        client.pipe.send((command, argument))
+    return [client.expect(kind, timeout) for client in clients]
+
+
+# -- the order stream ---------------------------------------------------------------
+
+
+@dataclass
+class Placed:
+    latencies: list[float] = field(default_factory=list)
+    failed: int = 0
+    first_error: str | None = None
+
+
+async def place_orders(url: str, token: str, store_gid: str, rate: float, seconds: float) -> Placed:
+    """Place one-line orders on a fixed schedule (open loop: a slow answer delays no other)."""
+    placed = Placed()
+    body = {
+        "query": PLACE_ORDER,
+        "variables": {"input": {"storeId": store_gid, "lines": [{"sku": SKU, "quantity": 1}]}},
+    }
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=300
+    ) as http:
+
+        async def one() -> None:
+            began = time.perf_counter()
+            try:
+                response = await http.post("/graphql", json=body)
+                payload = response.json()
+                ok = (
+                    not payload.get("errors")
+                    and payload["data"]["placeOrder"]["order"] is not None
+                    and not payload["data"]["placeOrder"]["userErrors"]
+                )
+                problem = None if ok else response.text[:300]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as err:
+                ok, problem = False, repr(err)
+            if ok:
+                placed.latencies.append(time.perf_counter() - began)
+            else:
+                placed.failed += 1
+                placed.first_error = placed.first_error or problem
+
+        count = max(1, round(rate * seconds))
+        began = time.perf_counter()
+        tasks = []
+        for i in range(count):
+            delay = began + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return placed
+
+
+async def order_event_seqs(dsn: str, store_id: int, after: int) -> list[int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT seq FROM events WHERE store_id = $1 AND stream = 'order' AND seq > $2 "
+            "ORDER BY seq",
+            store_id,
+            after,
+        )
+    finally:
+        await conn.close()
+    return [int(row["seq"]) for row in rows]
+
+
+async def last_event_seq(dsn: str, store_id: int) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        value = await conn.fetchval(
+            "SELECT coalesce(max(seq), 0) FROM events WHERE store_id = $1", store_id
+        )
+    finally:
+        await conn.close()
+    return int(value)
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    subscribers: int
+    clients: int
+    connected: int
+    orders: int
+    orders_failed: int
+    events: int
+    expected: int
+    delivered: int
+    missing: int
+    duplicate: int
+    unexpected: int
+    out_of_order: int
+    complete: int
+    closes: dict[str, int]
+    latency: list[float]
+    order_latency: list[float]
+    rss_before_kib: int
+    rss_subscribed_kib: int
+    rss_peak_kib: int
+    server_cpu: float
+    client_cpu: float
+    machine_busy: float
+    drain_seconds: float
+    load_seconds: float
+    load_deliveries: int
+
+    @property
+    def cpu_per_delivery_us(self) -> float:
+        used = self.server_cpu * self.load_seconds
+        return used / self.load_deliveries * 1e6 if self.load_deliveries else float("nan")
+
+    @property
+    def correct(self) -> bool:
+        return (
+            self.delivered == self.expected
+            and self.missing == self.duplicate == self.unexpected == self.out_of_order == 0
+            and self.complete == self.subscribers
+        )
+
+    def table(self) -> str:
+        ms = [x * 1000 for x in self.latency]
+        om = sorted(x * 1000 for x in self.order_latency)
+        per_sub = (self.rss_subscribed_kib - self.rss_before_kib) / max(1, self.subscribers)
+        closes = ", ".join(f"{n} x {code}" for code, n in sorted(self.closes.items())) or "none"
+        rows = [
+            ("subscribers connected", f"{self.connected} / {self.subscribers}"),
+            ("client processes", f"{self.clients}"),
+            ("orders placed (failed)", f"{self.orders} ({self.orders_failed})"),
+            ("order events committed", f"{self.events}"),
+            ("events expected", f"{self.expected}"),
+            ("events delivered", f"{self.delivered}"),
+            ("missing", f"{self.missing}"),
+            ("duplicate", f"{self.duplicate}"),
+            ("unexpected", f"{self.unexpected}"),
+            ("subscribers out of order", f"{self.out_of_order}"),
+            ("subscribers complete", f"{self.complete} / {self.subscribers}"),
+            ("connections closed by server", closes),
+            ("latency p50 ms", f"{percentile(ms, 0.50):.1f}"),
+            ("latency p99 ms", f"{percentile(ms, 0.99):.1f}"),
+            ("latency max ms", f"{(ms[-1] if ms else float('nan')):.1f}"),
+            ("drain after last order s", f"{self.drain_seconds:.2f}"),
+            ("placeOrder p50 / p99 ms", f"{percentile(om, 0.5):.1f} / {percentile(om, 0.99):.1f}"),
+            ("server RSS before MiB", f"{self.rss_before_kib / 1024:.1f}"),
+            ("server RSS subscribed MiB", f"{self.rss_subscribed_kib / 1024:.1f}"),
+            ("server RSS peak MiB", f"{self.rss_peak_kib / 1024:.1f}"),
+            ("server memory per subscriber KiB", f"{per_sub:.1f}"),
+            ("server CPU during load %", f"{self.server_cpu * 100:.0f}"),
+            ("server CPU per delivered event us", f"{self.cpu_per_delivery_us:.0f}"),
+            ("client CPU during load %", f"{self.client_cpu * 100:.0f}"),
+            ("machine CPU busy during load %", f"{self.machine_busy * 100:.0f} of 200"),
+        ]
+        width = max(len(name) for name, _ in rows)
+        lines = [f"{'':<{width}}  value", "-" * (width + 14)]
+        lines += [f"{name:<{width}}  {value}" for name, value in rows]
+        return "\n".join(lines)
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", type=int, default=None, help="default 2000 (smoke: 50)")
+    parser.add_argument("--rate", type=float, default=None, help="orders per second (default 5)")
+    parser.add_argument("--seconds", type=float, default=None, help="load time (default 30)")
+    parser.add_argument(
+        "--clients", type=int, default=None, help="client processes (default: one per 500)"
+    )
+    parser.add_argument(
+        "--drain", type=float, default=60.0, help="seconds to wait for delivery after the load"
+    )
+    parser.add_argument(
+        "--no-compression",
+        action="store_true",
+        help="do not offer permessage-deflate (browsers and most clients offer it)",
+    )
+    parser.add_argument("--smoke", action="store_true", help="50 subscribers, 3 s, 5 orders/s")
+    parser.add_argument("--log-dir", type=Path, help="keep the server's log in this folder")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the server (repeatable)",
+    )
+    parser.add_argument(
+        "--pg-dsn",
+        default=os.environ.get(
+            "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
+    )
+    args = parser.parse_args(argv)
+    smoke = args.smoke
+    args.subscribers = args.subscribers or (50 if smoke else 2000)
+    args.rate = args.rate or 5.0
+    args.seconds = args.seconds or (3.0 if smoke else 30.0)
+    args.clients = args.clients or max(1, min(16, math.ceil(args.subscribers / 500)))
+    if smoke:
+        args.clients = min(args.clients, 2)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.subscribers < 1 or args.rate <= 0 or args.seconds <= 0 or args.clients < 1:
+        print("need --subscribers >= 1, --rate > 0, --seconds > 0, --clients >= 1", file=sys.stderr)
+        return 2
+    args.clients = min(args.clients, args.subscribers)
+    limit = raise_fd_limit(args.subscribers + 500)
+    if limit < args.subscribers + 200:
+        print(f"open-file limit {limit} is too low for {args.subscribers} sockets", file=sys.stderr)
+        return 2
+    name = f"ordergraph_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(create_database(args.pg_dsn, name))
+    try:
+        if args.log_dir is not None:
+            args.log_dir.mkdir(parents=True, exist_ok=True)
+            return run(args, with_database(args.pg_dsn, name), args.log_dir)
+        with tempfile.TemporaryDirectory(prefix="ordergraph-fanout-") as logs:
+            return run(args, with_database(args.pg_dsn, name), Path(logs))
+    finally:
+        asyncio.run(drop_database(args.pg_dsn, name))
+
+
+def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
+    admin_token = "og_admin_bench_" + secrets.token_urlsafe(16)
+    server: Server | None = None
+    clients: list[Client] = []
+    try:
+        port = free_port()
+        extra = dict(item.split("=", 1) for item in args.server_env)
+        env = {
+            **os.environ,
+            "ORDERGRAPH_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
+            "ORDERGRAPH_ADMIN_TOKEN": admin_token,
+            "ORDERGRAPH_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+        command = [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)]
+        server = start("ordergraph", command, env, port, logs / "ordergraph.log")
+        pid = server.process.pid
+        store = make_store(server.url, admin_token)
+        store_id = asyncio.run(store_id_of(dsn, store.handle))
+        print(
+            f"fan-out: {args.subscribers} subscribers of orderEvents on one store from "
+            f"{args.clients} client processes, placeOrder at {args.rate:g}/s for "
+            f"{args.seconds:g} s, one server process (pid {pid}) on {safe_dsn(dsn)}",
+            flush=True,
+        )
+        # One order before measuring, so that the memory baseline includes a warm write path.
+        warm = asyncio.run(place_orders(server.url, store.token, store.gid, 1.0, 1.0))
+        if warm.failed:
+            raise RuntimeError(f"placeOrder failed: {warm.first_error}")
+        time.sleep(0.5)
+        rss_before = vm_kib(pid, "VmRSS")
+        start_seq = asyncio.run(last_event_seq(dsn, store_id))
+
+        context = multiprocessing.get_context("spawn")
+        ws_url = server.url.replace("http://", "ws://") + "/graphql"
+        share, extra_one = divmod(args.subscribers, args.clients)
+        for index in range(args.clients):
+            job = Job(
+                index=index,
+                ws_url=ws_url,
+                token=store.token,
+                store_gid=store.gid,
+                after=cursor_of(start_seq),
+                count=share + (1 if index < extra_one else 0),
+                compression=not args.no_compression,
+                connect_concurrency=max(4, 64 // args.clients),
+            )
+            ours, theirs = context.Pipe()
+            process = context.Process(target=client_process, args=(job, theirs), daemon=True)
+            process.start()
+            clients.append(Client(process, ours))
+        began = time.monotonic()
+        ready = [c.expect("ready", 120 + args.subscribers / 10) for c in clients]
+        connected = sum(n for n, _ in ready)
+        print(
+            f"{connected} of {args.subscribers} subscribed in {time.monotonic() - began:.1f} s",
+            flush=True,
+        )
+        problem = next((error for _, error in ready if error), None)
+        if problem:
+            print(f"first subscribe failure: {problem}", flush=True)
+
+        # A first event, awaited by every subscriber: all are live before the measurement.
+        warm = asyncio.run(place_orders(server.url, store.token, store.gid, 1.0, 1.0))
+        warm_seq = asyncio.run(order_event_seqs(dsn, store_id, start_seq))[-1]
+        reached = sum(ask_all(clients, "await", (warm_seq, 120.0), "reached", 130))
+        print(f"{reached} of {connected} received the warm-up event", flush=True)
+        time.sleep(0.5)
+        rss_subscribed = vm_kib(pid, "VmRSS")
+
+        client_pids = [c.process.pid for c in clients if c.process.pid is not None]
+        cpu0 = cpu_seconds(pid), sum(cpu_seconds(p) for p in client_pids), machine_busy()
+        t0 = time.monotonic()
+        placed = asyncio.run(
+            place_orders(server.url, store.token, store.gid, args.rate, args.seconds)
+        )
+        last_order_at = time.monotonic()
+        # Wait for every subscriber to reach the last order event; again if more committed
+        # meanwhile (an order whose answer timed out may still commit).
+        expected = asyncio.run(order_event_seqs(dsn, store_id, start_seq))
+        for _ in range(5):
+            wait = max(1.0, args.drain - (time.monotonic() - last_order_at))
+            ask_all(clients, "await", (expected[-1], wait), "reached", wait + 30)
+            again = asyncio.run(order_event_seqs(dsn, store_id, start_seq))
+            if again == expected:
+                break
+            expected = again
+        drained = time.monotonic() - last_order_at
+        t1 = time.monotonic()
+        cpu1 = cpu_seconds(pid), sum(cpu_seconds(p) for p in client_pids), machine_busy()
+        time.sleep(1.0)  # anything sent twice arrives now
+        results = ask_all(clients, "report", expected, "result", 120)
+        rss_peak = vm_kib(pid, "VmHWM")
+
+        latency: list[float] = []
+        for result in results:
+            seqs = array("q")
+            seqs.frombytes(result["received_seq"])
+            lat = array("d")
+            lat.frombytes(result["latency"])
+            latency.extend(x for s, x in zip(seqs, lat, strict=True) if s > warm_seq)
+        latency.sort()
+        closes: dict[str, int] = {}
+        for result in results:
+            for code, n in result["closes"].items():
+                closes[code] = closes.get(code, 0) + n
+        elapsed = t1 - t0
+        figures = Figures(
+            subscribers=args.subscribers,
+            clients=args.clients,
+            connected=connected,
+            orders=len(placed.latencies) + placed.failed,
+            orders_failed=placed.failed,
+            events=len(expected),
+            expected=args.subscribers * len(expected),
+            delivered=sum(r["delivered"] for r in results),
+            missing=sum(r["missing"] for r in results),
+            duplicate=sum(r["duplicate"] for r in results),
+            unexpected=sum(r["unexpected"] for r in results),
+            out_of_order=sum(r["out_of_order"] for r in results),
+            complete=sum(r["complete"] for r in results),
+            closes=closes,
+            latency=latency,
+            order_latency=placed.latencies,
+            rss_before_kib=rss_before,
+            rss_subscribed_kib=rss_subscribed,
+            rss_peak_kib=rss_peak,
+            server_cpu=(cpu1[0] - cpu0[0]) / elapsed,
+            client_cpu=(cpu1[1] - cpu0[1]) / elapsed,
+            machine_busy=(cpu1[2][0] - cpu0[2][0]) / elapsed,
+            drain_seconds=drained,
+            load_seconds=elapsed,
+            load_deliveries=len(latency),
+        )
+        print()
+        print(figures.table())
+        print()
+        print(
+            "(order events include the one warm-up order that every subscriber received "
+            "before the measurement; latency is the client's receive time minus the event's "
+            "occurredAt, over the measured events only)"
+        )
+        first_error = next((r["first_error"] for r in results if r["first_error"]), None)
+        if first_error:
+            print(f"first subscriber error: {first_error}")
+        if placed.first_error:
+            print(f"first placeOrder failure: {placed.first_error}")
+        p99 = percentile(latency, 0.99)
+        goal = figures.correct and p99 < GOAL_P99_SECONDS
+        print(
+            f"goal at {GOAL_SUBSCRIBERS} subscribers (p99 < {GOAL_P99_SECONDS:g} s, nothing "
+            f"missing): {'met' if goal else 'missed'} at {args.subscribers}"
+        )
+        print(
+            "delivery: " + ("every event exactly once, in order" if figures.correct else "FAILED")
+        )
+        return 0 if figures.correct and not placed.failed else 1
+    except Exception:
+        if server is not None:
+            server.stop()
+            print(f"--- server log ---\n{server.log.read_text()[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        for client in clients:
+            client.stop()
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
