@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -65,12 +66,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif settings.admin_token is None:
         print("ORDERGRAPH_ADMIN_TOKEN is not set: createStore and createApiKey are disabled.")
     print(f"GraphQL and GraphiQL: http://{settings.host}:{settings.port}/graphql", flush=True)
+    app = create_app(settings)
+    # Everything made so far (schema, app, settings) lives as long as the process: keep
+    # it out of the cyclic collector's full passes, which otherwise stall busy fan-out.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
+        # Per-connection compression costs CPU on every message sent to every subscriber.
+        ws_per_message_deflate=settings.ws_compression,
     )
     return 0
 

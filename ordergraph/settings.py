@@ -32,6 +32,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -49,6 +60,7 @@ class Settings:
     max_subscriptions_per_connection: int = 100
     subscriber_buffer: int = 1000
     tail_poll_ms: int = 500
+    ws_compression: bool = False
     log_level: str = "INFO"
 
     @classmethod
@@ -72,6 +84,7 @@ class Settings:
             ),
             subscriber_buffer=_int(env, "ORDERGRAPH_SUBSCRIBER_BUFFER", 1000),
             tail_poll_ms=_int(env, "ORDERGRAPH_TAIL_POLL_MS", 500, minimum=10),
+            ws_compression=_bool(env, "ORDERGRAPH_WS_COMPRESSION", False),
             log_level=(env.get("ORDERGRAPH_LOG_LEVEL") or "INFO").upper(),
         )
 
