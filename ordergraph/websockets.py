@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -45,6 +46,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             while True:
                 await asyncio.sleep(interval)
                 await self.send_message({"type": "ping"})
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        if isinstance(error, (WebSocketDisconnect, WebSocketDisconnected)):
+            return  # a send after the connection closed (e.g. a slow subscriber cut off)
+        await super().handle_task_exception(error)
 
     async def shutdown(self) -> None:
         if self._pinger is not None:

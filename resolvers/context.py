@@ -118,6 +118,7 @@ class Context:
     response: Any = None
     hub: EventHub | None = None
     connection_params: dict[str, Any] | None = None
+    closing: bool = False
     loaders: Loaders = field(init=False)
     _principal: Principal | None = field(default=None, init=False)
 

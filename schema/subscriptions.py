@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -109,17 +110,26 @@ def _slow_consumer(ctx: Context) -> ApiError:
 
 
 def _close_slow(ctx: Context) -> None:
-    """Close the connection of a subscriber that stopped reading; others go on unaffected."""
+    """Close the connection of a subscriber that stopped reading; others go on unaffected.
+
+    The close frame goes out after what is already in the socket's buffers, so a client
+    that reads again sees the events it had, then 4503. One close per connection.
+    """
+    websocket = ctx.request
+    if websocket is None or not hasattr(websocket, "close") or ctx.closing:
+        return
+    ctx.closing = True
     log.warning(
         "closing a websocket whose subscriber fell too far behind (request %s)", ctx.request_id
     )
-    websocket = ctx.request
-    if websocket is not None and hasattr(websocket, "close"):
-        task = asyncio.get_running_loop().create_task(
-            websocket.close(code=OVERFLOW_CLOSE_CODE, reason="subscriber too slow")
-        )
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
+
+    async def close() -> None:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=OVERFLOW_CLOSE_CODE, reason="subscriber too slow")
+
+    task = asyncio.get_running_loop().create_task(close())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 _closing: set[asyncio.Task[None]] = set()

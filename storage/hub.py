@@ -90,6 +90,8 @@ class Subscriber:
             # Cut off at once: the consumer may be stuck sending to a client that stopped
             # reading, and would never come back to find the marker.
             self.overflowed = True
+            while not self.queue.empty():  # drop what it will never be sent
+                self.queue.get_nowait()
             self.queue.put_nowait(None)
             if self.on_overflow is not None:
                 self.on_overflow()
