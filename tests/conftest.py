@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -201,3 +202,19 @@ async def live_api(live_pg_server: LiveServer) -> AsyncIterator[Api]:
     limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
     async with httpx.AsyncClient(base_url=live_pg_server.url, timeout=120, limits=limits) as http:
         yield Api(http, ADMIN_TOKEN, None)
+
+
+async def _database_exists(name: str) -> bool:
+    conn = await asyncpg.connect(_pg_admin_dsn())
+    try:
+        found = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+    finally:
+        await conn.close()
+    return found is not None
+
+
+def bench_dropped_its_database(output: str, prefix: str) -> bool:
+    """Whether the database a bench named in its output (…/<prefix>_…) is gone."""
+    match = re.search(rf"/({prefix}_\w+)", output)
+    assert match is not None, output
+    return not run_outside_loop(_database_exists(match.group(1)))

@@ -7,10 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, run_outside_loop
+from tests.conftest import PG_HOST, PG_PORT, PG_USER, bench_dropped_its_database
 
 ROOT = Path(__file__).resolve().parent.parent
 MS = r"([0-9]+\.[0-9]+) ms\s+([0-9]+\.[0-9]+)"
@@ -49,15 +48,4 @@ def test_smoke_run_checks_consistency_and_prints_medians_with_ratios(pg_url: str
     goals = GOAL.findall(done.stdout)
     assert [float(goal) for _, _, goal, _ in goals] == [1.5, 3.0, 10.0], output
 
-    database = re.search(r"/(ordergraph_figures_\w+)", done.stdout)
-    assert database is not None, output
-    assert not run_outside_loop(_database_exists(admin_dsn, database.group(1)))
-
-
-async def _database_exists(admin_dsn: str, name: str) -> bool:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        found = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-    finally:
-        await conn.close()
-    return found is not None
+    assert bench_dropped_its_database(done.stdout, "ordergraph_figures"), output

@@ -7,10 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, run_outside_loop
+from tests.conftest import PG_HOST, PG_PORT, PG_USER, bench_dropped_its_database
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = re.compile(r"^(baseline|ordergraph)\s+(\d+)\s+(\d+)\s+([0-9.]+)\s", re.MULTILINE)
@@ -55,15 +54,4 @@ def test_benchmark_places_orders_on_both_prints_the_ratio_and_drops_its_database
     )
     assert output.count("checked in the database") == 2, output
 
-    database = re.search(r"/(ordergraph_bench_\w+)", done.stdout)
-    assert database is not None, output
-    assert not run_outside_loop(_database_exists(admin_dsn, database.group(1)))
-
-
-async def _database_exists(admin_dsn: str, name: str) -> bool:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        found = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-    finally:
-        await conn.close()
-    return found is not None
+    assert bench_dropped_its_database(done.stdout, "ordergraph_bench"), output
