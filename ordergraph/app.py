@@ -15,6 +15,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from ordergraph import dashboard
 from ordergraph.clock import Clock
 from ordergraph.overdue import run_sweeper
 from ordergraph.settings import Settings
@@ -124,6 +125,7 @@ def create_app(
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
+            *dashboard.routes(),
         ],
         lifespan=lifespan,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -49,11 +48,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ordergraph.app import create_app
+    from ordergraph.logs import configure_logging
 
     settings = _settings(args)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings)
     asyncio.run(_migrate(settings))
     settings, new_token = ensure_admin_token(settings)
     if new_token:
