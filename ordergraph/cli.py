@@ -74,6 +74,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # logging is set up by configure_logging (ordergraph.logs)
+        access_log=False,  # an access line would carry GET query strings (variables)
         timeout_graceful_shutdown=10,
         # Per-connection compression costs CPU on every message sent to every subscriber.
         ws_per_message_deflate=settings.ws_compression,
