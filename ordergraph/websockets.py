@@ -16,10 +16,12 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from resolvers.context import Context
+from schema.subscriptions import LIVE_OPERATION
 
 
 async def accept_connection(context: Context) -> None:
@@ -46,6 +48,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             while True:
                 await asyncio.sleep(interval)
                 await self.send_message({"type": "ping"})
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        # Lets the operation's subscription write ready-made `next` frames of results it
+        # shares with identical subscriptions (schema.subscriptions._send_shared).
+        LIVE_OPERATION.set(operation)
+        await super().run_operation(operation)
 
     async def handle_task_exception(self, error: Exception) -> None:
         if isinstance(error, (WebSocketDisconnect, WebSocketDisconnected)):

@@ -8,11 +8,13 @@ import datetime as dt
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Protocol
 
 import strawberry
 from graphql import ExecutionResult
 from graphql.pyutils import AwaitableOrValue
+from starlette.websockets import WebSocketDisconnect
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from domain.events import InventoryEventType, OrderEventType
@@ -26,6 +28,24 @@ from storage.hub import LiveEvent, SubscriberOverflow
 from storage.paging import BadPageRequest, decode_cursor, encode_cursor
 
 log = logging.getLogger("ordergraph.subscriptions")
+
+
+class LiveOperation(Protocol):
+    """What the websocket handler tells a subscription about its operation (see below)."""
+
+    id: str
+    completed: bool
+
+
+# Set by the graphql-transport-ws handler in each operation's task: the operation whose
+# `next` frames a subscription may write itself (see `_send_shared`).
+LIVE_OPERATION: ContextVar[LiveOperation | None] = ContextVar(
+    "ordergraph_live_operation", default=None
+)
+# Set by SharedEventExecutor in the same task: the subscription's executor and its key.
+_LIVE_EXECUTOR: ContextVar[SharedEventExecutor | None] = ContextVar(
+    "ordergraph_live_executor", default=None
+)
 OVERFLOW_CLOSE_CODE = 4503  # documented: the subscriber stopped reading and fell behind
 COALESCE_SECONDS = 0.25
 
@@ -181,6 +201,7 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     def build_per_event_executor(self, payload: Any) -> SharedEventExecutor:
         if self._share_key is None:
             self._share_key = self._key()
+            _LIVE_EXECUTOR.set(self)
         executor = super().build_per_event_executor(payload)
         assert isinstance(executor, SharedEventExecutor)
         executor._per_event = True
@@ -235,6 +256,48 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         return result
 
 
+async def _send_shared(ctx: Context, payload_type: type, event: LiveEvent) -> bool | None:
+    """Send an event whose result identical subscriptions already have, as a ready frame.
+
+    Once the first subscriber of a key has executed a live event (SharedEventExecutor),
+    the JSON of that result is made once and every other subscriber with the same key
+    writes it in its own `next` frame straight to its socket, instead of passing the
+    event through the per-operation result pipeline (per-event executor, extensions,
+    message dict and JSON per subscriber). Returns False when this subscriber must take
+    the ordinary path: not graphql-transport-ws, no shared result yet (it is the first),
+    or the result had errors. Returns None when the connection is gone: the stream ends.
+    The subscriber's own stream still decides which events it gets and in what order;
+    only how the frame is made changes.
+    """
+    operation = LIVE_OPERATION.get()
+    executor = _LIVE_EXECUTOR.get()
+    websocket = ctx.request
+    if operation is None or executor is None or executor._share_key is None:
+        return False
+    key = (payload_type, *executor._share_key)
+    memo = _shared_results(event)
+    pending: asyncio.Future[ExecutionResult | None] | None = memo.get(key)
+    if pending is None:
+        return False  # the first subscriber of this key: it executes the event
+    payload: str | None = memo.get((_send_shared, key))
+    if payload is None:
+        shared = await asyncio.shield(pending) if not pending.done() else pending.result()
+        if shared is None:
+            return False
+        body: dict[str, Any] = {"data": shared.data}
+        if shared.extensions:
+            body["extensions"] = shared.extensions
+        payload = memo[(_send_shared, key)] = json.dumps(body)
+    if operation.completed or not hasattr(websocket, "send_text"):
+        return False
+    frame = '{"id":' + json.dumps(operation.id) + ',"type":"next","payload":' + payload + "}"
+    try:
+        await websocket.send_text(frame)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return None
+    return True
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -267,7 +330,11 @@ class Subscription:
                 continue
             if wanted_order is not None and record.order_id != wanted_order:
                 continue
-            yield _order_event(event)
+            sent = await _send_shared(ctx, OrderEventType_, event)
+            if sent is None:
+                return
+            if not sent:
+                yield _order_event(event)
 
     @strawberry.subscription(
         description="Every inventory event of the store from `after` on, then live."
@@ -283,7 +350,11 @@ class Subscription:
                 continue
             if sku is not None and record.data.get("sku") != sku:
                 continue
-            yield _inventory_event(event)
+            sent = await _send_shared(ctx, InventoryEventObject, event)
+            if sent is None:
+                return
+            if not sent:
+                yield _inventory_event(event)
 
     @strawberry.subscription(
         description="The store's current summary at once, then again whenever it changes "

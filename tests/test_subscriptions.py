@@ -6,13 +6,14 @@ import asyncio
 import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, LiveServer, start_server
-from tests.ws_client import LEGACY, TRANSPORT, ws_connect
+from tests.ws_client import LEGACY, TRANSPORT, WsClient, ws_connect
 
 ORDER_EVENTS = """subscription($s: ID!, $after: String, $types: [OrderEventType!], $o: ID) {
   orderEvents(storeId: $s, after: $after, types: $types, orderId: $o) {
@@ -199,3 +200,49 @@ async def test_pings_idle_connections_and_caps_subscriptions_per_connection(
         refused = await ws.receive()
         assert refused["type"] == "error"
         assert "Subscription limit reached" in json.dumps(refused["payload"])
+
+
+async def test_identical_subscriptions_each_get_every_event_under_their_own_operation_id(
+    server: LiveServer, http_api: Api
+) -> None:
+    """Identical subscriptions share one execution per event and a ready-made frame; each
+    frame must still carry its own operation's id, on every connection and protocol."""
+    store = await shop(http_api)
+    narrow = """subscription($s: ID!) { orderEvents(storeId: $s) { type order { number } } }"""
+    async with (
+        ws_connect(server.url) as a,
+        ws_connect(server.url) as b,
+        ws_connect(server.url, LEGACY) as c,
+    ):
+        for ws in (a, b, c):
+            await ws.init(store.token)
+        a_ids = [await a.subscribe(ORDER_EVENTS, {"s": store.id}) for _ in range(2)]
+        b_narrow = await b.subscribe(narrow, {"s": store.id})
+        b_wide = await b.subscribe(ORDER_EVENTS, {"s": store.id})
+        c_wide = await c.subscribe(ORDER_EVENTS, {"s": store.id})
+        await asyncio.sleep(0.5)
+        for quantity in (1, 2, 3):
+            await http_api.place(store, [("A", quantity)])
+
+        async def frames(ws: WsClient, count: int) -> dict[str, list[dict[str, Any]]]:
+            by_id: dict[str, list[dict[str, Any]]] = {}
+            for _ in range(count):
+                message = await ws.receive()
+                assert message["type"] in ("next", "data"), message
+                assert "errors" not in message["payload"], message
+                by_id.setdefault(message["id"], []).append(message["payload"]["data"])
+            return by_id
+
+        got_a, got_b, got_c = await frames(a, 12), await frames(b, 12), await frames(c, 6)
+    wide = [e["orderEvents"] for e in got_a[a_ids[0]]]
+    assert [(e["type"], e["order"]["number"]) for e in wide] == [
+        ("PLACED", 1001), ("BACKORDERED", 1001),
+        ("PLACED", 1002), ("BACKORDERED", 1002),
+        ("PLACED", 1003), ("BACKORDERED", 1003),
+    ]  # fmt: skip
+    assert set(got_a) == set(a_ids) and set(got_b) == {b_narrow, b_wide} and set(got_c) == {c_wide}
+    for same in (got_a[a_ids[1]], got_b[b_wide], got_c[c_wide]):
+        assert same == got_a[a_ids[0]]
+    assert [e["orderEvents"] for e in got_b[b_narrow]] == [
+        {"type": e["type"], "order": {"number": e["order"]["number"]}} for e in wide
+    ]
