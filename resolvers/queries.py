@@ -73,6 +73,16 @@ async def products_count(ctx: Context, store: Store, text: str | None) -> int:
         return await queries.products_count(conn, store.id, text)
 
 
+BACKORDERED_PRODUCTS_MAX = 100
+
+
+async def backordered_products(ctx: Context, store: Store, first: int) -> list[Product]:
+    if not 0 <= first <= BACKORDERED_PRODUCTS_MAX:
+        raise bad_input(f"first must be between 0 and {BACKORDERED_PRODUCTS_MAX}")
+    async with ctx.db.read() as conn:
+        return await queries.backordered_products(conn, store.id, first)
+
+
 async def order(ctx: Context, store: Store, number: int) -> Order | None:
     async with ctx.db.read() as conn:
         return await queries.order_by_number(conn, store.id, number)

@@ -155,6 +155,14 @@ class StoreType(Node):
             _query=query,
         )
 
+    @strawberry.field(
+        description="Products with units awaiting stock, most backordered units first "
+        "(ties: sku); `first` is at most 100."
+    )
+    async def backordered_products(self, info: Ctx, first: int = 10) -> list[ProductType]:
+        found = await q.backordered_products(info.context, self._store, first)
+        return [ProductType(_product=p) for p in found]
+
     @strawberry.field
     async def order(self, info: Ctx, number: int) -> OrderType | None:
         found = await q.order(info.context, self._store, number)

@@ -161,6 +161,18 @@ async def products_count(conn: AsyncConnection, store_id: int, text: str | None)
     return int((await conn.execute(query)).scalar_one())
 
 
+async def backordered_products(conn: AsyncConnection, store_id: int, first: int) -> list[Product]:
+    """The store's products with units awaiting stock, most backordered first (ties: sku)."""
+    p = t.products
+    query = (
+        select(p)
+        .where(p.c.store_id == store_id, p.c.backordered > 0)
+        .order_by(p.c.backordered.desc(), p.c.sku)
+        .limit(first)
+    )
+    return [product_from(row) for row in (await conn.execute(query)).mappings()]
+
+
 # -- orders and lines -----------------------------------------------------------
 
 

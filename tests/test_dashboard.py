@@ -1,0 +1,311 @@
+"""The live dashboard at /dashboard, and Store.backorderedProducts which it lists.
+
+The browser test drives the page in headless Chromium (Debian's /usr/bin/chromium)
+against a real server process, and saves a screenshot to test-artifacts/dashboard.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.client import Api, StoreHandle
+from tests.conftest import ADMIN_TOKEN, IN_CI, LiveServer
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+
+CREATE_KEY = """mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) {
+  apiKey { id } token userErrors { field message code } } }"""
+REVOKE_KEY = """mutation($id: ID!) { revokeApiKey(id: $id) {
+  apiKey { id revokedAt } userErrors { field message code } } }"""
+BACKORDERED = """query($h: String!, $first: Int!) { store(handle: $h) {
+  backorderedProducts(first: $first) { sku backordered } } }"""
+BACKORDERED_DEFAULT = """query($h: String!) { store(handle: $h) {
+  backorderedProducts { sku backordered } } }"""
+
+
+# -- Store.backorderedProducts --------------------------------------------------
+
+
+async def _backordered_world(api: Api) -> tuple[StoreHandle, StoreHandle]:
+    """Store one: C 7 units awaiting stock, A and B 5 each, D none (in stock), E no
+    orders. Store two: the same SKUs with far more awaiting stock."""
+    one = await api.create_store(policy="ALLOW")
+    two = await api.create_store(policy="ALLOW")
+    for store in (one, two):
+        for sku in ("A", "B", "C", "D", "E"):
+            await api.upsert(store, sku)
+        await api.receive(store, "D", 50)
+    for sku, units in (("B", 2), ("A", 5), ("C", 3), ("B", 3), ("C", 4), ("D", 9)):
+        assert (await api.place(one, [(sku, units)]))["userErrors"] == []
+    assert (await api.place(two, [("E", 90), ("A", 80), ("B", 70)]))["userErrors"] == []
+    return one, two
+
+
+async def _listed(api: Api, store: StoreHandle, first: int | None) -> list[tuple[str, int]]:
+    if first is None:
+        data = await api.gql(BACKORDERED_DEFAULT, {"h": store.handle}, token=store.token)
+    else:
+        data = await api.gql(BACKORDERED, {"h": store.handle, "first": first}, token=store.token)
+    return [(p["sku"], p["backordered"]) for p in data["store"]["backorderedProducts"]]
+
+
+async def test_backordered_products_come_most_units_first_ties_by_sku_own_store_only(
+    api: Api,
+) -> None:
+    one, two = await _backordered_world(api)
+    # D is in stock and E has no orders: neither is listed. A and B tie; A comes first.
+    assert await _listed(api, one, None) == [("C", 7), ("A", 5), ("B", 5)]
+    assert await _listed(api, one, 2) == [("C", 7), ("A", 5)]
+    assert await _listed(api, one, 0) == []
+    # The other store's products (same SKUs, larger queues) never show up in either list.
+    assert await _listed(api, two, 100) == [("E", 90), ("A", 80), ("B", 70)]
+
+    # Filling C's queue takes it off the list; A and B stay in SKU order.
+    await api.receive(one, "C", 7)
+    assert await _listed(api, one, 10) == [("A", 5), ("B", 5)]
+
+
+async def test_backordered_products_refuses_first_over_100_or_negative(api: Api) -> None:
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "A")
+    await api.place(store, [("A", 1)])
+    assert await _listed(api, store, 100) == [("A", 1)]
+    for first in (101, 1000, -1):
+        body = await api.raw(BACKORDERED, {"h": store.handle, "first": first}, token=store.token)
+        assert body["data"] is None or body["data"]["store"] is None, body
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "INVALID", error
+        assert "100" in error["message"], error
+
+
+# -- serving the page -------------------------------------------------------------
+
+
+async def test_the_page_and_its_files_are_served_with_a_strict_content_security_policy(
+    api: Api,
+) -> None:
+    page = await api.http.get("/dashboard")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    # No inline script and no script from elsewhere: every <script> names a file here.
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", page.text, re.S)
+    assert scripts, page.text
+    for attributes, body in scripts:
+        assert body.strip() == ""
+        assert re.search(r'src="/dashboard/[\w.]+\.js"', attributes), attributes
+    assert "style=" not in page.text and "<style" not in page.text
+
+    script = await api.http.get("/dashboard/dashboard.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "graphql-transport-ws" in script.text
+    style = await api.http.get("/dashboard/dashboard.css")
+    assert style.status_code == 200
+    assert style.headers["content-type"].startswith("text/css")
+    # Only the named files are served from the static folder.
+    assert (await api.http.get("/dashboard/dashboard.html")).status_code == 404
+
+
+# -- the page in a real browser -------------------------------------------------------
+
+
+def _chromium_or_skip() -> None:
+    if CHROMIUM.exists():
+        return
+    message = f"{CHROMIUM} is missing: the dashboard browser test needs Debian's chromium"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: .ci/run installs it; this test must run)")
+    print("\n" + "!" * 70 + f"\n!! SKIPPING the dashboard browser test: {message}\n" + "!" * 70)
+    pytest.skip(message)
+
+
+@pytest.fixture
+async def browser_page(live_pg_server: LiveServer) -> AsyncIterator[Any]:
+    _chromium_or_skip()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            yield await context.new_page()
+        finally:
+            await browser.close()
+
+
+async def _feed_items(page: Any) -> list[tuple[str, str]]:
+    """The feed as (event type, order number), newest first."""
+    items = await page.eval_on_selector_all(
+        "#feed li", "items => items.map(i => [i.dataset.type, i.dataset.order])"
+    )
+    return [(kind, number) for kind, number in items]
+
+
+async def test_the_dashboard_shows_an_order_placed_at_zero_stock_live(
+    live_pg_server: LiveServer, browser_page: Any
+) -> None:
+    from playwright.async_api import WebSocketRoute, expect
+
+    page = browser_page
+    problems: list[str] = []
+    page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+    page.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+        ),
+    )
+
+    # The page's websockets go through the test, which can cut them to force a reconnect
+    # and sees what the page sends on each connection.
+    sockets: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+    sent: list[list[dict[str, Any]]] = []
+
+    async def through(ws: WebSocketRoute) -> None:
+        mine: list[dict[str, Any]] = []
+        sent.append(mine)
+        server = ws.connect_to_server()
+        sockets.append((ws, server))
+
+        def forward(message: str | bytes) -> None:
+            mine.append(json.loads(message))
+            server.send(message)
+
+        ws.on_message(forward)
+
+    await page.route_web_socket(re.compile(r"/graphql$"), through)
+
+    async with httpx.AsyncClient(base_url=live_pg_server.url, timeout=30) as http:
+        api = Api(http, ADMIN_TOKEN, None)
+        store = await api.create_store(policy="DENY", currency="EUR")
+        also = await api.create_store()
+        await api.create_store()  # a third store, which the key below does not cover
+        # The page gets a read-only key for two of the three stores.
+        key = await api.gql(
+            CREATE_KEY,
+            {"input": {"name": "wallboard", "storeIds": [store.id, also.id], "scopes": ["READ"]}},
+            token=ADMIN_TOKEN,
+        )
+        reader = key["createApiKey"]["token"]
+        assert reader
+        upserted = await api.upsert(
+            store, "KETTLE-01", title="Copper kettle", price="39.90", backorderPolicy="ALLOW"
+        )
+        assert upserted["product"]["onHand"] == 0
+
+        await page.goto(live_pg_server.url + "/dashboard")
+
+        # A wrong token gets a clear message, and the page stays on the token form.
+        await page.fill("#token", "og_not_a_real_token")
+        await page.click("#connect")
+        await expect(page.locator("#login-error")).to_contain_text("not accepted")
+        await expect(page.locator("#board")).to_be_hidden()
+        # The admin token is refused with its own explanation.
+        await page.fill("#token", ADMIN_TOKEN)
+        await page.click("#connect")
+        await expect(page.locator("#login-error")).to_contain_text("admin token")
+
+        await page.fill("#token", reader)
+        await page.click("#connect")
+        await expect(page.locator("#store")).to_be_visible()
+        # The store list holds what this token may see, nothing else.
+        options = await page.eval_on_selector_all("#store option", "os => os.map(o => o.value)")
+        assert sorted(options) == sorted(["", store.id, also.id])
+        await expect(page.locator("#board")).to_be_hidden()
+        await page.select_option("#store", store.id)
+        await expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+        backorders = page.locator("#tally-backorders .orders")
+        await expect(backorders).to_have_text("0")
+        await expect(page.locator("#products-empty")).to_be_visible()
+        # The token is in this tab's session storage, never in the address.
+        assert reader not in page.url
+        stored = await page.evaluate("sessionStorage.getItem('ordergraph.dashboard.token')")
+        assert stored == reader
+
+        placed = await api.place(store, [("KETTLE-01", 2)], customerRef="cust-42")
+        assert placed["userErrors"] == [] and placed["order"]["stockStatus"] == "BACKORDERED"
+
+        first = str(placed["order"]["number"])
+        await expect(
+            page.locator(f'#feed li[data-order="{first}"][data-type="BACKORDERED"]')
+        ).to_be_visible()
+        await expect(backorders).to_have_text("1")
+        await expect(page.locator("#tally-backorders .units")).to_have_text("2")
+        await expect(page.locator("#tally-backlog .orders")).to_have_text("1")
+        await expect(page.locator("#products tbody tr")).to_have_count(1)
+        await expect(page.locator("#products tbody tr .sku")).to_have_text("KETTLE-01")
+        await expect(page.locator("#chart svg .line-backorders")).to_have_count(1)
+        before_cut = await _feed_items(page)
+
+        # Cut the live connection; orders placed while it is down still reach the feed,
+        # once each, because the page resumes from the last cursor it saw.
+        assert len(sockets) == 1
+        for side in sockets[0]:
+            await side.close(code=1011, reason="test cut the connection")
+        await expect(page.locator("#live-status")).to_have_attribute("data-state", "reconnecting")
+        second = str((await api.place(store, [("KETTLE-01", 1)]))["order"]["number"])
+        third = str((await api.place(store, [("KETTLE-01", 3)]))["order"]["number"])
+        await expect(page.locator("#live-status")).to_have_attribute(
+            "data-state", "live", timeout=15_000
+        )
+        await expect(
+            page.locator(f'#feed li[data-order="{third}"][data-type="BACKORDERED"]')
+        ).to_be_visible()
+        await expect(backorders).to_have_text("3")
+        await expect(page.locator("#tally-backorders .units")).to_have_text("6")
+        await asyncio.sleep(0.5)  # anything duplicated would have arrived by now
+        after = await _feed_items(page)
+        # Newest first: each order's PLACED then BACKORDERED, nothing twice, nothing lost.
+        assert after == [(t, n) for n in (third, second, first) for t in ("BACKORDERED", "PLACED")]
+        assert after[-len(before_cut) :] == before_cut
+
+        # The second connection resumed: its subscribe carried the last cursor it had.
+        assert len(sent) == 2
+        init = sent[1][0]
+        assert init == {
+            "type": "connection_init",
+            "payload": {"authorization": f"Bearer {reader}"},
+        }
+        resumed = [
+            m
+            for m in sent[1]
+            if m["type"] == "subscribe" and "orderEvents" in m["payload"]["query"]
+        ]
+        assert resumed and resumed[0]["payload"]["variables"]["after"] is not None
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "dashboard.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        print(f"\ndashboard screenshot: {shot}")
+
+        # Revoking the key: the next connection is refused (4403), and the page says so
+        # and asks for a token again, forgetting the old one.
+        revoked = await api.gql(
+            REVOKE_KEY, {"id": key["createApiKey"]["apiKey"]["id"]}, token=ADMIN_TOKEN
+        )
+        assert revoked["revokeApiKey"]["userErrors"] == []
+        for side in sockets[1]:
+            await side.close(code=1011, reason="test cut the connection")
+        await expect(page.locator("#login-error")).to_contain_text("refused this token")
+        await expect(page.locator("#board")).to_be_hidden()
+        assert await page.evaluate("sessionStorage.getItem('ordergraph.dashboard.token')") is None
+        assert len(sent) == 3
+
+    assert problems == []
