@@ -1,0 +1,89 @@
+"""backlogChanged pushes when an order becomes overdue, with no other change in the store.
+
+The server runs in this process (uvicorn on a real port) so that the test can move its
+clock past the end of the requested ship date; its overdue sweep then writes the OVERDUE
+event, and the subscriber must be sent the new summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+
+from ordergraph.app import create_app
+from ordergraph.clock import Clock
+from ordergraph.settings import Settings
+from storage.db import Database
+from tests.client import Api
+from tests.conftest import ADMIN_TOKEN, free_port
+from tests.ws_client import ws_connect
+
+SWEEP_SECONDS = 1
+
+
+@pytest.fixture
+async def served(database: Database, clock: Clock) -> AsyncIterator[str]:
+    settings = Settings(
+        database_url=database.url,
+        admin_token=ADMIN_TOKEN,
+        overdue_sweep_seconds=SWEEP_SECONDS,
+        tail_poll_ms=200,
+    )
+    app = create_app(settings, clock=clock, db=database)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "the in-process server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 15)
+
+
+async def test_backlog_changed_pushes_when_an_order_becomes_overdue(
+    served: str, clock: Clock
+) -> None:
+    async with httpx.AsyncClient(base_url=served, timeout=30) as http:
+        api = Api(http, ADMIN_TOKEN, None)
+        store = await api.create_store(policy="ALLOW", timezone="UTC")
+        await api.upsert(store, "A")
+        today = clock().astimezone(dt.UTC).date()
+        await api.place(store, [("A", 2)], requestedShipDate=today.isoformat())
+
+        async with ws_connect(served) as ws:
+            await ws.init(store.token)
+            await ws.subscribe(
+                """subscription($s: ID!) { backlogChanged(storeId: $s) {
+                     backlog { orders } overdue { orders units }
+                     overdueBackorders { orders units } } }""",
+                {"s": store.id},
+            )
+            first = (await ws.next_data())["backlogChanged"]
+            assert first["backlog"] == {"orders": 1}
+            assert first["overdue"] == {"orders": 0, "units": 0}
+
+            # Nothing else happens in the store: only the end of the day passes.
+            midnight = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.UTC)
+            clock.advance(midnight - clock() + dt.timedelta(seconds=1))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            pushed = (await ws.next_data(wait=SWEEP_SECONDS + 10))["backlogChanged"]
+            waited = loop.time() - started
+        assert pushed["overdue"] == {"orders": 1, "units": 2}
+        assert pushed["overdueBackorders"] == {"orders": 1, "units": 2}
+        assert waited < SWEEP_SECONDS + 3, f"the push came {waited:.1f} s after the date ended"
