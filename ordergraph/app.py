@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from ordergraph import dashboard
 from ordergraph.clock import Clock
+from ordergraph.graphiql import render_page
+from ordergraph.logs import RequestInfo, current_request
+from ordergraph.metrics import CONTENT_TYPE, Metrics, Telemetry
 from ordergraph.overdue import run_sweeper
 from ordergraph.settings import Settings
 from ordergraph.websockets import LegacyWSHandler, TransportWSHandler, accept_connection
@@ -24,6 +33,11 @@ from resolvers.context import Context, Limits
 from schema.build import SchemaLimits, build_schema
 from storage.db import Database
 from storage.hub import EventHub
+from storage.migrate import MIGRATIONS
+
+request_log = logging.getLogger("ordergraph.request")
+log = logging.getLogger("ordergraph.app")
+READY_TIMEOUT_SECONDS = 3.0
 
 
 class OrdergraphView(GraphQL[Context, None]):
@@ -36,15 +50,21 @@ class OrdergraphView(GraphQL[Context, None]):
         settings: Settings,
         clock: Callable[[], dt.datetime],
         hub: EventHub,
+        metrics: Metrics | None = None,
         **kwargs: Any,
     ) -> None:
+        self.metrics = metrics or Metrics(max_operations=settings.metrics_max_operations)
+        telemetry = self.metrics
         schema = build_schema(
             SchemaLimits(
                 max_depth=settings.max_depth,
                 max_aliases=settings.max_aliases,
                 max_tokens=settings.max_tokens,
-            )
+            ),
+            introspection=settings.introspection,
+            extensions=[lambda: Telemetry(telemetry)],
         )
+        kwargs.setdefault("graphql_ide", "graphiql" if settings.graphiql else None)
         super().__init__(
             schema,
             keep_alive=True,
@@ -60,6 +80,74 @@ class OrdergraphView(GraphQL[Context, None]):
         self.settings = settings
         self.clock = clock
         self.limits = Limits(idempotency_ttl=settings.idempotency_ttl)
+        self._ide_page = render_page()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One request: timed, and told of in one log line (no headers, query string,
+        body or variables: only the operation's name)."""
+        info = RequestInfo(transport="http")
+        reset = current_request.set(info)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, send_noting_status)
+        finally:
+            seconds = time.perf_counter() - started
+            if info.outcome is None and status == 400:
+                # Refused before the schema saw it (bad JSON, no query...).
+                info.outcome = "graphql_error"
+                self.metrics.record(None, "unknown", info.outcome, None)
+            request_log.info(
+                "request",
+                extra={
+                    "request_id": info.request_id,
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "operation": info.operation,
+                    "operation_type": info.operation_type,
+                    "outcome": info.outcome,
+                    "duration_ms": round(seconds * 1000, 2),
+                },
+            )
+            current_request.reset(reset)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        info = RequestInfo(transport="ws")
+        reset = current_request.set(info)
+        started = time.perf_counter()
+        self.metrics.websockets += 1
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.metrics.websockets -= 1
+            request_log.info(
+                "websocket closed",
+                extra={
+                    "request_id": info.request_id,
+                    "path": scope.get("path"),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            current_request.reset(reset)
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(self._ide_page)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -76,6 +164,9 @@ class OrdergraphView(GraphQL[Context, None]):
         )
         if isinstance(response, Response):
             response.headers["x-request-id"] = context.request_id
+        info = current_request.get()
+        if info is not None and info.request_id is None:
+            info.request_id = context.request_id
         return context
 
     async def on_ws_connect(self, context: Context) -> None:
@@ -96,10 +187,20 @@ def create_app(
         poll_seconds=settings.tail_poll_ms / 1000,
         buffer=settings.subscriber_buffer,
     )
-    view = OrdergraphView(database, settings, clock or Clock(), hub)
+    metrics = Metrics(max_operations=settings.metrics_max_operations)
+    view = OrdergraphView(database, settings, clock or Clock(), hub, metrics)
+    metrics.watch(database, hub, view.clock)
+    readiness = Readiness(database)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        ready, body = await readiness.check()
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(await metrics.render(), headers={"content-type": CONTENT_TYPE})
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -125,11 +226,83 @@ def create_app(
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
             *dashboard.routes(),
         ],
         lifespan=lifespan,
     )
     app.state.db = database
     app.state.hub = hub
+    app.state.metrics = metrics
     app.state.settings = settings
     return app
+
+
+class Readiness:
+    """Ready when the database answers and its schema is at this code's migration head.
+
+    A database migrated further than this code knows (a newer release migrated it during
+    a rolling upgrade) is reported but still ready: migrations are written to keep the
+    previous release working, and taking every old process out of rotation at once would
+    be an outage.
+    """
+
+    def __init__(
+        self, db: Database, timeout: float = READY_TIMEOUT_SECONDS, migrations: Path = MIGRATIONS
+    ) -> None:
+        self.db = db
+        self.timeout = timeout
+        self.migrations = migrations
+        self._script: ScriptDirectory | None = None
+
+    def script(self) -> ScriptDirectory:
+        if self._script is None:
+            self._script = ScriptDirectory(str(self.migrations))
+        return self._script
+
+    async def _current(self) -> tuple[str, ...]:
+        async with self.db.engine.connect() as conn:
+            heads: tuple[str, ...] = await conn.run_sync(
+                lambda sync: tuple(MigrationContext.configure(sync).get_current_heads())
+            )
+        return heads
+
+    async def check(self) -> tuple[bool, dict[str, Any]]:
+        try:
+            current = await asyncio.wait_for(self._current(), self.timeout)
+        except Exception as err:
+            log.warning("readiness: the database is unreachable: %s", err)
+            reason = "database unreachable" + (
+                " (timed out)" if isinstance(err, TimeoutError) else f" ({type(err).__name__})"
+            )
+            return False, {"status": "unavailable", "reason": reason}
+        script = self.script()
+        heads = set(script.get_heads())
+        if set(current) == heads:
+            return True, {"status": "ok", "migrations": "current"}
+        known = {rev.revision for rev in script.walk_revisions()}
+        if not current:
+            reason = "database is not migrated: run `ordergraph migrate`"
+            return False, {"status": "unavailable", "reason": reason}
+        if not set(current) <= known:
+            return True, {"status": "ok", "migrations": "database is newer than this code"}
+        behind = sorted(
+            rev.revision
+            for rev in script.walk_revisions()
+            if not _applied(script, rev.revision, current)
+        )
+        return False, {
+            "status": "unavailable",
+            "reason": f"migrations pending ({len(behind)}): run `ordergraph migrate`",
+            "pending": behind,
+        }
+
+
+def _applied(script: ScriptDirectory, revision: str, current: tuple[str, ...]) -> bool:
+    """Whether `revision` is at or below one of the current heads."""
+    for head in current:
+        for rev in script.iterate_revisions(head, "base"):
+            if rev is not None and rev.revision == revision:
+                return True
+    return False

@@ -43,6 +43,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -62,6 +71,10 @@ class Settings:
     tail_poll_ms: int = 500
     ws_compression: bool = False
     log_level: str = "INFO"
+    log_format: str = "json"
+    graphiql: bool = True
+    introspection: bool = True
+    metrics_max_operations: int = 50
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +99,10 @@ class Settings:
             tail_poll_ms=_int(env, "ORDERGRAPH_TAIL_POLL_MS", 500, minimum=10),
             ws_compression=_bool(env, "ORDERGRAPH_WS_COMPRESSION", False),
             log_level=(env.get("ORDERGRAPH_LOG_LEVEL") or "INFO").upper(),
+            log_format=_choice(env, "ORDERGRAPH_LOG_FORMAT", "json", ("json", "text")),
+            graphiql=_bool(env, "ORDERGRAPH_GRAPHIQL", True),
+            introspection=_bool(env, "ORDERGRAPH_INTROSPECTION", True),
+            metrics_max_operations=_int(env, "ORDERGRAPH_METRICS_MAX_OPERATIONS", 50),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

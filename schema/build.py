@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
+    SchemaExtension,
 )
 from strawberry.types import ExecutionContext
 
@@ -69,18 +72,30 @@ class OrdergraphSchema(strawberry.Schema):
                 )
 
 
-def build_schema(limits: SchemaLimits | None = None) -> strawberry.Schema:
+def build_schema(
+    limits: SchemaLimits | None = None,
+    *,
+    introspection: bool = True,
+    extensions: Sequence[Callable[[], SchemaExtension]] = (),
+) -> strawberry.Schema:
+    """The schema with its limits. With `introspection=False`, documents asking for
+    `__schema` or `__type` are refused at validation. `extensions` (factories) come
+    first, before the limits and the error masking."""
     limits = limits or SchemaLimits()
+    chain: list[Callable[[], SchemaExtension]] = [
+        *extensions,
+        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: MaskUnexpectedErrors(should_mask_error=is_unexpected, error_message=MASKED),
+    ]
+    if not introspection:
+        chain.insert(len(extensions), DisableIntrospection)
     return OrdergraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[StoreType, ProductType, OrderType, OrderLineType, ApiKeyType, InventoryEventType],
-        extensions=[
-            lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
-            lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-            lambda: MaskUnexpectedErrors(should_mask_error=is_unexpected, error_message=MASKED),
-        ],
+        extensions=chain,
         execution_context_class=SharedEventExecutor,
     )

@@ -302,6 +302,27 @@ class EventHub:
         except ValueError:
             self.wake(None)
 
+    # -- observability (read-only) ----------------------------------------------
+    async def tail_lag(self, now: Any) -> float:
+        """Seconds between `now` and the oldest committed event of a watched store that
+        the pump has not yet read (and so not yet handed to subscribers); 0 when it is
+        caught up or no store is watched. Events carry the writer's clock, so `now`
+        should come from the same clock."""
+        from sqlalchemy import and_, func, or_, select
+
+        from storage import tables as t
+
+        positions = dict(self._positions)
+        if not positions:
+            return 0.0
+        e = t.events
+        behind = or_(*(and_(e.c.store_id == s, e.c.seq > p) for s, p in positions.items()))
+        async with self.db.read() as conn:
+            oldest = (await conn.execute(select(func.min(e.c.occurred_at)).where(behind))).scalar()
+        if oldest is None:
+            return 0.0
+        return max(0.0, float((now - oldest).total_seconds()))
+
 
 async def _enrich(conn: Any, records: list[EventRecord]) -> list[LiveEvent]:
     """Load the orders and products the events name, once per batch."""
