@@ -19,6 +19,7 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
+from schema.caching import DocumentCache
 from schema.enums import InventoryEventType
 from schema.mutations import Mutation
 from schema.query import Query
@@ -82,8 +83,10 @@ def build_schema(
     `__schema` or `__type` are refused at validation. `extensions` (factories) come
     first, before the limits and the error masking."""
     limits = limits or SchemaLimits()
+    documents = DocumentCache()
     chain: list[Callable[[], SchemaExtension]] = [
         *extensions,
+        documents.extension(),
         lambda: QueryDepthLimiter(max_depth=limits.max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
@@ -91,7 +94,7 @@ def build_schema(
     ]
     if not introspection:
         chain.insert(len(extensions), DisableIntrospection)
-    return OrdergraphSchema(
+    schema = OrdergraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -99,3 +102,5 @@ def build_schema(
         extensions=chain,
         execution_context_class=SharedEventExecutor,
     )
+    schema.documents = documents  # type: ignore[attr-defined]
+    return schema

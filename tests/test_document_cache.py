@@ -1,0 +1,34 @@
+"""Documents are parsed and validated once per schema; the outcome of every request stays
+the same as without the cache: same errors, same limits, same results."""
+
+from __future__ import annotations
+
+from schema.build import SchemaLimits, build_schema
+
+DEEP = "query { stores { edges { node { products { edges { node { id } } } } } } }"
+BAD = "query { nope }"
+
+
+async def test_repeated_documents_get_the_same_errors_and_limits_every_time() -> None:
+    strict = build_schema(SchemaLimits(max_depth=4))
+    lenient = build_schema(SchemaLimits(max_depth=12))
+    for _ in range(3):
+        refused = await strict.execute(DEEP)
+        assert refused.errors and "exceeds maximum operation depth" in refused.errors[0].message
+        # Another schema's limits are its own, even for the same document text.
+        allowed = await lenient.execute(DEEP, context_value=None)
+        assert not allowed.errors or "depth" not in allowed.errors[0].message
+        unknown = await strict.execute(BAD)
+        assert unknown.errors and "Cannot query field 'nope'" in unknown.errors[0].message
+
+
+async def test_a_repeated_document_is_validated_once_and_the_cache_is_bounded() -> None:
+    schema = build_schema()
+    results = schema.documents  # type: ignore[attr-defined]
+    for _ in range(20):
+        outcome = await schema.execute("query Probe { __typename }")
+        assert outcome.data == {"__typename": "Query"} and not outcome.errors
+    assert (results.misses, results.hits) == (1, 19)
+    for n in range(results.maxsize + 10):
+        await schema.execute(f"query {{ q{n}: __typename }}")
+    assert len(results._results) == len(results._documents) == results.maxsize
