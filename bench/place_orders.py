@@ -1,22 +1,26 @@
 """Benchmark: placeOrder through ordergraph against a bare baseline doing the same writes.
 
 It creates a fresh PostgreSQL database, starts `python -m ordergraph serve` on it
-as a real process, creates two stores (one per contender) each with one product
-of ample stock, starts bench/baseline_app.py on the same database, then sends
-one-line orders to each in turn from the same number of concurrent connections
-for the same time. It prints orders per second, latency percentiles and the
-ratio ordergraph / baseline, checks that both wrote what a placeOrder writes,
-and drops the database.
+as a real process (or --processes N of them, on the same database), creates
+stores for each contender (--stores K each, default 1) with one product of ample
+stock, starts bench/baseline_app.py on the same database (as many processes),
+then sends one-line orders to each in turn from the same number of concurrent
+connections for the same time, the connections spread evenly over the processes
+and the stores. It prints orders per second, latency percentiles and the ratio
+ordergraph / baseline, checks that both wrote what a placeOrder writes, and
+drops the database.
 
 Run from the repository root, in the project's environment:
 
     python bench/place_orders.py --seconds 10 --concurrency 16
+    python bench/place_orders.py --processes 2 --stores 8
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -260,14 +264,24 @@ def make_store(url: str, admin_token: str) -> BenchStore:
 
 
 @dataclass
-class Target:
-    """How to place one order on a contender, and how to tell that it was placed."""
+class Request:
+    """One order in one store: the body and headers to send."""
 
-    name: str
-    url: str
-    path: str
     body: dict[str, Any]
     headers: dict[str, str]
+
+
+@dataclass
+class Target:
+    """How to place one order on a contender, and how to tell that it was placed.
+
+    Connection i goes to process `urls[i % len(urls)]` and orders in store
+    `requests[i % len(requests)]`."""
+
+    name: str
+    urls: list[str]
+    path: str
+    requests: list[Request]
     graphql: bool
 
     def placed(self, response: httpx.Response) -> bool:
@@ -289,6 +303,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str | None = None
+    cpu_seconds: float | None = None  # used by the contender's server processes, when known
 
     @property
     def orders(self) -> int:
@@ -298,6 +313,12 @@ class Result:
     def rate(self) -> float:
         return self.orders / self.seconds if self.seconds else 0.0
 
+    @property
+    def cpu_ms_per_order(self) -> float:
+        if self.cpu_seconds is None or not self.orders:
+            return float("nan")
+        return self.cpu_seconds * 1000 / self.orders
+
     def percentile_ms(self, q: float) -> float:
         if not self.latencies:
             return float("nan")
@@ -306,18 +327,41 @@ class Result:
         return ordered[index] * 1000
 
 
-async def drive(target: Target, concurrency: int, seconds: float, warmup: float) -> Result:
-    result = Result(target.name)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=target.url, headers=target.headers, limits=limits, timeout=60
-    ) as client:
+def cpu_seconds(pids: list[int]) -> float | None:
+    """CPU time (user + system) the processes have used so far; None where /proc is missing."""
+    total = 0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
 
-        async def worker(until: float, record: bool) -> None:
+
+async def drive(
+    target: Target, concurrency: int, seconds: float, warmup: float, pids: list[int] | None = None
+) -> Result:
+    result = Result(target.name)
+    per_process = -(-concurrency // len(target.urls))
+    limits = httpx.Limits(max_connections=per_process, max_keepalive_connections=per_process)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, limits=limits, timeout=60)
+            )
+            for url in target.urls
+        ]
+
+        async def worker(index: int, until: float, record: bool) -> None:
+            client = clients[index % len(clients)]
+            request = target.requests[index % len(target.requests)]
             while time.perf_counter() < until:
                 began = time.perf_counter()
                 try:
-                    response = await client.post(target.path, json=target.body)
+                    response = await client.post(
+                        target.path, json=request.body, headers=request.headers
+                    )
                     ok = target.placed(response)
                     problem = None if ok else f"{response.status_code}: {response.text[:300]}"
                 except httpx.HTTPError as err:
@@ -332,30 +376,40 @@ async def drive(target: Target, concurrency: int, seconds: float, warmup: float)
 
         if warmup > 0:
             until = time.perf_counter() + warmup
-            await asyncio.gather(*(worker(until, False) for _ in range(concurrency)))
+            await asyncio.gather(*(worker(i, until, False) for i in range(concurrency)))
+        cpu_before = cpu_seconds(pids or [])
         began = time.perf_counter()
         until = began + seconds
-        await asyncio.gather(*(worker(until, True) for _ in range(concurrency)))
+        await asyncio.gather(*(worker(i, until, True) for i in range(concurrency)))
         result.seconds = time.perf_counter() - began
+        cpu_after = cpu_seconds(pids or [])
+        if pids and cpu_before is not None and cpu_after is not None:
+            result.cpu_seconds = cpu_after - cpu_before
     return result
 
 
 # -- report ---------------------------------------------------------------------
 
 
-def table(results: list[Result], concurrency: int) -> str:
-    head = f"{'':<12} {'orders':>8} {'errors':>7} {'orders/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+def table(results: list[Result], concurrency: int, processes: int = 1, stores: int = 1) -> str:
+    head = (
+        f"{'':<12} {'orders':>8} {'errors':>7} {'orders/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'server CPU ms/order':>20}"
+    )
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
             f"{r.name:<12} {r.orders:>8} {r.errors:>7} {r.rate:>10.1f} "
             f"{r.percentile_ms(0.50):>8.2f} {r.percentile_ms(0.99):>8.2f}"
+            f" {r.cpu_ms_per_order:>20.2f}"
         )
     ordergraph, baseline = results[1], results[0]
     ratio = ordergraph.rate / baseline.rate if baseline.rate else float("nan")
     rows.append("")
     rows.append(f"ratio (ordergraph / baseline): {ratio:.3f}")
-    rows.append(f"(one-line orders, {concurrency} concurrent connections, one store each)")
+    each = "one store each" if stores == 1 else f"{stores} stores each"
+    spread = "one process each" if processes == 1 else f"{processes} processes each"
+    rows.append(f"(one-line orders, {concurrency} concurrent connections, {each}, {spread})")
     return "\n".join(rows)
 
 
@@ -368,6 +422,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="server processes per contender, on the one database; connections spread over them",
+    )
+    parser.add_argument(
+        "--stores", type=int, default=1, help="stores per contender; connections spread over them"
+    )
+    parser.add_argument(
         "--pg-dsn",
         default=os.environ.get(
             "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -379,8 +442,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.seconds <= 0 or args.concurrency < 1 or args.warmup < 0:
-        print("need --seconds > 0, --concurrency >= 1, --warmup >= 0", file=sys.stderr)
+    if (
+        args.seconds <= 0
+        or args.concurrency < 1
+        or args.warmup < 0
+        or args.processes < 1
+        or args.stores < 1
+    ):
+        print(
+            "need --seconds > 0, --concurrency >= 1, --warmup >= 0, --processes >= 1, "
+            "--stores >= 1",
+            file=sys.stderr,
+        )
         return 2
     name = f"ordergraph_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     asyncio.run(create_database(args.pg_dsn, name))
@@ -395,82 +468,114 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
     admin_token = "og_admin_bench_" + secrets.token_urlsafe(16)
     servers: list[Server] = []
     try:
-        port = free_port()
         env = {
             **os.environ,
             "ORDERGRAPH_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
             "ORDERGRAPH_ADMIN_TOKEN": admin_token,
             "ORDERGRAPH_LOG_LEVEL": "WARNING",
         }
-        command = [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)]
-        ordergraph = start("ordergraph", command, env, port, logs / "ordergraph.log")
-        servers.append(ordergraph)
-        og_store = make_store(ordergraph.url, admin_token)
-        base_store = make_store(ordergraph.url, admin_token)
-        og_id = asyncio.run(store_id_of(dsn, og_store.handle))
-        base_id = asyncio.run(store_id_of(dsn, base_store.handle))
-        seq_before = {
-            og_id: asyncio.run(last_seq(dsn, og_id)),
-            base_id: asyncio.run(last_seq(dsn, base_id)),
-        }
+        ordergraphs = []
+        for n in range(args.processes):
+            port = free_port()
+            command = [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)]
+            server = start(f"ordergraph-{n + 1}", command, env, port, logs / f"og-{n + 1}.log")
+            servers.append(server)
+            ordergraphs.append(server)
+        setup_url = ordergraphs[0].url
+        og_stores = [make_store(setup_url, admin_token) for _ in range(args.stores)]
+        base_stores = [make_store(setup_url, admin_token) for _ in range(args.stores)]
+        og_ids = [asyncio.run(store_id_of(dsn, store.handle)) for store in og_stores]
+        base_ids = [asyncio.run(store_id_of(dsn, store.handle)) for store in base_stores]
+        seq_before = {sid: asyncio.run(last_seq(dsn, sid)) for sid in og_ids + base_ids}
 
-        port = free_port()
-        command = [sys.executable, str(HERE / "baseline_app.py"), "--dsn", dsn, "--port", str(port)]
-        baseline = start("baseline", command, dict(os.environ), port, logs / "baseline.log")
-        servers.append(baseline)
+        baselines = []
+        for n in range(args.processes):
+            port = free_port()
+            command = [
+                *(sys.executable, str(HERE / "baseline_app.py")),
+                *("--dsn", dsn, "--port", str(port)),
+            ]
+            server = start(
+                f"baseline-{n + 1}", command, dict(os.environ), port, logs / f"base-{n + 1}.log"
+            )
+            servers.append(server)
+            baselines.append(server)
 
-        order_input = {"storeId": og_store.gid, "lines": [{"sku": SKU, "quantity": 1}]}
         targets = [
             (
                 Target(
                     "baseline",
-                    baseline.url,
+                    [server.url for server in baselines],
                     "/orders",
-                    {"storeId": base_id, "sku": SKU, "quantity": 1},
-                    {},
+                    [Request({"storeId": sid, "sku": SKU, "quantity": 1}, {}) for sid in base_ids],
                     graphql=False,
                 ),
-                base_id,
+                base_ids,
             ),
             (
                 Target(
                     "ordergraph",
-                    ordergraph.url,
+                    [server.url for server in ordergraphs],
                     "/graphql",
-                    {"query": PLACE_ORDER, "variables": {"input": order_input}},
-                    {"Authorization": f"Bearer {og_store.token}"},
+                    [
+                        Request(
+                            {
+                                "query": PLACE_ORDER,
+                                "variables": {
+                                    "input": {
+                                        "storeId": store.gid,
+                                        "lines": [{"sku": SKU, "quantity": 1}],
+                                    }
+                                },
+                            },
+                            {"Authorization": f"Bearer {store.token}"},
+                        )
+                        for store in og_stores
+                    ],
                     graphql=True,
                 ),
-                og_id,
+                og_ids,
             ),
         ]
         print(
             f"placeOrder: {args.concurrency} concurrent connections, {args.seconds:g} s measured "
-            f"after {args.warmup:g} s warm-up, baseline then ordergraph, on {safe_dsn(dsn)}",
+            f"after {args.warmup:g} s warm-up, baseline then ordergraph, "
+            f"{args.processes} process(es) and {args.stores} store(s) each, on {safe_dsn(dsn)}",
             flush=True,
         )
+        pids = {
+            "baseline": [server.process.pid for server in baselines],
+            "ordergraph": [server.process.pid for server in ordergraphs],
+        }
         results = [
-            asyncio.run(drive(target, args.concurrency, args.seconds, args.warmup))
+            asyncio.run(
+                drive(target, args.concurrency, args.seconds, args.warmup, pids[target.name])
+            )
             for target, _ in targets
         ]
         print()
-        print(table(results, args.concurrency))
+        print(table(results, args.concurrency, args.processes, args.stores))
         print()
 
         failed = False
-        for result, (_, store_id) in zip(results, targets, strict=True):
+        for result, (_, store_ids) in zip(results, targets, strict=True):
             if result.first_error:
                 print(
                     f"{result.name}: {result.errors} requests failed; first: {result.first_error}"
                 )
                 failed = True
-            placed, problem = asyncio.run(check_writes(dsn, store_id, seq_before[store_id]))
-            if problem:
-                print(f"{result.name}: the rows are not what placeOrder writes: {problem}")
-                failed = True
-            else:
+            total, wrong = 0, False
+            for store_id in store_ids:
+                placed, problem = asyncio.run(check_writes(dsn, store_id, seq_before[store_id]))
+                total += placed
+                if problem:
+                    print(f"{result.name}: the rows are not what placeOrder writes: {problem}")
+                    wrong = True
+            failed = failed or wrong
+            if not wrong:
                 print(
-                    f"{result.name}: {placed} orders (warm-up included) checked in the database: "
+                    f"{result.name}: {total} orders (warm-up included) in {len(store_ids)} "
+                    "store(s) checked in the database: "
                     "1 order, 1 line, PLACED + ALLOCATED events, 1 tally point, counters each"
                 )
         return 1 if failed else 0

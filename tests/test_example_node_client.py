@@ -1,0 +1,262 @@
+"""The Node.js example client (examples/node/place_and_follow.mjs) against a real server:
+it places an order, prints each of the order's events once, in order, with its cursor,
+across a server restart, and exits when the order is shipped.
+
+It needs node and npm: the test runs `npm ci` in examples/node when node_modules is
+missing. Without node or npm it skips loudly, and fails under CI=true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import conftest
+from tests.client import Api, StoreHandle
+from tests.conftest import ADMIN_TOKEN, IN_CI, LiveServer
+
+EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "node"
+EXAMPLE = EXAMPLE_DIR / "place_and_follow.mjs"
+SERVER_ENV = {"ORDERGRAPH_WS_PING_SECONDS": "1", "ORDERGRAPH_TAIL_POLL_MS": "200"}
+WAIT = 30.0
+
+Event = tuple[int, str, str, str, str]  # order number, type, status, stockStatus, cursor
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The node executable, with the example's packages installed (`npm ci` if needed)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        message = "node and npm are needed for the Node.js example (examples/node)"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: this test must run)")
+        print("\n" + "!" * 70 + f"\n!! SKIPPING the Node.js example: {message}\n" + "!" * 70)
+        pytest.skip(message)
+    if not (EXAMPLE_DIR / "node_modules" / "graphql-ws").is_dir():
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=EXAMPLE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, f"npm ci failed in {EXAMPLE_DIR}:\n{done.stderr}"
+    return node
+
+
+def stop(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return f"sqlite+aiosqlite:///{tmp_path}/x.db"
+
+
+@pytest.fixture
+def servers(database_url: str, tmp_path: Path) -> Iterator[list[LiveServer]]:
+    """A running server; the test may replace it with another on the same port."""
+    running = [conftest.start_server(database_url, tmp_path / "server-0.log", SERVER_ENV)]
+    yield running
+    for server in running:
+        if server.process.poll() is None:
+            stop(server)
+
+
+@pytest.fixture
+async def api(servers: list[LiveServer]) -> AsyncIterator[Api]:
+    no_keepalive = httpx.Limits(max_keepalive_connections=0)  # the server will restart
+    url = servers[0].url
+    async with httpx.AsyncClient(base_url=url, timeout=WAIT, limits=no_keepalive) as http:
+        yield Api(http, ADMIN_TOKEN, None)
+
+
+async def restart_on_same_port(server: LiveServer, database_url: str, log: Path) -> LiveServer:
+    """Terminate the server (it closes websockets with 1012) and serve the same database on
+    the same port again, as a deployment would."""
+    stop(server)
+    port = int(server.url.rsplit(":", 1)[1])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conftest, "free_port", lambda: port)
+        return await asyncio.to_thread(conftest.start_server, database_url, log, SERVER_ENV)
+
+
+class Client:
+    """The example running as a subprocess; its stdout is one event per line."""
+
+    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    @classmethod
+    async def start(cls, node: str, url: str, token: str, log: Path, *args: str) -> Client:
+        with log.open("ab") as err:
+            process = await asyncio.create_subprocess_exec(
+                node,
+                str(EXAMPLE),
+                *("--url", url + "/graphql", *args),
+                env={**os.environ, "ORDERGRAPH_TOKEN": token},
+                cwd=EXAMPLE_DIR,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
+            )
+        return cls(process, log)
+
+    async def events(self, count: int) -> list[Event]:
+        assert self.process.stdout is not None
+        lines = []
+        for _ in range(count):
+            line = await asyncio.wait_for(self.process.stdout.readline(), WAIT)
+            assert line, f"the client ended early: {self.log.read_text()}"
+            lines.append(line)
+        return [parse(line) for line in lines]
+
+    async def finish(self) -> list[Event]:
+        """Wait for the client to exit by itself; the events it printed not read yet."""
+        out, _ = await asyncio.wait_for(self.process.communicate(), WAIT)
+        assert self.process.returncode == 0, self.log.read_text()
+        return [parse(line) for line in out.splitlines()]
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+
+
+def parse(line: bytes) -> Event:
+    _, number, kind, status, stock, cursor = line.decode().split()
+    assert number.startswith("#") and status.startswith("status="), line
+    assert stock.startswith("stockStatus=") and cursor.startswith("cursor="), line
+    return int(number[1:]), kind, value(status), value(stock), value(cursor)
+
+
+def value(field: str) -> str:
+    return field.split("=", 1)[1]
+
+
+async def shop(api: Api, policy: str) -> StoreHandle:
+    store = await api.create_store(policy=policy)
+    await api.upsert(store, "MUG")  # no stock yet
+    return store
+
+
+async def test_places_an_order_and_prints_its_events_with_cursors_across_a_restart(
+    node: str, servers: list[LiveServer], api: Api, database_url: str, tmp_path: Path
+) -> None:
+    store = await shop(api, "ALLOW")
+    other = await api.place(store, [("MUG", 1)])  # 1001, someone else's: not followed
+    log = tmp_path / "client.log"
+    client = await Client.start(
+        node, servers[0].url, store.token, log, "--store-id", store.id, "--sku", "MUG",
+        "--quantity", "2",
+    )  # fmt: skip
+    try:
+        placed = await client.events(2)
+        assert [(n, kind, status, stock) for n, kind, status, stock, _ in placed] == [
+            (1002, "PLACED", "OPEN", "BACKORDERED"),
+            (1002, "BACKORDERED", "OPEN", "BACKORDERED"),
+        ]
+
+        servers[0] = await restart_on_same_port(servers[0], database_url, tmp_path / "s-1.log")
+        await api.receive(store, "MUG", 3)  # fills 1001 first, then 1002, perhaps while away
+        await api.ship(store, other["order"]["id"])  # another order's event: not printed
+        order = (await api.place(store, [("MUG", 1)]))["order"]  # 1003: not printed either
+        assert order["number"] == 1003
+        filled = await client.events(1)
+        ours = await api.order(store, 1002)
+        await api.ship(store, ours["id"])  # surely live on the new connection
+        printed = placed + filled + await client.finish()
+    finally:
+        client.kill()
+
+    history = (await api.order(store, 1002))["events"]["nodes"]
+    assert printed == [
+        (1002, e["type"], e["status"], e["stockStatus"] or "-", e["cursor"]) for e in history
+    ]
+    assert [kind for _, kind, *_ in printed] == [
+        "PLACED", "BACKORDERED", "BACKORDER_FILLED", "SHIPPED",
+    ]  # fmt: skip
+    notes = log.read_text()
+    assert "placed order #1002" in notes
+    assert "connection closed (1012); reconnecting" in notes
+    assert f"subscribing after cursor {placed[-1][4]}" in notes
+    assert "order #1002 is SHIPPED; done" in notes
+
+
+@pytest.mark.postgres
+async def test_follows_an_earlier_order_from_a_cursor(
+    node: str, pg_url: str, tmp_path: Path
+) -> None:
+    server = conftest.start_server(pg_url, tmp_path / "server.log", SERVER_ENV)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
+            api = Api(http, ADMIN_TOKEN, None)
+            store = await shop(api, "ALLOW")
+            order = (await api.place(store, [("MUG", 1)]))["order"]
+            await api.receive(store, "MUG", 1)
+            [placed, backordered, filled] = (await api.order(store, 1001))["events"]["nodes"]
+            client = await Client.start(
+                node, server.url, store.token, tmp_path / "client.log", "--store-id", store.id,
+                "--order-id", order["id"], "--after", placed["cursor"], "--quiet",
+            )  # fmt: skip
+            try:
+                replayed = await client.events(2)
+                await api.cancel(store, order["id"])
+                printed = replayed + await client.finish()
+            finally:
+                client.kill()
+    finally:
+        stop(server)
+    assert [(kind, cursor) for _, kind, _, _, cursor in printed] == [
+        ("BACKORDERED", backordered["cursor"]),
+        ("BACKORDER_FILLED", filled["cursor"]),
+        ("CANCELLED", printed[-1][4]),
+    ]
+    assert printed[-1][2] == "CANCELLED"
+    assert (tmp_path / "client.log").read_text() == ""  # --quiet: events only
+
+
+@pytest.mark.postgres
+async def test_exits_with_a_one_line_error_when_refused(
+    node: str, pg_url: str, tmp_path: Path
+) -> None:
+    server = conftest.start_server(pg_url, tmp_path / "server.log", SERVER_ENV)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
+            api = Api(http, ADMIN_TOKEN, None)
+            store = await shop(api, "DENY")  # no stock, no backorders
+            for token, complaint in [
+                ("og_not_a_token", "UNAUTHENTICATED"),
+                (store.token, "order refused: INSUFFICIENT_STOCK"),
+            ]:
+                done = await asyncio.create_subprocess_exec(
+                    node,
+                    str(EXAMPLE),
+                    *("--url", server.url + "/graphql", "--token", token),
+                    *("--store-id", store.id, "--sku", "MUG"),
+                    cwd=EXAMPLE_DIR,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+                out, err = await asyncio.wait_for(done.communicate(), WAIT)
+                assert done.returncode == 1
+                assert out == b""
+                [line] = err.decode().splitlines()
+                assert line.startswith("place_and_follow: error:") and complaint in line, line
+            assert (await api.product(store, "MUG"))["allocated"] == 0
+    finally:
+        stop(server)
