@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import datetime as dt
 import gc
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -400,6 +401,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # it out of the cyclic collector's full passes, which otherwise stall busy fan-out.
     gc.collect()
     gc.freeze()
+    # uvicorn raises the signal it stopped on again once it has shut down gracefully; a
+    # requested stop is a clean one, so exit 0 rather than die by the signal.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         app,
         host=settings.host,
