@@ -179,6 +179,12 @@ class _LiveCollector(Collector):
                 value=hub.subscriber_count,
             )
             yield GaugeMetricFamily(
+                "ordergraph_subscriptions_fanout",
+                "Live subscriptions served by a fan-out group of identical subscriptions "
+                "(one execution and one JSON payload per event for the whole group).",
+                value=hub.sink_count,
+            )
+            yield GaugeMetricFamily(
                 "ordergraph_event_tail_lag_seconds",
                 "Age of the oldest committed event the tail has not yet handed to "
                 "subscribers (0 when it is caught up; NaN when it cannot be measured).",

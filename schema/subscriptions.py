@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -22,9 +22,10 @@ from domain.model import Store
 from resolvers import figures as fig
 from resolvers import ids
 from resolvers.context import ApiError, Context, Loaders
+from schema import fanout
 from schema.figures import BacklogSummary
 from schema.types import Ctx, OrderEventType_, OrderType, ProductType
-from storage.hub import LiveEvent, SubscriberOverflow
+from storage.hub import LiveEvent, Subscriber, SubscriberOverflow
 from storage.paging import BadPageRequest, decode_cursor, encode_cursor
 
 log = logging.getLogger("ordergraph.subscriptions")
@@ -106,7 +107,11 @@ def _position(after: str | None) -> int | None:
 
 
 async def _live(
-    ctx: Context, store: Store, after: str | None, stream: str
+    ctx: Context,
+    store: Store,
+    after: str | None,
+    stream: str,
+    on_subscribe: Callable[[Subscriber], None] | None = None,
 ) -> AsyncIterator[LiveEvent]:
     hub = ctx.hub
     if hub is None:
@@ -117,6 +122,7 @@ async def _live(
             _position(after),
             streams=frozenset((stream,)),
             on_overflow=lambda: _close_slow(ctx),
+            on_subscribe=on_subscribe,
         ):
             ctx.loaders = Loaders(ctx.db)  # each event is resolved against fresh data
             yield event
@@ -298,6 +304,85 @@ async def _send_shared(ctx: Context, payload_type: type, event: LiveEvent) -> bo
     return True
 
 
+class _Follower:
+    """Moves a caught-up live subscription into its fan-out group (schema.fanout).
+
+    After this subscription has sent a live event as a ready frame, and nothing else is
+    waiting for it, the hub's pump hands its events to the group directly. Before the
+    subscription sends anything itself again (the group let it go), the frames the group
+    took for it are written first, so the order holds.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        payload_type: type,
+        make_payload: Callable[[LiveEvent], Any],
+        accepts: Callable[[LiveEvent], bool],
+    ) -> None:
+        self.ctx = ctx
+        self.payload_type = payload_type
+        self.make_payload = make_payload
+        self.accepts = accepts
+        self.subscriber: Subscriber | None = None
+        self.member: fanout.Member | None = None
+
+    def subscribed(self, subscriber: Subscriber) -> None:
+        self.subscriber = subscriber
+
+    async def settle(self) -> None:
+        """Before sending: the group's frames for this subscription are out first."""
+        member = self.member
+        if member is not None and self.subscriber is not None and self.subscriber.sink is None:
+            self.member = None
+            await member.drained()
+            member.close()
+
+    def join(self, event: LiveEvent) -> None:
+        subscriber = self.subscriber
+        operation = LIVE_OPERATION.get()
+        executor = _LIVE_EXECUTOR.get()
+        websocket = self.ctx.request
+        if (
+            self.member is not None
+            or not event.live  # a replayed event: the stream may hold more from the log
+            or subscriber is None
+            or subscriber.overflowed
+            or not subscriber.queue.empty()
+            or operation is None
+            or executor is None
+            or executor._share_key is None
+            or not hasattr(websocket, "send_text")
+        ):
+            return
+        make_payload = self.make_payload
+
+        async def execute(live: LiveEvent) -> ExecutionResult:
+            per_event = executor.build_per_event_executor(make_payload(live))
+            result = per_event.execute_operation(False)
+            if executor.is_awaitable(result):
+                result = await result
+            assert isinstance(result, ExecutionResult)
+            return result
+
+        self.member = fanout.join(
+            (self.ctx.db, self.payload_type, *executor._share_key),
+            subscriber,
+            websocket.send_text,
+            operation.id,
+            self.accepts,
+            execute=execute,
+            context=self.ctx,
+        )
+        if not subscriber.hand_to(self.member.offer, event.record.seq):
+            self.leave()
+
+    def leave(self) -> None:
+        if self.member is not None:
+            self.member.close()
+            self.member = None
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -322,19 +407,30 @@ class Subscription:
                 raise ApiError("order not found", "NOT_FOUND")
             wanted_order = ref[1]
         wanted_types = {t.value for t in types} if types else None
-        async for event in _live(ctx, store, after, "order"):
+
+        def wanted(event: LiveEvent) -> bool:
             record = event.record
-            if record.stream != "order":
-                continue
-            if wanted_types is not None and record.type not in wanted_types:
-                continue
-            if wanted_order is not None and record.order_id != wanted_order:
-                continue
-            sent = await _send_shared(ctx, OrderEventType_, event)
-            if sent is None:
-                return
-            if not sent:
-                yield _order_event(event)
+            return (
+                record.stream == "order"
+                and (wanted_types is None or record.type in wanted_types)
+                and (wanted_order is None or record.order_id == wanted_order)
+            )
+
+        follower = _Follower(ctx, OrderEventType_, _order_event, wanted)
+        try:
+            async for event in _live(ctx, store, after, "order", follower.subscribed):
+                if not wanted(event):
+                    follower.join(event)  # passed over: it may hand on the next ones
+                    continue
+                await follower.settle()
+                sent = await _send_shared(ctx, OrderEventType_, event)
+                if sent is None:
+                    return
+                if not sent:
+                    yield _order_event(event)  # sent by the time the generator resumes
+                follower.join(event)
+        finally:
+            follower.leave()
 
     @strawberry.subscription(
         description="Every inventory event of the store from `after` on, then live."
@@ -344,17 +440,26 @@ class Subscription:
     ) -> AsyncGenerator[InventoryEventObject, None]:
         ctx = info.context
         store = await _store(ctx, str(store_id))
-        async for event in _live(ctx, store, after, "inventory"):
+
+        def wanted(event: LiveEvent) -> bool:
             record = event.record
-            if record.stream != "inventory":
-                continue
-            if sku is not None and record.data.get("sku") != sku:
-                continue
-            sent = await _send_shared(ctx, InventoryEventObject, event)
-            if sent is None:
-                return
-            if not sent:
-                yield _inventory_event(event)
+            return record.stream == "inventory" and (sku is None or record.data.get("sku") == sku)
+
+        follower = _Follower(ctx, InventoryEventObject, _inventory_event, wanted)
+        try:
+            async for event in _live(ctx, store, after, "inventory", follower.subscribed):
+                if not wanted(event):
+                    follower.join(event)  # passed over: it may hand on the next ones
+                    continue
+                await follower.settle()
+                sent = await _send_shared(ctx, InventoryEventObject, event)
+                if sent is None:
+                    return
+                if not sent:
+                    yield _inventory_event(event)  # sent by the time the generator resumes
+                follower.join(event)
+        finally:
+            follower.leave()
 
     @strawberry.subscription(
         description="The store's current summary at once, then again whenever it changes "

@@ -44,6 +44,7 @@ class LiveEvent:
     record: EventRecord
     order: Order | None = None
     product: Product | None = None
+    live: bool = False  # read by the pump (offered to subscribers), not by a replay
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -59,6 +60,13 @@ class Subscriber:
     with the position from which the pump offered events to this subscriber without a
     break up to it: the consumer knows the positions in between were passed over, not
     lost. None in the queue means the subscriber overflowed.
+
+    A consumer may hand its events to a `sink` instead (see schema.fanout): while it is
+    set and nothing is queued, each event that follows the last one the consumer saw
+    (`passed_upto`) goes to the sink, which delivers it (or passes over it) without
+    waking the consumer. The first event the sink cannot take, or that does not follow
+    on, ends that for good: it and every later event are queued as usual, and the
+    consumer, woken, carries on from `passed_upto`.
     """
 
     def __init__(
@@ -74,6 +82,8 @@ class Subscriber:
         self.on_overflow = on_overflow
         self.queue: asyncio.Queue[tuple[LiveEvent, int] | None] = asyncio.Queue()
         self.overflowed = False
+        self.sink: Callable[[LiveEvent], bool] | None = None
+        self.passed_upto = -1
         self._last_offered = -1
         self._run_start = -1
 
@@ -81,6 +91,12 @@ class Subscriber:
         if self.overflowed:
             return
         seq = event.record.seq
+        if self.sink is not None:
+            if seq == self.passed_upto + 1 and self.queue.empty() and self.sink(event):
+                self.passed_upto = self._last_offered = seq
+                self._run_start = seq + 1
+                return
+            self.sink = None
         if seq != self._last_offered + 1:
             self._run_start = seq  # a break: positions before this one were not offered
         self._last_offered = seq
@@ -89,15 +105,34 @@ class Subscriber:
         if self.queue.qsize() >= self.buffer:
             # Cut off at once: the consumer may be stuck sending to a client that stopped
             # reading, and would never come back to find the marker.
-            self.overflowed = True
-            while not self.queue.empty():  # drop what it will never be sent
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
-            if self.on_overflow is not None:
-                self.on_overflow()
+            self.cut_off()
             return
         self.queue.put_nowait((event, self._run_start))
         self._run_start = seq + 1
+
+    def hand_to(self, sink: Callable[[LiveEvent], bool], delivered_upto: int) -> bool:
+        """Send later events to `sink`; the consumer has seen up to `delivered_upto`.
+
+        Only when nothing is queued: everything offered so far was then delivered or
+        passed over (another stream). False when that does not hold.
+        """
+        if self.overflowed or not self.queue.empty():
+            return False
+        self.passed_upto = max(delivered_upto, self._last_offered)
+        self.sink = sink
+        return True
+
+    def cut_off(self) -> None:
+        """The consumer fell too far behind: drop what it will never be sent, end it."""
+        if self.overflowed:
+            return
+        self.overflowed = True
+        self.sink = None
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+        if self.on_overflow is not None:
+            self.on_overflow()
 
 
 class EventHub:
@@ -139,6 +174,11 @@ class EventHub:
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
 
+    @property
+    def sink_count(self) -> int:
+        """Subscribers whose events go to a sink (a fan-out group) rather than a queue."""
+        return sum(1 for subs in self._subscribers.values() for s in subs if s.sink is not None)
+
     def wake(self, store_id: int | None = None) -> None:
         """Something may have committed (for one store, or for any store when None)."""
         if store_id is None:
@@ -179,11 +219,14 @@ class EventHub:
         *,
         streams: frozenset[str] | None = None,
         on_overflow: Callable[[], None] | None = None,
+        on_subscribe: Callable[[Subscriber], None] | None = None,
     ) -> AsyncIterator[LiveEvent]:
         """Every event of the store after position `after` (None: from now on), in order,
         each once, then live until the consumer stops. With `streams`, live events of
         other streams are left out (replayed ones are not: the consumer filters too)."""
         subscriber = await self.subscribe(store_id, streams=streams, on_overflow=on_overflow)
+        if on_subscribe is not None:
+            on_subscribe(subscriber)
         try:
             if after is None:
                 async with self.db.read() as conn:
@@ -196,6 +239,7 @@ class EventHub:
                 item = await subscriber.queue.get()
                 if item is None:
                     raise SubscriberOverflow(store_id)
+                last = max(last, subscriber.passed_upto)  # what a sink delivered meanwhile
                 event, run_start = item
                 seq = event.record.seq
                 if seq <= last:
@@ -245,7 +289,7 @@ class EventHub:
         while positions:
             async with self.db.read() as conn:
                 records = await events_after_many(conn, positions, self.batch)
-                events = await _enrich(conn, records)
+                events = await _enrich(conn, records, live=True)
             for event in events:
                 store_id = event.record.store_id
                 if store_id not in self._positions:
@@ -324,7 +368,7 @@ class EventHub:
         return max(0.0, float((now - oldest).total_seconds()))
 
 
-async def _enrich(conn: Any, records: list[EventRecord]) -> list[LiveEvent]:
+async def _enrich(conn: Any, records: list[EventRecord], *, live: bool = False) -> list[LiveEvent]:
     """Load the orders and products the events name, once per batch."""
     order_keys = {(r.store_id, r.order_id) for r in records if r.order_id is not None}
     product_keys = {(r.store_id, r.product_id) for r in records if r.product_id is not None}
@@ -337,6 +381,7 @@ async def _enrich(conn: Any, records: list[EventRecord]) -> list[LiveEvent]:
             product=(
                 products.get((r.store_id, r.product_id)) if r.product_id is not None else None
             ),
+            live=live,
         )
         for r in records
     ]

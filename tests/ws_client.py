@@ -26,8 +26,11 @@ class WsClient:
         await self.conn.send(json.dumps(message))
 
     async def receive(self, wait: float = 10) -> dict[str, Any]:
+        """The next message other than a ping, pong or keep-alive, within `wait` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
         while True:
-            raw = await asyncio.wait_for(self.conn.recv(), wait)
+            raw = await asyncio.wait_for(self.conn.recv(), max(deadline - loop.time(), 0.001))
             message: dict[str, Any] = json.loads(raw)
             if message.get("type") in ("ping", "pong", "ka"):
                 if message["type"] == "ping":

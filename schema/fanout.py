@@ -1,0 +1,298 @@
+"""Fan-out of live events to many identical subscriptions without waking each one.
+
+A subscription of `orderEvents` or `inventoryEvents` over graphql-transport-ws that has
+caught up with the log becomes a *member* of the group of identical subscriptions
+(same payload type, document, operation, variables, and what the token may see; the
+key of SharedEventExecutor). From then on the hub's pump hands it each new event
+directly (`Subscriber.sink`) instead of queueing the event and waking the
+subscription's task. Per event, the group executes the selection once, turns the result
+into JSON once, and writes each member's `next` frame (its own operation id around the
+shared payload) to the member's socket at once.
+
+Each member's frames go out in log order, one at a time: a socket that cannot take more
+(its client reads slowly) keeps the member's next frames in its own backlog, and a
+member whose backlog passes the subscriber buffer is cut off like any slow subscriber
+(close 4503), without holding up the others. A result with errors is sent the way the
+ordinary path sends it, masked and logged once. Which events a member gets, and from
+where a reconnecting client resumes, is unchanged: the member leaves the group as soon
+as the hub's sink cannot take an event, and the subscription's own stream carries on
+from the last position the group delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from graphql import ExecutionResult, GraphQLError
+
+from resolvers.context import Context, Loaders
+from storage.hub import LiveEvent, Subscriber
+
+log = logging.getLogger("ordergraph.fanout")
+MASKED = "Internal server error"
+
+
+class _Eager:
+    """Runs a coroutine at once, as far as it goes; if it must wait, finishes it later.
+
+    Sending to a socket with room completes without waiting, so the group writes a frame
+    to each member without a task per member. When the send does wait (the transport
+    paused writing), the coroutine is resumed from the awaited future's callback.
+    """
+
+    __slots__ = ("coro", "error", "on_done")
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, None], on_done: Callable[[BaseException | None], None]
+    ) -> None:
+        self.coro = coro
+        self.on_done = on_done
+        self.error: BaseException | None = None
+
+    def step(self) -> bool:
+        """Run until the coroutine finishes (True) or waits (False)."""
+        try:
+            waiting = self.coro.send(None)
+        except StopIteration:
+            return True
+        except BaseException as error:  # the connection is gone, or the send was refused
+            self.error = error
+            return True
+        if waiting is None:  # a bare yield: run again on the next loop iteration
+            asyncio.get_running_loop().call_soon(self._resume)
+        elif isinstance(waiting, asyncio.Future):
+            waiting.add_done_callback(self._resume)
+        else:  # not an asyncio awaitable: refuse it inside the coroutine
+            self.coro.close()
+            self.error = RuntimeError(f"cannot wait for {waiting!r}")
+            return True
+        return False
+
+    def _resume(self, _: object = None) -> None:
+        if self.step():
+            self.on_done(self.error)
+
+
+class Member:
+    """One subscription in a group: its socket, its operation id, its filter."""
+
+    __slots__ = (
+        "accepts",
+        "backlog",
+        "buffer",
+        "closed",
+        "group",
+        "prefix",
+        "send_text",
+        "sending",
+        "subscriber",
+        "waiters",
+    )
+
+    def __init__(
+        self,
+        group: Group,
+        subscriber: Subscriber,
+        send_text: Callable[[str], Coroutine[Any, Any, None]],
+        operation_id: str,
+        accepts: Callable[[LiveEvent], bool],
+    ) -> None:
+        self.group = group
+        self.subscriber = subscriber
+        self.send_text = send_text
+        self.prefix = '{"id":' + json.dumps(operation_id) + ',"type":"next","payload":'
+        self.accepts = accepts
+        self.buffer = subscriber.buffer
+        self.backlog: deque[str] = deque()
+        self.sending = False
+        self.closed = False
+        self.waiters: list[asyncio.Future[None]] = []
+
+    async def drained(self) -> None:
+        """Wait until the frames this member has taken are written (or dropped)."""
+        if self.sending:
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            await waiter
+
+    def _idle(self) -> None:
+        self.sending = False
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def offer(self, event: LiveEvent) -> bool:
+        """The hub's sink: take the event (to send, or to pass over); False to leave."""
+        if self.closed:
+            return False
+        if self.accepts(event):
+            self.group.add(event, self)
+        return True
+
+    def write(self, frame: str) -> None:
+        if self.closed:
+            return
+        if self.sending:
+            self.backlog.append(frame)
+            if len(self.backlog) > self.buffer:
+                self.close()
+                self.subscriber.cut_off()  # closes the connection with 4503
+            return
+        self.sending = True
+        self._send(frame)
+
+    def _send(self, frame: str) -> None:
+        while True:
+            sender = _Eager(self.send_text(frame), self._sent_later)
+            if not sender.step():
+                return  # it waits; `_sent_later` goes on from there
+            if sender.error is not None:
+                self._failed(sender.error)
+                return
+            if not self.backlog or self.closed:
+                self._idle()
+                return
+            frame = self.backlog.popleft()
+
+    def _sent_later(self, error: BaseException | None) -> None:
+        if error is not None:
+            self._failed(error)
+        elif self.backlog and not self.closed:
+            self._send(self.backlog.popleft())
+        else:
+            self._idle()
+
+    def _failed(self, error: BaseException) -> None:
+        # The socket is gone; the websocket handler ends the subscription.
+        log.debug("dropping a fan-out member whose send failed: %r", error)
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.backlog.clear()
+        self._idle()
+        if self.subscriber.sink == self.offer:
+            self.subscriber.sink = None
+        self.group.discard(self)
+
+
+class Group:
+    """Identical subscriptions: one execution and one JSON payload per event for all."""
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        execute: Callable[[LiveEvent], Awaitable[ExecutionResult]],
+        context: Context,
+    ) -> None:
+        self.key = key
+        self.execute = execute
+        self.context = context
+        self.members: set[Member] = set()
+        self._batches: deque[tuple[LiveEvent, list[Member]]] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, event: LiveEvent, member: Member) -> None:
+        if self._batches and self._batches[-1][0] is event:
+            self._batches[-1][1].append(member)
+        else:
+            self._batches.append((event, [member]))
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+
+    def discard(self, member: Member) -> None:
+        self.members.discard(member)
+        if not self.members and _groups.get(self.key) is self:
+            del _groups[self.key]
+
+    async def _flush(self) -> None:
+        try:
+            while self._batches:
+                event, members = self._batches[0]
+                payload = await self._payload(event)
+                self._batches.popleft()
+                for member in members:
+                    member.write(member.prefix + payload + "}")
+        finally:
+            self._task = None
+            if self._batches:  # left by an error above: their members leave the group
+                for _, members in self._batches:
+                    for member in members:
+                        member.close()
+                        member.subscriber.cut_off()
+                self._batches.clear()
+
+    def _log(self, errors: list[GraphQLError]) -> None:
+        for error in errors:
+            original = error.original_error
+            if original is not None and not isinstance(original, GraphQLError):
+                log.error(
+                    "unexpected error in %s (request %s)",
+                    ".".join(str(p) for p in error.path or []),
+                    self.context.request_id,
+                    exc_info=original,
+                )
+
+    async def _payload(self, event: LiveEvent) -> str:
+        memo_key = (Group, self.key)
+        known: str | None = event.memo.get(memo_key)
+        if known is not None:
+            return known
+        self.context.loaders = Loaders(self.context.db)  # each event on fresh data
+        try:
+            result = await self.execute(event)
+        except Exception as error:  # a fault of ours, outside any field
+            log.exception("executing a live event for its subscribers failed")
+            result = ExecutionResult(None, [GraphQLError(MASKED, original_error=error)])
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            self._log(result.errors)
+            body["errors"] = [_masked(error).formatted for error in result.errors]
+        if result.extensions:
+            body["extensions"] = result.extensions
+        payload = event.memo[memo_key] = json.dumps(body)
+        return payload
+
+
+def _masked(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        return error
+    return GraphQLError(
+        MASKED, nodes=error.nodes, source=error.source, positions=error.positions,
+        path=error.path,
+    )  # fmt: skip
+
+
+_groups: dict[tuple[Any, ...], Group] = {}
+
+
+def join(
+    key: tuple[Any, ...],
+    subscriber: Subscriber,
+    send_text: Callable[[str], Coroutine[Any, Any, None]],
+    operation_id: str,
+    accepts: Callable[[LiveEvent], bool],
+    *,
+    execute: Callable[[LiveEvent], Awaitable[ExecutionResult]],
+    context: Context,
+) -> Member:
+    """Make the subscription a member of its group; the hub then sends it its events."""
+    group = _groups.get(key)
+    if group is None:
+        group = _groups[key] = Group(key, execute, context)
+    member = Member(group, subscriber, send_text, operation_id, accepts)
+    group.members.add(member)
+    return member
+
+
+def group_count() -> int:
+    return len(_groups)
