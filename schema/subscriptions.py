@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import strawberry
 from graphql import ExecutionResult
@@ -383,6 +383,41 @@ class _Follower:
             self.member = None
 
 
+_Payload = TypeVar("_Payload")
+_PAYLOAD_TYPES: dict[str, type] = {"order": OrderEventType_, "inventory": InventoryEventObject}
+
+
+async def _follow(
+    ctx: Context,
+    store: Store,
+    after: str | None,
+    stream: str,
+    wanted: Callable[[LiveEvent], bool],
+    make_payload: Callable[[LiveEvent], _Payload],
+) -> AsyncIterator[_Payload]:
+    """The events a subscription wants, as payloads; shared and fanned out when it can.
+
+    Payloads are yielded only when this subscription must send an event itself; events
+    it writes as ready frames, or that its fan-out group sends, are not yielded.
+    """
+    payload_type = _PAYLOAD_TYPES[stream]
+    follower = _Follower(ctx, payload_type, make_payload, wanted)
+    try:
+        async for event in _live(ctx, store, after, stream, follower.subscribed):
+            if not wanted(event):
+                follower.join(event)  # passed over: it may hand on the next ones
+                continue
+            await follower.settle()
+            sent = await _send_shared(ctx, payload_type, event)
+            if sent is None:
+                return
+            if not sent:
+                yield make_payload(event)  # sent by the time the generator resumes
+            follower.join(event)
+    finally:
+        follower.leave()
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -416,21 +451,8 @@ class Subscription:
                 and (wanted_order is None or record.order_id == wanted_order)
             )
 
-        follower = _Follower(ctx, OrderEventType_, _order_event, wanted)
-        try:
-            async for event in _live(ctx, store, after, "order", follower.subscribed):
-                if not wanted(event):
-                    follower.join(event)  # passed over: it may hand on the next ones
-                    continue
-                await follower.settle()
-                sent = await _send_shared(ctx, OrderEventType_, event)
-                if sent is None:
-                    return
-                if not sent:
-                    yield _order_event(event)  # sent by the time the generator resumes
-                follower.join(event)
-        finally:
-            follower.leave()
+        async for item in _follow(ctx, store, after, "order", wanted, _order_event):
+            yield item
 
     @strawberry.subscription(
         description="Every inventory event of the store from `after` on, then live."
@@ -445,21 +467,8 @@ class Subscription:
             record = event.record
             return record.stream == "inventory" and (sku is None or record.data.get("sku") == sku)
 
-        follower = _Follower(ctx, InventoryEventObject, _inventory_event, wanted)
-        try:
-            async for event in _live(ctx, store, after, "inventory", follower.subscribed):
-                if not wanted(event):
-                    follower.join(event)  # passed over: it may hand on the next ones
-                    continue
-                await follower.settle()
-                sent = await _send_shared(ctx, InventoryEventObject, event)
-                if sent is None:
-                    return
-                if not sent:
-                    yield _inventory_event(event)  # sent by the time the generator resumes
-                follower.join(event)
-        finally:
-            follower.leave()
+        async for item in _follow(ctx, store, after, "inventory", wanted, _inventory_event):
+            yield item
 
     @strawberry.subscription(
         description="The store's current summary at once, then again whenever it changes "

@@ -151,6 +151,17 @@ class LiveServer:
         self.process = process
         self.log = log
 
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
 
 def start_server(
     database_url: str, log: Path, extra_env: dict[str, str] | None = None
@@ -190,11 +201,7 @@ def live_pg_server(pg_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     try:
         yield server
     finally:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
+        server.stop()
 
 
 @pytest.fixture

@@ -503,8 +503,7 @@ async def test_lets_two_server_processes_share_one_sqlite_file_without_a_locked_
             assert (product["onHand"], product["allocated"], product["backordered"]) == (68, 66, 0)
     finally:
         for server in servers:
-            server.process.terminate()
-            server.process.wait(timeout=15)
+            server.stop()
     for server in servers:
         assert "database is locked" not in server.log.read_text()
 

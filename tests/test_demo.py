@@ -278,11 +278,7 @@ class Served:
         self.process, self.port, self.log = process, port, log
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        self.stop()
 
 
 def serve_demo(url: str, log: Path, *extra: str) -> Served:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,7 @@ import pytest
 from tests import conftest
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, IN_CI, LiveServer
+from tests.example_clients import PrintingClient, restart_on_same_port
 
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "node"
 EXAMPLE = EXAMPLE_DIR / "place_and_follow.mjs"
@@ -53,11 +55,7 @@ def node() -> str:
 
 
 def stop(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -86,22 +84,8 @@ async def api(servers: list[LiveServer]) -> AsyncIterator[Api]:
         yield Api(http, ADMIN_TOKEN, None)
 
 
-async def restart_on_same_port(server: LiveServer, database_url: str, log: Path) -> LiveServer:
-    """Terminate the server (it closes websockets with 1012) and serve the same database on
-    the same port again, as a deployment would."""
-    stop(server)
-    port = int(server.url.rsplit(":", 1)[1])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(conftest, "free_port", lambda: port)
-        return await asyncio.to_thread(conftest.start_server, database_url, log, SERVER_ENV)
-
-
-class Client:
+class Client(PrintingClient):
     """The example running as a subprocess; its stdout is one event per line."""
-
-    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
-        self.process = process
-        self.log = log
 
     @classmethod
     async def start(cls, node: str, url: str, token: str, log: Path, *args: str) -> Client:
@@ -115,26 +99,14 @@ class Client:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
             )
-        return cls(process, log)
+        return cls(process, log, WAIT)
 
     async def events(self, count: int) -> list[Event]:
-        assert self.process.stdout is not None
-        lines = []
-        for _ in range(count):
-            line = await asyncio.wait_for(self.process.stdout.readline(), WAIT)
-            assert line, f"the client ended early: {self.log.read_text()}"
-            lines.append(line)
-        return [parse(line) for line in lines]
+        return [parse(line) for line in await self.lines(count)]
 
     async def finish(self) -> list[Event]:
         """Wait for the client to exit by itself; the events it printed not read yet."""
-        out, _ = await asyncio.wait_for(self.process.communicate(), WAIT)
-        assert self.process.returncode == 0, self.log.read_text()
-        return [parse(line) for line in out.splitlines()]
-
-    def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
+        return [parse(line) for line in await self.rest()]
 
 
 def parse(line: bytes) -> Event:
@@ -154,6 +126,17 @@ async def shop(api: Api, policy: str) -> StoreHandle:
     return store
 
 
+async def subscribed(server: LiveServer) -> None:
+    """Wait until the server holds the client's subscription (its /metrics says so)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
+        for _ in range(int(WAIT * 10)):
+            metrics = (await http.get("/metrics")).text
+            if re.search(r"^ordergraph_subscriptions_active [1-9]", metrics, re.M):
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError("the client never subscribed")
+
+
 async def test_places_an_order_and_prints_its_events_with_cursors_across_a_restart(
     node: str, servers: list[LiveServer], api: Api, database_url: str, tmp_path: Path
 ) -> None:
@@ -170,8 +153,11 @@ async def test_places_an_order_and_prints_its_events_with_cursors_across_a_resta
             (1002, "PLACED", "OPEN", "BACKORDERED"),
             (1002, "BACKORDERED", "OPEN", "BACKORDERED"),
         ]
+        await subscribed(servers[0])  # the restart must cut a live subscription
 
-        servers[0] = await restart_on_same_port(servers[0], database_url, tmp_path / "s-1.log")
+        servers[0] = await restart_on_same_port(
+            servers[0], database_url, tmp_path / "s-1.log", SERVER_ENV
+        )
         await api.receive(store, "MUG", 3)  # fills 1001 first, then 1002, perhaps while away
         await api.ship(store, other["order"]["id"])  # another order's event: not printed
         order = (await api.place(store, [("MUG", 1)]))["order"]  # 1003: not printed either

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from tests import conftest
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, LiveServer
+from tests.example_clients import PrintingClient, restart_on_same_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "python" / "follow_orders.py"
 SERVER_ENV = {"ORDERGRAPH_WS_PING_SECONDS": "1", "ORDERGRAPH_TAIL_POLL_MS": "200"}
@@ -27,11 +27,7 @@ Event = tuple[int, str, str, str]  # order number, type, status, stockStatus
 
 
 def stop(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+    server.stop()
 
 
 def sqlite_url(folder: Path) -> str:
@@ -57,24 +53,10 @@ def pg_server(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     stop(server)
 
 
-async def restart_on_same_port(server: LiveServer, database_url: str, log: Path) -> LiveServer:
-    """Terminate the server (it closes websockets with 1012) and serve the same database on
-    the same port again, as a deployment would."""
-    stop(server)
-    port = int(server.url.rsplit(":", 1)[1])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(conftest, "free_port", lambda: port)
-        return await asyncio.to_thread(conftest.start_server, database_url, log, SERVER_ENV)
-
-
-class Client:
+class Client(PrintingClient):
     """The example running as a subprocess; its stdout is one event per line."""
 
     running: list[Client] = []
-
-    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
-        self.process = process
-        self.log = log
 
     @classmethod
     async def start(
@@ -94,24 +76,16 @@ class Client:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
             )
-        client = cls(process, log)
+        client = cls(process, log, WAIT)
         cls.running.append(client)
         return client
 
     async def events(self, count: int) -> list[Event]:
-        assert self.process.stdout is not None
-        lines = []
-        for _ in range(count):
-            line = await asyncio.wait_for(self.process.stdout.readline(), WAIT)
-            assert line, f"the client ended early: {self.log.read_text()}"
-            lines.append(line)
-        return [parse(line) for line in lines]
+        return [parse(line) for line in await self.lines(count)]
 
     async def finish(self) -> list[Event]:
-        """Wait for the client to exit; the events it printed that were not read yet."""
-        out, _ = await asyncio.wait_for(self.process.communicate(), WAIT)
-        assert self.process.returncode == 0, self.log.read_text()
-        return [parse(line) for line in out.splitlines()]
+        """Wait for the client to exit by itself; the events it printed not read yet."""
+        return [parse(line) for line in await self.rest()]
 
 
 @pytest.fixture(autouse=True)
@@ -181,7 +155,7 @@ async def test_prints_each_event_once_in_order_across_a_server_restart(
     before = await client.events(3)  # replayed BACKORDERED 1001, then 1002 live
 
     sqlite_server[0] = await restart_on_same_port(
-        sqlite_server[0], sqlite_url(tmp_path), tmp_path / "server-1.log"
+        sqlite_server[0], sqlite_url(tmp_path), tmp_path / "server-1.log", SERVER_ENV
     )
     await api.receive(store, "A", 1)  # fills 1001, perhaps before the client is back
     await api.place(store, [("A", 1)])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,11 +40,7 @@ def server(
     )
     live = start_server(url, folder / "server.log", {"ORDERGRAPH_TAIL_POLL_MS": "200"})
     yield live
-    live.process.terminate()
-    try:
-        live.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        live.process.kill()
+    live.stop()
 
 
 async def collect(ws: WsClient, count: int) -> dict[str, list[dict[str, Any]]]:

@@ -9,7 +9,6 @@ import logging
 import math
 import shutil
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -328,12 +327,7 @@ def info_server(pg_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     try:
         yield server
     finally:
-        if server.process.poll() is None:
-            server.process.terminate()
-            try:
-                server.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
+        server.stop()
 
 
 async def test_websockets_and_subscriptions_are_gauged(info_server: LiveServer) -> None:

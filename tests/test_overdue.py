@@ -101,5 +101,4 @@ async def test_two_server_processes_flag_each_order_exactly_once(
             assert final == [1] * 20
     finally:
         for server in servers:
-            server.process.terminate()
-            server.process.wait(timeout=15)
+            server.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -37,11 +36,7 @@ def server(
         url = request.getfixturevalue("pg_url")
     live = start_server(url, folder / "server.log", SERVER_ENV)
     yield live
-    live.process.terminate()
-    try:
-        live.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        live.process.kill()
+    live.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,12 +34,7 @@ def two_servers(pg_url: str, tmp_path: Path) -> Iterator[list[LiveServer]]:
     servers = [start_server(pg_url, tmp_path / f"s{i}.log", env) for i in range(2)]
     yield servers
     for server in servers:
-        if server.process.poll() is None:
-            server.process.terminate()
-            try:
-                server.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
+        server.stop()
 
 
 async def _shop(url: str) -> StoreHandle:

@@ -68,5 +68,4 @@ async def test_a_subscriber_that_stops_reading_is_closed_and_others_are_not_slow
         log = server.log.read_text()
         assert "Traceback" not in log, log
     finally:
-        server.process.terminate()
-        server.process.wait(timeout=15)
+        server.stop()
