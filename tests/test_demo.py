@@ -27,6 +27,7 @@ from sqlalchemy import select
 from storage import tables as t
 from storage.db import Database
 from tests.conftest import (
+    LiveServer,
     _create_pg_database,
     _drop_pg_database,
     free_port,
@@ -273,12 +274,10 @@ BACKLOG = """query($h: String!) { store(handle: $h) { handle currencyCode
   backlog { backlog { orders units } backorders { orders } overdue { orders } } } }"""
 
 
-class Served:
+class Served(LiveServer):
     def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
-
-    def stop(self) -> None:
-        self.stop()
+        super().__init__(f"http://127.0.0.1:{port}", process, log)
+        self.port = port
 
 
 def serve_demo(url: str, log: Path, *extra: str) -> Served:

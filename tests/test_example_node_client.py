@@ -54,10 +54,6 @@ def node() -> str:
     return node
 
 
-def stop(server: LiveServer) -> None:
-    server.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
@@ -73,7 +69,7 @@ def servers(database_url: str, tmp_path: Path) -> Iterator[list[LiveServer]]:
     yield running
     for server in running:
         if server.process.poll() is None:
-            stop(server)
+            server.stop()
 
 
 @pytest.fixture
@@ -206,7 +202,7 @@ async def test_follows_an_earlier_order_from_a_cursor(
             finally:
                 client.kill()
     finally:
-        stop(server)
+        server.stop()
     assert [(kind, cursor) for _, kind, _, _, cursor in printed] == [
         ("BACKORDERED", backordered["cursor"]),
         ("BACKORDER_FILLED", filled["cursor"]),
@@ -245,4 +241,4 @@ async def test_exits_with_a_one_line_error_when_refused(
                 assert line.startswith("place_and_follow: error:") and complaint in line, line
             assert (await api.product(store, "MUG"))["allocated"] == 0
     finally:
-        stop(server)
+        server.stop()

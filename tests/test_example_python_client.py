@@ -26,10 +26,6 @@ WAIT = 30.0
 Event = tuple[int, str, str, str]  # order number, type, status, stockStatus
 
 
-def stop(server: LiveServer) -> None:
-    server.stop()
-
-
 def sqlite_url(folder: Path) -> str:
     return f"sqlite+aiosqlite:///{folder}/x.db"
 
@@ -41,7 +37,7 @@ def sqlite_server(tmp_path: Path) -> Iterator[list[LiveServer]]:
     yield servers
     for server in servers:
         if server.process.poll() is None:
-            stop(server)
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +46,7 @@ def pg_server(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         pg_url, tmp_path_factory.mktemp("example") / "server.log", SERVER_ENV
     )
     yield server
-    stop(server)
+    server.stop()
 
 
 class Client(PrintingClient):
