@@ -30,6 +30,7 @@ ADMIN_TOKEN = "og_admin_test_" + uuid.uuid4().hex
 PG_HOST = os.environ.get("ORDERGRAPH_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("ORDERGRAPH_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("ORDERGRAPH_TEST_PG_USER", "postgres")
+ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -218,6 +219,18 @@ async def _database_exists(name: str) -> bool:
     finally:
         await conn.close()
     return found is not None
+
+
+def run_bench(script: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run `bench/<script>` against the test PostgreSQL server; it makes and drops its own
+    database there."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args, "--pg-dsn", _pg_admin_dsn()],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def bench_dropped_its_database(output: str, prefix: str) -> bool:

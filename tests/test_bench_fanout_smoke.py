@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, bench_dropped_its_database
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import bench_dropped_its_database, run_bench
 
 
 def _figure(output: str, name: str) -> str:
@@ -25,14 +20,7 @@ def test_fanout_smoke_delivers_every_event_to_every_subscriber_and_drops_its_dat
     pg_url: str,
 ) -> None:
     # pg_url skips this test when PostgreSQL is unreachable (and fails it under CI=true).
-    admin_dsn = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "fanout.py"), "--smoke", "--pg-dsn", admin_dsn],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = run_bench("fanout.py", "--smoke")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
 

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, bench_dropped_its_database
+from tests.conftest import bench_dropped_its_database, run_bench
 
-ROOT = Path(__file__).resolve().parent.parent
 MS = r"([0-9]+\.[0-9]+) ms\s+([0-9]+\.[0-9]+)"
 ROW = re.compile(rf"^\s*([0-9,]+)\s+{MS}\s+{MS}\s+{MS}\s*$", re.MULTILINE)
 GOAL = re.compile(r"^\s+(backlog\S*.*?)\s+([0-9.]+) <= ([0-9.]+)\s+(met|MISSED)$", re.MULTILINE)
@@ -20,14 +16,7 @@ GOAL = re.compile(r"^\s+(backlog\S*.*?)\s+([0-9.]+) <= ([0-9.]+)\s+(met|MISSED)$
 @pytest.mark.postgres
 def test_smoke_run_checks_consistency_and_prints_medians_with_ratios(pg_url: str) -> None:
     # pg_url skips this test when PostgreSQL is unreachable (and fails it under CI=true).
-    admin_dsn = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "figures.py"), "--smoke", "--pg-dsn", admin_dsn],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = run_bench("figures.py", "--smoke")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "consistency: ok" in done.stdout, output

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, bench_dropped_its_database
+from tests.conftest import bench_dropped_its_database, run_bench
 
-ROOT = Path(__file__).resolve().parent.parent
 ROW = re.compile(r"^(baseline|ordergraph)\s+(\d+)\s+(\d+)\s+([0-9.]+)\s", re.MULTILINE)
 RATIO = re.compile(r"^ratio \(ordergraph / baseline\): ([0-9.]+)$", re.MULTILINE)
 
@@ -21,25 +17,7 @@ def test_benchmark_places_orders_on_both_prints_the_ratio_and_drops_its_database
     pg_url: str,
 ) -> None:
     # pg_url skips this test when PostgreSQL is unreachable (and fails it under CI=true).
-    admin_dsn = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "place_orders.py"),
-            "--seconds",
-            "2",
-            "--warmup",
-            "0.5",
-            "--concurrency",
-            "4",
-            "--pg-dsn",
-            admin_dsn,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = run_bench("place_orders.py", "--seconds", "2", "--warmup", "0.5", "--concurrency", "4")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
 
