@@ -23,6 +23,18 @@ async def restart_on_same_port(
         return await asyncio.to_thread(conftest.start_server, database_url, log, env)
 
 
+async def one_line_failure(*command: str, cwd: Path | None = None, wait: float = 30) -> str:
+    """Run an example that must fail: exit status 1, nothing on stdout, one stderr line."""
+    done = await asyncio.create_subprocess_exec(
+        *command, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(done.communicate(), wait)
+    assert done.returncode == 1, (out, err)
+    assert out == b""
+    [line] = err.decode().splitlines()
+    return line
+
+
 class PrintingClient:
     """An example client running as a subprocess that prints one event per line."""
 

@@ -22,7 +22,7 @@ import pytest
 from tests import conftest
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, IN_CI, LiveServer
-from tests.example_clients import PrintingClient, restart_on_same_port
+from tests.example_clients import PrintingClient, one_line_failure, restart_on_same_port
 
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "node"
 EXAMPLE = EXAMPLE_DIR / "place_and_follow.mjs"
@@ -122,6 +122,15 @@ async def shop(api: Api, policy: str) -> StoreHandle:
     return store
 
 
+@pytest.fixture(scope="module")
+def pg_server(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = conftest.start_server(
+        pg_url, tmp_path_factory.mktemp("node") / "server.log", SERVER_ENV
+    )
+    yield server
+    server.stop()
+
+
 async def subscribed(server: LiveServer) -> None:
     """Wait until the server holds the client's subscription (its /metrics says so)."""
     async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
@@ -181,28 +190,25 @@ async def test_places_an_order_and_prints_its_events_with_cursors_across_a_resta
 
 @pytest.mark.postgres
 async def test_follows_an_earlier_order_from_a_cursor(
-    node: str, pg_url: str, tmp_path: Path
+    node: str, pg_server: LiveServer, tmp_path: Path
 ) -> None:
-    server = conftest.start_server(pg_url, tmp_path / "server.log", SERVER_ENV)
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
-            api = Api(http, ADMIN_TOKEN, None)
-            store = await shop(api, "ALLOW")
-            order = (await api.place(store, [("MUG", 1)]))["order"]
-            await api.receive(store, "MUG", 1)
-            [placed, backordered, filled] = (await api.order(store, 1001))["events"]["nodes"]
-            client = await Client.start(
-                node, server.url, store.token, tmp_path / "client.log", "--store-id", store.id,
-                "--order-id", order["id"], "--after", placed["cursor"], "--quiet",
-            )  # fmt: skip
-            try:
-                replayed = await client.events(2)
-                await api.cancel(store, order["id"])
-                printed = replayed + await client.finish()
-            finally:
-                client.kill()
-    finally:
-        server.stop()
+    server = pg_server
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
+        api = Api(http, ADMIN_TOKEN, None)
+        store = await shop(api, "ALLOW")
+        order = (await api.place(store, [("MUG", 1)]))["order"]
+        await api.receive(store, "MUG", 1)
+        [placed, backordered, filled] = (await api.order(store, 1001))["events"]["nodes"]
+        client = await Client.start(
+            node, server.url, store.token, tmp_path / "client.log", "--store-id", store.id,
+            "--order-id", order["id"], "--after", placed["cursor"], "--quiet",
+        )  # fmt: skip
+        try:
+            replayed = await client.events(2)
+            await api.cancel(store, order["id"])
+            printed = replayed + await client.finish()
+        finally:
+            client.kill()
     assert [(kind, cursor) for _, kind, _, _, cursor in printed] == [
         ("BACKORDERED", backordered["cursor"]),
         ("BACKORDER_FILLED", filled["cursor"]),
@@ -214,31 +220,23 @@ async def test_follows_an_earlier_order_from_a_cursor(
 
 @pytest.mark.postgres
 async def test_exits_with_a_one_line_error_when_refused(
-    node: str, pg_url: str, tmp_path: Path
+    node: str, pg_server: LiveServer, tmp_path: Path
 ) -> None:
-    server = conftest.start_server(pg_url, tmp_path / "server.log", SERVER_ENV)
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
-            api = Api(http, ADMIN_TOKEN, None)
-            store = await shop(api, "DENY")  # no stock, no backorders
-            for token, complaint in [
-                ("og_not_a_token", "UNAUTHENTICATED"),
-                (store.token, "order refused: INSUFFICIENT_STOCK"),
-            ]:
-                done = await asyncio.create_subprocess_exec(
-                    node,
-                    str(EXAMPLE),
-                    *("--url", server.url + "/graphql", "--token", token),
-                    *("--store-id", store.id, "--sku", "MUG"),
-                    cwd=EXAMPLE_DIR,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                )
-                out, err = await asyncio.wait_for(done.communicate(), WAIT)
-                assert done.returncode == 1
-                assert out == b""
-                [line] = err.decode().splitlines()
-                assert line.startswith("place_and_follow: error:") and complaint in line, line
-            assert (await api.product(store, "MUG"))["allocated"] == 0
-    finally:
-        server.stop()
+    server = pg_server
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
+        api = Api(http, ADMIN_TOKEN, None)
+        store = await shop(api, "DENY")  # no stock, no backorders
+        for token, complaint in [
+            ("og_not_a_token", "UNAUTHENTICATED"),
+            (store.token, "order refused: INSUFFICIENT_STOCK"),
+        ]:
+            line = await one_line_failure(
+                node,
+                str(EXAMPLE),
+                *("--url", server.url + "/graphql", "--token", token),
+                *("--store-id", store.id, "--sku", "MUG"),
+                cwd=EXAMPLE_DIR,
+                wait=WAIT,
+            )
+            assert line.startswith("place_and_follow: error:") and complaint in line, line
+        assert (await api.product(store, "MUG"))["allocated"] == 0

@@ -17,7 +17,7 @@ import pytest
 from tests import conftest
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, LiveServer
-from tests.example_clients import PrintingClient, restart_on_same_port
+from tests.example_clients import PrintingClient, one_line_failure, restart_on_same_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "python" / "follow_orders.py"
 SERVER_ENV = {"ORDERGRAPH_WS_PING_SECONDS": "1", "ORDERGRAPH_TAIL_POLL_MS": "200"}
@@ -212,16 +212,11 @@ async def test_exits_with_a_one_line_error_on_a_bad_token_or_an_unknown_store(
         ("og_not_a_token", mine.id, "refused the token (4403)"),
         (mine.token, theirs.id, "store not found"),
     ]:
-        done = await asyncio.create_subprocess_exec(
+        line = await one_line_failure(
             sys.executable,
             str(EXAMPLE),
             *("--url", url, "--token", token, "--store-id", store_id),
             *("--state-file", str(tmp_path / "state.json"), "--quiet"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            wait=WAIT,
         )
-        out, err = await asyncio.wait_for(done.communicate(), WAIT)
-        assert done.returncode == 1
-        assert out == b""
-        [line] = err.decode().splitlines()
         assert line.startswith("follow_orders: error:") and complaint in line, line
