@@ -242,8 +242,8 @@ class Group:
                 )
 
     async def _payload(self, event: LiveEvent) -> str:
-        memo_key = (Group, self.key)
-        known: str | None = event.memo.get(memo_key)
+        shared_key = self.key[1:]  # the event is this process's: no need for the database
+        known = cached_payload(event, shared_key)
         if known is not None:
             return known
         self.context.loaders = Loaders(self.context.db)  # each event on fresh data
@@ -252,14 +252,30 @@ class Group:
         except Exception as error:  # a fault of ours, outside any field
             log.exception("executing a live event for its subscribers failed")
             result = ExecutionResult(None, [GraphQLError(MASKED, original_error=error)])
-        body: dict[str, Any] = {"data": result.data}
         if result.errors:
             self._log(result.errors)
-            body["errors"] = [_masked(error).formatted for error in result.errors]
-        if result.extensions:
-            body["extensions"] = result.extensions
-        payload = event.memo[memo_key] = json.dumps(body)
-        return payload
+        return payload_json(event, shared_key, result)
+
+
+def cached_payload(event: LiveEvent, key: tuple[Any, ...]) -> str | None:
+    """The JSON `next` payload already made for this event and subscription key, if any."""
+    known: str | None = event.memo.get((payload_json, key))
+    return known
+
+
+def payload_json(event: LiveEvent, key: tuple[Any, ...], result: ExecutionResult) -> str:
+    """The `next` payload of a result shared by identical subscriptions: made once per event
+    and key (payload type, document, variables, token reach), errors masked."""
+    known = cached_payload(event, key)
+    if known is not None:
+        return known
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [_masked(error).formatted for error in result.errors]
+    if result.extensions:
+        body["extensions"] = result.extensions
+    payload = event.memo[(payload_json, key)] = json.dumps(body)
+    return payload
 
 
 def _masked(error: GraphQLError) -> GraphQLError:
@@ -292,7 +308,3 @@ def join(
     member = Member(group, subscriber, send_text, operation_id, accepts)
     group.members.add(member)
     return member
-
-
-def group_count() -> int:
-    return len(_groups)

@@ -285,15 +285,12 @@ async def _send_shared(ctx: Context, payload_type: type, event: LiveEvent) -> bo
     pending: asyncio.Future[ExecutionResult | None] | None = memo.get(key)
     if pending is None:
         return False  # the first subscriber of this key: it executes the event
-    payload: str | None = memo.get((_send_shared, key))
+    payload = fanout.cached_payload(event, key)
     if payload is None:
         shared = await asyncio.shield(pending) if not pending.done() else pending.result()
         if shared is None:
-            return False
-        body: dict[str, Any] = {"data": shared.data}
-        if shared.extensions:
-            body["extensions"] = shared.extensions
-        payload = memo[(_send_shared, key)] = json.dumps(body)
+            return False  # it had errors: each subscriber executes the event itself
+        payload = fanout.payload_json(event, key, shared)
     if operation.completed or not hasattr(websocket, "send_text"):
         return False
     frame = '{"id":' + json.dumps(operation.id) + ',"type":"next","payload":' + payload + "}"
