@@ -52,6 +52,11 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return raw
 
 
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list; blanks are dropped."""
+    return tuple(part.strip() for part in (env.get(name) or "").split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -75,6 +80,27 @@ class Settings:
     graphiql: bool = True
     introspection: bool = True
     metrics_max_operations: int = 50
+    # The boundary (docs/security.md): sizes, time, cost, rates, sockets, browsers.
+    max_body_bytes: int = 1_000_000
+    max_document_bytes: int = 100_000
+    max_variables_bytes: int = 256_000
+    max_variables_depth: int = 16
+    max_operation_name_length: int = 100
+    document_cache_bytes: int = 8_000_000
+    operation_timeout_ms: int = 10_000
+    max_connections_per_request: int = 2
+    max_cost: int = 1000
+    rate_limit_capacity: int = 2000
+    rate_limit_restore_per_second: int = 100
+    anonymous_requests_per_minute: int = 60
+    max_websockets_per_key: int = 50
+    max_subscriptions_per_key: int = 500
+    auth_cache_seconds: int = 2
+    max_ws_message_bytes: int = 1_000_000
+    metrics_token: str | None = None
+    metrics_port: int = 0
+    cors_origins: tuple[str, ...] = ()
+    gzip_min_bytes: int = 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +129,28 @@ class Settings:
             graphiql=_bool(env, "ORDERGRAPH_GRAPHIQL", True),
             introspection=_bool(env, "ORDERGRAPH_INTROSPECTION", True),
             metrics_max_operations=_int(env, "ORDERGRAPH_METRICS_MAX_OPERATIONS", 50),
+            max_body_bytes=_int(env, "ORDERGRAPH_MAX_BODY_BYTES", 1_000_000),
+            max_document_bytes=_int(env, "ORDERGRAPH_MAX_DOCUMENT_BYTES", 100_000),
+            max_variables_bytes=_int(env, "ORDERGRAPH_MAX_VARIABLES_BYTES", 256_000),
+            max_variables_depth=_int(env, "ORDERGRAPH_MAX_VARIABLES_DEPTH", 16),
+            max_operation_name_length=_int(env, "ORDERGRAPH_MAX_OPERATION_NAME_LENGTH", 100),
+            document_cache_bytes=_int(env, "ORDERGRAPH_DOCUMENT_CACHE_BYTES", 8_000_000),
+            operation_timeout_ms=_int(env, "ORDERGRAPH_OPERATION_TIMEOUT_MS", 10_000),
+            max_connections_per_request=_int(env, "ORDERGRAPH_MAX_CONNECTIONS_PER_REQUEST", 2),
+            max_cost=_int(env, "ORDERGRAPH_MAX_COST", 1000),
+            rate_limit_capacity=_int(env, "ORDERGRAPH_RATE_LIMIT_CAPACITY", 2000),
+            rate_limit_restore_per_second=_int(
+                env, "ORDERGRAPH_RATE_LIMIT_RESTORE_PER_SECOND", 100
+            ),
+            anonymous_requests_per_minute=_int(env, "ORDERGRAPH_ANONYMOUS_REQUESTS_PER_MINUTE", 60),
+            max_websockets_per_key=_int(env, "ORDERGRAPH_MAX_WEBSOCKETS_PER_KEY", 50),
+            max_subscriptions_per_key=_int(env, "ORDERGRAPH_MAX_SUBSCRIPTIONS_PER_KEY", 500),
+            auth_cache_seconds=_int(env, "ORDERGRAPH_AUTH_CACHE_SECONDS", 2, minimum=0),
+            max_ws_message_bytes=_int(env, "ORDERGRAPH_MAX_WS_MESSAGE_BYTES", 1_000_000),
+            metrics_token=env.get("ORDERGRAPH_METRICS_TOKEN") or None,
+            metrics_port=_int(env, "ORDERGRAPH_METRICS_PORT", 0, minimum=0),
+            cors_origins=_list(env, "ORDERGRAPH_CORS_ORIGINS"),
+            gzip_min_bytes=_int(env, "ORDERGRAPH_GZIP_MIN_BYTES", 1024, minimum=0),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -24,8 +24,8 @@ from storage.queries import KeyRecord
 class ApiError(GraphQLError):
     """A request-level failure shown to the client with extensions.code."""
 
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message, extensions={"code": code})
+    def __init__(self, message: str, code: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": code, **extensions})
 
 
 def unauthenticated() -> ApiError:
