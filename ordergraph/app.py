@@ -1,13 +1,16 @@
-"""The ASGI application: Starlette routes around the Strawberry GraphQL view."""
+"""The ASGI application: Starlette routes around GraphQL over HTTP (ordergraph.http) and
+the Strawberry view that serves websockets on the same path."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +20,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from ordergraph import dashboard
 from ordergraph.clock import Clock
 from ordergraph.graphiql import render_page
+from ordergraph.http import GraphQLOverHTTP
 from ordergraph.logs import RequestInfo, current_request
 from ordergraph.metrics import CONTENT_TYPE, Metrics, Telemetry
 from ordergraph.overdue import run_sweeper
@@ -60,6 +64,8 @@ class OrdergraphView(GraphQL[Context, None]):
                 max_depth=settings.max_depth,
                 max_aliases=settings.max_aliases,
                 max_tokens=settings.max_tokens,
+                document_cache_bytes=settings.document_cache_bytes,
+                max_document_bytes=settings.max_document_bytes,
             ),
             introspection=settings.introspection,
             extensions=[lambda: Telemetry(telemetry)],
@@ -86,46 +92,20 @@ class OrdergraphView(GraphQL[Context, None]):
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            await self.http(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """One request: timed, and told of in one log line (no headers, query string,
-        body or variables: only the operation's name)."""
-        info = RequestInfo(transport="http")
-        reset = current_request.set(info)
-        status = 500
-        started = time.perf_counter()
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await super().__call__(scope, receive, send_noting_status)
-        finally:
-            seconds = time.perf_counter() - started
-            if info.outcome is None and status == 400:
-                # Refused before the schema saw it (bad JSON, no query...).
-                info.outcome = "graphql_error"
-                self.metrics.record(None, "unknown", info.outcome, None)
-            request_log.info(
-                "request",
-                extra={
-                    "request_id": info.request_id,
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
-                    "status": status,
-                    "operation": info.operation,
-                    "operation_type": info.operation_type,
-                    "outcome": info.outcome,
-                    "duration_ms": round(seconds * 1000, 2),
-                },
-            )
-            current_request.reset(reset)
+    @cached_property
+    def http(self) -> GraphQLOverHTTP:
+        """GET and POST /graphql (this view serves only the websockets itself)."""
+        return GraphQLOverHTTP(
+            self.schema,
+            self.settings,
+            self.metrics,
+            context=self.get_context,
+            page=self.render_graphql_ide if self.settings.graphiql else None,
+        )
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = RequestInfo(transport="ws")
@@ -162,11 +142,14 @@ class OrdergraphView(GraphQL[Context, None]):
             response=response,
             hub=self.hub,
         )
+        info = current_request.get()
+        if info is not None:
+            if info.request_id is None:
+                info.request_id = context.request_id
+            else:  # ordergraph.http numbers the request before it reads the body
+                context.request_id = info.request_id
         if isinstance(response, Response):
             response.headers["x-request-id"] = context.request_id
-        info = current_request.get()
-        if info is not None and info.request_id is None:
-            info.request_id = context.request_id
         return context
 
     async def on_ws_connect(self, context: Context) -> None:
@@ -199,8 +182,7 @@ def create_app(
         ready, body = await readiness.check()
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    async def metrics_endpoint(_: Request) -> Response:
-        return Response(await metrics.render(), headers={"content-type": CONTENT_TYPE})
+    metrics_endpoint = metrics_handler(metrics, settings.metrics_token)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -221,13 +203,16 @@ def create_app(
             if db is None:
                 await database.dispose()
 
+    # With ORDERGRAPH_METRICS_PORT, /metrics is served on that port only (`ordergraph
+    # serve` runs metrics_app there), not on the API's.
+    on_main = [] if settings.metrics_port else [Route("/metrics", metrics_endpoint)]
     app = Starlette(
         routes=[
-            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/graphql", view.http),
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/metrics", metrics_endpoint),
+            *on_main,
             *dashboard.routes(),
         ],
         lifespan=lifespan,
@@ -237,6 +222,36 @@ def create_app(
     app.state.metrics = metrics
     app.state.settings = settings
     return app
+
+
+def metrics_handler(
+    metrics: Metrics, token: str | None
+) -> Callable[[Request], Awaitable[Response]]:
+    """GET /metrics; with a token (ORDERGRAPH_METRICS_TOKEN), only for `Bearer <token>`."""
+
+    async def endpoint(request: Request) -> Response:
+        if token is not None:
+            scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()
+            ):
+                return Response(
+                    "a valid metrics token is needed: Authorization: Bearer <token>\n",
+                    status_code=401,
+                    headers={"www-authenticate": "Bearer"},
+                    media_type="text/plain",
+                )
+        return Response(await metrics.render(), headers={"content-type": CONTENT_TYPE})
+
+    return endpoint
+
+
+def metrics_app(app: Starlette) -> Starlette:
+    """/metrics of `app` alone, to serve on ORDERGRAPH_METRICS_PORT."""
+    settings: Settings = app.state.settings
+    return Starlette(
+        routes=[Route("/metrics", metrics_handler(app.state.metrics, settings.metrics_token))]
+    )
 
 
 class Readiness:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import gc
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, NoReturn, TextIO, TypeVar
 
 from sqlalchemy import select
@@ -404,7 +405,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # uvicorn raises the signal it stopped on again once it has shut down gracefully; a
     # requested stop is a clean one, so exit 0 rather than die by the signal.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -415,7 +416,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Per-connection compression costs CPU on every message sent to every subscriber.
         ws_per_message_deflate=settings.ws_compression,
     )
+    server = uvicorn.Server(config)
+    if not settings.metrics_port:
+        server.run()
+        return 0
+    from ordergraph.app import metrics_app
+
+    print(f"Metrics: http://{settings.host}:{settings.metrics_port}/metrics", flush=True)
+
+    class SideServer(uvicorn.Server):
+        """Serves /metrics; leaves the signals to the API's server and stops with it."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    side = SideServer(
+        uvicorn.Config(
+            metrics_app(app),
+            host=settings.host,
+            port=settings.metrics_port,
+            log_level=settings.log_level.lower(),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(_serve_beside(server, side))
     return 0
+
+
+async def _serve_beside(main: Any, side: Any) -> None:
+    """The API on its port and /metrics on ORDERGRAPH_METRICS_PORT, until the API stops."""
+    metrics = asyncio.create_task(side.serve())
+    try:
+        await main.serve()
+    finally:
+        side.should_exit = True
+        await metrics
 
 
 # -- the parser -------------------------------------------------------------------

@@ -6,7 +6,10 @@ GraphQL view (ordergraph.app), so code deeper down logs as usual and gets them f
 
 What is never logged: headers (so no Authorization token), query strings, request
 bodies and GraphQL variables. The one line per request names the operation, the
-outcome, the status and the duration, nothing the client sent beyond the operation name.
+outcome, the status and the duration, nothing the client sent beyond the operation name
+(at most ORDERGRAPH_MAX_OPERATION_NAME_LENGTH characters: longer ones are refused).
+Server lines that name a path (uvicorn's websocket handshake lines) lose its query
+string on the way out (`QueryStringFilter`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +40,7 @@ class RequestInfo:
     operation: str | None = None  # the GraphQL operation name, as the client gave it
     operation_type: str | None = None
     outcome: str | None = None
+    cancelled: str | None = None  # "timeout" or "cancelled" (client gone) when stopped
 
 
 current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(
@@ -53,6 +58,28 @@ class RequestContextFilter(logging.Filter):
                 record.request_id = info.request_id
             if getattr(record, "operation", None) is None and info.operation is not None:
                 record.operation = info.operation
+        return True
+
+
+_PATH_WITH_QUERY = re.compile(r"(/[^\s?\"]*)\?[^\s\"]*")
+
+
+def _without_query(value: object) -> object:
+    if isinstance(value, str) and "?" in value:
+        return _PATH_WITH_QUERY.sub(r"\1", value)
+    return value
+
+
+class QueryStringFilter(logging.Filter):
+    """Cuts the query string off any path in a record's message and arguments: uvicorn
+    logs websocket handshakes as `"WebSocket /graphql?query=..." [accepted]`, and a query
+    string may carry a token or a document."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "?" in record.msg:
+            record.msg = _without_query(record.msg)
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_without_query(arg) for arg in record.args)
         return True
 
 
@@ -101,6 +128,7 @@ def make_handler(log_format: str, stream: Any = None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RequestContextFilter())
+    handler.addFilter(QueryStringFilter())
     return handler
 
 

@@ -19,21 +19,26 @@ Outcomes, worst first when a response carries several errors:
 - ``user_error``: the API refused it for the client's reason (no or bad token, missing
   scope, not found, invalid input, a slow subscriber cut off), either as an error with
   an ``extensions.code`` or as a non-empty ``userErrors`` in a mutation payload;
+- ``timeout``: stopped at its deadline (ORDERGRAPH_OPERATION_TIMEOUT_MS);
+- ``cancelled``: stopped because its HTTP client went away;
 - ``ok``: none of these.
 
 Operation names are chosen by clients, so the label is bounded: the first
 ``max_operations`` distinct names are kept, later ones are counted as ``other``;
-operations without a name are ``anonymous``.
+operations without a name are ``anonymous``. Only a client whose token was accepted
+can add a name to the kept ones: a stranger's names are counted as ``other`` unless
+they are already kept, so strangers cannot fill the labels.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +62,7 @@ log = logging.getLogger("ordergraph.metrics")
 request_log = logging.getLogger("ordergraph.request")
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
-OUTCOMES = ("ok", "user_error", "graphql_error", "internal_error")
+OUTCOMES = ("ok", "user_error", "graphql_error", "internal_error", "timeout", "cancelled")
 ANONYMOUS = "anonymous"
 OTHER = "other"
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,99}$")
@@ -71,11 +76,18 @@ class OperationNames:
         self.limit = limit
         self._kept: set[str] = set()
 
-    def label(self, name: str | None) -> str:
+    def is_new(self, name: str | None) -> bool:
+        """Whether `name` would take a free label if its client is trusted."""
+        return bool(name) and name not in self._kept and len(self._kept) < self.limit
+
+    def label(self, name: str | None, trusted: bool = True) -> str:
+        """The label of `name`; only a `trusted` (authenticated) client adds new ones."""
         if not name:
             return ANONYMOUS
         if name in self._kept:
             return name
+        if not trusted:
+            return OTHER
         if len(self._kept) < self.limit and _NAME.match(name) and name not in (ANONYMOUS, OTHER):
             self._kept.add(name)
             return name
@@ -121,9 +133,16 @@ class Metrics:
         self.registry.register(self.live)
         ProcessCollector(registry=self.registry)
 
-    def record(self, name: str | None, op_type: str, outcome: str, seconds: float | None) -> str:
+    def record(
+        self,
+        name: str | None,
+        op_type: str,
+        outcome: str,
+        seconds: float | None,
+        trusted: bool = True,
+    ) -> str:
         """Count one operation; returns the label its name was counted under."""
-        label = self.names.label(name)
+        label = self.names.label(name, trusted)
         self.operations.labels(label, op_type, outcome).inc()
         if seconds is not None:
             self.duration.labels(label, op_type).observe(seconds)
@@ -232,17 +251,29 @@ class Telemetry(SchemaExtension):
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def on_operation(self) -> Iterator[None]:
+    async def on_operation(self) -> AsyncIterator[None]:
         started = time.perf_counter()
+        cancelled = False
         try:
             yield
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:  # also when a subscription ends because its client went away
             try:
-                self._done(started)
+                context = self.execution_context
+                trusted = _authenticated(context.context)
+                if (
+                    not trusted
+                    and not cancelled
+                    and self.metrics.names.is_new(context.operation_name)
+                ):
+                    trusted = await _token_accepted(context.context)
+                self._done(started, cancelled, trusted)
             except Exception:  # counting must never break a request
                 log.exception("recording an operation's metrics failed")
 
-    def _done(self, started: float) -> None:
+    def _done(self, started: float, cancelled: bool, trusted: bool) -> None:
         context = self.execution_context
         name = context.operation_name
         try:
@@ -252,9 +283,17 @@ class Telemetry(SchemaExtension):
         result = context.result
         data = getattr(result, "data", None)
         outcome = outcome_of(context.pre_execution_errors, data)
-        seconds = time.perf_counter() - started
-        self.metrics.record(name, op_type, outcome, None if op_type == "subscription" else seconds)
         info = current_request.get()
+        if cancelled and info is not None and info.cancelled:
+            outcome = info.cancelled  # an HTTP operation stopped at its deadline, or abandoned
+        seconds = time.perf_counter() - started
+        self.metrics.record(
+            name,
+            op_type,
+            outcome,
+            None if op_type == "subscription" else seconds,
+            trusted=trusted,
+        )
         if info is None:
             return
         if info.transport == "http":
@@ -284,6 +323,27 @@ class Telemetry(SchemaExtension):
             elif name is not None:
                 current_request.set(_with_operation(info, name))
         yield
+
+
+def _authenticated(context: Any) -> bool:
+    """Whether the request's token was looked up and accepted (an API key or the admin
+    token). A request that never needed its token counts as a stranger's."""
+    with contextlib.suppress(Exception):
+        principal = getattr(context, "_principal", None)
+        if principal is not None:
+            return bool(getattr(principal, "is_admin", False) or principal.key is not None)
+    return False
+
+
+async def _token_accepted(context: Any) -> bool:
+    """Look the request's token up (once: the context keeps the answer), if it has one."""
+    if not getattr(context, "authorization", None) or not hasattr(context, "principal"):
+        return False
+    try:
+        await context.principal()
+    except Exception:
+        return False
+    return _authenticated(context)
 
 
 def _with_operation(info: RequestInfo, name: str) -> RequestInfo:

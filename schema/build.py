@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,8 @@ class SchemaLimits:
     max_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 5000
+    document_cache_bytes: int = 8_000_000
+    max_document_bytes: int = 100_000
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -43,17 +46,68 @@ def is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
-class MaskUnexpectedErrors(MaskErrors):
-    """MaskErrors without its runtime Protocol check on every result.
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
-    That isinstance check walks the Protocol's attributes on each call (Python 3.11) and is
-    paid for every event sent to every subscriber; this is the same test, by attribute.
+
+def _coded(error: GraphQLError, code: str, quiet: bool) -> GraphQLError:
+    """Give `error` its extensions.code if it has none; drop "Did you mean" when `quiet`.
+    Errors are changed in place: the document cache keeps validation errors, and a
+    cached one has its code already."""
+    if quiet and "Did you mean" in error.message:
+        error.message = _SUGGESTION.sub("", error.message)
+    if not (error.extensions or {}).get("code"):
+        error.extensions = {**(error.extensions or {}), "code": code}
+    return error
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Masks faults of ours, and gives every error its extensions.code.
+
+    Codes by where the error arose: GRAPHQL_PARSE_FAILED (the document does not parse, or
+    holds too many tokens), GRAPHQL_VALIDATION_FAILED (it does not validate, or goes past
+    the depth and alias limits, or asks for introspection when that is off),
+    BAD_USER_INPUT (variables that do not coerce: errors of execution without a field
+    path), INTERNAL_SERVER_ERROR (masked faults of ours, and any other field error without
+    a code). With `quiet` (introspection off), "Did you mean ...?" suggestions are cut
+    from every message, so they reveal no field, type or value names.
+
+    `_process_result` also avoids MaskErrors' runtime Protocol check on every result: that
+    isinstance check walks the Protocol's attributes on each call (Python 3.11) and is paid
+    for every event sent to every subscriber; this is the same test, by attribute.
     """
+
+    def __init__(
+        self,
+        should_mask_error: Callable[[GraphQLError], bool],
+        error_message: str,
+        quiet: bool = False,
+    ) -> None:
+        super().__init__(should_mask_error=should_mask_error, error_message=error_message)
+        self.quiet = quiet
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or ():
+            _coded(error, "GRAPHQL_PARSE_FAILED", self.quiet)
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or ():
+            _coded(error, "GRAPHQL_VALIDATION_FAILED", self.quiet)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        return masked
 
     def _process_result(self, result: object) -> None:
         errors = getattr(result, "errors", None)
         if errors:
-            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+            processed = self._process_errors(errors)
+            for error in processed:
+                code = "INTERNAL_SERVER_ERROR" if error.path else "BAD_USER_INPUT"
+                _coded(error, code, self.quiet)
+            result.errors = processed  # type: ignore[attr-defined]
 
 
 class OrdergraphSchema(strawberry.Schema):
@@ -83,14 +137,18 @@ def build_schema(
     `__schema` or `__type` are refused at validation. `extensions` (factories) come
     first, before the limits and the error masking."""
     limits = limits or SchemaLimits()
-    documents = DocumentCache()
+    documents = DocumentCache(
+        max_bytes=limits.document_cache_bytes, max_document_bytes=limits.max_document_bytes
+    )
     chain: list[Callable[[], SchemaExtension]] = [
         *extensions,
         documents.extension(),
         lambda: QueryDepthLimiter(max_depth=limits.max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: MaskUnexpectedErrors(should_mask_error=is_unexpected, error_message=MASKED),
+        lambda: MaskUnexpectedErrors(
+            should_mask_error=is_unexpected, error_message=MASKED, quiet=not introspection
+        ),
     ]
     if not introspection:
         chain.insert(len(extensions), DisableIntrospection)

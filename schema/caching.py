@@ -6,6 +6,12 @@ placeOrder of a storefront, the subscription of a dashboard. `DocumentCache` kee
 schema and bounded, the parsed document of each query text and the outcome of validating
 it (the rules of one schema never change). A document that does not parse is not kept:
 strawberry parses it again and reports the error as usual.
+
+The cache is bounded by entries and by the bytes of the query texts it holds
+(ORDERGRAPH_DOCUMENT_CACHE_BYTES, counted once per text for both maps; a parsed document
+costs several times its text, so the real memory is a small multiple of it). A document
+larger than `max_document_bytes` is never kept. A document nested so deeply that the
+parser would exhaust the stack is refused as GRAPHQL_PARSE_FAILED.
 """
 
 from __future__ import annotations
@@ -17,16 +23,34 @@ from typing import Any
 from graphql import DocumentNode, GraphQLError, parse
 from strawberry.extensions import SchemaExtension
 
+TOO_DEEP = "the document is nested too deeply to parse"
+
 
 class DocumentCache:
     """Bounded LRUs of parsed documents and validation outcomes for one schema."""
 
-    def __init__(self, maxsize: int = 256) -> None:
+    def __init__(
+        self,
+        maxsize: int = 256,
+        max_bytes: int = 8_000_000,
+        max_document_bytes: int = 100_000,
+    ) -> None:
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self.max_document_bytes = max_document_bytes
         self._documents: OrderedDict[tuple[str, str], DocumentNode] = OrderedDict()
         self._results: OrderedDict[str, tuple[GraphQLError, ...]] = OrderedDict()
+        self.document_bytes = 0  # UTF-8 bytes of the query texts in _documents
+        self.result_bytes = 0  # and in _results
         self.hits = 0
         self.misses = 0
+
+    @property
+    def bytes(self) -> int:
+        return self.document_bytes + self.result_bytes
+
+    def _keeps(self, query: str) -> bool:
+        return _size(query) <= min(self.max_document_bytes, self.max_bytes // 2)
 
     def get(self, query: str) -> list[GraphQLError] | None:
         found = self._results.get(query)
@@ -38,10 +62,15 @@ class DocumentCache:
         return list(found)
 
     def put(self, query: str, errors: list[GraphQLError]) -> None:
+        if not self._keeps(query):
+            return
+        if query not in self._results:
+            self.result_bytes += _size(query)
         self._results[query] = tuple(errors)
         self._results.move_to_end(query)
-        while len(self._results) > self.maxsize:
-            self._results.popitem(last=False)
+        while len(self._results) > self.maxsize or self.result_bytes > self.max_bytes // 2:
+            old, _ = self._results.popitem(last=False)
+            self.result_bytes -= _size(old)
 
     def document(self, query: str, options: Mapping[str, Any]) -> DocumentNode | None:
         key = (query, repr(sorted(options.items())))
@@ -53,9 +82,15 @@ class DocumentCache:
             parsed = parse(query, **options)
         except GraphQLError:
             return None  # not kept: strawberry parses it again and reports the error
+        except RecursionError:
+            raise GraphQLError(TOO_DEEP, extensions={"code": "GRAPHQL_PARSE_FAILED"}) from None
+        if not self._keeps(query):
+            return parsed
         self._documents[key] = parsed
-        while len(self._documents) > self.maxsize:
-            self._documents.popitem(last=False)
+        self.document_bytes += _size(query)
+        while len(self._documents) > self.maxsize or self.document_bytes > self.max_bytes // 2:
+            (old, _), _ = self._documents.popitem(last=False)
+            self.document_bytes -= _size(old)
         return parsed
 
     def extension(self) -> Callable[[], SchemaExtension]:
@@ -82,3 +117,7 @@ class DocumentCache:
                         results.put(query, errors)
 
         return CachedDocuments
+
+
+def _size(query: str) -> int:
+    return len(query.encode("utf-8", "surrogatepass"))

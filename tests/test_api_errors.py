@@ -193,5 +193,7 @@ async def test_queries_also_work_over_get_but_mutations_do_not(api: Api) -> None
     assert response.json() == {"data": {"store": {"handle": store.handle}}}
     mutation = 'mutation { revokeApiKey(id: "x") { userErrors { code } } }'
     refused = await api.http.get("/graphql", params={"query": mutation}, headers=auth)
-    assert refused.status_code == 400
+    assert refused.status_code == 405  # GraphQL over HTTP: Method Not Allowed, use POST
+    assert refused.headers["allow"] == "POST"
     assert "mutations are not allowed" in refused.text.lower()
+    assert refused.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"

@@ -1,0 +1,544 @@
+"""GraphQL over HTTP on /graphql: the whole exchange, from the first byte of the body to
+the last of the answer (websockets stay with the Strawberry view in ordergraph.app).
+
+In order, for each request:
+
+1. the method (GET or POST, else 405) and the media type of the answer, from Accept:
+   ``application/graphql-response+json`` when the client prefers it, else
+   ``application/json`` (also when Accept is missing, ``*/*`` or names nothing we serve);
+2. a GET from a browser without ``query`` gets GraphiQL;
+3. the body of a POST (``application/json`` only, else 415) is read up to
+   ``max_body_bytes`` (a larger Content-Length is refused before reading, a body that
+   grows past it is cut off: 413), before any token is looked at;
+4. strict JSON: UTF-8, an object at the top, no nesting that would exhaust the parser;
+   ``query`` a string no longer than ``max_document_bytes`` (413), ``variables`` and
+   ``extensions`` objects within ``max_variables_bytes`` (413) and
+   ``max_variables_depth`` (400), ``operationName`` a string of at most
+   ``max_operation_name_length`` characters (400, never echoed);
+5. the operation runs under ``operation_timeout_ms``: past it, the work is cancelled and
+   the client gets ``TIMEOUT``; when the client goes away first, the work is cancelled
+   and nothing is sent. Mutations over GET are refused with 405 (Allow: POST),
+   subscriptions with 400 (they are served over websockets);
+6. the answer: with ``application/graphql-response+json``, the statuses of the
+   GraphQL-over-HTTP spec (400 for documents that do not parse or validate and for
+   variables that do not coerce; 429 + Retry-After for ``THROTTLED``; 504 for
+   ``TIMEOUT``); with ``application/json``, 200 for every well-formed request, as before.
+   Transport-level garbage gets a 4xx with either.
+
+Every answer carries x-request-id, and every request is told of in one log line (no
+query string, no body, no variables).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import GraphQLError
+from starlette.datastructures import Headers, QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from ordergraph.logs import RequestInfo, current_request
+from ordergraph.metrics import Metrics
+from ordergraph.settings import Settings
+
+request_log = logging.getLogger("ordergraph.request")
+log = logging.getLogger("ordergraph.http")
+
+JSON = "application/json"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+# How long a cancelled operation gets to unwind before the answer goes out anyway (a
+# SQLite call blocked in its driver's thread finishes on its own time, in the background).
+CANCEL_GRACE_SECONDS = 1.0
+# Statuses of request errors (no `data`) under application/graphql-response+json.
+REQUEST_ERROR_STATUS = {
+    "THROTTLED": 429,
+    "TIMEOUT": 504,
+    "INTERNAL_SERVER_ERROR": 500,
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+}
+
+ContextFactory = Callable[[Request, Response], Awaitable[Any]]
+PageRenderer = Callable[[Request], Awaitable[Response]]
+
+
+class Refused(Exception):
+    """A request refused at the transport level: status, code and a message to show."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class Operation:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+# -- content negotiation -----------------------------------------------------------------
+def _accepted(accept: str) -> list[tuple[float, int, str]]:
+    """The media ranges of an Accept header as (q, -position, range), best first."""
+    ranges = []
+    for position, part in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        if not media:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0:
+            ranges.append((q, -position, media.lower()))
+    return sorted(ranges, reverse=True)
+
+
+def response_media_type(accept: str | None) -> str:
+    """application/graphql-response+json when the client ranks it first (or only accepts
+    it); application/json otherwise, also for */* and a missing Accept (older clients)."""
+    if not accept:
+        return JSON
+    for _, _, media in _accepted(accept):
+        if media == GRAPHQL_RESPONSE:
+            return GRAPHQL_RESPONSE
+        if media in (JSON, "application/*", "*/*"):
+            return JSON
+    return JSON
+
+
+def wants_page(accept: str | None) -> bool:
+    accept = (accept or "").lower()
+    return "text/html" in accept or "*/*" in accept
+
+
+# -- strict JSON -------------------------------------------------------------------------
+def depth_of(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value (a scalar is 0), counted up to `limit + 1` at most."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def parse_json(raw: bytes | str, what: str) -> Any:
+    """Strict JSON: UTF-8 text, no lone surrogates, not nested past the parser's reach."""
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refused(400, "BAD_REQUEST", f"{what} is not valid UTF-8") from None
+    else:
+        text = raw
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise Refused(400, "BAD_REQUEST", f"{what} is nested too deeply") from None
+    except ValueError:
+        raise Refused(400, "BAD_REQUEST", f"{what} is not valid JSON") from None
+    if "\\u" in text and _has_lone_surrogate(value):
+        raise Refused(400, "BAD_REQUEST", f"{what} holds an unpaired UTF-16 surrogate")
+    return value
+
+
+class Limits:
+    """The size limits of one request (settings, see docs/security.md)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.body = settings.max_body_bytes
+        self.document = settings.max_document_bytes
+        self.variables = settings.max_variables_bytes
+        self.depth = settings.max_variables_depth
+        self.operation_name = settings.max_operation_name_length
+
+    def operation(self, params: dict[str, Any], *, from_query_string: bool) -> Operation:
+        """Check and pick out the request's parameters. In a query string, variables and
+        extensions are JSON text."""
+        query = params.get("query")
+        if query is None or query == "":
+            raise Refused(400, "BAD_REQUEST", "no GraphQL document: give it as `query`")
+        if not isinstance(query, str):
+            raise Refused(400, "BAD_REQUEST", "`query` must be a string")
+        if len(query) > self.document or len(query.encode("utf-8", "surrogatepass")) > (
+            self.document
+        ):
+            raise Refused(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                f"the document is larger than {self.document} bytes",
+            )
+        name = params.get("operationName")
+        if name == "":
+            name = None
+        if name is not None:
+            if not isinstance(name, str):
+                raise Refused(400, "BAD_REQUEST", "`operationName` must be a string or null")
+            if len(name) > self.operation_name:
+                raise Refused(
+                    400,
+                    "BAD_REQUEST",
+                    f"`operationName` is longer than {self.operation_name} characters",
+                )
+        variables = self._object(params.get("variables"), "variables", from_query_string)
+        extensions = self._object(params.get("extensions"), "extensions", from_query_string)
+        return Operation(query, variables, name, extensions)
+
+    def _object(self, value: Any, what: str, from_query_string: bool) -> dict[str, Any] | None:
+        if from_query_string and isinstance(value, str):
+            if value == "":
+                return None
+            if len(value) > self.variables:
+                raise Refused(
+                    413, "PAYLOAD_TOO_LARGE", f"`{what}` is larger than {self.variables} bytes"
+                )
+            value = parse_json(value, f"`{what}`")
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise Refused(400, "BAD_REQUEST", f"`{what}` must be an object or null")
+        if depth_of(value, self.depth) > self.depth:
+            raise Refused(400, "BAD_REQUEST", f"`{what}` is nested deeper than {self.depth} levels")
+        size = len(json.dumps(value, separators=(",", ":")))
+        if size > self.variables:
+            raise Refused(
+                413, "PAYLOAD_TOO_LARGE", f"`{what}` is larger than {self.variables} bytes"
+            )
+        return value
+
+
+# -- the handler -------------------------------------------------------------------------
+class GraphQLOverHTTP:
+    """The ASGI app for GET and POST /graphql."""
+
+    def __init__(
+        self,
+        schema: Any,
+        settings: Settings,
+        metrics: Metrics,
+        context: ContextFactory,
+        page: PageRenderer | None,
+    ) -> None:
+        self.schema = schema
+        self.settings = settings
+        self.metrics = metrics
+        self.make_context = context
+        self.page = page
+        self.limits = Limits(settings)
+        self.timeout = settings.operation_timeout_ms / 1000
+        # Cancelled operations still unwinding (kept so they are not collected early).
+        self._unwinding: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        info = RequestInfo(transport="http", request_id=uuid.uuid4().hex)
+        reset = current_request.set(info)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            response = await self._handle(scope, receive, info)
+            if response is None:  # the client went away: nothing to send
+                status = 499
+            else:
+                response.headers["x-request-id"] = info.request_id or ""
+                await response(scope, receive, send_noting_status)
+        finally:
+            if info.outcome is None and status >= 400 and status != 499:
+                info.outcome = "graphql_error"  # refused before the schema saw it
+                self.metrics.record(None, "unknown", info.outcome, None)
+            request_log.info(
+                "request",
+                extra={
+                    "request_id": info.request_id,
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "operation": info.operation,
+                    "operation_type": info.operation_type,
+                    "outcome": info.outcome,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            current_request.reset(reset)
+
+    async def _handle(self, scope: Scope, receive: Receive, info: RequestInfo) -> Response | None:
+        headers = Headers(scope=scope)
+        media = response_media_type(headers.get("accept"))
+        method = scope["method"]
+        try:
+            if method not in ("GET", "POST"):
+                raise Refused(
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    "GraphQL is served over GET (queries) and POST",
+                    {"allow": "GET, POST"},
+                )
+            if method == "GET":
+                params = QueryParams(scope.get("query_string", b"").decode("latin-1"))
+                if "query" not in params and wants_page(headers.get("accept")):
+                    if self.page is None:
+                        raise Refused(404, "NOT_FOUND", "Not Found")
+                    return await self.page(Request(scope))
+                operation = self.limits.operation(dict(params), from_query_string=True)
+            else:
+                body = await self._read_body(scope, receive, headers)
+                if body is None:
+                    return None
+                params = parse_json(body, "the request body")
+                if isinstance(params, list):
+                    raise Refused(400, "BAD_REQUEST", "batched requests are not supported")
+                if not isinstance(params, dict):
+                    raise Refused(400, "BAD_REQUEST", "the request body must be a JSON object")
+                operation = self.limits.operation(params, from_query_string=False)
+        except Refused as refused:
+            return self._refusal(refused, media)
+        return await self._execute(scope, receive, operation, media, info)
+
+    async def _read_body(self, scope: Scope, receive: Receive, headers: Headers) -> bytes | None:
+        """The body, or None when the client disconnected; refuses what is not JSON or
+        is too large, reading no more than the limit."""
+        content_type = headers.get("content-type")
+        if not content_type:
+            raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+        media, *params = (p.strip().lower() for p in content_type.split(";"))
+        if media != JSON:
+            raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+                raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "the body must be UTF-8")
+        too_large = Refused(
+            413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {self.limits.body} bytes"
+        )
+        declared = headers.get("content-length")
+        if declared is not None:
+            try:
+                if int(declared) > self.limits.body:
+                    raise too_large
+            except ValueError:
+                raise Refused(400, "BAD_REQUEST", "Content-Length is not a number") from None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limits.body:
+                raise too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        if size == 0:
+            raise Refused(400, "BAD_REQUEST", "the request body is empty")
+        return b"".join(chunks)
+
+    async def _execute(
+        self,
+        scope: Scope,
+        receive: Receive,
+        operation: Operation,
+        media: str,
+        info: RequestInfo,
+    ) -> Response | None:
+        request = Request(scope)
+        sub_response = Response()
+        context = await self.make_context(request, sub_response)
+        allowed = (
+            {OperationType.QUERY}
+            if scope["method"] == "GET"
+            else {OperationType.QUERY, OperationType.MUTATION}
+        )
+        work = asyncio.create_task(
+            self.schema.execute(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=context,
+                operation_name=operation.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=operation.extensions,
+            )
+        )
+        gone = asyncio.create_task(_disconnected(receive))
+        try:
+            done, _ = await asyncio.wait(
+                {work, gone}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:  # the server is stopping this request
+            await self._cancel(work, info, "cancelled")
+            raise
+        finally:
+            gone.cancel()
+        if work not in done:
+            if gone in done:
+                await self._cancel(work, info, "cancelled")
+                return None
+            await self._cancel(work, info, "timeout")
+            timeout = GraphQLError(
+                f"the operation took longer than {self.settings.operation_timeout_ms} ms "
+                "and was stopped",
+                extensions={"code": "TIMEOUT"},
+            )
+            return self._result(ExecutionResult(data=None, errors=[timeout]), media, sub_response)
+        try:
+            result = work.result()
+        except InvalidOperationTypeError as wrong:
+            if wrong.operation_type == OperationType.MUTATION:
+                refused = Refused(
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    "mutations are not allowed over GET: use POST",
+                    {"allow": "POST"},
+                )
+            else:
+                refused = Refused(
+                    400,
+                    "BAD_REQUEST",
+                    "subscriptions are served over a websocket on /graphql "
+                    "(graphql-transport-ws), not over plain HTTP",
+                )
+            info.operation_type = wrong.operation_type.value
+            return self._refusal(refused, media)
+        except CannotGetOperationTypeError:
+            error = GraphQLError(
+                "`operationName` must name one operation of the document "
+                "(and is needed when it holds several)",
+                extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
+            )
+            return self._result(ExecutionResult(data=None, errors=[error]), media, sub_response)
+        return self._result(result, media, sub_response)
+
+    async def _cancel(self, work: asyncio.Task[Any], info: RequestInfo, reason: str) -> None:
+        """Cancel the operation and give it a moment to give back what it holds."""
+        info.cancelled = reason
+        work.cancel()
+        done, _ = await asyncio.wait({work}, timeout=CANCEL_GRACE_SECONDS)
+        if work in done:
+            with contextlib.suppress(BaseException):
+                work.result()
+            return
+        log.warning("a cancelled operation is still unwinding; it finishes in the background")
+        self._unwinding.add(work)
+        work.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._unwinding.discard(task)
+        with contextlib.suppress(BaseException):
+            task.result()
+
+    # -- answers ---------------------------------------------------------------------------
+    def _refusal(self, refused: Refused, media: str) -> Response:
+        body = {"errors": [{"message": refused.message, "extensions": {"code": refused.code}}]}
+        return _json(body, refused.status, media, refused.headers)
+
+    def _result(self, result: ExecutionResult, media: str, sub_response: Response) -> Response:
+        errors = list(result.errors or [])
+        body: dict[str, Any] = {}
+        request_error = result.data is None and bool(errors) and all(not e.path for e in errors)
+        if not request_error:
+            body["data"] = result.data
+        if errors:
+            body["errors"] = [error.formatted for error in errors]
+        if result.extensions:
+            body["extensions"] = result.extensions
+        headers: dict[str, str] = {
+            k: v for k, v in sub_response.headers.items() if k.lower() != "content-length"
+        }
+        codes = [(error.extensions or {}).get("code") for error in errors]
+        for error in errors:
+            extensions = error.extensions or {}
+            if extensions.get("code") == "THROTTLED":
+                retry = extensions.get("retryAfterSeconds")
+                if isinstance(retry, (int, float)) and math.isfinite(retry):
+                    headers["retry-after"] = str(max(1, math.ceil(retry)))
+                break
+        status = 200
+        if media == GRAPHQL_RESPONSE:
+            if request_error:
+                status = next(
+                    (REQUEST_ERROR_STATUS[c] for c in codes if c in REQUEST_ERROR_STATUS), 400
+                )
+            elif "THROTTLED" in codes:
+                status = 429
+            elif "TIMEOUT" in codes:
+                status = 504
+        elif sub_response.status_code and sub_response.status_code != 200:
+            status = sub_response.status_code
+        return _json(body, status, media, headers)
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client has gone away (the body has been read by then)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _json(body: Any, status: int, media: str, headers: dict[str, str] | None = None) -> Response:
+    content = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return Response(
+        content,
+        status_code=status,
+        headers=headers,
+        media_type=f"{media}; charset=utf-8",
+    )
