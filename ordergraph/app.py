@@ -66,6 +66,7 @@ class OrdergraphView(GraphQL[Context, None]):
                 max_tokens=settings.max_tokens,
                 document_cache_bytes=settings.document_cache_bytes,
                 max_document_bytes=settings.max_document_bytes,
+                max_validation_complexity=settings.max_validation_complexity,
             ),
             introspection=settings.introspection,
             extensions=[lambda: Telemetry(telemetry)],

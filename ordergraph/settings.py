@@ -101,6 +101,7 @@ class Settings:
     metrics_port: int = 0
     cors_origins: tuple[str, ...] = ()
     gzip_min_bytes: int = 1024
+    max_validation_complexity: int = 20_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -151,6 +152,7 @@ class Settings:
             metrics_port=_int(env, "ORDERGRAPH_METRICS_PORT", 0, minimum=0),
             cors_origins=_list(env, "ORDERGRAPH_CORS_ORIGINS"),
             gzip_min_bytes=_int(env, "ORDERGRAPH_GZIP_MIN_BYTES", 1024, minimum=0),
+            max_validation_complexity=_int(env, "ORDERGRAPH_MAX_VALIDATION_COMPLEXITY", 20_000),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -10,6 +10,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from graphql.validation.rules import overlapping_fields_can_be_merged as overlapping
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
@@ -38,6 +39,9 @@ class SchemaLimits:
     max_tokens: int = 5000
     document_cache_bytes: int = 8_000_000
     max_document_bytes: int = 100_000
+    # graphql-core's work budget for comparing fields of the same name (its default,
+    # 500,000, lets one document of repeated fields burn about a second of CPU).
+    max_validation_complexity: int = 20_000
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -65,7 +69,8 @@ class MaskUnexpectedErrors(MaskErrors):
 
     Codes by where the error arose: GRAPHQL_PARSE_FAILED (the document does not parse, or
     holds too many tokens), GRAPHQL_VALIDATION_FAILED (it does not validate, or goes past
-    the depth and alias limits, or asks for introspection when that is off),
+    the depth and alias limits or the budget of field comparisons, or asks for
+    introspection when that is off),
     BAD_USER_INPUT (variables that do not coerce: errors of execution without a field
     path), INTERNAL_SERVER_ERROR (masked faults of ours, and any other field error without
     a code). With `quiet` (introspection off), "Did you mean ...?" suggestions are cut
@@ -81,9 +86,11 @@ class MaskUnexpectedErrors(MaskErrors):
         should_mask_error: Callable[[GraphQLError], bool],
         error_message: str,
         quiet: bool = False,
+        validation_budget: int = overlapping.MAX_COMPLEXITY_BUDGET,
     ) -> None:
         super().__init__(should_mask_error=should_mask_error, error_message=error_message)
         self.quiet = quiet
+        self.validation_budget = validation_budget
 
     def on_parse(self) -> Iterator[None]:
         yield
@@ -91,6 +98,9 @@ class MaskUnexpectedErrors(MaskErrors):
             _coded(error, "GRAPHQL_PARSE_FAILED", self.quiet)
 
     def on_validate(self) -> Iterator[None]:
+        # Read by graphql-core when the overlapping-fields rule starts; validation runs
+        # synchronously right after this, so each schema's own budget applies.
+        overlapping.MAX_COMPLEXITY_BUDGET = self.validation_budget
         yield
         for error in self.execution_context.pre_execution_errors or ():
             _coded(error, "GRAPHQL_VALIDATION_FAILED", self.quiet)
@@ -147,7 +157,10 @@ def build_schema(
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: MaskUnexpectedErrors(
-            should_mask_error=is_unexpected, error_message=MASKED, quiet=not introspection
+            should_mask_error=is_unexpected,
+            error_message=MASKED,
+            quiet=not introspection,
+            validation_budget=limits.max_validation_complexity,
         ),
     ]
     if not introspection:

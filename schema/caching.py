@@ -4,8 +4,8 @@ Parsing and validating a document against the schema (with the depth, alias and 
 limits) costs milliseconds, and clients send the same few documents over and over: the
 placeOrder of a storefront, the subscription of a dashboard. `DocumentCache` keeps, per
 schema and bounded, the parsed document of each query text and the outcome of validating
-it (the rules of one schema never change). A document that does not parse is not kept:
-strawberry parses it again and reports the error as usual.
+it (the rules of one schema never change). A document that does not parse is not kept,
+and its syntax error is reported from the one parse (GRAPHQL_PARSE_FAILED).
 
 The cache is bounded by entries and by the bytes of the query texts it holds
 (ORDERGRAPH_DOCUMENT_CACHE_BYTES, counted once per text for both maps; a parsed document
@@ -72,7 +72,7 @@ class DocumentCache:
             old, _ = self._results.popitem(last=False)
             self.result_bytes -= _size(old)
 
-    def document(self, query: str, options: Mapping[str, Any]) -> DocumentNode | None:
+    def document(self, query: str, options: Mapping[str, Any]) -> DocumentNode:
         key = (query, repr(sorted(options.items())))
         found = self._documents.get(key)
         if found is not None:
@@ -80,8 +80,8 @@ class DocumentCache:
             return found
         try:
             parsed = parse(query, **options)
-        except GraphQLError:
-            return None  # not kept: strawberry parses it again and reports the error
+        except GraphQLError as error:  # reported as it is (not parsed a second time)
+            raise _parse_failed(error) from None
         except RecursionError:
             raise GraphQLError(TOO_DEEP, extensions={"code": "GRAPHQL_PARSE_FAILED"}) from None
         if not self._keeps(query):
@@ -121,3 +121,9 @@ class DocumentCache:
 
 def _size(query: str) -> int:
     return len(query.encode("utf-8", "surrogatepass"))
+
+
+def _parse_failed(error: GraphQLError) -> GraphQLError:
+    if not (error.extensions or {}).get("code"):
+        error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_PARSE_FAILED"}
+    return error

@@ -32,3 +32,18 @@ async def test_a_repeated_document_is_validated_once_and_the_cache_is_bounded() 
     for n in range(results.maxsize + 10):
         await schema.execute(f"query {{ q{n}: __typename }}")
     assert len(results._results) == len(results._documents) == results.maxsize
+
+
+async def test_the_cache_is_bounded_by_bytes_and_keeps_no_oversized_document() -> None:
+    schema = build_schema(SchemaLimits(document_cache_bytes=20_000, max_document_bytes=4_000))
+    cache = schema.documents  # type: ignore[attr-defined]
+    for n in range(100):  # ~500 bytes each: about 20 fit in each half of 20 KB
+        document = f"query Q{n} {{ __typename }} # " + "-" * 480
+        assert not (await schema.execute(document)).errors
+    assert cache.bytes <= 20_000
+    assert 15 <= len(cache._documents) <= 20 and 15 <= len(cache._results) <= 20
+    big = "query Big { __typename } # " + "-" * 4400  # over max_document_bytes
+    before = cache.bytes
+    outcome = await schema.execute(big)
+    assert not outcome.errors
+    assert cache.bytes == before and big not in cache._results

@@ -373,3 +373,18 @@ def test_throttled_and_timeout_map_to_429_and_504_where_the_media_type_allows() 
     )
     assert handler._result(timeout, GRAPHQL_RESPONSE, Response()).status_code == 504
     assert handler._result(timeout, "application/json", Response()).status_code == 200
+
+
+async def test_repeated_fields_cannot_make_validation_burn_the_cpu(app_with: AppFactory) -> None:
+    """graphql-core compares every pair of same-named fields; its own budget lets one
+    small document burn most of a second. Ours stops it far earlier."""
+    repeated = {"query": "{ " + "__typename " * 1000 + "}"}  # 11 KB, 1,002 tokens
+    async with app_with() as http:
+        started = time.perf_counter()
+        response = await post(http, repeated, GQL)
+        took = time.perf_counter() - started
+    assert response.status_code == 400
+    assert codes(response) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert took < 0.5, took
+    async with app_with(max_validation_complexity=2_000_000) as http:
+        assert (await post(http, repeated, GQL)).status_code == 200
