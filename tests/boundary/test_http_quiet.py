@@ -117,3 +117,20 @@ async def test_the_websocket_handshake_is_logged_without_its_query_string(
     assert secret not in text
     handshakes = [line for line in text.splitlines() if "WebSocket /graphql" in line]
     assert handshakes, text
+
+
+def test_the_compose_file_keeps_metrics_private_and_the_proxy_caps_bodies() -> None:
+    yaml = pytest.importorskip("yaml")
+    root = Path(__file__).resolve().parents[2]
+    services = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
+    for name in ("api-1", "api-2"):
+        api = services[name]
+        port = api["environment"]["ORDERGRAPH_METRICS_PORT"]
+        assert port and port != "8000"
+        assert "ports" not in api  # nothing of an API process is published
+    assert services["proxy"]["ports"] == ["8000:8000"]
+    proxy = (root / "deploy" / "nginx.conf").read_text()
+    assert "location = /metrics {\n        return 404;\n    }" in proxy
+    body_cap = Settings().max_body_bytes
+    assert f"client_max_body_size {body_cap // 1_000_000}m;" in proxy
+    assert "access_log off;" in proxy
