@@ -294,14 +294,21 @@ class GraphQLOverHTTP:
             await send(message)
 
         try:
-            response = await self._handle(scope, receive, info)
+            try:
+                response = await self._handle(scope, receive, info)
+            except Exception:
+                log.exception("unexpected error handling a request")
+                info.outcome = "internal_error"
+                self.metrics.record(None, "unknown", info.outcome, None)
+                masked = Refused(500, "INTERNAL_SERVER_ERROR", "Internal server error")
+                response = self._refusal(masked, response_media_type(None))
             if response is None:  # the client went away: nothing to send
                 status = 499
             else:
                 response.headers["x-request-id"] = info.request_id or ""
                 await response(scope, receive, send_noting_status)
         finally:
-            if info.outcome is None and status >= 400 and status != 499:
+            if info.outcome is None and status >= 400 and status not in (404, 499):
                 info.outcome = "graphql_error"  # refused before the schema saw it
                 self.metrics.record(None, "unknown", info.outcome, None)
             request_log.info(

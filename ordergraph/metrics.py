@@ -253,11 +253,14 @@ class Telemetry(SchemaExtension):
 
     async def on_operation(self) -> AsyncIterator[None]:
         started = time.perf_counter()
-        cancelled = False
+        cancelled = refused = False
         try:
             yield
         except asyncio.CancelledError:
             cancelled = True
+            raise
+        except Exception:  # refused by the transport: a mutation over GET, a subscription
+            refused = True  # over HTTP, an operationName that names no operation
             raise
         finally:  # also when a subscription ends because its client went away
             try:
@@ -269,11 +272,11 @@ class Telemetry(SchemaExtension):
                     and self.metrics.names.is_new(context.operation_name)
                 ):
                     trusted = await _token_accepted(context.context)
-                self._done(started, cancelled, trusted)
+                self._done(started, cancelled, trusted, refused)
             except Exception:  # counting must never break a request
                 log.exception("recording an operation's metrics failed")
 
-    def _done(self, started: float, cancelled: bool, trusted: bool) -> None:
+    def _done(self, started: float, cancelled: bool, trusted: bool, refused: bool) -> None:
         context = self.execution_context
         name = context.operation_name
         try:
@@ -284,6 +287,8 @@ class Telemetry(SchemaExtension):
         data = getattr(result, "data", None)
         outcome = outcome_of(context.pre_execution_errors, data)
         info = current_request.get()
+        if refused:
+            outcome = "graphql_error"
         if cancelled and info is not None and info.cancelled:
             outcome = info.cancelled  # an HTTP operation stopped at its deadline, or abandoned
         seconds = time.perf_counter() - started

@@ -388,3 +388,23 @@ async def test_repeated_fields_cannot_make_validation_burn_the_cpu(app_with: App
     assert took < 0.5, took
     async with app_with(max_validation_complexity=2_000_000) as http:
         assert (await post(http, repeated, GQL)).status_code == 200
+
+
+async def test_refused_operations_are_counted_as_graphql_errors(api: Api) -> None:
+    store = await api.create_store()
+    auth = {"authorization": f"Bearer {store.token}"}
+    await api.http.get("/graphql", params={"query": "mutation M { __typename }"}, headers=auth)
+    await post(
+        api.http,
+        {
+            "query": "subscription S($s: ID!) { orderEvents(storeId: $s) { type } }",
+            "variables": {"s": store.id},
+        },
+        token=store.token,
+    )
+    await post(api.http, b"[]")
+    metrics = (await api.http.get("/metrics")).text
+    assert 'operation="M",outcome="graphql_error",type="mutation"} 1.0' in metrics
+    assert 'operation="S",outcome="graphql_error",type="subscription"} 1.0' in metrics
+    assert 'operation="anonymous",outcome="graphql_error",type="unknown"} 1.0' in metrics
+    assert 'outcome="ok",type="subscription"' not in metrics
