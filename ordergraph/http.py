@@ -174,6 +174,10 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # NaN, Infinity, -Infinity
+
+
 def parse_json(raw: bytes | str, what: str) -> Any:
     """Strict JSON: UTF-8 text, no lone surrogates, not nested past the parser's reach."""
     if isinstance(raw, bytes):
@@ -184,7 +188,7 @@ def parse_json(raw: bytes | str, what: str) -> Any:
     else:
         text = raw
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except RecursionError:
         raise Refused(400, "BAD_REQUEST", f"{what} is nested too deeply") from None
     except ValueError:

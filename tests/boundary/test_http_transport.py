@@ -181,6 +181,8 @@ async def test_documents_over_the_limit_never_enter_the_document_cache(api: Api)
         (b'{"query": "{ __typename }", "variables": ' + b"[" * 5000 + b"]" * 5000 + b"}", ""),
         (b'{"query": "{ __typename }", "variables": {"a": "\\ud800"}}', "surrogate"),
         (b"{not json", "not valid JSON"),
+        (b'{"query": "{ __typename }", "variables": {"a": NaN}}', "not valid JSON"),
+        (b'{"query": "{ __typename }", "variables": {"a": 1' + b"0" * 5000 + b"}}", "JSON"),
         (b"", "empty"),
         (b'{"query": 1}', "`query` must be a string"),
         (b'{"query": "{ __typename }", "variables": "x"}', "must be an object"),
