@@ -26,7 +26,7 @@ from ordergraph.clock import Clock
 from ordergraph.graphiql import page_headers, render_page
 from ordergraph.logs import RequestInfo, current_request
 from ordergraph.metrics import CONTENT_TYPE, Metrics, Telemetry
-from ordergraph.middleware import wrap_for_browsers
+from ordergraph.middleware import cors_origins, wrap_for_browsers
 from ordergraph.overdue import run_sweeper
 from ordergraph.settings import Settings
 from ordergraph.websockets import LegacyWSHandler, TransportWSHandler, accept_connection
@@ -66,6 +66,7 @@ class OrdergraphView(GraphQL[Context, None]):
             extensions=[lambda: Telemetry(telemetry)],
         )
         kwargs.setdefault("graphql_ide", "graphiql" if settings.graphiql else None)
+        kwargs.setdefault("allowed_origins", cors_origins(settings))  # websocket Origin check
         super().__init__(
             schema,
             keep_alive=True,
