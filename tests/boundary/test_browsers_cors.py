@@ -25,7 +25,7 @@ from storage.db import Database
 from tests.boundary.test_browsers_graphiql import chromium_or_skip, watch_problems
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN, LiveServer, free_port, start_server
-from tests.ws_client import TRANSPORT
+from tests.ws_client import LEGACY, TRANSPORT
 
 APP = "https://app.example.com"
 STORES = "query { stores(first: 5) { nodes { id handle } } }"
@@ -211,11 +211,11 @@ def cors_server(
         server.stop()
 
 
-async def handshake(server: LiveServer, origin: str | None) -> int | str:
+async def handshake(server: LiveServer, origin: str | None, protocol: str = TRANSPORT) -> int | str:
     """'open' when the websocket opens, else the HTTP status of the refusal."""
     url = server.url.replace("http://", "ws://") + "/graphql"
     try:
-        async with connect(url, subprotocols=[TRANSPORT], origin=origin, open_timeout=10):  # type: ignore[list-item,arg-type]
+        async with connect(url, subprotocols=[protocol], origin=origin, open_timeout=10):  # type: ignore[list-item,arg-type]
             return "open"
     except InvalidStatus as refused:
         return refused.response.status_code
@@ -231,6 +231,9 @@ async def test_a_websocket_from_an_origin_not_listed_is_refused(
     assert await handshake(cors_server, other) == 403
     assert await handshake(cors_server, "https://evil.example") == 403
     assert await handshake(cors_server, "null") == 403
+    # The legacy protocol alike.
+    assert await handshake(cors_server, allowed, LEGACY) == "open"
+    assert await handshake(cors_server, other, LEGACY) == 403
 
 
 # -- in a real browser ---------------------------------------------------------------------
