@@ -26,10 +26,11 @@ from strawberry.asgi import GraphQL
 
 from ordergraph import dashboard
 from ordergraph.clock import Clock
-from ordergraph.graphiql import render_page
+from ordergraph.graphiql import page_headers, render_page
 from ordergraph.http import GraphQLOverHTTP
 from ordergraph.logs import RequestInfo, current_request
 from ordergraph.metrics import CONTENT_TYPE, Metrics, Telemetry
+from ordergraph.middleware import cors_origins, wrap_for_browsers
 from ordergraph.overdue import run_sweeper
 from ordergraph.settings import Settings
 from ordergraph.websockets import LegacyWSHandler, TransportWSHandler, accept_connection
@@ -72,6 +73,7 @@ class OrdergraphView(GraphQL[Context, None]):
             extensions=[lambda: Telemetry(telemetry)],
         )
         kwargs.setdefault("graphql_ide", "graphiql" if settings.graphiql else None)
+        kwargs.setdefault("allowed_origins", cors_origins(settings))  # websocket Origin check
         super().__init__(
             schema,
             keep_alive=True,
@@ -128,7 +130,7 @@ class OrdergraphView(GraphQL[Context, None]):
             current_request.reset(reset)
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(self._ide_page)
+        return HTMLResponse(self._ide_page, headers=page_headers(request.headers.get("host")))
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -222,6 +224,7 @@ def create_app(
     app.state.hub = hub
     app.state.metrics = metrics
     app.state.settings = settings
+    wrap_for_browsers(app, settings)
     return app
 
 

@@ -2,11 +2,30 @@
 
 `EXAMPLES` is the starting document; tests/test_graphiql.py validates every operation
 in it against the served schema, so it cannot drift from the API unnoticed.
+
+The page works offline: its scripts and stylesheet are files vendored in
+ordergraph/static/graphiql/ and served by ordergraph at /graphiql/<name> (`asset_routes`),
+each named with its SRI hash. Serve `render_page()` with `page_headers(host)`: a
+Content-Security-Policy allowing nothing from other origins and no inline code but the
+page's own (by hash), and frame protection.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import gzip
+import hashlib
 import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 EXAMPLES = """\
 # Welcome to ordergraph.
@@ -112,22 +131,6 @@ EXAMPLE_VARIABLES = {
 
 EXAMPLE_HEADERS = {"Authorization": "Bearer <paste a token here>"}
 
-# GraphiQL and React from a CDN, pinned by version and hash (as Strawberry pins them).
-_ASSETS = """\
-<link rel="stylesheet" crossorigin
-  href="https://unpkg.com/graphiql@3.8.3/graphiql.min.css"
-  integrity="sha384-Mq3vbRBY71jfjQAt/DcjxUIYY33ksal4cgdRt9U/hNPvHBCaT2JfJ/PTRiPKf0aM">
-<script crossorigin
-  src="https://unpkg.com/react@18.2.0/umd/react.production.min.js"
-  integrity="sha384-tMH8h3BGESGckSAVGZ82T9n90ztNXxvdwvdM6UoR56cYcf+0iGXBliJ29D+wZ/x8"></script>
-<script crossorigin
-  src="https://unpkg.com/react-dom@18.2.0/umd/react-dom.production.min.js"
-  integrity="sha384-bm7MnzvK++ykSwVJ2tynSE5TRdN+xL418osEVF2DE/L/gfWHj91J2Sphe582B1Bh"></script>
-<script crossorigin
-  src="https://unpkg.com/graphiql@3.8.3/graphiql.min.js"
-  integrity="sha384-HbRVEFG0JGJZeAHCJ9Xm2+tpknBQ7QZmNlO/DgZtkZ0aJSypT96YYGRNod99l9Ie"></script>
-"""
-
 # The page's own script. GraphiQL sends the Headers tab with HTTP requests only; the
 # websocket of a subscription authenticates with its connection_init payload, so the
 # fetcher passes the tab's Authorization on as that payload.
@@ -178,16 +181,170 @@ def start_state() -> dict[str, str]:
     }
 
 
+# -- the page and its files ------------------------------------------------------------
+#
+# GraphiQL, React and ReactDOM are pinned npm files vendored in ordergraph/static/graphiql/
+# (README.md there says where each came from; scripts/refresh_graphiql.py refreshes them).
+# manifest.json holds each file's package, version and SRI hash; the page names the files
+# relative to itself (so a path prefix added by a proxy keeps working), with the hash as
+# `integrity=`, and the browser refuses a file that does not match it.
+
+ASSET_DIR = Path(__file__).parent / "static" / "graphiql"
+ASSET_PATH = "/graphiql/"  # where the files are served: GET /graphiql/<name>
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    package: str
+    version: str
+    integrity: str
+
+    @property
+    def media_type(self) -> str:
+        if self.name.endswith(".css"):
+            return "text/css; charset=utf-8"
+        return "text/javascript; charset=utf-8"
+
+    @property
+    def url(self) -> str:
+        """Relative to the page at /graphql; the version makes a refreshed file a new URL."""
+        return f"{ASSET_PATH.lstrip('/')}{self.name}?v={self.version}"
+
+    def read(self) -> bytes:
+        return _read(self.name)
+
+
+def _load_manifest() -> tuple[Asset, ...]:
+    manifest = json.loads((ASSET_DIR / "manifest.json").read_text())
+    return tuple(
+        Asset(name, entry["package"], entry["version"], entry["integrity"])
+        for name, entry in manifest["files"].items()
+    )
+
+
+ASSETS = _load_manifest()
+
+_STYLE = "html, body, #graphiql { height: 100%; margin: 0; }"
+# GraphiQL's menus and dialogs (through react-remove-scroll) add one <style> element while
+# they are open, to stop the page behind them scrolling. On this page, which never has a
+# scroll bar, its text is always the same, and this is its hash. Should a refreshed
+# GraphiQL change it, the browser test reports the blocked style and the hash it needs.
+_GRAPHIQL_SCROLL_LOCK_STYLE = "'sha256-Y/huXlwoYkVyQlxwSVcCi1RCDGDCSVBzDt0hYP9qlTc='"
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def _tags() -> str:
+    tags = []
+    for asset in ASSETS:
+        if asset.name.endswith(".css"):
+            tags.append(f'<link rel="stylesheet" href="{asset.url}" integrity="{asset.integrity}">')
+        else:
+            tags.append(f'<script src="{asset.url}" integrity="{asset.integrity}"></script>')
+    return "\n".join(tags) + "\n"
+
+
 def render_page() -> str:
     return (
         "<!doctype html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         "<title>ordergraph · GraphiQL</title>\n"
-        "<style>html, body, #graphiql { height: 100%; margin: 0; }</style>\n"
-        f"{_ASSETS}</head>\n<body>\n"
+        f"<style>{_STYLE}</style>\n"
+        f"{_tags()}</head>\n<body>\n"
         '<div id="graphiql">Loading GraphiQL…</div>\n'
         '<script id="ordergraph-start" type="application/json">'
         f"{_script_json(start_state())}</script>\n"
-        f"<script>\n{_SCRIPT}</script>\n</body>\n</html>\n"
+        f"<script>{_SCRIPT}</script>\n</body>\n</html>\n"
     )
+
+
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
+
+def content_security_policy(host: str | None) -> str:
+    """The page's policy: code and styles from this server only (the page's inline script
+    and style, and GraphiQL's scroll lock style, allowed by their hashes; nothing else
+    inline, no eval), fonts
+    and images from this server or the stylesheet's data: URLs, network to this origin
+    only (its websocket named explicitly too, for browsers where 'self' does not cover
+    ws:/wss:), and no framing."""
+    connect = ["'self'"]
+    if host and _HOST.match(host):
+        connect += [f"ws://{host}", f"wss://{host}"]
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src 'self' {_csp_hash(_SCRIPT)}",
+            f"style-src 'self' {_csp_hash(_STYLE)} {_GRAPHIQL_SCROLL_LOCK_STYLE}",
+            "img-src 'self' data:",
+            "font-src 'self' data:",
+            f"connect-src {' '.join(connect)}",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def page_headers(host: str | None) -> dict[str, str]:
+    """The headers to serve render_page() with; `host` is the request's Host header."""
+    return {
+        "Content-Security-Policy": content_security_policy(host),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
+
+
+@functools.cache
+def _read(name: str) -> bytes:
+    return (ASSET_DIR / name).read_bytes()
+
+
+@functools.cache
+def _gzipped(name: str) -> bytes:
+    return gzip.compress(_read(name), compresslevel=9, mtime=0)
+
+
+def _asset_endpoint(asset: Asset) -> Callable[[Request], Awaitable[Response]]:
+    etag = '"' + hashlib.sha256(asset.integrity.encode()).hexdigest()[:32] + '"'
+    headers = {
+        "ETag": etag,
+        # The URL carries the version: a refreshed file is a new URL.
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+        "Vary": "Accept-Encoding",
+    }
+
+    async def serve(request: Request) -> Response:
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", "").lower():
+            # Compressed once per process (graphiql.min.js: 3.5 MB -> about 0.9 MB), not per
+            # request; the gzip middleware leaves responses with a Content-Encoding alone.
+            body = await anyio.to_thread.run_sync(_gzipped, asset.name)
+            return Response(
+                body,
+                media_type=asset.media_type,
+                headers={**headers, "Content-Encoding": "gzip"},
+            )
+        return Response(
+            await anyio.to_thread.run_sync(asset.read),
+            media_type=asset.media_type,
+            headers=headers,
+        )
+
+    return serve
+
+
+def asset_routes() -> list[BaseRoute]:
+    """GET /graphiql/<name> for the vendored files, and nothing else."""
+    return [
+        Route(ASSET_PATH + asset.name, _asset_endpoint(asset), methods=["GET", "HEAD"])
+        for asset in ASSETS
+    ]

@@ -1,1 +1,1 @@
-"""The boundary: limits, cost, rates, deadlines, revocation, scopes, input, HTTP, browsers (issue: safe to expose)."""
+"""The boundary: limits, cost, rates, deadlines, revocation, scopes, input, HTTP, browsers."""

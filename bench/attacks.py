@@ -1,0 +1,609 @@
+"""Replay the attacks of the boundary issue against a real server, and print what each gets.
+
+    .venv/bin/python bench/attacks.py                       # SQLite and PostgreSQL
+    .venv/bin/python bench/attacks.py --databases sqlite --orders 1500
+
+For each database: seed the demo stores, make keys with the CLI, start `ordergraph serve`,
+then run every attack once and print a table: the attack, what it got (HTTP status,
+`extensions.code`, or websocket close code) and how long it took to be answered, in ms.
+The flood attack also reports a second store's placeOrder and `stores` latency (p50 / p99)
+while a READ key sends its most expensive operations, and the server's CPU seconds.
+Nothing here is timed in CI; tests/boundary/ asserts the outcomes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.place_orders import (
+    cpu_seconds,
+    create_database,
+    drop_database,
+    free_port,
+    start,
+    with_database,
+)
+
+DEFAULT_PG = os.environ.get(
+    "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+ATTACKER_STORE = "demo-new-york"
+VICTIM_STORE = "demo-berlin"
+ALLOWED_ORIGIN = "http://127.0.0.1:9"
+
+
+@dataclass
+class Row:
+    attack: str
+    outcome: str
+    ms: float
+
+
+@dataclass
+class World:
+    url: str
+    pid: int
+    database_url: str
+    admin: str
+    reader: str  # READ on the attacker's store
+    writer: str  # ORDERS only, attacker's store
+    victim: str  # every scope, another store
+    attacker_store_id: str
+    victim_store_id: str
+    victim_sku: str
+
+
+def cli(database_url: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "ordergraph", *args, "--database-url", database_url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def make_key(database_url: str, store: str, *scopes: str) -> str:
+    return make_key_with_id(database_url, store, *scopes)[0]
+
+
+def make_key_with_id(database_url: str, store: str, *scopes: str) -> tuple[str, str]:
+    """A new key's token and its global id."""
+    args = ["create-key", "--store", store, "--name", "attack-" + uuid.uuid4().hex[:6]]
+    for scope in scopes:
+        args += ["--scope", scope]
+    out = cli(database_url, *args).splitlines()
+    token = next(line.split()[-1] for line in out if line.startswith("token:"))
+    key_id = next(line.split()[2] for line in out if line.startswith("api key:"))
+    return token, key_id
+
+
+def outcome_of(response: httpx.Response) -> str:
+    """Status, then the first error code (or `data`), kept short."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"{response.status_code} {response.text[:60]!r}"
+    if isinstance(body, dict) and body.get("errors"):
+        first = body["errors"][0]
+        code = (first.get("extensions") or {}).get("code") or first.get("message", "")[:60]
+        return f"{response.status_code} {code}"
+    if isinstance(body, dict) and body.get("data") is not None:
+        errors = _user_errors(body["data"])
+        return f"{response.status_code} " + (f"userError {errors}" if errors else "data")
+    return f"{response.status_code} {str(body)[:60]}"
+
+
+def _user_errors(data: Any) -> str:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "userErrors" and value:
+                return ",".join(str(e.get("code")) for e in value)
+            found = _user_errors(value)
+            if found:
+                return found
+    return ""
+
+
+async def timed(call: Awaitable[httpx.Response]) -> tuple[httpx.Response, float]:
+    started = time.perf_counter()
+    response = await call
+    return response, (time.perf_counter() - started) * 1000
+
+
+def trend_query(aliases: int, days: int = 40) -> tuple[str, dict[str, Any]]:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    fields = " ".join(
+        f"t{i}: backlogTrend(from: $from, to: $to, interval: HOUR) {{ at backlog {{ orders }} }}"
+        for i in range(aliases)
+    )
+    query = f"""query($from: DateTime!, $to: DateTime!) {{ store(handle: "{ATTACKER_STORE}") {{
+        {fields} }} }}"""
+    return query, {
+        "from": (now - dt.timedelta(days=days)).isoformat(),
+        "to": now.isoformat(),
+    }
+
+
+NESTED = f"""{{ store(handle: "{ATTACKER_STORE}") {{ orders(first: 50) {{ nodes {{
+  lines {{ product {{ backorderQueue(first: 50) {{ nodes {{ order {{
+    lines {{ product {{ backorderQueue(first: 50) {{ nodes {{ quantity }} }} }} }} }} }} }} }} }}
+}} }} }} }}"""
+
+
+async def post(
+    http: httpx.AsyncClient, world: World, query: str, variables: Any = None, token: str = ""
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return await http.post(
+        world.url + "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+
+
+async def expensive(http: httpx.AsyncClient, world: World) -> list[Row]:
+    rows = []
+    for name, (query, variables) in {
+        "backlogTrend HOUR over 40 days (~960 points)": trend_query(1),
+        "the same trend under 30 aliases": trend_query(30),
+        "nested connections orders>lines>product>backorderQueue>order (first: 50)": (NESTED, {}),
+    }.items():
+        response, ms = await timed(post(http, world, query, variables, world.reader))
+        rows.append(Row(name, outcome_of(response), ms))
+    return rows
+
+
+async def flood(http: httpx.AsyncClient, world: World, seconds: float) -> list[Row]:
+    """A READ key sends its most expensive operations from 4 connections while another store
+    places orders and lists stores; the victim's latencies and the server's CPU."""
+    stop = time.monotonic() + seconds
+    attacker_outcomes: dict[str, int] = {}
+    victim_ms: list[float] = []
+    victim_failures: dict[str, int] = {}
+    attacks = [trend_query(1), trend_query(30), (NESTED, {}), trend_query(3, days=10)]
+
+    async def attacker(i: int) -> None:
+        async with httpx.AsyncClient(timeout=60) as own:
+            n = i
+            while time.monotonic() < stop:
+                query, variables = attacks[n % len(attacks)]
+                n += 1
+                response = await post(own, world, query, variables, world.reader)
+                key = outcome_of(response)
+                attacker_outcomes[key] = attacker_outcomes.get(key, 0) + 1
+
+    async def victim() -> None:
+        place = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
+            order { id } userErrors { code } } }"""
+        n = 0
+        while time.monotonic() < stop:
+            n += 1
+            if n % 2:
+                variables = {
+                    "input": {
+                        "storeId": world.victim_store_id,
+                        "lines": [{"sku": world.victim_sku, "quantity": 1}],
+                    }
+                }
+                call = post(http, world, place, variables, world.victim)
+            else:
+                call = post(
+                    http, world, "{ stores(first: 10) { nodes { handle } } }", None, world.victim
+                )
+            response, ms = await timed(call)
+            victim_ms.append(ms)
+            got = outcome_of(response)
+            if not got.endswith("data"):
+                victim_failures[got] = victim_failures.get(got, 0) + 1
+            await asyncio.sleep(0.05)
+
+    cpu_before = cpu_seconds([world.pid]) or 0.0
+    await asyncio.gather(*(attacker(i) for i in range(4)), victim())
+    cpu = (cpu_seconds([world.pid]) or 0.0) - cpu_before
+    victim_ms.sort()
+    p99 = victim_ms[max(0, int(len(victim_ms) * 0.99) - 1)] if victim_ms else float("nan")
+    summary = ", ".join(f"{k} x{v}" for k, v in sorted(attacker_outcomes.items()))
+    return [
+        Row(f"flood for {seconds:.0f} s, attacker got", summary, float("nan")),
+        Row(
+            f"  meanwhile another store: {len(victim_ms)} placeOrder/stores, "
+            f"failures {victim_failures or 'none'}, server CPU {cpu:.1f} s",
+            f"p50 {statistics.median(victim_ms):.0f} ms" if victim_ms else "none",
+            p99,
+        ),
+    ]
+
+
+async def disconnect(world: World) -> list[Row]:
+    """Send the 30-alias trend, hang up after 200 ms, and see how much CPU the server spends
+    in the next 3 s (work that goes on for a client who left)."""
+    query, variables = trend_query(30)
+    with contextlib.suppress(httpx.TimeoutException):
+        async with httpx.AsyncClient(timeout=0.2) as short:
+            await post(short, world, query, variables, world.reader)
+    before = cpu_seconds([world.pid]) or 0.0
+    await asyncio.sleep(3)
+    spent = (cpu_seconds([world.pid]) or 0.0) - before
+    return [Row("client hangs up after 200 ms: server CPU in the next 3 s", f"{spent:.2f} s", 0)]
+
+
+async def ws_open(world: World, token: str, protocol: str = "graphql-transport-ws") -> Any:
+    conn = await connect(world.url.replace("http", "ws") + "/graphql", subprotocols=[protocol])  # type: ignore[list-item]
+    await conn.send(
+        json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+    )
+    while json.loads(await conn.recv())["type"] not in ("connection_ack", "connection_error"):
+        pass
+    return conn
+
+
+async def close_code(conn: Any, wait: float) -> tuple[int | None, float]:
+    started = time.perf_counter()
+    try:
+        while True:
+            await asyncio.wait_for(conn.recv(), wait)
+    except ConnectionClosed as closed:
+        return (closed.rcvd.code if closed.rcvd else None), (time.perf_counter() - started) * 1000
+    except TimeoutError:
+        return None, wait * 1000
+
+
+async def revocation(world: World) -> list[Row]:
+    rows = []
+    for protocol, kind in (("graphql-transport-ws", "subscribe"), ("graphql-ws", "start")):
+        token, key_id = make_key_with_id(world.database_url, ATTACKER_STORE, "READ", "ORDERS")
+        conn = await ws_open(world, token, protocol)
+        query = "subscription($s: ID!) { orderEvents(storeId: $s) { type } }"
+        payload = {"query": query, "variables": {"s": world.attacker_store_id}}
+        await conn.send(json.dumps({"id": "1", "type": kind, "payload": payload}))
+        await asyncio.sleep(0.5)
+        cli(world.database_url, "revoke-key", key_id)
+        code, ms = await close_code(conn, 10)
+        rows.append(Row(f"revoked key, open {protocol} subscription", f"close {code}", ms))
+    # A second connection_init on the legacy protocol.
+    token = make_key(world.database_url, ATTACKER_STORE, "READ")
+    conn = await ws_open(world, token, "graphql-ws")
+    await conn.send(
+        json.dumps(
+            {"type": "connection_init", "payload": {"authorization": f"Bearer {world.victim}"}}
+        )
+    )
+    code, ms = await close_code(conn, 3)
+    rows.append(Row("second connection_init on graphql-ws", f"close {code}", ms))
+    conn = await ws_open(world, token)
+    await conn.send(json.dumps({"type": "connection_init", "payload": {}}))
+    code, ms = await close_code(conn, 3)
+    rows.append(Row("second connection_init on graphql-transport-ws", f"close {code}", ms))
+    return rows
+
+
+async def many_subscriptions(world: World, wanted: int = 2000) -> list[Row]:
+    token = make_key(world.database_url, ATTACKER_STORE, "READ")
+    query = "subscription($s: ID!) { backlogChanged(storeId: $s) { backlog { orders } } }"
+    conns, accepted, refused = [], 0, ""
+    started = time.perf_counter()
+    try:
+        while accepted < wanted and not refused:
+            conn = await ws_open(world, token)
+            conns.append(conn)
+            for _ in range(100):
+                op = str(uuid.uuid4())
+                payload = {"query": query, "variables": {"s": world.attacker_store_id}}
+                await conn.send(json.dumps({"id": op, "type": "subscribe", "payload": payload}))
+                try:
+                    message = json.loads(await asyncio.wait_for(conn.recv(), 5))
+                except ConnectionClosed as closed:
+                    refused = f"close {closed.rcvd.code if closed.rcvd else None}"
+                    break
+                if message.get("type") == "error":
+                    errors = message.get("payload") or [{}]
+                    refused = str((errors[0].get("extensions") or {}).get("code", errors))
+                    break
+                accepted += 1
+    finally:
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await conn.close()
+    ms = (time.perf_counter() - started) * 1000
+    return [
+        Row(
+            f"{wanted} backlogChanged subscriptions from one READ key",
+            f"{accepted} accepted, then {refused or 'no refusal'}",
+            ms,
+        )
+    ]
+
+
+async def single_requests(http: httpx.AsyncClient, world: World) -> list[Row]:
+    rows: list[Row] = []
+    url = world.url + "/graphql"
+
+    async def check(name: str, call: Awaitable[httpx.Response]) -> None:
+        try:
+            response, ms = await timed(call)
+            rows.append(Row(name, outcome_of(response), ms))
+        except httpx.HTTPError as err:
+            rows.append(Row(name, f"transport error {type(err).__name__}", float("nan")))
+
+    place = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
+        order { id store { orders(first: 5) { nodes { id } } } } userErrors { code } } }"""
+    await check(
+        "ORDERS-only key reads the store through placeOrder's payload",
+        post(
+            http,
+            world,
+            place,
+            {
+                "input": {
+                    "storeId": world.attacker_store_id,
+                    "lines": [{"sku": "nope", "quantity": 1}],
+                }
+            },
+            world.writer,
+        ),
+    )
+    _, key_id = make_key_with_id(world.database_url, ATTACKER_STORE, "READ")
+    through_key = """query($id: ID!) { node(id: $id) { ... on ApiKey { stores {
+        handle orders(first: 5) { nodes { id } } } } } }"""
+    await check(
+        "admin token reads orders through ApiKey.stores",
+        post(http, world, through_key, {"id": key_id}, world.admin),
+    )
+
+    async def big_body() -> httpx.Response:
+        chunk = b" " * 1_000_000
+
+        async def body() -> Any:
+            yield b'{"query": "{ __typename }", "pad": "'
+            for _ in range(100):
+                yield chunk
+            yield b'"}'
+
+        return await http.post(url, content=body(), headers={"content-type": "application/json"})
+
+    await check("100 MB body without a token", big_body())
+    ten_mb = "{ " + "__typename " * 1_000_000 + "}"
+    await check("10 MB document", post(http, world, ten_mb, None, world.reader))
+    await check(
+        "200 KB operationName",
+        http.post(
+            url,
+            json={"query": "{ __typename }", "operationName": "x" * 200_000},
+            headers={"Authorization": f"Bearer {world.reader}"},
+        ),
+    )
+    for name, raw in {
+        "JSON body that is not an object": b"[1, 2, 3]",
+        "invalid UTF-8": b'{"query": "\xff\xfe"}',
+        "deeply nested JSON": b'{"query": "{ __typename }", "variables": '
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}",
+    }.items():
+        await check(
+            name,
+            http.post(
+                url,
+                content=raw,
+                headers={
+                    "content-type": "application/json",
+                    "Authorization": f"Bearer {world.reader}",
+                },
+            ),
+        )
+    await check(
+        "subscription over plain HTTP",
+        post(
+            http,
+            world,
+            'subscription { backlogChanged(storeId: "x") { asOf } }',
+            None,
+            world.reader,
+        ),
+    )
+    store = f'store(handle: "{ATTACKER_STORE}")'
+    cursor = "b3JkZXI6OTk5OTk5OTk5OTk5OTk5OTk5OTk5"
+    for name, inner in {
+        "date without an offset": 'backlog(asOf: "2026-01-01T00:00:00") { asOf }',
+        "out-of-range date": 'backlog(asOf: "0001-01-01T00:00:00Z") { asOf }',
+        "crafted cursor": f'orders(first: 5, after: "{cursor}") {{ nodes {{ id }} }}',
+        "field suggestion with introspection off": "ordrs { id }",
+    }.items():
+        query = f"{{ {store} {{ {inner} }} }}"
+        await check(name, post(http, world, query, None, world.reader))
+    order = {"storeId": world.victim_store_id, "lines": [{"sku": world.victim_sku, "quantity": 1}]}
+    place_plain = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
+        order { id } userErrors { code field } } }"""
+    await check(
+        "requestedShipDate 9999-12-31",
+        post(
+            http,
+            world,
+            place_plain,
+            {"input": {**order, "requestedShipDate": "9999-12-31"}},
+            world.victim,
+        ),
+    )
+    await check(
+        "a NUL character in customerRef",
+        post(http, world, place_plain, {"input": {**order, "customerRef": "a\x00b"}}, world.victim),
+    )
+    upsert = """mutation($input: UpsertProductInput!) { upsertProduct(input: $input) {
+        product { sku } userErrors { code field } } }"""
+    for label, sku in {
+        "trailing newline": "SKU-1\n",
+        "zero-width": "SKU\u200b1",
+        "bidi": "\u202eSKU1",
+    }.items():
+        await check(
+            f"SKU with a {label}",
+            post(
+                http,
+                world,
+                upsert,
+                {"input": {"storeId": world.victim_store_id, "sku": sku}},
+                world.victim,
+            ),
+        )
+    nodes = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }"
+    await check(
+        "250 nodes in one request",
+        post(http, world, nodes, {"ids": [world.victim_store_id] * 250}, world.victim),
+    )
+    await check(
+        "CORS preflight from an allowed origin",
+        http.options(
+            url,
+            headers={
+                "Origin": ALLOWED_ORIGIN,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        ),
+    )
+    fields = "id number status placedAt lines { sku quantity }"
+    page = f"{{ {store} {{ orders(first: 250) {{ nodes {{ {fields} }} }} }} }}"
+    response = await http.post(
+        url,
+        json={"query": page},
+        headers={"Authorization": f"Bearer {world.reader}", "Accept-Encoding": "gzip"},
+    )
+    rows.append(
+        Row(
+            "a 250-order page, gzip accepted",
+            f"{response.status_code} {response.headers.get('content-encoding', 'identity')} "
+            f"{response.num_bytes_downloaded} B on the wire, {len(response.content)} B",
+            float("nan"),
+        )
+    )
+    return rows
+
+
+async def victim_details(world: World) -> None:
+    async with httpx.AsyncClient() as http:
+        products = "products(first: 1) { nodes { sku } }"
+        query = f"{{ stores(first: 5) {{ nodes {{ id handle {products} }} }} }}"
+        response = await post(http, world, query, None, world.victim)
+        store = response.json()["data"]["stores"]["nodes"][0]
+        world.victim_store_id = store["id"]
+        world.victim_sku = store["products"]["nodes"][0]["sku"]
+        response = await post(
+            http, world, f'{{ store(handle: "{ATTACKER_STORE}") {{ id }} }}', None, world.reader
+        )
+        world.attacker_store_id = response.json()["data"]["store"]["id"]
+
+
+def run_on(kind: str, args: argparse.Namespace, work: Path) -> list[Row]:
+    pg_name = f"attacks_{uuid.uuid4().hex[:8]}"
+    if kind == "sqlite":
+        database_url = f"sqlite+aiosqlite:///{work / 'attacks.db'}"
+    else:
+        asyncio.run(create_database(args.pg_dsn, pg_name))
+        database_url = with_database(args.pg_dsn, pg_name).replace(
+            "postgresql://", "postgresql+asyncpg://", 1
+        )
+    server = None
+    try:
+        cli(database_url, "migrate")
+        started = time.perf_counter()
+        cli(database_url, "seed-demo", "--orders", str(args.orders), "--seed", "1")
+        print(f"[{kind}] seeded {args.orders} orders in {time.perf_counter() - started:.0f} s")
+        admin = "og_admin_" + secrets.token_urlsafe(16)
+        port = free_port()
+        env = {
+            **os.environ,
+            "ORDERGRAPH_ADMIN_TOKEN": admin,
+            "ORDERGRAPH_DATABASE_URL": database_url,
+            "ORDERGRAPH_LOG_LEVEL": "WARNING",
+            "ORDERGRAPH_INTROSPECTION": "false",
+            "ORDERGRAPH_CORS_ORIGINS": ALLOWED_ORIGIN,
+        }
+        command = [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)]
+        server = start(f"ordergraph-{kind}", command, env, port, work / f"{kind}.log")
+        world = World(
+            url=server.url,
+            pid=server.process.pid,
+            database_url=database_url,
+            admin=admin,
+            reader=make_key(database_url, ATTACKER_STORE, "READ"),
+            writer=make_key(database_url, ATTACKER_STORE, "ORDERS"),
+            victim=make_key(database_url, VICTIM_STORE, "READ", "ORDERS", "INVENTORY"),
+            attacker_store_id="",
+            victim_store_id="",
+            victim_sku="",
+        )
+        asyncio.run(victim_details(world))
+
+        async def everything() -> list[Row]:
+            rows: list[Row] = []
+            steps: list[Callable[[], Awaitable[list[Row]]]]
+            async with httpx.AsyncClient(timeout=120) as http:
+                steps = [
+                    lambda: expensive(http, world),
+                    lambda: flood(http, world, args.flood_seconds),
+                    lambda: disconnect(world),
+                    lambda: single_requests(http, world),
+                    lambda: revocation(world),
+                    lambda: many_subscriptions(world),
+                ]
+                for step in steps:
+                    try:
+                        rows += await step()
+                    except Exception as err:  # report and go on: this is a probe
+                        rows.append(
+                            Row(
+                                getattr(step, "__name__", "step"),
+                                f"probe failed: {err!r}"[:120],
+                                float("nan"),
+                            )
+                        )
+            return rows
+
+        return asyncio.run(everything())
+    finally:
+        if server is not None:
+            server.stop()
+        if kind != "sqlite":
+            asyncio.run(drop_database(args.pg_dsn, pg_name))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--orders", type=int, default=3000, help="demo orders to seed")
+    parser.add_argument("--flood-seconds", type=float, default=15)
+    parser.add_argument("--pg-dsn", default=DEFAULT_PG)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in args.databases.split(","):
+            rows = run_on(kind.strip(), args, Path(tmp))
+            print(f"\n## {kind}\n\n| attack | what it gets | ms |\n|---|---|---|")
+            for row in rows:
+                ms = "" if row.ms != row.ms else f"{row.ms:.0f}"
+                print(f"| {row.attack} | {row.outcome} | {ms} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
