@@ -524,14 +524,11 @@ class GraphQLOverHTTP:
                 break
         status = 200
         if media == GRAPHQL_RESPONSE:
+            # With data, the spec wants 2xx whatever the field errors (Retry-After stays).
             if request_error:
                 status = next(
                     (REQUEST_ERROR_STATUS[c] for c in codes if c in REQUEST_ERROR_STATUS), 400
                 )
-            elif "THROTTLED" in codes:
-                status = 429
-            elif "TIMEOUT" in codes:
-                status = 504
         elif sub_response.status_code and sub_response.status_code != 200:
             status = sub_response.status_code
         return _json(body, status, media, headers)

@@ -370,6 +370,10 @@ def test_throttled_and_timeout_map_to_429_and_504_where_the_media_type_allows() 
     assert strict.status_code == 429 and strict.headers["retry-after"] == "3"
     legacy = handler._result(result, "application/json", Response())
     assert legacy.status_code == 200 and legacy.headers["retry-after"] == "3"
+    partial = ExecutionResult(data={"a": None}, errors=[throttled])
+    throttled.path = ["a"]
+    with_data = handler._result(partial, GRAPHQL_RESPONSE, Response())
+    assert with_data.status_code == 200 and with_data.headers["retry-after"] == "3"
     timeout = ExecutionResult(
         data=None, errors=[GraphQLError("late", extensions={"code": "TIMEOUT"})]
     )
