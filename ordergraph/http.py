@@ -377,7 +377,11 @@ class GraphQLOverHTTP:
             if key.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
                 raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "the body must be UTF-8")
         too_large = Refused(
-            413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {self.limits.body} bytes"
+            413,
+            "PAYLOAD_TOO_LARGE",
+            f"the request body is larger than {self.limits.body} bytes",
+            # The rest of the body is not read: the connection ends with this answer.
+            {"connection": "close"},
         )
         declared = headers.get("content-length")
         if declared is not None:
