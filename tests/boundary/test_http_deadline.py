@@ -99,15 +99,25 @@ async def order_count(api: Api, store: StoreHandle) -> int:
 
 
 @pytest.fixture
-async def slow_app(database: Database) -> AsyncIterator[tuple[Api, Database]]:
-    """The app with a 400 ms deadline, on a pool of its own (to count what it holds)."""
+async def slow_app(database: Database) -> AsyncIterator[tuple[Api, httpx.AsyncClient, Database]]:
+    """The app with the default deadline (to set up), and the same app with a 400 ms
+    deadline, on one pool of their own (to count what they hold)."""
     db = Database(database.url, pool_size=5)
-    settings = Settings(database_url=db.url, admin_token=ADMIN_TOKEN, operation_timeout_ms=400)
-    app = create_app(settings, db=db)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60
-    ) as http:
-        yield Api(http, ADMIN_TOKEN, db), db
+    settings = Settings(database_url=db.url, admin_token=ADMIN_TOKEN)
+    hurried = settings.with_overrides(operation_timeout_ms=400)
+    async with (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(settings, db=db)),
+            base_url="http://test",
+            timeout=60,
+        ) as http,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(hurried, db=db)),
+            base_url="http://test",
+            timeout=60,
+        ) as slow,
+    ):
+        yield Api(http, ADMIN_TOKEN, db), slow, db
     await db.dispose()
 
 
@@ -117,21 +127,21 @@ def checked_out(db: Database) -> int:
 
 
 async def test_past_its_deadline_an_operation_is_stopped_and_gives_its_connection_back(
-    slow_app: tuple[Api, Database],
+    slow_app: tuple[Api, httpx.AsyncClient, Database],
 ) -> None:
-    api, db = slow_app
+    api, slow, db = slow_app
     store = await api.create_store()
     await api.upsert(store, "A", backorderPolicy="ALLOW")
     before = checked_out(db)
     async with store_locked(db.url, store):
         started = time.perf_counter()
-        strict = await api.http.post("/graphql", json=place_body(store), headers=headers(store))
+        strict = await slow.post("/graphql", json=place_body(store), headers=headers(store))
         took = time.perf_counter() - started
         assert strict.status_code == 504, strict.text
         assert strict.json()["errors"][0]["extensions"]["code"] == "TIMEOUT"
         assert "data" not in strict.json()
         assert 0.35 < took < 2.5, took
-        legacy = await api.http.post(
+        legacy = await slow.post(
             "/graphql", json=place_body(store), headers=headers(store, "application/json")
         )
         assert legacy.status_code == 200
@@ -150,7 +160,7 @@ async def test_past_its_deadline_an_operation_is_stopped_and_gives_its_connectio
     placed = await api.http.post("/graphql", json=place_body(store), headers=headers(store))
     assert placed.status_code == 200, placed.text
     assert placed.json()["data"]["placeOrder"]["order"]["number"] == 1001
-    metrics = (await api.http.get("/metrics")).text
+    metrics = (await slow.get("/metrics")).text
     assert 'operation="Place",outcome="timeout",type="mutation"} 2.0' in metrics
 
 
