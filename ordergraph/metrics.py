@@ -331,8 +331,8 @@ class Telemetry(SchemaExtension):
 
 
 def _authenticated(context: Any) -> bool:
-    """Whether the request's token was looked up and accepted (an API key or the admin
-    token). A request that never needed its token counts as a stranger's."""
+    """Whether the request's token was already looked up and accepted (an API key or the
+    admin token), without looking it up (the fast path; `_token_accepted` asks)."""
     with contextlib.suppress(Exception):
         principal = getattr(context, "_principal", None)
         if principal is not None:
@@ -345,10 +345,10 @@ async def _token_accepted(context: Any) -> bool:
     if not getattr(context, "authorization", None) or not hasattr(context, "principal"):
         return False
     try:
-        await context.principal()
+        who = await context.principal()
     except Exception:
         return False
-    return _authenticated(context)
+    return bool(getattr(who, "is_admin", False) or getattr(who, "key", None) is not None)
 
 
 def _with_operation(info: RequestInfo, name: str) -> RequestInfo:
