@@ -92,7 +92,7 @@ async def test_a_body_over_the_limit_is_refused_with_413_before_any_token_is_che
     # Just under the limit is fine.
     padded = {"query": "{ __typename }", "extensions": {"pad": "x" * 200_000}}
     ok = await post(api.http, padded)
-    assert ok.status_code == 200 and ok.json() == {"data": {"__typename": "Query"}}
+    assert ok.status_code == 200 and ok.json()["data"] == {"__typename": "Query"}
 
 
 async def test_documents_variables_and_operation_names_have_limits(app_with: AppFactory) -> None:
@@ -254,7 +254,7 @@ async def test_request_errors_get_the_spec_statuses_and_codes(api: Api) -> None:
             assert "Nope" not in strict.text
 
     ok = await post(api.http, {"query": STORE, "variables": {"h": store.handle}}, GQL, store.token)
-    assert ok.status_code == 200 and ok.json() == {"data": {"store": {"handle": store.handle}}}
+    assert ok.status_code == 200 and ok.json()["data"] == {"store": {"handle": store.handle}}
     # A field error (no token) is not a request error: data is there, status 200.
     field = await post(api.http, {"query": "{ stores { nodes { id } } }"}, GQL)
     assert field.status_code == 200 and "data" in field.json()
@@ -346,7 +346,7 @@ async def test_get_queries_keep_working_and_transport_errors_are_counted(api: Ap
         headers={"authorization": f"Bearer {store.token}", "accept": GRAPHQL_RESPONSE},
     )
     assert response.status_code == 200
-    assert response.json() == {"data": {"store": {"handle": store.handle}}}
+    assert response.json()["data"] == {"store": {"handle": store.handle}}
     bad = await api.http.get("/graphql", params={"query": STORE, "variables": "{nope"})
     assert bad.status_code == 400 and codes(bad) == ["BAD_REQUEST"]
     metrics = (await api.http.get("/metrics")).text
