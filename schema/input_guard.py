@@ -39,14 +39,26 @@ from resolvers.context import ApiError
 Path = tuple[str, ...]
 
 
+# A path as a linked list (last step, rest), so that walking a deep value costs O(size).
+_Link = tuple[str, "_Link"] | None
+
+
+def _unlink(link: _Link) -> Path:
+    steps: list[str] = []
+    while link is not None:
+        step, link = link
+        steps.append(step)
+    return tuple(reversed(steps))
+
+
 def _values(
     start: ValueNode,
-    path: Path,
+    name: str,
     variables: Mapping[str, Any],
     defaults: Mapping[str, ValueNode],
-) -> Iterator[tuple[Path, str]]:
-    """Every string reachable from an argument value, with its path."""
-    stack: list[tuple[Any, Path, bool]] = [(start, path, True)]
+) -> Iterator[tuple[_Link, str]]:
+    """Every string reachable from an argument value, with its (linked) path."""
+    stack: list[tuple[Any, _Link, bool]] = [(start, (name, None), True)]
     seen_defaults: set[str] = set()
     while stack:
         value, where, is_ast = stack.pop()
@@ -54,23 +66,23 @@ def _values(
             if isinstance(value, str):
                 yield where, value
             elif isinstance(value, Mapping):
-                stack.extend((v, (*where, str(k)), False) for k, v in value.items())
+                stack.extend((v, (str(k), where), False) for k, v in value.items())
             elif isinstance(value, list):
-                stack.extend((v, (*where, str(i)), False) for i, v in enumerate(value))
+                stack.extend((v, (str(i), where), False) for i, v in enumerate(value))
             continue
         if isinstance(value, StringValueNode):
             yield where, value.value
         elif isinstance(value, ListValueNode):
-            stack.extend((v, (*where, str(i)), True) for i, v in enumerate(value.values))
+            stack.extend((v, (str(i), where), True) for i, v in enumerate(value.values))
         elif isinstance(value, ObjectValueNode):
-            stack.extend((f.value, (*where, f.name.value), True) for f in value.fields)
+            stack.extend((f.value, (f.name.value, where), True) for f in value.fields)
         elif isinstance(value, VariableNode):
-            name = value.name.value
-            if name in variables:
-                stack.append((variables[name], where, False))
-            elif name in defaults and name not in seen_defaults:
-                seen_defaults.add(name)
-                stack.append((defaults[name], where, True))
+            variable = value.name.value
+            if variable in variables:
+                stack.append((variables[variable], where, False))
+            elif variable in defaults and variable not in seen_defaults:
+                seen_defaults.add(variable)
+                stack.append((defaults[variable], where, True))
 
 
 class _Arguments(Visitor):
@@ -96,15 +108,19 @@ def find_forbidden(
     visit(document, arguments)
     for argument in arguments.found:
         for path, text in _values(
-            argument.value, (argument.name.value,), variables or {}, arguments.defaults
+            argument.value, argument.name.value, variables or {}, arguments.defaults
         ):
             bad = forbidden_character(text)
             if bad is not None:
-                return path, bad, argument
+                return _unlink(path), bad, argument
     return None
 
 
+MAX_PATH_SHOWN = 32
+
+
 def refusal(path: Path, character: str, node: Node | None = None) -> GraphQLError:
+    path = path[:MAX_PATH_SHOWN]  # a deeply nested value: its first steps are enough
     dotted = ".".join(path)
     cause = ApiError(
         f"{dotted} must not contain {character} (a control character or lone surrogate)",
