@@ -14,6 +14,7 @@ The walk is iterative, so a deeply nested variable cannot exhaust the stack.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -100,12 +101,29 @@ class _Arguments(Visitor):
         self.found.append(node)
 
 
+_ARGUMENTS: dict[int, tuple[weakref.ref[DocumentNode], _Arguments]] = {}
+_ARGUMENTS_KEPT = 512
+
+
+def _arguments(document: DocumentNode) -> _Arguments:
+    """The arguments of a document, found once per parsed document (the document cache
+    hands out the same DocumentNode for the same text)."""
+    kept = _ARGUMENTS.get(id(document))
+    if kept is not None and kept[0]() is document:
+        return kept[1]
+    arguments = _Arguments()
+    visit(document, arguments)
+    if len(_ARGUMENTS) >= _ARGUMENTS_KEPT:
+        _ARGUMENTS.clear()
+    _ARGUMENTS[id(document)] = (weakref.ref(document), arguments)
+    return arguments
+
+
 def find_forbidden(
     document: DocumentNode, variables: Mapping[str, Any] | None
 ) -> tuple[Path, str, Node] | None:
     """(argument path, U+XXXX, node) of the first string holding a forbidden character."""
-    arguments = _Arguments()
-    visit(document, arguments)
+    arguments = _arguments(document)
     for argument in arguments.found:
         for path, text in _values(
             argument.value, argument.name.value, variables or {}, arguments.defaults
