@@ -4,26 +4,40 @@ from __future__ import annotations
 
 import datetime as dt
 
+from domain import validation as check
+from domain.errors import DomainError
 from domain.model import Store
 from domain.tallies import MAX_TREND_POINTS, Figures, trend_instants
-from resolvers.context import Context, bad_input
+from resolvers.context import ApiError, Context
+from resolvers.queries import refused
 from storage import history
+
+_STEP = {
+    "HOUR": dt.timedelta(hours=1),
+    "DAY": dt.timedelta(hours=25),
+    "WEEK": dt.timedelta(days=7, hours=1),
+}
 
 
 def _aware(value: dt.datetime, name: str) -> dt.datetime:
-    if value.tzinfo is None:
-        raise bad_input(f"{name} needs a UTC offset, e.g. 2027-01-24T09:30:00+00:00")
-    return value.astimezone(dt.UTC)
+    """The instant in UTC, if it has an offset and lies in the accepted range."""
+    try:
+        return check.instant(value, name)
+    except DomainError as err:
+        raise refused(err) from None
 
 
 async def backlog(ctx: Context, store: Store, as_of: dt.datetime | None) -> Figures:
     now = ctx.clock()
-    async with ctx.db.read() as conn:
-        if as_of is None:
+    if as_of is None:
+        async with ctx.db.read() as conn:
             return await history.figures_now(conn, store.id, now)
-        at = _aware(as_of, "asOf")
-        if at > now:
-            raise bad_input("asOf is in the future; the figures are known up to now")
+    at = _aware(as_of, "asOf")
+    if at > now:
+        raise ApiError(
+            "asOf is in the future; the figures are known up to now", "INVALID", field=["asOf"]
+        )
+    async with ctx.db.read() as conn:
         return await history.figures_at(conn, store.id, at)
 
 
@@ -36,9 +50,16 @@ async def backlog_trend(
     """
     start, end = _aware(start, "from"), _aware(end, "to")
     if end < start:
-        raise bad_input("to is before from")
-    instants = trend_instants(start, min(end, ctx.clock()), interval, store.tz)
-    if len(instants) > MAX_TREND_POINTS:
-        raise bad_input(f"at most {MAX_TREND_POINTS} points; use a longer interval")
+        raise ApiError("to is before from", "INVALID", field=["to"])
+    end = min(end, ctx.clock())
+    # Refuse a span that is far too long before walking it (a day is 23 to 25 hours).
+    if end - start > _STEP[interval] * (MAX_TREND_POINTS + 2) or (
+        len(instants := trend_instants(start, end, interval, store.tz)) > MAX_TREND_POINTS
+    ):
+        raise ApiError(
+            f"at most {MAX_TREND_POINTS} points; use a longer interval",
+            "INVALID",
+            field=["interval"],
+        )
     async with ctx.db.read() as conn:
         return [await history.figures_at(conn, store.id, at) for at in instants]

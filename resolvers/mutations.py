@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from domain import services
+from domain import validation as check
 from domain.errors import DomainError, ErrorCode, Problem
 from domain.model import BackorderPolicy, CancelReason
 from resolvers import ids
@@ -25,6 +26,7 @@ from storage.uow import SqlStoreSession, store_session
 Action = Callable[[SqlStoreSession], Awaitable[dict[str, Any]]]
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 MAX_KEY_LENGTH = 255
+MAX_KEY_STORES = 100
 
 
 @dataclass
@@ -36,6 +38,17 @@ class Outcome:
 
 def failed(code: ErrorCode, message: str, *path: str) -> Outcome:
     return Outcome(problems=[Problem(code, message, tuple(path) or None)])
+
+
+def _checked(*checks: Callable[[], object]) -> list[Problem]:
+    """The problems the given input checks raise (each check runs; none stops the rest)."""
+    problems: list[Problem] = []
+    for run_check in checks:
+        try:
+            run_check()
+        except DomainError as err:
+            problems.extend(err.problems)
+    return problems
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -54,12 +67,10 @@ async def run(
     action: Action,
 ) -> Outcome:
     """Run `action` in a locked unit of work on the store, honouring an idempotency key."""
-    if key is not None and not 1 <= len(key) <= MAX_KEY_LENGTH:
-        return failed(
-            ErrorCode.INVALID,
-            f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} characters",
-            "idempotencyKey",
-        )
+    if key is not None and (
+        problems := _checked(lambda: check.token(key, "idempotencyKey", max_len=MAX_KEY_LENGTH))
+    ):
+        return Outcome(problems=problems, store_id=store_id)
     digest = idempotency.request_hash(request)
     ttl = ctx.limits.idempotency_ttl
     for attempt in range(5):
@@ -130,6 +141,8 @@ async def create_api_key(
     ctx: Context, *, name: str, store_gids: list[str], scopes: list[str]
 ) -> Outcome:
     await ctx.require_admin()
+    if problems := _checked(lambda: check.list_length(store_gids, MAX_KEY_STORES, "storeIds")):
+        return Outcome(problems=problems)
     store_ids = [ids.store_id(g) for g in store_gids]
     if any(s is None for s in store_ids):
         return failed(ErrorCode.NOT_FOUND, "store not found", "storeIds")
@@ -165,6 +178,9 @@ async def upsert_product(ctx: Context, store_gid: str, cmd: services.UpsertProdu
     store_id = await _store_for(ctx, store_gid, "INVENTORY")
     if store_id is None:
         return failed(ErrorCode.NOT_FOUND, *_NO_STORE)
+    restock = cmd.restock_date
+    if restock is not None and (problems := _checked(lambda: check.day(restock, "restockDate"))):
+        return Outcome(problems=problems, store_id=store_id)
 
     async def action(session: SqlStoreSession) -> dict[str, Any]:
         product = await services.upsert_product(session, cmd)
@@ -179,6 +195,8 @@ async def receive_stock(
     store_id = await _store_for(ctx, store_gid, "INVENTORY")
     if store_id is None:
         return failed(ErrorCode.NOT_FOUND, *_NO_STORE)
+    if note is not None and (problems := _checked(lambda: check.note(note, "note"))):
+        return Outcome(problems=problems, store_id=store_id)
 
     async def action(session: SqlStoreSession) -> dict[str, Any]:
         product, filled = await services.receive_stock(session, sku, quantity, note)
@@ -220,6 +238,12 @@ async def place_order(
     store_id = await _store_for(ctx, store_gid, "ORDERS")
     if store_id is None:
         return failed(ErrorCode.NOT_FOUND, *_NO_STORE)
+    ship_by = cmd.requested_ship_date
+    if problems := _checked(
+        lambda: check.list_length(cmd.lines, check.MAX_LINES, "lines"),
+        lambda: ship_by is None or check.day(ship_by, "requestedShipDate"),
+    ):
+        return Outcome(problems=problems, store_id=store_id)
 
     async def action(session: SqlStoreSession) -> dict[str, Any]:
         order = await services.place_order(session, cmd)
@@ -279,6 +303,8 @@ async def ship_order(
     if target is None:
         return failed(ErrorCode.NOT_FOUND, "order not found", "orderId")
     store_id, order_id, line_ids = target
+    if problems := _checked(lambda: check.list_length(line_gids, check.MAX_LINES, "lines")):
+        return Outcome(problems=problems, store_id=store_id)
     lines = _line_quantities(line_ids, quantities)
 
     async def action(session: SqlStoreSession) -> dict[str, Any]:
@@ -305,6 +331,8 @@ async def cancel_order(
     if target is None:
         return failed(ErrorCode.NOT_FOUND, "order not found", "orderId")
     store_id, order_id, line_ids = target
+    if problems := _checked(lambda: check.list_length(line_gids, check.MAX_LINES, "lines")):
+        return Outcome(problems=problems, store_id=store_id)
     lines = _line_quantities(line_ids, quantities)
 
     async def action(session: SqlStoreSession) -> dict[str, Any]:

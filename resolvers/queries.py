@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from domain import validation as check
+from domain.errors import DomainError
 from domain.model import Order, OrderLine, Product, Store
 from resolvers import ids
-from resolvers.context import Context, bad_input
+from resolvers.context import ApiError, Context
 from storage import queries
 from storage.paging import BadPageRequest, Page, PageRequest
 from storage.queries import KeyRecord, OrderFilter, OrderSort
@@ -16,8 +19,27 @@ async def paged(coro: Any) -> Page:
     try:
         page: Page = await coro
     except BadPageRequest as err:
-        raise bad_input(str(err)) from None
+        raise ApiError(str(err), "INVALID", field=[err.field]) from None
     return page
+
+
+def refused(err: DomainError) -> ApiError:
+    """A domain refusal of an argument, as a GraphQL error with the argument path."""
+    problem = err.problems[0]
+    return ApiError(problem.message, problem.code.value, field=list(problem.field or ()))
+
+
+def checked_filter(flt: OrderFilter) -> OrderFilter:
+    """The filter with its instants in UTC and in range; INVALID (filter.<name>) if not."""
+    after, before = flt.placed_after, flt.placed_before
+    try:
+        if after is not None:
+            after = check.instant(after, "filter", "placedAfter")
+        if before is not None:
+            before = check.instant(before, "filter", "placedBefore")
+    except DomainError as err:
+        raise refused(err) from None
+    return dataclasses.replace(flt, placed_after=after, placed_before=before)
 
 
 async def store_by_handle(ctx: Context, handle: str) -> Store | None:
@@ -78,7 +100,9 @@ BACKORDERED_PRODUCTS_MAX = 100
 
 async def backordered_products(ctx: Context, store: Store, first: int) -> list[Product]:
     if not 0 <= first <= BACKORDERED_PRODUCTS_MAX:
-        raise bad_input(f"first must be between 0 and {BACKORDERED_PRODUCTS_MAX}")
+        raise ApiError(
+            f"first must be between 0 and {BACKORDERED_PRODUCTS_MAX}", "INVALID", field=["first"]
+        )
     async with ctx.db.read() as conn:
         return await queries.backordered_products(conn, store.id, first)
 
@@ -92,10 +116,13 @@ async def orders(
     ctx: Context, store: Store, flt: OrderFilter, sort: OrderSort, request: PageRequest
 ) -> Page:
     async with ctx.db.read() as conn:
-        return await paged(queries.orders_page(conn, store.id, flt, sort, request, ctx.clock()))
+        return await paged(
+            queries.orders_page(conn, store.id, checked_filter(flt), sort, request, ctx.clock())
+        )
 
 
 async def orders_count(ctx: Context, store: Store, flt: OrderFilter) -> int:
+    flt = checked_filter(flt)
     async with ctx.db.read() as conn:
         return await queries.orders_count(conn, store.id, flt, ctx.clock())
 

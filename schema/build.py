@@ -23,8 +23,10 @@ from strawberry.types import ExecutionContext
 
 from schema.caching import DocumentCache
 from schema.enums import InventoryEventType
+from schema.input_guard import InputGuard
 from schema.mutations import Mutation
 from schema.query import Query
+from schema.scalars import SCALAR_OVERRIDES
 from schema.subscriptions import SharedEventExecutor, Subscription
 from schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
 
@@ -153,6 +155,7 @@ def build_schema(
     chain: list[Callable[[], SchemaExtension]] = [
         *extensions,
         documents.extension(),
+        InputGuard,
         lambda: QueryDepthLimiter(max_depth=limits.max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
@@ -172,6 +175,7 @@ def build_schema(
         types=[StoreType, ProductType, OrderType, OrderLineType, ApiKeyType, InventoryEventType],
         extensions=chain,
         execution_context_class=SharedEventExecutor,
+        scalar_overrides=SCALAR_OVERRIDES,
     )
     schema.documents = documents  # type: ignore[attr-defined]
     return schema

@@ -5,24 +5,59 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, TypeDecorator, and_, or_
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 MAX_PAGE = 250
 DEFAULT_PAGE = 50
+MAX_CURSOR_LENGTH = 512
+MAX_CURSOR_TEXT = 255
+_INT64 = 2**63
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class BadPageRequest(ValueError):
-    """first/last/after/before that cannot be honoured."""
+    """first/last/after/before that cannot be honoured; `field` names the argument."""
+
+    def __init__(self, message: str, field: str = "after") -> None:
+        super().__init__(message)
+        self.field = field
 
 
-def encode_cursor(values: Sequence[Any]) -> str:
+def key_tag(keys: Sequence[ColumnElement[Any]]) -> str | None:
+    """A short tag naming a connection's sort keys, so a cursor of one connection is
+    refused by another. Connections keyed by the event sequence alone carry no tag:
+    their cursors are also made by the live subscriptions (encode_cursor([seq]))."""
+    names = [str(getattr(key, "name", None) or type(key).__name__) for key in keys]
+    if names == ["seq"]:
+        return None
+    return hashlib.sha256(",".join(names).encode()).hexdigest()[:8]
+
+
+def key_types(keys: Sequence[ColumnElement[Any]]) -> list[type | None]:
+    """The Python type of each sort key (None when the column type does not say)."""
+    found: list[type | None] = []
+    for key in keys:
+        kind: Any = key.type
+        if isinstance(kind, TypeDecorator):
+            kind = kind.impl_instance
+        try:
+            python_type = kind.python_type
+        except NotImplementedError:
+            python_type = None
+        found.append(python_type if isinstance(python_type, type) else None)
+    return found
+
+
+def encode_cursor(values: Sequence[Any], tag: str | None = None) -> str:
     tagged = []
     for value in values:
         if isinstance(value, dt.datetime):
@@ -31,29 +66,70 @@ def encode_cursor(values: Sequence[Any]) -> str:
             tagged.append({"d": value.isoformat()})
         else:
             tagged.append(value)
-    raw = json.dumps(tagged, separators=(",", ":")).encode()
+    body: Any = tagged if tag is None else {"k": tag, "v": tagged}
+    raw = json.dumps(body, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, size: int) -> list[Any]:
+def _value(item: Any, expected: type | None) -> Any:
+    """One decoded key value, checked against the key's type; ValueError if it does not fit."""
+    if isinstance(item, dict) and set(item) == {"t"} and isinstance(item["t"], str):
+        value: Any = dt.datetime.fromisoformat(item["t"])
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive instant")
+        value.astimezone(dt.UTC)  # OverflowError at the ends of the calendar
+    elif isinstance(item, dict) and set(item) == {"d"} and isinstance(item["d"], str):
+        value = dt.date.fromisoformat(item["d"])
+    elif isinstance(item, int) and not isinstance(item, bool):
+        if not 0 <= item < _INT64:  # ids, numbers and sequences are never negative
+            raise ValueError("out of range")
+        value = item
+    elif isinstance(item, str):
+        if len(item) > MAX_CURSOR_TEXT or _FORBIDDEN.search(item):
+            raise ValueError("bad text")
+        value = item
+    else:
+        raise ValueError("unknown value")
+    if expected is not None:
+        # A datetime is a date too: ask for the exact kind.
+        fits = (
+            type(value) is expected
+            if expected in (dt.date, dt.datetime)
+            else isinstance(value, expected)
+        )
+        if not fits:
+            raise ValueError("wrong type")
+    return value
+
+
+def decode_cursor(
+    cursor: str,
+    size: int,
+    tag: str | None = None,
+    types: Sequence[type | None] | None = None,
+    field: str = "after",
+) -> list[Any]:
+    """The key values a cursor names; BadPageRequest (with `field`) for anything else:
+    not base64, not JSON, too long, of another connection, of the wrong arity or types."""
     try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        tagged = json.loads(raw)
+        body = json.loads(raw.decode("utf-8"))
+        if tag is None:
+            tagged = body
+        elif isinstance(body, dict) and set(body) == {"k", "v"} and body["k"] == tag:
+            tagged = body["v"]
+        else:
+            raise ValueError("another connection's cursor")
         if not isinstance(tagged, list) or len(tagged) != size:
-            raise ValueError(cursor)
-        values: list[Any] = []
-        for item in tagged:
-            if isinstance(item, dict) and "t" in item:
-                values.append(dt.datetime.fromisoformat(item["t"]))
-            elif isinstance(item, dict) and "d" in item:
-                values.append(dt.date.fromisoformat(item["d"]))
-            elif isinstance(item, (int, str)) and not isinstance(item, bool):
-                values.append(item)
-            else:
-                raise ValueError(cursor)
-        return values
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadPageRequest("invalid cursor") from None
+            raise ValueError("wrong arity")
+        expected = list(types) if types is not None else [None] * size
+        return [_value(item, kind) for item, kind in zip(tagged, expected, strict=True)]
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error):
+        raise BadPageRequest(
+            f"invalid cursor: {field} is not a cursor of this connection", field
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -67,10 +143,10 @@ class PageRequest:
     def size(self) -> tuple[int, bool]:
         """How many rows, and whether they are counted from the end."""
         if self.first is not None and self.last is not None:
-            raise BadPageRequest("give first or last, not both")
+            raise BadPageRequest("give first or last, not both", "first")
         for name, value in (("first", self.first), ("last", self.last)):
             if value is not None and not 0 <= value <= MAX_PAGE:
-                raise BadPageRequest(f"{name} must be between 0 and {MAX_PAGE}")
+                raise BadPageRequest(f"{name} must be between 0 and {MAX_PAGE}", name)
         if self.last is not None:
             return self.last, True
         return (self.first if self.first is not None else DEFAULT_PAGE), False
@@ -104,10 +180,13 @@ async def fetch_page(
     """Run `query` one page at a time ordered by `keys`; `key_of(row)` gives a row's key."""
     limit, from_end = request.size()
     ascending = not request.reverse
+    tag, types = key_tag(keys), key_types(keys)
     if request.after is not None:
-        query = query.where(_beyond(keys, decode_cursor(request.after, len(keys)), ascending))
+        after = decode_cursor(request.after, len(keys), tag, types, "after")
+        query = query.where(_beyond(keys, after, ascending))
     if request.before is not None:
-        query = query.where(_beyond(keys, decode_cursor(request.before, len(keys)), not ascending))
+        before = decode_cursor(request.before, len(keys), tag, types, "before")
+        query = query.where(_beyond(keys, before, not ascending))
     walk_ascending = ascending != from_end
     order = [key.asc() if walk_ascending else key.desc() for key in keys]
     rows = list((await conn.execute(query.order_by(*order).limit(limit + 1))).mappings())
@@ -118,4 +197,4 @@ async def fetch_page(
         has_previous, has_next = more, request.before is not None
     else:
         has_next, has_previous = more, request.after is not None
-    return Page(rows, [encode_cursor(key_of(r)) for r in rows], has_next, has_previous)
+    return Page(rows, [encode_cursor(key_of(r), tag) for r in rows], has_next, has_previous)

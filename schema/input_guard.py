@@ -1,0 +1,162 @@
+"""One check over every string a client sends, before any resolver runs.
+
+PostgreSQL refuses NUL in text (asyncpg raises), a lone surrogate cannot be encoded to
+UTF-8 for either database, and control characters have no place in any field of this
+API. `InputGuard` walks the arguments of the operation (literals in the document,
+variable values, variable defaults, fragments included) and refuses the request with
+`extensions.code = "INVALID"` and `extensions.field` = the argument path (e.g.
+["input", "lines", "0", "sku"]) when a string holds one of them: C0 controls but tab,
+LF and CR, DEL, C1 controls, lone surrogates. Stricter rules for text fields (no
+newline, no bidirectional controls) live in domain.validation.
+
+The walk is iterative, so a deeply nested variable cannot exhaust the stack.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    GraphQLError,
+    ListValueNode,
+    Node,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    StringValueNode,
+    ValueNode,
+    VariableNode,
+    visit,
+)
+from graphql.language import Visitor
+from strawberry.extensions import SchemaExtension
+
+from domain.validation import forbidden_character
+from resolvers.context import ApiError
+
+Path = tuple[str, ...]
+
+
+# A path as a linked list (last step, rest), so that walking a deep value costs O(size).
+_Link = tuple[str, "_Link"] | None
+
+
+def _unlink(link: _Link) -> Path:
+    steps: list[str] = []
+    while link is not None:
+        step, link = link
+        steps.append(step)
+    return tuple(reversed(steps))
+
+
+def _values(
+    start: ValueNode,
+    name: str,
+    variables: Mapping[str, Any],
+    defaults: Mapping[str, ValueNode],
+) -> Iterator[tuple[_Link, str]]:
+    """Every string reachable from an argument value, with its (linked) path."""
+    stack: list[tuple[Any, _Link, bool]] = [(start, (name, None), True)]
+    seen_defaults: set[str] = set()
+    while stack:
+        value, where, is_ast = stack.pop()
+        if not is_ast:
+            if isinstance(value, str):
+                yield where, value
+            elif isinstance(value, Mapping):
+                stack.extend((v, (str(k), where), False) for k, v in value.items())
+            elif isinstance(value, list):
+                stack.extend((v, (str(i), where), False) for i, v in enumerate(value))
+            continue
+        if isinstance(value, StringValueNode):
+            yield where, value.value
+        elif isinstance(value, ListValueNode):
+            stack.extend((v, (str(i), where), True) for i, v in enumerate(value.values))
+        elif isinstance(value, ObjectValueNode):
+            stack.extend((f.value, (f.name.value, where), True) for f in value.fields)
+        elif isinstance(value, VariableNode):
+            variable = value.name.value
+            if variable in variables:
+                stack.append((variables[variable], where, False))
+            elif variable in defaults and variable not in seen_defaults:
+                seen_defaults.add(variable)
+                stack.append((defaults[variable], where, True))
+
+
+class _Arguments(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[ArgumentNode] = []
+        self.defaults: dict[str, ValueNode] = {}
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+        for definition in node.variable_definitions or ():
+            if definition.default_value is not None:
+                self.defaults.setdefault(definition.variable.name.value, definition.default_value)
+
+    def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+        self.found.append(node)
+
+
+_ARGUMENTS: dict[int, tuple[weakref.ref[DocumentNode], _Arguments]] = {}
+_ARGUMENTS_KEPT = 512
+
+
+def _arguments(document: DocumentNode) -> _Arguments:
+    """The arguments of a document, found once per parsed document (the document cache
+    hands out the same DocumentNode for the same text)."""
+    kept = _ARGUMENTS.get(id(document))
+    if kept is not None and kept[0]() is document:
+        return kept[1]
+    arguments = _Arguments()
+    visit(document, arguments)
+    if len(_ARGUMENTS) >= _ARGUMENTS_KEPT:
+        _ARGUMENTS.clear()
+    _ARGUMENTS[id(document)] = (weakref.ref(document), arguments)
+    return arguments
+
+
+def find_forbidden(
+    document: DocumentNode, variables: Mapping[str, Any] | None
+) -> tuple[Path, str, Node] | None:
+    """(argument path, U+XXXX, node) of the first string holding a forbidden character."""
+    arguments = _arguments(document)
+    for argument in arguments.found:
+        for path, text in _values(
+            argument.value, argument.name.value, variables or {}, arguments.defaults
+        ):
+            bad = forbidden_character(text)
+            if bad is not None:
+                return _unlink(path), bad, argument
+    return None
+
+
+MAX_PATH_SHOWN = 32
+
+
+def refusal(path: Path, character: str, node: Node | None = None) -> GraphQLError:
+    path = path[:MAX_PATH_SHOWN]  # a deeply nested value: its first steps are enough
+    dotted = ".".join(path)
+    cause = ApiError(
+        f"{dotted} must not contain {character} (a control character or lone surrogate)",
+        "INVALID",
+        field=list(path),
+    )
+    return GraphQLError(cause.message, nodes=[node] if node else None, original_error=cause)
+
+
+class InputGuard(SchemaExtension):
+    """Refuse, before execution, any operation whose string inputs hold a forbidden
+    character; see the module docstring."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None:
+            found = find_forbidden(document, context.variables)
+            if found is not None:
+                raise refusal(*found)
+        yield
