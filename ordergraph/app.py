@@ -28,8 +28,14 @@ from ordergraph.logs import RequestInfo, current_request
 from ordergraph.metrics import CONTENT_TYPE, Metrics, Telemetry
 from ordergraph.overdue import run_sweeper
 from ordergraph.settings import Settings
-from ordergraph.websockets import LegacyWSHandler, TransportWSHandler, accept_connection
+from ordergraph.websockets import (
+    LegacyWSHandler,
+    SizedWebSocketAdapter,
+    TransportWSHandler,
+    accept_connection,
+)
 from resolvers.context import Context, Limits
+from resolvers.keyguard import KeyGuard
 from schema.build import SchemaLimits, build_schema
 from storage.db import Database
 from storage.hub import EventHub
@@ -43,6 +49,7 @@ READY_TIMEOUT_SECONDS = 3.0
 class OrdergraphView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = SizedWebSocketAdapter
 
     def __init__(
         self,
@@ -80,6 +87,13 @@ class OrdergraphView(GraphQL[Context, None]):
         self.settings = settings
         self.clock = clock
         self.limits = Limits(idempotency_ttl=settings.idempotency_ttl)
+        self.guard = KeyGuard(
+            db,
+            cache_seconds=settings.auth_cache_seconds,
+            check_seconds=settings.revocation_check_ms / 1000,
+            max_websockets=settings.max_websockets_per_key,
+            max_subscriptions=settings.max_subscriptions_per_key,
+        )
         self._ide_page = render_page()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -161,6 +175,7 @@ class OrdergraphView(GraphQL[Context, None]):
             request=request,
             response=response,
             hub=self.hub,
+            guard=self.guard,
         )
         if isinstance(response, Response):
             response.headers["x-request-id"] = context.request_id
@@ -218,6 +233,7 @@ def create_app(
             if sweeper is not None:
                 await sweeper
             await hub.stop()
+            await view.guard.stop()
             if db is None:
                 await database.dispose()
 

@@ -101,6 +101,7 @@ class Settings:
     metrics_port: int = 0
     cors_origins: tuple[str, ...] = ()
     gzip_min_bytes: int = 1024
+    revocation_check_ms: int = 2000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -151,6 +152,7 @@ class Settings:
             metrics_port=_int(env, "ORDERGRAPH_METRICS_PORT", 0, minimum=0),
             cors_origins=_list(env, "ORDERGRAPH_CORS_ORIGINS"),
             gzip_min_bytes=_int(env, "ORDERGRAPH_GZIP_MIN_BYTES", 1024, minimum=0),
+            revocation_check_ms=_int(env, "ORDERGRAPH_REVOCATION_CHECK_MS", 2000, minimum=50),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:
