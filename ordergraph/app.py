@@ -251,6 +251,7 @@ def create_app(
     app.state.db = database
     app.state.hub = hub
     app.state.metrics = metrics
+    app.state.guard = view.guard
     app.state.settings = settings
     return app
 

@@ -35,7 +35,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.types.execution import PreExecutionError
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.unset import UnsetType
 
 from resolvers.context import ApiError, Context
@@ -385,7 +385,9 @@ class LegacyWSHandler(_KeyedSocket, BaseGraphQLWSHandler[Context, None]):
     ) -> bool:
         """Send the operation's results; False when it failed before running (an error
         message was sent, and no complete follows)."""
-        source = await self.schema.subscribe(
+        # `stream`, not `subscribe`: the protocol runs queries and mutations too (one
+        # `data` message, then `complete`).
+        source = await self.schema.stream(
             query=query,
             variable_values=variables,
             operation_name=operation_name,
@@ -401,6 +403,12 @@ class LegacyWSHandler(_KeyedSocket, BaseGraphQLWSHandler[Context, None]):
                     _msg(
                         {"type": "error", "id": operation_id, "payload": result.errors[0].formatted}
                     )
+                )
+                return False
+            if not isinstance(result, ExecutionResult):  # incremental delivery: not here
+                refusal = {"message": "incremental delivery is not supported over graphql-ws"}
+                await self.send_message(
+                    _msg({"type": "error", "id": operation_id, "payload": refusal})
                 )
                 return False
             await self.send_data_message(result, operation_id)
