@@ -440,7 +440,8 @@ def _check(probe: Probe, body: dict[str, Any]) -> str | None:
     index, code = probe.expected
     wanted = probe.keys[: index + 1]
     if not any(path == wanted and got == code for path, got, _ in mine):
-        return f"expected {code} at {'.'.join(wanted)}, got {mine or body.get('data')}"
+        got = repr(mine or body.get("data"))
+        return f"expected {code} at {'.'.join(wanted)}, got {got[:300]}"
     return None
 
 
@@ -559,7 +560,7 @@ async def test_every_token_sees_exactly_what_the_tables_say_on_every_path(api: A
                     if problem:
                         failures.append(f"[{token.name}] {probe.label}: {problem}")
     print(f"\nscope walk: {counts['probes']} probes in {counts['requests']} requests")
-    assert failures == [], "\n".join(failures[:40]) + f"\n({len(failures)} in all)"
+    assert failures == [], "\n".join(failures[:60]) + f"\n({len(failures)} in all)"
 
 
 async def test_only_read_keys_may_open_a_websocket_for_subscriptions(sqlite_url: str) -> None:
