@@ -134,6 +134,11 @@ def _revoked_error() -> dict[str, Any]:
     return error.formatted  # type: ignore[return-value]
 
 
+def _unchecked_error() -> dict[str, Any]:
+    error = ApiError("the key could not be checked just now; try again", "INTERNAL_SERVER_ERROR")
+    return error.formatted  # type: ignore[return-value]
+
+
 class _KeyedSocket:
     """What both protocol handlers share: the socket counted against its key, and each
     operation authorized again before it starts."""
@@ -159,14 +164,14 @@ class _KeyedSocket:
     async def _end(self, code: int, reason: str) -> None:
         raise NotImplementedError
 
-    async def _authorized(self) -> bool:
-        """Whether the socket's key may still be used: looked up like an HTTP request's
-        token. When it may not, the socket is closed with 4403."""
+    async def _authorized(self) -> bool | None:
+        """Whether the socket's key may still be used, looked up like an HTTP request's
+        token; None when it could not be checked (the database is away)."""
         try:
             who = await self.context.recheck()
         except Exception:
             log.warning("could not check the key of a websocket operation", exc_info=True)
-            return False
+            return None
         socket = self._socket
         if who.key is not None and (socket is None or socket.key_id == who.key.id):
             return True
@@ -211,12 +216,15 @@ class TransportWSHandler(_KeyedSocket, BaseGraphQLTransportWSHandler[Context, No
             self._pinger = asyncio.create_task(self._ping_forever())
 
     async def handle_subscribe(self, message: Any) -> None:
-        if self.connection_acknowledged and not await self._authorized():
+        allowed = await self._authorized() if self.connection_acknowledged else True
+        if not allowed:
+            error = _revoked_error() if allowed is False else _unchecked_error()
             with contextlib.suppress(Exception):
                 await self.send_message(
-                    _msg({"id": message["id"], "type": "error", "payload": [_revoked_error()]})
+                    _msg({"id": message["id"], "type": "error", "payload": [error]})
                 )
-            await self._end(FORBIDDEN, "API key revoked")
+            if allowed is False:
+                await self._end(FORBIDDEN, "API key revoked")
             return
         await super().handle_subscribe(message)
 
@@ -319,12 +327,15 @@ class LegacyWSHandler(_KeyedSocket, BaseGraphQLWSHandler[Context, None]):
             self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
 
     async def handle_start(self, message: Any) -> None:
-        if self.connection_acknowledged and not await self._authorized():
+        allowed = await self._authorized() if self.connection_acknowledged else True
+        if not allowed:
+            error = _revoked_error() if allowed is False else _unchecked_error()
             with contextlib.suppress(Exception):
                 await self.send_message(
-                    _msg({"type": "error", "id": message.get("id"), "payload": _revoked_error()})
+                    _msg({"type": "error", "id": message.get("id"), "payload": error})
                 )
-            await self._end(FORBIDDEN, "API key revoked")
+            if allowed is False:
+                await self._end(FORBIDDEN, "API key revoked")
             return
         await super().handle_start(message)
 
