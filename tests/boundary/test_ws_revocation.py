@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 
 import pytest
 
@@ -193,3 +194,35 @@ async def test_sqlite_a_mutation_on_an_open_socket_after_revocation_is_refused(
     settings = Settings(database_url=sqlite_url, admin_token=ADMIN_TOKEN, revocation_check_ms=60000)
     async with serve_in_process(settings) as server, http_api(server.url) as api:
         await _operation_after_revocation_is_refused(api, server.url, protocol, "cli", sqlite_url)
+
+
+async def test_the_watcher_checks_the_keys_of_all_open_sockets_in_one_query(
+    sqlite_url: str,
+) -> None:
+    from sqlalchemy import event
+
+    settings = Settings(database_url=sqlite_url, admin_token=ADMIN_TOKEN, revocation_check_ms=200)
+    async with serve_in_process(settings) as server, http_api(server.url) as api:
+        store = await shop(api)
+        keys = [await make_key(api, [store], ["READ"], f"k{i}") for i in range(3)]
+        guard = server.app.state.guard
+        statements: list[str] = []
+
+        def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            if "revoked_at IS NULL" in statement and "api_keys.id IN" in statement:
+                statements.append(statement)
+
+        engine = server.app.state.db.engine.sync_engine
+        async with AsyncExitStack() as stack:
+            for protocol in PROTOCOLS:
+                for key in keys:
+                    ws = await stack.enter_async_context(ws_connect(server.url, protocol))
+                    assert (await ws.init(key.token))["type"] == "connection_ack"
+            assert guard.open_sockets() == 6
+            event.listen(engine, "before_cursor_execute", note)
+            checks = guard.checks
+            await asyncio.sleep(1.1)
+            event.remove(engine, "before_cursor_execute", note)
+            made = guard.checks - checks
+        assert 3 <= made <= 7, made  # about one every 200 ms
+        assert len(statements) == made  # one statement per check, for all six sockets
