@@ -579,6 +579,10 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             "ORDERGRAPH_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
             "ORDERGRAPH_ADMIN_TOKEN": admin_token,
             "ORDERGRAPH_LOG_LEVEL": "WARNING",
+            # Every subscriber here uses the store's one key: lift the per-key caps
+            # (docs/security.md) above the subscriber count.
+            "ORDERGRAPH_MAX_WEBSOCKETS_PER_KEY": str(args.subscribers + 100),
+            "ORDERGRAPH_MAX_SUBSCRIPTIONS_PER_KEY": str(args.subscribers + 100),
             **extra,
         }
         command = [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)]

@@ -33,8 +33,14 @@ from ordergraph.metrics import CONTENT_TYPE, Metrics, Telemetry
 from ordergraph.middleware import cors_origins, wrap_for_browsers
 from ordergraph.overdue import run_sweeper
 from ordergraph.settings import Settings
-from ordergraph.websockets import LegacyWSHandler, TransportWSHandler, accept_connection
+from ordergraph.websockets import (
+    LegacyWSHandler,
+    SizedWebSocketAdapter,
+    TransportWSHandler,
+    accept_connection,
+)
 from resolvers.context import Context, Limits
+from resolvers.keyguard import KeyGuard
 from schema.build import SchemaLimits, build_schema
 from storage.db import Database
 from storage.hub import EventHub
@@ -48,6 +54,7 @@ READY_TIMEOUT_SECONDS = 3.0
 class OrdergraphView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = SizedWebSocketAdapter
 
     def __init__(
         self,
@@ -89,6 +96,13 @@ class OrdergraphView(GraphQL[Context, None]):
         self.settings = settings
         self.clock = clock
         self.limits = Limits(idempotency_ttl=settings.idempotency_ttl)
+        self.guard = KeyGuard(
+            db,
+            cache_seconds=settings.auth_cache_seconds,
+            check_seconds=settings.revocation_check_ms / 1000,
+            max_websockets=settings.max_websockets_per_key,
+            max_subscriptions=settings.max_subscriptions_per_key,
+        )
         self._ide_page = render_page()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -144,6 +158,7 @@ class OrdergraphView(GraphQL[Context, None]):
             request=request,
             response=response,
             hub=self.hub,
+            guard=self.guard,
         )
         info = current_request.get()
         if info is not None:
@@ -203,6 +218,7 @@ def create_app(
             if sweeper is not None:
                 await sweeper
             await hub.stop()
+            await view.guard.stop()
             if db is None:
                 await database.dispose()
 
@@ -223,6 +239,7 @@ def create_app(
     app.state.db = database
     app.state.hub = hub
     app.state.metrics = metrics
+    app.state.guard = view.guard
     app.state.settings = settings
     wrap_for_browsers(app, settings)
     return app

@@ -415,6 +415,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
         # Per-connection compression costs CPU on every message sent to every subscriber.
         ws_per_message_deflate=settings.ws_compression,
+        ws_max_size=settings.max_ws_message_bytes,  # larger messages: close 1009
     )
     server = uvicorn.Server(config)
     if not settings.metrics_port:

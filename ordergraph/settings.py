@@ -102,6 +102,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     gzip_min_bytes: int = 1024
     max_validation_complexity: int = 20_000
+    revocation_check_ms: int = 2000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -153,6 +154,7 @@ class Settings:
             cors_origins=_list(env, "ORDERGRAPH_CORS_ORIGINS"),
             gzip_min_bytes=_int(env, "ORDERGRAPH_GZIP_MIN_BYTES", 1024, minimum=0),
             max_validation_complexity=_int(env, "ORDERGRAPH_MAX_VALIDATION_COMPLEXITY", 20_000),
+            revocation_check_ms=_int(env, "ORDERGRAPH_REVOCATION_CHECK_MS", 2000, minimum=50),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hmac
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -14,6 +16,7 @@ from graphql import GraphQLError
 from strawberry.dataloader import DataLoader
 
 from domain.model import Order, OrderLine, Product, Store
+from resolvers.keyguard import KeyGuard, SubscriptionLimitReached
 from storage import queries
 from storage.admin import hash_token
 from storage.db import Database
@@ -120,7 +123,10 @@ class Context:
     connection_params: dict[str, Any] | None = None
     closing: bool = False
     loaders: Loaders = field(init=False)
+    # Token lookups through this process's short cache (resolvers.keyguard); None: direct.
+    guard: KeyGuard | None = None
     _principal: Principal | None = field(default=None, init=False)
+    _pending: asyncio.Future[Principal] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.db)
@@ -129,23 +135,50 @@ class Context:
         """Use another Authorization value (a websocket's connection_init payload)."""
         self.authorization = authorization
         self._principal = None
+        self._pending = None
 
     async def principal(self) -> Principal:
-        if self._principal is None:
-            self._principal = await self._authenticate()
-        return self._principal
+        """Who is asking: looked up once per request, however many resolvers ask at once."""
+        if self._principal is not None:
+            return self._principal
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = asyncio.ensure_future(self._authenticate())
+        try:
+            who = await asyncio.shield(pending)
+        except Exception:
+            if self._pending is pending:
+                self._pending = None  # a failed lookup is tried again by the next caller
+            raise
+        if self._pending is pending:
+            self._principal = who
+        return who
+
+    async def recheck(self) -> Principal:
+        """Look the token up again, through the short cache: each websocket operation."""
+        who = await self._authenticate()
+        self._principal = who
+        self._pending = None
+        return who
 
     async def _authenticate(self) -> Principal:
         token = _bearer(self.authorization)
         if token is None:
             return Principal()
-        if self.admin_token and hmac.compare_digest(
-            hash_token(token), hash_token(self.admin_token)
-        ):
+        token_hash = hash_token(token)
+        if self.admin_token and hmac.compare_digest(token_hash, hash_token(self.admin_token)):
             return Principal(is_admin=True)
+        if self.guard is not None:
+            return Principal(key=await self.guard.key_for(token_hash))
         async with self.db.read() as conn:
-            key = await queries.api_key_by_token_hash(conn, hash_token(token))
+            key = await queries.api_key_by_token_hash(conn, token_hash)
         return Principal(key=key)
+
+    def key_revoked(self, key_id: int) -> None:
+        """This request revoked a key: no cached lookup of it is used again, and its open
+        websockets in this process are closed now (other processes within seconds)."""
+        if self.guard is not None:
+            self.guard.revoked(key_id)
 
     async def require_admin(self) -> None:
         who = await self.principal()
@@ -157,14 +190,15 @@ class Context:
 
     async def require(self, scope: str) -> Principal:
         """The caller's principal, if it is an API key holding `scope`."""
-        who = await self.principal()
-        if who.is_admin:
-            raise ApiError("the admin token only creates stores and keys", "FORBIDDEN")
-        if who.key is None:
-            raise unauthenticated()
-        if scope not in who.key.scopes:
+        return _check(await self.principal(), scope)
+
+    def require_now(self, scope: str) -> Principal:
+        """Like `require`, for fields of objects the request already reached (so the
+        principal is known); refuses when it is not."""
+        who = self._principal
+        if who is None:
             raise ApiError(f"this needs the {scope} scope", "FORBIDDEN")
-        return who
+        return _check(who, scope)
 
     async def visible_store(self, store_id: int | None, scope: str) -> Store | None:
         """The store if it exists and the caller may use it with `scope`; else None."""
@@ -172,6 +206,33 @@ class Context:
         if store_id is None or not who.can_see(store_id):
             return None
         return await self.loaders.store.load(store_id)
+
+    @contextlib.contextmanager
+    def subscription_slot(self) -> Iterator[None]:
+        """Held while a live subscription runs: at most max_subscriptions_per_key per key
+        in this process (THROTTLED beyond)."""
+        who = self._principal
+        if self.guard is None or who is None or who.key is None:
+            yield
+            return
+        try:
+            self.guard.hold_subscription(who.key.id)
+        except SubscriptionLimitReached as full:
+            raise ApiError(str(full), "THROTTLED", limit=full.limit) from None
+        try:
+            yield
+        finally:
+            self.guard.release_subscription(who.key.id)
+
+
+def _check(who: Principal, scope: str) -> Principal:
+    if who.is_admin:
+        raise ApiError("the admin token only creates stores and keys", "FORBIDDEN")
+    if who.key is None:
+        raise unauthenticated()
+    if scope not in who.key.scopes:
+        raise ApiError(f"this needs the {scope} scope", "FORBIDDEN")
+    return who
 
 
 def _bearer(header: str | None) -> str | None:

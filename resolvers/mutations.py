@@ -168,6 +168,7 @@ async def revoke_api_key(ctx: Context, key_gid: str) -> Outcome:
         key = await admin.revoke_api_key(ctx.db, found[1][0], ctx.clock())
     except DomainError as err:
         return Outcome(problems=err.problems)
+    ctx.key_revoked(key.id)
     return Outcome(result={"apiKeyId": key.id})
 
 

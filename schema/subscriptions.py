@@ -448,8 +448,9 @@ class Subscription:
                 and (wanted_order is None or record.order_id == wanted_order)
             )
 
-        async for item in _follow(ctx, store, after, "order", wanted, _order_event):
-            yield item
+        with ctx.subscription_slot():
+            async for item in _follow(ctx, store, after, "order", wanted, _order_event):
+                yield item
 
     @strawberry.subscription(
         description="Every inventory event of the store from `after` on, then live."
@@ -464,8 +465,9 @@ class Subscription:
             record = event.record
             return record.stream == "inventory" and (sku is None or record.data.get("sku") == sku)
 
-        async for item in _follow(ctx, store, after, "inventory", wanted, _inventory_event):
-            yield item
+        with ctx.subscription_slot():
+            async for item in _follow(ctx, store, after, "inventory", wanted, _inventory_event):
+                yield item
 
     @strawberry.subscription(
         description="The store's current summary at once, then again whenever it changes "
@@ -479,16 +481,19 @@ class Subscription:
         hub = ctx.hub
         if hub is None:
             raise ApiError("subscriptions are not available on this server", "UNAVAILABLE")
-        subscriber = await hub.subscribe(store.id, on_overflow=lambda: _close_slow(ctx))
-        try:
-            yield BacklogSummary.of(await fig.backlog(ctx, store, None), store.currency_code)
-            while True:
-                changed = [await subscriber.queue.get()]
-                await asyncio.sleep(COALESCE_SECONDS)  # let a burst of changes settle
-                while not subscriber.queue.empty():
-                    changed.append(subscriber.queue.get_nowait())
-                if None in changed:
-                    raise _slow_consumer(ctx)
+        with ctx.subscription_slot():
+            subscriber = await hub.subscribe(store.id, on_overflow=lambda: _close_slow(ctx))
+            try:
                 yield BacklogSummary.of(await fig.backlog(ctx, store, None), store.currency_code)
-        finally:
-            hub.unsubscribe(subscriber)
+                while True:
+                    changed = [await subscriber.queue.get()]
+                    await asyncio.sleep(COALESCE_SECONDS)  # let a burst of changes settle
+                    while not subscriber.queue.empty():
+                        changed.append(subscriber.queue.get_nowait())
+                    if None in changed:
+                        raise _slow_consumer(ctx)
+                    yield BacklogSummary.of(
+                        await fig.backlog(ctx, store, None), store.currency_code
+                    )
+            finally:
+                hub.unsubscribe(subscriber)

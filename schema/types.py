@@ -36,6 +36,19 @@ async def _currency(info: Ctx, store_id: int) -> str:
     return store.currency_code
 
 
+async def _traverse(info: Ctx) -> None:
+    """Fields that lead past the object a mutation returned, or to store-wide data (the
+    store, connections, figures, queues) need the READ scope: a key with only ORDERS or
+    INVENTORY sees what its own mutation returned, with its own fields, and no more; the
+    admin token sees no store data (docs/security.md, "What each token sees")."""
+    await info.context.require("READ")
+
+
+def _store_detail(info: Ctx) -> None:
+    """A store's fields other than id and handle: READ (the admin token sees those two)."""
+    info.context.require_now("READ")
+
+
 @strawberry.interface
 class Node:
     @strawberry.field
@@ -109,27 +122,33 @@ class StoreType(Node):
         return self._store.handle
 
     @strawberry.field
-    def name(self) -> str:
+    def name(self, info: Ctx) -> str:
+        _store_detail(info)
         return self._store.name
 
     @strawberry.field
-    def currency_code(self) -> str:
+    def currency_code(self, info: Ctx) -> str:
+        _store_detail(info)
         return self._store.currency_code
 
     @strawberry.field
-    def timezone(self) -> str:
+    def timezone(self, info: Ctx) -> str:
+        _store_detail(info)
         return self._store.timezone
 
     @strawberry.field
-    def default_backorder_policy(self) -> BackorderPolicy:
+    def default_backorder_policy(self, info: Ctx) -> BackorderPolicy:
+        _store_detail(info)
         return self._store.default_backorder_policy
 
     @strawberry.field
-    def created_at(self) -> dt.datetime:
+    def created_at(self, info: Ctx) -> dt.datetime:
+        _store_detail(info)
         return self._store.created_at
 
     @strawberry.field
     async def product(self, info: Ctx, sku: str) -> ProductType | None:
+        await _traverse(info)
         found = await q.product(info.context, self._store, sku)
         return ProductType(_product=found) if found else None
 
@@ -143,6 +162,7 @@ class StoreType(Node):
         before: str | None = None,
         query: str | None = None,
     ) -> ProductConnection:
+        await _traverse(info)
         request = PageRequest(first=first, after=after, last=last, before=before)
         page = await q.products(info.context, self._store, query, request)
         return ProductConnection(
@@ -160,11 +180,13 @@ class StoreType(Node):
         "(ties: sku); `first` is at most 100."
     )
     async def backordered_products(self, info: Ctx, first: int = 10) -> list[ProductType]:
+        await _traverse(info)
         found = await q.backordered_products(info.context, self._store, first)
         return [ProductType(_product=p) for p in found]
 
     @strawberry.field
     async def order(self, info: Ctx, number: int) -> OrderType | None:
+        await _traverse(info)
         found = await q.order(info.context, self._store, number)
         return OrderType(_order=found) if found else None
 
@@ -180,6 +202,7 @@ class StoreType(Node):
         sort_key: OrderSortKey | None = OrderSortKey.PLACED_AT,
         reverse: bool | None = False,
     ) -> OrderConnection:
+        await _traverse(info)
         request = PageRequest(
             first=first, after=after, last=last, before=before, reverse=bool(reverse)
         )
@@ -201,6 +224,7 @@ class StoreType(Node):
         "them exactly as they stood then."
     )
     async def backlog(self, info: Ctx, as_of: dt.datetime | None = None) -> BacklogSummary:
+        await _traverse(info)
         found = await fig.backlog(info.context, self._store, as_of)
         return BacklogSummary.of(found, self._store.currency_code)
 
@@ -215,6 +239,7 @@ class StoreType(Node):
         to: dt.datetime,
         interval: TrendInterval,
     ) -> list[BacklogPoint]:
+        await _traverse(info)
         found = await fig.backlog_trend(info.context, self._store, from_, to, interval.value)
         return [BacklogPoint.of(f, self._store.currency_code) for f in found]
 
@@ -249,6 +274,7 @@ class ProductType(Node):
 
     @strawberry.field
     async def store(self, info: Ctx) -> StoreType:
+        await _traverse(info)
         store = await info.context.loaders.store.load(self._product.store_id)
         assert store is not None
         return StoreType(_store=store)
@@ -301,6 +327,7 @@ class ProductType(Node):
     async def backorder_queue(
         self, info: Ctx, first: int | None = None, after: str | None = None
     ) -> OrderLineConnection:
+        await _traverse(info)
         page = await q.backorder_queue(
             info.context, self._product, PageRequest(first=first, after=after)
         )
@@ -349,12 +376,14 @@ class OrderLineType(Node):
 
     @strawberry.field
     async def order(self, info: Ctx) -> OrderType:
+        await _traverse(info)
         found = await info.context.loaders.order.load((self._line.store_id, self._line.order_id))
         assert found is not None
         return OrderType(_order=found)
 
     @strawberry.field
     async def product(self, info: Ctx) -> ProductType:
+        await _traverse(info)
         found = await info.context.loaders.product.load(
             (self._line.store_id, self._line.product_id)
         )
@@ -421,6 +450,7 @@ class OrderType(Node):
 
     @strawberry.field
     async def store(self, info: Ctx) -> StoreType:
+        await _traverse(info)
         store = await info.context.loaders.store.load(self._order.store_id)
         assert store is not None
         return StoreType(_store=store)
@@ -497,6 +527,7 @@ class OrderType(Node):
     async def events(
         self, info: Ctx, first: int | None = None, after: str | None = None
     ) -> OrderEventConnection:
+        await _traverse(info)
         page = await q.order_events(
             info.context, self._order, PageRequest(first=first, after=after)
         )

@@ -103,6 +103,16 @@ async def api_key_by_token_hash(conn: AsyncConnection, token_hash: str) -> KeyRe
     return (await api_keys_by_id(conn, [key_id])).get(key_id)
 
 
+async def revoked_key_ids(conn: AsyncConnection, ids: Iterable[int]) -> set[int]:
+    """Of these key ids, the ones revoked or gone: one statement for any number of keys."""
+    wanted = set(ids)
+    if not wanted:
+        return set()
+    k = t.api_keys
+    live = await conn.execute(select(k.c.id).where(k.c.id.in_(wanted), k.c.revoked_at.is_(None)))
+    return wanted - {row[0] for row in live}
+
+
 # -- products -----------------------------------------------------------------
 
 
