@@ -28,9 +28,11 @@ from ordergraph.logs import RequestInfo, current_request
 from ordergraph.metrics import CONTENT_TYPE, Metrics, Telemetry
 from ordergraph.overdue import run_sweeper
 from ordergraph.settings import Settings
+from ordergraph.throttle import Throttle, throttle_settings
 from ordergraph.websockets import LegacyWSHandler, TransportWSHandler, accept_connection
 from resolvers.context import Context, Limits
 from schema.build import SchemaLimits, build_schema
+from schema.cost import CostExtension
 from storage.db import Database
 from storage.hub import EventHub
 from storage.migrate import MIGRATIONS
@@ -55,6 +57,7 @@ class OrdergraphView(GraphQL[Context, None]):
     ) -> None:
         self.metrics = metrics or Metrics(max_operations=settings.metrics_max_operations)
         telemetry = self.metrics
+        self.throttle = throttle = Throttle(throttle_settings(settings), db)
         schema = build_schema(
             SchemaLimits(
                 max_depth=settings.max_depth,
@@ -62,7 +65,7 @@ class OrdergraphView(GraphQL[Context, None]):
                 max_tokens=settings.max_tokens,
             ),
             introspection=settings.introspection,
-            extensions=[lambda: Telemetry(telemetry)],
+            extensions=[lambda: Telemetry(telemetry), lambda: CostExtension(throttle)],
         )
         kwargs.setdefault("graphql_ide", "graphiql" if settings.graphiql else None)
         super().__init__(
@@ -79,7 +82,10 @@ class OrdergraphView(GraphQL[Context, None]):
         self.db = db
         self.settings = settings
         self.clock = clock
-        self.limits = Limits(idempotency_ttl=settings.idempotency_ttl)
+        self.limits = Limits(
+            idempotency_ttl=settings.idempotency_ttl,
+            max_connections_per_request=settings.max_connections_per_request,
+        )
         self._ide_page = render_page()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -218,6 +224,7 @@ def create_app(
             if sweeper is not None:
                 await sweeper
             await hub.stop()
+            await view.throttle.close()
             if db is None:
                 await database.dispose()
 

@@ -1,0 +1,266 @@
+"""Rate limits: a leaky bucket of cost points per API key, and one of requests per
+client address for requests without a valid token.
+
+A key's bucket holds at most `capacity` points and drains at `restore` points a second;
+an operation is let in when its requested cost (schema.cost) still fits, and is charged
+that cost before it runs. Over it: THROTTLED, with the seconds until it would fit.
+
+Every process keeps its buckets in memory and charges them there: no database round
+trip per request. On PostgreSQL a process also reconciles the buckets it used with the
+shared `rate_buckets` table about once a second (storage.buckets), in one statement:
+its new charges go in, the level every process has charged comes back. So N processes
+admit about one bucket's worth, not N (an approximation: between two reconciliations
+each process can spend what it sees as available). On SQLite (one process) the
+buckets are local only.
+
+Requests without a token, and with a token that does not check out, are counted per
+client address (`anonymous_requests_per_minute`, in this process). When an address has
+used them up, its requests carrying an unknown token are refused before the token is
+looked up, so guessing tokens is slowed to that pace; tokens that checked out in this
+process recently are still let through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ordergraph.settings import Settings
+from resolvers.context import ApiError, Context
+from storage import buckets
+from storage.db import Database
+
+log = logging.getLogger("ordergraph.throttle")
+RECONCILE_SECONDS = 1.0
+IDLE_SECONDS = 60.0
+KNOWN_TOKENS = 10_000
+MAX_LOCAL_ADDRESSES = 100_000
+
+
+@dataclass
+class Bucket:
+    """A leaky bucket: `level` points in it at monotonic time `at`, draining at `rate`/s."""
+
+    capacity: float
+    rate: float
+    level: float = 0.0
+    at: float = 0.0
+    unsynced: float = 0.0
+    used_at: float = 0.0
+
+    def drain(self, now: float) -> None:
+        if now > self.at:
+            self.level = max(0.0, self.level - (now - self.at) * self.rate)
+            self.at = now
+
+    def available(self, now: float) -> float:
+        self.drain(now)
+        return max(0.0, self.capacity - self.level)
+
+    def charge(self, points: float, now: float) -> float | None:
+        """Charge `points` if they fit and return None; else the seconds until they would."""
+        self.drain(now)
+        self.used_at = now
+        if self.level + points > self.capacity:
+            return (self.level + points - self.capacity) / self.rate
+        self.level += points
+        self.unsynced += points
+        return None
+
+    def status(self, now: float) -> dict[str, Any]:
+        return {
+            "maximumAvailable": int(self.capacity),
+            "currentlyAvailable": math.floor(self.available(now)),
+            "restoreRate": self.rate,
+        }
+
+
+@dataclass
+class ThrottleSettings:
+    max_cost: int = 1000
+    capacity: int = 2000
+    restore_per_second: int = 100
+    anonymous_per_minute: int = 60
+
+
+def throttle_settings(settings: Settings) -> ThrottleSettings:
+    return ThrottleSettings(
+        max_cost=settings.max_cost,
+        capacity=settings.rate_limit_capacity,
+        restore_per_second=settings.rate_limit_restore_per_second,
+        anonymous_per_minute=settings.anonymous_requests_per_minute,
+    )
+
+
+@dataclass
+class Throttle:
+    settings: ThrottleSettings
+    db: Database | None = None
+    clock: Callable[[], float] = time.monotonic
+    keys: dict[tuple[int, int], Bucket] = field(default_factory=dict)
+    addresses: OrderedDict[str, Bucket] = field(default_factory=OrderedDict)
+    known_tokens: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _syncer: asyncio.Task[None] | None = None
+    _last_prune: float = 0.0
+
+    @property
+    def shared(self) -> bool:
+        return self.db is not None and not self.db.is_sqlite
+
+    def key_bucket(self, key: tuple[int, int]) -> Bucket:
+        bucket = self.keys.get(key)
+        if bucket is None:
+            s = self.settings
+            bucket = Bucket(float(s.capacity), float(s.restore_per_second), at=self.clock())
+            self.keys[key] = bucket
+        return bucket
+
+    def address_bucket(self, address: str) -> Bucket:
+        bucket = self.addresses.get(address)
+        if bucket is None:
+            per_minute = float(self.settings.anonymous_per_minute)
+            bucket = Bucket(per_minute, per_minute / 60.0, at=self.clock())
+            self.addresses[address] = bucket
+            while len(self.addresses) > MAX_LOCAL_ADDRESSES:
+                self.addresses.popitem(last=False)
+        else:
+            self.addresses.move_to_end(address)
+        return bucket
+
+    async def admit(self, context: Any, requested: int) -> dict[str, Any] | None:
+        """Let the operation in (returning the throttle status for extensions.cost) or
+        raise ApiError MAX_COST_EXCEEDED / THROTTLED. `context` is the request's Context."""
+        now = self.clock()
+        if not isinstance(context, Context):
+            return None
+        token = _token(context.authorization)
+        address = _address(context)
+        guard = self.address_bucket(address)
+        if token is not None and token not in self.known_tokens and guard.available(now) < 1:
+            raise _throttled(guard.charge(1, now) or 0.0, guard.status(now))
+        who = await context.principal()
+        if who.is_admin:
+            self._check_cost(requested, None)
+            return None
+        if who.key is None or not who.key.store_ids:
+            # No token, or one that did not check out: one request off the address.
+            wait = guard.charge(1, now)
+            if wait is not None:
+                raise _throttled(wait, guard.status(now))
+            self._check_cost(requested, guard.status(now))
+            return guard.status(now)
+        if token is not None:
+            self._remember(token)
+        bucket = self.key_bucket((min(who.key.store_ids), who.key.id))
+        self._check_cost(requested, bucket.status(now))
+        wait = bucket.charge(float(requested), now)
+        self._sync_soon()
+        if wait is not None:
+            raise _throttled(wait, bucket.status(now))
+        return bucket.status(now)
+
+    def _check_cost(self, requested: int, status: dict[str, Any] | None) -> None:
+        limit = self.settings.max_cost
+        if requested > limit:
+            error = ApiError(
+                f"this operation would cost {requested} points; the limit is {limit}",
+                "MAX_COST_EXCEEDED",
+                cost=requested,
+                maxCost=limit,
+            )
+            error.throttle_status = status  # type: ignore[attr-defined]
+            raise error
+
+    def _remember(self, token: str) -> None:
+        self.known_tokens[token] = None
+        self.known_tokens.move_to_end(token)
+        while len(self.known_tokens) > KNOWN_TOKENS:
+            self.known_tokens.popitem(last=False)
+
+    # -- sharing through PostgreSQL ------------------------------------------------
+
+    def _sync_soon(self) -> None:
+        if not self.shared or (self._syncer is not None and not self._syncer.done()):
+            return
+        self._syncer = asyncio.get_running_loop().create_task(self._sync_loop())
+
+    async def _sync_loop(self) -> None:
+        """Reconcile about once a second while buckets are in use; end when idle."""
+        while True:
+            await asyncio.sleep(RECONCILE_SECONDS)
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # the database is away: keep limiting locally
+                log.warning("rate limits: reconciling with the database failed: %s", err)
+            now = self.clock()
+            if not any(now - b.used_at < IDLE_SECONDS or b.unsynced for b in self.keys.values()):
+                return
+
+    async def reconcile(self) -> None:
+        """One round trip: send the charges since the last one, take the shared levels."""
+        assert self.db is not None
+        now = self.clock()
+        recent = {
+            key: b for key, b in self.keys.items() if b.unsynced or now - b.used_at < IDLE_SECONDS
+        }
+        sent = {key: b.unsynced for key, b in recent.items()}
+        rate = float(self.settings.restore_per_second)
+        async with self.db.write() as conn:
+            levels = await buckets.reconcile(conn, sent, rate)
+            if now - self._last_prune > IDLE_SECONDS:
+                self._last_prune = now
+                await buckets.forget_empty(conn, rate)
+        after = self.clock()
+        for key, bucket in recent.items():
+            shared = levels.get(key)
+            if shared is None:
+                continue
+            bucket.unsynced -= sent[key]
+            bucket.drain(after)
+            # The shared level includes what was sent; what was charged meanwhile is added.
+            bucket.level = shared + bucket.unsynced
+            bucket.at = after
+        for key in [k for k, b in self.keys.items() if now - b.used_at >= IDLE_SECONDS]:
+            if not self.keys[key].unsynced:
+                del self.keys[key]
+
+    async def close(self) -> None:
+        if self._syncer is not None:
+            self._syncer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._syncer
+
+
+def _throttled(wait: float, status: dict[str, Any]) -> ApiError:
+    seconds = round(max(wait, 0.001), 3)
+    error = ApiError(
+        f"rate limited: try again in {seconds} s", "THROTTLED", retryAfterSeconds=seconds
+    )
+    error.throttle_status = status  # type: ignore[attr-defined]
+    return error
+
+
+def _token(authorization: str | None) -> str | None:
+    """A digest of the bearer token (never kept in the clear), or None without one."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return hashlib.sha256(token.strip().encode()).hexdigest()
+
+
+def _address(context: Context) -> str:
+    client = getattr(context.request, "client", None)
+    host = getattr(client, "host", None)
+    return str(host) if host else "unknown"
