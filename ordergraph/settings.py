@@ -90,8 +90,8 @@ class Settings:
     operation_timeout_ms: int = 10_000
     max_connections_per_request: int = 2
     max_cost: int = 1000
-    rate_limit_capacity: int = 2000
-    rate_limit_restore_per_second: int = 100
+    rate_limit_capacity: int = 5000
+    rate_limit_restore_per_second: int = 250
     anonymous_requests_per_minute: int = 60
     max_websockets_per_key: int = 50
     max_subscriptions_per_key: int = 500
@@ -138,9 +138,9 @@ class Settings:
             operation_timeout_ms=_int(env, "ORDERGRAPH_OPERATION_TIMEOUT_MS", 10_000),
             max_connections_per_request=_int(env, "ORDERGRAPH_MAX_CONNECTIONS_PER_REQUEST", 2),
             max_cost=_int(env, "ORDERGRAPH_MAX_COST", 1000),
-            rate_limit_capacity=_int(env, "ORDERGRAPH_RATE_LIMIT_CAPACITY", 2000),
+            rate_limit_capacity=_int(env, "ORDERGRAPH_RATE_LIMIT_CAPACITY", 5000),
             rate_limit_restore_per_second=_int(
-                env, "ORDERGRAPH_RATE_LIMIT_RESTORE_PER_SECOND", 100
+                env, "ORDERGRAPH_RATE_LIMIT_RESTORE_PER_SECOND", 250
             ),
             anonymous_requests_per_minute=_int(env, "ORDERGRAPH_ANONYMOUS_REQUESTS_PER_MINUTE", 60),
             max_websockets_per_key=_int(env, "ORDERGRAPH_MAX_WEBSOCKETS_PER_KEY", 50),
