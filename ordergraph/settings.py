@@ -101,6 +101,8 @@ class Settings:
     metrics_port: int = 0
     cors_origins: tuple[str, ...] = ()
     gzip_min_bytes: int = 1024
+    heavy_operation_cost: int = 100
+    max_heavy_operations_per_key: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -151,6 +153,8 @@ class Settings:
             metrics_port=_int(env, "ORDERGRAPH_METRICS_PORT", 0, minimum=0),
             cors_origins=_list(env, "ORDERGRAPH_CORS_ORIGINS"),
             gzip_min_bytes=_int(env, "ORDERGRAPH_GZIP_MIN_BYTES", 1024, minimum=0),
+            heavy_operation_cost=_int(env, "ORDERGRAPH_HEAVY_OPERATION_COST", 100),
+            max_heavy_operations_per_key=_int(env, "ORDERGRAPH_MAX_HEAVY_OPERATIONS_PER_KEY", 1),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -29,7 +29,8 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,15 @@ log = logging.getLogger("ordergraph.throttle")
 RECONCILE_SECONDS = 1.0
 IDLE_SECONDS = 60.0
 SYNC_IDLE_SECONDS = 5.0
+#: What a request refused for its cost is charged (its parsing, checking and answer),
+#: and how long its answer waits: a client looping on refused requests is slowed to a
+#: couple a second per connection instead of costing the server a request's work each.
+REFUSAL_POINTS = 10.0
+REFUSAL_PAUSE_SECONDS = 0.5
+#: A THROTTLED answer waits this share of the time until the points would fit, at most
+#: TARPIT_SECONDS.
+TARPIT_SHARE = 0.5
+TARPIT_SECONDS = 1.0
 KNOWN_TOKENS = 10_000
 MAX_LOCAL_ADDRESSES = 100_000
 
@@ -77,6 +87,11 @@ class Bucket:
         self.unsynced += points
         return None
 
+    def wait_for(self, points: float, now: float) -> float:
+        """Seconds until `points` fit (0 when they do now)."""
+        self.drain(now)
+        return max(0.0, (self.level + points - self.capacity) / self.rate)
+
     def status(self, now: float) -> dict[str, Any]:
         return {
             "maximumAvailable": int(self.capacity),
@@ -91,6 +106,8 @@ class ThrottleSettings:
     capacity: int = 5000
     restore_per_second: int = 250
     anonymous_per_minute: int = 60
+    heavy_cost: int = 100
+    heavy_per_key: int = 1
 
 
 def throttle_settings(settings: Settings) -> ThrottleSettings:
@@ -99,6 +116,8 @@ def throttle_settings(settings: Settings) -> ThrottleSettings:
         capacity=settings.rate_limit_capacity,
         restore_per_second=settings.rate_limit_restore_per_second,
         anonymous_per_minute=settings.anonymous_requests_per_minute,
+        heavy_cost=settings.heavy_operation_cost,
+        heavy_per_key=settings.max_heavy_operations_per_key,
     )
 
 
@@ -110,6 +129,7 @@ class Throttle:
     keys: dict[tuple[int, int], Bucket] = field(default_factory=dict)
     addresses: OrderedDict[str, Bucket] = field(default_factory=OrderedDict)
     known_tokens: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    heavy: dict[int, tuple[asyncio.Semaphore, list[int]]] = field(default_factory=dict)
     _syncer: asyncio.Task[None] | None = None
     _last_prune: float = 0.0
 
@@ -149,27 +169,69 @@ class Throttle:
         admin = context.admin_token is not None and token == _digest(context.admin_token)
         unknown = token is not None and not admin and token not in self.known_tokens
         if unknown and guard.available(now) < 1:
-            raise _throttled(guard.charge(1, now) or 0.0, guard.status(now))
+            raise await self._refuse(guard, 1.0)
         who = await context.principal()
+        now = self.clock()
         if who.is_admin:
             self._check_cost(requested, None)
             return None
         if who.key is None or not who.key.store_ids:
             # No token, or one that did not check out: one request off the address.
-            wait = guard.charge(1, now)
-            if wait is not None:
-                raise _throttled(wait, guard.status(now))
+            if guard.charge(1, now) is not None:
+                raise await self._refuse(guard, 1.0)
             self._check_cost(requested, guard.status(now))
             return guard.status(now)
         if token is not None:
             self._remember(token)
         bucket = self.key_bucket((min(who.key.store_ids), who.key.id))
-        self._check_cost(requested, bucket.status(now))
-        wait = bucket.charge(float(requested), now)
         self._sync_soon()
-        if wait is not None:
-            raise _throttled(wait, bucket.status(now))
+        if requested > self.settings.max_cost:
+            # Refused, but not free: the request itself is charged, so a flood of
+            # refusals runs the bucket dry like any other.
+            if bucket.charge(min(REFUSAL_POINTS, bucket.capacity), now) is not None:
+                raise await self._refuse(bucket, REFUSAL_POINTS)
+            await asyncio.sleep(REFUSAL_PAUSE_SECONDS)
+            self._check_cost(requested, bucket.status(self.clock()))
+        if bucket.charge(float(requested), now) is not None:
+            raise await self._refuse(bucket, float(requested))
         return bucket.status(now)
+
+    async def _refuse(self, bucket: Bucket, points: float) -> ApiError:
+        """THROTTLED, answered after a pause (at most TARPIT_SECONDS, never past the
+        time the points would fit): a client that ignores Retry-After and asks again at
+        once is slowed to a few requests a second per connection instead of costing the
+        server a request's work each time."""
+        wait = bucket.wait_for(points, self.clock())
+        await asyncio.sleep(min(wait * TARPIT_SHARE, TARPIT_SECONDS))
+        now = self.clock()
+        return _throttled(bucket.wait_for(points, now), bucket.status(now))
+
+    @asynccontextmanager
+    async def running(self, context: Any, requested: int) -> AsyncIterator[None]:
+        """Hold one of the key's slots for heavy operations while this one runs.
+
+        A key's operations costing `heavy_cost` or more run at most `heavy_per_key` at a
+        time in a process; the others wait their turn (already charged). The event loop
+        then interleaves one heavy operation of a key with everyone else's work, not a
+        burst of them: other keys keep their latency.
+        """
+        principal = getattr(context, "_principal", None)
+        key = getattr(principal, "key", None)
+        if key is None or requested < self.settings.heavy_cost:
+            yield
+            return
+        slot = self.heavy.get(key.id)
+        if slot is None:
+            slot = self.heavy[key.id] = (asyncio.Semaphore(self.settings.heavy_per_key), [0])
+        semaphore, users = slot
+        users[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                self.heavy.pop(key.id, None)
 
     def _check_cost(self, requested: int, status: dict[str, Any] | None) -> None:
         limit = self.settings.max_cost

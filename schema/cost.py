@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -300,6 +301,10 @@ class Admission(Protocol):
         (its `throttle_status` attribute, if any, is reported too)."""
         ...
 
+    def running(self, context: Any, requested: int) -> AbstractAsyncContextManager[None]:
+        """Held while the admitted operation runs (a key's heavy operations take turns)."""
+        ...
+
 
 class CostExtension(SchemaExtension):
     """Cost before execution, the key's bucket, and `extensions.cost` on every answer.
@@ -343,7 +348,11 @@ class CostExtension(SchemaExtension):
             # The token could not be checked (the database is away): the resolvers meet
             # the same fault and report it, masked, as they would without this extension.
             self.status = None
-        yield
+        if context.result is not None:
+            yield
+            return
+        async with self.admission.running(app_context, self.requested):
+            yield
 
     def get_results(self) -> dict[str, Any]:
         report: dict[str, Any] = {"requestedQueryCost": self.requested}

@@ -240,10 +240,12 @@ async def test_a_request_holds_at_most_max_connections_per_request(database: Dat
 async def test_a_subscription_is_costed_and_refused_at_subscribe_time(
     sqlite_url: str, tmp_path: Path, protocol: str
 ) -> None:
-    server = start_server(sqlite_url, tmp_path / "server.log", {"ORDERGRAPH_MAX_COST": "3"})
+    database = Database(sqlite_url)
+    async with serving(database) as api:
+        store: StoreHandle = await api.create_store()
+    await database.dispose()
+    server = start_server(sqlite_url, tmp_path / "server.log", {"ORDERGRAPH_MAX_COST": "5"})
     try:
-        async with httpx.AsyncClient(base_url=server.url) as http:
-            store: StoreHandle = await Api(http, ADMIN_TOKEN, None).create_store()
         async with ws_connect(server.url, protocol) as ws:
             await ws.init(store.token)
             await ws.subscribe(
@@ -255,6 +257,6 @@ async def test_a_subscription_is_costed_and_refused_at_subscribe_time(
             payload: Any = message["payload"]
             errors = payload if isinstance(payload, list) else payload.get("errors")
             assert errors[0]["extensions"]["code"] == "MAX_COST_EXCEEDED", message
-            assert errors[0]["extensions"]["maxCost"] == 3
+            assert errors[0]["extensions"]["maxCost"] == 5
     finally:
         server.stop()
