@@ -173,8 +173,11 @@ def trend_points(args: Mapping[str, Any], now: dt.datetime) -> int:
     end = min(end, now)
     if end < start:
         return 0
+    steps = int((end - start) / step)
+    if steps - 1 > MAX_TREND_POINTS:
+        return 0  # surely over the resolver's cap: refused there before any query
     # +2: a boundary on each side when the zone's offset is not a whole step.
-    return min(int((end - start) / step) + 2, MAX_TREND_POINTS)
+    return min(steps + 2, MAX_TREND_POINTS)
 
 
 def _field(f: Selected, now: dt.datetime) -> float:

@@ -93,6 +93,8 @@ def test_a_trend_costs_its_points_and_mutations_cost_a_write() -> None:
     # Points after now are not computed, and not charged.
     future = {**args, "to": NOW + dt.timedelta(days=400)}
     assert trend_points(future, NOW) == trend_points(args, NOW)
+    # Surely over the resolver's 1,000 points: it refuses them before any query.
+    assert trend_points({**args, "from": NOW - dt.timedelta(days=43)}, NOW) == 0
     summary = Selected("Store", "backlog", {}, ())
     assert cost("Query", [summary], NOW) >= OPERATION + FIGURES
     place = Selected("Mutation", "placeOrder", {}, (Selected("PlaceOrderPayload", "userErrors"),))
