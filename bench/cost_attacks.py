@@ -91,6 +91,21 @@ def _code(body: dict[str, Any]) -> str:
     return f"{code} (cost {cost})"
 
 
+async def _watch(
+    http: httpx.AsyncClient, token: str, done: asyncio.Event, waited: list[float]
+) -> None:
+    """Time another store's `stores` query, again and again, until `done`."""
+    while not done.is_set():
+        started = time.perf_counter()
+        await http.post(
+            "/graphql",
+            json={"query": "{ stores { nodes { id } } }"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        waited.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.02)
+
+
 async def run(base: str, token: str, bystander: str, repeat: int) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=120) as http:
         for name, query in ATTACKS:
@@ -100,18 +115,7 @@ async def run(base: str, token: str, bystander: str, repeat: int) -> None:
             for _ in range(repeat):
                 done = asyncio.Event()
 
-                async def look() -> None:
-                    while not done.is_set():
-                        started = time.perf_counter()
-                        await http.post(
-                            "/graphql",
-                            json={"query": "{ stores { nodes { id } } }"},
-                            headers={"Authorization": f"Bearer {bystander}"},
-                        )
-                        waited.append((time.perf_counter() - started) * 1000)
-                        await asyncio.sleep(0.02)
-
-                watcher = asyncio.create_task(look())
+                watcher = asyncio.create_task(_watch(http, bystander, done, waited))
                 started = time.perf_counter()
                 response = await http.post(
                     "/graphql",
