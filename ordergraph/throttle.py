@@ -131,6 +131,7 @@ class Throttle:
     known_tokens: OrderedDict[str, None] = field(default_factory=OrderedDict)
     heavy: dict[int, tuple[asyncio.Semaphore, list[int]]] = field(default_factory=dict)
     _syncer: asyncio.Task[None] | None = None
+    _timer: asyncio.TimerHandle | None = None
     _last_prune: float = 0.0
 
     @property
@@ -254,24 +255,30 @@ class Throttle:
     # -- sharing through PostgreSQL ------------------------------------------------
 
     def _sync_soon(self) -> None:
-        if not self.shared or (self._syncer is not None and not self._syncer.done()):
+        """Arm the next reconciliation, about a second from now, unless one is armed or
+        running (a timer, not a sleeping task: nothing is left pending when the loop
+        closes without the app's shutdown)."""
+        if not self.shared or self._timer is not None:
             return
-        self._syncer = asyncio.get_running_loop().create_task(self._sync_loop())
+        if self._syncer is not None and not self._syncer.done():
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(RECONCILE_SECONDS, self._fire, loop)
 
-    async def _sync_loop(self) -> None:
-        """Reconcile about once a second while buckets are in use; end when idle."""
-        while True:
-            await asyncio.sleep(RECONCILE_SECONDS)
-            try:
-                await self.reconcile()
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # the database is away: keep limiting locally
-                log.warning("rate limits: reconciling with the database failed: %s", err)
-            now = self.clock()
-            busy = (now - b.used_at < SYNC_IDLE_SECONDS or b.unsynced for b in self.keys.values())
-            if not any(busy):
-                return
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        if not loop.is_closed():
+            self._syncer = loop.create_task(self._sync_once())
+
+    async def _sync_once(self) -> None:
+        try:
+            await self.reconcile()
+        except Exception as err:  # the database is away: keep limiting locally
+            log.warning("rate limits: reconciling with the database failed: %s", err)
+        now = self.clock()
+        self._syncer = None
+        if any(now - b.used_at < SYNC_IDLE_SECONDS or b.unsynced for b in self.keys.values()):
+            self._sync_soon()
 
     async def reconcile(self) -> None:
         """One round trip: send the charges since the last one, take the shared levels."""
@@ -307,6 +314,9 @@ class Throttle:
                 del self.keys[key]
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._syncer is not None:
             self._syncer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
