@@ -21,6 +21,7 @@ from sqlalchemy import event
 
 from ordergraph.app import create_app
 from ordergraph.settings import Settings
+from ordergraph.throttle import Bucket
 from schema.cost import (
     FIGURES,
     MUTATION,
@@ -99,6 +100,16 @@ def test_a_trend_costs_its_points_and_mutations_cost_a_write() -> None:
     assert cost("Query", [summary], NOW) >= OPERATION + FIGURES
     place = Selected("Mutation", "placeOrder", {}, (Selected("PlaceOrderPayload", "userErrors"),))
     assert cost("Mutation", [place], NOW) >= OPERATION + MUTATION
+
+
+def test_the_bucket_leaks_at_its_restore_rate() -> None:
+    bucket = Bucket(capacity=100, rate=10)
+    assert bucket.charge(60, now=0.0) is None
+    assert bucket.charge(60, now=0.0) == pytest.approx(2.0)  # 20 over: 2 s at 10/s
+    assert bucket.wait_for(60, now=1.0) == pytest.approx(1.0)
+    assert bucket.charge(60, now=2.0) is None  # 60 - 20 leaked + 60 = 100: fits exactly
+    assert bucket.status(now=2.0)["currentlyAvailable"] == 0
+    assert bucket.status(now=100.0)["currentlyAvailable"] == 100  # never above capacity
 
 
 # -- over HTTP, in process -------------------------------------------------------------
