@@ -33,6 +33,7 @@ from ordergraph.metrics import CONTENT_TYPE, Metrics, Telemetry
 from ordergraph.middleware import cors_origins, wrap_for_browsers
 from ordergraph.overdue import run_sweeper
 from ordergraph.settings import Settings
+from ordergraph.throttle import Throttle, throttle_settings
 from ordergraph.websockets import (
     LegacyWSHandler,
     SizedWebSocketAdapter,
@@ -42,6 +43,7 @@ from ordergraph.websockets import (
 from resolvers.context import Context, Limits
 from resolvers.keyguard import KeyGuard
 from schema.build import SchemaLimits, build_schema
+from schema.cost import CostExtension
 from storage.db import Database
 from storage.hub import EventHub
 from storage.migrate import MIGRATIONS
@@ -67,6 +69,7 @@ class OrdergraphView(GraphQL[Context, None]):
     ) -> None:
         self.metrics = metrics or Metrics(max_operations=settings.metrics_max_operations)
         telemetry = self.metrics
+        self.throttle = throttle = Throttle(throttle_settings(settings), db)
         schema = build_schema(
             SchemaLimits(
                 max_depth=settings.max_depth,
@@ -77,7 +80,7 @@ class OrdergraphView(GraphQL[Context, None]):
                 max_validation_complexity=settings.max_validation_complexity,
             ),
             introspection=settings.introspection,
-            extensions=[lambda: Telemetry(telemetry)],
+            extensions=[lambda: Telemetry(telemetry), lambda: CostExtension(throttle)],
         )
         kwargs.setdefault("graphql_ide", "graphiql" if settings.graphiql else None)
         kwargs.setdefault("allowed_origins", cors_origins(settings))  # websocket Origin check
@@ -95,7 +98,10 @@ class OrdergraphView(GraphQL[Context, None]):
         self.db = db
         self.settings = settings
         self.clock = clock
-        self.limits = Limits(idempotency_ttl=settings.idempotency_ttl)
+        self.limits = Limits(
+            idempotency_ttl=settings.idempotency_ttl,
+            max_connections_per_request=settings.max_connections_per_request,
+        )
         self.guard = KeyGuard(
             db,
             cache_seconds=settings.auth_cache_seconds,
@@ -219,6 +225,7 @@ def create_app(
                 await sweeper
             await hub.stop()
             await view.guard.stop()
+            await view.throttle.close()
             if db is None:
                 await database.dispose()
 

@@ -334,7 +334,7 @@ def _authenticated(context: Any) -> bool:
     """Whether the request's token was already looked up and accepted (an API key or the
     admin token), without looking it up (the fast path; `_token_accepted` asks)."""
     with contextlib.suppress(Exception):
-        principal = getattr(context, "_principal", None)
+        principal = getattr(context, "known_principal", None)
         if principal is not None:
             return bool(getattr(principal, "is_admin", False) or principal.key is not None)
     return False

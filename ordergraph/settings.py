@@ -90,8 +90,8 @@ class Settings:
     operation_timeout_ms: int = 10_000
     max_connections_per_request: int = 2
     max_cost: int = 1000
-    rate_limit_capacity: int = 2000
-    rate_limit_restore_per_second: int = 100
+    rate_limit_capacity: int = 5000
+    rate_limit_restore_per_second: int = 250
     anonymous_requests_per_minute: int = 60
     max_websockets_per_key: int = 50
     max_subscriptions_per_key: int = 500
@@ -103,6 +103,8 @@ class Settings:
     gzip_min_bytes: int = 1024
     max_validation_complexity: int = 20_000
     revocation_check_ms: int = 2000
+    heavy_operation_cost: int = 100
+    max_heavy_operations_per_key: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -140,9 +142,9 @@ class Settings:
             operation_timeout_ms=_int(env, "ORDERGRAPH_OPERATION_TIMEOUT_MS", 10_000),
             max_connections_per_request=_int(env, "ORDERGRAPH_MAX_CONNECTIONS_PER_REQUEST", 2),
             max_cost=_int(env, "ORDERGRAPH_MAX_COST", 1000),
-            rate_limit_capacity=_int(env, "ORDERGRAPH_RATE_LIMIT_CAPACITY", 2000),
+            rate_limit_capacity=_int(env, "ORDERGRAPH_RATE_LIMIT_CAPACITY", 5000),
             rate_limit_restore_per_second=_int(
-                env, "ORDERGRAPH_RATE_LIMIT_RESTORE_PER_SECOND", 100
+                env, "ORDERGRAPH_RATE_LIMIT_RESTORE_PER_SECOND", 250
             ),
             anonymous_requests_per_minute=_int(env, "ORDERGRAPH_ANONYMOUS_REQUESTS_PER_MINUTE", 60),
             max_websockets_per_key=_int(env, "ORDERGRAPH_MAX_WEBSOCKETS_PER_KEY", 50),
@@ -155,6 +157,8 @@ class Settings:
             gzip_min_bytes=_int(env, "ORDERGRAPH_GZIP_MIN_BYTES", 1024, minimum=0),
             max_validation_complexity=_int(env, "ORDERGRAPH_MAX_VALIDATION_COMPLEXITY", 20_000),
             revocation_check_ms=_int(env, "ORDERGRAPH_REVOCATION_CHECK_MS", 2000, minimum=50),
+            heavy_operation_cost=_int(env, "ORDERGRAPH_HEAVY_OPERATION_COST", 100),
+            max_heavy_operations_per_key=_int(env, "ORDERGRAPH_MAX_HEAVY_OPERATIONS_PER_KEY", 1),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -149,7 +149,7 @@ class _KeyedSocket:
     def _register(self) -> bool:
         """Count this accepted socket against its key; False when the key has too many."""
         guard = self.context.guard
-        who = self.context._principal
+        who = self.context.known_principal
         if guard is None or who is None or who.key is None:
             return True
         self._socket = guard.open_socket(who.key.id, self._end)

@@ -7,12 +7,15 @@ import contextlib
 import datetime as dt
 import hmac
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
 from domain.model import Order, OrderLine, Product, Store
@@ -51,6 +54,54 @@ class Principal:
 @dataclass(frozen=True)
 class Limits:
     idempotency_ttl: dt.timedelta
+    max_connections_per_request: int = 2
+
+
+_holding: ContextVar[object | None] = ContextVar("ordergraph_holding_connection", default=None)
+
+
+class RequestDatabase(Database):
+    """The shared Database, seen by one request: at most `limit` of its connections at once.
+
+    Resolvers and loaders running in parallel (aliases, many loaders) queue for a slot
+    instead of draining the pool that other requests need. A task already holding one of
+    this request's slots (and what it starts meanwhile) goes through without another,
+    so nested use cannot deadlock. It compares and hashes equal to the shared Database
+    (identical subscriptions are grouped by it).
+    """
+
+    def __init__(self, shared: Database, limit: int) -> None:
+        self.__dict__.update(shared.__dict__)
+        self.shared = shared
+        self._slots = asyncio.Semaphore(max(1, limit))
+
+    def __eq__(self, other: object) -> bool:
+        return self.shared is getattr(other, "shared", other)
+
+    def __hash__(self) -> int:
+        return hash(self.shared)
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        if _holding.get() is self._slots:
+            yield
+            return
+        async with self._slots:
+            token = _holding.set(self._slots)
+            try:
+                yield
+            finally:
+                _holding.reset(token)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._slot(), self.shared.read() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._slot(), self.shared.write() as conn:
+            yield conn
 
 
 class Loaders:
@@ -129,6 +180,8 @@ class Context:
     _pending: asyncio.Future[Principal] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.db, RequestDatabase):
+            self.db = RequestDatabase(self.db, self.limits.max_connections_per_request)
         self.loaders = Loaders(self.db)
 
     def reauthenticate(self, authorization: str | None) -> None:
@@ -136,6 +189,11 @@ class Context:
         self.authorization = authorization
         self._principal = None
         self._pending = None
+
+    @property
+    def known_principal(self) -> Principal | None:
+        """Who is asking, if already looked up (never looks it up)."""
+        return self._principal
 
     async def principal(self) -> Principal:
         """Who is asking: looked up once per request, however many resolvers ask at once."""

@@ -216,7 +216,7 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     def _key(self) -> tuple[Any, ...] | None:
         loc = self.operation.loc
         context = self.context_value
-        who = getattr(context, "_principal", None) if isinstance(context, Context) else None
+        who = context.known_principal if isinstance(context, Context) else None
         if loc is None or who is None or who.key is None:
             return None
         try:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -301,4 +302,17 @@ overdue_totals = Table(
     Column("overdue_at", UtcDateTime, nullable=False),
     *_tally_columns(),
     PrimaryKeyConstraint("store_id", "overdue_at"),
+)
+
+# Rate limits shared by every server process (ordergraph.throttle): each API key's
+# leaky bucket, under the first store it may use. `level` is the points in the bucket
+# at `updated_at`; they leak at the configured restore rate.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("api_key_id", Id, ForeignKey("api_keys.id"), nullable=False),
+    Column("level", Float, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("store_id", "api_key_id"),
 )

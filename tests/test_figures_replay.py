@@ -460,7 +460,10 @@ def instants_to_check(
 async def run_history(url: str, draw: st.DataObject) -> None:
     clock = Clock()
     db = Database(url, pool_size=2)
-    app = create_app(Settings(database_url=db.url, admin_token=ADMIN_TOKEN), clock=clock, db=db)
+    # Whole trends by the hour, many a run: this test checks figures, not cost limits.
+    unlimited = {"max_cost": 10**9, "rate_limit_capacity": 10**9}
+    settings = Settings(database_url=db.url, admin_token=ADMIN_TOKEN, **unlimited)
+    app = create_app(settings, clock=clock, db=db)
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
