@@ -137,7 +137,7 @@ async def test_small_responses_are_sent_as_they_are(
     )
     assert len(raw) < 1024
     assert "content-encoding" not in small.headers
-    assert json.loads(raw) == {"data": {"__typename": "Query"}}
+    assert json.loads(raw)["data"] == {"__typename": "Query"}
 
     # The threshold is the setting: at 20 bytes, the same answer is compressed.
     low = create_app(settings_for(database, gzip_min_bytes=20), db=database)
@@ -148,6 +148,5 @@ async def test_small_responses_are_sent_as_they_are(
             http, {"query": "{ __typename }"}, None, **{"Accept-Encoding": "gzip"}
         )
     assert packed.headers["content-encoding"] == "gzip"
-    assert json.loads(zlib.decompress(packed_raw, 16 + zlib.MAX_WBITS)) == {
-        "data": {"__typename": "Query"}
-    }
+    unpacked = json.loads(zlib.decompress(packed_raw, 16 + zlib.MAX_WBITS))
+    assert unpacked["data"] == {"__typename": "Query"}
