@@ -32,10 +32,12 @@ import datetime as dt
 import itertools
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+import pytest
 from graphql import (
     GraphQLInterfaceType,
     GraphQLList,
@@ -48,6 +50,10 @@ from graphql import (
     get_named_type,
 )
 
+from ordergraph.app import create_app
+from ordergraph.clock import Clock
+from ordergraph.settings import Settings
+from storage.db import Database
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN
 from tests.ws_client import ws_connect
@@ -522,7 +528,26 @@ async def test_every_field_and_root_has_a_stated_expectation(api: Api) -> None:
     assert stale == [], f"expectations for fields that are gone: {stale}"
 
 
-async def test_every_token_sees_exactly_what_the_tables_say_on_every_path(api: Api) -> None:
+@pytest.fixture
+async def walk_api(database: Database, clock: Clock) -> AsyncIterator[Api]:
+    """The app with cost and rate limits lifted: the walk batches many probes into one
+    document and sends hundreds of them; this test checks scopes, not limits."""
+    settings = Settings(
+        database_url=database.url,
+        admin_token=ADMIN_TOKEN,
+        max_cost=10**9,
+        rate_limit_capacity=10**9,
+    )
+    app = create_app(settings, clock=clock, db=database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield Api(http, ADMIN_TOKEN, database)
+
+
+async def test_every_token_sees_exactly_what_the_tables_say_on_every_path(
+    walk_api: Api,
+) -> None:
+    api = walk_api
     schema = await _introspect(api)
     world, tokens, _ = await _world(api)
     failures: list[str] = []
