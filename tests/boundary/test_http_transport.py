@@ -383,22 +383,18 @@ def test_throttled_and_timeout_map_to_429_and_504_where_the_media_type_allows() 
 
 async def test_repeated_fields_cannot_make_validation_burn_the_cpu(app_with: AppFactory) -> None:
     """graphql-core compares every pair of same-named fields; its own budget lets one
-    small document burn most of a second. Ours stops it far earlier."""
+    small document burn most of a second (docs/security.md). Ours stops the comparison
+    early: the same document is refused under the default budget and validates under
+    graphql-core's. (Counted in budget units, not timed: CI does not assert timings.)"""
     repeated = {"query": "{ " + "__typename " * 1000 + "}"}  # 11 KB, 1,002 tokens
 
-    async def timed(http: httpx.AsyncClient) -> tuple[httpx.Response, float]:
-        started = time.perf_counter()
-        response = await post(http, repeated, GQL)
-        return response, time.perf_counter() - started
-
     async with app_with() as http:
-        refused, quick = await timed(http)
+        refused = await post(http, repeated, GQL)
     assert refused.status_code == 400
     assert codes(refused) == ["GRAPHQL_VALIDATION_FAILED"]
     async with app_with(max_validation_complexity=2_000_000) as http:
-        allowed, slow = await timed(http)  # what graphql-core's own budget would allow
+        allowed = await post(http, repeated, GQL)  # what graphql-core's own budget allows
     assert allowed.status_code == 200
-    assert quick < slow / 3, (quick, slow)
 
 
 async def test_refused_operations_are_counted_as_graphql_errors(api: Api) -> None:
