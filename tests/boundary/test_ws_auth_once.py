@@ -118,7 +118,7 @@ async def test_a_revocation_in_another_process_reaches_http_requests_within_the_
         body = await here.raw(STORES, token=key.token)
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         while "errors" not in (body := await there.raw(STORES, token=key.token)):
-            assert time.monotonic() - revoked < 2.5
+            assert time.monotonic() - revoked < 5  # the promise is 5 s; the cache holds 2 s
             await asyncio.sleep(0.05)
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-        assert time.monotonic() - revoked <= 2.5
+        assert time.monotonic() - revoked < 5
