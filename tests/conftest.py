@@ -164,6 +164,12 @@ class LiveServer:
             self.process.wait()
 
 
+UNTHROTTLED = {
+    "ORDERGRAPH_RATE_LIMIT_CAPACITY": "1000000000",
+    "ORDERGRAPH_RATE_LIMIT_RESTORE_PER_SECOND": "1000000000",
+}
+
+
 def start_server(
     database_url: str, log: Path, extra_env: dict[str, str] | None = None
 ) -> LiveServer:
@@ -197,8 +203,11 @@ def start_server(
 
 @pytest.fixture
 def live_pg_server(pg_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    """A real `ordergraph serve` process on the test PostgreSQL database."""
-    server = start_server(pg_url, tmp_path / "server.log")
+    """A real `ordergraph serve` process on the test PostgreSQL database.
+
+    Its rate limit is lifted: the tests on it race hundreds of writes through one key to
+    check the stock rules (tests/boundary/ checks the limits on servers of their own)."""
+    server = start_server(pg_url, tmp_path / "server.log", UNTHROTTLED)
     try:
         yield server
     finally:

@@ -284,11 +284,19 @@ async def test_operation_names_are_bounded_and_each_app_counts_its_own(api: Api)
 
 async def test_pool_in_use_is_read_when_scraped(api: Api) -> None:
     assert api.db is not None
-    idle = value((await api.http.get("/metrics")).text, "ordergraph_db_pool_in_use")
-    async with api.db.read(), api.db.read():
-        busy = value((await api.http.get("/metrics")).text, "ordergraph_db_pool_in_use")
-    assert idle is not None and busy is not None
-    assert busy == idle + 2
+    # Other work may use the shared pool for a moment between two scrapes (an earlier
+    # test's app reconciling its rate buckets): a few tries, each two scrapes apart.
+    seen = []
+    for _ in range(5):
+        idle = value((await api.http.get("/metrics")).text, "ordergraph_db_pool_in_use")
+        async with api.db.read(), api.db.read():
+            busy = value((await api.http.get("/metrics")).text, "ordergraph_db_pool_in_use")
+        assert idle is not None and busy is not None
+        seen.append((idle, busy))
+        if busy == idle + 2:
+            break
+        await asyncio.sleep(0.2)
+    assert seen[-1][1] == seen[-1][0] + 2, seen
 
 
 async def test_tail_lag_is_the_age_of_the_oldest_event_not_yet_read(api: Api) -> None:
