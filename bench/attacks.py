@@ -49,8 +49,8 @@ from bench.place_orders import (
 DEFAULT_PG = os.environ.get(
     "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-ATTACKER_STORE = "demo-new-york"
-VICTIM_STORE = "demo-berlin"
+ATTACKER_STORE = "demo-berlin"
+VICTIM_STORE = "demo-new-york"
 ALLOWED_ORIGIN = "http://127.0.0.1:9"
 
 
@@ -73,6 +73,7 @@ class World:
     attacker_store_id: str
     victim_store_id: str
     victim_sku: str
+    attacker_sku: str = ""  # the attacker's store's product with the most units available
 
 
 def cli(database_url: str, *args: str) -> str:
@@ -181,7 +182,9 @@ async def flood(http: httpx.AsyncClient, world: World, seconds: float) -> list[R
     attacker_outcomes: dict[str, int] = {}
     victim_ms: list[float] = []
     victim_failures: dict[str, int] = {}
-    attacks = [trend_query(1), trend_query(30), (NESTED, {}), trend_query(3, days=10)]
+    # The heaviest trend a key may ask for (HOUR over 8 days, ~800 points), and three
+    # that are refused (over the maximum cost).
+    attacks = [trend_query(1, days=8), trend_query(30), (NESTED, {}), trend_query(1)]
 
     async def attacker(i: int) -> None:
         async with httpx.AsyncClient(timeout=60) as own:
@@ -316,8 +319,11 @@ async def many_subscriptions(world: World, wanted: int = 2000) -> list[Row]:
                 except ConnectionClosed as closed:
                     refused = f"close {closed.rcvd.code if closed.rcvd else None}"
                     break
-                if message.get("type") == "error":
-                    errors = message.get("payload") or [{}]
+                payload = message.get("payload")
+                errors = payload if message.get("type") == "error" else None
+                if isinstance(payload, dict) and payload.get("errors"):
+                    errors = payload["errors"]
+                if errors:
                     refused = str((errors[0].get("extensions") or {}).get("code", errors))
                     break
                 accepted += 1
@@ -333,6 +339,37 @@ async def many_subscriptions(world: World, wanted: int = 2000) -> list[Row]:
             ms,
         )
     ]
+
+
+async def oversized(world: World, name: str, size: int, chunked: bool) -> Row:
+    """Send a huge body the way a careless client does (writing on while the answer comes)
+    and time the answer's status line from the first byte sent."""
+    host, port = world.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+    head = f"POST /graphql HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    started = time.perf_counter()
+    writer.write(f"{head}{framing}\r\n\r\n".encode())
+
+    async def send_body() -> None:
+        chunk = b'{"query": "' + b" " * (1_000_000 - 11)
+        with contextlib.suppress(OSError):
+            for _ in range(size // len(chunk)):
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                await writer.drain()
+
+    sender = asyncio.create_task(send_body())
+    try:
+        status = await asyncio.wait_for(reader.readline(), 30)
+        ms = (time.perf_counter() - started) * 1000
+    except (TimeoutError, OSError) as err:
+        # The server answered 413 and closed; a client still writing may get a reset
+        # before it reads the answer (TCP drops what it had not read).
+        return Row(name, f"connection closed ({type(err).__name__})", float("nan"))
+    finally:
+        sender.cancel()
+        writer.close()
+    return Row(name, status.decode().strip(), ms)
 
 
 async def single_requests(http: httpx.AsyncClient, world: World) -> list[Row]:
@@ -357,7 +394,7 @@ async def single_requests(http: httpx.AsyncClient, world: World) -> list[Row]:
             {
                 "input": {
                     "storeId": world.attacker_store_id,
-                    "lines": [{"sku": "nope", "quantity": 1}],
+                    "lines": [{"sku": world.attacker_sku, "quantity": 1}],
                 }
             },
             world.writer,
@@ -371,20 +408,12 @@ async def single_requests(http: httpx.AsyncClient, world: World) -> list[Row]:
         post(http, world, through_key, {"id": key_id}, world.admin),
     )
 
-    async def big_body() -> httpx.Response:
-        chunk = b" " * 1_000_000
-
-        async def body() -> Any:
-            yield b'{"query": "{ __typename }", "pad": "'
-            for _ in range(100):
-                yield chunk
-            yield b'"}'
-
-        return await http.post(url, content=body(), headers={"content-type": "application/json"})
-
-    await check("100 MB body without a token", big_body())
-    ten_mb = "{ " + "__typename " * 1_000_000 + "}"
-    await check("10 MB document", post(http, world, ten_mb, None, world.reader))
+    for name, size, chunked in (
+        ("100 MB body without a token, with Content-Length", 100_000_000, False),
+        ("100 MB body without a token, chunked", 100_000_000, True),
+        ("10 MB document", 10_000_000, False),
+    ):
+        rows.append(await oversized(world, name, size, chunked))
     await check(
         "200 KB operationName",
         http.post(
@@ -512,6 +541,11 @@ async def victim_details(world: World) -> None:
             http, world, f'{{ store(handle: "{ATTACKER_STORE}") {{ id }} }}', None, world.reader
         )
         world.attacker_store_id = response.json()["data"]["store"]["id"]
+        query = f"""{{ store(handle: "{ATTACKER_STORE}") {{
+            products(first: 100) {{ nodes {{ sku available }} }} }} }}"""
+        response = await post(http, world, query, None, world.reader)
+        products = response.json()["data"]["store"]["products"]["nodes"]
+        world.attacker_sku = max(products, key=lambda p: p["available"])["sku"]
 
 
 def run_on(kind: str, args: argparse.Namespace, work: Path) -> list[Row]:
