@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,32 @@ async def api(database: Database, clock: Clock) -> AsyncIterator[Api]:
         yield Api(http, ADMIN_TOKEN, database)
 
 
+@asynccontextmanager
+async def app_client(
+    database: Database, clock: Clock | None = None, **changes: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process on `database`, with these settings changed, over httpx."""
+    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN, **changes)
+    app = create_app(settings, clock=clock, db=database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as http:
+        yield http
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium_or_skip(what: str) -> None:
+    """Fail under CI (which installs Debian's chromium), else skip loudly, when it is missing."""
+    if CHROMIUM.exists():
+        return
+    message = f"{CHROMIUM} is missing: {what} needs Debian's chromium"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: .ci/run installs it; this test must run)")
+    print("\n" + "!" * 70 + f"\n!! SKIPPING {what}: {message}\n" + "!" * 70)
+    pytest.skip(message)
+
+
 @pytest.fixture
 async def pg_api(pg_url: str, clock: Clock) -> AsyncIterator[Api]:
     db = Database(pg_url, pool_size=20)
@@ -199,6 +226,17 @@ def start_server(
             time.sleep(0.1)
     process.terminate()
     raise RuntimeError(f"server did not start:\n{log.read_text()}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def live_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    """A real `ordergraph serve` process with default settings, on each database."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    live = start_server(url, tmp_path / "server.log")
+    try:
+        yield live
+    finally:
+        live.stop()
 
 
 @pytest.fixture

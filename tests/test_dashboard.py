@@ -17,11 +17,10 @@ import httpx
 import pytest
 
 from tests.client import Api, StoreHandle
-from tests.conftest import ADMIN_TOKEN, IN_CI, LiveServer
+from tests.conftest import ADMIN_TOKEN, CHROMIUM, LiveServer, chromium_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 
 CREATE_KEY = """mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) {
   apiKey { id } token userErrors { field message code } } }"""
@@ -126,19 +125,9 @@ async def test_the_page_and_its_files_are_served_with_a_strict_content_security_
 # -- the page in a real browser -------------------------------------------------------
 
 
-def _chromium_or_skip() -> None:
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is missing: the dashboard browser test needs Debian's chromium"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: .ci/run installs it; this test must run)")
-    print("\n" + "!" * 70 + f"\n!! SKIPPING the dashboard browser test: {message}\n" + "!" * 70)
-    pytest.skip(message)
-
-
 @pytest.fixture
 async def browser_page(live_pg_server: LiveServer) -> AsyncIterator[Any]:
-    _chromium_or_skip()
+    chromium_or_skip("the dashboard browser test")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:

@@ -7,16 +7,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import event
 
-from ordergraph.app import create_app
-from ordergraph.clock import Clock
-from ordergraph.settings import Settings
 from schema.build import build_schema
 from storage.db import Database
 from tests.client import Api
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, app_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,10 +56,7 @@ async def test_a_page_of_orders_with_lines_and_products_runs_a_fixed_number_of_s
     assert api.db is not None
     # Without the token cache, each request looks its token up: both counts include it,
     # whatever the time between them (with the cache, one of them might not).
-    settings = Settings(database_url=api.db.url, admin_token=ADMIN_TOKEN, auth_cache_seconds=0)
-    app = create_app(settings, clock=Clock(), db=api.db)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with app_client(api.db, auth_cache_seconds=0) as http:
         uncached = Api(http, ADMIN_TOKEN, api.db)
         counts = await _count_page_statements(uncached, store.handle, store.token)
     assert counts[5] == counts[100]

@@ -22,9 +22,16 @@ from ordergraph.app import create_app
 from ordergraph.middleware import cors_origins
 from ordergraph.settings import Settings, SettingsError
 from storage.db import Database
-from tests.boundary.test_browsers_graphiql import chromium_or_skip, watch_problems
+from tests.boundary.test_browsers_graphiql import watch_problems
 from tests.client import Api
-from tests.conftest import ADMIN_TOKEN, LiveServer, free_port, start_server
+from tests.conftest import (
+    ADMIN_TOKEN,
+    LiveServer,
+    app_client,
+    chromium_or_skip,
+    free_port,
+    start_server,
+)
 from tests.ws_client import LEGACY, TRANSPORT
 
 APP = "https://app.example.com"
@@ -43,15 +50,7 @@ def preflight(
 
 @pytest.fixture
 async def cors_client(database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=database.url,
-        admin_token=ADMIN_TOKEN,
-        cors_origins=(APP, "http://localhost:5173"),
-    )
-    app = create_app(settings, db=database)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with app_client(database, cors_origins=(APP, "http://localhost:5173")) as http:
         yield http
 
 
@@ -137,11 +136,7 @@ async def test_by_default_no_origin_is_allowed_and_the_preflight_is_answered(api
 
 
 async def test_a_wildcard_allows_any_origin_and_never_credentials(database: Database) -> None:
-    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN, cors_origins=("*",))
-    app = create_app(settings, db=database)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with app_client(database, cors_origins=("*",)) as http:
         response = await http.options("/graphql", headers=preflight("https://anyone.example"))
         assert response.status_code == 200
         assert response.headers["access-control-allow-origin"] == "*"

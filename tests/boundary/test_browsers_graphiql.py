@@ -21,16 +21,13 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from ordergraph.app import create_app
 from ordergraph.graphiql import ASSET_DIR, ASSETS, page_headers, render_page
-from ordergraph.settings import Settings
 from storage.db import Database
 from tests.client import Api
-from tests.conftest import ADMIN_TOKEN, IN_CI, LiveServer
+from tests.conftest import ADMIN_TOKEN, CHROMIUM, LiveServer, app_client, chromium_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 
@@ -168,26 +165,12 @@ async def test_the_page_is_served_with_its_policy_and_the_files_with_their_bytes
 
 
 async def test_with_graphiql_off_its_files_are_not_served(database: Database) -> None:
-    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN, graphiql=False)
-    app = create_app(settings, db=database)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with app_client(database, graphiql=False) as http:
         for asset in ASSETS:
             assert (await http.get(f"/graphiql/{asset.name}")).status_code == 404
 
 
 # -- in a real browser, offline ----------------------------------------------------------
-
-
-def chromium_or_skip(what: str) -> None:
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is missing: {what} needs Debian's chromium"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: this test must run)")
-    print("\n" + "!" * 70 + f"\n!! SKIPPING {what}: {message}\n" + "!" * 70)
-    pytest.skip(message)
 
 
 @pytest.fixture

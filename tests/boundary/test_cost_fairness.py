@@ -14,29 +14,16 @@ import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.client import Api, StoreHandle
-from tests.conftest import ADMIN_TOKEN, LiveServer, start_server
+from tests.conftest import ADMIN_TOKEN, LiveServer
 
 ATTACKERS = 6
 SECONDS = 10.0
 P99_MS = 250.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    live = start_server(url, tmp_path / "server.log")
-    try:
-        yield live
-    finally:
-        live.stop()
 
 
 def _trend(days: float, aliases: int = 1) -> str:
@@ -70,9 +57,9 @@ def _answers(body: dict[str, Any]) -> list[str]:
     return [e.get("extensions", {}).get("code", "?") for e in body.get("errors") or []]
 
 
-async def test_a_heavy_key_does_not_stall_another_store(server: LiveServer) -> None:
+async def test_a_heavy_key_does_not_stall_another_store(live_server: LiveServer) -> None:
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
-    async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=60, limits=limits) as http:
         api = Api(http, ADMIN_TOKEN, None)
         target = await api.create_store(policy="ALLOW")
         for sku in ("A", "B", "C"):

@@ -15,11 +15,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import event
 
-from ordergraph.app import create_app
 from ordergraph.settings import Settings
 from ordergraph.throttle import Bucket
 from schema.cost import (
@@ -33,7 +31,7 @@ from schema.cost import (
 )
 from storage.db import Database
 from tests.client import Api, StoreHandle
-from tests.conftest import ADMIN_TOKEN, start_server
+from tests.conftest import ADMIN_TOKEN, app_client, start_server
 from tests.ws_client import LEGACY, TRANSPORT, ws_connect
 
 NOW = dt.datetime(2027, 3, 1, 12, tzinfo=dt.UTC)
@@ -42,12 +40,7 @@ NOW = dt.datetime(2027, 3, 1, 12, tzinfo=dt.UTC)
 @asynccontextmanager
 async def serving(database: Database, **settings: Any) -> AsyncIterator[Api]:
     """The app in process with these settings, over httpx."""
-    app = create_app(
-        Settings(database_url=database.url, admin_token=ADMIN_TOKEN, **settings), db=database
-    )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with app_client(database, **settings) as http:
         yield Api(http, ADMIN_TOKEN, database)
 
 

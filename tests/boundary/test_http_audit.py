@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, LiveServer, start_server
+from tests.conftest import IN_CI, LiveServer
 
 AUDIT = Path(__file__).resolve().parent / "audit"
 
@@ -26,21 +25,11 @@ def audit_ready() -> None:
         pytest.skip(message)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    live = start_server(url, tmp_path / "server.log")
-    try:
-        yield live
-    finally:
-        live.stop()
-
-
 def test_the_graphql_http_audit_passes_with_no_warning(
-    audit_ready: None, server: LiveServer
+    audit_ready: None, live_server: LiveServer
 ) -> None:
     done = subprocess.run(
-        ["node", "audit.mjs", f"{server.url}/graphql"],
+        ["node", "audit.mjs", f"{live_server.url}/graphql"],
         cwd=AUDIT,
         capture_output=True,
         text=True,
@@ -52,4 +41,4 @@ def test_the_graphql_http_audit_passes_with_no_warning(
     not_ok = [line for line in lines[:-1] if not line.startswith("ok ")]
     assert summary == {"total": 61, "ok": 61, "notice": 0, "warn": 0, "error": 0}, not_ok
     assert done.returncode == 0, done.stderr
-    assert "Traceback" not in server.log.read_text()
+    assert "Traceback" not in live_server.log.read_text()

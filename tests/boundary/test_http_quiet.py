@@ -15,24 +15,16 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from ordergraph.app import create_app
 from ordergraph.settings import Settings
 from storage.db import Database
 from tests.client import Api
-from tests.conftest import ADMIN_TOKEN, free_port, start_server
+from tests.conftest import ADMIN_TOKEN, app_client, free_port, start_server
 
 
 @pytest.fixture
 async def metrics_app(database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=database.url,
-        admin_token=ADMIN_TOKEN,
-        metrics_token="metrics-secret",
-        metrics_max_operations=3,
-    )
-    app = create_app(settings, db=database)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    async with app_client(
+        database, metrics_token="metrics-secret", metrics_max_operations=3
     ) as http:
         yield http
 

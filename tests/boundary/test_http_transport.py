@@ -18,7 +18,7 @@ from ordergraph.http import GRAPHQL_RESPONSE, GraphQLOverHTTP, response_media_ty
 from ordergraph.settings import Settings
 from storage.db import Database
 from tests.client import Api, StoreHandle
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, app_client
 
 GQL = {"accept": GRAPHQL_RESPONSE}
 JSON_BODY = {"content-type": "application/json"}
@@ -33,10 +33,7 @@ def app_with(database: Database) -> AppFactory:
 
     @asynccontextmanager
     async def make(**changes: Any) -> AsyncIterator[httpx.AsyncClient]:
-        settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN, **changes)
-        app = create_app(settings, db=database)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with app_client(database, **changes) as http:
             yield http
 
     return make

@@ -36,7 +36,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 from graphql import (
     GraphQLInterfaceType,
@@ -50,12 +49,11 @@ from graphql import (
     get_named_type,
 )
 
-from ordergraph.app import create_app
 from ordergraph.clock import Clock
 from ordergraph.settings import Settings
 from storage.db import Database
 from tests.client import Api, StoreHandle
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, app_client
 from tests.ws_client import ws_connect
 
 from .ws_support import Key, make_key, serve_in_process, shop
@@ -532,15 +530,7 @@ async def test_every_field_and_root_has_a_stated_expectation(api: Api) -> None:
 async def walk_api(database: Database, clock: Clock) -> AsyncIterator[Api]:
     """The app with cost and rate limits lifted: the walk batches many probes into one
     document and sends hundreds of them; this test checks scopes, not limits."""
-    settings = Settings(
-        database_url=database.url,
-        admin_token=ADMIN_TOKEN,
-        max_cost=10**9,
-        rate_limit_capacity=10**9,
-    )
-    app = create_app(settings, clock=clock, db=database)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with app_client(database, clock, max_cost=10**9, rate_limit_capacity=10**9) as http:
         yield Api(http, ADMIN_TOKEN, database)
 
 
@@ -590,7 +580,6 @@ async def test_every_token_sees_exactly_what_the_tables_say_on_every_path(
 
 async def test_only_read_keys_may_open_a_websocket_for_subscriptions(sqlite_url: str) -> None:
     """The Subscription roots need a READ key: the connection itself is refused (4403)."""
-    from ordergraph.settings import Settings
 
     from .ws_support import http_api
 
