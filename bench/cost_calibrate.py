@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ordergraph.app import create_app
 from ordergraph.settings import Settings
-from storage.db import Database
+from ordergraph.storage.db import Database
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 DAY = dt.timedelta(days=1)

@@ -63,14 +63,14 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 
-from domain import services
-from domain.model import BackorderPolicy, CancelReason, overdue_instant
-from resolvers import ids
-from storage import admin
-from storage.db import Database
-from storage.migrate import upgrade
-from storage.tables import MONEY_SCALE
-from storage.uow import SqlStoreSession, store_session
+from ordergraph.domain import services
+from ordergraph.domain.model import BackorderPolicy, CancelReason, overdue_instant
+from ordergraph.resolvers import ids
+from ordergraph.storage import admin
+from ordergraph.storage.db import Database
+from ordergraph.storage.migrate import upgrade
+from ordergraph.storage.tables import MONEY_SCALE
+from ordergraph.storage.uow import SqlStoreSession, store_session
 
 TIMEZONE = "America/New_York"
 TZ = ZoneInfo(TIMEZONE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from domain.model import Order, Product
+from ordergraph.domain.model import Order, Product
 
 
 class OrderEventType(StrEnum):

@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Protocol
 
-from domain.events import Event
-from domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.events import Event
+from ordergraph.domain.model import Order, OrderLine, Product, Store
 
 
 class StoreSession(Protocol):

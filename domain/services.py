@@ -11,10 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from domain import validation as check
-from domain.errors import DomainError, ErrorCode, Problem, problem
-from domain.events import InventoryEvent, InventoryEventType, OrderEvent, OrderEventType
-from domain.model import (
+from ordergraph.domain import validation as check
+from ordergraph.domain.errors import DomainError, ErrorCode, Problem, problem
+from ordergraph.domain.events import InventoryEvent, InventoryEventType, OrderEvent, OrderEventType
+from ordergraph.domain.model import (
     BackorderPolicy,
     CancelReason,
     Order,
@@ -23,7 +23,7 @@ from domain.model import (
     Product,
     overdue_instant,
 )
-from domain.ports import StoreSession
+from ordergraph.domain.ports import StoreSession
 
 # -- commands ---------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from domain.model import Order
+from ordergraph.domain.model import Order
 
 ZERO = Decimal(0)
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from domain.errors import DomainError, ErrorCode
+from ordergraph.domain.errors import DomainError, ErrorCode
 
 HANDLE_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])"
 SKU_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"

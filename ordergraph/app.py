@@ -32,7 +32,14 @@ from ordergraph.logs import RequestInfo, current_request
 from ordergraph.metrics import CONTENT_TYPE, Metrics, Telemetry
 from ordergraph.middleware import cors_origins, wrap_for_browsers
 from ordergraph.overdue import run_sweeper
+from ordergraph.resolvers.context import Context, Limits
+from ordergraph.resolvers.keyguard import KeyGuard
+from ordergraph.schema.build import SchemaLimits, build_schema
+from ordergraph.schema.cost import CostExtension
 from ordergraph.settings import Settings
+from ordergraph.storage.db import Database
+from ordergraph.storage.hub import EventHub
+from ordergraph.storage.migrate import MIGRATIONS
 from ordergraph.throttle import Throttle, throttle_settings
 from ordergraph.websockets import (
     LegacyWSHandler,
@@ -40,13 +47,6 @@ from ordergraph.websockets import (
     TransportWSHandler,
     accept_connection,
 )
-from resolvers.context import Context, Limits
-from resolvers.keyguard import KeyGuard
-from schema.build import SchemaLimits, build_schema
-from schema.cost import CostExtension
-from storage.db import Database
-from storage.hub import EventHub
-from storage.migrate import MIGRATIONS
 
 request_log = logging.getLogger("ordergraph.request")
 log = logging.getLogger("ordergraph.app")

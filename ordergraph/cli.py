@@ -24,10 +24,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from domain.errors import DomainError
-from domain.model import BackorderPolicy, Store
+from ordergraph.domain.errors import DomainError
+from ordergraph.domain.model import BackorderPolicy, Store
 from ordergraph.settings import Settings, SettingsError, ensure_admin_token
-from storage.db import Database
+from ordergraph.storage.db import Database
 
 T = TypeVar("T")
 
@@ -69,7 +69,7 @@ async def _with_db(
     db = Database(settings.database_url)
     try:
         if migrated:
-            from storage.migrate import pending
+            from ordergraph.storage.migrate import pending
 
             missing = await pending(db)
             if missing:
@@ -89,7 +89,7 @@ async def _with_db(
 
 
 async def _migrate(settings: Settings) -> None:
-    from storage.migrate import upgrade
+    from ordergraph.storage.migrate import upgrade
 
     await _with_db(settings, upgrade, migrated=False)
 
@@ -111,7 +111,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_export_schema(_: argparse.Namespace) -> int:
-    from schema.build import build_schema
+    from ordergraph.schema.build import build_schema
 
     sys.stdout.write(build_schema().as_str().rstrip("\n") + "\n")
     return 0
@@ -121,19 +121,19 @@ def cmd_export_schema(_: argparse.Namespace) -> int:
 
 
 def _store_gid(store_id: int) -> str:
-    from resolvers import ids
+    from ordergraph.resolvers import ids
 
     return ids.encode("Store", store_id)
 
 
 def _key_gid(key_id: int) -> str:
-    from resolvers import ids
+    from ordergraph.resolvers import ids
 
     return ids.encode("ApiKey", key_id)
 
 
 def cmd_create_store(args: argparse.Namespace) -> int:
-    from storage import admin
+    from ordergraph.storage import admin
 
     async def create(db: Database) -> tuple[Store, Any]:
         return await admin.create_store(
@@ -157,7 +157,7 @@ def cmd_create_store(args: argparse.Namespace) -> int:
 
 
 async def _stores_by_handle(db: Database, handles: list[str]) -> dict[str, int]:
-    from storage import tables as t
+    from ordergraph.storage import tables as t
 
     async with db.read() as conn:
         rows = await conn.execute(
@@ -171,7 +171,7 @@ async def _stores_by_handle(db: Database, handles: list[str]) -> dict[str, int]:
 
 
 def cmd_create_key(args: argparse.Namespace) -> int:
-    from storage import admin
+    from ordergraph.storage import admin
 
     async def create(db: Database) -> Any:
         stores = await _stores_by_handle(db, args.store)
@@ -191,7 +191,7 @@ def cmd_create_key(args: argparse.Namespace) -> int:
 
 
 def _key_number(value: str) -> int:
-    from resolvers import ids
+    from ordergraph.resolvers import ids
 
     if value.isdigit():
         return int(value)
@@ -202,8 +202,8 @@ def _key_number(value: str) -> int:
 
 
 def cmd_revoke_key(args: argparse.Namespace) -> int:
-    from storage import admin
-    from storage.queries import api_keys_by_id
+    from ordergraph.storage import admin
+    from ordergraph.storage.queries import api_keys_by_id
 
     key_id = _key_number(args.key_id)
 
@@ -315,7 +315,7 @@ async def _seed(db: Database, seed: int, orders: int, now: dt.datetime | None) -
 
 
 def cmd_seed_demo(args: argparse.Namespace) -> int:
-    from storage.migrate import upgrade
+    from ordergraph.storage.migrate import upgrade
 
     async def run(db: Database) -> None:
         await upgrade(db)
@@ -332,7 +332,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 async def _prepare_demo(settings: Settings, seed: int, orders: int) -> list[tuple[Store, str]]:
     """Seed an empty database (or reuse the demo stores), then a fresh key per demo store."""
     from ordergraph import demo
-    from storage import admin
+    from ordergraph.storage import admin
 
     async def run(db: Database) -> list[tuple[Store, str]]:
         stores = await demo.demo_stores(db)
@@ -463,7 +463,7 @@ async def _serve_beside(main: Any, side: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from ordergraph import demo
-    from storage.admin import SCOPES
+    from ordergraph.storage.admin import SCOPES
 
     parser = _Parser(
         prog="ordergraph", description="GraphQL API for orders, stock, backlog and backorders."

@@ -28,14 +28,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from domain import services
-from domain.model import BackorderPolicy, CancelReason, Store
 from ordergraph.clock import Clock
+from ordergraph.domain import services
+from ordergraph.domain.model import BackorderPolicy, CancelReason, Store
 from ordergraph.overdue import sweep_overdue
-from storage import tables as t
-from storage.admin import create_store
-from storage.db import Database
-from storage.uow import SqlStoreSession, store_session
+from ordergraph.storage import tables as t
+from ordergraph.storage.admin import create_store
+from ordergraph.storage.db import Database
+from ordergraph.storage.uow import SqlStoreSession, store_session
 
 DAYS = 90
 DEFAULT_ORDERS = 3000
@@ -473,7 +473,7 @@ class SeededStore:
 
 async def demo_stores(db: Database) -> dict[str, Store]:
     """The demo stores present in the database, by handle."""
-    from storage.mapping import store_from
+    from ordergraph.storage.mapping import store_from
 
     async with db.read() as conn:
         rows = (

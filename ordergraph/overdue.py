@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from domain import services
-from storage import tables as t
-from storage.db import Database
-from storage.uow import store_session
+from ordergraph.domain import services
+from ordergraph.storage import tables as t
+from ordergraph.storage.db import Database
+from ordergraph.storage.uow import store_session
 
 log = logging.getLogger("ordergraph.overdue")
 

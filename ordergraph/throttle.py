@@ -34,10 +34,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ordergraph.resolvers.context import ApiError, Context
 from ordergraph.settings import Settings
-from resolvers.context import ApiError, Context
-from storage import buckets
-from storage.db import Database
+from ordergraph.storage import buckets
+from ordergraph.storage.db import Database
 
 log = logging.getLogger("ordergraph.throttle")
 RECONCILE_SECONDS = 1.0

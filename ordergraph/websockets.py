@@ -38,9 +38,9 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.unset import UnsetType
 
-from resolvers.context import ApiError, Context
-from resolvers.keyguard import OpenSocket
-from schema.subscriptions import LIVE_OPERATION
+from ordergraph.resolvers.context import ApiError, Context
+from ordergraph.resolvers.keyguard import OpenSocket
+from ordergraph.schema.subscriptions import LIVE_OPERATION
 
 log = logging.getLogger("ordergraph.websockets")
 MESSAGE_TOO_BIG = 1009

@@ -18,13 +18,13 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
-from domain.model import Order, OrderLine, Product, Store
-from resolvers.keyguard import KeyGuard, SubscriptionLimitReached
-from storage import queries
-from storage.admin import hash_token
-from storage.db import Database
-from storage.hub import EventHub
-from storage.queries import KeyRecord
+from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.resolvers.keyguard import KeyGuard, SubscriptionLimitReached
+from ordergraph.storage import queries
+from ordergraph.storage.admin import hash_token
+from ordergraph.storage.db import Database
+from ordergraph.storage.hub import EventHub
+from ordergraph.storage.queries import KeyRecord
 
 
 class ApiError(GraphQLError):

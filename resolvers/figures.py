@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from domain import validation as check
-from domain.errors import DomainError
-from domain.model import Store
-from domain.tallies import MAX_TREND_POINTS, Figures, trend_instants
-from resolvers.context import ApiError, Context
-from resolvers.queries import refused
-from storage import history
+from ordergraph.domain import validation as check
+from ordergraph.domain.errors import DomainError
+from ordergraph.domain.model import Store
+from ordergraph.domain.tallies import MAX_TREND_POINTS, Figures, trend_instants
+from ordergraph.resolvers.context import ApiError, Context
+from ordergraph.resolvers.queries import refused
+from ordergraph.storage import history
 
 _STEP = {
     "HOUR": dt.timedelta(hours=1),

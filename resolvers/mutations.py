@@ -13,15 +13,15 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from domain import services
-from domain import validation as check
-from domain.errors import DomainError, ErrorCode, Problem
-from domain.model import BackorderPolicy, CancelReason
-from resolvers import ids
-from resolvers.context import Context
-from storage import admin, idempotency, queries
-from storage.queries import KeyRecord
-from storage.uow import SqlStoreSession, store_session
+from ordergraph.domain import services
+from ordergraph.domain import validation as check
+from ordergraph.domain.errors import DomainError, ErrorCode, Problem
+from ordergraph.domain.model import BackorderPolicy, CancelReason
+from ordergraph.resolvers import ids
+from ordergraph.resolvers.context import Context
+from ordergraph.storage import admin, idempotency, queries
+from ordergraph.storage.queries import KeyRecord
+from ordergraph.storage.uow import SqlStoreSession, store_session
 
 Action = Callable[[SqlStoreSession], Awaitable[dict[str, Any]]]
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock

@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from domain import validation as check
-from domain.errors import DomainError
-from domain.model import Order, OrderLine, Product, Store
-from resolvers import ids
-from resolvers.context import ApiError, Context
-from storage import queries
-from storage.paging import BadPageRequest, Page, PageRequest
-from storage.queries import KeyRecord, OrderFilter, OrderSort
+from ordergraph.domain import validation as check
+from ordergraph.domain.errors import DomainError
+from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.resolvers import ids
+from ordergraph.resolvers.context import ApiError, Context
+from ordergraph.storage import queries
+from ordergraph.storage.paging import BadPageRequest, Page, PageRequest
+from ordergraph.storage.queries import KeyRecord, OrderFilter, OrderSort
 
 
 async def paged(coro: Any) -> Page:

@@ -21,14 +21,14 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
-from schema.caching import DocumentCache
-from schema.enums import InventoryEventType
-from schema.input_guard import InputGuard
-from schema.mutations import Mutation
-from schema.query import Query
-from schema.scalars import SCALAR_OVERRIDES
-from schema.subscriptions import SharedEventExecutor, Subscription
-from schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
+from ordergraph.schema.caching import DocumentCache
+from ordergraph.schema.enums import InventoryEventType
+from ordergraph.schema.input_guard import InputGuard
+from ordergraph.schema.mutations import Mutation
+from ordergraph.schema.query import Query
+from ordergraph.schema.scalars import SCALAR_OVERRIDES
+from ordergraph.schema.subscriptions import SharedEventExecutor, Subscription
+from ordergraph.schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
 
 log = logging.getLogger("ordergraph.errors")
 MASKED = "Internal server error"

@@ -6,9 +6,9 @@ from enum import Enum
 
 import strawberry
 
-from domain.errors import ErrorCode
-from domain.events import InventoryEventType, OrderEventType
-from domain.model import BackorderPolicy, CancelReason, OrderStatus, StockStatus
+from ordergraph.domain.errors import ErrorCode
+from ordergraph.domain.events import InventoryEventType, OrderEventType
+from ordergraph.domain.model import BackorderPolicy, CancelReason, OrderStatus, StockStatus
 
 for _enum in (
     BackorderPolicy,

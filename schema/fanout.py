@@ -30,8 +30,8 @@ from typing import Any
 
 from graphql import ExecutionResult, GraphQLError
 
-from resolvers.context import Context, Loaders
-from storage.hub import LiveEvent, Subscriber
+from ordergraph.resolvers.context import Context, Loaders
+from ordergraph.storage.hub import LiveEvent, Subscriber
 
 log = logging.getLogger("ordergraph.fanout")
 MASKED = "Internal server error"

@@ -7,8 +7,8 @@ from enum import Enum
 
 import strawberry
 
-from domain.tallies import Figures, Tally
-from schema.money import Money, money
+from ordergraph.domain.tallies import Figures, Tally
+from ordergraph.schema.money import Money, money
 
 
 @strawberry.enum

@@ -34,8 +34,8 @@ from graphql import (
 from graphql.language import Visitor
 from strawberry.extensions import SchemaExtension
 
-from domain.validation import forbidden_character
-from resolvers.context import ApiError
+from ordergraph.domain.validation import forbidden_character
+from ordergraph.resolvers.context import ApiError
 
 Path = tuple[str, ...]
 

@@ -8,12 +8,12 @@ from decimal import Decimal
 import strawberry
 from strawberry.types.unset import UNSET, UnsetType
 
-from domain import services
-from domain.errors import Problem
-from resolvers import mutations as m
-from resolvers.mutations import Outcome
-from schema.enums import ApiScope, BackorderPolicy, CancelReason, ErrorCode
-from schema.types import (
+from ordergraph.domain import services
+from ordergraph.domain.errors import Problem
+from ordergraph.resolvers import mutations as m
+from ordergraph.resolvers.mutations import Outcome
+from ordergraph.schema.enums import ApiScope, BackorderPolicy, CancelReason, ErrorCode
+from ordergraph.schema.types import (
     ApiKeyType,
     Ctx,
     OrderLineType,

@@ -6,10 +6,18 @@ import asyncio
 
 import strawberry
 
-from resolvers import queries as q
-from resolvers.context import bad_input
-from schema.types import Ctx, Node, PageInfo, StoreConnection, StoreEdge, StoreType, wrap_node
-from storage.paging import PageRequest
+from ordergraph.resolvers import queries as q
+from ordergraph.resolvers.context import bad_input
+from ordergraph.schema.types import (
+    Ctx,
+    Node,
+    PageInfo,
+    StoreConnection,
+    StoreEdge,
+    StoreType,
+    wrap_node,
+)
+from ordergraph.storage.paging import PageRequest
 
 
 @strawberry.type

@@ -17,16 +17,16 @@ from graphql.pyutils import AwaitableOrValue
 from starlette.websockets import WebSocketDisconnect
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from domain.events import InventoryEventType, OrderEventType
-from domain.model import Store
-from resolvers import figures as fig
-from resolvers import ids
-from resolvers.context import ApiError, Context, Loaders
-from schema import fanout
-from schema.figures import BacklogSummary
-from schema.types import Ctx, OrderEventType_, OrderType, ProductType
-from storage.hub import LiveEvent, Subscriber, SubscriberOverflow
-from storage.paging import BadPageRequest, decode_cursor, encode_cursor
+from ordergraph.domain.events import InventoryEventType, OrderEventType
+from ordergraph.domain.model import Store
+from ordergraph.resolvers import figures as fig
+from ordergraph.resolvers import ids
+from ordergraph.resolvers.context import ApiError, Context, Loaders
+from ordergraph.schema import fanout
+from ordergraph.schema.figures import BacklogSummary
+from ordergraph.schema.types import Ctx, OrderEventType_, OrderType, ProductType
+from ordergraph.storage.hub import LiveEvent, Subscriber, SubscriberOverflow
+from ordergraph.storage.paging import BadPageRequest, decode_cursor, encode_cursor
 
 log = logging.getLogger("ordergraph.subscriptions")
 

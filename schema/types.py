@@ -8,12 +8,12 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from domain.model import Order, OrderLine, Product, Store
-from resolvers import figures as fig
-from resolvers import ids
-from resolvers import queries as q
-from resolvers.context import Context
-from schema.enums import (
+from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.resolvers import figures as fig
+from ordergraph.resolvers import ids
+from ordergraph.resolvers import queries as q
+from ordergraph.resolvers.context import Context
+from ordergraph.schema.enums import (
     ApiScope,
     BackorderPolicy,
     ErrorCode,
@@ -22,10 +22,10 @@ from schema.enums import (
     OrderStatus,
     StockStatus,
 )
-from schema.figures import BacklogPoint, BacklogSummary, TrendInterval
-from schema.money import Money, money
-from storage.paging import Page, PageRequest, encode_cursor
-from storage.queries import EventRecord, KeyRecord, OrderFilter, OrderSort
+from ordergraph.schema.figures import BacklogPoint, BacklogSummary, TrendInterval
+from ordergraph.schema.money import Money, money
+from ordergraph.storage.paging import Page, PageRequest, encode_cursor
+from ordergraph.storage.queries import EventRecord, KeyRecord, OrderFilter, OrderSort
 
 Ctx = Info[Context, None]
 
@@ -653,7 +653,7 @@ class ApiKeyType(Node):
         return self._key.revoked_at
 
 
-NodeResult = Annotated[Node, strawberry.lazy("schema.types")]
+NodeResult = Annotated[Node, strawberry.lazy("ordergraph.schema.types")]
 
 
 def wrap_node(found: object) -> Node | None:

@@ -11,13 +11,13 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain import validation as check
-from domain.errors import DomainError, ErrorCode
-from domain.model import BackorderPolicy, Store
-from storage import tables as t
-from storage.db import Database
-from storage.mapping import store_from
-from storage.queries import KeyRecord, api_keys_by_id
+from ordergraph.domain import validation as check
+from ordergraph.domain.errors import DomainError, ErrorCode
+from ordergraph.domain.model import BackorderPolicy, Store
+from ordergraph.storage import tables as t
+from ordergraph.storage.db import Database
+from ordergraph.storage.mapping import store_from
+from ordergraph.storage.queries import KeyRecord, api_keys_by_id
 
 TOKEN_PREFIX = "og_"
 SCOPES = ("READ", "ORDERS", "INVENTORY")

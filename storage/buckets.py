@@ -14,7 +14,7 @@ from sqlalchemy import Float, bindparam, cast, delete, func, literal_column
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import tables as t
+from ordergraph.storage import tables as t
 
 BucketKey = tuple[int, int]  # (store id, api key id)
 

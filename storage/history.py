@@ -27,9 +27,9 @@ from typing import Any
 from sqlalchemy import BigInteger, func, insert, select, true, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.model import Order
-from domain.tallies import NOTHING, Contribution, Figures, Tally, contribution, figures
-from storage import tables as t
+from ordergraph.domain.model import Order
+from ordergraph.domain.tallies import NOTHING, Contribution, Figures, Tally, contribution, figures
+from ordergraph.storage import tables as t
 
 _COLUMNS = (
     "backlog_orders",

@@ -22,11 +22,11 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from domain.model import Order, Product
-from storage import queries
-from storage.db import Database
-from storage.queries import EventRecord
-from storage.tail import NOTIFY_CHANNEL, events_after, events_after_many, last_seq
+from ordergraph.domain.model import Order, Product
+from ordergraph.storage import queries
+from ordergraph.storage.db import Database
+from ordergraph.storage.queries import EventRecord
+from ordergraph.storage.tail import NOTIFY_CHANNEL, events_after, events_after_many, last_seq
 
 log = logging.getLogger("ordergraph.hub")
 LISTENER_NAME = "ordergraph-listener"
@@ -354,7 +354,7 @@ class EventHub:
         should come from the same clock."""
         from sqlalchemy import and_, func, or_, select
 
-        from storage import tables as t
+        from ordergraph.storage import tables as t
 
         positions = dict(self._positions)
         if not positions:

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
-from domain.errors import DomainError, ErrorCode
-from storage import tables as t
-from storage.uow import SqlStoreSession
+from ordergraph.domain.errors import DomainError, ErrorCode
+from ordergraph.storage import tables as t
+from ordergraph.storage.uow import SqlStoreSession
 
 
 def request_hash(payload: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import RowMapping
 
-from domain.model import BackorderPolicy, Order, OrderLine, Product, Store
+from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
 
 
 def store_from(row: RowMapping) -> Store:

@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from storage.db import Database
+from ordergraph.storage.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Serializes concurrent `migrate` runs (several processes starting at once).

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import Date, and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.model import Order, OrderLine, Product, Store
-from storage import tables as t
-from storage.mapping import line_from, order_from, product_from, store_from
-from storage.paging import Page, PageRequest, fetch_page
+from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.storage import tables as t
+from ordergraph.storage.mapping import line_from, order_from, product_from, store_from
+from ordergraph.storage.paging import Page, PageRequest, fetch_page
 
 FAR_FUTURE = dt.date(9999, 12, 31)
 

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import tables as t
-from storage.queries import EventRecord, event_from
+from ordergraph.storage import tables as t
+from ordergraph.storage.queries import EventRecord, event_from
 
 NOTIFY_CHANNEL = "ordergraph_events"
 

@@ -17,14 +17,14 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.errors import DomainError, ErrorCode
-from domain.events import Event, OrderEvent
-from domain.model import Order, OrderLine, Product, Store
-from domain.tallies import NOTHING, Contribution, contribution
-from storage import history
-from storage import tables as t
-from storage.db import Database
-from storage.mapping import (
+from ordergraph.domain.errors import DomainError, ErrorCode
+from ordergraph.domain.events import Event, OrderEvent
+from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.tallies import NOTHING, Contribution, contribution
+from ordergraph.storage import history
+from ordergraph.storage import tables as t
+from ordergraph.storage.db import Database
+from ordergraph.storage.mapping import (
     line_from,
     line_values,
     order_from,
@@ -33,7 +33,7 @@ from storage.mapping import (
     product_values,
     store_from,
 )
-from storage.tail import NOTIFY_CHANNEL
+from ordergraph.storage.tail import NOTIFY_CHANNEL
 
 Clock = Callable[[], dt.datetime]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from storage.db import Database
+from ordergraph.storage.db import Database
 
 ORDER_FIELDS = """
   id number status stockStatus inBacklog isBackordered isOverdue placedAt

@@ -23,8 +23,8 @@ import pytest
 from ordergraph.app import create_app
 from ordergraph.clock import Clock
 from ordergraph.settings import Settings
-from storage.db import Database
-from storage.migrate import upgrade
+from ordergraph.storage.db import Database
+from ordergraph.storage.migrate import upgrade
 from tests.client import Api
 
 ADMIN_TOKEN = "og_admin_test_" + uuid.uuid4().hex

@@ -7,8 +7,8 @@ import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
 
-from domain.events import Event, OrderEvent
-from domain.model import BackorderPolicy, Order, OrderLine, Product, Store
+from ordergraph.domain.events import Event, OrderEvent
+from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
 
 START = dt.datetime(2027, 1, 24, 9, 30, tzinfo=dt.UTC)
 

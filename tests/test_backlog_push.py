@@ -19,7 +19,7 @@ import uvicorn
 from ordergraph.app import create_app
 from ordergraph.clock import Clock
 from ordergraph.settings import Settings
-from storage.db import Database
+from ordergraph.storage.db import Database
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN, free_port
 from tests.ws_client import ws_connect

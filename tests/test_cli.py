@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from ordergraph.app import create_app
+from ordergraph.resolvers import ids
 from ordergraph.settings import Settings
-from resolvers import ids
 from tests.conftest import (
     ADMIN_TOKEN,
     _drop_pg_database,

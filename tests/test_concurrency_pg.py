@@ -21,8 +21,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from storage import tables as t
-from storage.db import Database
+from ordergraph.storage import tables as t
+from ordergraph.storage.db import Database
 from tests.client import ERRORS, Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, start_server
 

@@ -24,8 +24,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from storage import tables as t
-from storage.db import Database
+from ordergraph.storage import tables as t
+from ordergraph.storage.db import Database
 from tests.conftest import (
     LiveServer,
     _create_pg_database,

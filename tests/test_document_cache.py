@@ -3,7 +3,7 @@ the same as without the cache: same errors, same limits, same results."""
 
 from __future__ import annotations
 
-from schema.build import SchemaLimits, build_schema
+from ordergraph.schema.build import SchemaLimits, build_schema
 
 DEEP = "query { stores { edges { node { products { edges { node { id } } } } } } }"
 BAD = "query { nope }"

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 DOMAIN = Path(__file__).resolve().parent.parent / "domain"
-ALLOWED_ROOTS = set(sys.stdlib_module_names) | {"domain"}
+ALLOWED_ROOTS = set(sys.stdlib_module_names)
+OWN_PACKAGE = "ordergraph.domain"
 DYNAMIC_IMPORTERS = {"__import__", "import_module"}
 
 
@@ -37,6 +38,7 @@ def foreign_imports(source: str, filename: str = "<source>") -> list[str]:
         module
         for module in imported_modules(source, filename)
         if module.split(".")[0] not in ALLOWED_ROOTS
+        and not (module == OWN_PACKAGE or module.startswith(OWN_PACKAGE + "."))
     ]
 
 
@@ -57,7 +59,7 @@ import strawberry
 from starlette.requests import Request
 import sqlalchemy.ext.asyncio as sa
 import importlib
-importlib.import_module("storage.uow")
+importlib.import_module("ordergraph.storage.uow")
 __import__("resolvers")
 def later(name):
     return importlib.import_module(name)
@@ -66,7 +68,7 @@ def later(name):
         "strawberry",
         "starlette.requests",
         "sqlalchemy.ext.asyncio",
-        "storage.uow",
+        "ordergraph.storage.uow",
         "resolvers",
         "<computed module name>",
     ]
@@ -78,7 +80,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
-from domain.model import Order
+from ordergraph.domain.model import Order
 from . import events
 from .errors import DomainError
 """

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import services
-from domain.errors import DomainError
-from domain.events import InventoryEvent, OrderEvent
-from domain.model import (
+from ordergraph.domain import services
+from ordergraph.domain.errors import DomainError
+from ordergraph.domain.events import InventoryEvent, OrderEvent
+from ordergraph.domain.model import (
     BackorderPolicy,
     CancelReason,
     Order,
@@ -22,7 +22,7 @@ from domain.model import (
     Product,
     StockStatus,
 )
-from domain.services import LineQuantity, LineRequest, PlaceOrder
+from ordergraph.domain.services import LineQuantity, LineRequest, PlaceOrder
 from tests.memory_session import MemorySession
 
 T = TypeVar("T")

@@ -7,12 +7,12 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from domain import services
-from domain.model import BackorderPolicy
-from storage import tables as t
-from storage.admin import create_store
-from storage.db import Database
-from storage.uow import store_session
+from ordergraph.domain import services
+from ordergraph.domain.model import BackorderPolicy
+from ordergraph.storage import tables as t
+from ordergraph.storage.admin import create_store
+from ordergraph.storage.db import Database
+from ordergraph.storage.uow import store_session
 
 
 def now() -> dt.datetime:

@@ -37,8 +37,8 @@ from ordergraph.app import create_app
 from ordergraph.clock import Clock
 from ordergraph.overdue import sweep_overdue
 from ordergraph.settings import Settings
-from storage import tables
-from storage.db import Database
+from ordergraph.storage import tables
+from ordergraph.storage.db import Database
 from tests.client import Api, StoreHandle
 from tests.conftest import (
     ADMIN_TOKEN,

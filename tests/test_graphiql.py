@@ -14,9 +14,9 @@ from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse, vali
 
 from ordergraph.app import create_app
 from ordergraph.graphiql import EXAMPLE_HEADERS, EXAMPLES, render_page, start_state
+from ordergraph.schema.build import build_schema
 from ordergraph.settings import Settings, SettingsError
-from schema.build import build_schema
-from storage.db import Database
+from ordergraph.storage.db import Database
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from domain import services
-from domain.model import BackorderPolicy
-from storage.admin import create_store
-from storage.db import Database
-from storage.hub import EventHub
-from storage.uow import store_session
+from ordergraph.domain import services
+from ordergraph.domain.model import BackorderPolicy
+from ordergraph.storage.admin import create_store
+from ordergraph.storage.db import Database
+from ordergraph.storage.hub import EventHub
+from ordergraph.storage.uow import store_session
 
 
 def now() -> dt.datetime:

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from schema.build import build_schema
-from storage.db import Database
+from ordergraph.schema.build import build_schema
+from ordergraph.storage.db import Database
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN, app_client
 

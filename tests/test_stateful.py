@@ -33,8 +33,8 @@ from hypothesis.stateful import (
 from ordergraph.app import create_app
 from ordergraph.clock import Clock
 from ordergraph.settings import Settings
-from storage.db import Database
-from storage.migrate import upgrade
+from ordergraph.storage.db import Database
+from ordergraph.storage.migrate import upgrade
 from tests.client import Api, StoreHandle
 
 T = TypeVar("T")

@@ -14,11 +14,11 @@ import asyncpg
 import httpx
 import pytest
 
-from domain import services
-from resolvers import ids
-from storage.db import Database
-from storage.hub import LISTENER_NAME
-from storage.uow import store_session
+from ordergraph.domain import services
+from ordergraph.resolvers import ids
+from ordergraph.storage.db import Database
+from ordergraph.storage.hub import LISTENER_NAME
+from ordergraph.storage.uow import store_session
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, LiveServer, start_server
 from tests.ws_client import WsClient, ws_connect

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Table, inspect, select
 from sqlalchemy.engine import Connection
 
-from resolvers import ids
-from storage import tables as t
+from ordergraph.resolvers import ids
+from ordergraph.storage import tables as t
 from tests.client import ERRORS, Api, StoreHandle
 
 STORES = "{ stores(first: 10) { nodes { id handle } } }"

@@ -21,7 +21,7 @@ from websockets.exceptions import InvalidStatus
 from ordergraph.app import create_app
 from ordergraph.middleware import cors_origins
 from ordergraph.settings import Settings, SettingsError
-from storage.db import Database
+from ordergraph.storage.db import Database
 from tests.boundary.test_browsers_graphiql import watch_problems
 from tests.client import Api
 from tests.conftest import (

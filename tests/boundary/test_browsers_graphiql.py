@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from ordergraph.graphiql import ASSET_DIR, ASSETS, page_headers, render_page
-from storage.db import Database
+from ordergraph.storage.db import Database
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN, CHROMIUM, LiveServer, app_client, chromium_or_skip
 

@@ -18,9 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from ordergraph.settings import Settings
-from ordergraph.throttle import Bucket
-from schema.cost import (
+from ordergraph.schema.cost import (
     FIGURES,
     MUTATION,
     OPERATION,
@@ -29,7 +27,9 @@ from schema.cost import (
     cost,
     trend_points,
 )
-from storage.db import Database
+from ordergraph.settings import Settings
+from ordergraph.storage.db import Database
+from ordergraph.throttle import Bucket
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, app_client, start_server
 from tests.ws_client import LEGACY, TRANSPORT, ws_connect

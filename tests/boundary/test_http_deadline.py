@@ -26,9 +26,9 @@ from sqlalchemy.engine import make_url
 
 from ordergraph.app import create_app
 from ordergraph.http import GRAPHQL_RESPONSE
+from ordergraph.resolvers.ids import store_id
 from ordergraph.settings import Settings
-from resolvers.ids import store_id
-from storage.db import Database
+from ordergraph.storage.db import Database
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, start_server
 

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from ordergraph.settings import Settings
-from storage.db import Database
+from ordergraph.storage.db import Database
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN, app_client, free_port, start_server
 

@@ -16,7 +16,7 @@ import pytest
 from ordergraph.app import create_app
 from ordergraph.http import GRAPHQL_RESPONSE, GraphQLOverHTTP, response_media_type
 from ordergraph.settings import Settings
-from storage.db import Database
+from ordergraph.storage.db import Database
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, app_client
 

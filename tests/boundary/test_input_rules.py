@@ -10,13 +10,19 @@ import json
 import pytest
 from graphql import GraphQLError, parse
 
-from domain import validation as check
-from domain.errors import DomainError
 from ordergraph.demo import DEMO_STORES
-from schema.input_guard import find_forbidden
-from schema.scalars import parse_date, parse_datetime
-from storage import tables as t
-from storage.paging import BadPageRequest, decode_cursor, encode_cursor, key_tag, key_types
+from ordergraph.domain import validation as check
+from ordergraph.domain.errors import DomainError
+from ordergraph.schema.input_guard import find_forbidden
+from ordergraph.schema.scalars import parse_date, parse_datetime
+from ordergraph.storage import tables as t
+from ordergraph.storage.paging import (
+    BadPageRequest,
+    decode_cursor,
+    encode_cursor,
+    key_tag,
+    key_types,
+)
 
 
 def refused(call: object, *args: object) -> tuple[str, ...] | None:

@@ -51,7 +51,7 @@ from graphql import (
 
 from ordergraph.clock import Clock
 from ordergraph.settings import Settings
-from storage.db import Database
+from ordergraph.storage.db import Database
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, app_client
 from tests.ws_client import ws_connect

@@ -16,7 +16,7 @@ from sqlalchemy import event
 from ordergraph.app import create_app
 from ordergraph.clock import Clock
 from ordergraph.settings import Settings
-from storage.db import Database
+from ordergraph.storage.db import Database
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN
 

@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from ordergraph.resolvers import ids
 from ordergraph.settings import Settings
-from resolvers import ids
 from tests.client import Api, GraphQLFailure, StoreHandle
 from tests.conftest import ADMIN_TOKEN, LiveServer, start_server
 from tests.ws_client import LEGACY, TRANSPORT, WsClient, ws_connect

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import storage.tables
+import ordergraph.storage.tables
 
 revision = "0001"
 down_revision = None
@@ -32,8 +32,12 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("scopes", sa.String(length=64), nullable=False),
-        sa.Column("created_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", storage.tables.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "revoked_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=True
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_keys_token_hash")),
     )
@@ -50,13 +54,17 @@ def upgrade() -> None:
         sa.Column("currency_code", sa.String(length=3), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("default_backorder_policy", sa.String(length=8), nullable=False),
-        sa.Column("created_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.Column("next_id", sa.BigInteger(), server_default=sa.text("1"), nullable=False),
         sa.Column(
             "next_order_number", sa.BigInteger(), server_default=sa.text("1001"), nullable=False
         ),
         sa.Column("last_event_seq", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
-        sa.Column("last_event_at", storage.tables.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "last_event_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=True
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stores")),
         sa.UniqueConstraint("handle", name=op.f("uq_stores_handle")),
     )
@@ -88,7 +96,9 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("created_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.ForeignKeyConstraint(
             ["store_id"], ["stores.id"], name=op.f("fk_idempotency_keys_store_id_stores")
         ),
@@ -104,9 +114,13 @@ def upgrade() -> None:
         sa.Column("number", sa.BigInteger(), nullable=False),
         sa.Column("external_id", sa.String(length=255), nullable=True),
         sa.Column("customer_ref", sa.String(length=255), nullable=True),
-        sa.Column("placed_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "placed_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.Column("requested_ship_date", sa.Date(), nullable=True),
-        sa.Column("overdue_at", storage.tables.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "overdue_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=True
+        ),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("stock_status", sa.String(length=24), nullable=True),
         sa.Column("in_backlog", sa.Boolean(), nullable=False),
@@ -144,15 +158,17 @@ def upgrade() -> None:
     op.create_table(
         "overdue_points",
         sa.Column("store_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("overdue_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "overdue_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column("at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False),
         sa.Column("backlog_orders", sa.BigInteger(), nullable=False),
         sa.Column("backlog_units", sa.BigInteger(), nullable=False),
-        sa.Column("backlog_value", storage.tables.Money(), nullable=False),
+        sa.Column("backlog_value", ordergraph.storage.tables.Money(), nullable=False),
         sa.Column("backorder_orders", sa.BigInteger(), nullable=False),
         sa.Column("backorder_units", sa.BigInteger(), nullable=False),
-        sa.Column("backorder_value", storage.tables.Money(), nullable=False),
+        sa.Column("backorder_value", ordergraph.storage.tables.Money(), nullable=False),
         sa.ForeignKeyConstraint(
             ["store_id"], ["stores.id"], name=op.f("fk_overdue_points_store_id_stores")
         ),
@@ -166,13 +182,15 @@ def upgrade() -> None:
     op.create_table(
         "overdue_totals",
         sa.Column("store_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("overdue_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "overdue_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.Column("backlog_orders", sa.BigInteger(), nullable=False),
         sa.Column("backlog_units", sa.BigInteger(), nullable=False),
-        sa.Column("backlog_value", storage.tables.Money(), nullable=False),
+        sa.Column("backlog_value", ordergraph.storage.tables.Money(), nullable=False),
         sa.Column("backorder_orders", sa.BigInteger(), nullable=False),
         sa.Column("backorder_units", sa.BigInteger(), nullable=False),
-        sa.Column("backorder_value", storage.tables.Money(), nullable=False),
+        sa.Column("backorder_value", ordergraph.storage.tables.Money(), nullable=False),
         sa.ForeignKeyConstraint(
             ["store_id"], ["stores.id"], name=op.f("fk_overdue_totals_store_id_stores")
         ),
@@ -184,14 +202,16 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), nullable=False),
         sa.Column("sku", sa.String(length=64), nullable=False),
         sa.Column("title", sa.String(length=255), nullable=False),
-        sa.Column("price", storage.tables.Money(), nullable=False),
+        sa.Column("price", ordergraph.storage.tables.Money(), nullable=False),
         sa.Column("backorder_policy", sa.String(length=8), nullable=False),
         sa.Column("backorder_limit", sa.BigInteger(), nullable=True),
         sa.Column("restock_date", sa.Date(), nullable=True),
         sa.Column("on_hand", sa.BigInteger(), nullable=False),
         sa.Column("allocated", sa.BigInteger(), nullable=False),
         sa.Column("backordered", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.ForeignKeyConstraint(
             ["store_id"], ["stores.id"], name=op.f("fk_products_store_id_stores")
         ),
@@ -202,15 +222,17 @@ def upgrade() -> None:
         "tally_points",
         sa.Column("store_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column("at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False),
         sa.Column("backlog_orders", sa.BigInteger(), nullable=False),
         sa.Column("backlog_units", sa.BigInteger(), nullable=False),
-        sa.Column("backlog_value", storage.tables.Money(), nullable=False),
+        sa.Column("backlog_value", ordergraph.storage.tables.Money(), nullable=False),
         sa.Column("backorder_orders", sa.BigInteger(), nullable=False),
         sa.Column("backorder_units", sa.BigInteger(), nullable=False),
-        sa.Column("backorder_value", storage.tables.Money(), nullable=False),
+        sa.Column("backorder_value", ordergraph.storage.tables.Money(), nullable=False),
         sa.Column(
-            "oldest_backorder_placed_at", storage.tables.UtcDateTime(timezone=True), nullable=True
+            "oldest_backorder_placed_at",
+            ordergraph.storage.tables.UtcDateTime(timezone=True),
+            nullable=True,
         ),
         sa.ForeignKeyConstraint(
             ["store_id"], ["stores.id"], name=op.f("fk_tally_points_store_id_stores")
@@ -226,7 +248,9 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("stream", sa.String(length=10), nullable=False),
         sa.Column("type", sa.String(length=24), nullable=False),
-        sa.Column("occurred_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "occurred_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.Column("order_id", sa.BigInteger(), nullable=True),
         sa.Column("product_id", sa.BigInteger(), nullable=True),
         sa.Column(
@@ -262,12 +286,14 @@ def upgrade() -> None:
         sa.Column("product_id", sa.BigInteger(), nullable=False),
         sa.Column("sku", sa.String(length=64), nullable=False),
         sa.Column("quantity", sa.Integer(), nullable=False),
-        sa.Column("unit_price", storage.tables.Money(), nullable=False),
+        sa.Column("unit_price", ordergraph.storage.tables.Money(), nullable=False),
         sa.Column("allocated", sa.Integer(), nullable=False),
         sa.Column("backordered", sa.Integer(), nullable=False),
         sa.Column("shipped", sa.Integer(), nullable=False),
         sa.Column("cancelled", sa.Integer(), nullable=False),
-        sa.Column("placed_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "placed_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.Column("order_number", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["store_id", "order_id"],

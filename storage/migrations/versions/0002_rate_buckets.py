@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import storage.tables
+import ordergraph.storage.tables
 
 revision = "0002"
 down_revision = "0001"
@@ -26,7 +26,9 @@ def upgrade() -> None:
             "api_key_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("level", sa.Float(), nullable=False),
-        sa.Column("updated_at", storage.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "updated_at", ordergraph.storage.tables.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.ForeignKeyConstraint(
             ["api_key_id"], ["api_keys.id"], name=op.f("fk_rate_buckets_api_key_id_api_keys")
         ),
