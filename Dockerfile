@@ -14,6 +14,7 @@ COPY domain ./domain
 COPY storage ./storage
 COPY schema ./schema
 COPY resolvers ./resolvers
+COPY live ./live
 RUN pip install . && rm -rf /app/*
 
 RUN useradd --system --create-home --home-dir /home/ordergraph ordergraph

@@ -28,6 +28,13 @@ from ordergraph import dashboard
 from ordergraph.clock import Clock
 from ordergraph.graphiql import page_headers, render_page
 from ordergraph.http import GraphQLOverHTTP
+from ordergraph.live.hub import EventHub
+from ordergraph.live.websockets import (
+    LegacyWSHandler,
+    SizedWebSocketAdapter,
+    TransportWSHandler,
+    accept_connection,
+)
 from ordergraph.logs import RequestInfo, current_request
 from ordergraph.metrics import CONTENT_TYPE, Metrics, Telemetry
 from ordergraph.middleware import cors_origins, wrap_for_browsers
@@ -38,15 +45,8 @@ from ordergraph.schema.build import SchemaLimits, build_schema
 from ordergraph.schema.cost import CostExtension
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
-from ordergraph.storage.hub import EventHub
 from ordergraph.storage.migrate import MIGRATIONS
 from ordergraph.throttle import Throttle, throttle_settings
-from ordergraph.websockets import (
-    LegacyWSHandler,
-    SizedWebSocketAdapter,
-    TransportWSHandler,
-    accept_connection,
-)
 
 request_log = logging.getLogger("ordergraph.request")
 log = logging.getLogger("ordergraph.app")

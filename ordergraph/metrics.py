@@ -50,13 +50,13 @@ from prometheus_client.registry import Collector
 from strawberry.extensions import SchemaExtension
 
 from ordergraph.logs import RequestInfo, current_request
-from ordergraph.schema.build import is_unexpected
+from ordergraph.schema.errors import is_unexpected
 
 if TYPE_CHECKING:
     import datetime as dt
 
+    from ordergraph.live.hub import EventHub
     from ordergraph.storage.db import Database
-    from ordergraph.storage.hub import EventHub
 
 log = logging.getLogger("ordergraph.metrics")
 request_log = logging.getLogger("ordergraph.request")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,15 +21,13 @@ from strawberry.types import ExecutionContext
 
 from ordergraph.schema.caching import DocumentCache
 from ordergraph.schema.enums import InventoryEventType
+from ordergraph.schema.errors import MASKED, client_errors, coded, is_unexpected, log_unexpected
 from ordergraph.schema.input_guard import InputGuard
 from ordergraph.schema.mutations import Mutation
 from ordergraph.schema.query import Query
 from ordergraph.schema.scalars import SCALAR_OVERRIDES
 from ordergraph.schema.subscriptions import SharedEventExecutor, Subscription
 from ordergraph.schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
-
-log = logging.getLogger("ordergraph.errors")
-MASKED = "Internal server error"
 
 
 @dataclass(frozen=True)
@@ -44,26 +40,6 @@ class SchemaLimits:
     # graphql-core's work budget for comparing fields of the same name (its default,
     # 500,000, lets one document of repeated fields burn about a second of CPU).
     max_validation_complexity: int = 20_000
-
-
-def is_unexpected(error: GraphQLError) -> bool:
-    """True for faults of ours (to be masked); False for errors meant for the client."""
-    original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError)
-
-
-_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
-
-
-def _coded(error: GraphQLError, code: str, quiet: bool) -> GraphQLError:
-    """Give `error` its extensions.code if it has none; drop "Did you mean" when `quiet`.
-    Errors are changed in place: the document cache keeps validation errors, and a
-    cached one has its code already."""
-    if quiet and "Did you mean" in error.message:
-        error.message = _SUGGESTION.sub("", error.message)
-    if not (error.extensions or {}).get("code"):
-        error.extensions = {**(error.extensions or {}), "code": code}
-    return error
 
 
 class MaskUnexpectedErrors(MaskErrors):
@@ -97,7 +73,7 @@ class MaskUnexpectedErrors(MaskErrors):
     def on_parse(self) -> Iterator[None]:
         yield
         for error in self.execution_context.pre_execution_errors or ():
-            _coded(error, "GRAPHQL_PARSE_FAILED", self.quiet)
+            coded(error, "GRAPHQL_PARSE_FAILED", self.quiet)
 
     def on_validate(self) -> Iterator[None]:
         # Read by graphql-core when the overlapping-fields rule starts; validation runs
@@ -105,21 +81,17 @@ class MaskUnexpectedErrors(MaskErrors):
         overlapping.MAX_COMPLEXITY_BUDGET = self.validation_budget
         yield
         for error in self.execution_context.pre_execution_errors or ():
-            _coded(error, "GRAPHQL_VALIDATION_FAILED", self.quiet)
-
-    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        masked = super().anonymise_error(error)
-        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
-        return masked
+            coded(error, "GRAPHQL_VALIDATION_FAILED", self.quiet)
 
     def _process_result(self, result: object) -> None:
         errors = getattr(result, "errors", None)
         if errors:
-            processed = self._process_errors(errors)
-            for error in processed:
-                code = "INTERNAL_SERVER_ERROR" if error.path else "BAD_USER_INPUT"
-                _coded(error, code, self.quiet)
-            result.errors = processed  # type: ignore[attr-defined]
+            result.errors = client_errors(  # type: ignore[attr-defined]
+                errors,
+                quiet=self.quiet,
+                should_mask=self.should_mask_error,
+                message=self.error_message,
+            )
 
 
 class OrdergraphSchema(strawberry.Schema):
@@ -127,16 +99,7 @@ class OrdergraphSchema(strawberry.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         context: Any = execution_context.context if execution_context else None
-        request_id = getattr(context, "request_id", None)
-        for error in errors:
-            if is_unexpected(error):
-                log.error(
-                    "unexpected error in %s (request %s)",
-                    ".".join(str(p) for p in error.path or []),
-                    request_id,
-                    exc_info=error.original_error,
-                    extra={"request_id": request_id},
-                )
+        log_unexpected(errors, getattr(context, "request_id", None))
 
 
 def build_schema(

@@ -33,7 +33,7 @@ from ordergraph.storage.mapping import (
     product_values,
     store_from,
 )
-from ordergraph.storage.tail import NOTIFY_CHANNEL
+from ordergraph.storage.notify import NOTIFY_CHANNEL
 
 Clock = Callable[[], dt.datetime]
 

@@ -7,9 +7,9 @@ import datetime as dt
 
 from ordergraph.domain import services
 from ordergraph.domain.model import BackorderPolicy
+from ordergraph.live.hub import EventHub
 from ordergraph.storage.admin import create_store
 from ordergraph.storage.db import Database
-from ordergraph.storage.hub import EventHub
 from ordergraph.storage.uow import store_session
 
 

@@ -21,11 +21,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ordergraph.app import Readiness, create_app
+from ordergraph.live.hub import EventHub
 from ordergraph.logs import make_handler
 from ordergraph.resolvers.ids import store_id
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
-from ordergraph.storage.hub import EventHub
 from ordergraph.storage.migrate import MIGRATIONS, upgrade
 from tests.client import Api
 from tests.conftest import (

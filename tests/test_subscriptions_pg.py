@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from ordergraph.domain import services
+from ordergraph.live.hub import LISTENER_NAME
 from ordergraph.resolvers import ids
 from ordergraph.storage.db import Database
-from ordergraph.storage.hub import LISTENER_NAME
 from ordergraph.storage.uow import store_session
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, LiveServer, start_server

@@ -30,11 +30,11 @@ from typing import Any
 
 from graphql import ExecutionResult, GraphQLError
 
+from ordergraph.live.hub import LiveEvent, Subscriber
 from ordergraph.resolvers.context import Context, Loaders
-from ordergraph.storage.hub import LiveEvent, Subscriber
+from ordergraph.schema.errors import MASKED, client_errors, log_unexpected
 
 log = logging.getLogger("ordergraph.fanout")
-MASKED = "Internal server error"
 
 
 class _Eager:
@@ -230,17 +230,6 @@ class Group:
                         member.subscriber.cut_off()
                 self._batches.clear()
 
-    def _log(self, errors: list[GraphQLError]) -> None:
-        for error in errors:
-            original = error.original_error
-            if original is not None and not isinstance(original, GraphQLError):
-                log.error(
-                    "unexpected error in %s (request %s)",
-                    ".".join(str(p) for p in error.path or []),
-                    self.context.request_id,
-                    exc_info=original,
-                )
-
     async def _payload(self, event: LiveEvent) -> str:
         shared_key = self.key[1:]  # the event is this process's: no need for the database
         known = cached_payload(event, shared_key)
@@ -253,7 +242,7 @@ class Group:
             log.exception("executing a live event for its subscribers failed")
             result = ExecutionResult(None, [GraphQLError(MASKED, original_error=error)])
         if result.errors:
-            self._log(result.errors)
+            log_unexpected(result.errors, self.context.request_id)
         return payload_json(event, shared_key, result)
 
 
@@ -271,21 +260,11 @@ def payload_json(event: LiveEvent, key: tuple[Any, ...], result: ExecutionResult
         return known
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
-        body["errors"] = [_masked(error).formatted for error in result.errors]
+        body["errors"] = [error.formatted for error in client_errors(result.errors)]
     if result.extensions:
         body["extensions"] = result.extensions
     payload = event.memo[(payload_json, key)] = json.dumps(body)
     return payload
-
-
-def _masked(error: GraphQLError) -> GraphQLError:
-    original = error.original_error
-    if original is None or isinstance(original, GraphQLError):
-        return error
-    return GraphQLError(
-        MASKED, nodes=error.nodes, source=error.source, positions=error.positions,
-        path=error.path,
-    )  # fmt: skip
 
 
 _groups: dict[tuple[Any, ...], Group] = {}

@@ -23,10 +23,11 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from ordergraph.domain.model import Order, Product
+from ordergraph.live.tail import events_after, events_after_many, last_seq
 from ordergraph.storage import queries
 from ordergraph.storage.db import Database
+from ordergraph.storage.notify import NOTIFY_CHANNEL
 from ordergraph.storage.queries import EventRecord
-from ordergraph.storage.tail import NOTIFY_CHANNEL, events_after, events_after_many, last_seq
 
 log = logging.getLogger("ordergraph.hub")
 LISTENER_NAME = "ordergraph-listener"
@@ -61,7 +62,7 @@ class Subscriber:
     break up to it: the consumer knows the positions in between were passed over, not
     lost. None in the queue means the subscriber overflowed.
 
-    A consumer may hand its events to a `sink` instead (see schema.fanout): while it is
+    A consumer may hand its events to a `sink` instead (see live.fanout): while it is
     set and nothing is queued, each event that follows the last one the consumer saw
     (`passed_upto`) goes to the sink, which delivers it (or passes over it) without
     waking the consumer. The first event the sink cannot take, or that does not follow

@@ -10,8 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordergraph.storage import tables as t
 from ordergraph.storage.queries import EventRecord, event_from
 
-NOTIFY_CHANNEL = "ordergraph_events"
-
 
 async def last_seq(conn: AsyncConnection, store_id: int) -> int:
     e = t.events
