@@ -14,7 +14,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -45,7 +44,7 @@ from ordergraph.schema.build import SchemaLimits, build_schema
 from ordergraph.schema.cost import CostExtension
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
-from ordergraph.storage.migrate import MIGRATIONS
+from ordergraph.storage.migrate import MIGRATIONS, check_heads, current_heads, script_directory
 from ordergraph.throttle import Throttle, throttle_settings
 
 request_log = logging.getLogger("ordergraph.request")
@@ -301,51 +300,28 @@ class Readiness:
 
     def script(self) -> ScriptDirectory:
         if self._script is None:
-            self._script = ScriptDirectory(str(self.migrations))
+            self._script = script_directory(self.migrations)
         return self._script
-
-    async def _current(self) -> tuple[str, ...]:
-        async with self.db.engine.connect() as conn:
-            heads: tuple[str, ...] = await conn.run_sync(
-                lambda sync: tuple(MigrationContext.configure(sync).get_current_heads())
-            )
-        return heads
 
     async def check(self) -> tuple[bool, dict[str, Any]]:
         try:
-            current = await asyncio.wait_for(self._current(), self.timeout)
+            current = await asyncio.wait_for(current_heads(self.db), self.timeout)
         except Exception as err:
             log.warning("readiness: the database is unreachable: %s", err)
             reason = "database unreachable" + (
                 " (timed out)" if isinstance(err, TimeoutError) else f" ({type(err).__name__})"
             )
             return False, {"status": "unavailable", "reason": reason}
-        script = self.script()
-        heads = set(script.get_heads())
-        if set(current) == heads:
+        heads = check_heads(self.script(), current)
+        if heads.at_head:
             return True, {"status": "ok", "migrations": "current"}
-        known = {rev.revision for rev in script.walk_revisions()}
         if not current:
             reason = "database is not migrated: run `ordergraph migrate`"
             return False, {"status": "unavailable", "reason": reason}
-        if not set(current) <= known:
+        if heads.newer:
             return True, {"status": "ok", "migrations": "database is newer than this code"}
-        behind = sorted(
-            rev.revision
-            for rev in script.walk_revisions()
-            if not _applied(script, rev.revision, current)
-        )
         return False, {
             "status": "unavailable",
-            "reason": f"migrations pending ({len(behind)}): run `ordergraph migrate`",
-            "pending": behind,
+            "reason": f"migrations pending ({len(heads.pending)}): run `ordergraph migrate`",
+            "pending": heads.pending,
         }
-
-
-def _applied(script: ScriptDirectory, revision: str, current: tuple[str, ...]) -> bool:
-    """Whether `revision` is at or below one of the current heads."""
-    for head in current:
-        for rev in script.iterate_revisions(head, "base"):
-            if rev is not None and rev.revision == revision:
-                return True
-    return False

@@ -23,6 +23,3 @@ class Clock:
 
     def freeze(self, at: dt.datetime) -> None:
         self._frozen = at
-
-    def unfreeze(self) -> None:
-        self._frozen = None

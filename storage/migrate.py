@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +33,56 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         await conn.run_sync(lambda sync: command.upgrade(_config(sync), revision))
 
 
-async def pending(db: Database) -> list[str]:
-    """Revisions not yet applied; empty when the schema is current."""
-    script = ScriptDirectory.from_config(_config())
+@dataclass(frozen=True)
+class HeadCheck:
+    """Where a database's schema stands against this code's migrations."""
+
+    current: tuple[str, ...]  # the revisions the database is at (none: never migrated)
+    at_head: bool  # exactly at this code's heads
+    pending: list[str]  # this code's revisions the database has not had, sorted
+    unknown: list[str]  # the database's revisions this code does not know, sorted
+
+    @property
+    def newer(self) -> bool:
+        """The database was migrated by a newer release (e.g. during a rolling upgrade)."""
+        return bool(self.unknown)
+
+
+def script_directory(migrations: Path = MIGRATIONS) -> ScriptDirectory:
+    return ScriptDirectory(str(migrations))
+
+
+async def current_heads(db: Database) -> tuple[str, ...]:
+    """The revisions the database is at (empty when it was never migrated)."""
     async with db.engine.connect() as conn:
-        current = await conn.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_heads()
+        heads: tuple[str, ...] = await conn.run_sync(
+            lambda sync: tuple(MigrationContext.configure(sync).get_current_heads())
         )
-    heads = set(script.get_heads())
-    if set(current) == heads:
+    return heads
+
+
+def check_heads(script: ScriptDirectory, current: tuple[str, ...]) -> HeadCheck:
+    """The one migration-head check: the database's revisions against the heads of
+    `script` (this code's migrations), for `/readyz` and for the CLI."""
+    if set(current) == set(script.get_heads()):
+        return HeadCheck(current, at_head=True, pending=[], unknown=[])
+    known = {rev.revision for rev in script.walk_revisions()}
+    unknown = sorted(set(current) - known)
+    if unknown:  # no walking down from a revision the script does not hold
+        return HeadCheck(current, at_head=False, pending=[], unknown=unknown)
+    applied = {
+        rev.revision
+        for head in current
+        for rev in script.iterate_revisions(head, "base")
+        if rev is not None
+    }
+    return HeadCheck(current, at_head=False, pending=sorted(known - applied), unknown=[])
+
+
+async def pending(db: Database) -> list[str]:
+    """Why the database is not at this code's head: the revisions it has not had, or those
+    of a newer release this code does not know; empty when the schema is current."""
+    check = check_heads(script_directory(), await current_heads(db))
+    if check.at_head:
         return []
-    return [rev.revision for rev in script.walk_revisions() if rev.revision not in current]
-
-
-def autogenerate(db_url_sync: str, message: str) -> None:  # pragma: no cover - dev helper
-    from sqlalchemy import create_engine
-
-    engine = create_engine(db_url_sync)
-    with engine.begin() as conn:
-        command.revision(_config(conn), message=message, autogenerate=True)
+    return check.unknown or check.pending or list(check.current)
