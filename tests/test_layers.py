@@ -1,0 +1,345 @@
+"""Which package may import which (DESIGN §2): dependencies point inward.
+
+    app (ordergraph/*.py) ──> live ──> schema ⇄ resolvers ──> domain <── storage
+                         └──────────────────────────────────────────────────┘
+
+domain is plain Python (the standard library and itself). storage persists it
+(SQLAlchemy, Alembic, the drivers). schema and resolvers make the GraphQL API out of
+domain types and services; they do not reach into storage. live delivery tails the log
+and writes frames for the subscriptions, so it may use every inner package. The app
+wires everything. The benches drive ordergraph from outside, through its public entry
+points. Every import is namespaced (`ordergraph.storage`, never `storage`).
+
+The check reads every .py file with `ast`: `import`, `from ... import` (relative ones
+resolved against the file's package) and `importlib.import_module` / `__import__` with a
+literal name; a computed name is reported as such.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DYNAMIC_IMPORTERS = {"__import__", "import_module"}
+COMPUTED = "<computed module name>"
+STDLIB = frozenset(sys.stdlib_module_names)
+
+# Top-level folders that install as subpackages of `ordergraph` (links in ordergraph/).
+SUBPACKAGES = ("domain", "storage", "schema", "resolvers", "live")
+# Folders whose files belong to a layer; the others only must not use un-namespaced names.
+LAYER_OF_FOLDER = {
+    **{name: name for name in SUBPACKAGES},
+    "ordergraph": "app",
+    "bench": "bench",
+}
+UNRULED_FOLDERS = ("tests", "examples", "scripts")
+
+# What each layer may import besides the standard library: module prefixes, first ours
+# (`ordergraph.x` covers ordergraph.x and everything under it), then third-party libraries.
+APP_ENTRY_POINTS = {
+    "ordergraph.app",  # create_app, metrics_app
+    "ordergraph.cli",
+    "ordergraph.settings",
+    "ordergraph.storage.db",  # Database: the app and the CLI take one
+    "ordergraph.storage.migrate",  # upgrade: what `ordergraph migrate` runs
+}
+ALLOWED: dict[str, set[str]] = {
+    "domain": {"ordergraph.domain"},
+    "storage": {
+        "ordergraph.storage",
+        "ordergraph.domain",
+        *("sqlalchemy", "alembic", "asyncpg", "aiosqlite"),
+    },
+    "resolvers": {
+        "ordergraph.resolvers",
+        "ordergraph.schema",
+        "ordergraph.domain",
+        *("strawberry", "graphql"),
+    },
+    "schema": {
+        "ordergraph.schema",
+        "ordergraph.resolvers",
+        "ordergraph.domain",
+        *("strawberry", "graphql"),
+    },
+    "live": {
+        "ordergraph.live",
+        "ordergraph.schema",
+        "ordergraph.resolvers",
+        "ordergraph.domain",
+        "ordergraph.storage",
+        *("strawberry", "graphql", "starlette", "sqlalchemy", "asyncpg"),
+    },
+    "app": {
+        "ordergraph",
+        *("strawberry", "graphql", "starlette", "anyio", "sqlalchemy", "alembic", "uvicorn"),
+        "prometheus_client",
+    },
+    "bench": {
+        *APP_ENTRY_POINTS,
+        "bench",  # the benches' own helpers (run from bench/, also as bare names)
+        *("place_orders",),
+        *("httpx", "websockets", "asyncpg", "starlette", "uvicorn", "uvloop"),
+    },
+}
+
+# Imports against the table as it stands today: (file, module). The test also fails
+# when one of them no longer occurs, so this set can only shrink; remove entries as the
+# work named in each comment lands.
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
+    # Read models move from storage to domain (issue 10, point 3; another branch):
+    # schema stops importing storage.
+    ("schema/types.py", "ordergraph.storage.queries"),
+    ("schema/types.py", "ordergraph.storage.paging"),
+    ("schema/query.py", "ordergraph.storage.paging"),
+    ("schema/cost.py", "ordergraph.storage.paging"),
+    ("schema/subscriptions.py", "ordergraph.storage.paging"),
+    # One path per mutation (issue 10, point 2; another branch): mutations open a unit
+    # of work from a factory on the context instead of importing storage.
+    ("resolvers/mutations.py", "ordergraph.storage.admin"),
+    ("resolvers/mutations.py", "ordergraph.storage.idempotency"),
+    ("resolvers/mutations.py", "ordergraph.storage.queries"),
+    ("resolvers/mutations.py", "ordergraph.storage.uow"),
+    ("resolvers/mutations.py", "sqlalchemy.exc"),
+    # Larger changes, not yet scheduled:
+    # - The request context is where a request meets the database (connections for the
+    #   DataLoaders, the token lookup) and the hub: wiring, the app's job, kept beside the
+    #   resolvers. It needs read and key ports in domain, filled in by the app.
+    ("resolvers/context.py", "ordergraph.storage.admin"),
+    ("resolvers/context.py", "ordergraph.storage.db"),
+    ("resolvers/context.py", "ordergraph.storage.queries"),
+    ("resolvers/context.py", "sqlalchemy.ext.asyncio"),
+    ("resolvers/context.py", "ordergraph.live.hub"),
+    # - Key checks (revocation polling) and the read queries call storage's query
+    #   functions directly; the same read/key ports would replace them.
+    ("resolvers/keyguard.py", "ordergraph.storage.db"),
+    ("resolvers/keyguard.py", "ordergraph.storage.queries"),
+    ("resolvers/queries.py", "ordergraph.storage.paging"),
+    ("resolvers/queries.py", "ordergraph.storage.queries"),
+    ("resolvers/figures.py", "ordergraph.storage.history"),
+    # - The subscription fields drive the hub and the fan-out groups themselves (and
+    #   catch the websocket's disconnect); the rework of live delivery moves that
+    #   transport side into live/, leaving schema to declare the fields.
+    ("schema/subscriptions.py", "ordergraph.live.fanout"),
+    ("schema/subscriptions.py", "ordergraph.live.hub"),
+    ("schema/subscriptions.py", "starlette.websockets"),
+    # - The figures bench replays the orders through the domain services in a unit of
+    #   work as the oracle for the API's figures; it needs a public entry point for that
+    #   (or the rules of the table for benches must grow to name domain).
+    ("bench/figures.py", "ordergraph.domain.model"),
+    ("bench/figures.py", "ordergraph.domain.services"),
+    ("bench/figures.py", "ordergraph.resolvers.ids"),
+    ("bench/figures.py", "ordergraph.storage.admin"),
+    ("bench/figures.py", "ordergraph.storage.tables"),
+    ("bench/figures.py", "ordergraph.storage.uow"),
+}
+
+
+# -- the checker --------------------------------------------------------------------------
+def module_name(path: Path) -> str:
+    """The module a file is imported as (`domain/model.py` -> `ordergraph.domain.model`)."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    if parts and parts[0] in SUBPACKAGES:
+        parts.insert(0, "ordergraph")
+    return ".".join(parts)
+
+
+def is_our_module(module: str) -> bool:
+    """Whether `module` (`ordergraph...`) is a file or package folder of this repository."""
+    parts = module.split(".")
+    if parts[0] != "ordergraph":
+        return False
+    where = ROOT.joinpath(*parts)  # through the links: ordergraph/storage -> ../storage
+    return where.with_suffix(".py").is_file() or (where / "__init__.py").is_file()
+
+
+def imported_modules(source: str, filename: str = "<source>", module: str = "") -> list[str]:
+    """Every absolute module a piece of code imports, statically or by a literal name.
+
+    `module` is the importing module's own name, to resolve relative imports;
+    `from package import name` counts as `package.name` when that is one of our modules
+    (`from ordergraph.storage import queries` imports ordergraph.storage.queries).
+    """
+    is_package = filename.endswith("__init__.py")
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = module.split(".") if is_package else module.split(".")[:-1]
+                base = package[: len(package) - (node.level - 1)]
+                absolute = ".".join(base + ([node.module] if node.module else []))
+            else:
+                absolute = node.module or ""
+            for alias in node.names:
+                submodule = f"{absolute}.{alias.name}"
+                found.append(submodule if is_our_module(submodule) else absolute)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name in DYNAMIC_IMPORTERS:
+                first = node.args[0] if node.args else None
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    found.append(first.value)
+                else:
+                    found.append(COMPUTED)
+    return found
+
+
+def allowed(layer: str, module: str) -> bool:
+    if module.split(".")[0] in STDLIB:
+        return True
+    return any(module == p or module.startswith(p + ".") for p in ALLOWED[layer])
+
+
+def unnamespaced(module: str) -> bool:
+    """`import storage`, `from domain.model import ...`: ours, but not under ordergraph."""
+    return module.split(".")[0] in SUBPACKAGES
+
+
+def python_files(folder: str) -> Iterator[Path]:
+    """The folder's .py files, not following links (ordergraph/domain -> ../domain)."""
+    for dirpath, dirnames, filenames in os.walk(ROOT / folder):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                yield Path(dirpath) / name
+
+
+def offenders(layer_of_folder: dict[str, str], unruled: tuple[str, ...]) -> set[tuple[str, str]]:
+    """(file, imported module) for every import against the table or un-namespaced."""
+    found: set[tuple[str, str]] = set()
+    for folder in [*layer_of_folder, *unruled]:
+        layer = layer_of_folder.get(folder)
+        for path in python_files(folder):
+            source = path.read_text(encoding="utf-8")
+            name = str(path.relative_to(ROOT))
+            for module in imported_modules(source, name, module_name(path)):
+                if unnamespaced(module) or (layer is not None and not allowed(layer, module)):
+                    found.add((name, module))
+    return found
+
+
+def listing(pairs: set[tuple[str, str]]) -> str:
+    return "\n".join(f"  {file}: {module}" for file, module in sorted(pairs))
+
+
+# -- the rule -----------------------------------------------------------------------------
+def test_every_package_imports_only_what_the_layer_table_allows() -> None:
+    found = offenders(LAYER_OF_FOLDER, UNRULED_FOLDERS)
+    new = found - KNOWN_EXCEPTIONS
+    gone = KNOWN_EXCEPTIONS - found
+    assert not new, "imports against the layer table (tests/test_layers.py):\n" + listing(new)
+    assert not gone, "known exceptions that no longer occur; remove them:\n" + listing(gone)
+
+
+def test_every_folder_of_code_has_a_layer() -> None:
+    folders = {
+        p.name
+        for p in ROOT.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and any(python_files(p.name))
+    }
+    assert folders <= set(LAYER_OF_FOLDER) | set(UNRULED_FOLDERS), folders
+    assert set(LAYER_OF_FOLDER.values()) == set(ALLOWED)
+    for name in SUBPACKAGES:
+        link = ROOT / "ordergraph" / name
+        assert link.is_symlink() and link.resolve() == ROOT / name
+
+
+def test_domain_files_are_checked() -> None:
+    files = {p.name for p in python_files("domain")}
+    assert {"model.py", "services.py", "ports.py"} <= files
+
+
+# -- the checker, checked -----------------------------------------------------------------
+def domain_offences(source: str) -> list[str]:
+    return [
+        m
+        for m in imported_modules(source, "domain/x.py", "ordergraph.domain.x")
+        if not allowed("domain", m)
+    ]
+
+
+def test_the_import_check_catches_framework_and_database_imports() -> None:
+    source = """
+import strawberry
+from starlette.requests import Request
+import sqlalchemy.ext.asyncio as sa
+import importlib
+importlib.import_module("ordergraph.storage.uow")
+__import__("resolvers")
+def later(name):
+    return importlib.import_module(name)
+"""
+    assert domain_offences(source) == [
+        "strawberry",
+        "starlette.requests",
+        "sqlalchemy.ext.asyncio",
+        "ordergraph.storage.uow",
+        "resolvers",
+        COMPUTED,
+    ]
+
+
+def test_the_import_check_accepts_the_standard_library_and_relative_imports() -> None:
+    source = """
+from __future__ import annotations
+import datetime as dt
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo
+from ordergraph.domain.model import Order
+from . import events
+from .errors import DomainError
+"""
+    assert domain_offences(source) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        ("ordergraph.schema.types", "from ..storage import queries", "ordergraph.storage.queries"),
+        ("ordergraph.schema.types", "from ..storage.db import Database", "ordergraph.storage.db"),
+        ("ordergraph.schema.types", "from .. import storage", "ordergraph.storage"),
+        ("ordergraph.schema", "from .types import OrderType", "ordergraph.schema.types"),
+        ("ordergraph.app", "from . import demo", "ordergraph.demo"),
+        ("ordergraph.app", "from ordergraph import storage", "ordergraph.storage"),
+    ],
+)
+def test_relative_and_package_imports_resolve_to_the_module(
+    module: str, source: str, expected: str
+) -> None:
+    filename = "schema/__init__.py" if module == "ordergraph.schema" else "x.py"
+    assert imported_modules(source, filename, module) == [expected]
+
+
+def test_the_table_refuses_what_the_design_forbids() -> None:
+    assert not allowed("schema", "ordergraph.storage.queries")
+    assert not allowed("schema", "sqlalchemy")
+    assert not allowed("schema", "starlette.websockets")
+    assert not allowed("resolvers", "ordergraph.storage.uow")
+    assert not allowed("storage", "ordergraph.schema.types")
+    assert not allowed("storage", "ordergraph.live.hub")
+    assert not allowed("domain", "ordergraph.storage")
+    assert not allowed("bench", "ordergraph.storage.uow")
+    assert allowed("schema", "ordergraph.domain.model")
+    assert allowed("live", "ordergraph.storage.db")
+    assert allowed("app", "ordergraph.live.websockets")
+    assert allowed("bench", "ordergraph.app")
+
+
+def test_un_namespaced_names_are_refused_everywhere() -> None:
+    for module in ("storage", "domain.model", "schema.build", "resolvers", "live.hub"):
+        assert unnamespaced(module)
+    assert not unnamespaced("ordergraph.storage")
+    assert module_name(ROOT / "domain" / "model.py") == "ordergraph.domain.model"
+    assert module_name(ROOT / "live" / "__init__.py") == "ordergraph.live"
+    assert module_name(ROOT / "ordergraph" / "app.py") == "ordergraph.app"
