@@ -1,7 +1,8 @@
 """Which package may import which (DESIGN §2): dependencies point inward.
 
-    app (ordergraph/*.py) ──> live ──> schema ⇄ resolvers ──> domain <── storage
-                         └──────────────────────────────────────────────────┘
+    schema ⇄ resolvers ──> domain <── storage
+    live ──> schema, resolvers, domain, storage
+    app (ordergraph/*.py) ──> everything;  bench ──> the app's entry points
 
 domain is plain Python (the standard library and itself). storage persists it
 (SQLAlchemy, Alembic, the drivers). schema and resolvers make the GraphQL API out of
