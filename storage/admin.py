@@ -5,19 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain import validation as check
+from ordergraph.domain.commands import CreateApiKey, CreateStore, KeyCreated, StoreCreated
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.model import BackorderPolicy, Store
 from ordergraph.storage import tables as t
 from ordergraph.storage.db import Database
 from ordergraph.storage.mapping import store_from
 from ordergraph.storage.queries import KeyRecord, api_keys_by_id
+
+Clock = Callable[[], dt.datetime]
 
 TOKEN_PREFIX = "og_"
 SCOPES = ("READ", "ORDERS", "INVENTORY")
@@ -128,3 +131,39 @@ async def revoke_api_key(db: Database, key_id: int, now: dt.datetime) -> KeyReco
     if record is None:
         raise DomainError.one(ErrorCode.NOT_FOUND, "api key not found", ["id"])
     return record
+
+
+class SqlAdmin:
+    """The AdminUnit port (domain.ports) over the database."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def create_store(self, cmd: CreateStore) -> StoreCreated:
+        store, created = await create_store(
+            self.db,
+            handle=cmd.handle,
+            name=cmd.name,
+            currency_code=cmd.currency_code,
+            timezone=cmd.timezone,
+            default_policy=cmd.default_policy,
+            now=self.clock(),
+            key_name=cmd.key_name,
+        )
+        assert created is not None
+        key, token = created
+        return StoreCreated(store_id=store.id, api_key_id=key.id, token=token)
+
+    async def create_api_key(self, cmd: CreateApiKey) -> KeyCreated:
+        key, token = await create_api_key(
+            self.db, name=cmd.name, store_ids=cmd.store_ids, scopes=cmd.scopes, now=self.clock()
+        )
+        return KeyCreated(api_key_id=key.id, token=token)
+
+    async def revoke_api_key(self, key_id: int) -> int:
+        return (await revoke_api_key(self.db, key_id, self.clock())).id
+
+    async def api_key(self, key_id: int) -> KeyRecord | None:
+        async with self.db.read() as conn:
+            return (await api_keys_by_id(conn, [key_id])).get(key_id)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select
 
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.storage import tables as t
-from ordergraph.storage.uow import SqlStoreSession
+
+if TYPE_CHECKING:  # the unit of work uses this module
+    from ordergraph.storage.uow import SqlStoreSession
 
 
 def request_hash(payload: dict[str, Any]) -> str:
