@@ -67,8 +67,8 @@ async def receive_stock(info: Ctx, input: ReceiveStockInput) -> ReceiveStockPayl
         return ReceiveStockPayload(product=None, filled_lines=[], user_errors=user_errors(problems))
     cmd = ReceiveStock(sku=input.sku, quantity=input.quantity, note=note)
     outcome = await run(ctx, store_id, cmd, key=input.idempotency_key)
-    filled_ids = (outcome.changed and outcome.changed.filled_line_ids) or ()
-    filled = await ctx.loaders.line.load_many([(store_id, i) for i in filled_ids])
+    filled_ids = outcome.changed.filled_line_ids if outcome.changed else None
+    filled = await ctx.loaders.line.load_many([(store_id, i) for i in filled_ids or ()])
     return ReceiveStockPayload(
         product=await changed_product(ctx, outcome),
         filled_lines=[OrderLineType(_line=line) for line in filled if line is not None],

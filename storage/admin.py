@@ -70,7 +70,7 @@ async def create_store(
             )
             key = None
             if key_name is not None:
-                key = await _insert_key(conn, key_name, {store_id}, SCOPES, now)
+                key = await _insert_key(conn, name=key_name, ids={store_id}, scopes=SCOPES, now=now)
     except IntegrityError:
         raise taken from None
     return store_from(row), key
@@ -86,11 +86,11 @@ async def create_api_key(
 ) -> tuple[KeyRecord, str]:
     """A new key and its token; only the token's hash is stored."""
     async with db.write() as conn:
-        return await _insert_key(conn, name, set(store_ids), scopes, now)
+        return await _insert_key(conn, name=name, ids=set(store_ids), scopes=scopes, now=now)
 
 
 async def _insert_key(
-    conn: AsyncConnection, name: str, ids: set[int], scopes: Iterable[str], now: dt.datetime
+    conn: AsyncConnection, *, name: str, ids: set[int], scopes: Iterable[str], now: dt.datetime
 ) -> tuple[KeyRecord, str]:
     name = check.text(name, "name")
     wanted_scopes = sorted(set(scopes))

@@ -22,7 +22,7 @@ def request_hash(payload: dict[str, Any]) -> str:
 
 
 async def recall(
-    session: SqlStoreSession, operation: str, key: str, digest: str, ttl: dt.timedelta
+    session: SqlStoreSession, *, operation: str, key: str, digest: str, ttl: dt.timedelta
 ) -> dict[str, Any] | None:
     """The stored result for this key, None if unseen; raises if the input differs.
 
@@ -62,6 +62,7 @@ async def recall(
 
 async def remember(
     session: SqlStoreSession,
+    *,
     operation: str,
     key: str,
     digest: str,

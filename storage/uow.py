@@ -394,13 +394,22 @@ class SqlStoreUnit:
         self, operation: str, key: str, request: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         digest = idempotency.request_hash(dict(request))
-        return await idempotency.recall(self.session, operation, key, digest, self.ttl)
+        return await idempotency.recall(
+            self.session, operation=operation, key=key, digest=digest, ttl=self.ttl
+        )
 
     async def remember(
         self, operation: str, key: str, request: Mapping[str, Any], result: Mapping[str, Any]
     ) -> None:
         digest = idempotency.request_hash(dict(request))
-        await idempotency.remember(self.session, operation, key, digest, dict(result), self.ttl)
+        await idempotency.remember(
+            self.session,
+            operation=operation,
+            key=key,
+            digest=digest,
+            result=dict(result),
+            ttl=self.ttl,
+        )
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
