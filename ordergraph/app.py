@@ -156,6 +156,7 @@ class OrdergraphView(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        # The context and its units of work share the request's connection slots.
         db = RequestDatabase(self.db, self.limits.max_connections_per_request)
         context = Context(
             db=db,
