@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from ordergraph.domain import validation as check
+from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.model import BackorderPolicy, CancelReason
 
 #: The line id of a requested line that names no line of the order (unknown, malformed
@@ -166,6 +168,9 @@ class Changed:
 
 # -- admin commands ------------------------------------------------------------
 
+#: What an API key may be allowed to do.
+API_SCOPES = ("READ", "ORDERS", "INVENTORY")
+
 
 @dataclass(frozen=True)
 class CreateStore:
@@ -180,12 +185,37 @@ class CreateStore:
         """The name of the first key, made with the store."""
         return f"{self.handle} (created with the store)"
 
+    def checked(self) -> CreateStore:
+        """The command with its fields checked (the first bad one raises DomainError)."""
+        return CreateStore(
+            handle=check.handle(self.handle),
+            name=check.text(self.name, "name"),
+            currency_code=check.currency(self.currency_code),
+            timezone=check.timezone(self.timezone),
+            default_policy=self.default_policy,
+        )
+
+    def first_key(self, store_id: int) -> CreateApiKey:
+        """The key made with the store: every scope, on that store only."""
+        return CreateApiKey(name=self.key_name, store_ids=[store_id], scopes=list(API_SCOPES))
+
 
 @dataclass(frozen=True)
 class CreateApiKey:
     name: str
     store_ids: list[int] = field(default_factory=list)
     scopes: list[str] = field(default_factory=list)
+
+    def checked(self) -> CreateApiKey:
+        """The command checked, scopes and stores sorted without repeats; whether the
+        stores exist is for storage to say (NOT_FOUND at storeIds)."""
+        name = check.text(self.name, "name")
+        scopes = sorted(set(self.scopes))
+        if not scopes or any(s not in API_SCOPES for s in scopes):
+            raise DomainError.one(ErrorCode.INVALID, "give at least one scope", ["scopes"])
+        if not self.store_ids:
+            raise DomainError.one(ErrorCode.INVALID, "give at least one store", ["storeIds"])
+        return CreateApiKey(name=name, store_ids=sorted(set(self.store_ids)), scopes=scopes)
 
 
 @dataclass(frozen=True)

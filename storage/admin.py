@@ -11,8 +11,13 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ordergraph.domain import validation as check
-from ordergraph.domain.commands import CreateApiKey, CreateStore, KeyCreated, StoreCreated
+from ordergraph.domain.commands import (
+    API_SCOPES,
+    CreateApiKey,
+    CreateStore,
+    KeyCreated,
+    StoreCreated,
+)
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.model import BackorderPolicy, Store
 from ordergraph.storage import tables as t
@@ -23,7 +28,7 @@ from ordergraph.storage.queries import KeyRecord, api_keys_by_id
 Clock = Callable[[], dt.datetime]
 
 TOKEN_PREFIX = "og_"
-SCOPES = ("READ", "ORDERS", "INVENTORY")
+SCOPES = API_SCOPES
 
 
 def new_token() -> str:
@@ -46,11 +51,18 @@ async def create_store(
     key_name: str | None = None,
 ) -> tuple[Store, tuple[KeyRecord, str] | None]:
     """A new store and, when `key_name` is given, a key with every scope for it, atomically."""
+    cmd = CreateStore(
+        handle=handle,
+        name=name,
+        currency_code=currency_code,
+        timezone=timezone,
+        default_policy=default_policy,
+    ).checked()
     values = {
-        "handle": check.handle(handle),
-        "name": check.text(name, "name"),
-        "currency_code": check.currency(currency_code),
-        "timezone": check.timezone(timezone),
+        "handle": cmd.handle,
+        "name": cmd.name,
+        "currency_code": cmd.currency_code,
+        "timezone": cmd.timezone,
         "default_backorder_policy": default_policy.value,
         "created_at": now,
     }
@@ -70,7 +82,8 @@ async def create_store(
             )
             key = None
             if key_name is not None:
-                key = await _insert_key(conn, name=key_name, ids={store_id}, scopes=SCOPES, now=now)
+                first = CreateApiKey(name=key_name, store_ids=[store_id], scopes=list(SCOPES))
+                key = await _insert_key(conn, first.checked(), now)
     except IntegrityError:
         raise taken from None
     return store_from(row), key
@@ -86,18 +99,15 @@ async def create_api_key(
 ) -> tuple[KeyRecord, str]:
     """A new key and its token; only the token's hash is stored."""
     async with db.write() as conn:
-        return await _insert_key(conn, name=name, ids=set(store_ids), scopes=scopes, now=now)
+        cmd = CreateApiKey(name=name, store_ids=list(store_ids), scopes=list(scopes))
+        return await _insert_key(conn, cmd.checked(), now)
 
 
 async def _insert_key(
-    conn: AsyncConnection, *, name: str, ids: set[int], scopes: Iterable[str], now: dt.datetime
+    conn: AsyncConnection, key: CreateApiKey, now: dt.datetime
 ) -> tuple[KeyRecord, str]:
-    name = check.text(name, "name")
-    wanted_scopes = sorted(set(scopes))
-    if not wanted_scopes or any(s not in SCOPES for s in wanted_scopes):
-        raise DomainError.one(ErrorCode.INVALID, "give at least one scope", ["scopes"])
-    if not ids:
-        raise DomainError.one(ErrorCode.INVALID, "give at least one store", ["storeIds"])
+    """Insert a checked key (CreateApiKey.checked) if all its stores exist."""
+    ids = set(key.store_ids)
     found = set((await conn.execute(select(t.stores.c.id).where(t.stores.c.id.in_(ids)))).scalars())
     if found != ids:
         raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeIds"])
@@ -106,16 +116,16 @@ async def _insert_key(
         await conn.execute(
             insert(t.api_keys)
             .values(
-                name=name,
+                name=key.name,
                 token_hash=hash_token(token),
-                scopes=",".join(wanted_scopes),
+                scopes=",".join(key.scopes),
                 created_at=now,
             )
             .returning(t.api_keys.c.id)
         )
     ).scalar_one()
     await conn.execute(
-        insert(t.api_key_stores), [{"store_id": s, "api_key_id": key_id} for s in sorted(ids)]
+        insert(t.api_key_stores), [{"store_id": s, "api_key_id": key_id} for s in key.store_ids]
     )
     record = (await api_keys_by_id(conn, [key_id]))[key_id]
     return record, token

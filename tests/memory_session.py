@@ -12,14 +12,13 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
-from ordergraph.domain import validation as check
 from ordergraph.domain.commands import CreateApiKey, CreateStore, KeyCreated, StoreCreated
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
 from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
 from ordergraph.resolvers.context import Loaders
 from ordergraph.resolvers.keyguard import KeyGuard
-from ordergraph.storage.admin import SCOPES, hash_token, new_token
+from ordergraph.storage.admin import hash_token, new_token
 from ordergraph.storage.queries import KeyRecord
 
 START = dt.datetime(2027, 1, 24, 9, 30, tzinfo=dt.UTC)
@@ -231,49 +230,39 @@ class MemoryStoreUnit:
 
 
 class MemoryAdmin:
-    """The AdminUnit port: stores and keys in dicts, checked as the database checks them."""
+    """The AdminUnit port: stores and keys in dicts, checked by the same commands."""
 
     def __init__(self, units: MemoryUnits) -> None:
         self.units = units
 
     async def create_store(self, cmd: CreateStore) -> StoreCreated:
-        handle = check.handle(cmd.handle)
-        name = check.text(cmd.name, "name")
-        currency = check.currency(cmd.currency_code)
-        timezone = check.timezone(cmd.timezone)
-        if any(s.store.handle == handle for s in self.units.sessions.values()):
+        checked = cmd.checked()
+        if any(s.store.handle == checked.handle for s in self.units.sessions.values()):
             raise DomainError.one(
                 ErrorCode.DUPLICATE, f"handle {cmd.handle!r} is taken", ["handle"]
             )
         store = Store(
             id=len(self.units.sessions) + 1,
-            handle=handle,
-            name=name,
-            currency_code=currency,
-            timezone=timezone,
-            default_backorder_policy=cmd.default_policy,
+            handle=checked.handle,
+            name=checked.name,
+            currency_code=checked.currency_code,
+            timezone=checked.timezone,
+            default_backorder_policy=checked.default_policy,
             created_at=self.units.now,
         )
         self.units.sessions[store.id] = MemorySession(store=store, now=self.units.now)
-        key = await self.create_api_key(
-            CreateApiKey(name=cmd.key_name, store_ids=[store.id], scopes=list(SCOPES))
-        )
+        key = await self.create_api_key(checked.first_key(store.id))
         return StoreCreated(store_id=store.id, api_key_id=key.api_key_id, token=key.token)
 
     async def create_api_key(self, cmd: CreateApiKey) -> KeyCreated:
-        name = check.text(cmd.name, "name")
-        scopes = frozenset(cmd.scopes)
-        if not scopes or not scopes <= set(SCOPES):
-            raise DomainError.one(ErrorCode.INVALID, "give at least one scope", ["scopes"])
-        if not cmd.store_ids:
-            raise DomainError.one(ErrorCode.INVALID, "give at least one store", ["storeIds"])
-        if not set(cmd.store_ids) <= self.units.sessions.keys():
+        checked = cmd.checked()
+        if not set(checked.store_ids) <= self.units.sessions.keys():
             raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeIds"])
         key = KeyRecord(
             id=len(self.units.keys) + 1,
-            name=name,
-            scopes=scopes,
-            store_ids=frozenset(cmd.store_ids),
+            name=checked.name,
+            scopes=frozenset(checked.scopes),
+            store_ids=frozenset(checked.store_ids),
             created_at=self.units.now,
             revoked_at=None,
         )
