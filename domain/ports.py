@@ -1,11 +1,15 @@
-"""What the services need from storage: one store's data, locked for a change."""
+"""What the domain and the mutations need from storage: one store's data, locked for
+a change (with its idempotency records), the admin's stores and keys, and the factory
+that hands out both."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, TypeVar
 
+from ordergraph.domain.commands import CreateApiKey, CreateStore, KeyCreated, StoreCreated
 from ordergraph.domain.events import Event
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 
@@ -51,3 +55,63 @@ class StoreSession(Protocol):
     def add_order(self, order: Order) -> None: ...
 
     def emit(self, event: Event) -> None: ...
+
+
+class StoreUnit(Protocol):
+    """One change to a store: its locked session and its idempotency records.
+
+    Leaving the unit's block cleanly commits everything together; an exception
+    rolls everything back.
+    """
+
+    @property
+    def session(self) -> StoreSession: ...
+
+    async def recall(
+        self, operation: str, key: str, request: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """The result recorded for this key, None if unseen (or expired); raises
+        DomainError(IDEMPOTENCY_KEY_REUSED) when the key came with another request."""
+        ...
+
+    async def remember(
+        self, operation: str, key: str, request: Mapping[str, Any], result: Mapping[str, Any]
+    ) -> None: ...
+
+
+KeyT_co = TypeVar("KeyT_co", covariant=True)
+
+
+class AdminUnit(Protocol[KeyT_co]):
+    """Stores and API keys, changed by the admin token outside any store's lock.
+
+    Each call is its own transaction; a refused one raises DomainError.
+    """
+
+    async def create_store(self, cmd: CreateStore) -> StoreCreated: ...
+
+    async def create_api_key(self, cmd: CreateApiKey) -> KeyCreated: ...
+
+    async def revoke_api_key(self, key_id: int) -> int:
+        """Revoke the key (again is fine); its id, or NOT_FOUND."""
+        ...
+
+    async def api_key(self, key_id: int) -> KeyT_co | None:
+        """The key as the API shows it."""
+        ...
+
+
+class Units(Protocol[KeyT_co]):
+    """Where the mutations get their units of work (one factory per request)."""
+
+    def store(self, store_id: int) -> AbstractAsyncContextManager[StoreUnit]:
+        """A unit on the store, holding its lock; NOT_FOUND if there is no such store."""
+        ...
+
+    @property
+    def admin(self) -> AdminUnit[KeyT_co]: ...
+
+    def is_contention(self, error: Exception) -> bool:
+        """True when `error` is a conflict with a concurrent change that is worth
+        running the whole unit again for (serialization failure, deadlock)."""
+        ...

@@ -1,17 +1,30 @@
 """The use cases: each takes a locked store session, applies the rules, emits events.
 
+`execute` runs a mutation's command (domain.commands) and names what it changed;
+the commands the use cases take are importable from here too.
+
 A service either completes or raises DomainError before changing anything, so
 the caller can roll back without looking at what was touched.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Callable
 
 from ordergraph.domain import validation as check
+from ordergraph.domain.commands import (
+    AdjustStock,
+    CancelOrder,
+    Changed,
+    ReceiveStock,
+    ShipOrder,
+    StoreCommand,
+)
+from ordergraph.domain.commands import LineQuantity as LineQuantity
+from ordergraph.domain.commands import LineRequest as LineRequest
+from ordergraph.domain.commands import PlaceOrder as PlaceOrder
+from ordergraph.domain.commands import UpsertProduct as UpsertProduct
 from ordergraph.domain.errors import DomainError, ErrorCode, Problem, problem
 from ordergraph.domain.events import InventoryEvent, InventoryEventType, OrderEvent, OrderEventType
 from ordergraph.domain.model import (
@@ -24,41 +37,6 @@ from ordergraph.domain.model import (
     overdue_instant,
 )
 from ordergraph.domain.ports import StoreSession
-
-# -- commands ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LineRequest:
-    sku: str
-    quantity: int
-
-
-@dataclass(frozen=True)
-class PlaceOrder:
-    lines: list[LineRequest]
-    external_id: str | None = None
-    customer_ref: str | None = None
-    requested_ship_date: dt.date | None = None
-
-
-@dataclass(frozen=True)
-class UpsertProduct:
-    sku: str
-    title: str | None = None
-    price: Decimal | str | None = None
-    backorder_policy: BackorderPolicy | None = None
-    backorder_limit: int | None = None
-    backorder_limit_given: bool = False
-    restock_date: dt.date | None = None
-    restock_date_given: bool = False
-
-
-@dataclass(frozen=True)
-class LineQuantity:
-    line_id: int
-    quantity: int
-
 
 # -- helpers ----------------------------------------------------------------
 
@@ -158,6 +136,41 @@ def _merge_line_quantities(
     if problems:
         raise DomainError(problems)
     return merged
+
+
+async def _units_to_change(
+    session: StoreSession,
+    order_id: int | None,
+    lines: list[LineQuantity] | None,
+    *,
+    room: Callable[[OrderLine], int],
+    code: ErrorCode,
+    too_many: Callable[[OrderLine], str],
+) -> tuple[Order, dict[int, int]]:
+    """The open order and the units to take per line id: the given quantities, each
+    within the line's `room`, or (lines=None) all the room of every line. Shipping
+    and cancelling share this; only what counts as room differs."""
+    order = await _open_order(session, order_id)
+    wanted = _merge_line_quantities(order, lines, "lines")
+    if lines is None:
+        return order, {line.id: room(line) for line in order.lines if room(line)}
+    problems = []
+    for index, item in enumerate(lines):
+        line = order.line(item.line_id)
+        assert line is not None
+        if wanted[line.id] > room(line):
+            problems.append(problem(code, too_many(line), "lines", index, "quantity"))
+    if problems:
+        raise DomainError(problems)
+    return order, wanted
+
+
+async def _products_of(
+    session: StoreSession, order: Order, wanted: dict[int, int]
+) -> dict[int, Product]:
+    return await session.products_by_id(
+        {line.product_id for line in order.lines if line.id in wanted}
+    )
 
 
 # -- use cases --------------------------------------------------------------
@@ -434,34 +447,20 @@ async def ship_order(
     tracking_number: str | None = None,
 ) -> Order:
     """Ship allocated units: all of them (lines=None) or the given quantities."""
-    order = await _open_order(session, order_id)
-    wanted = _merge_line_quantities(order, lines, "lines")
-    if lines is None:
-        wanted = {line.id: line.allocated for line in order.lines if line.allocated}
-        if not wanted:
-            raise DomainError.one(
-                ErrorCode.NOT_SHIPPABLE, "no unit of this order is allocated yet", ["orderId"]
-            )
-    problems = []
-    for index, item in enumerate(lines or []):
-        line = order.line(item.line_id)
-        assert line is not None
-        if wanted[line.id] > line.allocated:
-            problems.append(
-                problem(
-                    ErrorCode.NOT_SHIPPABLE,
-                    f"line {line.sku!r} has {line.allocated} allocated units",
-                    "lines",
-                    index,
-                    "quantity",
-                )
-            )
-    if problems:
-        raise DomainError(problems)
-    tracking = check.text(tracking_number, "trackingNumber") if tracking_number else None
-    products = await session.products_by_id(
-        {line.product_id for line in order.lines if line.id in wanted}
+    order, wanted = await _units_to_change(
+        session,
+        order_id,
+        lines,
+        room=lambda line: line.allocated,
+        code=ErrorCode.NOT_SHIPPABLE,
+        too_many=lambda line: f"line {line.sku!r} has {line.allocated} allocated units",
     )
+    if lines is None and not wanted:
+        raise DomainError.one(
+            ErrorCode.NOT_SHIPPABLE, "no unit of this order is allocated yet", ["orderId"]
+        )
+    tracking = check.text(tracking_number, "trackingNumber") if tracking_number else None
+    products = await _products_of(session, order, wanted)
     shipped_by_product: dict[int, int] = defaultdict(int)
     for line_id, quantity in wanted.items():
         line = order.line(line_id)
@@ -504,29 +503,15 @@ async def cancel_order(
     lines: list[LineQuantity] | None,
 ) -> Order:
     """Cancel unshipped units, backordered first; released stock fills the queue at once."""
-    order = await _open_order(session, order_id)
-    wanted = _merge_line_quantities(order, lines, "lines")
-    if lines is None:
-        wanted = {line.id: line.open_units for line in order.lines if line.open_units}
-    problems = []
-    for index, item in enumerate(lines or []):
-        line = order.line(item.line_id)
-        assert line is not None
-        if wanted[line.id] > line.open_units:
-            problems.append(
-                problem(
-                    ErrorCode.INVALID,
-                    f"line {line.sku!r} has {line.open_units} units left to cancel",
-                    "lines",
-                    index,
-                    "quantity",
-                )
-            )
-    if problems:
-        raise DomainError(problems)
-    products = await session.products_by_id(
-        {line.product_id for line in order.lines if line.id in wanted}
+    order, wanted = await _units_to_change(
+        session,
+        order_id,
+        lines,
+        room=lambda line: line.open_units,
+        code=ErrorCode.INVALID,
+        too_many=lambda line: f"line {line.sku!r} has {line.open_units} units left to cancel",
     )
+    products = await _products_of(session, order, wanted)
     watch = _StockWatch()
     released: dict[int, int] = defaultdict(int)
     for line_id, quantity in wanted.items():
@@ -574,3 +559,26 @@ async def mark_overdue(session: StoreSession) -> list[Order]:
             order.overdue_notified = True
             session.emit(OrderEvent.of(OrderEventType.OVERDUE, order))
     return [order for order in due if order.overdue_notified]
+
+
+async def execute(session: StoreSession, cmd: StoreCommand) -> Changed:
+    """Run one mutation's command on the locked store; the result names what changed."""
+    match cmd:
+        case UpsertProduct():
+            return Changed(product_id=(await upsert_product(session, cmd)).id)
+        case ReceiveStock():
+            product, filled = await receive_stock(session, cmd.sku, cmd.quantity, cmd.note)
+            return Changed(product_id=product.id, filled_line_ids=tuple(x.id for x in filled))
+        case AdjustStock():
+            product = await adjust_stock(
+                session, cmd.sku, delta=cmd.delta, set_on_hand=cmd.set_on_hand, reason=cmd.reason
+            )
+            return Changed(product_id=product.id)
+        case PlaceOrder():
+            return Changed(order_id=(await place_order(session, cmd)).id)
+        case ShipOrder():
+            order = await ship_order(session, cmd.order_id, cmd.lines, cmd.tracking_number)
+            return Changed(order_id=order.id)
+        case CancelOrder():
+            order = await cancel_order(session, cmd.order_id, cmd.reason, cmd.lines)
+            return Changed(order_id=order.id)

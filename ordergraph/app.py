@@ -38,13 +38,14 @@ from ordergraph.logs import RequestInfo, current_request
 from ordergraph.metrics import CONTENT_TYPE, Metrics, Telemetry
 from ordergraph.middleware import cors_origins, wrap_for_browsers
 from ordergraph.overdue import run_sweeper
-from ordergraph.resolvers.context import Context, Limits
+from ordergraph.resolvers.context import Context, Limits, RequestDatabase
 from ordergraph.resolvers.keyguard import KeyGuard
 from ordergraph.schema.build import SchemaLimits, build_schema
 from ordergraph.schema.cost import CostExtension
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
 from ordergraph.storage.migrate import MIGRATIONS, check_heads, current_heads, script_directory
+from ordergraph.storage.uow import SqlUnits
 from ordergraph.throttle import Throttle, throttle_settings
 
 request_log = logging.getLogger("ordergraph.request")
@@ -154,8 +155,11 @@ class OrdergraphView(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        # The context and its units of work share the request's connection slots.
+        db = RequestDatabase(self.db, self.limits.max_connections_per_request)
         context = Context(
-            db=self.db,
+            db=db,
+            units=SqlUnits(db, self.clock, idempotency_ttl=self.limits.idempotency_ttl),
             clock=self.clock,
             admin_token=self.settings.admin_token,
             authorization=request.headers.get("authorization"),

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
 from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.ports import Units
 from ordergraph.live.hub import EventHub
 from ordergraph.resolvers.keyguard import KeyGuard, SubscriptionLimitReached
 from ordergraph.storage import queries
@@ -176,6 +177,8 @@ class Context:
     loaders: Loaders = field(init=False)
     # Token lookups through this process's short cache (resolvers.keyguard); None: direct.
     guard: KeyGuard | None = None
+    # Where mutations get their units of work (storage.uow.SqlUnits; a memory one in tests).
+    units: Units[KeyRecord] = field(kw_only=True)
     _principal: Principal | None = field(default=None, init=False)
     _pending: asyncio.Future[Principal] | None = field(default=None, init=False)
 

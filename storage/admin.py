@@ -5,13 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ordergraph.domain import validation as check
+from ordergraph.domain.commands import (
+    API_SCOPES,
+    CreateApiKey,
+    CreateStore,
+    KeyCreated,
+    StoreCreated,
+)
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.model import BackorderPolicy, Store
 from ordergraph.storage import tables as t
@@ -19,8 +25,10 @@ from ordergraph.storage.db import Database
 from ordergraph.storage.mapping import store_from
 from ordergraph.storage.queries import KeyRecord, api_keys_by_id
 
+Clock = Callable[[], dt.datetime]
+
 TOKEN_PREFIX = "og_"
-SCOPES = ("READ", "ORDERS", "INVENTORY")
+SCOPES = API_SCOPES
 
 
 def new_token() -> str:
@@ -43,11 +51,18 @@ async def create_store(
     key_name: str | None = None,
 ) -> tuple[Store, tuple[KeyRecord, str] | None]:
     """A new store and, when `key_name` is given, a key with every scope for it, atomically."""
+    cmd = CreateStore(
+        handle=handle,
+        name=name,
+        currency_code=currency_code,
+        timezone=timezone,
+        default_policy=default_policy,
+    ).checked()
     values = {
-        "handle": check.handle(handle),
-        "name": check.text(name, "name"),
-        "currency_code": check.currency(currency_code),
-        "timezone": check.timezone(timezone),
+        "handle": cmd.handle,
+        "name": cmd.name,
+        "currency_code": cmd.currency_code,
+        "timezone": cmd.timezone,
         "default_backorder_policy": default_policy.value,
         "created_at": now,
     }
@@ -67,7 +82,8 @@ async def create_store(
             )
             key = None
             if key_name is not None:
-                key = await _insert_key(conn, key_name, {store_id}, SCOPES, now)
+                first = CreateApiKey(name=key_name, store_ids=[store_id], scopes=list(SCOPES))
+                key = await _insert_key(conn, first.checked(), now)
     except IntegrityError:
         raise taken from None
     return store_from(row), key
@@ -83,18 +99,15 @@ async def create_api_key(
 ) -> tuple[KeyRecord, str]:
     """A new key and its token; only the token's hash is stored."""
     async with db.write() as conn:
-        return await _insert_key(conn, name, set(store_ids), scopes, now)
+        cmd = CreateApiKey(name=name, store_ids=list(store_ids), scopes=list(scopes))
+        return await _insert_key(conn, cmd.checked(), now)
 
 
 async def _insert_key(
-    conn: AsyncConnection, name: str, ids: set[int], scopes: Iterable[str], now: dt.datetime
+    conn: AsyncConnection, key: CreateApiKey, now: dt.datetime
 ) -> tuple[KeyRecord, str]:
-    name = check.text(name, "name")
-    wanted_scopes = sorted(set(scopes))
-    if not wanted_scopes or any(s not in SCOPES for s in wanted_scopes):
-        raise DomainError.one(ErrorCode.INVALID, "give at least one scope", ["scopes"])
-    if not ids:
-        raise DomainError.one(ErrorCode.INVALID, "give at least one store", ["storeIds"])
+    """Insert a checked key (CreateApiKey.checked) if all its stores exist."""
+    ids = set(key.store_ids)
     found = set((await conn.execute(select(t.stores.c.id).where(t.stores.c.id.in_(ids)))).scalars())
     if found != ids:
         raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeIds"])
@@ -103,16 +116,16 @@ async def _insert_key(
         await conn.execute(
             insert(t.api_keys)
             .values(
-                name=name,
+                name=key.name,
                 token_hash=hash_token(token),
-                scopes=",".join(wanted_scopes),
+                scopes=",".join(key.scopes),
                 created_at=now,
             )
             .returning(t.api_keys.c.id)
         )
     ).scalar_one()
     await conn.execute(
-        insert(t.api_key_stores), [{"store_id": s, "api_key_id": key_id} for s in sorted(ids)]
+        insert(t.api_key_stores), [{"store_id": s, "api_key_id": key_id} for s in key.store_ids]
     )
     record = (await api_keys_by_id(conn, [key_id]))[key_id]
     return record, token
@@ -128,3 +141,39 @@ async def revoke_api_key(db: Database, key_id: int, now: dt.datetime) -> KeyReco
     if record is None:
         raise DomainError.one(ErrorCode.NOT_FOUND, "api key not found", ["id"])
     return record
+
+
+class SqlAdmin:
+    """The AdminUnit port (domain.ports) over the database."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def create_store(self, cmd: CreateStore) -> StoreCreated:
+        store, created = await create_store(
+            self.db,
+            handle=cmd.handle,
+            name=cmd.name,
+            currency_code=cmd.currency_code,
+            timezone=cmd.timezone,
+            default_policy=cmd.default_policy,
+            now=self.clock(),
+            key_name=cmd.key_name,
+        )
+        assert created is not None
+        key, token = created
+        return StoreCreated(store_id=store.id, api_key_id=key.id, token=token)
+
+    async def create_api_key(self, cmd: CreateApiKey) -> KeyCreated:
+        key, token = await create_api_key(
+            self.db, name=cmd.name, store_ids=cmd.store_ids, scopes=cmd.scopes, now=self.clock()
+        )
+        return KeyCreated(api_key_id=key.id, token=token)
+
+    async def revoke_api_key(self, key_id: int) -> int:
+        return (await revoke_api_key(self.db, key_id, self.clock())).id
+
+    async def api_key(self, key_id: int) -> KeyRecord | None:
+        async with self.db.read() as conn:
+            return (await api_keys_by_id(conn, [key_id])).get(key_id)

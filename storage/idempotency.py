@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select
 
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.storage import tables as t
-from ordergraph.storage.uow import SqlStoreSession
+
+if TYPE_CHECKING:  # the unit of work uses this module
+    from ordergraph.storage.uow import SqlStoreSession
 
 
 def request_hash(payload: dict[str, Any]) -> str:
@@ -20,7 +22,7 @@ def request_hash(payload: dict[str, Any]) -> str:
 
 
 async def recall(
-    session: SqlStoreSession, operation: str, key: str, digest: str, ttl: dt.timedelta
+    session: SqlStoreSession, *, operation: str, key: str, digest: str, ttl: dt.timedelta
 ) -> dict[str, Any] | None:
     """The stored result for this key, None if unseen; raises if the input differs.
 
@@ -60,6 +62,7 @@ async def recall(
 
 async def remember(
     session: SqlStoreSession,
+    *,
     operation: str,
     key: str,
     digest: str,

@@ -1,14 +1,25 @@
-"""An in-memory StoreSession: the domain services run against it without a database."""
+"""In memory: a StoreSession for the domain services, and the whole unit-of-work factory
+(domain.ports.Units) for the mutation resolvers, with no database behind either.
+"""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from decimal import Decimal
+from typing import Any
 
+from ordergraph.domain.commands import CreateApiKey, CreateStore, KeyCreated, StoreCreated
+from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
 from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
+from ordergraph.resolvers.context import Loaders
+from ordergraph.resolvers.keyguard import KeyGuard
+from ordergraph.storage.admin import hash_token, new_token
+from ordergraph.storage.queries import KeyRecord
 
 START = dt.datetime(2027, 1, 24, 9, 30, tzinfo=dt.UTC)
 
@@ -26,8 +37,9 @@ class MemorySession:
         timezone: str = "UTC",
         default_policy: BackorderPolicy = BackorderPolicy.DENY,
         now: dt.datetime = START,
+        store: Store | None = None,
     ) -> None:
-        self.store = Store(
+        self.store = store or Store(
             id=1,
             handle="memory",
             name="Memory store",
@@ -125,6 +137,18 @@ class MemorySession:
             (self.products, self.orders, self._next_id, self._next_number, self.events)
         )
 
+    def restore(self, state: tuple[Any, ...]) -> None:
+        """Go back to a `state()` taken earlier (a rolled-back unit of work)."""
+        self.products, self.orders, self._next_id, self._next_number, self.events = copy.deepcopy(
+            state
+        )
+
+    def line(self, line_id: int) -> OrderLine | None:
+        for order in self.orders.values():
+            if (found := order.line(line_id)) is not None:
+                return found
+        return None
+
     def sku(self, sku: str) -> Product:
         for product in self.products.values():
             if product.sku == sku:
@@ -167,3 +191,176 @@ class MemorySession:
                 assert line.quantity == (
                     line.allocated + line.backordered + line.shipped + line.cancelled
                 ), line
+
+
+# -- the unit-of-work factory ----------------------------------------------------
+
+
+class Contention(Exception):
+    """A conflict with a concurrent change, as MemoryUnits reports one (see `contend`)."""
+
+
+class MemoryStoreUnit:
+    """The StoreUnit port: one store's session and the idempotency records of all stores."""
+
+    def __init__(self, units: MemoryUnits, session: MemorySession) -> None:
+        self.units = units
+        self.session = session
+
+    async def recall(
+        self, operation: str, key: str, request: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        found = self.units.records.get((self.session.store.id, operation, key))
+        if found is None:
+            return None
+        earlier_request, result = found
+        if earlier_request != dict(request):
+            raise DomainError.one(
+                ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                "this idempotencyKey was used earlier with a different input",
+                ["idempotencyKey"],
+            )
+        return dict(result)
+
+    async def remember(
+        self, operation: str, key: str, request: Mapping[str, Any], result: Mapping[str, Any]
+    ) -> None:
+        record = (dict(request), dict(result))
+        self.units.records[(self.session.store.id, operation, key)] = record
+
+
+class MemoryAdmin:
+    """The AdminUnit port: stores and keys in dicts, checked by the same commands."""
+
+    def __init__(self, units: MemoryUnits) -> None:
+        self.units = units
+
+    async def create_store(self, cmd: CreateStore) -> StoreCreated:
+        checked = cmd.checked()
+        if any(s.store.handle == checked.handle for s in self.units.sessions.values()):
+            raise DomainError.one(
+                ErrorCode.DUPLICATE, f"handle {cmd.handle!r} is taken", ["handle"]
+            )
+        store = Store(
+            id=len(self.units.sessions) + 1,
+            handle=checked.handle,
+            name=checked.name,
+            currency_code=checked.currency_code,
+            timezone=checked.timezone,
+            default_backorder_policy=checked.default_policy,
+            created_at=self.units.now,
+        )
+        self.units.sessions[store.id] = MemorySession(store=store, now=self.units.now)
+        key = await self.create_api_key(checked.first_key(store.id))
+        return StoreCreated(store_id=store.id, api_key_id=key.api_key_id, token=key.token)
+
+    async def create_api_key(self, cmd: CreateApiKey) -> KeyCreated:
+        checked = cmd.checked()
+        if not set(checked.store_ids) <= self.units.sessions.keys():
+            raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeIds"])
+        key = KeyRecord(
+            id=len(self.units.keys) + 1,
+            name=checked.name,
+            scopes=frozenset(checked.scopes),
+            store_ids=frozenset(checked.store_ids),
+            created_at=self.units.now,
+            revoked_at=None,
+        )
+        token = new_token()
+        self.units.keys[key.id] = key
+        self.units.tokens[hash_token(token)] = key.id
+        return KeyCreated(api_key_id=key.id, token=token)
+
+    async def revoke_api_key(self, key_id: int) -> int:
+        key = self.units.keys.get(key_id)
+        if key is None:
+            raise DomainError.one(ErrorCode.NOT_FOUND, "api key not found", ["id"])
+        if key.revoked_at is None:
+            self.units.keys[key_id] = dataclasses.replace(key, revoked_at=self.units.now)
+        return key_id
+
+    async def api_key(self, key_id: int) -> KeyRecord | None:
+        return self.units.keys.get(key_id)
+
+
+class MemoryUnits:
+    """The Units port (domain.ports) in memory: every store, key and idempotency record.
+
+    A unit that ends with an exception puts its store back as it was. `contend(n)`
+    makes the next n units fail with a Contention, which the factory calls worth a retry.
+    """
+
+    def __init__(self, now: dt.datetime = START) -> None:
+        self.now = now
+        self.sessions: dict[int, MemorySession] = {}
+        self.records: dict[tuple[int, str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.keys: dict[int, KeyRecord] = {}
+        self.tokens: dict[str, int] = {}
+        self.admin = MemoryAdmin(self)
+        self.units_opened = 0
+        self._contentions = 0
+
+    def contend(self, times: int) -> None:
+        self._contentions = times
+
+    @asynccontextmanager
+    async def store(self, store_id: int) -> AsyncIterator[MemoryStoreUnit]:
+        self.units_opened += 1
+        session = self.sessions.get(store_id)
+        if session is None:
+            raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeId"])
+        session.now = max(session.now, self.now)
+        before, records = session.state(), dict(self.records)
+        try:
+            yield MemoryStoreUnit(self, session)
+            if self._contentions:
+                self._contentions -= 1
+                raise Contention("could not serialize access")
+        except BaseException:
+            session.restore(before)
+            self.records = records
+            raise
+
+    def is_contention(self, error: Exception) -> bool:
+        return isinstance(error, Contention)
+
+    def key_for(self, token_hash: str) -> KeyRecord | None:
+        key = self.keys.get(self.tokens.get(token_hash, 0))
+        return key if key is not None and key.revoked_at is None else None
+
+
+class MemoryGuard(KeyGuard):
+    """Token lookups in the memory factory's keys (what the context asks of a KeyGuard)."""
+
+    def __init__(self, units: MemoryUnits) -> None:
+        super().__init__(db=None, cache_seconds=0)  # type: ignore[arg-type]
+        self.units = units
+
+    async def key_for(self, token_hash: str) -> KeyRecord | None:
+        return self.units.key_for(token_hash)
+
+
+class MemoryLoaders(Loaders):
+    """The request's DataLoaders, reading the memory factory's stores."""
+
+    def __init__(self, units: MemoryUnits) -> None:
+        self.units = units
+
+    def _session(self, store_id: int) -> MemorySession | None:
+        return self.units.sessions.get(store_id)
+
+    async def _stores(self, ids: list[int]) -> Sequence[Store | None]:
+        return [s.store if (s := self._session(i)) else None for i in ids]
+
+    async def _products(self, keys: list[tuple[int, int]]) -> Sequence[Product | None]:
+        return [s.products.get(p) if (s := self._session(k)) else None for k, p in keys]
+
+    async def _orders(self, keys: list[tuple[int, int]]) -> Sequence[Order | None]:
+        return [s.orders.get(o) if (s := self._session(k)) else None for k, o in keys]
+
+    async def _lines(self, keys: list[tuple[int, int]]) -> Sequence[list[OrderLine]]:
+        found = await self._orders(keys)
+        return [list(order.lines) if order else [] for order in found]
+
+    async def _line(self, keys: list[tuple[int, int]]) -> Sequence[OrderLine | None]:
+        return [s.line(i) if (s := self._session(k)) else None for k, i in keys]

@@ -101,13 +101,6 @@ KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
     ("schema/query.py", "ordergraph.storage.paging"),
     ("schema/cost.py", "ordergraph.storage.paging"),
     ("schema/subscriptions.py", "ordergraph.storage.paging"),
-    # One path per mutation (issue 10, point 2; another branch): mutations open a unit
-    # of work from a factory on the context instead of importing storage.
-    ("resolvers/mutations.py", "ordergraph.storage.admin"),
-    ("resolvers/mutations.py", "ordergraph.storage.idempotency"),
-    ("resolvers/mutations.py", "ordergraph.storage.queries"),
-    ("resolvers/mutations.py", "ordergraph.storage.uow"),
-    ("resolvers/mutations.py", "sqlalchemy.exc"),
     # Larger changes, not yet scheduled:
     # - The request context is where a request meets the database (connections for the
     #   DataLoaders, the token lookup) and the hub: wiring, the app's job, kept beside the
