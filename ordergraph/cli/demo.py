@@ -111,13 +111,23 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _has_stores(db: Database) -> bool:
+    """Whether the database holds any store at all (no read query lists every store)."""
+    from sqlalchemy import select
+
+    from ordergraph.storage import tables as t
+
+    async with db.read() as conn:
+        return (await conn.execute(select(t.stores.c.id).limit(1))).first() is not None
+
+
 async def _demo_stores_seeded(db: Database, seed: int, orders: int) -> dict[str, Store]:
     """The demo stores, seeded first into an empty database."""
     from ordergraph import demo
 
     stores = await demo.demo_stores(db)
     if not stores:
-        if await demo.has_stores(db):
+        if await _has_stores(db):
             raise CliError(
                 "--demo needs an empty database (or one made by seed-demo);"
                 " this one has other stores"
