@@ -37,14 +37,9 @@ from websockets.exceptions import ConnectionClosed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.place_orders import (
-    cpu_seconds,
-    create_database,
-    drop_database,
-    free_port,
-    start,
-    with_database,
-)
+from bench.harness import free_port, serve_command, start
+from bench.pg import create_database, drop_database, with_database
+from bench.proc import cpu_seconds
 
 DEFAULT_PG = os.environ.get(
     "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -573,8 +568,13 @@ def run_on(kind: str, args: argparse.Namespace, work: Path) -> list[Row]:
             "ORDERGRAPH_INTROSPECTION": "false",
             "ORDERGRAPH_CORS_ORIGINS": ALLOWED_ORIGIN,
         }
-        command = [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)]
-        server = start(f"ordergraph-{kind}", command, env, port, work / f"{kind}.log")
+        server = start(
+            serve_command(port),
+            port=port,
+            log=work / f"{kind}.log",
+            env=env,
+            name=f"ordergraph-{kind}",
+        )
         world = World(
             url=server.url,
             pid=server.process.pid,

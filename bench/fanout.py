@@ -30,7 +30,6 @@ import json
 import math
 import multiprocessing
 import os
-import resource
 import secrets
 import sys
 import tempfile
@@ -45,22 +44,16 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
-from place_orders import (
-    PLACE_ORDER,
-    SKU,
-    Server,
-    create_database,
-    drop_database,
-    free_port,
-    make_store,
-    safe_dsn,
-    start,
-    store_id_of,
-    with_database,
-)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.api import PLACE_ORDER, SKU, make_store
+from bench.harness import Server, free_port, serve_command, start
+from bench.pg import create_database, drop_database, safe_dsn, store_id_of, with_database
+from bench.proc import machine_busy, process_cpu_seconds, raise_fd_limit, vm_kib
 
 SUBSCRIPTION = """subscription($s: ID!, $after: String) {
   orderEvents(storeId: $s, after: $after) { cursor type occurredAt status order { id number } }
@@ -71,40 +64,6 @@ GOAL_SUBSCRIBERS = 2000
 
 
 # -- small helpers ----------------------------------------------------------------
-
-
-def raise_fd_limit(needed: int) -> int:
-    """Raise this process's open-file limit as far as allowed; return the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    return soft
-
-
-def vm_kib(pid: int, field_name: str) -> int:
-    """A VmRSS / VmHWM figure of a process, in KiB, from /proc/<pid>/status."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field_name} for process {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rindex(")") + 2 :].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    ticks = os.sysconf("SC_CLK_TCK")
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values) - idle) / ticks, sum(values) / ticks
 
 
 def cursor_of(seq: int) -> str:
@@ -585,8 +544,9 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             "ORDERGRAPH_MAX_SUBSCRIPTIONS_PER_KEY": str(args.subscribers + 100),
             **extra,
         }
-        command = [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)]
-        server = start("ordergraph", command, env, port, logs / "ordergraph.log")
+        server = start(
+            serve_command(port), port=port, log=logs / "ordergraph.log", env=env, name="ordergraph"
+        )
         pid = server.process.pid
         store = make_store(server.url, admin_token)
         store_id = asyncio.run(store_id_of(dsn, store.handle))
@@ -642,7 +602,11 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
         rss_subscribed = vm_kib(pid, "VmRSS")
 
         client_pids = [c.process.pid for c in clients if c.process.pid is not None]
-        cpu0 = cpu_seconds(pid), sum(cpu_seconds(p) for p in client_pids), machine_busy()
+        cpu0 = (
+            process_cpu_seconds(pid),
+            sum(process_cpu_seconds(p) for p in client_pids),
+            machine_busy(),
+        )
         t0 = time.monotonic()
         placed = asyncio.run(
             place_orders(server.url, store.token, store.gid, args.rate, args.seconds)
@@ -660,7 +624,11 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             expected = again
         drained = time.monotonic() - last_order_at
         t1 = time.monotonic()
-        cpu1 = cpu_seconds(pid), sum(cpu_seconds(p) for p in client_pids), machine_busy()
+        cpu1 = (
+            process_cpu_seconds(pid),
+            sum(process_cpu_seconds(p) for p in client_pids),
+            machine_busy(),
+        )
         time.sleep(1.0)  # anything sent twice arrives now
         results = ask_all(clients, "report", expected, "result", 120)
         rss_peak = vm_kib(pid, "VmHWM")
