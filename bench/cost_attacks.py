@@ -19,16 +19,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import Server, running, start_serve
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -54,32 +57,13 @@ ATTACKS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serve(url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+def _serve(url: str, log: Path) -> Server:
     env = {
-        **os.environ,
         "ORDERGRAPH_DATABASE_URL": url,
         "ORDERGRAPH_ADMIN_TOKEN": "og_admin_" + secrets.token_urlsafe(16),
         "ORDERGRAPH_LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)], env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.terminate()
-    raise SystemExit("the server did not start")
+    return start_serve(log, env, timeout=30)
 
 
 def _code(body: dict[str, Any]) -> str:
@@ -143,12 +127,11 @@ def main() -> int:
     parser.add_argument("--bystander-token", required=True, help="a READ key of another store")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    process, base = _serve(args.database_url)
-    try:
-        asyncio.run(run(base, args.token, args.bystander_token, args.repeat))
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with (
+        tempfile.TemporaryDirectory(prefix="ordergraph-cost-attacks-") as logs,
+        running(_serve(args.database_url, Path(logs) / "server.log")) as server,
+    ):
+        asyncio.run(run(server.url, args.token, args.bystander_token, args.repeat))
     return 0
 
 

@@ -20,73 +20,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import secrets
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
-import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.api import PLACE_ORDER, SKU, make_store
+from bench.harness import Server, free_port, serve_command, start
+from bench.pg import create_database, drop_database, last_seq, safe_dsn, store_id_of, with_database
+from bench.place_orders_load import Request, Result, Target, drive
 
 HERE = Path(__file__).resolve().parent
-SKU = "BENCH-1"
-STOCK = 1_000_000_000
-
-PLACE_ORDER = """
-mutation($input: PlaceOrderInput!) {
-  placeOrder(input: $input) { order { id number } userErrors { code message } }
-}"""
 
 
 # -- database ---------------------------------------------------------------
-
-
-def with_database(dsn: str, database: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
-
-
-async def create_database(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn, timeout=10)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def drop_database(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn, timeout=10)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-async def store_id_of(dsn: str, handle: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        value = await conn.fetchval("SELECT id FROM stores WHERE handle = $1", handle)
-    finally:
-        await conn.close()
-    return int(value)
-
-
-async def last_seq(dsn: str, store_id: int) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        value = await conn.fetchval("SELECT last_event_seq FROM stores WHERE id = $1", store_id)
-    finally:
-        await conn.close()
-    return int(value)
 
 
 async def check_writes(dsn: str, store_id: int, seq_before: int) -> tuple[int, str | None]:
@@ -147,245 +100,6 @@ async def check_writes(dsn: str, store_id: int, seq_before: int) -> tuple[int, s
     if found != wanted:
         return placed, f"for {placed} orders expected {wanted}, found {found}"
     return placed, None
-
-
-# -- processes --------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    name: str
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start(name: str, command: list[str], env: dict[str, str], port: int, log: Path) -> Server:
-    out = log.open("wb")
-    process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    out.close()
-    server = Server(name, f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{name} did not start within 60 s:\n{log.read_text()}")
-
-
-# -- setup through the API ------------------------------------------------------
-
-
-def gql(
-    url: str, query: str, variables: dict[str, Any], token: str, field_name: str
-) -> dict[str, Any]:
-    response = httpx.post(
-        f"{url}/graphql",
-        json={"query": query, "variables": variables},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-    body = response.json()
-    if body.get("errors"):
-        raise RuntimeError(f"{field_name}: {body['errors']}")
-    payload: dict[str, Any] = body["data"][field_name]
-    if payload.get("userErrors"):
-        raise RuntimeError(f"{field_name}: {payload['userErrors']}")
-    return payload
-
-
-@dataclass
-class BenchStore:
-    gid: str
-    handle: str
-    token: str
-
-
-def make_store(url: str, admin_token: str) -> BenchStore:
-    handle = "bench-" + uuid.uuid4().hex[:10]
-    created = gql(
-        url,
-        """mutation($input: CreateStoreInput!) { createStore(input: $input) {
-             store { id handle } token userErrors { code message } } }""",
-        {
-            "input": {
-                "handle": handle,
-                "name": "Benchmark store",
-                "currencyCode": "USD",
-                "timezone": "UTC",
-                "defaultBackorderPolicy": "DENY",
-            }
-        },
-        admin_token,
-        "createStore",
-    )
-    store = BenchStore(created["store"]["id"], handle, created["token"])
-    gql(
-        url,
-        """mutation($input: UpsertProductInput!) { upsertProduct(input: $input) {
-             product { id } userErrors { code message } } }""",
-        {"input": {"storeId": store.gid, "sku": SKU, "title": "Benchmark item", "price": "9.99"}},
-        store.token,
-        "upsertProduct",
-    )
-    gql(
-        url,
-        """mutation($input: ReceiveStockInput!) { receiveStock(input: $input) {
-             product { onHand } userErrors { code message } } }""",
-        {"input": {"storeId": store.gid, "sku": SKU, "quantity": STOCK}},
-        store.token,
-        "receiveStock",
-    )
-    return store
-
-
-# -- load -----------------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    """One order in one store: the body and headers to send."""
-
-    body: dict[str, Any]
-    headers: dict[str, str]
-
-
-@dataclass
-class Target:
-    """How to place one order on a contender, and how to tell that it was placed.
-
-    Connection i goes to process `urls[i % len(urls)]` and orders in store
-    `requests[i % len(requests)]`."""
-
-    name: str
-    urls: list[str]
-    path: str
-    requests: list[Request]
-    graphql: bool
-
-    def placed(self, response: httpx.Response) -> bool:
-        if response.status_code != 200:
-            return False
-        if not self.graphql:
-            return True
-        body = response.json()
-        if body.get("errors"):
-            return False
-        payload = body["data"]["placeOrder"]
-        return payload["order"] is not None and not payload["userErrors"]
-
-
-@dataclass
-class Result:
-    name: str
-    seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    first_error: str | None = None
-    cpu_seconds: float | None = None  # used by the contender's server processes, when known
-
-    @property
-    def orders(self) -> int:
-        return len(self.latencies)
-
-    @property
-    def rate(self) -> float:
-        return self.orders / self.seconds if self.seconds else 0.0
-
-    @property
-    def cpu_ms_per_order(self) -> float:
-        if self.cpu_seconds is None or not self.orders:
-            return float("nan")
-        return self.cpu_seconds * 1000 / self.orders
-
-    def percentile_ms(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        index = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
-        return ordered[index] * 1000
-
-
-def cpu_seconds(pids: list[int]) -> float | None:
-    """CPU time (user + system) the processes have used so far; None where /proc is missing."""
-    total = 0
-    try:
-        for pid in pids:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    except (OSError, ValueError, IndexError):
-        return None
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-async def drive(
-    target: Target, concurrency: int, seconds: float, warmup: float, pids: list[int] | None = None
-) -> Result:
-    result = Result(target.name)
-    per_process = -(-concurrency // len(target.urls))
-    limits = httpx.Limits(max_connections=per_process, max_keepalive_connections=per_process)
-    async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(base_url=url, limits=limits, timeout=60)
-            )
-            for url in target.urls
-        ]
-
-        async def worker(index: int, until: float, record: bool) -> None:
-            client = clients[index % len(clients)]
-            request = target.requests[index % len(target.requests)]
-            while time.perf_counter() < until:
-                began = time.perf_counter()
-                try:
-                    response = await client.post(
-                        target.path, json=request.body, headers=request.headers
-                    )
-                    ok = target.placed(response)
-                    problem = None if ok else f"{response.status_code}: {response.text[:300]}"
-                except httpx.HTTPError as err:
-                    ok, problem = False, repr(err)
-                if not record:
-                    continue
-                if ok:
-                    result.latencies.append(time.perf_counter() - began)
-                else:
-                    result.errors += 1
-                    result.first_error = result.first_error or problem
-
-        if warmup > 0:
-            until = time.perf_counter() + warmup
-            await asyncio.gather(*(worker(i, until, False) for i in range(concurrency)))
-        cpu_before = cpu_seconds(pids or [])
-        began = time.perf_counter()
-        until = began + seconds
-        await asyncio.gather(*(worker(i, until, True) for i in range(concurrency)))
-        result.seconds = time.perf_counter() - began
-        cpu_after = cpu_seconds(pids or [])
-        if pids and cpu_before is not None and cpu_after is not None:
-            result.cpu_seconds = cpu_after - cpu_before
-    return result
 
 
 # -- report ---------------------------------------------------------------------
@@ -477,8 +191,13 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
         ordergraphs = []
         for n in range(args.processes):
             port = free_port()
-            command = [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)]
-            server = start(f"ordergraph-{n + 1}", command, env, port, logs / f"og-{n + 1}.log")
+            server = start(
+                serve_command(port),
+                port=port,
+                log=logs / f"og-{n + 1}.log",
+                env=env,
+                name=f"ordergraph-{n + 1}",
+            )
             servers.append(server)
             ordergraphs.append(server)
         setup_url = ordergraphs[0].url
@@ -496,7 +215,7 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
                 *("--dsn", dsn, "--port", str(port)),
             ]
             server = start(
-                f"baseline-{n + 1}", command, dict(os.environ), port, logs / f"base-{n + 1}.log"
+                command, port=port, log=logs / f"base-{n + 1}.log", name=f"baseline-{n + 1}"
             )
             servers.append(server)
             baselines.append(server)
@@ -587,15 +306,6 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
     finally:
         for server in servers:
             server.stop()
-
-
-def safe_dsn(dsn: str) -> str:
-    """The DSN without its password."""
-    parts = urlsplit(dsn)
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    host = f"{user}@{netloc[2]}" if netloc[1] else netloc[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 if __name__ == "__main__":

@@ -6,10 +6,8 @@ import asyncio
 import concurrent.futures
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,6 +18,9 @@ import asyncpg
 import httpx
 import pytest
 
+from bench import harness
+from bench.harness import Server as LiveServer
+from bench.harness import free_port as free_port  # the tests import it from here
 from ordergraph.app import create_app
 from ordergraph.clock import Clock
 from ordergraph.settings import Settings
@@ -167,30 +168,6 @@ async def pg_api(pg_url: str, clock: Clock) -> AsyncIterator[Api]:
     await db.dispose()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LiveServer:
-    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.url = url
-        self.process = process
-        self.log = log
-
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 UNTHROTTLED = {
     "ORDERGRAPH_RATE_LIMIT_CAPACITY": "1000000000",
     "ORDERGRAPH_RATE_LIMIT_RESTORE_PER_SECOND": "1000000000",
@@ -200,32 +177,14 @@ UNTHROTTLED = {
 def start_server(
     database_url: str, log: Path, extra_env: dict[str, str] | None = None
 ) -> LiveServer:
-    port = free_port()
+    """`ordergraph serve` on a free port with the test admin token, once it answers."""
     env = {
-        **os.environ,
         "ORDERGRAPH_ADMIN_TOKEN": ADMIN_TOKEN,
         "ORDERGRAPH_DATABASE_URL": database_url,
         "ORDERGRAPH_LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
-    out = log.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return LiveServer(f"http://127.0.0.1:{port}", process, log)
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.terminate()
-    raise RuntimeError(f"server did not start:\n{log.read_text()}")
+    return harness.start_serve(log, env, timeout=30)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
+from bench import harness
 from ordergraph.app import create_app
 from ordergraph.resolvers import ids
 from ordergraph.settings import Settings
@@ -65,28 +65,14 @@ def test_serve_runs_with_no_setup_and_prints_an_admin_token_once(tmp_path: Path)
     port = free_port()
     log = tmp_path / "serve.log"
 
-    def serve(log: Path) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)],
-            env=_env(tmp_path),
-            cwd=tmp_path,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
+    def serve(log: Path) -> harness.Server:
+        command = harness.serve_command(port)
+        return harness.start(
+            command, port=port, log=log, env=_env(tmp_path), cwd=tmp_path, timeout=30
         )
 
-    def wait_ready(log: Path) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError(log.read_text())
-
-    process = serve(log)
+    server = serve(log)
     try:
-        wait_ready(log)
         printed = log.read_text()
         token = re.search(r"^\s+(og_admin_\S+)$", printed, re.M)
         assert token, printed
@@ -102,17 +88,14 @@ def test_serve_runs_with_no_setup_and_prints_an_admin_token_once(tmp_path: Path)
         ).json()
         assert created["data"]["createStore"]["store"]["handle"] == "cli-shop"
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        server.stop()
 
     second_log = tmp_path / "serve-again.log"
-    process = serve(second_log)  # a second start keeps the token and does not print it again
+    server = serve(second_log)  # a second start keeps the token and does not print it again
     try:
-        wait_ready(second_log)
         assert "og_admin_" not in second_log.read_text()
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        server.stop()
 
 
 # -- create-store, create-key, revoke-key -------------------------------------------

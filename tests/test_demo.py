@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bench import harness
 from ordergraph.storage import tables as t
 from ordergraph.storage.db import Database
 from tests.conftest import (
@@ -274,35 +274,19 @@ BACKLOG = """query($h: String!) { store(handle: $h) { handle currencyCode
   backlog { backlog { orders units } backorders { orders } overdue { orders } } } }"""
 
 
-class Served(LiveServer):
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        super().__init__(f"http://127.0.0.1:{port}", process, log)
-        self.port = port
+Served = LiveServer
 
 
 def serve_demo(url: str, log: Path, *extra: str) -> Served:
-    port = free_port()
     # No overdue sweeper: the seeded worlds stay as seeded for the other tests.
-    env = {**_env(), "ORDERGRAPH_OVERDUE_SWEEP_SECONDS": "0"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ordergraph", "serve", "--demo", "--port", str(port),
-         "--database-url", url, *extra],
-        env=env,
+    return harness.start_serve(
+        log,
+        {"ORDERGRAPH_OVERDUE_SWEEP_SECONDS": "0"},
+        "--demo", "--database-url", url, *extra,
+        base_env=_env(),
         cwd=log.parent,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
+        timeout=300,
     )  # fmt: skip
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve --demo exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return Served(process, port, log)
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError(f"serve --demo did not start:\n{log.read_text()}")
 
 
 def demo_keys(served: Served) -> dict[str, str]:

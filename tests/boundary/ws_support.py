@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 
+from bench.harness import serve_in_loop
 from ordergraph.app import create_app
 from ordergraph.settings import Settings
 from tests.client import ERRORS, Api, StoreHandle
-from tests.conftest import ADMIN_TOKEN, ROOT, free_port
+from tests.conftest import ADMIN_TOKEN, ROOT
 from tests.ws_client import WsClient
 
 CREATE_KEY = f"""mutation($input: CreateApiKeyInput!) {{ createApiKey(input: $input) {{
@@ -77,7 +77,6 @@ async def revoke_by_cli_async(database_url: str, key: Key) -> None:
 class InProcess:
     url: str
     app: Starlette
-    server: uvicorn.Server
 
 
 @asynccontextmanager
@@ -86,23 +85,10 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[InProcess]:
     and the app's state at hand. uvicorn's own message limit is left at its default, so
     the handler's check of max_ws_message_bytes is what answers here."""
     app = create_app(settings)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", log_config=None, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server._serve())
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if task.done():
-            task.result()
-        assert time.monotonic() < deadline, "the in-process server did not start"
-        await asyncio.sleep(0.02)
     try:
-        yield InProcess(f"http://127.0.0.1:{port}", app, server)
+        async with serve_in_loop(app) as url:
+            yield InProcess(url, app)
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
         await app.state.db.dispose()
 
 

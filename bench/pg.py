@@ -1,0 +1,56 @@
+"""PostgreSQL for the benches: a database of their own, made and dropped through an admin
+DSN, and the few reads of its rows they check."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
+
+
+def safe_dsn(dsn: str) -> str:
+    """The DSN without its password."""
+    parts = urlsplit(dsn)
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    host = f"{user}@{netloc[2]}" if netloc[1] else netloc[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+async def admin_execute(admin_dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(admin_dsn, timeout=10)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def create_database(admin_dsn: str, name: str) -> None:
+    await admin_execute(admin_dsn, f'CREATE DATABASE "{name}"')
+
+
+async def drop_database(admin_dsn: str, name: str) -> None:
+    await admin_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def store_id_of(dsn: str, handle: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        value = await conn.fetchval("SELECT id FROM stores WHERE handle = $1", handle)
+    finally:
+        await conn.close()
+    return int(value)
+
+
+async def last_seq(dsn: str, store_id: int) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        value = await conn.fetchval("SELECT last_event_seq FROM stores WHERE id = $1", store_id)
+    finally:
+        await conn.close()
+    return int(value)

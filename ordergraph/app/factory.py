@@ -1,0 +1,97 @@
+"""create_app: the Starlette app around the view, the endpoints and the background work."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from ordergraph import dashboard
+from ordergraph.app.endpoints import healthz, metrics_handler, readyz
+from ordergraph.app.readiness import Readiness
+from ordergraph.app.view import OrdergraphView
+from ordergraph.clock import Clock
+from ordergraph.live.hub import EventHub
+from ordergraph.metrics import Metrics
+from ordergraph.middleware import wrap_for_browsers
+from ordergraph.overdue import run_sweeper
+from ordergraph.settings import Settings
+from ordergraph.storage.db import Database
+
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], dt.datetime] | None = None,
+    db: Database | None = None,
+) -> Starlette:
+    """Build the app. The database must already be migrated (`ordergraph migrate`)."""
+    settings = settings or Settings.from_env()
+    database = db or Database(settings.database_url, pool_size=settings.db_pool_size)
+    hub = EventHub(
+        database,
+        poll_seconds=settings.tail_poll_ms / 1000,
+        buffer=settings.subscriber_buffer,
+    )
+    metrics = Metrics(max_operations=settings.metrics_max_operations)
+    view = OrdergraphView(database, settings, clock or Clock(), hub, metrics)
+    metrics.watch(database, hub, view.clock)
+    app = Starlette(
+        routes=_routes(view, settings, Readiness(database)),
+        lifespan=_lifespan(view, settings, owns_db=db is None),
+    )
+    app.state.db = database
+    app.state.hub = hub
+    app.state.metrics = metrics
+    app.state.guard = view.guard
+    app.state.settings = settings
+    wrap_for_browsers(app, settings)
+    return app
+
+
+def _routes(view: OrdergraphView, settings: Settings, readiness: Readiness) -> list[BaseRoute]:
+    # With ORDERGRAPH_METRICS_PORT, /metrics is served on that port only (`ordergraph
+    # serve` runs metrics_app there), not on the API's.
+    metrics_endpoint = metrics_handler(view.metrics, settings.metrics_token)
+    on_main = [] if settings.metrics_port else [Route("/metrics", metrics_endpoint)]
+    return [
+        Route("/graphql", view.http),
+        WebSocketRoute("/graphql", view),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz(readiness)),
+        *on_main,
+        *dashboard.routes(),
+    ]
+
+
+def _lifespan(view: OrdergraphView, settings: Settings, *, owns_db: bool) -> Lifespan:
+    """Start the event hub and the overdue sweeper; stop them, and what else runs, at the end."""
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await view.hub.start()
+        stop = asyncio.Event()
+        sweeper = None
+        if settings.overdue_sweep_seconds > 0:
+            sweeper = asyncio.create_task(
+                run_sweeper(view.db, view.clock, settings.overdue_sweep_seconds, stop)
+            )
+        try:
+            yield
+        finally:
+            stop.set()
+            if sweeper is not None:
+                await sweeper
+            await view.hub.stop()
+            await view.guard.stop()
+            await view.throttle.close()
+            if owns_db:
+                await view.db.dispose()
+
+    return lifespan

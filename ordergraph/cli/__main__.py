@@ -1,0 +1,3 @@
+from ordergraph.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,309 @@
+"""One demo store's ninety days, run in time order through the real services.
+
+Each operation opens its own `store_session` at the instant it happens (a session's
+events share one instant): every order alone, a day's deliveries in one session, a
+day's shipments and cancellations in another. It reads through the session's public
+methods and the public read queries, and changes only through the domain services.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ordergraph.clock import Clock
+from ordergraph.demo.world import DAY, DAYS, Item, Plan
+from ordergraph.domain import services
+from ordergraph.domain.model import CancelReason, Order, Product, StockStatus, Store
+from ordergraph.domain.model import OrderStatus as Status
+from ordergraph.storage.db import Database
+from ordergraph.storage.paging import MAX_PAGE, PageRequest
+from ordergraph.storage.queries import OrderFilter, OrderSort, orders_page
+from ordergraph.storage.uow import SqlStoreSession, store_session
+
+_BACKLOG = OrderFilter(in_backlog=True)
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """What one customer asks for, before the storefront trims it to what can be sold."""
+
+    wanted: dict[str, int]
+    ship_date: dt.date | None
+    external_id: str | None
+    customer: str
+    hold_days: int
+
+
+class Runner:
+    def __init__(self, db: Database, store: Store, plan: Plan, tick: Callable[[], None]) -> None:
+        self.db = db
+        self.store = store
+        self.plan = plan
+        self.clock = Clock()
+        self.tick = tick
+        self.held_until: dict[int, float] = {}  # order id -> offset: some orders wait a check
+
+    def at(self, seconds: float) -> None:
+        self.clock.freeze(self.plan.start + dt.timedelta(seconds=seconds))
+
+    async def opening(self) -> None:
+        """Day 0: the catalogue and its opening stock, in one session."""
+        self.at(0)
+        async with store_session(self.db, self.store.id, self.clock) as session:
+            for item in self.plan.items:
+                restock = None
+                if item.opening_stock == 0:  # pre-order: first delivery after the lead time
+                    self.plan.pending[item.sku] = (item.lead_days, item.reorder_qty * 2)
+                    restock = self.plan.start_date + dt.timedelta(days=item.lead_days)
+                await services.upsert_product(
+                    session,
+                    services.UpsertProduct(
+                        sku=item.sku,
+                        title=item.title,
+                        price=item.price,
+                        backorder_policy=item.policy,
+                        backorder_limit=item.limit,
+                        backorder_limit_given=item.limit is not None,
+                        restock_date=restock,
+                        restock_date_given=True,
+                    ),
+                )
+            for item in self.plan.items:
+                if item.opening_stock:
+                    await services.receive_stock(
+                        session, item.sku, item.opening_stock, note="opening stock"
+                    )
+        self.tick()
+
+    async def sweep(self, day: int) -> None:
+        """The nightly overdue sweep, at the start of each day (a whole number of days after S).
+
+        An order due on local date start_date + m ends before start + (m + 1) days, so the
+        sweep of day m + 1 is the first that may flag it, whatever S's time of day.
+        """
+        due = self.plan.due_from
+        if not due or min(due) > day:
+            self.tick()
+            return
+        due[:] = [d for d in due if d > day]
+        self.at(day * 86400)
+        async with store_session(self.db, self.store.id, self.clock) as session:
+            await services.mark_overdue(session)
+        self.tick()
+
+    async def deliveries(self, day: int) -> None:
+        """8 h into the day: receipts due, new purchase orders (with restock dates), count fixes."""
+        self.at(day * 86400 + 8 * 3600)
+        async with store_session(self.db, self.store.id, self.clock) as session:
+            products = await session.products_by_sku([i.sku for i in self.plan.items])
+            await self._receive_due(session, day)
+            await self._reorder(session, day, products)
+            await self._count_fix(session, products)
+        self.tick()
+
+    async def _receive_due(self, session: SqlStoreSession, day: int) -> None:
+        plan = self.plan
+        for item in plan.items:
+            due = plan.pending.get(item.sku)
+            if due is not None and due[0] <= day:
+                del plan.pending[item.sku]
+                await services.receive_stock(
+                    session, item.sku, due[1], note=f"PO {plan.spec.order_prefix}-{day:02d}"
+                )
+                await self._restock_date(session, item.sku, None)
+
+    async def _reorder(
+        self, session: SqlStoreSession, day: int, products: dict[str, Product]
+    ) -> None:
+        plan, rng = self.plan, self.plan.rng
+        for item in plan.items:
+            product = products[item.sku]
+            position = product.available - product.backordered
+            if item.sku in plan.pending or position > item.reorder_point:
+                continue
+            lead = max(1, item.lead_days + rng.randint(-1, 3))
+            quantity = item.reorder_qty
+            if not item.constrained:
+                quantity += product.backordered
+            plan.pending[item.sku] = (day + lead, quantity)
+            await self._restock_date(
+                session, item.sku, plan.start_date + dt.timedelta(days=day + lead)
+            )
+
+    async def _count_fix(self, session: SqlStoreSession, products: dict[str, Product]) -> None:
+        rng = self.plan.rng
+        if rng.random() < 0.2:
+            item = rng.choice(self.plan.items)
+            product = products[item.sku]
+            delta = -1 if product.on_hand > 0 and rng.random() < 0.7 else 1
+            await services.adjust_stock(
+                session,
+                item.sku,
+                delta=delta,
+                set_on_hand=None,
+                reason="cycle count" if delta < 0 else "found in the back room",
+            )
+
+    async def _restock_date(self, session: SqlStoreSession, sku: str, date: dt.date | None) -> None:
+        await services.upsert_product(
+            session, services.UpsertProduct(sku=sku, restock_date=date, restock_date_given=True)
+        )
+
+    async def wave(self, day: int) -> None:
+        """16 h into the day: ship what is allocated; some cancel, some decline to wait longer."""
+        self.at(day * 86400 + 16 * 3600)
+        async with store_session(self.db, self.store.id, self.clock) as session:
+            backlog = await self._backlog(session)
+            ships, cancels = self._decide(backlog, session.now)
+            if ships or cancels:  # the catalogue in one query, not one per order
+                await session.products_by_sku([item.sku for item in self.plan.items])
+            for order_id in sorted([*ships, *cancels]):
+                if order_id in ships:
+                    await services.ship_order(session, order_id, None, ships[order_id])
+                else:
+                    await services.cancel_order(session, order_id, cancels[order_id], None)
+        self.tick()
+
+    async def _backlog(self, session: SqlStoreSession) -> list[Order]:
+        """The store's backlog by order number, read on the session's connection."""
+        found: list[Order] = []
+        after = None
+        while True:
+            page = await orders_page(
+                session.conn,
+                self.store.id,
+                _BACKLOG,
+                OrderSort.NUMBER,
+                PageRequest(first=MAX_PAGE, after=after),
+                session.now,
+            )
+            found.extend(page.rows)
+            if not page.has_next:
+                return found
+            after = page.cursors[-1]
+
+    def _decide(
+        self, backlog: list[Order], now: dt.datetime
+    ) -> tuple[dict[int, str], dict[int, CancelReason]]:
+        """Which orders of the backlog ship (with a tracking number) and which cancel."""
+        rng = self.plan.rng
+        elapsed = (now - self.plan.start).total_seconds()
+        ships: dict[int, str] = {}  # order id -> tracking number
+        cancels: dict[int, CancelReason] = {}
+        for order in backlog:
+            age = (now - _utc(order.placed_at)) / DAY
+            roll = rng.random()
+            stock = order.stock_status
+            if self.held_until.get(order.id, 0) > elapsed:
+                continue  # waiting for a payment or address check
+            if stock == StockStatus.ALLOCATED:
+                if age < 1 and roll < 0.012:
+                    cancels[order.id] = (
+                        CancelReason.FRAUD if roll < 0.002 else CancelReason.CUSTOMER_REQUEST
+                    )
+                elif age >= 0.5 and roll < min(0.95, 0.15 + 0.3 * age):
+                    ships[order.id] = _tracking(rng)
+            elif age >= 6 and roll < 0.035:
+                cancels[order.id] = CancelReason.CUSTOMER_DECLINED_BACKORDER
+            elif (
+                stock == StockStatus.PARTIALLY_BACKORDERED
+                and order.status == Status.OPEN
+                and age >= 2
+                and roll < 0.3
+            ):
+                ships[order.id] = _tracking(rng)  # what is there goes now
+        return ships, cancels
+
+    def _draft(self, offset: float) -> _Draft:
+        plan, rng = self.plan, self.plan.rng
+        lines = rng.choice((1, 1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 5))
+        picked: list[Item] = rng.choices(
+            plan.items, weights=[i.weight for i in plan.items], k=lines
+        )
+        wanted: dict[str, int] = {}
+        for item in picked:
+            roll = rng.random()
+            qty = 1 if roll < 0.6 else 2 if roll < 0.85 else rng.randint(3, 5)
+            if roll > 0.98:
+                qty = rng.randint(6, 20)
+            wanted[item.sku] = wanted.get(item.sku, 0) + qty
+        day = int(offset // 86400)
+        ship_date = None
+        if rng.random() < 0.45:
+            lead = rng.choice((2, 3, 3, 4, 5, 7, 10))
+            ship_date = plan.start_date + dt.timedelta(days=day + lead)
+            plan.due_from.append(day + lead + 1)
+        plan.order_seq += 1
+        external = (
+            f"{plan.spec.order_prefix}-{10000 + plan.order_seq}" if rng.random() < 0.7 else None
+        )
+        customer = f"C{rng.randint(1000, 9999)}"
+        hold = rng.randint(5, 15) if rng.random() < 0.06 else 0
+        if hold and ship_date is None:  # held orders are the ones asked for by a date
+            lead = rng.choice((2, 3, 4))
+            ship_date = plan.start_date + dt.timedelta(days=day + lead)
+            plan.due_from.append(day + lead + 1)
+        return _Draft(wanted, ship_date, external, customer, hold)
+
+    async def order(self, offset: float) -> None:
+        """One customer's order, at its own instant; the storefront shows what can be sold."""
+        self.at(offset)
+        draft = self._draft(offset)
+        async with store_session(self.db, self.store.id, self.clock) as session:
+            products = await session.products_by_sku(draft.wanted)
+            requests = []
+            for sku, qty in draft.wanted.items():
+                sellable = products[sku].available_to_sell
+                if sellable is not None:
+                    qty = min(qty, sellable)
+                if qty > 0:
+                    requests.append(services.LineRequest(sku, qty))
+            if requests:
+                order = await services.place_order(
+                    session,
+                    services.PlaceOrder(
+                        lines=requests,
+                        external_id=draft.external_id,
+                        customer_ref=draft.customer,
+                        requested_ship_date=draft.ship_date,
+                    ),
+                )
+                if draft.hold_days:
+                    self.held_until[order.id] = offset + draft.hold_days * 86400
+        self.tick()
+
+    async def run(self) -> None:
+        steps: list[tuple[float, int, int]] = [(0.0, 0, 0)]
+        for day in range(DAYS):
+            if day:
+                steps.append((day * 86400.0, 1, day))
+            steps.append((day * 86400.0 + 8 * 3600, 2, day))
+            steps.append((day * 86400.0 + 16 * 3600, 4, day))
+        steps.extend((offset, 3, 0) for offset in self.plan.order_offsets)
+        steps.sort(key=lambda s: (s[0], s[1]))
+        for offset, kind, day in steps:
+            if kind == 0:
+                await self.opening()
+            elif kind == 1:
+                await self.sweep(day)
+            elif kind == 2:
+                await self.deliveries(day)
+            elif kind == 3:
+                await self.order(offset)
+            else:
+                await self.wave(day)
+
+    @property
+    def steps(self) -> int:
+        return 1 + (DAYS - 1) + 2 * DAYS + len(self.plan.order_offsets)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _tracking(rng: random.Random) -> str:
+    return f"1Z{rng.randrange(16**10):010X}"
