@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
 from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.reads import KeyRecord
 from ordergraph.resolvers.keyguard import KeyGuard, SubscriptionLimitReached
 from ordergraph.storage import queries
 from ordergraph.storage.admin import hash_token
 from ordergraph.storage.db import Database
 from ordergraph.storage.hub import EventHub
-from ordergraph.storage.queries import KeyRecord
 
 
 class ApiError(GraphQLError):

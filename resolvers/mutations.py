@@ -17,10 +17,10 @@ from ordergraph.domain import services
 from ordergraph.domain import validation as check
 from ordergraph.domain.errors import DomainError, ErrorCode, Problem
 from ordergraph.domain.model import BackorderPolicy, CancelReason
+from ordergraph.domain.reads import KeyRecord
 from ordergraph.resolvers import ids
 from ordergraph.resolvers.context import Context
 from ordergraph.storage import admin, idempotency, queries
-from ordergraph.storage.queries import KeyRecord
 from ordergraph.storage.uow import SqlStoreSession, store_session
 
 Action = Callable[[SqlStoreSession], Awaitable[dict[str, Any]]]

@@ -6,18 +6,12 @@ import asyncio
 
 import strawberry
 
+from ordergraph.domain.paging import PageRequest
 from ordergraph.resolvers import queries as q
 from ordergraph.resolvers.context import bad_input
-from ordergraph.schema.types import (
-    Ctx,
-    Node,
-    PageInfo,
-    StoreConnection,
-    StoreEdge,
-    StoreType,
-    wrap_node,
-)
-from ordergraph.storage.paging import PageRequest
+from ordergraph.schema.connections import Connection
+from ordergraph.schema.nodes import Ctx, Node
+from ordergraph.schema.types import StoreType, wrap_node
 
 
 @strawberry.type
@@ -36,15 +30,9 @@ class Query:
     @strawberry.field(description="The stores this token may see.")
     async def stores(
         self, info: Ctx, first: int | None = None, after: str | None = None
-    ) -> StoreConnection:
+    ) -> Connection[StoreType]:
         page = await q.stores(info.context, PageRequest(first=first, after=after))
-        return StoreConnection(
-            edges=[
-                StoreEdge(cursor=c, node=StoreType(_store=s))
-                for c, s in zip(page.cursors, page.rows, strict=True)
-            ],
-            page_info=PageInfo.of(page),
-        )
+        return Connection[StoreType].of(page, lambda s: StoreType(_store=s))
 
     @strawberry.field
     async def store(self, info: Ctx, handle: str) -> StoreType | None:

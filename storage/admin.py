@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordergraph.domain import validation as check
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.model import BackorderPolicy, Store
+from ordergraph.domain.reads import KeyRecord
 from ordergraph.storage import tables as t
 from ordergraph.storage.db import Database
 from ordergraph.storage.mapping import store_from
-from ordergraph.storage.queries import KeyRecord, api_keys_by_id
+from ordergraph.storage.queries import api_keys_by_id
 
 TOKEN_PREFIX = "og_"
 SCOPES = ("READ", "ORDERS", "INVENTORY")

@@ -23,9 +23,9 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from ordergraph.domain.model import Order, Product
+from ordergraph.domain.reads import EventRecord
 from ordergraph.storage import queries
 from ordergraph.storage.db import Database
-from ordergraph.storage.queries import EventRecord
 from ordergraph.storage.tail import NOTIFY_CHANNEL, events_after, events_after_many, last_seq
 
 log = logging.getLogger("ordergraph.hub")
