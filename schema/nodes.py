@@ -3,6 +3,7 @@ guards of fields, and fields that are an attribute of the wrapped domain object.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
@@ -44,10 +45,20 @@ def _domain_attribute(root: Any, info: Ctx) -> Any:
     return getattr(root.domain(), info.python_name)
 
 
-def attribute(graphql_type: Any) -> Any:
+def _guarded(guard: Callable[[Ctx], None]) -> Callable[[Any, Ctx], Any]:
+    def read(root: Any, info: Ctx) -> Any:
+        guard(info)
+        return _domain_attribute(root, info)
+
+    return read
+
+
+def attribute(graphql_type: Any, guard: Callable[[Ctx], None] | None = None) -> Any:
     """A field that is the attribute of the same name of the wrapped domain object
-    (`domain()` of the type), read as it is: no scope of its own beyond its parent's.
+    (`domain()` of the type), read as it is; `guard(info)` first, if given (a scope check
+    that raises).
 
     Declared in the class body in schema order (`sku = attribute(str)`), among the
     resolved fields, so the served schema lists fields as the class does."""
-    return strawberry.field(resolver=_domain_attribute, graphql_type=graphql_type)
+    resolver = _domain_attribute if guard is None else _guarded(guard)
+    return strawberry.field(resolver=resolver, graphql_type=graphql_type)

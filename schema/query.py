@@ -6,12 +6,29 @@ import asyncio
 
 import strawberry
 
+from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.paging import PageRequest
+from ordergraph.domain.reads import KeyRecord
 from ordergraph.resolvers import queries as q
 from ordergraph.resolvers.context import bad_input
 from ordergraph.schema.connections import Connection
 from ordergraph.schema.nodes import Ctx, Node
-from ordergraph.schema.types import StoreType, wrap_node
+from ordergraph.schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
+
+
+def wrap_node(found: object) -> Node | None:
+    """A domain object (or an API key) as its GraphQL type; None for anything else."""
+    if isinstance(found, Store):
+        return StoreType(_store=found)
+    if isinstance(found, Product):
+        return ProductType(_product=found)
+    if isinstance(found, Order):
+        return OrderType(_order=found)
+    if isinstance(found, OrderLine):
+        return OrderLineType(_line=found)
+    if isinstance(found, KeyRecord):
+        return ApiKeyType(_key=found)
+    return None
 
 
 @strawberry.type

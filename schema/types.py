@@ -31,18 +31,9 @@ from ordergraph.schema.filters import OrderFilterInput
 from ordergraph.schema.money import Money, money
 from ordergraph.schema.nodes import Ctx, Node, attribute, currency, store_detail, traverse
 
-__all__ = [
-    "ApiKeyType",
-    "Ctx",
-    "Node",
-    "OrderEventType_",
-    "OrderLineType",
-    "OrderType",
-    "ProductType",
-    "StoreType",
-    "UserError",
-    "wrap_node",
-]
+# Ctx is re-exported: the mutation and subscription modules take it from here.
+__all__ = ["ApiKeyType", "Ctx", "Node", "OrderEventType_", "OrderLineType", "OrderType"]
+__all__ += ["ProductType", "StoreType", "UserError"]
 
 
 @strawberry.type
@@ -68,30 +59,11 @@ class StoreType(Node):
 
     handle = attribute(str)
 
-    @strawberry.field
-    def name(self, info: Ctx) -> str:
-        store_detail(info)
-        return self._store.name
-
-    @strawberry.field
-    def currency_code(self, info: Ctx) -> str:
-        store_detail(info)
-        return self._store.currency_code
-
-    @strawberry.field
-    def timezone(self, info: Ctx) -> str:
-        store_detail(info)
-        return self._store.timezone
-
-    @strawberry.field
-    def default_backorder_policy(self, info: Ctx) -> BackorderPolicy:
-        store_detail(info)
-        return self._store.default_backorder_policy
-
-    @strawberry.field
-    def created_at(self, info: Ctx) -> dt.datetime:
-        store_detail(info)
-        return self._store.created_at
+    name = attribute(str, guard=store_detail)
+    currency_code = attribute(str, guard=store_detail)
+    timezone = attribute(str, guard=store_detail)
+    default_backorder_policy = attribute(BackorderPolicy, guard=store_detail)
+    created_at = attribute(dt.datetime, guard=store_detail)
 
     @strawberry.field
     async def product(self, info: Ctx, sku: str) -> ProductType | None:
@@ -423,18 +395,3 @@ class ApiKeyType(Node):
 
     created_at = attribute(dt.datetime)
     revoked_at = attribute(dt.datetime | None)
-
-
-def wrap_node(found: object) -> Node | None:
-    """A domain object (or an API key) as its GraphQL type; None for anything else."""
-    if isinstance(found, Store):
-        return StoreType(_store=found)
-    if isinstance(found, Product):
-        return ProductType(_product=found)
-    if isinstance(found, Order):
-        return OrderType(_order=found)
-    if isinstance(found, OrderLine):
-        return OrderLineType(_line=found)
-    if isinstance(found, KeyRecord):
-        return ApiKeyType(_key=found)
-    return None
