@@ -23,11 +23,11 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from ordergraph.domain.model import Order, Product
+from ordergraph.domain.reads import EventRecord
 from ordergraph.live.tail import events_after, events_after_many, last_seq
 from ordergraph.storage import queries
 from ordergraph.storage.db import Database
 from ordergraph.storage.notify import NOTIFY_CHANNEL
-from ordergraph.storage.queries import EventRecord
 
 log = logging.getLogger("ordergraph.hub")
 LISTENER_NAME = "ordergraph-listener"

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordergraph.domain.reads import EventRecord
 from ordergraph.storage import tables as t
-from ordergraph.storage.queries import EventRecord, event_from
+from ordergraph.storage.queries import event_from
 
 
 async def last_seq(conn: AsyncConnection, store_id: int) -> int:

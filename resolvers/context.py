@@ -20,12 +20,12 @@ from strawberry.dataloader import DataLoader
 
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.ports import Units
+from ordergraph.domain.reads import KeyRecord
 from ordergraph.live.hub import EventHub
 from ordergraph.resolvers.keyguard import KeyGuard, SubscriptionLimitReached
 from ordergraph.storage import queries
 from ordergraph.storage.admin import hash_token
 from ordergraph.storage.db import Database
-from ordergraph.storage.queries import KeyRecord
 
 
 class ApiError(GraphQLError):

@@ -20,9 +20,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
+from ordergraph.domain.reads import KeyRecord
 from ordergraph.storage import queries
 from ordergraph.storage.db import Database
-from ordergraph.storage.queries import KeyRecord
 
 log = logging.getLogger("ordergraph.keys")
 MAX_CACHE_SECONDS = 5.0

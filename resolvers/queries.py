@@ -8,11 +8,11 @@ from typing import Any
 from ordergraph.domain import validation as check
 from ordergraph.domain.errors import DomainError
 from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.paging import BadPageRequest, Page, PageRequest
+from ordergraph.domain.reads import KeyRecord, OrderFilter, OrderSort
 from ordergraph.resolvers import ids
 from ordergraph.resolvers.context import ApiError, Context
 from ordergraph.storage import queries
-from ordergraph.storage.paging import BadPageRequest, Page, PageRequest
-from ordergraph.storage.queries import KeyRecord, OrderFilter, OrderSort
 
 
 async def paged(coro: Any) -> Page:
@@ -54,7 +54,8 @@ async def stores(ctx: Context, request: PageRequest) -> Page:
     assert who.key is not None
     async with ctx.db.read() as conn:
         page = await paged(queries.stores_page(conn, who.key.store_ids, request))
-    page.rows = [await ctx.loaders.store.load(row["id"]) for row in page.rows]
+    for store in page.rows:  # later lookups of these stores (a price's currency) are free
+        ctx.loaders.store.prime(store.id, store)
     return page
 
 

@@ -46,8 +46,8 @@ from graphql.execution.values import (
 )
 from strawberry.extensions import SchemaExtension
 
+from ordergraph.domain.paging import DEFAULT_PAGE, MAX_PAGE
 from ordergraph.domain.tallies import MAX_TREND_POINTS, TREND_STEPS
-from ordergraph.storage.paging import DEFAULT_PAGE, MAX_PAGE
 
 # -- the table (points; one point ≈ 1 ms of server CPU, see docs/security.md) ----------
 

@@ -6,18 +6,29 @@ import asyncio
 
 import strawberry
 
+from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.paging import PageRequest
+from ordergraph.domain.reads import KeyRecord
 from ordergraph.resolvers import queries as q
 from ordergraph.resolvers.context import bad_input
-from ordergraph.schema.types import (
-    Ctx,
-    Node,
-    PageInfo,
-    StoreConnection,
-    StoreEdge,
-    StoreType,
-    wrap_node,
-)
-from ordergraph.storage.paging import PageRequest
+from ordergraph.schema.connections import Connection
+from ordergraph.schema.nodes import Ctx, Node
+from ordergraph.schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
+
+
+def wrap_node(found: object) -> Node | None:
+    """A domain object (or an API key) as its GraphQL type; None for anything else."""
+    if isinstance(found, Store):
+        return StoreType(_store=found)
+    if isinstance(found, Product):
+        return ProductType(_product=found)
+    if isinstance(found, Order):
+        return OrderType(_order=found)
+    if isinstance(found, OrderLine):
+        return OrderLineType(_line=found)
+    if isinstance(found, KeyRecord):
+        return ApiKeyType(_key=found)
+    return None
 
 
 @strawberry.type
@@ -36,15 +47,9 @@ class Query:
     @strawberry.field(description="The stores this token may see.")
     async def stores(
         self, info: Ctx, first: int | None = None, after: str | None = None
-    ) -> StoreConnection:
+    ) -> Connection[StoreType]:
         page = await q.stores(info.context, PageRequest(first=first, after=after))
-        return StoreConnection(
-            edges=[
-                StoreEdge(cursor=c, node=StoreType(_store=s))
-                for c, s in zip(page.cursors, page.rows, strict=True)
-            ],
-            page_info=PageInfo.of(page),
-        )
+        return Connection[StoreType].of(page, lambda s: StoreType(_store=s))
 
     @strawberry.field
     async def store(self, info: Ctx, handle: str) -> StoreType | None:

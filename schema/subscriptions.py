@@ -19,6 +19,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from ordergraph.domain.events import InventoryEventType, OrderEventType
 from ordergraph.domain.model import Store
+from ordergraph.domain.paging import BadPageRequest, decode_cursor, encode_cursor
 from ordergraph.live import fanout
 from ordergraph.live.hub import LiveEvent, Subscriber, SubscriberOverflow
 from ordergraph.resolvers import figures as fig
@@ -26,7 +27,6 @@ from ordergraph.resolvers import ids
 from ordergraph.resolvers.context import ApiError, Context, Loaders
 from ordergraph.schema.figures import BacklogSummary
 from ordergraph.schema.types import Ctx, OrderEventType_, OrderType, ProductType
-from ordergraph.storage.paging import BadPageRequest, decode_cursor, encode_cursor
 
 log = logging.getLogger("ordergraph.subscriptions")
 

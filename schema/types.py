@@ -1,4 +1,7 @@
-"""GraphQL object types. Each wraps a domain object; fields read it or ask a resolver."""
+"""GraphQL object types. Each wraps a domain object (`domain()`): a field is either its
+attribute of the same name (`attribute(T)`) or a resolver (guarded, loaded or computed).
+Store, Product, Order, OrderLine and OrderEvent refer to each other, so they live together.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,14 @@ import datetime as dt
 from typing import Annotated, Any
 
 import strawberry
-from strawberry.types import Info
 
 from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.paging import PageRequest, encode_cursor
+from ordergraph.domain.reads import EventRecord, KeyRecord, OrderFilter, OrderSort
 from ordergraph.resolvers import figures as fig
 from ordergraph.resolvers import ids
 from ordergraph.resolvers import queries as q
-from ordergraph.resolvers.context import Context
+from ordergraph.schema.connections import Connection, CountedConnection
 from ordergraph.schema.enums import (
     ApiScope,
     BackorderPolicy,
@@ -23,54 +27,13 @@ from ordergraph.schema.enums import (
     StockStatus,
 )
 from ordergraph.schema.figures import BacklogPoint, BacklogSummary, TrendInterval
+from ordergraph.schema.filters import OrderFilterInput
 from ordergraph.schema.money import Money, money
-from ordergraph.storage.paging import Page, PageRequest, encode_cursor
-from ordergraph.storage.queries import EventRecord, KeyRecord, OrderFilter, OrderSort
+from ordergraph.schema.nodes import Ctx, Node, attribute, currency, store_detail, traverse
 
-Ctx = Info[Context, None]
-
-
-async def _currency(info: Ctx, store_id: int) -> str:
-    store = await info.context.loaders.store.load(store_id)
-    assert store is not None
-    return store.currency_code
-
-
-async def _traverse(info: Ctx) -> None:
-    """Fields that lead past the object a mutation returned, or to store-wide data (the
-    store, connections, figures, queues) need the READ scope: a key with only ORDERS or
-    INVENTORY sees what its own mutation returned, with its own fields, and no more; the
-    admin token sees no store data (docs/security.md, "What each token sees")."""
-    await info.context.require("READ")
-
-
-def _store_detail(info: Ctx) -> None:
-    """A store's fields other than id and handle: READ (the admin token sees those two)."""
-    info.context.require_now("READ")
-
-
-@strawberry.interface
-class Node:
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        raise NotImplementedError
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
-
-    @classmethod
-    def of(cls, page: Page) -> PageInfo:
-        return cls(
-            has_next_page=page.has_next,
-            has_previous_page=page.has_previous,
-            start_cursor=page.cursors[0] if page.cursors else None,
-            end_cursor=page.cursors[-1] if page.cursors else None,
-        )
+# Ctx is re-exported: the mutation and subscription modules take it from here.
+__all__ = ["ApiKeyType", "Ctx", "Node", "OrderEventType_", "OrderLineType", "OrderType"]
+__all__ += ["ProductType", "StoreType", "UserError"]
 
 
 @strawberry.type
@@ -83,72 +46,28 @@ class UserError:
 # -- stores -------------------------------------------------------------------
 
 
-@strawberry.input(name="OrderFilter")
-class OrderFilterInput:
-    status: list[OrderStatus] | None = None
-    stock_status: list[StockStatus] | None = None
-    in_backlog: bool | None = None
-    is_backordered: bool | None = None
-    is_overdue: bool | None = None
-    sku: str | None = None
-    placed_after: dt.datetime | None = None
-    placed_before: dt.datetime | None = None
-    external_id: str | None = None
-
-    def to_filter(self) -> OrderFilter:
-        return OrderFilter(
-            status=[s.value for s in self.status] if self.status else None,
-            stock_status=[s.value for s in self.stock_status] if self.stock_status else None,
-            in_backlog=self.in_backlog,
-            is_backordered=self.is_backordered,
-            is_overdue=self.is_overdue,
-            sku=self.sku,
-            placed_after=self.placed_after,
-            placed_before=self.placed_before,
-            external_id=self.external_id,
-        )
-
-
 @strawberry.type(name="Store")
 class StoreType(Node):
     _store: strawberry.Private[Store]
+
+    def domain(self) -> Store:
+        return self._store
 
     @strawberry.field
     def id(self) -> strawberry.ID:
         return strawberry.ID(ids.encode("Store", self._store.id))
 
-    @strawberry.field
-    def handle(self) -> str:
-        return self._store.handle
+    handle = attribute(str)
 
-    @strawberry.field
-    def name(self, info: Ctx) -> str:
-        _store_detail(info)
-        return self._store.name
-
-    @strawberry.field
-    def currency_code(self, info: Ctx) -> str:
-        _store_detail(info)
-        return self._store.currency_code
-
-    @strawberry.field
-    def timezone(self, info: Ctx) -> str:
-        _store_detail(info)
-        return self._store.timezone
-
-    @strawberry.field
-    def default_backorder_policy(self, info: Ctx) -> BackorderPolicy:
-        _store_detail(info)
-        return self._store.default_backorder_policy
-
-    @strawberry.field
-    def created_at(self, info: Ctx) -> dt.datetime:
-        _store_detail(info)
-        return self._store.created_at
+    name = attribute(str, guard=store_detail)
+    currency_code = attribute(str, guard=store_detail)
+    timezone = attribute(str, guard=store_detail)
+    default_backorder_policy = attribute(BackorderPolicy, guard=store_detail)
+    created_at = attribute(dt.datetime, guard=store_detail)
 
     @strawberry.field
     async def product(self, info: Ctx, sku: str) -> ProductType | None:
-        await _traverse(info)
+        await traverse(info)
         found = await q.product(info.context, self._store, sku)
         return ProductType(_product=found) if found else None
 
@@ -161,18 +80,15 @@ class StoreType(Node):
         last: int | None = None,
         before: str | None = None,
         query: str | None = None,
-    ) -> ProductConnection:
-        await _traverse(info)
+    ) -> CountedConnection[ProductType]:
+        await traverse(info)
+        store = self._store
         request = PageRequest(first=first, after=after, last=last, before=before)
-        page = await q.products(info.context, self._store, query, request)
-        return ProductConnection(
-            edges=[
-                ProductEdge(cursor=c, node=ProductType(_product=p))
-                for c, p in zip(page.cursors, page.rows, strict=True)
-            ],
-            page_info=PageInfo.of(page),
-            _store=self._store,
-            _query=query,
+        page = await q.products(info.context, store, query, request)
+        return CountedConnection[ProductType].of(
+            page,
+            lambda p: ProductType(_product=p),
+            _count=lambda ctx: q.products_count(ctx, store, query),
         )
 
     @strawberry.field(
@@ -180,13 +96,13 @@ class StoreType(Node):
         "(ties: sku); `first` is at most 100."
     )
     async def backordered_products(self, info: Ctx, first: int = 10) -> list[ProductType]:
-        await _traverse(info)
+        await traverse(info)
         found = await q.backordered_products(info.context, self._store, first)
         return [ProductType(_product=p) for p in found]
 
     @strawberry.field
     async def order(self, info: Ctx, number: int) -> OrderType | None:
-        await _traverse(info)
+        await traverse(info)
         found = await q.order(info.context, self._store, number)
         return OrderType(_order=found) if found else None
 
@@ -201,22 +117,19 @@ class StoreType(Node):
         filter: OrderFilterInput | None = None,
         sort_key: OrderSortKey | None = OrderSortKey.PLACED_AT,
         reverse: bool | None = False,
-    ) -> OrderConnection:
-        await _traverse(info)
+    ) -> CountedConnection[OrderType]:
+        await traverse(info)
+        store = self._store
         request = PageRequest(
             first=first, after=after, last=last, before=before, reverse=bool(reverse)
         )
         flt = filter.to_filter() if filter else OrderFilter()
         sort = OrderSort((sort_key or OrderSortKey.PLACED_AT).value)
-        page = await q.orders(info.context, self._store, flt, sort, request)
-        return OrderConnection(
-            edges=[
-                OrderEdge(cursor=c, node=OrderType(_order=o))
-                for c, o in zip(page.cursors, page.rows, strict=True)
-            ],
-            page_info=PageInfo.of(page),
-            _store=self._store,
-            _filter=flt,
+        page = await q.orders(info.context, store, flt, sort, request)
+        return CountedConnection[OrderType].of(
+            page,
+            lambda o: OrderType(_order=o),
+            _count=lambda ctx: q.orders_count(ctx, store, flt),
         )
 
     @strawberry.field(
@@ -224,7 +137,7 @@ class StoreType(Node):
         "them exactly as they stood then."
     )
     async def backlog(self, info: Ctx, as_of: dt.datetime | None = None) -> BacklogSummary:
-        await _traverse(info)
+        await traverse(info)
         found = await fig.backlog(info.context, self._store, as_of)
         return BacklogSummary.of(found, self._store.currency_code)
 
@@ -239,25 +152,9 @@ class StoreType(Node):
         to: dt.datetime,
         interval: TrendInterval,
     ) -> list[BacklogPoint]:
-        await _traverse(info)
+        await traverse(info)
         found = await fig.backlog_trend(info.context, self._store, from_, to, interval.value)
         return [BacklogPoint.of(f, self._store.currency_code) for f in found]
-
-
-@strawberry.type
-class StoreEdge:
-    cursor: str
-    node: StoreType
-
-
-@strawberry.type
-class StoreConnection:
-    edges: list[StoreEdge]
-    page_info: PageInfo
-
-    @strawberry.field
-    def nodes(self) -> list[StoreType]:
-        return [edge.node for edge in self.edges]
 
 
 # -- products -----------------------------------------------------------------
@@ -267,6 +164,9 @@ class StoreConnection:
 class ProductType(Node):
     _product: strawberry.Private[Product]
 
+    def domain(self) -> Product:
+        return self._product
+
     @strawberry.field
     def id(self) -> strawberry.ID:
         p = self._product
@@ -274,93 +174,39 @@ class ProductType(Node):
 
     @strawberry.field
     async def store(self, info: Ctx) -> StoreType:
-        await _traverse(info)
+        await traverse(info)
         store = await info.context.loaders.store.load(self._product.store_id)
         assert store is not None
         return StoreType(_store=store)
 
-    @strawberry.field
-    def sku(self) -> str:
-        return self._product.sku
-
-    @strawberry.field
-    def title(self) -> str:
-        return self._product.title
+    sku = attribute(str)
+    title = attribute(str)
 
     @strawberry.field
     async def price(self, info: Ctx) -> Money:
-        return money(self._product.price, await _currency(info, self._product.store_id))
+        return money(self._product.price, await currency(info, self._product.store_id))
 
-    @strawberry.field
-    def backorder_policy(self) -> BackorderPolicy:
-        return self._product.backorder_policy
-
-    @strawberry.field
-    def backorder_limit(self) -> int | None:
-        return self._product.backorder_limit
-
-    @strawberry.field
-    def restock_date(self) -> dt.date | None:
-        return self._product.restock_date
-
-    @strawberry.field
-    def on_hand(self) -> int:
-        return self._product.on_hand
-
-    @strawberry.field
-    def allocated(self) -> int:
-        return self._product.allocated
-
-    @strawberry.field
-    def available(self) -> int:
-        return self._product.available
-
-    @strawberry.field
-    def backordered(self) -> int:
-        return self._product.backordered
-
-    @strawberry.field
-    def available_to_sell(self) -> int | None:
-        return self._product.available_to_sell
+    backorder_policy = attribute(BackorderPolicy)
+    backorder_limit = attribute(int | None)
+    restock_date = attribute(dt.date | None)
+    on_hand = attribute(int)
+    allocated = attribute(int)
+    available = attribute(int)
+    backordered = attribute(int)
+    available_to_sell = attribute(int | None)
 
     @strawberry.field
     async def backorder_queue(
         self, info: Ctx, first: int | None = None, after: str | None = None
-    ) -> OrderLineConnection:
-        await _traverse(info)
-        page = await q.backorder_queue(
-            info.context, self._product, PageRequest(first=first, after=after)
+    ) -> CountedConnection[OrderLineType]:
+        await traverse(info)
+        product = self._product
+        page = await q.backorder_queue(info.context, product, PageRequest(first=first, after=after))
+        return CountedConnection[OrderLineType].of(
+            page,
+            lambda line: OrderLineType(_line=line),
+            _count=lambda ctx: q.backorder_queue_count(ctx, product),
         )
-        return OrderLineConnection(
-            edges=[
-                OrderLineEdge(cursor=c, node=OrderLineType(_line=line))
-                for c, line in zip(page.cursors, page.rows, strict=True)
-            ],
-            page_info=PageInfo.of(page),
-            _product=self._product,
-        )
-
-
-@strawberry.type
-class ProductEdge:
-    cursor: str
-    node: ProductType
-
-
-@strawberry.type
-class ProductConnection:
-    edges: list[ProductEdge]
-    page_info: PageInfo
-    _store: strawberry.Private[Store]
-    _query: strawberry.Private[str | None]
-
-    @strawberry.field
-    def nodes(self) -> list[ProductType]:
-        return [edge.node for edge in self.edges]
-
-    @strawberry.field
-    async def total_count(self, info: Ctx) -> int:
-        return await q.products_count(info.context, self._store, self._query)
 
 
 # -- orders -------------------------------------------------------------------
@@ -370,79 +216,48 @@ class ProductConnection:
 class OrderLineType(Node):
     _line: strawberry.Private[OrderLine]
 
+    def domain(self) -> OrderLine:
+        return self._line
+
     @strawberry.field
     def id(self) -> strawberry.ID:
         return strawberry.ID(ids.encode("OrderLine", self._line.store_id, self._line.id))
 
     @strawberry.field
     async def order(self, info: Ctx) -> OrderType:
-        await _traverse(info)
+        await traverse(info)
         found = await info.context.loaders.order.load((self._line.store_id, self._line.order_id))
         assert found is not None
         return OrderType(_order=found)
 
     @strawberry.field
     async def product(self, info: Ctx) -> ProductType:
-        await _traverse(info)
+        await traverse(info)
         found = await info.context.loaders.product.load(
             (self._line.store_id, self._line.product_id)
         )
         assert found is not None
         return ProductType(_product=found)
 
-    @strawberry.field
-    def sku(self) -> str:
-        return self._line.sku
-
-    @strawberry.field
-    def quantity(self) -> int:
-        return self._line.quantity
+    sku = attribute(str)
+    quantity = attribute(int)
 
     @strawberry.field
     async def unit_price(self, info: Ctx) -> Money:
-        return money(self._line.unit_price, await _currency(info, self._line.store_id))
+        return money(self._line.unit_price, await currency(info, self._line.store_id))
 
-    @strawberry.field
-    def allocated(self) -> int:
-        return self._line.allocated
-
-    @strawberry.field
-    def backordered(self) -> int:
-        return self._line.backordered
-
-    @strawberry.field
-    def shipped(self) -> int:
-        return self._line.shipped
-
-    @strawberry.field
-    def cancelled(self) -> int:
-        return self._line.cancelled
-
-
-@strawberry.type
-class OrderLineEdge:
-    cursor: str
-    node: OrderLineType
-
-
-@strawberry.type
-class OrderLineConnection:
-    edges: list[OrderLineEdge]
-    page_info: PageInfo
-    _product: strawberry.Private[Product]
-
-    @strawberry.field
-    def nodes(self) -> list[OrderLineType]:
-        return [edge.node for edge in self.edges]
-
-    @strawberry.field
-    async def total_count(self, info: Ctx) -> int:
-        return await q.backorder_queue_count(info.context, self._product)
+    allocated = attribute(int)
+    backordered = attribute(int)
+    shipped = attribute(int)
+    cancelled = attribute(int)
 
 
 @strawberry.type(name="Order")
 class OrderType(Node):
     _order: strawberry.Private[Order]
+
+    def domain(self) -> Order:
+        return self._order
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -450,46 +265,20 @@ class OrderType(Node):
 
     @strawberry.field
     async def store(self, info: Ctx) -> StoreType:
-        await _traverse(info)
+        await traverse(info)
         store = await info.context.loaders.store.load(self._order.store_id)
         assert store is not None
         return StoreType(_store=store)
 
-    @strawberry.field
-    def number(self) -> int:
-        return self._order.number
-
-    @strawberry.field
-    def external_id(self) -> str | None:
-        return self._order.external_id
-
-    @strawberry.field
-    def customer_ref(self) -> str | None:
-        return self._order.customer_ref
-
-    @strawberry.field
-    def placed_at(self) -> dt.datetime:
-        return self._order.placed_at
-
-    @strawberry.field
-    def requested_ship_date(self) -> dt.date | None:
-        return self._order.requested_ship_date
-
-    @strawberry.field
-    def status(self) -> OrderStatus:
-        return self._order.status
-
-    @strawberry.field
-    def stock_status(self) -> StockStatus | None:
-        return self._order.stock_status
-
-    @strawberry.field
-    def in_backlog(self) -> bool:
-        return self._order.in_backlog
-
-    @strawberry.field
-    def is_backordered(self) -> bool:
-        return self._order.is_backordered
+    number = attribute(int)
+    external_id = attribute(str | None)
+    customer_ref = attribute(str | None)
+    placed_at = attribute(dt.datetime)
+    requested_ship_date = attribute(dt.date | None)
+    status = attribute(OrderStatus)
+    stock_status = attribute(StockStatus | None)
+    in_backlog = attribute(bool)
+    is_backordered = attribute(bool)
 
     @strawberry.field
     def is_overdue(self, info: Ctx) -> bool:
@@ -517,53 +306,28 @@ class OrderType(Node):
 
     @strawberry.field
     async def total(self, info: Ctx) -> Money:
-        return money(self._order.total, await _currency(info, self._order.store_id))
+        return money(self._order.total, await currency(info, self._order.store_id))
 
     @strawberry.field
     async def backordered_value(self, info: Ctx) -> Money:
-        return money(self._order.backordered_value, await _currency(info, self._order.store_id))
+        return money(self._order.backordered_value, await currency(info, self._order.store_id))
 
     @strawberry.field
     async def events(
         self, info: Ctx, first: int | None = None, after: str | None = None
-    ) -> OrderEventConnection:
-        await _traverse(info)
+    ) -> Connection[OrderEventType_]:
+        await traverse(info)
         page = await q.order_events(
             info.context, self._order, PageRequest(first=first, after=after)
         )
-        edges = []
-        for record in page.rows:
-            event = OrderEventType_.of(record)
-            edges.append(OrderEventEdge(cursor=event.cursor, node=event))
-        return OrderEventConnection(edges=edges, page_info=PageInfo.of(page))
-
-
-@strawberry.type
-class OrderEdge:
-    cursor: str
-    node: OrderType
-
-
-@strawberry.type
-class OrderConnection:
-    edges: list[OrderEdge]
-    page_info: PageInfo
-    _store: strawberry.Private[Store]
-    _filter: strawberry.Private[OrderFilter]
-
-    @strawberry.field
-    def nodes(self) -> list[OrderType]:
-        return [edge.node for edge in self.edges]
-
-    @strawberry.field
-    async def total_count(self, info: Ctx) -> int:
-        return await q.orders_count(info.context, self._store, self._filter)
+        return Connection[OrderEventType_].of(page, OrderEventType_.of)
 
 
 # -- events -------------------------------------------------------------------
 
 
 def event_cursor(seq: int) -> str:
+    """An event's cursor: the same as its cursor in Order.events and in subscriptions."""
     return encode_cursor([seq])
 
 
@@ -604,22 +368,6 @@ class OrderEventType_:
         return OrderType(_order=found)
 
 
-@strawberry.type
-class OrderEventEdge:
-    cursor: str
-    node: OrderEventType_
-
-
-@strawberry.type
-class OrderEventConnection:
-    edges: list[OrderEventEdge]
-    page_info: PageInfo
-
-    @strawberry.field
-    def nodes(self) -> list[OrderEventType_]:
-        return [edge.node for edge in self.edges]
-
-
 # -- api keys -----------------------------------------------------------------
 
 
@@ -627,13 +375,14 @@ class OrderEventConnection:
 class ApiKeyType(Node):
     _key: strawberry.Private[KeyRecord]
 
+    def domain(self) -> KeyRecord:
+        return self._key
+
     @strawberry.field
     def id(self) -> strawberry.ID:
         return strawberry.ID(ids.encode("ApiKey", self._key.id))
 
-    @strawberry.field
-    def name(self) -> str:
-        return self._key.name
+    name = attribute(str)
 
     @strawberry.field
     def scopes(self) -> list[ApiScope]:
@@ -644,27 +393,5 @@ class ApiKeyType(Node):
         found = await info.context.loaders.store.load_many(sorted(self._key.store_ids))
         return [StoreType(_store=s) for s in found if s is not None]
 
-    @strawberry.field
-    def created_at(self) -> dt.datetime:
-        return self._key.created_at
-
-    @strawberry.field
-    def revoked_at(self) -> dt.datetime | None:
-        return self._key.revoked_at
-
-
-NodeResult = Annotated[Node, strawberry.lazy("ordergraph.schema.types")]
-
-
-def wrap_node(found: object) -> Node | None:
-    if isinstance(found, Store):
-        return StoreType(_store=found)
-    if isinstance(found, Product):
-        return ProductType(_product=found)
-    if isinstance(found, Order):
-        return OrderType(_order=found)
-    if isinstance(found, OrderLine):
-        return OrderLineType(_line=found)
-    if isinstance(found, KeyRecord):
-        return ApiKeyType(_key=found)
-    return None
+    created_at = attribute(dt.datetime)
+    revoked_at = attribute(dt.datetime | None)

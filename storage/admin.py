@@ -20,10 +20,11 @@ from ordergraph.domain.commands import (
 )
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.model import BackorderPolicy, Store
+from ordergraph.domain.reads import KeyRecord
 from ordergraph.storage import tables as t
 from ordergraph.storage.db import Database
 from ordergraph.storage.mapping import store_from
-from ordergraph.storage.queries import KeyRecord, api_keys_by_id
+from ordergraph.storage.queries import api_keys_by_id
 
 Clock = Callable[[], dt.datetime]
 

@@ -16,10 +16,10 @@ from ordergraph.domain.commands import CreateApiKey, CreateStore, KeyCreated, St
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
 from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
+from ordergraph.domain.reads import KeyRecord
 from ordergraph.resolvers.context import Loaders
 from ordergraph.resolvers.keyguard import KeyGuard
 from ordergraph.storage.admin import hash_token, new_token
-from ordergraph.storage.queries import KeyRecord
 
 START = dt.datetime(2027, 1, 24, 9, 30, tzinfo=dt.UTC)
 

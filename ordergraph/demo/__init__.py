@@ -42,10 +42,11 @@ from ordergraph.demo.world import (
     split_orders,
 )
 from ordergraph.domain.model import Store
+from ordergraph.domain.reads import OrderFilter
 from ordergraph.overdue import sweep_overdue
 from ordergraph.storage.admin import create_store
 from ordergraph.storage.db import Database
-from ordergraph.storage.queries import OrderFilter, orders_count, products_count, store_by_handle
+from ordergraph.storage.queries import orders_count, products_count, store_by_handle
 
 __all__ = [
     "DAYS",

@@ -18,9 +18,10 @@ from ordergraph.demo.world import DAY, DAYS, Item, Plan
 from ordergraph.domain import services
 from ordergraph.domain.model import CancelReason, Order, Product, StockStatus, Store
 from ordergraph.domain.model import OrderStatus as Status
+from ordergraph.domain.paging import MAX_PAGE, PageRequest
+from ordergraph.domain.reads import OrderFilter, OrderSort
 from ordergraph.storage.db import Database
-from ordergraph.storage.paging import MAX_PAGE, PageRequest
-from ordergraph.storage.queries import OrderFilter, OrderSort, orders_page
+from ordergraph.storage.queries import orders_page
 from ordergraph.storage.uow import SqlStoreSession, store_session
 
 _BACKLOG = OrderFilter(in_backlog=True)

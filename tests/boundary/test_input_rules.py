@@ -13,16 +13,11 @@ from graphql import GraphQLError, parse
 from ordergraph.demo import DEMO_STORES
 from ordergraph.domain import validation as check
 from ordergraph.domain.errors import DomainError
+from ordergraph.domain.paging import BadPageRequest, decode_cursor, encode_cursor
 from ordergraph.schema.input_guard import find_forbidden
 from ordergraph.schema.scalars import parse_date, parse_datetime
 from ordergraph.storage import tables as t
-from ordergraph.storage.paging import (
-    BadPageRequest,
-    decode_cursor,
-    encode_cursor,
-    key_tag,
-    key_types,
-)
+from ordergraph.storage.paging import key_tag, key_types
 
 
 def refused(call: object, *args: object) -> tuple[str, ...] | None:

@@ -1,0 +1,64 @@
+"""What every object type shares: the request's Info, the Node interface, the scope
+guards of fields, and fields that are an attribute of the wrapped domain object."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from ordergraph.resolvers.context import Context
+
+Ctx = Info[Context, None]
+
+
+@strawberry.interface
+class Node:
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        raise NotImplementedError
+
+
+async def traverse(info: Ctx) -> None:
+    """Fields that lead past the object a mutation returned, or to store-wide data (the
+    store, connections, figures, queues) need the READ scope: a key with only ORDERS or
+    INVENTORY sees what its own mutation returned, with its own fields, and no more; the
+    admin token sees no store data (docs/security.md, "What each token sees")."""
+    await info.context.require("READ")
+
+
+def store_detail(info: Ctx) -> None:
+    """A store's fields other than id and handle: READ (the admin token sees those two)."""
+    info.context.require_now("READ")
+
+
+async def currency(info: Ctx, store_id: int) -> str:
+    """The store's currency code, for a Money field (through the store loader)."""
+    store = await info.context.loaders.store.load(store_id)
+    assert store is not None
+    return store.currency_code
+
+
+def _domain_attribute(root: Any, info: Ctx) -> Any:
+    return getattr(root.domain(), info.python_name)
+
+
+def _guarded(guard: Callable[[Ctx], None]) -> Callable[[Any, Ctx], Any]:
+    def read(root: Any, info: Ctx) -> Any:
+        guard(info)
+        return _domain_attribute(root, info)
+
+    return read
+
+
+def attribute(graphql_type: Any, guard: Callable[[Ctx], None] | None = None) -> Any:
+    """A field that is the attribute of the same name of the wrapped domain object
+    (`domain()` of the type), read as it is; `guard(info)` first, if given (a scope check
+    that raises).
+
+    Declared in the class body in schema order (`sku = attribute(str)`), among the
+    resolved fields, so the served schema lists fields as the class does."""
+    resolver = _domain_attribute if guard is None else _guarded(guard)
+    return strawberry.field(resolver=resolver, graphql_type=graphql_type)
