@@ -6,7 +6,7 @@ import ast
 import sys
 from pathlib import Path
 
-DOMAIN = Path(__file__).resolve().parent.parent / "domain"
+DOMAIN = Path(__file__).resolve().parents[2] / "domain"
 ALLOWED_ROOTS = set(sys.stdlib_module_names)
 OWN_PACKAGE = "ordergraph.domain"
 DYNAMIC_IMPORTERS = {"__import__", "import_module"}

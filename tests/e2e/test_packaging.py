@@ -8,7 +8,7 @@ import venv
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SUBPACKAGES = ("domain", "storage", "schema", "resolvers")
 
 

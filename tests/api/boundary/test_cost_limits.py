@@ -243,6 +243,7 @@ async def test_a_request_holds_at_most_max_connections_per_request(database: Dat
 
 
 @pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
+@pytest.mark.e2e  # starts a process
 async def test_a_subscription_is_costed_and_refused_at_subscribe_time(
     sqlite_url: str, tmp_path: Path, protocol: str
 ) -> None:

@@ -16,8 +16,7 @@ from ordergraph.settings import Settings
 from tests.client import Api, GraphQLFailure, StoreHandle
 from tests.conftest import ADMIN_TOKEN, LiveServer, start_server
 from tests.ws_client import LEGACY, TRANSPORT, WsClient, ws_connect
-
-from .ws_support import (
+from tests.ws_support import (
     ORDER_EVENTS,
     error_codes,
     http_api,
@@ -192,6 +191,7 @@ def small_messages_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     server.stop()
 
 
+@pytest.mark.e2e  # starts a process
 async def test_ordergraph_serve_passes_the_message_limit_to_the_server(
     small_messages_server: LiveServer,
 ) -> None:
@@ -259,6 +259,7 @@ def pg_short_deadline(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.e2e  # starts a process
 async def test_pg_a_mutation_over_a_socket_gets_timeout_and_its_lock_wait_ends(
     pg_short_deadline: LiveServer, pg_url: str, protocol: str
 ) -> None:

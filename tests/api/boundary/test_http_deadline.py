@@ -177,6 +177,7 @@ def live(database: Database, tmp_path: Path) -> Iterator[str]:
         server.stop()
 
 
+@pytest.mark.e2e  # starts a process
 async def test_when_the_client_goes_away_its_operation_is_stopped(
     database: Database, tmp_path: Path
 ) -> None:
