@@ -224,13 +224,13 @@ def start_server(
         "ORDERGRAPH_LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
-    out = log.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("wb") as out:  # the server writes to its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ordergraph", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
