@@ -1,4 +1,10 @@
-"""Fixtures: the API on SQLite and on PostgreSQL (a fresh database per run)."""
+"""Fixtures: the API on SQLite and on PostgreSQL (a fresh database per run and xdist worker).
+
+The folders name the kind of test, applied as markers at collection: tests/unit (no
+database server, no process, no network), tests/api (the app in process, through the ASGI
+client or an in-process server), tests/e2e (starts processes: `ordergraph serve`, node,
+chromium, npm, benches, docker-compose). Tests that reach PostgreSQL are marked `postgres`.
+`scripts/test --fast` runs `(unit or api) and not postgres and not exhaustive`."""
 
 from __future__ import annotations
 
@@ -34,6 +40,10 @@ PG_PORT = int(os.environ.get("ORDERGRAPH_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("ORDERGRAPH_TEST_PG_USER", "postgres")
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Set by `scripts/test --fast`: a test that reaches PostgreSQL in such a run is misfiled.
+NO_POSTGRES = os.environ.get("ORDERGRAPH_TEST_NO_POSTGRES", "").lower() in ("1", "true", "yes")
+# The pytest-xdist worker this process is ("gw0", ...), or "main" without xdist.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def _pg_admin_dsn(database: str = "postgres") -> str:
@@ -78,7 +88,13 @@ async def _migrate(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    """A fresh PostgreSQL database for this test run (each xdist worker its own), dropped
+    afterwards."""
+    if NO_POSTGRES:
+        pytest.fail(
+            "this test reaches PostgreSQL in a run without it (scripts/test --fast): "
+            "mark it `postgres` or use a fixture conftest recognises (POSTGRES_FIXTURES)"
+        )
     problem = run_outside_loop(_pg_reachable())
     if problem is not None:
         message = f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {problem}"
@@ -86,7 +102,7 @@ def pg_url() -> Iterator[str]:
             pytest.fail(message + " (CI=true: the PostgreSQL half must run)")
         print("\n" + "!" * 70 + f"\n!! SKIPPING PostgreSQL tests: {message}\n" + "!" * 70)
         pytest.skip(message)
-    name = f"ordergraph_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"ordergraph_test_{WORKER}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     url: str = run_outside_loop(_create_pg_database(name))
     try:
         yield url
@@ -203,7 +219,7 @@ def live_pg_server(pg_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """A real `ordergraph serve` process on the test PostgreSQL database.
 
     Its rate limit is lifted: the tests on it race hundreds of writes through one key to
-    check the stock rules (tests/boundary/ checks the limits on servers of their own)."""
+    check the stock rules (tests/*/boundary/ check the limits on servers of their own)."""
     server = start_server(pg_url, tmp_path / "server.log", UNTHROTTLED)
     try:
         yield server
@@ -244,3 +260,62 @@ def bench_dropped_its_database(output: str, prefix: str) -> bool:
     match = re.search(rf"/({prefix}_\w+)", output)
     assert match is not None, output
     return not run_outside_loop(_database_exists(match.group(1)))
+
+
+# -- kinds of test, as markers ---------------------------------------------------------
+
+KINDS = ("unit", "api", "e2e")
+TESTS = Path(__file__).resolve().parent
+# Fixtures that start an `ordergraph serve` process: a test using one is end-to-end.
+PROCESS_FIXTURES = {"live_server", "live_pg_server", "live_api"}
+# Fixtures that reach the PostgreSQL server (parameters named "postgres" count too).
+POSTGRES_FIXTURES = {"pg_url", "pg_api", "live_pg_server", "live_api"}
+DATABASE_FIXTURES = {"api", "database", "backend", "sqlite_url", "pg_url", "pg_api"}
+# Names in a module's text that mean it starts processes (for files not yet filed).
+PROCESS_WORDS = ("subprocess", "start_server", "run_bench", "chromium_or_skip", "Popen")
+
+
+def _unfiled_kind(item: pytest.Item, texts: dict[Path, str]) -> str:
+    """The kind of a test in a file directly under tests/: by what its module uses."""
+    path = Path(item.path)
+    if path not in texts:
+        texts[path] = path.read_text(encoding="utf-8")
+    text = texts[path]
+    if any(word in text for word in PROCESS_WORDS):
+        return "e2e"
+    if DATABASE_FIXTURES & set(item.fixturenames) or "app_client" in text:
+        return "api"
+    return "unit"
+
+
+def _kind(item: pytest.Item, texts: dict[Path, str]) -> str:
+    """An explicit kind marker wins (a test in tests/api that starts a process is marked
+    e2e); else the folder under tests/ names it; a process fixture makes any test e2e."""
+    for marker in item.iter_markers():
+        if marker.name in KINDS:
+            return marker.name
+    parts = Path(item.path).resolve().relative_to(TESTS).parts
+    kind = parts[0] if parts[0] in KINDS else _unfiled_kind(item, texts)
+    if PROCESS_FIXTURES & set(item.fixturenames):
+        return "e2e"
+    return kind
+
+
+def _reaches_postgres(item: pytest.Item) -> bool:
+    if item.get_closest_marker("postgres") is not None:
+        return True
+    if POSTGRES_FIXTURES & set(item.fixturenames):
+        return True
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return any(isinstance(value, str) and value == "postgres" for value in params)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    texts: dict[Path, str] = {}
+    for item in items:
+        kind = _kind(item, texts)
+        if item.get_closest_marker(kind) is None:
+            item.add_marker(getattr(pytest.mark, kind))
+        if _reaches_postgres(item) and item.get_closest_marker("postgres") is None:
+            item.add_marker(pytest.mark.postgres)

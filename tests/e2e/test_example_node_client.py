@@ -24,7 +24,7 @@ from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, IN_CI, LiveServer
 from tests.example_clients import PrintingClient, one_line_failure, restart_on_same_port
 
-EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "node"
+EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "node"
 EXAMPLE = EXAMPLE_DIR / "place_and_follow.mjs"
 SERVER_ENV = {"ORDERGRAPH_WS_PING_SECONDS": "1", "ORDERGRAPH_TAIL_POLL_MS": "200"}
 WAIT = 30.0

@@ -619,6 +619,7 @@ def _migrate(url: str) -> None:
         loop.close()
 
 
+@pytest.mark.exhaustive
 def test_random_mutation_sequences_keep_every_rule_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'stateful.db'}"
     _migrate(url)

@@ -34,7 +34,7 @@ from tests.conftest import (
     run_outside_loop,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ORDERS = "450"
 # Two ends a week apart, with no daylight-saving change in any demo timezone in the
 # ninety days before either (nor in the weeks after, where ship dates fall).

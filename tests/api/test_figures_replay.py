@@ -578,6 +578,7 @@ def own_pg_url(pg_url: str) -> Iterator[str]:
         run_outside_loop(_drop_pg_database(name))
 
 
+@pytest.mark.exhaustive
 @REPLAY_SETTINGS
 @given(draw=st.data())
 def test_figures_agree_with_a_replay_of_the_events_on_sqlite(

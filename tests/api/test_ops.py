@@ -342,6 +342,7 @@ def info_server(pg_url: str, tmp_path: Path) -> Iterator[LiveServer]:
         server.stop()
 
 
+@pytest.mark.e2e  # starts a process
 async def test_websockets_and_subscriptions_are_gauged(info_server: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=info_server.url, timeout=30) as http:
         api = Api(http, ADMIN_TOKEN, None)
@@ -389,6 +390,7 @@ async def test_websockets_and_subscriptions_are_gauged(info_server: LiveServer) 
         )
 
 
+@pytest.mark.e2e  # starts a process
 async def test_logs_are_json_lines_with_request_ids_and_no_secrets(
     info_server: LiveServer,
 ) -> None:
@@ -472,6 +474,7 @@ async def test_logs_are_json_lines_with_request_ids_and_no_secrets(
         assert "variables" not in line and "query" not in line
 
 
+@pytest.mark.e2e  # starts a process
 async def test_sigterm_lets_an_in_flight_order_finish_then_exits_cleanly(
     info_server: LiveServer, pg_url: str
 ) -> None:

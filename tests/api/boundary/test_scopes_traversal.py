@@ -1,14 +1,13 @@
 """The attacks of the issue, one by one: a key with only ORDERS or only INVENTORY reading
 the store through mutation payloads, and the admin token reading store data through
-`ApiKey.stores`. (tests/boundary/test_scopes_walk.py covers every field.)"""
+`ApiKey.stores`. (tests/api/boundary/test_scopes_walk.py covers every field.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tests.client import ERRORS, Api
-
-from .ws_support import make_key, shop
+from tests.ws_support import make_key, shop
 
 READ_THE_STORE = """store { name orders(first: 50) { nodes { number customerRef } } }"""
 

@@ -15,8 +15,7 @@ from ordergraph.settings import Settings
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN, LiveServer, start_server
 from tests.ws_client import LEGACY, TRANSPORT, WsClient, ws_connect
-
-from .ws_support import (
+from tests.ws_support import (
     error_codes,
     http_api,
     live_subscription,
@@ -110,6 +109,7 @@ async def _revoke_while_subscribed(
 @pytest.mark.postgres
 @pytest.mark.parametrize("revoke", ["api", "cli"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.e2e  # starts a process
 async def test_pg_a_key_revoked_in_another_process_ends_its_subscriptions_with_4403_within_5s(
     pg_pair: list[LiveServer], pg_url: str, protocol: str, revoke: str
 ) -> None:
@@ -150,6 +150,7 @@ async def _operation_after_revocation_is_refused(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.e2e  # starts a process
 async def test_pg_a_mutation_on_an_open_socket_after_revocation_is_refused(
     pg_pair: list[LiveServer], pg_slow_watcher: LiveServer, pg_url: str, protocol: str
 ) -> None:
@@ -163,6 +164,7 @@ async def test_pg_a_mutation_on_an_open_socket_after_revocation_is_refused(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.e2e  # starts a process
 async def test_sqlite_revocation_by_another_process_ends_subscriptions_within_5s(
     sqlite_url: str, protocol: str
 ) -> None:

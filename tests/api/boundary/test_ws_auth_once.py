@@ -19,8 +19,7 @@ from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN
-
-from .ws_support import make_key, revoke_by_api, shop
+from tests.ws_support import make_key, revoke_by_api, shop
 
 STORES = "{ stores(first: 5) { nodes { id } } }"
 NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Order { number } } }"

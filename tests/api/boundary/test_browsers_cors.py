@@ -22,7 +22,7 @@ from ordergraph.app import create_app
 from ordergraph.middleware import cors_origins
 from ordergraph.settings import Settings, SettingsError
 from ordergraph.storage.db import Database
-from tests.boundary.test_browsers_graphiql import watch_problems
+from tests.api.boundary.test_browsers_graphiql import watch_problems
 from tests.client import Api
 from tests.conftest import (
     ADMIN_TOKEN,
@@ -216,6 +216,7 @@ async def handshake(server: LiveServer, origin: str | None, protocol: str = TRAN
         return refused.response.status_code
 
 
+@pytest.mark.e2e  # starts a process
 async def test_a_websocket_from_an_origin_not_listed_is_refused(
     cors_server: LiveServer, page_servers: tuple[str, str]
 ) -> None:
@@ -318,6 +319,7 @@ async def browser() -> AsyncIterator[Any]:
             await browser.close()
 
 
+@pytest.mark.e2e  # starts a process
 async def test_chromium_on_a_listed_origin_queries_and_subscribes_and_another_is_refused(
     cors_server: LiveServer, page_servers: tuple[str, str], browser: Any
 ) -> None:

@@ -19,7 +19,7 @@ from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, LiveServer
 from tests.example_clients import PrintingClient, one_line_failure, restart_on_same_port
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "python" / "follow_orders.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python" / "follow_orders.py"
 SERVER_ENV = {"ORDERGRAPH_WS_PING_SECONDS": "1", "ORDERGRAPH_TAIL_POLL_MS": "200"}
 WAIT = 30.0
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DYNAMIC_IMPORTERS = {"__import__", "import_module"}
 COMPUTED = "<computed module name>"
 STDLIB = frozenset(sys.stdlib_module_names)

@@ -26,7 +26,7 @@ from ordergraph.storage.db import Database
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN, CHROMIUM, LiveServer, app_client, chromium_or_skip
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "test-artifacts"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 

@@ -1,4 +1,4 @@
-"""The graphql-http audit suite (npm graphql-http, pinned in tests/boundary/audit) against
+"""The graphql-http audit suite (npm graphql-http, pinned in tests/e2e/boundary/audit) against
 a real `ordergraph serve`: all 61 audits of GraphQL-over-HTTP conformance pass, with no
 warning and no error."""
 
@@ -19,7 +19,9 @@ AUDIT = Path(__file__).resolve().parent / "audit"
 @pytest.fixture
 def audit_ready() -> None:
     if shutil.which("node") is None or not (AUDIT / "node_modules" / "graphql-http").is_dir():
-        message = "run `npm ci` in tests/boundary/audit (.ci/run does) to audit GraphQL over HTTP"
+        message = (
+            "run `npm ci` in tests/e2e/boundary/audit (.ci/run does) to audit GraphQL over HTTP"
+        )
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)

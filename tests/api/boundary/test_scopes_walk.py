@@ -55,8 +55,7 @@ from ordergraph.storage.db import Database
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, app_client
 from tests.ws_client import ws_connect
-
-from .ws_support import Key, make_key, serve_in_process, shop
+from tests.ws_support import Key, make_key, serve_in_process, shop
 
 OWN, READ = "own", "read"
 
@@ -534,6 +533,7 @@ async def walk_api(database: Database, clock: Clock) -> AsyncIterator[Api]:
         yield Api(http, ADMIN_TOKEN, database)
 
 
+@pytest.mark.exhaustive
 async def test_every_token_sees_exactly_what_the_tables_say_on_every_path(
     walk_api: Api,
 ) -> None:
@@ -581,7 +581,7 @@ async def test_every_token_sees_exactly_what_the_tables_say_on_every_path(
 async def test_only_read_keys_may_open_a_websocket_for_subscriptions(sqlite_url: str) -> None:
     """The Subscription roots need a READ key: the connection itself is refused (4403)."""
 
-    from .ws_support import http_api
+    from tests.ws_support import http_api
 
     settings = Settings(database_url=sqlite_url, admin_token=ADMIN_TOKEN)
     async with serve_in_process(settings) as server, http_api(server.url) as api:

@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from ordergraph.clock import Clock
 from ordergraph.overdue import sweep_overdue
@@ -56,6 +57,7 @@ async def test_flags_an_order_once_when_its_date_ends_in_the_store_zone(
     assert (await event_types(api, store, 1001)).count("OVERDUE") == 1
 
 
+@pytest.mark.e2e  # starts a process
 async def test_two_server_processes_flag_each_order_exactly_once(
     pg_url: str, tmp_path: Path
 ) -> None:

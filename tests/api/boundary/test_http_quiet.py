@@ -66,6 +66,7 @@ async def test_strangers_cannot_fill_the_operation_name_labels(
     assert 'operation="Yours",outcome="ok",type="query"} 1.0' in text
 
 
+@pytest.mark.e2e  # starts a process
 async def test_with_a_metrics_port_metrics_are_served_there_only(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -89,6 +90,7 @@ async def test_with_a_metrics_port_metrics_are_served_there_only(
     assert "Traceback" not in (tmp_path / "server.log").read_text()
 
 
+@pytest.mark.e2e  # starts a process
 async def test_the_websocket_handshake_is_logged_without_its_query_string(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -113,7 +115,7 @@ async def test_the_websocket_handshake_is_logged_without_its_query_string(
 
 def test_the_compose_file_keeps_metrics_private_and_the_proxy_caps_bodies() -> None:
     yaml = pytest.importorskip("yaml")
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     services = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
     for name in ("api-1", "api-2"):
         api = services[name]

@@ -19,7 +19,7 @@ import pytest
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, CHROMIUM, LiveServer, chromium_or_skip
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 
 CREATE_KEY = """mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) {

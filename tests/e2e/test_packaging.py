@@ -8,8 +8,8 @@ import venv
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SUBPACKAGES = ("domain", "storage", "schema", "resolvers")
+ROOT = Path(__file__).resolve().parents[2]
+SUBPACKAGES = ("domain", "storage", "schema", "resolvers", "live")
 
 
 def _site_packages(env: Path) -> Path:

@@ -147,8 +147,15 @@ async def test_past_its_deadline_an_operation_is_stopped_and_gives_its_connectio
         assert legacy.status_code == 200
         assert legacy.json()["errors"][0]["extensions"]["code"] == "TIMEOUT"
         if not db.is_sqlite:
-            # The waiting statements were cancelled, their connections are back.
-            assert await waiting_on_lock(db.url) == 0
+            # The waiting statements were cancelled, their connections are back. (A cancel
+            # request reaches its backend a moment later on a loaded machine: up to 2 s.)
+            waiting = await waiting_on_lock(db.url)
+            for _ in range(40):
+                if waiting == 0:
+                    break
+                await asyncio.sleep(0.05)
+                waiting = await waiting_on_lock(db.url)
+            assert waiting == 0
             assert checked_out(db) == before
     # Once the lock is gone: nothing was placed, and the next order goes through.
     for _ in range(100):  # SQLite: a blocked driver call finishes in its thread first
@@ -177,6 +184,7 @@ def live(database: Database, tmp_path: Path) -> Iterator[str]:
         server.stop()
 
 
+@pytest.mark.e2e  # starts a process
 async def test_when_the_client_goes_away_its_operation_is_stopped(
     database: Database, tmp_path: Path
 ) -> None:

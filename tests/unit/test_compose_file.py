@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _compose() -> dict[str, Any]:
@@ -123,6 +123,7 @@ def test_image_contains_every_package_the_wheel_ships() -> None:
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+@pytest.mark.e2e  # starts a process
 def test_compose_config_is_valid_and_refuses_to_start_without_an_admin_token() -> None:
     env = {k: v for k, v in os.environ.items() if k != "ORDERGRAPH_ADMIN_TOKEN"}
     command = ["docker-compose", "config", "-q"]
