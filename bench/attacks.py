@@ -8,7 +8,7 @@ then run every attack once and print a table: the attack, what it got (HTTP stat
 `extensions.code`, or websocket close code) and how long it took to be answered, in ms.
 The flood attack also reports a second store's placeOrder and `stores` latency (p50 / p99)
 while a READ key sends its most expensive operations, and the server's CPU seconds.
-Nothing here is timed in CI; tests/boundary/ asserts the outcomes.
+Nothing here is timed in CI; tests/api/boundary/ and tests/e2e/boundary/ assert the outcomes.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """GraphiQL as served at GET /graphql: a page opening on example operations.
 
-`EXAMPLES` is the starting document; tests/test_graphiql.py validates every operation
+`EXAMPLES` is the starting document; tests/api/test_graphiql.py validates every operation
 in it against the served schema, so it cannot drift from the API unnoticed.
 
 The page works offline: its scripts and stylesheet are files vendored in

@@ -8,7 +8,7 @@ Needs `npm` (it runs `npm pack`, which checks each tarball against the registry'
 integrity hash). Copies the browser bundles named in FILES, their licence files, and
 rewrites manifest.json with each file's package, version and SRI hash (sha384). Nothing
 here runs at run time or in CI: the server and the tests only read the files and the
-manifest. After a refresh, run tests/test_graphiql.py and tests/boundary/test_browsers_*.py.
+manifest. After a refresh, run tests/api/test_graphiql.py and tests/api/boundary/test_browsers_*.py.
 """
 
 from __future__ import annotations
