@@ -109,10 +109,11 @@ def start_serve(
     base_env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 60,
+    port: int | None = None,
 ) -> Server:
-    """`ordergraph serve` on a free port; its environment is `base_env` (default: this
-    process's) with `env` on top."""
-    port = free_port()
+    """`ordergraph serve` on `port` (default: a free one); its environment is `base_env`
+    (default: this process's) with `env` on top."""
+    port = free_port() if port is None else port
     return start(
         serve_command(port, *args),
         port=port,

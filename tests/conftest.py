@@ -191,16 +191,20 @@ UNTHROTTLED = {
 
 
 def start_server(
-    database_url: str, log: Path, extra_env: dict[str, str] | None = None
+    database_url: str,
+    log: Path,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> LiveServer:
-    """`ordergraph serve` on a free port with the test admin token, once it answers."""
+    """`ordergraph serve` on `port` (default: a free one) with the test admin token, once
+    it answers."""
     env = {
         "ORDERGRAPH_ADMIN_TOKEN": ADMIN_TOKEN,
         "ORDERGRAPH_DATABASE_URL": database_url,
         "ORDERGRAPH_LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
-    return harness.start_serve(log, env, timeout=30)
+    return harness.start_serve(log, env, timeout=30, port=port)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from tests import conftest
 from tests.conftest import LiveServer
 
@@ -18,9 +16,7 @@ async def restart_on_same_port(
     the same port again, as a deployment would."""
     server.stop()
     port = int(server.url.rsplit(":", 1)[1])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(conftest, "free_port", lambda: port)
-        return await asyncio.to_thread(conftest.start_server, database_url, log, env)
+    return await asyncio.to_thread(conftest.start_server, database_url, log, env, port)
 
 
 async def one_line_failure(*command: str, cwd: Path | None = None, wait: float = 30) -> str:

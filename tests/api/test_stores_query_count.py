@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ordergraph.storage.db import Database
+from tests.api.test_schema_and_queries_count import counting_statements
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN, app_client
-from tests.test_schema_and_queries_count import counting_statements
 
 CREATE_KEY = """mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) {
   token userErrors { field message code } } }"""
