@@ -102,14 +102,16 @@ async def test_the_page_and_its_files_are_served_with_a_strict_content_security_
     assert directives["script-src"] == "'self'"
     assert directives["style-src"] == "'self'"
     assert directives["frame-ancestors"] == "'none'"
-    assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    assert "'unsafe-inline'" not in policy
+    assert "'unsafe-eval'" not in policy
     # No inline script and no script from elsewhere: every <script> names a file here.
     scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", page.text, re.S)
     assert scripts, page.text
     for attributes, body in scripts:
         assert body.strip() == ""
         assert re.search(r'src="/dashboard/[\w.]+\.js"', attributes), attributes
-    assert "style=" not in page.text and "<style" not in page.text
+    assert "style=" not in page.text
+    assert "<style" not in page.text
 
     script = await api.http.get("/dashboard/dashboard.js")
     assert script.status_code == 200
@@ -229,7 +231,8 @@ async def test_the_dashboard_shows_an_order_placed_at_zero_stock_live(
         assert stored == reader
 
         placed = await api.place(store, [("KETTLE-01", 2)], customerRef="cust-42")
-        assert placed["userErrors"] == [] and placed["order"]["stockStatus"] == "BACKORDERED"
+        assert placed["userErrors"] == []
+        assert placed["order"]["stockStatus"] == "BACKORDERED"
 
         first = str(placed["order"]["number"])
         await expect(
@@ -277,7 +280,8 @@ async def test_the_dashboard_shows_an_order_placed_at_zero_stock_live(
             for m in sent[1]
             if m["type"] == "subscribe" and "orderEvents" in m["payload"]["query"]
         ]
-        assert resumed and resumed[0]["payload"]["variables"]["after"] is not None
+        assert resumed
+        assert resumed[0]["payload"]["variables"]["after"] is not None
 
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "dashboard.png"

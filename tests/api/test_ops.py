@@ -193,7 +193,8 @@ async def test_not_ready_when_the_database_is_down(where: str, tmp_path: Path) -
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["reason"].startswith("database unreachable")
-    assert "127.0.0.1" not in response.text and "no-such-dir" not in response.text
+    assert "127.0.0.1" not in response.text
+    assert "no-such-dir" not in response.text
 
 
 # -- /metrics ----------------------------------------------------------------------------
@@ -291,7 +292,8 @@ async def test_pool_in_use_is_read_when_scraped(api: Api) -> None:
         idle = value((await api.http.get("/metrics")).text, "ordergraph_db_pool_in_use")
         async with api.db.read(), api.db.read():
             busy = value((await api.http.get("/metrics")).text, "ordergraph_db_pool_in_use")
-        assert idle is not None and busy is not None
+        assert idle is not None
+        assert busy is not None
         seen.append((idle, busy))
         if busy == idle + 2:
             break
@@ -369,7 +371,9 @@ async def test_websockets_and_subscriptions_are_gauged(info_server: LiveServer) 
             assert value(text, "ordergraph_websocket_connections") == 2
             assert value(text, "ordergraph_subscriptions_active") == 3
             lag = value(text, "ordergraph_event_tail_lag_seconds")
-            assert lag is not None and not math.isnan(lag) and 0 <= lag < 2
+            assert lag is not None
+            assert not math.isnan(lag)
+            assert 0 <= lag < 2
             assert value(text, "ordergraph_event_tail_listener_connected") == 1
         for _ in range(50):
             text = (await http.get("/metrics")).text
@@ -471,7 +475,8 @@ async def test_logs_are_json_lines_with_request_ids_and_no_secrets(
         assert line["path"] == "/graphql"
         assert isinstance(line["duration_ms"], float)
         assert line["level"] == "INFO"
-        assert "variables" not in line and "query" not in line
+        assert "variables" not in line
+        assert "query" not in line
 
 
 @pytest.mark.e2e  # starts a process
@@ -561,7 +566,8 @@ def test_log_lines_carry_the_current_request_in_either_format(log_format: str) -
         entry = json.loads(line)
         assert entry["message"] == "looking up"
         assert (entry["request_id"], entry["operation"], entry["rows"]) == ("r-123", "Tallies", 3)
-        assert entry["level"] == "INFO" and entry["logger"] == "ordergraph.test_ops"
+        assert entry["level"] == "INFO"
+        assert entry["logger"] == "ordergraph.test_ops"
     else:
         tail = "INFO ordergraph.test_ops looking up rows=3 request_id=r-123 operation=Tallies"
         assert line.endswith(tail)

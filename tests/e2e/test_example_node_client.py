@@ -107,8 +107,10 @@ class Client(PrintingClient):
 
 def parse(line: bytes) -> Event:
     _, number, kind, status, stock, cursor = line.decode().split()
-    assert number.startswith("#") and status.startswith("status="), line
-    assert stock.startswith("stockStatus=") and cursor.startswith("cursor="), line
+    assert number.startswith("#"), line
+    assert status.startswith("status="), line
+    assert stock.startswith("stockStatus="), line
+    assert cursor.startswith("cursor="), line
     return int(number[1:]), kind, value(status), value(stock), value(cursor)
 
 
@@ -238,5 +240,6 @@ async def test_exits_with_a_one_line_error_when_refused(
                 cwd=EXAMPLE_DIR,
                 wait=WAIT,
             )
-            assert line.startswith("place_and_follow: error:") and complaint in line, line
+            assert line.startswith("place_and_follow: error:"), line
+            assert complaint in line, line
         assert (await api.product(store, "MUG"))["allocated"] == 0

@@ -95,7 +95,8 @@ def no_client_left_running() -> Iterator[None]:
 
 def parse(line: bytes) -> Event:
     _, number, kind, status, stock = line.decode().split()
-    assert number.startswith("#") and status.startswith("status="), line
+    assert number.startswith("#"), line
+    assert status.startswith("status="), line
     return int(number[1:]), kind, status.split("=")[1], stock.split("=")[1]
 
 
@@ -219,4 +220,5 @@ async def test_exits_with_a_one_line_error_on_a_bad_token_or_an_unknown_store(
             *("--state-file", str(tmp_path / "state.json"), "--quiet"),
             wait=WAIT,
         )
-        assert line.startswith("follow_orders: error:") and complaint in line, line
+        assert line.startswith("follow_orders: error:"), line
+        assert complaint in line, line

@@ -89,7 +89,8 @@ async def test_streams_live_then_resumes_from_a_cursor_without_gap_or_duplicate(
         ("PLACED", 1002), ("BACKORDERED", 1002),
         ("PLACED", 1003), ("BACKORDERED", 1003),
     ]  # fmt: skip
-    assert first[0]["status"] == "OPEN" and first[0]["stockStatus"] == "BACKORDERED"
+    assert first[0]["status"] == "OPEN"
+    assert first[0]["stockStatus"] == "BACKORDERED"
 
     # Reconnect after the third event: events 4..6 are replayed, then new ones arrive live.
     await http_api.receive(store, "A", 1)  # fills 1001 while nobody listens
@@ -235,7 +236,9 @@ async def test_identical_subscriptions_each_get_every_event_under_their_own_oper
         ("PLACED", 1002), ("BACKORDERED", 1002),
         ("PLACED", 1003), ("BACKORDERED", 1003),
     ]  # fmt: skip
-    assert set(got_a) == set(a_ids) and set(got_b) == {b_narrow, b_wide} and set(got_c) == {c_wide}
+    assert set(got_a) == set(a_ids)
+    assert set(got_b) == {b_narrow, b_wide}
+    assert set(got_c) == {c_wide}
     for same in (got_a[a_ids[1]], got_b[b_wide], got_c[c_wide]):
         assert same == got_a[a_ids[0]]
     assert [e["orderEvents"] for e in got_b[b_narrow]] == [

@@ -54,7 +54,8 @@ def test_two_api_processes_start_after_the_migrations_on_the_same_database() -> 
             "db": {"condition": "service_healthy"},
             "migrate": {"condition": "service_completed_successfully"},
         }
-        assert api["image"] == migrate["image"] and api["build"] == migrate["build"]
+        assert api["image"] == migrate["image"]
+        assert api["build"] == migrate["build"]
         assert api["environment"] == migrate["environment"]
         assert api["command"][:2] == ["ordergraph", "serve"]
         assert "0.0.0.0" in api["command"]

@@ -216,5 +216,6 @@ async def test_when_the_client_goes_away_its_operation_is_stopped(
         if line.startswith("{")
     ]
     abandoned = [e for e in lines if e.get("operation") == "Place" and e.get("status") == 499]
-    assert len(abandoned) == 1 and abandoned[0]["outcome"] == "cancelled", abandoned
+    assert len(abandoned) == 1, abandoned
+    assert abandoned[0]["outcome"] == "cancelled", abandoned
     assert not [e for e in lines if e.get("level") == "ERROR"]

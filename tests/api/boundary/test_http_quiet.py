@@ -34,11 +34,13 @@ async def test_metrics_need_the_metrics_token_when_one_is_set(
 ) -> None:
     assert (await metrics_app.get("/metrics")).status_code == 401
     wrong = await metrics_app.get("/metrics", headers={"authorization": "Bearer nope"})
-    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    assert wrong.status_code == 401
+    assert wrong.headers["www-authenticate"] == "Bearer"
     admin = await metrics_app.get("/metrics", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert admin.status_code == 401
     ok = await metrics_app.get("/metrics", headers={"authorization": "Bearer metrics-secret"})
-    assert ok.status_code == 200 and "ordergraph_graphql_operations_total" in ok.text
+    assert ok.status_code == 200
+    assert "ordergraph_graphql_operations_total" in ok.text
 
 
 async def test_strangers_cannot_fill_the_operation_name_labels(
@@ -120,7 +122,8 @@ def test_the_compose_file_keeps_metrics_private_and_the_proxy_caps_bodies() -> N
     for name in ("api-1", "api-2"):
         api = services[name]
         port = api["environment"]["ORDERGRAPH_METRICS_PORT"]
-        assert port and port != "8000"
+        assert port
+        assert port != "8000"
         assert "ports" not in api  # nothing of an API process is published
     assert services["proxy"]["ports"] == ["8000:8000"]
     proxy = (root / "deploy" / "nginx.conf").read_text()

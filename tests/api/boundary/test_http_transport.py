@@ -89,7 +89,8 @@ async def test_a_body_over_the_limit_is_refused_with_413_before_any_token_is_che
     # Just under the limit is fine.
     padded = {"query": "{ __typename }", "extensions": {"pad": "x" * 200_000}}
     ok = await post(api.http, padded)
-    assert ok.status_code == 200 and ok.json()["data"] == {"__typename": "Query"}
+    assert ok.status_code == 200
+    assert ok.json()["data"] == {"__typename": "Query"}
 
 
 async def test_documents_variables_and_operation_names_have_limits(app_with: AppFactory) -> None:
@@ -101,25 +102,29 @@ async def test_documents_variables_and_operation_names_have_limits(app_with: App
     ) as http:
         big = "{ " + "__typename " * 300 + "}"
         response = await post(http, {"query": big})
-        assert response.status_code == 413 and codes(response) == ["PAYLOAD_TOO_LARGE"]
+        assert response.status_code == 413
+        assert codes(response) == ["PAYLOAD_TOO_LARGE"]
         response = await http.get("/graphql", params={"query": big})
         assert response.status_code == 413
 
         query = "query($v: String) { __typename }"
         response = await post(http, {"query": query, "variables": {"v": "x" * 2000}})
-        assert response.status_code == 413 and "variables" in response.text
+        assert response.status_code == 413
+        assert "variables" in response.text
         deep: Any = "x"
         for _ in range(5):
             deep = {"a": deep}
         response = await post(http, {"query": query, "variables": {"v": deep}})
-        assert response.status_code == 400 and codes(response) == ["BAD_REQUEST"]
+        assert response.status_code == 400
+        assert codes(response) == ["BAD_REQUEST"]
         assert "deeper than 3" in response.text
         response = await post(http, {"query": query, "variables": {"v": "ok"}})
         assert response.status_code == 200
 
         name = "Op" + "x" * 200_000  # a 200 KB operationName: refused, never echoed
         response = await post(http, {"query": "{ __typename }", "operationName": name})
-        assert response.status_code == 400 and codes(response) == ["BAD_REQUEST"]
+        assert response.status_code == 400
+        assert codes(response) == ["BAD_REQUEST"]
         assert "x" * 30 not in response.text
         assert len(response.content) < 300
 
@@ -145,7 +150,8 @@ async def test_a_long_operation_name_is_never_logged(
         "y" * 200 in r.getMessage() or "y" * 200 in str(r.__dict__) for r in caplog.records
     )
     lines = [r for r in caplog.records if r.name == "ordergraph.request"]
-    assert lines and all(r.__dict__.get("operation") is None for r in lines)
+    assert lines
+    assert all(r.__dict__.get("operation") is None for r in lines)
 
 
 async def test_documents_over_the_limit_never_enter_the_document_cache(api: Api) -> None:
@@ -203,7 +209,8 @@ async def test_transport_garbage_gets_400_with_a_code_and_no_traceback(
 
 async def test_other_methods_and_media_types_are_refused(api: Api) -> None:
     response = await api.http.put("/graphql", content=b"{}", headers=JSON_BODY)
-    assert response.status_code == 405 and response.headers["allow"] == "GET, POST"
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
     body = json.dumps({"query": "{ __typename }"}).encode()
     for content_type in (None, "text/plain", "application/x-www-form-urlencoded"):
         headers = {"content-type": content_type} if content_type else {}
@@ -251,10 +258,12 @@ async def test_request_errors_get_the_spec_statuses_and_codes(api: Api) -> None:
             assert "Nope" not in strict.text
 
     ok = await post(api.http, {"query": STORE, "variables": {"h": store.handle}}, GQL, store.token)
-    assert ok.status_code == 200 and ok.json()["data"] == {"store": {"handle": store.handle}}
+    assert ok.status_code == 200
+    assert ok.json()["data"] == {"store": {"handle": store.handle}}
     # A field error (no token) is not a request error: data is there, status 200.
     field = await post(api.http, {"query": "{ stores { nodes { id } } }"}, GQL)
-    assert field.status_code == 200 and "data" in field.json()
+    assert field.status_code == 200
+    assert "data" in field.json()
     assert codes(field) == ["UNAUTHENTICATED"]
 
 
@@ -268,7 +277,8 @@ async def test_mutations_over_get_get_405_and_subscriptions_over_http_a_clear_40
         response = await api.http.get(
             "/graphql", params={"query": mutation}, headers={**auth, "accept": accept}
         )
-        assert response.status_code == 405 and response.headers["allow"] == "POST"
+        assert response.status_code == 405
+        assert response.headers["allow"] == "POST"
         assert codes(response) == ["METHOD_NOT_ALLOWED"]
 
     subscription = "subscription($s: ID!) { orderEvents(storeId: $s) { type } }"
@@ -287,7 +297,8 @@ async def test_mutations_over_get_get_405_and_subscriptions_over_http_a_clear_40
             params={"query": subscription, "variables": json.dumps({"s": store.id})},
             headers={**auth, "accept": accept},
         )
-        assert response.status_code == 400 and "websocket" in response.text
+        assert response.status_code == 400
+        assert "websocket" in response.text
 
 
 async def test_a_deeply_nested_document_is_a_parse_failure_not_a_fault(
@@ -345,7 +356,8 @@ async def test_get_queries_keep_working_and_transport_errors_are_counted(api: Ap
     assert response.status_code == 200
     assert response.json()["data"] == {"store": {"handle": store.handle}}
     bad = await api.http.get("/graphql", params={"query": STORE, "variables": "{nope"})
-    assert bad.status_code == 400 and codes(bad) == ["BAD_REQUEST"]
+    assert bad.status_code == 400
+    assert codes(bad) == ["BAD_REQUEST"]
     metrics = (await api.http.get("/metrics")).text
     assert 'ordergraph_graphql_operations_total{operation="anonymous",outcome="graphql_error"' in (
         metrics.replace('type="unknown",', "")
@@ -364,13 +376,16 @@ def test_throttled_and_timeout_map_to_429_and_504_where_the_media_type_allows() 
     )
     result = ExecutionResult(data=None, errors=[throttled])
     strict = handler._result(result, GRAPHQL_RESPONSE, Response())
-    assert strict.status_code == 429 and strict.headers["retry-after"] == "3"
+    assert strict.status_code == 429
+    assert strict.headers["retry-after"] == "3"
     legacy = handler._result(result, "application/json", Response())
-    assert legacy.status_code == 200 and legacy.headers["retry-after"] == "3"
+    assert legacy.status_code == 200
+    assert legacy.headers["retry-after"] == "3"
     partial = ExecutionResult(data={"a": None}, errors=[throttled])
     throttled.path = ["a"]
     with_data = handler._result(partial, GRAPHQL_RESPONSE, Response())
-    assert with_data.status_code == 200 and with_data.headers["retry-after"] == "3"
+    assert with_data.status_code == 200
+    assert with_data.headers["retry-after"] == "3"
     timeout = ExecutionResult(
         data=None, errors=[GraphQLError("late", extensions={"code": "TIMEOUT"})]
     )

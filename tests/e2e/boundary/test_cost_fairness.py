@@ -149,7 +149,8 @@ async def test_a_heavy_key_does_not_stall_another_store(live_server: LiveServer)
         f"p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms; attacker answers {seen}"
     )
     assert faults == []
-    assert seen.get("ok", 0) > 0 and seen.get("MAX_COST_EXCEEDED", 0) > 0, seen
+    assert seen.get("ok", 0) > 0, seen
+    assert seen.get("MAX_COST_EXCEEDED", 0) > 0, seen
     assert seen.get("THROTTLED", 0) > 0, seen
     assert len(latencies) > 20
     assert p99 < P99_MS, (p99, latencies[-5:])
