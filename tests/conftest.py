@@ -25,7 +25,6 @@ import httpx
 import pytest
 
 from bench import harness
-from bench.harness import Server as LiveServer
 from bench.harness import free_port as free_port  # the tests import it from here
 from ordergraph.app import create_app
 from ordergraph.clock import Clock
@@ -33,6 +32,8 @@ from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
 from ordergraph.storage.migrate import upgrade
 from tests.client import Api
+
+LiveServer = harness.Server  # what the live-server fixtures yield
 
 ADMIN_TOKEN = "og_admin_test_" + uuid.uuid4().hex
 PG_HOST = os.environ.get("ORDERGRAPH_TEST_PG_HOST", "127.0.0.1")
@@ -287,9 +288,13 @@ def _unfiled_kind(item: pytest.Item, texts: dict[Path, str]) -> str:
     text = texts[path]
     if any(word in text for word in PROCESS_WORDS):
         return "e2e"
-    if DATABASE_FIXTURES & set(item.fixturenames) or "app_client" in text:
+    if DATABASE_FIXTURES & _fixtures(item) or "app_client" in text:
         return "api"
     return "unit"
+
+
+def _fixtures(item: pytest.Item) -> set[str]:
+    return set(getattr(item, "fixturenames", ()))
 
 
 def _kind(item: pytest.Item, texts: dict[Path, str]) -> str:
@@ -300,7 +305,7 @@ def _kind(item: pytest.Item, texts: dict[Path, str]) -> str:
             return marker.name
     parts = Path(item.path).resolve().relative_to(TESTS).parts
     kind = parts[0] if parts[0] in KINDS else _unfiled_kind(item, texts)
-    if PROCESS_FIXTURES & set(item.fixturenames):
+    if PROCESS_FIXTURES & _fixtures(item):
         return "e2e"
     return kind
 
@@ -308,7 +313,7 @@ def _kind(item: pytest.Item, texts: dict[Path, str]) -> str:
 def _reaches_postgres(item: pytest.Item) -> bool:
     if item.get_closest_marker("postgres") is not None:
         return True
-    if POSTGRES_FIXTURES & set(item.fixturenames):
+    if POSTGRES_FIXTURES & _fixtures(item):
         return True
     callspec = getattr(item, "callspec", None)
     params = callspec.params.values() if callspec is not None else ()

@@ -8,20 +8,19 @@ event, and the subscriber must be sent the new summary.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 
+from bench import harness
 from ordergraph.app import create_app
 from ordergraph.clock import Clock
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
 from tests.client import Api
-from tests.conftest import ADMIN_TOKEN, free_port
+from tests.conftest import ADMIN_TOKEN
 from tests.ws_client import ws_connect
 
 SWEEP_SECONDS = 1
@@ -36,23 +35,8 @@ async def served(database: Database, clock: Clock) -> AsyncIterator[str]:
         tail_poll_ms=200,
     )
     app = create_app(settings, clock=clock, db=database)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, "the in-process server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 15)
+    async with harness.serve_in_loop(app) as url:
+        yield url
 
 
 async def test_backlog_changed_pushes_when_an_order_becomes_overdue(

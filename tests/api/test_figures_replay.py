@@ -461,8 +461,9 @@ async def run_history(url: str, draw: st.DataObject) -> None:
     clock = Clock()
     db = Database(url, pool_size=2)
     # Whole trends by the hour, many a run: this test checks figures, not cost limits.
-    unlimited = {"max_cost": 10**9, "rate_limit_capacity": 10**9}
-    settings = Settings(database_url=db.url, admin_token=ADMIN_TOKEN, **unlimited)
+    settings = Settings(
+        database_url=db.url, admin_token=ADMIN_TOKEN, max_cost=10**9, rate_limit_capacity=10**9
+    )
     app = create_app(settings, clock=clock, db=db)
     transport = httpx.ASGITransport(app=app)
     try:

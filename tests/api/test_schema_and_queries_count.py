@@ -66,7 +66,7 @@ async def test_a_page_of_orders_with_lines_and_products_runs_a_fixed_number_of_s
 
 async def _count_page_statements(api: Api, handle: str, token: str) -> dict[int, int]:
     assert api.db is not None
-    counts = {}
+    counts: dict[int, int] = {}
     for first in (5, 100):
         with counting_statements(api.db) as statements:
             data = await api.gql(PAGE, {"h": handle, "first": first}, token=token)

@@ -331,9 +331,13 @@ class StoreMachine(RuleBasedStateMachine):
         self.db = Database(self.database_url, pool_size=2)
         # STATE_QUERY reads everything at once (250 queues of 250): far over the default
         # maximum cost, and many of them a run; this test checks rules, not limits.
-        unlimited = {"max_cost": 10**9, "rate_limit_capacity": 10**9}
         app = create_app(
-            Settings(database_url=self.db.url, admin_token=ADMIN_TOKEN, **unlimited),
+            Settings(
+                database_url=self.db.url,
+                admin_token=ADMIN_TOKEN,
+                max_cost=10**9,
+                rate_limit_capacity=10**9,
+            ),
             clock=self.clock,
             db=self.db,
         )

@@ -116,9 +116,17 @@ def _full_key(http: httpx.Client) -> dict[str, str]:
 
 # Arguments and input fields given a real value (most of the time), so that generated
 # operations reach the store's data instead of stopping at "not found".
-REAL_ARGUMENTS = {"handle": ("handle",), "sku": ("sku",), "id": ("storeId", "orderId", "lineId")}
+REAL_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "handle": ("handle",),
+    "sku": ("sku",),
+    "id": ("storeId", "orderId", "lineId"),
+}
 REAL_ARGUMENTS |= {"ids": ("storeId", "orderId", "lineId")}
-REAL_FIELDS = {"storeId": ("storeId",), "storeIds": ("storeId",), "orderId": ("orderId",)}
+REAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "storeId": ("storeId",),
+    "storeIds": ("storeId",),
+    "orderId": ("orderId",),
+}
 REAL_FIELDS |= {"lineId": ("lineId",), "sku": ("sku",)}
 
 
