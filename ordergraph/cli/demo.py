@@ -112,13 +112,11 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 
 async def _has_stores(db: Database) -> bool:
-    """Whether the database holds any store at all (no read query lists every store)."""
-    from sqlalchemy import select
-
-    from ordergraph.storage import tables as t
+    """Whether the database holds any store at all."""
+    from ordergraph.storage.queries import any_store
 
     async with db.read() as conn:
-        return (await conn.execute(select(t.stores.c.id).limit(1))).first() is not None
+        return await any_store(conn)
 
 
 async def _demo_stores_seeded(db: Database, seed: int, orders: int) -> dict[str, Store]:

@@ -29,9 +29,10 @@ from ordergraph.storage.queries.products import (
     products_count,
     products_page,
 )
-from ordergraph.storage.queries.stores import store_by_handle, stores_by_id, stores_page
+from ordergraph.storage.queries.stores import any_store, store_by_handle, stores_by_id, stores_page
 
 __all__ = [
+    "any_store",
     "api_key_by_token_hash",
     "api_keys_by_id",
     "backorder_queue_count",

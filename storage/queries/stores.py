@@ -1,4 +1,4 @@
-"""Stores: by id, by handle, and a page of the stores a key may see."""
+"""Stores: by id, by handle, whether there is any, and a page of the stores a key may see."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ async def store_by_handle(conn: AsyncConnection, handle: str) -> Store | None:
         (await conn.execute(select(t.stores).where(t.stores.c.handle == handle))).mappings().first()
     )
     return store_from(row) if row else None
+
+
+async def any_store(conn: AsyncConnection) -> bool:
+    """Whether the database holds any store at all."""
+    return (await conn.execute(select(t.stores.c.id).limit(1))).first() is not None
 
 
 async def stores_page(conn: AsyncConnection, allowed: Iterable[int], request: PageRequest) -> Page:
