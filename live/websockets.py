@@ -38,9 +38,9 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.unset import UnsetType
 
+from ordergraph.live.follow import LIVE_OPERATION
 from ordergraph.resolvers.context import ApiError, Context
 from ordergraph.resolvers.keyguard import OpenSocket
-from ordergraph.schema.subscriptions import LIVE_OPERATION
 
 log = logging.getLogger("ordergraph.websockets")
 MESSAGE_TOO_BIG = 1009
@@ -243,7 +243,7 @@ class TransportWSHandler(_KeyedSocket, BaseGraphQLTransportWSHandler[Context, No
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         # Lets the operation's subscription write ready-made `next` frames of results it
-        # shares with identical subscriptions (schema.subscriptions._send_shared).
+        # shares with identical subscriptions (live.follow._send_shared).
         LIVE_OPERATION.set(operation)
         seconds = _deadline(self.view, self.schema, operation.query, operation.operation_name)
         if seconds is None:

@@ -26,7 +26,8 @@ from ordergraph.schema.input_guard import InputGuard
 from ordergraph.schema.mutations import Mutation
 from ordergraph.schema.query import Query
 from ordergraph.schema.scalars import SCALAR_OVERRIDES
-from ordergraph.schema.subscriptions import SharedEventExecutor, Subscription
+from ordergraph.schema.sharing import SharedEventExecutor
+from ordergraph.schema.subscriptions import Subscription
 from ordergraph.schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
 
 
