@@ -20,12 +20,9 @@ from strawberry.asgi import GraphQL
 from ordergraph.graphiql import page_headers, render_page
 from ordergraph.http import GraphQLOverHTTP
 from ordergraph.live.hub import EventHub
-from ordergraph.live.websockets import (
-    LegacyWSHandler,
-    SizedWebSocketAdapter,
-    TransportWSHandler,
-    accept_connection,
-)
+from ordergraph.live.websockets import SizedWebSocketAdapter, accept_connection
+from ordergraph.live.ws_legacy import LegacyWSHandler
+from ordergraph.live.ws_transport import TransportWSHandler
 from ordergraph.logs import RequestInfo, current_request
 from ordergraph.metrics import Metrics, Telemetry
 from ordergraph.middleware import cors_origins
