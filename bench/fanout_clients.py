@@ -143,7 +143,7 @@ class ClientWorker:
                     ping_interval=None,
                     compression="deflate" if self.job.compression else None,
                 )
-                await self.init(conn)
+                await self.connection_init(conn)
                 await conn.send(self.subscribe_payload)
             state.subscribed = True
             self.changed.set()
@@ -152,7 +152,7 @@ class ClientWorker:
                 message = json.loads(raw)
                 kind = message["type"]
                 if kind == "next":
-                    self.received(state, message["payload"], now)
+                    self.note_event(state, message["payload"], now)
                 elif kind == "ping":
                     await conn.send('{"type":"pong"}')
                 elif kind in ("error", "complete"):
@@ -169,7 +169,7 @@ class ClientWorker:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(conn.close())
 
-    async def init(self, conn: ClientConnection) -> None:
+    async def connection_init(self, conn: ClientConnection) -> None:
         """connection_init, answering pings until the server acknowledges it."""
         init = {"authorization": f"Bearer {self.job.token}"}
         await conn.send(json.dumps({"type": "connection_init", "payload": init}))
@@ -182,7 +182,7 @@ class ClientWorker:
                 continue
             raise RuntimeError(f"connection_init answered with {message}")
 
-    def received(self, state: SubscriberState, payload: dict[str, Any], now: float) -> None:
+    def note_event(self, state: SubscriberState, payload: dict[str, Any], now: float) -> None:
         """Note one event delivered to a subscriber at `now`."""
         if payload.get("errors"):
             raise RuntimeError(f"error result: {payload['errors']}")
