@@ -34,13 +34,14 @@ import uuid
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api import PLACE_ORDER, SKU, make_store
+from bench.api import PLACE_ORDER, SKU, BenchStore, make_store
 from bench.fanout_clients import (
     GOAL_P99_SECONDS,
     Client,
@@ -284,24 +285,122 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(drop_database(args.pg_dsn, name))
 
 
+def _server_env(args: argparse.Namespace, dsn: str, admin_token: str) -> dict[str, str]:
+    extra = dict(item.split("=", 1) for item in args.server_env)
+    return {
+        **os.environ,
+        "ORDERGRAPH_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
+        "ORDERGRAPH_ADMIN_TOKEN": admin_token,
+        "ORDERGRAPH_LOG_LEVEL": "WARNING",
+        # Every subscriber here uses the store's one key: lift the per-key caps
+        # (docs/security.md) above the subscriber count.
+        "ORDERGRAPH_MAX_WEBSOCKETS_PER_KEY": str(args.subscribers + 100),
+        "ORDERGRAPH_MAX_SUBSCRIPTIONS_PER_KEY": str(args.subscribers + 100),
+        **extra,
+    }
+
+
+def _start_clients(
+    args: argparse.Namespace, url: str, store: BenchStore, start_seq: int, clients: list[Client]
+) -> None:
+    """Start the client processes, the subscribers shared out among them; each is added to
+    `clients` as soon as it runs, so that the caller stops it whatever happens next."""
+    context = multiprocessing.get_context("spawn")
+    ws_url = url.replace("http://", "ws://") + "/graphql"
+    share, extra_one = divmod(args.subscribers, args.clients)
+    for index in range(args.clients):
+        job = Job(
+            index=index,
+            ws_url=ws_url,
+            token=store.token,
+            store_gid=store.gid,
+            after=cursor_of(start_seq),
+            count=share + (1 if index < extra_one else 0),
+            compression=not args.no_compression,
+            connect_concurrency=max(4, 64 // args.clients),
+        )
+        ours, theirs = context.Pipe()
+        process = context.Process(target=client_process, args=(job, theirs), daemon=True)
+        process.start()
+        clients.append(Client(process, ours))
+
+
+def _drain(
+    clients: list[Client],
+    dsn: str,
+    store_id: int,
+    start_seq: int,
+    drain: float,
+    last_order_at: float,
+) -> list[int]:
+    """Wait for every subscriber to reach the last order event; again if more committed
+    meanwhile (an order whose answer timed out may still commit). The order events'
+    sequence numbers."""
+    expected = asyncio.run(order_event_seqs(dsn, store_id, start_seq))
+    for _ in range(5):
+        wait = max(1.0, drain - (time.monotonic() - last_order_at))
+        ask_all(clients, "await", (expected[-1], wait), "reached", wait + 30)
+        again = asyncio.run(order_event_seqs(dsn, store_id, start_seq))
+        if again == expected:
+            break
+        expected = again
+    return expected
+
+
+def _measured_latencies(results: list[dict[str, Any]], warm_seq: int) -> list[float]:
+    """Every subscriber's delivery latencies of the events after the warm-up one, sorted."""
+    latency: list[float] = []
+    for result in results:
+        seqs = array("q")
+        seqs.frombytes(result["received_seq"])
+        lat = array("d")
+        lat.frombytes(result["latency"])
+        latency.extend(x for s, x in zip(seqs, lat, strict=True) if s > warm_seq)
+    latency.sort()
+    return latency
+
+
+def _closes(results: list[dict[str, Any]]) -> dict[str, int]:
+    """How many connections closed with each code, over all client processes."""
+    closes: dict[str, int] = {}
+    for result in results:
+        for code, n in result["closes"].items():
+            closes[code] = closes.get(code, 0) + n
+    return closes
+
+
+def _print_outcome(
+    args: argparse.Namespace, figures: Figures, results: list[dict[str, Any]], placed: Placed
+) -> None:
+    print()
+    print(figures.table())
+    print()
+    print(
+        "(order events include the one warm-up order that every subscriber received "
+        "before the measurement; latency is the client's receive time minus the event's "
+        "occurredAt, over the measured events only)"
+    )
+    first_error = next((r["first_error"] for r in results if r["first_error"]), None)
+    if first_error:
+        print(f"first subscriber error: {first_error}")
+    if placed.first_error:
+        print(f"first placeOrder failure: {placed.first_error}")
+    p99 = percentile(figures.latency, 0.99)
+    goal = figures.correct and p99 < GOAL_P99_SECONDS
+    print(
+        f"goal at {GOAL_SUBSCRIBERS} subscribers (p99 < {GOAL_P99_SECONDS:g} s, nothing "
+        f"missing): {'met' if goal else 'missed'} at {args.subscribers}"
+    )
+    print("delivery: " + ("every event exactly once, in order" if figures.correct else "FAILED"))
+
+
 def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
     admin_token = "og_admin_bench_" + secrets.token_urlsafe(16)
     server: Server | None = None
     clients: list[Client] = []
     try:
         port = free_port()
-        extra = dict(item.split("=", 1) for item in args.server_env)
-        env = {
-            **os.environ,
-            "ORDERGRAPH_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
-            "ORDERGRAPH_ADMIN_TOKEN": admin_token,
-            "ORDERGRAPH_LOG_LEVEL": "WARNING",
-            # Every subscriber here uses the store's one key: lift the per-key caps
-            # (docs/security.md) above the subscriber count.
-            "ORDERGRAPH_MAX_WEBSOCKETS_PER_KEY": str(args.subscribers + 100),
-            "ORDERGRAPH_MAX_SUBSCRIPTIONS_PER_KEY": str(args.subscribers + 100),
-            **extra,
-        }
+        env = _server_env(args, dsn, admin_token)
         server = start(
             serve_command(port), port=port, log=logs / "ordergraph.log", env=env, name="ordergraph"
         )
@@ -322,24 +421,7 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
         rss_before = vm_kib(pid, "VmRSS")
         start_seq = asyncio.run(last_event_seq(dsn, store_id))
 
-        context = multiprocessing.get_context("spawn")
-        ws_url = server.url.replace("http://", "ws://") + "/graphql"
-        share, extra_one = divmod(args.subscribers, args.clients)
-        for index in range(args.clients):
-            job = Job(
-                index=index,
-                ws_url=ws_url,
-                token=store.token,
-                store_gid=store.gid,
-                after=cursor_of(start_seq),
-                count=share + (1 if index < extra_one else 0),
-                compression=not args.no_compression,
-                connect_concurrency=max(4, 64 // args.clients),
-            )
-            ours, theirs = context.Pipe()
-            process = context.Process(target=client_process, args=(job, theirs), daemon=True)
-            process.start()
-            clients.append(Client(process, ours))
+        _start_clients(args, server.url, store, start_seq, clients)
         began = time.monotonic()
         ready = [c.expect("ready", 120 + args.subscribers / 10) for c in clients]
         connected = sum(n for n, _ in ready)
@@ -370,16 +452,7 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             place_orders(server.url, store.token, store.gid, args.rate, args.seconds)
         )
         last_order_at = time.monotonic()
-        # Wait for every subscriber to reach the last order event; again if more committed
-        # meanwhile (an order whose answer timed out may still commit).
-        expected = asyncio.run(order_event_seqs(dsn, store_id, start_seq))
-        for _ in range(5):
-            wait = max(1.0, args.drain - (time.monotonic() - last_order_at))
-            ask_all(clients, "await", (expected[-1], wait), "reached", wait + 30)
-            again = asyncio.run(order_event_seqs(dsn, store_id, start_seq))
-            if again == expected:
-                break
-            expected = again
+        expected = _drain(clients, dsn, store_id, start_seq, args.drain, last_order_at)
         drained = time.monotonic() - last_order_at
         t1 = time.monotonic()
         cpu1 = (
@@ -391,18 +464,8 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
         results = ask_all(clients, "report", expected, "result", 120)
         rss_peak = vm_kib(pid, "VmHWM")
 
-        latency: list[float] = []
-        for result in results:
-            seqs = array("q")
-            seqs.frombytes(result["received_seq"])
-            lat = array("d")
-            lat.frombytes(result["latency"])
-            latency.extend(x for s, x in zip(seqs, lat, strict=True) if s > warm_seq)
-        latency.sort()
-        closes: dict[str, int] = {}
-        for result in results:
-            for code, n in result["closes"].items():
-                closes[code] = closes.get(code, 0) + n
+        latency = _measured_latencies(results, warm_seq)
+        closes = _closes(results)
         elapsed = t1 - t0
         figures = Figures(
             subscribers=args.subscribers,
@@ -431,28 +494,7 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             load_seconds=elapsed,
             load_deliveries=len(latency),
         )
-        print()
-        print(figures.table())
-        print()
-        print(
-            "(order events include the one warm-up order that every subscriber received "
-            "before the measurement; latency is the client's receive time minus the event's "
-            "occurredAt, over the measured events only)"
-        )
-        first_error = next((r["first_error"] for r in results if r["first_error"]), None)
-        if first_error:
-            print(f"first subscriber error: {first_error}")
-        if placed.first_error:
-            print(f"first placeOrder failure: {placed.first_error}")
-        p99 = percentile(latency, 0.99)
-        goal = figures.correct and p99 < GOAL_P99_SECONDS
-        print(
-            f"goal at {GOAL_SUBSCRIBERS} subscribers (p99 < {GOAL_P99_SECONDS:g} s, nothing "
-            f"missing): {'met' if goal else 'missed'} at {args.subscribers}"
-        )
-        print(
-            "delivery: " + ("every event exactly once, in order" if figures.correct else "FAILED")
-        )
+        _print_outcome(args, figures, results, placed)
         return 0 if figures.correct and not placed.failed else 1
     except Exception:
         if server is not None:

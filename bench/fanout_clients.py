@@ -143,36 +143,16 @@ class ClientWorker:
                     ping_interval=None,
                     compression="deflate" if self.job.compression else None,
                 )
-                init = {"authorization": f"Bearer {self.job.token}"}
-                await conn.send(json.dumps({"type": "connection_init", "payload": init}))
-                while True:
-                    message = json.loads(await asyncio.wait_for(conn.recv(), 120))
-                    if message["type"] == "connection_ack":
-                        break
-                    if message["type"] == "ping":
-                        await conn.send('{"type":"pong"}')
-                        continue
-                    raise RuntimeError(f"connection_init answered with {message}")
+                await self.connection_init(conn)
                 await conn.send(self.subscribe_payload)
             state.subscribed = True
             self.changed.set()
-            received_seq, latency, seqs = self.received_seq, self.latency, state.seqs
             async for raw in conn:
                 now = time.time()
                 message = json.loads(raw)
                 kind = message["type"]
                 if kind == "next":
-                    payload = message["payload"]
-                    if payload.get("errors"):
-                        raise RuntimeError(f"error result: {payload['errors']}")
-                    event = payload["data"]["orderEvents"]
-                    seq = seq_of(event["cursor"])
-                    occurred = dt.datetime.fromisoformat(event["occurredAt"]).timestamp()
-                    seqs.append(seq)
-                    state.last = max(state.last, seq)
-                    received_seq.append(seq)
-                    latency.append(now - occurred)
-                    self.changed.set()
+                    self.note_event(state, message["payload"], now)
                 elif kind == "ping":
                     await conn.send('{"type":"pong"}')
                 elif kind in ("error", "complete"):
@@ -188,6 +168,32 @@ class ClientWorker:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(conn.close())
+
+    async def connection_init(self, conn: ClientConnection) -> None:
+        """connection_init, answering pings until the server acknowledges it."""
+        init = {"authorization": f"Bearer {self.job.token}"}
+        await conn.send(json.dumps({"type": "connection_init", "payload": init}))
+        while True:
+            message = json.loads(await asyncio.wait_for(conn.recv(), 120))
+            if message["type"] == "connection_ack":
+                break
+            if message["type"] == "ping":
+                await conn.send('{"type":"pong"}')
+                continue
+            raise RuntimeError(f"connection_init answered with {message}")
+
+    def note_event(self, state: SubscriberState, payload: dict[str, Any], now: float) -> None:
+        """Note one event delivered to a subscriber at `now`."""
+        if payload.get("errors"):
+            raise RuntimeError(f"error result: {payload['errors']}")
+        event = payload["data"]["orderEvents"]
+        seq = seq_of(event["cursor"])
+        occurred = dt.datetime.fromisoformat(event["occurredAt"]).timestamp()
+        state.seqs.append(seq)
+        state.last = max(state.last, seq)
+        self.received_seq.append(seq)
+        self.latency.append(now - occurred)
+        self.changed.set()
 
     def report(self, expected: list[int]) -> dict[str, Any]:
         wanted = array("q", expected)

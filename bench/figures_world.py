@@ -128,6 +128,44 @@ class Timeline:
         return self.start - dt.timedelta(days=1) + dt.timedelta(seconds=spec.id)
 
 
+_Fate = tuple[dt.datetime | None, dt.datetime | None, dt.datetime | None, str | None]
+
+
+def _fate(rng: random.Random, placed: dt.datetime, spec: ProductSpec, zero_stock: bool) -> _Fate:
+    """When an order is filled, cancelled (and why) and shipped, if ever: (fill, cancel,
+    ship, reason)."""
+    fill = cancel = ship = None
+    reason = None
+    if zero_stock:
+        if rng.random() < 0.12:
+            cancel = placed + spec.lead_time * rng.uniform(0.05, 0.95)
+            reason = CancelReason.CUSTOMER_DECLINED_BACKORDER.value
+        else:
+            fill = placed + spec.lead_time
+            if rng.random() < 0.97:
+                ship = fill + dt.timedelta(hours=rng.uniform(2, 72))
+    else:
+        fate = rng.random()
+        if fate < 0.06:
+            cancel = placed + dt.timedelta(minutes=rng.uniform(10, 2 * 24 * 60))
+            reason = CancelReason.CUSTOMER_REQUEST.value
+        elif fate < 0.98:
+            ship = placed + dt.timedelta(hours=rng.uniform(1, 9 * 24))
+    return fill, cancel, ship, reason
+
+
+def _sweep_at(
+    overdue_at: dt.datetime | None, closed: dt.datetime | None, end: dt.datetime
+) -> dt.datetime | None:
+    """When the overdue sweep notes the order, if it is still open then and that is
+    before the end."""
+    if overdue_at is None or overdue_at + SWEEP_DELAY > end:
+        return None
+    if closed is None or closed > overdue_at + SWEEP_DELAY:
+        return overdue_at + SWEEP_DELAY
+    return None
+
+
 def make_lives(n: int, timeline: Timeline, seed: int) -> list[Life]:
     rng = random.Random(seed)
     start, end = timeline.start, timeline.end
@@ -142,33 +180,13 @@ def make_lives(n: int, timeline: Timeline, seed: int) -> list[Life]:
         if rng.random() < 0.5:
             rsd = placed.astimezone(TZ).date() + dt.timedelta(days=rng.randint(2, 7))
             overdue_at = overdue_instant(rsd, TZ)
-        fill = cancel = ship = None
-        reason = None
-        if zero_stock:
-            if rng.random() < 0.12:
-                cancel = placed + spec.lead_time * rng.uniform(0.05, 0.95)
-                reason = CancelReason.CUSTOMER_DECLINED_BACKORDER.value
-            else:
-                fill = placed + spec.lead_time
-                if rng.random() < 0.97:
-                    ship = fill + dt.timedelta(hours=rng.uniform(2, 72))
-        else:
-            fate = rng.random()
-            if fate < 0.06:
-                cancel = placed + dt.timedelta(minutes=rng.uniform(10, 2 * 24 * 60))
-                reason = CancelReason.CUSTOMER_REQUEST.value
-            elif fate < 0.98:
-                ship = placed + dt.timedelta(hours=rng.uniform(1, 9 * 24))
+        fill, cancel, ship, reason = _fate(rng, placed, spec, zero_stock)
         fill, cancel, ship = (
             t if t is not None and t <= end else None for t in (fill, cancel, ship)
         )
         if cancel is None:
             reason = None
-        sweep = None
-        if overdue_at is not None and overdue_at + SWEEP_DELAY <= end:
-            closed = ship or cancel
-            if closed is None or closed > overdue_at + SWEEP_DELAY:
-                sweep = overdue_at + SWEEP_DELAY
+        sweep = _sweep_at(overdue_at, ship or cancel, end)
         lives.append(
             Life(1001 + i, spec.id, qty, placed, rsd, overdue_at, fill, cancel, reason, ship, sweep)
         )

@@ -178,6 +178,30 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(drop_database(args.pg_dsn, name))
 
 
+def _report_failures(
+    dsn: str, result: Result, store_ids: list[int], seq_before: dict[int, int]
+) -> bool:
+    """Print a target's failed requests and check its stores' rows; whether anything failed."""
+    failed = False
+    if result.first_error:
+        print(f"{result.name}: {result.errors} requests failed; first: {result.first_error}")
+        failed = True
+    total, wrong = 0, False
+    for store_id in store_ids:
+        placed, problem = asyncio.run(check_writes(dsn, store_id, seq_before[store_id]))
+        total += placed
+        if problem:
+            print(f"{result.name}: the rows are not what placeOrder writes: {problem}")
+            wrong = True
+    if not wrong:
+        print(
+            f"{result.name}: {total} orders (warm-up included) in {len(store_ids)} "
+            "store(s) checked in the database: "
+            "1 order, 1 line, PLACED + ALLOCATED events, 1 tally point, counters each"
+        )
+    return failed or wrong
+
+
 def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
     admin_token = "og_admin_bench_" + secrets.token_urlsafe(16)
     servers: list[Server] = []
@@ -278,25 +302,7 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
 
         failed = False
         for result, (_, store_ids) in zip(results, targets, strict=True):
-            if result.first_error:
-                print(
-                    f"{result.name}: {result.errors} requests failed; first: {result.first_error}"
-                )
-                failed = True
-            total, wrong = 0, False
-            for store_id in store_ids:
-                placed, problem = asyncio.run(check_writes(dsn, store_id, seq_before[store_id]))
-                total += placed
-                if problem:
-                    print(f"{result.name}: the rows are not what placeOrder writes: {problem}")
-                    wrong = True
-            failed = failed or wrong
-            if not wrong:
-                print(
-                    f"{result.name}: {total} orders (warm-up included) in {len(store_ids)} "
-                    "store(s) checked in the database: "
-                    "1 order, 1 line, PLACED + ALLOCATED events, 1 tally point, counters each"
-                )
+            failed = _report_failures(dsn, result, store_ids, seq_before) or failed
         return 1 if failed else 0
     except Exception:
         for server in servers:

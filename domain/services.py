@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from decimal import Decimal
 
 from ordergraph.domain import validation as check
 from ordergraph.domain.commands import (
@@ -176,32 +177,30 @@ async def _products_of(
 # -- use cases --------------------------------------------------------------
 
 
-async def upsert_product(session: StoreSession, cmd: UpsertProduct) -> Product:
-    sku = check.sku(cmd.sku)
-    product = (await session.products_by_sku([sku])).get(sku)
-    title = check.text(cmd.title, "title") if cmd.title is not None else None
-    price = check.price(cmd.price) if cmd.price is not None else None
-    if product is None:
-        if title is None or price is None:
-            raise DomainError(
-                [
-                    problem(ErrorCode.INVALID, f"{name} is required for a new product", name)
-                    for name, value in (("title", title), ("price", price))
-                    if value is None
-                ]
-            )
-        product = Product(
-            store_id=session.store.id,
-            id=session.next_id(),
-            sku=sku,
-            title=title,
-            price=price,
-            backorder_policy=session.store.default_backorder_policy,
+def _new_product(
+    session: StoreSession, sku: str, title: str | None, price: Decimal | None
+) -> Product:
+    """A product for an sku the store does not have yet: title and price are required."""
+    if title is None or price is None:
+        raise DomainError(
+            [
+                problem(ErrorCode.INVALID, f"{name} is required for a new product", name)
+                for name, value in (("title", title), ("price", price))
+                if value is None
+            ]
         )
-        creating = True
-    else:
-        creating = False
-    policy = cmd.backorder_policy or product.backorder_policy
+    return Product(
+        store_id=session.store.id,
+        id=session.next_id(),
+        sku=sku,
+        title=title,
+        price=price,
+        backorder_policy=session.store.default_backorder_policy,
+    )
+
+
+def _backorder_limit(cmd: UpsertProduct, product: Product, policy: BackorderPolicy) -> int | None:
+    """The backorder limit the product ends with under `policy`, checked."""
     limit = cmd.backorder_limit if cmd.backorder_limit_given else product.backorder_limit
     if policy is BackorderPolicy.LIMIT:
         if limit is None:
@@ -214,14 +213,26 @@ async def upsert_product(session: StoreSession, cmd: UpsertProduct) -> Product:
             raise DomainError.one(
                 ErrorCode.INVALID, "backorderLimit must be 0 or more", ["backorderLimit"]
             )
-    elif cmd.backorder_limit_given and cmd.backorder_limit is not None:
+        return limit
+    if cmd.backorder_limit_given and cmd.backorder_limit is not None:
         raise DomainError.one(
             ErrorCode.INVALID,
             "backorderLimit is only allowed with the LIMIT policy",
             ["backorderLimit"],
         )
-    else:
-        limit = None
+    return None
+
+
+async def upsert_product(session: StoreSession, cmd: UpsertProduct) -> Product:
+    sku = check.sku(cmd.sku)
+    product = (await session.products_by_sku([sku])).get(sku)
+    title = check.text(cmd.title, "title") if cmd.title is not None else None
+    price = check.price(cmd.price) if cmd.price is not None else None
+    creating = product is None
+    if product is None:
+        product = _new_product(session, sku, title, price)
+    policy = cmd.backorder_policy or product.backorder_policy
+    limit = _backorder_limit(cmd, product, policy)
     if title is not None:
         product.title = title
     if price is not None:
@@ -268,14 +279,40 @@ def _validate_lines(cmd: PlaceOrder) -> dict[str, int]:
     return merged
 
 
-async def place_order(session: StoreSession, cmd: PlaceOrder) -> Order:
-    """All or nothing: allocate what is free, backorder the rest where policy allows."""
-    merged = _validate_lines(cmd)
-    external_id = check.text(cmd.external_id, "externalId") if cmd.external_id else None
-    customer_ref = check.text(cmd.customer_ref, "customerRef") if cmd.customer_ref else None
-    products = await session.products_by_sku(merged)
+_Plan = tuple[Product, int, int, int]  # product, quantity, allocated, backordered
+
+
+def _stock_problem(product: Product, sku: str, index: int, take: int, rest: int) -> Problem | None:
+    """Why the product's policy refuses to backorder `rest` units, if it does."""
+    if rest and product.backorder_policy is BackorderPolicy.DENY:
+        return problem(
+            ErrorCode.INSUFFICIENT_STOCK,
+            f"only {take} of {sku!r} available",
+            "lines",
+            index,
+            "quantity",
+        )
+    if (
+        rest
+        and product.backorder_policy is BackorderPolicy.LIMIT
+        and product.backordered + rest > (product.backorder_limit or 0)
+    ):
+        return problem(
+            ErrorCode.BACKORDER_LIMIT_EXCEEDED,
+            f"{sku!r} can take {product.available_to_sell} more units",
+            "lines",
+            index,
+            "quantity",
+        )
+    return None
+
+
+def _plan_order(
+    cmd: PlaceOrder, merged: dict[str, int], products: dict[str, Product]
+) -> list[_Plan]:
+    """How much of each (merged) line to allocate and to backorder; all problems at once."""
     problems: list[Problem] = []
-    plan: list[tuple[Product, int, int, int]] = []
+    plan: list[_Plan] = []
     for index, line in enumerate(cmd.lines):
         if line.sku not in merged:
             continue  # a later line of the same sku, merged into the first
@@ -290,33 +327,22 @@ async def place_order(session: StoreSession, cmd: PlaceOrder) -> Order:
             continue
         take = min(quantity, max(product.available, 0))
         rest = quantity - take
-        if rest and product.backorder_policy is BackorderPolicy.DENY:
-            problems.append(
-                problem(
-                    ErrorCode.INSUFFICIENT_STOCK,
-                    f"only {take} of {line.sku!r} available",
-                    "lines",
-                    index,
-                    "quantity",
-                )
-            )
-        elif (
-            rest
-            and product.backorder_policy is BackorderPolicy.LIMIT
-            and product.backordered + rest > (product.backorder_limit or 0)
-        ):
-            problems.append(
-                problem(
-                    ErrorCode.BACKORDER_LIMIT_EXCEEDED,
-                    f"{line.sku!r} can take {product.available_to_sell} more units",
-                    "lines",
-                    index,
-                    "quantity",
-                )
-            )
+        refused = _stock_problem(product, line.sku, index, take, rest)
+        if refused is not None:
+            problems.append(refused)
         plan.append((product, quantity, take, rest))
     if problems:
         raise DomainError(problems)
+    return plan
+
+
+async def place_order(session: StoreSession, cmd: PlaceOrder) -> Order:
+    """All or nothing: allocate what is free, backorder the rest where policy allows."""
+    merged = _validate_lines(cmd)
+    external_id = check.text(cmd.external_id, "externalId") if cmd.external_id else None
+    customer_ref = check.text(cmd.customer_ref, "customerRef") if cmd.customer_ref else None
+    products = await session.products_by_sku(merged)
+    plan = _plan_order(cmd, merged, products)
 
     now = session.now
     order = Order(

@@ -263,6 +263,20 @@ class Limits:
         return value
 
 
+def _check_content_type(headers: Headers) -> None:
+    """Refuses a body that is not JSON in UTF-8."""
+    content_type = headers.get("content-type")
+    if not content_type:
+        raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+    media, *params = (p.strip().lower() for p in content_type.split(";"))
+    if media != JSON:
+        raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "the body must be UTF-8")
+
+
 # -- the handler -------------------------------------------------------------------------
 class GraphQLOverHTTP:
     """The ASGI app for GET and POST /graphql."""
@@ -366,16 +380,7 @@ class GraphQLOverHTTP:
     async def _read_body(self, scope: Scope, receive: Receive, headers: Headers) -> bytes | None:
         """The body, or None when the client disconnected; refuses what is not JSON or
         is too large, reading no more than the limit."""
-        content_type = headers.get("content-type")
-        if not content_type:
-            raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
-        media, *params = (p.strip().lower() for p in content_type.split(";"))
-        if media != JSON:
-            raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
-                raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "the body must be UTF-8")
+        _check_content_type(headers)
         too_large = Refused(
             413,
             "PAYLOAD_TOO_LARGE",
@@ -390,6 +395,14 @@ class GraphQLOverHTTP:
                     raise too_large
             except ValueError:
                 raise Refused(400, "BAD_REQUEST", "Content-Length is not a number") from None
+        body = await self._receive_body(receive, too_large)
+        if body == b"":
+            raise Refused(400, "BAD_REQUEST", "the request body is empty")
+        return body
+
+    async def _receive_body(self, receive: Receive, too_large: Refused) -> bytes | None:
+        """The body's chunks joined, or None when the client disconnected; refuses the body
+        as soon as it grows past the limit."""
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -403,8 +416,6 @@ class GraphQLOverHTTP:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        if size == 0:
-            raise Refused(400, "BAD_REQUEST", "the request body is empty")
         return b"".join(chunks)
 
     async def _execute(

@@ -52,6 +52,39 @@ def _unlink(link: _Link) -> Path:
     return tuple(reversed(steps))
 
 
+_Entry = tuple[Any, _Link, bool]  # a value, its path, whether it is a document node
+
+
+def _plain_children(value: Any, where: _Link) -> Iterator[_Entry]:
+    """The items of a variable's (JSON) value."""
+    if isinstance(value, Mapping):
+        yield from ((v, (str(k), where), False) for k, v in value.items())
+    elif isinstance(value, list):
+        yield from ((v, (str(i), where), False) for i, v in enumerate(value))
+
+
+def _node_children(
+    value: ValueNode,
+    where: _Link,
+    variables: Mapping[str, Any],
+    defaults: Mapping[str, ValueNode],
+    seen_defaults: set[str],
+) -> Iterator[_Entry]:
+    """The items of a value in the document; a variable stands for its value, else for its
+    default (each default walked once)."""
+    if isinstance(value, ListValueNode):
+        yield from ((v, (str(i), where), True) for i, v in enumerate(value.values))
+    elif isinstance(value, ObjectValueNode):
+        yield from ((f.value, (f.name.value, where), True) for f in value.fields)
+    elif isinstance(value, VariableNode):
+        variable = value.name.value
+        if variable in variables:
+            yield (variables[variable], where, False)
+        elif variable in defaults and variable not in seen_defaults:
+            seen_defaults.add(variable)
+            yield (defaults[variable], where, True)
+
+
 def _values(
     start: ValueNode,
     name: str,
@@ -59,31 +92,19 @@ def _values(
     defaults: Mapping[str, ValueNode],
 ) -> Iterator[tuple[_Link, str]]:
     """Every string reachable from an argument value, with its (linked) path."""
-    stack: list[tuple[Any, _Link, bool]] = [(start, (name, None), True)]
+    stack: list[_Entry] = [(start, (name, None), True)]
     seen_defaults: set[str] = set()
     while stack:
         value, where, is_ast = stack.pop()
         if not is_ast:
             if isinstance(value, str):
                 yield where, value
-            elif isinstance(value, Mapping):
-                stack.extend((v, (str(k), where), False) for k, v in value.items())
-            elif isinstance(value, list):
-                stack.extend((v, (str(i), where), False) for i, v in enumerate(value))
-            continue
-        if isinstance(value, StringValueNode):
+            else:
+                stack.extend(_plain_children(value, where))
+        elif isinstance(value, StringValueNode):
             yield where, value.value
-        elif isinstance(value, ListValueNode):
-            stack.extend((v, (str(i), where), True) for i, v in enumerate(value.values))
-        elif isinstance(value, ObjectValueNode):
-            stack.extend((f.value, (f.name.value, where), True) for f in value.fields)
-        elif isinstance(value, VariableNode):
-            variable = value.name.value
-            if variable in variables:
-                stack.append((variables[variable], where, False))
-            elif variable in defaults and variable not in seen_defaults:
-                seen_defaults.add(variable)
-                stack.append((defaults[variable], where, True))
+        else:
+            stack.extend(_node_children(value, where, variables, defaults, seen_defaults))
 
 
 class _Arguments(Visitor):

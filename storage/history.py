@@ -70,15 +70,11 @@ async def _latest_point(conn: AsyncConnection, store_id: int, at: dt.datetime | 
     return (await conn.execute(query)).mappings().first()
 
 
-async def record(
-    conn: AsyncConnection,
-    store_id: int,
-    seq: int,
-    at: dt.datetime,
+def _changes(
     orders: Iterable[tuple[Order, Contribution]],
-) -> None:
-    """Write the running totals after a change; `orders` pairs each touched order with its
-    contribution before the change."""
+) -> tuple[Contribution, dict[dt.datetime, Contribution], bool]:
+    """What a change moves: the store's totals, the totals per overdue instant, and whether
+    an order joined or left the backorders."""
     total = NOTHING
     by_instant: dict[dt.datetime, Contribution] = defaultdict(Contribution)
     backorder_set_changed = False
@@ -91,21 +87,76 @@ async def record(
                 by_instant[order.overdue_at] = by_instant[order.overdue_at] + delta
         if bool(before.backorders) != bool(after.backorders):
             backorder_set_changed = True
+    return total, by_instant, backorder_set_changed
+
+
+async def _oldest_backorder(conn: AsyncConnection, store_id: int) -> dt.datetime | None:
+    o = t.orders
+    oldest: dt.datetime | str | None = (
+        await conn.execute(
+            select(func.min(o.c.placed_at)).where(
+                o.c.store_id == store_id, o.c.is_backordered.is_(True)
+            )
+        )
+    ).scalar()
+    if isinstance(oldest, str):  # SQLite returns aggregates untyped
+        oldest = dt.datetime.fromisoformat(oldest).replace(tzinfo=dt.UTC)
+    return oldest
+
+
+async def _record_overdue(
+    conn: AsyncConnection,
+    store_id: int,
+    seq: int,
+    at: dt.datetime,
+    instant: dt.datetime,
+    delta: Contribution,
+) -> None:
+    """Move the running totals of one overdue instant by `delta` and keep a point of them."""
+    ot = t.overdue_totals
+    current = (
+        (
+            await conn.execute(
+                select(ot).where(ot.c.store_id == store_id, ot.c.overdue_at == instant)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    after = _contribution(current) + delta
+    if current is None:
+        await conn.execute(
+            insert(ot).values(store_id=store_id, overdue_at=instant, **_values(after))
+        )
+    else:
+        await conn.execute(
+            update(ot)
+            .where(ot.c.store_id == store_id, ot.c.overdue_at == instant)
+            .values(**_values(after))
+        )
+    await conn.execute(
+        insert(t.overdue_points).values(
+            store_id=store_id, overdue_at=instant, seq=seq, at=at, **_values(after)
+        )
+    )
+
+
+async def record(
+    conn: AsyncConnection,
+    store_id: int,
+    seq: int,
+    at: dt.datetime,
+    orders: Iterable[tuple[Order, Contribution]],
+) -> None:
+    """Write the running totals after a change; `orders` pairs each touched order with its
+    contribution before the change."""
+    total, by_instant, backorder_set_changed = _changes(orders)
     if not total and not any(by_instant.values()) and not backorder_set_changed:
         return
     previous = await _latest_point(conn, store_id, None)
     oldest = previous["oldest_backorder_placed_at"] if previous else None
     if backorder_set_changed:
-        o = t.orders
-        oldest = (
-            await conn.execute(
-                select(func.min(o.c.placed_at)).where(
-                    o.c.store_id == store_id, o.c.is_backordered.is_(True)
-                )
-            )
-        ).scalar()
-        if isinstance(oldest, str):  # SQLite returns aggregates untyped
-            oldest = dt.datetime.fromisoformat(oldest).replace(tzinfo=dt.UTC)
+        oldest = await _oldest_backorder(conn, store_id)
     await conn.execute(
         insert(t.tally_points).values(
             store_id=store_id,
@@ -116,34 +167,8 @@ async def record(
         )
     )
     for instant, delta in sorted(by_instant.items()):
-        if not delta:
-            continue
-        ot = t.overdue_totals
-        current = (
-            (
-                await conn.execute(
-                    select(ot).where(ot.c.store_id == store_id, ot.c.overdue_at == instant)
-                )
-            )
-            .mappings()
-            .first()
-        )
-        after = _contribution(current) + delta
-        if current is None:
-            await conn.execute(
-                insert(ot).values(store_id=store_id, overdue_at=instant, **_values(after))
-            )
-        else:
-            await conn.execute(
-                update(ot)
-                .where(ot.c.store_id == store_id, ot.c.overdue_at == instant)
-                .values(**_values(after))
-            )
-        await conn.execute(
-            insert(t.overdue_points).values(
-                store_id=store_id, overdue_at=instant, seq=seq, at=at, **_values(after)
-            )
-        )
+        if delta:
+            await _record_overdue(conn, store_id, seq, at, instant, delta)
 
 
 async def _overdue_now(conn: AsyncConnection, store_id: int, now: dt.datetime) -> Contribution:

@@ -268,6 +268,14 @@ class SqlStoreSession:
 
     # -- saving ---------------------------------------------------------------
     async def flush(self) -> None:
+        await self._flush_products()
+        await self._flush_orders()
+        if self.events:
+            await self._flush_events()
+        await self._flush_counters()
+
+    async def _flush_products(self) -> None:
+        """Insert the new products, then update those whose values changed."""
         conn = self.conn
         new_products = {p.id for p in self._new_products}
         if self._new_products:
@@ -284,13 +292,24 @@ class SqlStoreSession:
         if changed:
             await conn.execute(_update_many(t.products, _PRODUCT_MUTABLE), changed)
 
-        new_orders = {o.id for o in self._new_orders}
+    async def _flush_orders(self) -> None:
+        """Insert the new orders and their lines, then update the orders and lines that changed."""
+        conn = self.conn
         if self._new_orders:
             await conn.execute(insert(t.orders), [order_values(o) for o in self._new_orders])
             await conn.execute(
                 insert(t.order_lines),
                 [line_values(line) for o in self._new_orders for line in o.lines],
             )
+        changed_orders, changed_lines = self._changed_orders_and_lines()
+        if changed_orders:
+            await conn.execute(_update_many(t.orders, _ORDER_MUTABLE), changed_orders)
+        if changed_lines:
+            await conn.execute(_update_many(t.order_lines, _LINE_MUTABLE), changed_lines)
+
+    def _changed_orders_and_lines(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The update rows of the loaded (not new) orders and lines whose values changed."""
+        new_orders = {o.id for o in self._new_orders}
         changed_orders = []
         changed_lines = []
         for oid, order in self._orders.items():
@@ -303,23 +322,26 @@ class SqlStoreSession:
                 lv = line_values(line)
                 if lv != self._lines_before[line.id]:
                     changed_lines.append(_keyed(lv, _LINE_MUTABLE))
-        if changed_orders:
-            await conn.execute(_update_many(t.orders, _ORDER_MUTABLE), changed_orders)
-        if changed_lines:
-            await conn.execute(_update_many(t.order_lines, _LINE_MUTABLE), changed_lines)
+        return changed_orders, changed_lines
 
-        if self.events:
-            await conn.execute(insert(t.events), [self._event_row(s, e) for s, e in self.events])
-            await history.record(
-                conn,
-                self.store.id,
-                self._last_seq,
-                self.now,
-                [
-                    (order, self._contribution_before.get(oid, NOTHING))
-                    for oid, order in self._orders.items()
-                ],
-            )
+    async def _flush_events(self) -> None:
+        """Insert the emitted events and record the orders' history contributions."""
+        conn = self.conn
+        await conn.execute(insert(t.events), [self._event_row(s, e) for s, e in self.events])
+        await history.record(
+            conn,
+            self.store.id,
+            self._last_seq,
+            self.now,
+            [
+                (order, self._contribution_before.get(oid, NOTHING))
+                for oid, order in self._orders.items()
+            ],
+        )
+
+    async def _flush_counters(self) -> None:
+        """Wake other processes' tails if events were emitted; save the store's counters."""
+        conn = self.conn
         counters: dict[str, Any] = {
             "next_id": self._next_id,
             "next_order_number": self._next_number,

@@ -72,9 +72,17 @@ async def lines_by_id(
     return {(row["store_id"], row["id"]): line_from(row) for row in rows.mappings()}
 
 
-def _order_query(store_id: int, flt: OrderFilter, now: dt.datetime) -> Any:
+def _overdue_clauses(is_overdue: bool, now: dt.datetime) -> tuple[Any, ...]:
     o = t.orders
-    query = select(o).where(o.c.store_id == store_id)
+    if is_overdue:
+        return (o.c.in_backlog.is_(True), o.c.overdue_at <= now)
+    # spelled out: NOT(...) would drop orders without a requested date (NULL)
+    return (or_(o.c.in_backlog.is_(False), o.c.overdue_at.is_(None), o.c.overdue_at > now),)
+
+
+def _where_state(query: Any, flt: OrderFilter, now: dt.datetime) -> Any:
+    """The filters on an order's status flags."""
+    o = t.orders
     if flt.status:
         query = query.where(o.c.status.in_(list(flt.status)))
     if flt.stock_status:
@@ -84,12 +92,13 @@ def _order_query(store_id: int, flt: OrderFilter, now: dt.datetime) -> Any:
     if flt.is_backordered is not None:
         query = query.where(o.c.is_backordered.is_(flt.is_backordered))
     if flt.is_overdue is not None:
-        if flt.is_overdue:
-            query = query.where(o.c.in_backlog.is_(True), o.c.overdue_at <= now)
-        else:  # spelled out: NOT(...) would drop orders without a requested date (NULL)
-            query = query.where(
-                or_(o.c.in_backlog.is_(False), o.c.overdue_at.is_(None), o.c.overdue_at > now)
-            )
+        query = query.where(*_overdue_clauses(flt.is_overdue, now))
+    return query
+
+
+def _where_content(query: Any, flt: OrderFilter) -> Any:
+    """The filters on what an order holds and when it was placed."""
+    o = t.orders
     if flt.sku is not None:
         ol = t.order_lines
         query = query.where(
@@ -104,6 +113,13 @@ def _order_query(store_id: int, flt: OrderFilter, now: dt.datetime) -> Any:
     if flt.external_id is not None:
         query = query.where(o.c.external_id == flt.external_id)
     return query
+
+
+def _order_query(store_id: int, flt: OrderFilter, now: dt.datetime) -> Any:
+    o = t.orders
+    query = select(o).where(o.c.store_id == store_id)
+    query = _where_state(query, flt, now)
+    return _where_content(query, flt)
 
 
 def _order_keys(sort: OrderSort) -> tuple[list[Any], Any]:

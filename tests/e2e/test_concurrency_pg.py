@@ -237,6 +237,116 @@ async def replay_order_events(pg_url: str, handle: str) -> list[str]:
     return breaches
 
 
+EXPECTED_CODES = {"NOT_SHIPPABLE", "ALREADY_CLOSED", "INVALID"}
+
+
+@dataclass
+class MixedTraffic:
+    """Rounds of concurrent placements, receipts, shipments and cancellations on a store;
+    counts what each product received."""
+
+    api: Api
+    store: StoreHandle
+    rng: random.Random
+    received: dict[str, int]
+
+    async def receive(self, sku: str, quantity: int) -> dict[str, Any]:
+        body = await self.api.raw(
+            RECEIVE,
+            {"input": {"storeId": self.store.id, "sku": sku, "quantity": quantity}},
+            token=self.store.token,
+        )
+        if not body.get("errors") and body["data"]["receiveStock"]["userErrors"] == []:
+            self.received[sku] += quantity
+        return body
+
+    async def ship(self, order: dict[str, Any]) -> dict[str, Any]:
+        lines = None
+        if self.rng.random() < 0.5:  # one unit of one line, else every allocated unit
+            lines = [{"lineId": self.rng.choice(order["lines"])["id"], "quantity": 1}]
+        return await self.api.raw(
+            SHIP, {"input": {"orderId": order["id"], "lines": lines}}, token=self.store.token
+        )
+
+    async def cancel(self, order: dict[str, Any]) -> dict[str, Any]:
+        lines = None
+        if self.rng.random() < 0.5:  # one unit of one line, else every unit left
+            lines = [{"lineId": self.rng.choice(order["lines"])["id"], "quantity": 1}]
+        reason = self.rng.choice(["CUSTOMER_REQUEST", "CUSTOMER_DECLINED_BACKORDER"])
+        return await self.api.raw(
+            CANCEL,
+            {"input": {"orderId": order["id"], "reason": reason, "lines": lines}},
+            token=self.store.token,
+        )
+
+    def random_lines(self) -> list[tuple[str, int]]:
+        skus = self.rng.sample(SKUS, self.rng.randint(1, len(SKUS)))
+        return [(sku, self.rng.randint(1, 4)) for sku in skus]
+
+    async def one_round(self, orders: list[dict[str, Any]]) -> None:
+        """25 placements, 8 receipts, up to 10 shipments and 6 cancellations of the open
+        `orders`, all at once; no GraphQL error, no user error but the expected ones."""
+        rng, api, store = self.rng, self.api, self.store
+        open_orders = [o for o in orders if o["status"] in ("OPEN", "PARTIALLY_SHIPPED")]
+        rng.shuffle(open_orders)
+        to_ship, to_cancel = open_orders[:10], open_orders[10:16]
+        calls = [place_raw(api, store, self.random_lines()) for _ in range(25)]
+        calls += [self.receive(rng.choice(SKUS), rng.randint(1, 8)) for _ in range(8)]
+        calls += [self.ship(o) for o in to_ship] + [self.cancel(o) for o in to_cancel]
+        rng.shuffle(calls)
+        bodies = await asyncio.gather(*calls)
+        assert graphql_errors(list(bodies)) == []
+        for body in bodies:
+            (payload,) = body["data"].values()
+            codes = {e["code"] for e in payload["userErrors"]}
+            assert codes <= EXPECTED_CODES, payload
+
+
+def lines_checked_by_sku(orders: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The orders' lines by sku, each keyed by its place in the queue; every line's parts
+    add up to its quantity."""
+    lines_by_sku: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for order in orders:
+        for line in order["lines"]:
+            line["key"] = (order["placedAt"], order["number"])
+            lines_by_sku[line["sku"]].append(line)
+            parts = line["allocated"] + line["backordered"] + line["shipped"] + line["cancelled"]
+            assert parts == line["quantity"], line
+    return lines_by_sku
+
+
+def check_stock_invariants(
+    product: dict[str, Any], lines: list[dict[str, Any]], received: int
+) -> None:
+    """Every rule of the stock model, on a product and all its lines."""
+    assert product["onHand"] >= 0
+    assert 0 <= product["allocated"] <= product["onHand"]
+    assert product["available"] == product["onHand"] - product["allocated"]
+    assert product["backordered"] == sum(line["backordered"] for line in lines)
+    assert product["allocated"] == sum(line["allocated"] for line in lines)
+    assert not (product["available"] > 0 and product["backordered"] > 0), product
+    # No lost update: what came in, less what went out, is what is there.
+    assert product["onHand"] == received - sum(line["shipped"] for line in lines)
+
+
+def check_queue(sku: str, product: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+    """The backorderQueue lists exactly the waiting lines in queue order, and no line placed
+    after the first waiting one holds or shipped stock."""
+    waiting = sorted(
+        (line for line in lines if line["backordered"] > 0),
+        key=lambda line: _queue_key(line["key"]),
+    )
+    assert product["queue"] == [line["id"] for line in waiting]
+    if waiting:
+        first = _queue_key(waiting[0]["key"])
+        served_later = [
+            line
+            for line in lines
+            if _queue_key(line["key"]) > first and (line["allocated"] or line["shipped"])
+        ]
+        assert served_later == [], (sku, waiting[0])
+
+
 @pytest.mark.postgres
 async def test_keeps_stock_invariants_and_queue_order_under_concurrent_mixed_traffic(
     live_api: Api, pg_url: str
@@ -271,93 +381,19 @@ async def test_keeps_stock_invariants_and_queue_order_under_concurrent_mixed_tra
     for sku in SKUS:
         await live_api.upsert(store, sku, backorderPolicy="ALLOW")
         await live_api.receive(store, sku, 4)
-    received = dict.fromkeys(SKUS, 4)
+    traffic = MixedTraffic(live_api, store, rng, received=dict.fromkeys(SKUS, 4))
     orders: list[dict[str, Any]] = []
-
-    async def receive(sku: str, quantity: int) -> dict[str, Any]:
-        body = await live_api.raw(
-            RECEIVE,
-            {"input": {"storeId": store.id, "sku": sku, "quantity": quantity}},
-            token=store.token,
-        )
-        if not body.get("errors") and body["data"]["receiveStock"]["userErrors"] == []:
-            received[sku] += quantity
-        return body
-
-    async def ship(order: dict[str, Any]) -> dict[str, Any]:
-        lines = None
-        if rng.random() < 0.5:  # one unit of one line, else every allocated unit
-            lines = [{"lineId": rng.choice(order["lines"])["id"], "quantity": 1}]
-        return await live_api.raw(
-            SHIP, {"input": {"orderId": order["id"], "lines": lines}}, token=store.token
-        )
-
-    async def cancel(order: dict[str, Any]) -> dict[str, Any]:
-        lines = None
-        if rng.random() < 0.5:  # one unit of one line, else every unit left
-            lines = [{"lineId": rng.choice(order["lines"])["id"], "quantity": 1}]
-        reason = rng.choice(["CUSTOMER_REQUEST", "CUSTOMER_DECLINED_BACKORDER"])
-        return await live_api.raw(
-            CANCEL,
-            {"input": {"orderId": order["id"], "reason": reason, "lines": lines}},
-            token=store.token,
-        )
-
-    def random_lines() -> list[tuple[str, int]]:
-        skus = rng.sample(SKUS, rng.randint(1, len(SKUS)))
-        return [(sku, rng.randint(1, 4)) for sku in skus]
-
-    expected_codes = {"NOT_SHIPPABLE", "ALREADY_CLOSED", "INVALID"}
     for _round in range(6):
-        open_orders = [o for o in orders if o["status"] in ("OPEN", "PARTIALLY_SHIPPED")]
-        rng.shuffle(open_orders)
-        to_ship, to_cancel = open_orders[:10], open_orders[10:16]
-        calls = [place_raw(live_api, store, random_lines()) for _ in range(25)]
-        calls += [receive(rng.choice(SKUS), rng.randint(1, 8)) for _ in range(8)]
-        calls += [ship(o) for o in to_ship] + [cancel(o) for o in to_cancel]
-        rng.shuffle(calls)
-        bodies = await asyncio.gather(*calls)
-        assert graphql_errors(list(bodies)) == []
-        for body in bodies:
-            (payload,) = body["data"].values()
-            codes = {e["code"] for e in payload["userErrors"]}
-            assert codes <= expected_codes, payload
+        await traffic.one_round(orders)
         orders = await all_orders(live_api, store)
 
     assert len(orders) == 6 * 25
-    lines_by_sku: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for order in orders:
-        for line in order["lines"]:
-            line["key"] = (order["placedAt"], order["number"])
-            lines_by_sku[line["sku"]].append(line)
-            parts = line["allocated"] + line["backordered"] + line["shipped"] + line["cancelled"]
-            assert parts == line["quantity"], line
-
+    lines_by_sku = lines_checked_by_sku(orders)
     for sku in SKUS:
         product = await product_state(live_api, store, sku)
         lines = lines_by_sku[sku]
-        assert product["onHand"] >= 0
-        assert 0 <= product["allocated"] <= product["onHand"]
-        assert product["available"] == product["onHand"] - product["allocated"]
-        assert product["backordered"] == sum(line["backordered"] for line in lines)
-        assert product["allocated"] == sum(line["allocated"] for line in lines)
-        assert not (product["available"] > 0 and product["backordered"] > 0), product
-        # No lost update: what came in, less what went out, is what is there.
-        assert product["onHand"] == received[sku] - sum(line["shipped"] for line in lines)
-
-        waiting = sorted(
-            (line for line in lines if line["backordered"] > 0),
-            key=lambda line: _queue_key(line["key"]),
-        )
-        assert product["queue"] == [line["id"] for line in waiting]
-        if waiting:
-            first = _queue_key(waiting[0]["key"])
-            served_later = [
-                line
-                for line in lines
-                if _queue_key(line["key"]) > first and (line["allocated"] or line["shipped"])
-            ]
-            assert served_later == [], (sku, waiting[0])
+        check_stock_invariants(product, lines, traffic.received[sku])
+        check_queue(sku, product, lines)
 
     assert await replay_order_events(pg_url, store.handle) == []
 

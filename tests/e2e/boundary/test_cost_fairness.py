@@ -57,29 +57,108 @@ def _answers(body: dict[str, Any]) -> list[str]:
     return [e.get("extensions", {}).get("code", "?") for e in body.get("errors") or []]
 
 
+PLACE = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
+    order { number } userErrors { code } } }"""
+
+
+async def _stores(api: Api) -> tuple[StoreHandle, str, StoreHandle]:
+    """Store A with orders to read and its READ key; a second store with stock to sell."""
+    target = await api.create_store(policy="ALLOW")
+    for sku in ("A", "B", "C"):
+        await api.upsert(target, sku, price="3.00")
+    for i in range(30):
+        await api.place(target, [("A", 1 + i % 3), ("B", 1), ("C", 2)])
+    reader = await _read_key(api, target)
+    victim = await api.create_store()
+    await api.upsert(victim, "V", price="1.00")
+    await api.receive(victim, "V", 100_000)
+    return target, reader, victim
+
+
+async def _heaviest_allowed_trend(api: Api, target: StoreHandle, reader: str) -> str:
+    """The heaviest allowed: the trend just under the maximum cost."""
+    days = 9.0
+    while True:
+        body = await api.raw(_trend(days), {"h": target.handle}, reader)
+        if "MAX_COST_EXCEEDED" not in _answers(body):
+            break
+        days -= 0.5
+    assert "errors" not in body, body
+    return _trend(days)
+
+
+async def _attack(
+    http: httpx.AsyncClient,
+    n: int,
+    stop: float,
+    heavy: list[tuple[str, bool]],
+    target: StoreHandle,
+    reader: str,
+    seen: dict[str, int],
+    faults: list[str],
+) -> None:
+    i = n
+    while time.monotonic() < stop:
+        query, _ = heavy[i % len(heavy)]
+        i += 1
+        response = await http.post(
+            "/graphql",
+            json={"query": query, "variables": {"h": target.handle}},
+            headers={"Authorization": f"Bearer {reader}"},
+        )
+        if "Internal server error" in response.text:
+            faults.append(response.text[:300])
+        codes = _answers(response.json()) or ["ok"]
+        for code in codes[:1]:
+            seen[code] = seen.get(code, 0) + 1
+
+
+def _victim_request(n: int, victim: StoreHandle) -> tuple[str, dict[str, Any]]:
+    """placeOrder on odd calls, the `stores` query on even ones."""
+    if n % 2:
+        return PLACE, {
+            "input": {
+                "storeId": victim.id,
+                "lines": [{"sku": "V", "quantity": 1}],
+                "idempotencyKey": uuid.uuid4().hex,
+            }
+        }
+    return "{ stores { nodes { id handle } } }", {}
+
+
+async def _victim_calls(
+    http: httpx.AsyncClient,
+    stop: float,
+    victim: StoreHandle,
+    latencies: list[float],
+    faults: list[str],
+) -> None:
+    n = 0
+    await asyncio.sleep(0.5)  # the attack is under way
+    while time.monotonic() < stop:
+        n += 1
+        query, variables = _victim_request(n, victim)
+        started = time.perf_counter()
+        response = await http.post(
+            "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {victim.token}"},
+        )
+        latencies.append((time.perf_counter() - started) * 1000)
+        body = response.json()
+        if body.get("errors"):
+            faults.append(json.dumps(body)[:300])
+        elif n % 2:
+            assert body["data"]["placeOrder"]["order"] is not None, body
+        await asyncio.sleep(0.05)
+
+
 async def test_a_heavy_key_does_not_stall_another_store(live_server: LiveServer) -> None:
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
     async with httpx.AsyncClient(base_url=live_server.url, timeout=60, limits=limits) as http:
         api = Api(http, ADMIN_TOKEN, None)
-        target = await api.create_store(policy="ALLOW")
-        for sku in ("A", "B", "C"):
-            await api.upsert(target, sku, price="3.00")
-        for i in range(30):
-            await api.place(target, [("A", 1 + i % 3), ("B", 1), ("C", 2)])
-        reader = await _read_key(api, target)
-        victim = await api.create_store()
-        await api.upsert(victim, "V", price="1.00")
-        await api.receive(victim, "V", 100_000)
-
-        # The heaviest allowed: the trend just under the maximum cost.
-        days = 9.0
-        while True:
-            body = await api.raw(_trend(days), {"h": target.handle}, reader)
-            if "MAX_COST_EXCEEDED" not in _answers(body):
-                break
-            days -= 0.5
-        assert "errors" not in body, body
-        allowed_trend = _trend(days)
+        target, reader, victim = await _stores(api)
+        allowed_trend = await _heaviest_allowed_trend(api, target, reader)
         heavy = [
             (allowed_trend, True),
             (NESTED, True),
@@ -89,58 +168,14 @@ async def test_a_heavy_key_does_not_stall_another_store(live_server: LiveServer)
         stop = time.monotonic() + SECONDS
         seen: dict[str, int] = {}
         faults: list[str] = []
-
-        async def attack(n: int) -> None:
-            i = n
-            while time.monotonic() < stop:
-                query, _ = heavy[i % len(heavy)]
-                i += 1
-                response = await http.post(
-                    "/graphql",
-                    json={"query": query, "variables": {"h": target.handle}},
-                    headers={"Authorization": f"Bearer {reader}"},
-                )
-                if "Internal server error" in response.text:
-                    faults.append(response.text[:300])
-                codes = _answers(response.json()) or ["ok"]
-                for code in codes[:1]:
-                    seen[code] = seen.get(code, 0) + 1
-
         latencies: list[float] = []
-
-        async def victim_calls() -> None:
-            place = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
-                order { number } userErrors { code } } }"""
-            n = 0
-            await asyncio.sleep(0.5)  # the attack is under way
-            while time.monotonic() < stop:
-                n += 1
-                if n % 2:
-                    query = place
-                    variables: dict[str, Any] = {
-                        "input": {
-                            "storeId": victim.id,
-                            "lines": [{"sku": "V", "quantity": 1}],
-                            "idempotencyKey": uuid.uuid4().hex,
-                        }
-                    }
-                else:
-                    query, variables = "{ stores { nodes { id handle } } }", {}
-                started = time.perf_counter()
-                response = await http.post(
-                    "/graphql",
-                    json={"query": query, "variables": variables},
-                    headers={"Authorization": f"Bearer {victim.token}"},
-                )
-                latencies.append((time.perf_counter() - started) * 1000)
-                body = response.json()
-                if body.get("errors"):
-                    faults.append(json.dumps(body)[:300])
-                elif n % 2:
-                    assert body["data"]["placeOrder"]["order"] is not None, body
-                await asyncio.sleep(0.05)
-
-        await asyncio.gather(*(attack(n) for n in range(ATTACKERS)), victim_calls())
+        await asyncio.gather(
+            *(
+                _attack(http, n, stop, heavy, target, reader, seen, faults)
+                for n in range(ATTACKERS)
+            ),
+            _victim_calls(http, stop, victim, latencies, faults),
+        )
 
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
