@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from ordergraph.app import create_app
-from ordergraph.http import GRAPHQL_RESPONSE
+from ordergraph.http_request import GRAPHQL_RESPONSE
 from ordergraph.resolvers.ids import store_id
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database

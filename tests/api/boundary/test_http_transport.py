@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from ordergraph.app import create_app
-from ordergraph.http import GRAPHQL_RESPONSE, GraphQLOverHTTP, response_media_type
+from ordergraph.http import GraphQLOverHTTP
+from ordergraph.http_request import GRAPHQL_RESPONSE, response_media_type
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
 from tests.client import Api, StoreHandle
