@@ -177,7 +177,7 @@ class Context:
     loaders: Loaders = field(init=False)
     # Token lookups through this process's short cache (resolvers.keyguard); None: direct.
     guard: KeyGuard | None = None
-    # Where mutations get their units of work (storage.uow.SqlUnits; a memory one in tests).
+    # Where mutations get their units of work (storage.units.SqlUnits; a memory one in tests).
     units: Units[KeyRecord] = field(kw_only=True)
     _principal: Principal | None = field(default=None, init=False)
     _pending: asyncio.Future[Principal] | None = field(default=None, init=False)

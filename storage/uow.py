@@ -10,21 +10,19 @@ so a reader that tails `seq > last` per store can never skip one.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, text, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.tallies import NOTHING, Contribution, contribution
-from ordergraph.storage import history, idempotency
+from ordergraph.storage import history
 from ordergraph.storage import tables as t
-from ordergraph.storage.admin import SqlAdmin
 from ordergraph.storage.db import Database
 from ordergraph.storage.mapping import (
     line_from,
@@ -38,7 +36,6 @@ from ordergraph.storage.mapping import (
 from ordergraph.storage.notify import NOTIFY_CHANNEL
 
 Clock = Callable[[], dt.datetime]
-_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 
 
 def _update_many(table: Table, columns: list[str]) -> Any:
@@ -403,57 +400,3 @@ async def store_session(
         await session.flush()
     if session.events:
         db.committed(store_id)
-
-
-class SqlStoreUnit:
-    """The StoreUnit port: a locked store session and the store's idempotency records."""
-
-    def __init__(self, session: SqlStoreSession, ttl: dt.timedelta) -> None:
-        self.session = session
-        self.ttl = ttl
-
-    async def recall(
-        self, operation: str, key: str, request: Mapping[str, Any]
-    ) -> dict[str, Any] | None:
-        digest = idempotency.request_hash(dict(request))
-        return await idempotency.recall(
-            self.session, operation=operation, key=key, digest=digest, ttl=self.ttl
-        )
-
-    async def remember(
-        self, operation: str, key: str, request: Mapping[str, Any], result: Mapping[str, Any]
-    ) -> None:
-        digest = idempotency.request_hash(dict(request))
-        await idempotency.remember(
-            self.session,
-            operation=operation,
-            key=key,
-            digest=digest,
-            result=dict(result),
-            ttl=self.ttl,
-        )
-
-
-def _sqlstate(error: DBAPIError) -> str | None:
-    orig = getattr(error, "orig", None)
-    return getattr(orig, "sqlstate", None) or getattr(
-        getattr(orig, "__cause__", None), "sqlstate", None
-    )
-
-
-class SqlUnits:
-    """The Units port (domain.ports) over one request's view of the database."""
-
-    def __init__(self, db: Database, clock: Clock, *, idempotency_ttl: dt.timedelta) -> None:
-        self.db = db
-        self.clock = clock
-        self.idempotency_ttl = idempotency_ttl
-        self.admin = SqlAdmin(db, clock)
-
-    @asynccontextmanager
-    async def store(self, store_id: int) -> AsyncIterator[SqlStoreUnit]:
-        async with store_session(self.db, store_id, self.clock) as session:
-            yield SqlStoreUnit(session, self.idempotency_ttl)
-
-    def is_contention(self, error: Exception) -> bool:
-        return isinstance(error, DBAPIError) and _sqlstate(error) in _RETRYABLE_SQLSTATES

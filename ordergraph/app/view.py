@@ -32,7 +32,7 @@ from ordergraph.schema.build import SchemaLimits, build_schema
 from ordergraph.schema.cost import CostExtension
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
-from ordergraph.storage.uow import SqlUnits
+from ordergraph.storage.units import SqlUnits
 from ordergraph.throttle import Throttle, throttle_settings
 
 request_log = logging.getLogger("ordergraph.request")
