@@ -7,7 +7,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import RowMapping, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -59,35 +59,40 @@ async def create_store(
         timezone=timezone,
         default_policy=default_policy,
     ).checked()
+    taken = DomainError.one(ErrorCode.DUPLICATE, f"handle {handle!r} is taken", ["handle"])
+    try:
+        async with db.write() as conn:
+            if await _handle_taken(conn, handle):
+                raise taken
+            row = await _insert_store(conn, cmd, now)
+            key = None
+            if key_name is not None:
+                first = CreateApiKey(name=key_name, store_ids=[row["id"]], scopes=list(SCOPES))
+                key = await _insert_key(conn, first.checked(), now)
+    except IntegrityError:
+        raise taken from None
+    return store_from(row), key
+
+
+async def _handle_taken(conn: AsyncConnection, handle: str) -> bool:
+    found = await conn.execute(select(t.stores.c.id).where(t.stores.c.handle == handle))
+    return found.first() is not None
+
+
+async def _insert_store(conn: AsyncConnection, cmd: CreateStore, now: dt.datetime) -> RowMapping:
+    """Insert a checked store (CreateStore.checked); returns its row as stored."""
     values = {
         "handle": cmd.handle,
         "name": cmd.name,
         "currency_code": cmd.currency_code,
         "timezone": cmd.timezone,
-        "default_backorder_policy": default_policy.value,
+        "default_backorder_policy": cmd.default_policy.value,
         "created_at": now,
     }
-    taken = DomainError.one(ErrorCode.DUPLICATE, f"handle {handle!r} is taken", ["handle"])
-    try:
-        async with db.write() as conn:
-            found = await conn.execute(select(t.stores.c.id).where(t.stores.c.handle == handle))
-            if found.first():
-                raise taken
-            store_id = (
-                await conn.execute(insert(t.stores).values(values).returning(t.stores.c.id))
-            ).scalar_one()
-            row = (
-                (await conn.execute(select(t.stores).where(t.stores.c.id == store_id)))
-                .mappings()
-                .one()
-            )
-            key = None
-            if key_name is not None:
-                first = CreateApiKey(name=key_name, store_ids=[store_id], scopes=list(SCOPES))
-                key = await _insert_key(conn, first.checked(), now)
-    except IntegrityError:
-        raise taken from None
-    return store_from(row), key
+    store_id = (
+        await conn.execute(insert(t.stores).values(values).returning(t.stores.c.id))
+    ).scalar_one()
+    return (await conn.execute(select(t.stores).where(t.stores.c.id == store_id))).mappings().one()
 
 
 async def create_api_key(

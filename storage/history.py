@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, func, insert, select, true, type_coerce, update
+from sqlalchemy import BigInteger, Select, func, insert, select, true, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.model import Order
@@ -188,52 +188,60 @@ async def _overdue_now(conn: AsyncConnection, store_id: int, now: dt.datetime) -
 
 
 async def _overdue_at(conn: AsyncConnection, store_id: int, at: dt.datetime) -> Contribution:
-    ot, op = t.overdue_totals, t.overdue_points
-    latest = op.alias("latest")
-    of_instant_by_then = (
-        latest.c.store_id == ot.c.store_id,
-        latest.c.overdue_at == ot.c.overdue_at,
-        latest.c.at <= at,
-    )
-    newest_first = (latest.c.at.desc(), latest.c.seq.desc())
+    """The overdue totals at `at`: for each overdue instant passed by then, its newest
+    point at or before `at`, summed."""
     if conn.dialect.name == "postgresql":
-        # One backward index probe per overdue instant, returning the point itself. (With
-        # the portable form below, PostgreSQL memoizes the join on the subquery's value and
-        # runs the subquery again for the index lookup: two probes per instant, plus one.)
-        point = (
-            select(*(latest.c[name] for name in _COLUMNS))
-            .where(*of_instant_by_then)
-            .order_by(*newest_first)
-            .limit(1)
-            .lateral("point")
-        )
-        query = (
-            select(*(_sum(point.c[name], name) for name in _COLUMNS))
-            .select_from(ot.join(point, true()))
-            .where(ot.c.store_id == store_id, ot.c.overdue_at <= at)
-        )
+        query = _overdue_at_lateral(store_id, at)
     else:  # SQLite has no LATERAL
-        last_seq = (
-            select(latest.c.seq)
-            .where(*of_instant_by_then)
-            .order_by(*newest_first)
-            .limit(1)
-            .correlate(ot)
-            .scalar_subquery()
-        )
-        query = (
-            select(*(_sum(op.c[name], name) for name in _COLUMNS))
-            .select_from(ot)
-            .join(
-                op,
-                (op.c.store_id == ot.c.store_id)
-                & (op.c.overdue_at == ot.c.overdue_at)
-                & (op.c.seq == last_seq),
-            )
-            .where(ot.c.store_id == store_id, ot.c.overdue_at <= at)
-        )
+        query = _overdue_at_correlated(store_id, at)
     row = (await conn.execute(query)).mappings().one()
     return _contribution(_typed(row))
+
+
+def _newest_point_by(at: dt.datetime, *names: str) -> Select[Any]:
+    """The named columns of the newest point at or before `at` of the overdue instant
+    in the enclosing query's overdue_totals row: one row at most."""
+    ot, latest = t.overdue_totals, t.overdue_points.alias("latest")
+    return (
+        select(*(latest.c[name] for name in names))
+        .where(
+            latest.c.store_id == ot.c.store_id,
+            latest.c.overdue_at == ot.c.overdue_at,
+            latest.c.at <= at,
+        )
+        .order_by(latest.c.at.desc(), latest.c.seq.desc())
+        .limit(1)
+    )
+
+
+def _overdue_at_lateral(store_id: int, at: dt.datetime) -> Select[Any]:
+    """One backward index probe per overdue instant, returning the point itself. (With
+    the portable form, PostgreSQL memoizes the join on the subquery's value and runs the
+    subquery again for the index lookup: two probes per instant, plus one.)"""
+    ot = t.overdue_totals
+    point = _newest_point_by(at, *_COLUMNS).lateral("point")
+    return (
+        select(*(_sum(point.c[name], name) for name in _COLUMNS))
+        .select_from(ot.join(point, true()))
+        .where(ot.c.store_id == store_id, ot.c.overdue_at <= at)
+    )
+
+
+def _overdue_at_correlated(store_id: int, at: dt.datetime) -> Select[Any]:
+    """The portable form: each instant joined to its point whose seq is the newest's."""
+    ot, op = t.overdue_totals, t.overdue_points
+    last_seq = _newest_point_by(at, "seq").correlate(ot).scalar_subquery()
+    return (
+        select(*(_sum(op.c[name], name) for name in _COLUMNS))
+        .select_from(ot)
+        .join(
+            op,
+            (op.c.store_id == ot.c.store_id)
+            & (op.c.overdue_at == ot.c.overdue_at)
+            & (op.c.seq == last_seq),
+        )
+        .where(ot.c.store_id == store_id, ot.c.overdue_at <= at)
+    )
 
 
 def _sum(column: Any, name: str) -> Any:
