@@ -7,25 +7,22 @@ import contextlib
 import datetime as dt
 import hmac
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from graphql import GraphQLError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
+from ordergraph.domain.keys import hash_token
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.ports import Units
 from ordergraph.domain.reads import KeyRecord
 from ordergraph.live.hub import EventHub
 from ordergraph.resolvers.keyguard import KeyGuard, SubscriptionLimitReached
 from ordergraph.storage import queries
-from ordergraph.storage.admin import hash_token
-from ordergraph.storage.db import Database
+from ordergraph.storage.db import Database, RequestDatabase
 
 
 class ApiError(GraphQLError):
@@ -56,53 +53,6 @@ class Principal:
 class Limits:
     idempotency_ttl: dt.timedelta
     max_connections_per_request: int = 2
-
-
-_holding: ContextVar[object | None] = ContextVar("ordergraph_holding_connection", default=None)
-
-
-class RequestDatabase(Database):
-    """The shared Database, seen by one request: at most `limit` of its connections at once.
-
-    Resolvers and loaders running in parallel (aliases, many loaders) queue for a slot
-    instead of draining the pool that other requests need. A task already holding one of
-    this request's slots (and what it starts meanwhile) goes through without another,
-    so nested use cannot deadlock. It compares and hashes equal to the shared Database
-    (identical subscriptions are grouped by it).
-    """
-
-    def __init__(self, shared: Database, limit: int) -> None:
-        self.__dict__.update(shared.__dict__)
-        self.shared = shared
-        self._slots = asyncio.Semaphore(max(1, limit))
-
-    def __eq__(self, other: object) -> bool:
-        return self.shared is getattr(other, "shared", other)
-
-    def __hash__(self) -> int:
-        return hash(self.shared)
-
-    @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        if _holding.get() is self._slots:
-            yield
-            return
-        async with self._slots:
-            token = _holding.set(self._slots)
-            try:
-                yield
-            finally:
-                _holding.reset(token)
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._slot(), self.shared.read() as conn:
-            yield conn
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._slot(), self.shared.write() as conn:
-            yield conn
 
 
 class Loaders:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import secrets
 from collections.abc import Callable, Iterable
 
 from sqlalchemy import RowMapping, insert, select, update
@@ -19,6 +17,7 @@ from ordergraph.domain.commands import (
     StoreCreated,
 )
 from ordergraph.domain.errors import DomainError, ErrorCode
+from ordergraph.domain.keys import hash_token, new_token
 from ordergraph.domain.model import BackorderPolicy, Store
 from ordergraph.domain.reads import KeyRecord
 from ordergraph.storage import tables as t
@@ -28,16 +27,7 @@ from ordergraph.storage.queries import api_keys_by_id
 
 Clock = Callable[[], dt.datetime]
 
-TOKEN_PREFIX = "og_"
 SCOPES = API_SCOPES
-
-
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def create_store(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
@@ -90,3 +91,50 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+
+_holding: ContextVar[object | None] = ContextVar("ordergraph_holding_connection", default=None)
+
+
+class RequestDatabase(Database):
+    """The shared Database, seen by one request: at most `limit` of its connections at once.
+
+    Resolvers and loaders running in parallel (aliases, many loaders) queue for a slot
+    instead of draining the pool that other requests need. A task already holding one of
+    this request's slots (and what it starts meanwhile) goes through without another,
+    so nested use cannot deadlock. It compares and hashes equal to the shared Database
+    (identical subscriptions are grouped by it).
+    """
+
+    def __init__(self, shared: Database, limit: int) -> None:
+        self.__dict__.update(shared.__dict__)
+        self.shared = shared
+        self._slots = asyncio.Semaphore(max(1, limit))
+
+    def __eq__(self, other: object) -> bool:
+        return self.shared is getattr(other, "shared", other)
+
+    def __hash__(self) -> int:
+        return hash(self.shared)
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        if _holding.get() is self._slots:
+            yield
+            return
+        async with self._slots:
+            token = _holding.set(self._slots)
+            try:
+                yield
+            finally:
+                _holding.reset(token)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._slot(), self.shared.read() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._slot(), self.shared.write() as conn:
+            yield conn

@@ -15,11 +15,11 @@ from typing import Any
 from ordergraph.domain.commands import CreateApiKey, CreateStore, KeyCreated, StoreCreated
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
+from ordergraph.domain.keys import hash_token, new_token
 from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
 from ordergraph.domain.reads import KeyRecord
 from ordergraph.resolvers.context import Loaders
 from ordergraph.resolvers.keyguard import KeyGuard
-from ordergraph.storage.admin import hash_token, new_token
 
 START = dt.datetime(2027, 1, 24, 9, 30, tzinfo=dt.UTC)
 

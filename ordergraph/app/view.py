@@ -26,12 +26,12 @@ from ordergraph.live.ws_transport import TransportWSHandler
 from ordergraph.logs import RequestInfo, current_request
 from ordergraph.metrics import Metrics, Telemetry
 from ordergraph.middleware import cors_origins
-from ordergraph.resolvers.context import Context, Limits, RequestDatabase
+from ordergraph.resolvers.context import Context, Limits
 from ordergraph.resolvers.keyguard import KeyGuard
 from ordergraph.schema.build import SchemaLimits, build_schema
 from ordergraph.schema.cost import CostExtension
 from ordergraph.settings import Settings
-from ordergraph.storage.db import Database
+from ordergraph.storage.db import Database, RequestDatabase
 from ordergraph.storage.units import SqlUnits
 from ordergraph.throttle import Throttle, throttle_settings
 
