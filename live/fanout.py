@@ -30,7 +30,8 @@ from typing import Any
 
 from graphql import ExecutionResult, GraphQLError
 
-from ordergraph.live.hub import LiveEvent, Subscriber
+from ordergraph.domain.reads import LiveEvent
+from ordergraph.live.hub import Subscriber
 from ordergraph.resolvers.context import Context, Loaders
 from ordergraph.schema.errors import MASKED, client_errors, log_unexpected
 

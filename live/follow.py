@@ -22,8 +22,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from ordergraph.domain.model import Store
 from ordergraph.domain.paging import BadPageRequest, decode_cursor
+from ordergraph.domain.reads import LiveEvent
 from ordergraph.live import fanout
-from ordergraph.live.hub import LiveEvent, Subscriber, SubscriberOverflow
+from ordergraph.live.hub import EventHub, Subscriber, SubscriberOverflow
 from ordergraph.resolvers.context import ApiError, Context, Loaders
 from ordergraph.schema.sharing import LIVE_EXECUTOR, shared_results
 
@@ -58,15 +59,13 @@ def _position(after: str | None) -> int | None:
 
 
 async def live_events(
+    hub: EventHub,
     ctx: Context,
     store: Store,
     after: str | None,
     stream: str,
     on_subscribe: Callable[[Subscriber], None] | None = None,
 ) -> AsyncIterator[LiveEvent]:
-    hub = ctx.hub
-    if hub is None:
-        raise ApiError("subscriptions are not available on this server", "UNAVAILABLE")
     try:
         async for event in hub.stream(
             store.id,
@@ -234,6 +233,7 @@ _Payload = TypeVar("_Payload")
 
 
 async def follow(
+    hub: EventHub,
     ctx: Context,
     store: Store,
     after: str | None,
@@ -249,7 +249,7 @@ async def follow(
     """
     follower = _Follower(ctx, payload_type, make_payload, wanted)
     try:
-        async for event in live_events(ctx, store, after, stream, follower.subscribed):
+        async for event in live_events(hub, ctx, store, after, stream, follower.subscribed):
             if not wanted(event):
                 follower.join(event)  # passed over: it may hand on the next ones
                 continue
@@ -262,3 +262,46 @@ async def follow(
             follower.join(event)
     finally:
         follower.leave()
+
+
+COALESCE_SECONDS = 0.25
+
+
+class LiveDelivery:
+    """What the subscription fields ask of live delivery (the context's `live`).
+
+    `follow` streams a store's events to one subscription; `changes` says when a store's
+    figures may have changed (at once, then after each burst of changes has settled).
+    """
+
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+
+    def follow(
+        self,
+        ctx: Context,
+        store: Store,
+        after: str | None,
+        stream: str,
+        wanted: Callable[[LiveEvent], bool],
+        make_payload: Callable[[LiveEvent], _Payload],
+        payload_type: type,
+    ) -> AsyncIterator[_Payload]:
+        return follow(self.hub, ctx, store, after, stream, wanted, make_payload, payload_type)
+
+    async def changes(self, ctx: Context, store: Store) -> AsyncIterator[None]:
+        """Once now, then once per burst of the store's events (coalesced for
+        COALESCE_SECONDS); a subscriber that falls behind is closed (SLOW_CONSUMER)."""
+        subscriber = await self.hub.subscribe(store.id, on_overflow=lambda: close_slow(ctx))
+        try:
+            yield None
+            while True:
+                changed = [await subscriber.queue.get()]
+                await asyncio.sleep(COALESCE_SECONDS)  # let a burst of changes settle
+                while not subscriber.queue.empty():
+                    changed.append(subscriber.queue.get_nowait())
+                if None in changed:
+                    raise slow_consumer(ctx)
+                yield None
+        finally:
+            self.hub.unsubscribe(subscriber)

@@ -16,14 +16,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from ordergraph.domain.model import Order, Product
-from ordergraph.domain.reads import EventRecord
+from ordergraph.domain.reads import EventRecord, LiveEvent
 from ordergraph.live.tail import events_after, events_after_many, last_seq
 from ordergraph.storage import queries
 from ordergraph.storage.db import Database
@@ -31,22 +29,6 @@ from ordergraph.storage.notify import NOTIFY_CHANNEL
 
 log = logging.getLogger("ordergraph.hub")
 LISTENER_NAME = "ordergraph-listener"
-
-
-@dataclass(frozen=True)
-class LiveEvent:
-    """An event of the log with the order or product it names, loaded once for all.
-
-    The pump hands one LiveEvent to every subscriber of its store; `memo` holds what is
-    worked out once for all of them while the event is being delivered (the results of
-    identical subscriptions, see schema.subscriptions). It goes away with the event.
-    """
-
-    record: EventRecord
-    order: Order | None = None
-    product: Product | None = None
-    live: bool = False  # read by the pump (offered to subscribers), not by a replay
-    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class SubscriberOverflow(Exception):

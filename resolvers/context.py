@@ -7,10 +7,10 @@ import contextlib
 import datetime as dt
 import hmac
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from graphql import GraphQLError
 from strawberry.dataloader import DataLoader
@@ -18,8 +18,7 @@ from strawberry.dataloader import DataLoader
 from ordergraph.domain.keys import hash_token
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.ports import Units
-from ordergraph.domain.reads import KeyRecord
-from ordergraph.live.hub import EventHub
+from ordergraph.domain.reads import KeyRecord, LiveEvent
 from ordergraph.resolvers.keyguard import KeyGuard, SubscriptionLimitReached
 from ordergraph.storage import queries
 from ordergraph.storage.db import Database, RequestDatabase
@@ -111,6 +110,26 @@ class Loaders:
         return [found.get(k) for k in keys]
 
 
+_Payload = TypeVar("_Payload")
+
+
+class Live(Protocol):
+    """What the subscription fields ask of live delivery (live/follow.py implements it)."""
+
+    def follow(
+        self,
+        ctx: Context,
+        store: Store,
+        after: str | None,
+        stream: str,
+        wanted: Callable[[LiveEvent], bool],
+        make_payload: Callable[[LiveEvent], _Payload],
+        payload_type: type,
+    ) -> AsyncIterator[_Payload]: ...
+
+    def changes(self, ctx: Context, store: Store) -> AsyncIterator[None]: ...
+
+
 @dataclass
 class Context:
     db: Database
@@ -121,7 +140,8 @@ class Context:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     request: Any = None
     response: Any = None
-    hub: EventHub | None = None
+    # Live delivery for the subscription fields (live.follow.LiveDelivery); None: off.
+    live: Live | None = None
     connection_params: dict[str, Any] | None = None
     closing: bool = False
     loaders: Loaders = field(init=False)

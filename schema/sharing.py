@@ -27,7 +27,7 @@ LIVE_EXECUTOR: ContextVar[SharedEventExecutor | None] = ContextVar(
 
 
 class Memoized(Protocol):
-    """An event with a memo that lives as long as the event (live.hub.LiveEvent)."""
+    """An event with a memo that lives as long as the event (domain.reads.LiveEvent)."""
 
     @property
     def memo(self) -> dict[Any, Any]: ...

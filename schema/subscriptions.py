@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -12,16 +11,13 @@ import strawberry
 from ordergraph.domain.events import InventoryEventType, OrderEventType
 from ordergraph.domain.model import Store
 from ordergraph.domain.paging import encode_cursor
-from ordergraph.live.follow import close_slow, follow, slow_consumer
-from ordergraph.live.hub import LiveEvent
+from ordergraph.domain.reads import LiveEvent
 from ordergraph.resolvers import figures as fig
 from ordergraph.resolvers import ids
-from ordergraph.resolvers.context import ApiError, Context
+from ordergraph.resolvers.context import ApiError, Context, Live
 from ordergraph.schema.figures import BacklogSummary
 from ordergraph.schema.sharing import shared_results
 from ordergraph.schema.types import Ctx, OrderEventType_, OrderType, ProductType
-
-COALESCE_SECONDS = 0.25
 
 
 @strawberry.type(name="InventoryEvent")
@@ -58,6 +54,12 @@ class InventoryEventObject:
             found = await info.context.loaders.product.load((record.store_id, record.product_id))
         assert found is not None
         return ProductType(_product=found)
+
+
+def _live(ctx: Context) -> Live:
+    if ctx.live is None:
+        raise ApiError("subscriptions are not available on this server", "UNAVAILABLE")
+    return ctx.live
 
 
 async def _store(ctx: Context, store_gid: str) -> Store:
@@ -120,7 +122,8 @@ class Subscription:
             )
 
         with ctx.subscription_slot():
-            async for item in follow(
+            live = _live(ctx)
+            async for item in live.follow(
                 ctx, store, after, "order", wanted, _order_event, OrderEventType_
             ):
                 yield item
@@ -139,7 +142,8 @@ class Subscription:
             return record.stream == "inventory" and (sku is None or record.data.get("sku") == sku)
 
         with ctx.subscription_slot():
-            async for item in follow(
+            live = _live(ctx)
+            async for item in live.follow(
                 ctx, store, after, "inventory", wanted, _inventory_event, InventoryEventObject
             ):
                 yield item
@@ -153,22 +157,7 @@ class Subscription:
     ) -> AsyncGenerator[BacklogSummary, None]:
         ctx = info.context
         store = await _store(ctx, str(store_id))
-        hub = ctx.hub
-        if hub is None:
-            raise ApiError("subscriptions are not available on this server", "UNAVAILABLE")
+        live = _live(ctx)
         with ctx.subscription_slot():
-            subscriber = await hub.subscribe(store.id, on_overflow=lambda: close_slow(ctx))
-            try:
+            async for _ in live.changes(ctx, store):
                 yield BacklogSummary.of(await fig.backlog(ctx, store, None), store.currency_code)
-                while True:
-                    changed = [await subscriber.queue.get()]
-                    await asyncio.sleep(COALESCE_SECONDS)  # let a burst of changes settle
-                    while not subscriber.queue.empty():
-                        changed.append(subscriber.queue.get_nowait())
-                    if None in changed:
-                        raise slow_consumer(ctx)
-                    yield BacklogSummary.of(
-                        await fig.backlog(ctx, store, None), store.currency_code
-                    )
-            finally:
-                hub.unsubscribe(subscriber)

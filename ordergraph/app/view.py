@@ -19,6 +19,7 @@ from strawberry.asgi import GraphQL
 
 from ordergraph.graphiql import page_headers, render_page
 from ordergraph.http import GraphQLOverHTTP
+from ordergraph.live.follow import LiveDelivery
 from ordergraph.live.hub import EventHub
 from ordergraph.live.websockets import SizedWebSocketAdapter, accept_connection
 from ordergraph.live.ws_legacy import LegacyWSHandler
@@ -92,6 +93,7 @@ class OrdergraphView(GraphQL[Context, None]):
         self.ws_ping_seconds = settings.ws_ping_seconds
         self.ws_init_timeout_seconds = settings.ws_init_timeout_seconds
         self.hub = hub
+        self.live = LiveDelivery(hub)
         self.db = db
         self.settings = settings
         self.clock = clock
@@ -157,7 +159,7 @@ class OrdergraphView(GraphQL[Context, None]):
             limits=self.limits,
             request=request,
             response=response,
-            hub=self.hub,
+            live=self.live,
             guard=self.guard,
         )
         info = current_request.get()

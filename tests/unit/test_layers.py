@@ -110,18 +110,10 @@ ALLOWED: dict[str, set[str]] = {
     },
 }
 
-# Imports against the table as it stands today: (file, module). The test also fails
-# when one of them no longer occurs, so this set can only shrink; remove entries as the
-# work named in each comment lands.
-KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
-    # The request context holds the process's event hub for the subscription fields, and
-    # those fields call live delivery to follow the log (live/follow.py does the
-    # transport: streams, ready frames, fan-out, slow consumers). Live delivery should
-    # reach them through the context instead, leaving schema to declare the fields only.
-    ("resolvers/context.py", "ordergraph.live.hub"),
-    ("schema/subscriptions.py", "ordergraph.live.follow"),
-    ("schema/subscriptions.py", "ordergraph.live.hub"),
-}
+# Imports against the table that are tolerated for now: (file, module), each with a
+# comment naming the work that removes it. None today. The test also fails when an entry
+# no longer occurs, so the set cannot rot.
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 # -- the checker --------------------------------------------------------------------------
