@@ -232,38 +232,6 @@ class _Follower:
 _Payload = TypeVar("_Payload")
 
 
-async def follow(
-    hub: EventHub,
-    ctx: Context,
-    store: Store,
-    after: str | None,
-    stream: str,
-    wanted: Callable[[LiveEvent], bool],
-    make_payload: Callable[[LiveEvent], _Payload],
-    payload_type: type,
-) -> AsyncIterator[_Payload]:
-    """The events a subscription wants, as payloads; shared and fanned out when it can.
-
-    Payloads are yielded only when this subscription must send an event itself; events
-    it writes as ready frames, or that its fan-out group sends, are not yielded.
-    """
-    follower = _Follower(ctx, payload_type, make_payload, wanted)
-    try:
-        async for event in live_events(hub, ctx, store, after, stream, follower.subscribed):
-            if not wanted(event):
-                follower.join(event)  # passed over: it may hand on the next ones
-                continue
-            await follower.settle()
-            sent = await _send_shared(ctx, payload_type, event)
-            if sent is None:
-                return
-            if not sent:
-                yield make_payload(event)  # sent by the time the generator resumes
-            follower.join(event)
-    finally:
-        follower.leave()
-
-
 COALESCE_SECONDS = 0.25
 
 
@@ -277,7 +245,7 @@ class LiveDelivery:
     def __init__(self, hub: EventHub) -> None:
         self.hub = hub
 
-    def follow(
+    async def follow(
         self,
         ctx: Context,
         store: Store,
@@ -287,7 +255,28 @@ class LiveDelivery:
         make_payload: Callable[[LiveEvent], _Payload],
         payload_type: type,
     ) -> AsyncIterator[_Payload]:
-        return follow(self.hub, ctx, store, after, stream, wanted, make_payload, payload_type)
+        """The events a subscription wants, as payloads; shared and fanned out when it can.
+
+        Payloads are yielded only when this subscription must send an event itself; events
+        it writes as ready frames, or that its fan-out group sends, are not yielded.
+        """
+        follower = _Follower(ctx, payload_type, make_payload, wanted)
+        try:
+            async for event in live_events(
+                self.hub, ctx, store, after, stream, follower.subscribed
+            ):
+                if not wanted(event):
+                    follower.join(event)  # passed over: it may hand on the next ones
+                    continue
+                await follower.settle()
+                sent = await _send_shared(ctx, payload_type, event)
+                if sent is None:
+                    return
+                if not sent:
+                    yield make_payload(event)  # sent by the time the generator resumes
+                follower.join(event)
+        finally:
+            follower.leave()
 
     async def changes(self, ctx: Context, store: Store) -> AsyncIterator[None]:
         """Once now, then once per burst of the store's events (coalesced for
