@@ -150,7 +150,7 @@ async def run(url: str, token: str, samples: int) -> list[dict[str, Any]]:
         ops.append(("placeOrder", None))
         for name, op in ops:
             times = []
-            cost = None
+            cost = 0  # set by every sample (there is at least one)
             for i in range(samples + 1):
                 query, variables = op if op is not None else place()
                 started = time.process_time()

@@ -27,7 +27,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
