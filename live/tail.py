@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.reads import EventRecord
 from ordergraph.storage import tables as t
-from ordergraph.storage.queries import event_from
+from ordergraph.storage.mapping import event_from
 
 
 async def last_seq(conn: AsyncConnection, store_id: int) -> int:

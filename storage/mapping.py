@@ -1,4 +1,4 @@
-"""Rows to domain objects and back."""
+"""Rows to domain objects and read models, and back."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 
 from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
+from ordergraph.domain.reads import EventRecord
 
 
 def store_from(row: RowMapping) -> Store:
@@ -121,3 +122,16 @@ def order_values(order: Order) -> dict[str, Any]:
         "is_backordered": order.is_backordered,
         "overdue_notified": order.overdue_notified,
     }
+
+
+def event_from(row: Any) -> EventRecord:
+    return EventRecord(
+        store_id=row["store_id"],
+        seq=row["seq"],
+        stream=row["stream"],
+        type=row["type"],
+        occurred_at=row["occurred_at"],
+        order_id=row["order_id"],
+        product_id=row["product_id"],
+        data=row["data"],
+    )

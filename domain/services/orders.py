@@ -97,6 +97,21 @@ async def _products_of(
     )
 
 
+def _emit_per_product(
+    session: StoreSession,
+    kind: InventoryEventType,
+    order: Order,
+    products: dict[int, Product],
+    units: dict[int, int],
+) -> None:
+    """One inventory event per product whose units the order moved (none for zero)."""
+    for product_id, quantity in units.items():
+        if quantity:
+            session.emit(
+                InventoryEvent.of(kind, products[product_id], quantity=quantity, orderId=order.id)
+            )
+
+
 # -- shipping -----------------------------------------------------------------
 
 
@@ -140,15 +155,7 @@ def _emit_shipped(
             shipped={str(k): v for k, v in wanted.items()},
         )
     )
-    for product_id, quantity in shipped_by_product.items():
-        session.emit(
-            InventoryEvent.of(
-                InventoryEventType.SHIPPED,
-                products[product_id],
-                quantity=quantity,
-                orderId=order.id,
-            )
-        )
+    _emit_per_product(session, InventoryEventType.SHIPPED, order, products, shipped_by_product)
 
 
 async def ship_order(
@@ -219,16 +226,7 @@ def _emit_cancelled(
             cancelled={str(k): v for k, v in wanted.items()},
         )
     )
-    for product_id, quantity in released.items():
-        if quantity:
-            session.emit(
-                InventoryEvent.of(
-                    InventoryEventType.RELEASED,
-                    products[product_id],
-                    quantity=quantity,
-                    orderId=order.id,
-                )
-            )
+    _emit_per_product(session, InventoryEventType.RELEASED, order, products, released)
 
 
 async def cancel_order(

@@ -11,7 +11,7 @@ from ordergraph.storage.queries.apikeys import (
     api_keys_by_id,
     revoked_key_ids,
 )
-from ordergraph.storage.queries.events import event_from, order_events_page
+from ordergraph.storage.queries.events import order_events_page
 from ordergraph.storage.queries.orders import (
     backorder_queue_count,
     backorder_queue_page,
@@ -38,7 +38,6 @@ __all__ = [
     "backorder_queue_count",
     "backorder_queue_page",
     "backordered_products",
-    "event_from",
     "lines_by_id",
     "lines_by_order",
     "order_by_number",

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.paging import Page, PageRequest
-from ordergraph.domain.reads import EventRecord
 from ordergraph.storage import tables as t
+from ordergraph.storage.mapping import event_from
 from ordergraph.storage.paging import fetch_page
-
-
-def event_from(row: Any) -> EventRecord:
-    return EventRecord(
-        store_id=row["store_id"],
-        seq=row["seq"],
-        stream=row["stream"],
-        type=row["type"],
-        occurred_at=row["occurred_at"],
-        order_id=row["order_id"],
-        product_id=row["product_id"],
-        data=row["data"],
-    )
 
 
 async def order_events_page(
