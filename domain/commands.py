@@ -139,6 +139,33 @@ StoreCommand = PlaceOrder | UpsertProduct | ReceiveStock | AdjustStock | ShipOrd
 
 
 @dataclass(frozen=True)
+class Reads:
+    """What a unit of work will read first: storage may fetch it with the store's lock,
+    in one round trip. Anything not named is still read on demand; this only saves trips.
+    """
+
+    skus: tuple[str, ...] = ()
+    product_ids: tuple[int, ...] = ()
+    order_ids: tuple[int, ...] = ()
+    idempotency: tuple[str, str] | None = None  # (operation, key)
+
+
+NO_READS = Reads()
+
+
+def reads_of(cmd: StoreCommand, key: str | None) -> Reads:
+    """What running `cmd` (with this idempotency key) reads first."""
+    recall = (cmd.operation, key) if key is not None else None
+    if isinstance(cmd, PlaceOrder):
+        skus = tuple(dict.fromkeys(line.sku for line in cmd.lines if isinstance(line.sku, str)))
+        return Reads(skus=skus, idempotency=recall)
+    if isinstance(cmd, ShipOrder | CancelOrder):
+        orders = (cmd.order_id,) if cmd.order_id is not None else ()
+        return Reads(order_ids=orders, idempotency=recall)
+    return Reads(skus=(cmd.sku,) if isinstance(cmd.sku, str) else (), idempotency=recall)
+
+
+@dataclass(frozen=True)
 class Changed:
     """What a store command changed, by id (kept as the idempotency record)."""
 

@@ -7,11 +7,29 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from ordergraph.domain.commands import CreateApiKey, CreateStore, KeyCreated, StoreCreated
+from ordergraph.domain.commands import (
+    NO_READS,
+    CreateApiKey,
+    CreateStore,
+    KeyCreated,
+    Reads,
+    StoreCreated,
+)
 from ordergraph.domain.events import Event
 from ordergraph.domain.model import Order, OrderLine, Product, Store
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a unit of work held when it ended: the payload shows these, as committed,
+    instead of reading them again."""
+
+    store: Store
+    orders: dict[int, Order]
+    products: dict[int, Product]
 
 
 class StoreSession(Protocol):
@@ -55,6 +73,10 @@ class StoreSession(Protocol):
     def add_order(self, order: Order) -> None: ...
 
     def emit(self, event: Event) -> None: ...
+
+    def loaded(self) -> Loaded:
+        """The store and every order and product the session holds."""
+        ...
 
 
 class StoreUnit(Protocol):
@@ -104,8 +126,11 @@ class AdminUnit(Protocol[KeyT_co]):
 class Units(Protocol[KeyT_co]):
     """Where the mutations get their units of work (one factory per request)."""
 
-    def store(self, store_id: int) -> AbstractAsyncContextManager[StoreUnit]:
-        """A unit on the store, holding its lock; NOT_FOUND if there is no such store."""
+    def store(
+        self, store_id: int, reads: Reads = NO_READS
+    ) -> AbstractAsyncContextManager[StoreUnit]:
+        """A unit on the store, holding its lock; NOT_FOUND if there is no such store.
+        `reads` names what the unit reads first (a hint: storage may fetch it at once)."""
         ...
 
     @property

@@ -17,7 +17,7 @@ from strawberry.dataloader import DataLoader
 
 from ordergraph.domain.keys import hash_token
 from ordergraph.domain.model import Order, OrderLine, Product, Store
-from ordergraph.domain.ports import Units
+from ordergraph.domain.ports import Loaded, Units
 from ordergraph.domain.reads import KeyRecord, LiveEvent
 from ordergraph.resolvers.keyguard import KeyGuard, SubscriptionLimitReached
 from ordergraph.storage import queries
@@ -84,28 +84,29 @@ class Loaders:
     def line(self) -> DataLoader[tuple[int, int], OrderLine | None]:
         return DataLoader(self._line)
 
+    # Each loader but `order` runs one statement: in autocommit mode, one round trip.
     async def _stores(self, ids: list[int]) -> Sequence[Store | None]:
-        async with self.db.read() as conn:
+        async with self.db.connection() as conn:
             found = await queries.stores_by_id(conn, ids)
         return [found.get(i) for i in ids]
 
     async def _products(self, keys: list[tuple[int, int]]) -> Sequence[Product | None]:
-        async with self.db.read() as conn:
+        async with self.db.connection() as conn:
             found = await queries.products_by_id(conn, keys)
         return [found.get(k) for k in keys]
 
     async def _orders(self, keys: list[tuple[int, int]]) -> Sequence[Order | None]:
-        async with self.db.read() as conn:
+        async with self.db.read() as conn:  # two statements, one snapshot
             found = await queries.orders_by_id(conn, keys)
         return [found.get(k) for k in keys]
 
     async def _lines(self, keys: list[tuple[int, int]]) -> Sequence[list[OrderLine]]:
-        async with self.db.read() as conn:
+        async with self.db.connection() as conn:
             found = await queries.lines_by_order(conn, keys)
         return [found.get(k, []) for k in keys]
 
     async def _line(self, keys: list[tuple[int, int]]) -> Sequence[OrderLine | None]:
-        async with self.db.read() as conn:
+        async with self.db.connection() as conn:
             found = await queries.lines_by_id(conn, keys)
         return [found.get(k) for k in keys]
 
@@ -230,6 +231,26 @@ class Context:
         if who is None:
             raise ApiError(f"this needs the {scope} scope", "FORBIDDEN")
         return _check(who, scope)
+
+    async def usable_store_id(self, store_id: int | None, scope: str) -> int | None:
+        """The store id if the caller may use it with `scope` (whether the store exists
+        is for the unit of work to say); else None."""
+        who = await self.require(scope)
+        if store_id is None or not who.can_see(store_id):
+            return None
+        return store_id
+
+    def show(self, loaded: Loaded) -> None:
+        """Let the request's loaders answer from what a unit of work held at commit."""
+        loaders, store_id = self.loaders, loaded.store.id
+        loaders.store.prime(store_id, loaded.store)
+        for order in loaded.orders.values():
+            loaders.order.prime((store_id, order.id), order)
+            loaders.lines.prime((store_id, order.id), list(order.lines))
+            for line in order.lines:
+                loaders.line.prime((store_id, line.id), line)
+        for product in loaded.products.values():
+            loaders.product.prime((store_id, product.id), product)
 
     async def visible_store(self, store_id: int | None, scope: str) -> Store | None:
         """The store if it exists and the caller may use it with `scope`; else None."""

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 from ordergraph.domain import services
 from ordergraph.domain import validation as check
-from ordergraph.domain.commands import Changed, StoreCommand
+from ordergraph.domain.commands import Changed, StoreCommand, reads_of
 from ordergraph.domain.errors import DomainError, ErrorCode, Problem
+from ordergraph.domain.ports import Loaded
 from ordergraph.resolvers import ids
 from ordergraph.resolvers.context import Context
 from ordergraph.schema.types import OrderType, ProductType, UserError
@@ -34,6 +35,8 @@ class Outcome:
     changed: Changed | None = None
     problems: list[Problem] = field(default_factory=list)
     store_id: int | None = None
+    # What the unit held at commit: the payload shows it without reading it again.
+    loaded: Loaded | None = None
 
 
 def failed(code: ErrorCode, message: str, *path: str) -> list[Problem]:
@@ -74,9 +77,10 @@ async def run(ctx: Context, store_id: int, cmd: StoreCommand, *, key: str | None
         return Outcome(problems=problems, store_id=store_id)
     units = ctx.units
     request = cmd.request()
+    reads = reads_of(cmd, key)
     for attempt in range(ATTEMPTS):
         try:
-            async with units.store(store_id) as unit:
+            async with units.store(store_id, reads) as unit:
                 if key is not None:
                     earlier = await unit.recall(cmd.operation, key, request)
                     if earlier is not None:
@@ -84,7 +88,9 @@ async def run(ctx: Context, store_id: int, cmd: StoreCommand, *, key: str | None
                 changed = await services.execute(unit.session, cmd)
                 if key is not None:
                     await unit.remember(cmd.operation, key, request, changed.to_record())
-            return Outcome(changed, store_id=store_id)
+            loaded = unit.session.loaded()
+            ctx.show(loaded)
+            return Outcome(changed, store_id=store_id, loaded=loaded)
         except DomainError as err:
             return Outcome(problems=err.problems, store_id=store_id)
         except Exception as err:
@@ -100,9 +106,9 @@ def no_store() -> list[Problem]:
 
 
 async def store_for(ctx: Context, store_gid: str, scope: str) -> int | None:
-    """The store's id if the caller may use it with `scope` (else None: not found)."""
-    store = await ctx.visible_store(ids.store_id(store_gid), scope)
-    return store.id if store else None
+    """The store's id if the caller may use it with `scope` (else None: not found).
+    Whether the store exists, the unit of work says when it takes the store's lock."""
+    return await ctx.usable_store_id(ids.store_id(store_gid), scope)
 
 
 async def changed_order(ctx: Context, outcome: Outcome) -> OrderType | None:

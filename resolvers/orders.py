@@ -105,7 +105,7 @@ async def _target(
     the problems to answer with."""
     await ctx.require("ORDERS")
     ref = ids.scoped_id(str(order_gid), "Order")
-    if ref is None or await ctx.visible_store(ref[0], "ORDERS") is None:
+    if ref is None or await ctx.usable_store_id(ref[0], "ORDERS") is None:
         return failed(ErrorCode.NOT_FOUND, "order not found", "orderId")
     store_id, order_id = ref
     if problems := checked(lambda: check.list_length(lines, check.MAX_LINES, "lines")):

@@ -44,7 +44,7 @@ def checked_filter(flt: OrderFilter) -> OrderFilter:
 
 async def store_by_handle(ctx: Context, handle: str) -> Store | None:
     who = await ctx.require("READ")
-    async with ctx.db.read() as conn:
+    async with ctx.db.connection() as conn:
         store = await queries.store_by_handle(conn, handle)
     return store if store and who.can_see(store.id) else None
 
@@ -52,7 +52,7 @@ async def store_by_handle(ctx: Context, handle: str) -> Store | None:
 async def stores(ctx: Context, request: PageRequest) -> Page:
     who = await ctx.require("READ")
     assert who.key is not None
-    async with ctx.db.read() as conn:
+    async with ctx.db.connection() as conn:
         page = await paged(queries.stores_page(conn, who.key.store_ids, request))
     for store in page.rows:  # later lookups of these stores (a price's currency) are free
         ctx.loaders.store.prime(store.id, store)
@@ -82,17 +82,17 @@ async def node(ctx: Context, gid: str) -> Store | Product | Order | OrderLine | 
 
 
 async def product(ctx: Context, store: Store, sku: str) -> Product | None:
-    async with ctx.db.read() as conn:
+    async with ctx.db.connection() as conn:
         return await queries.product_by_sku(conn, store.id, sku)
 
 
 async def products(ctx: Context, store: Store, text: str | None, request: PageRequest) -> Page:
-    async with ctx.db.read() as conn:
+    async with ctx.db.connection() as conn:
         return await paged(queries.products_page(conn, store.id, text, request))
 
 
 async def products_count(ctx: Context, store: Store, text: str | None) -> int:
-    async with ctx.db.read() as conn:
+    async with ctx.db.connection() as conn:
         return await queries.products_count(conn, store.id, text)
 
 
@@ -104,7 +104,7 @@ async def backordered_products(ctx: Context, store: Store, first: int) -> list[P
         raise ApiError(
             f"first must be between 0 and {BACKORDERED_PRODUCTS_MAX}", "INVALID", field=["first"]
         )
-    async with ctx.db.read() as conn:
+    async with ctx.db.connection() as conn:
         return await queries.backordered_products(conn, store.id, first)
 
 
@@ -124,22 +124,22 @@ async def orders(
 
 async def orders_count(ctx: Context, store: Store, flt: OrderFilter) -> int:
     flt = checked_filter(flt)
-    async with ctx.db.read() as conn:
+    async with ctx.db.connection() as conn:
         return await queries.orders_count(conn, store.id, flt, ctx.clock())
 
 
 async def backorder_queue(ctx: Context, product: Product, request: PageRequest) -> Page:
-    async with ctx.db.read() as conn:
+    async with ctx.db.connection() as conn:
         return await paged(
             queries.backorder_queue_page(conn, product.store_id, product.id, request)
         )
 
 
 async def backorder_queue_count(ctx: Context, product: Product) -> int:
-    async with ctx.db.read() as conn:
+    async with ctx.db.connection() as conn:
         return await queries.backorder_queue_count(conn, product.store_id, product.id)
 
 
 async def order_events(ctx: Context, order: Order, request: PageRequest) -> Page:
-    async with ctx.db.read() as conn:
+    async with ctx.db.connection() as conn:
         return await paged(queries.order_events_page(conn, order.store_id, order.id, request))

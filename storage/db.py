@@ -36,8 +36,18 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # No ping per checkout (three round trips with asyncpg): a connection the
+            # server dropped fails its statement once and the pool discards every
+            # connection made before the failure (SQLAlchemy's disconnect handling).
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        # Each statement its own transaction, and no BEGIN sent for it: single-statement
+        # reads, and the PostgreSQL unit of work, which begins its transaction itself.
+        self._autocommit: AsyncEngine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         # SQLite allows one writer at a time: writers in this process queue here
         # instead of failing with "database is locked".
         self._write_lock = asyncio.Lock()
@@ -63,7 +73,15 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads that must see one snapshot (a transaction)."""
         async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in autocommit mode: a read of one statement costs one round trip.
+        (On SQLite, where a statement is no round trip, a plain connection.)"""
+        async with self._autocommit.connect() as conn:
             yield conn
 
     def committed(self, store_id: int) -> None:
@@ -137,4 +155,9 @@ class RequestDatabase(Database):
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         async with self._slot(), self.shared.write() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        async with self._slot(), self.shared.connection() as conn:
             yield conn

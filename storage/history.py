@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordergraph.domain.model import Order
 from ordergraph.domain.tallies import NOTHING, Contribution, Figures, Tally, contribution, figures
 from ordergraph.storage import tables as t
+from ordergraph.storage.jsonrows import to_json
 
 _COLUMNS = (
     "backlog_orders",
@@ -141,21 +143,50 @@ async def _record_overdue(
     )
 
 
-async def record(
-    conn: AsyncConnection,
-    store_id: int,
-    seq: int,
-    at: dt.datetime,
-    orders: Iterable[tuple[Order, Contribution]],
-) -> None:
-    """Write the running totals after a change; `orders` pairs each touched order with its
-    contribution before the change."""
+@dataclass(frozen=True)
+class TallyChange:
+    """How a change moves the running totals: the store's, each overdue instant's (only
+    those that move, in time order), and whether the oldest backorder must be found again."""
+
+    total: Contribution
+    by_instant: dict[dt.datetime, Contribution]
+    recount_oldest: bool
+
+
+def change_of(orders: Iterable[tuple[Order, Contribution]]) -> TallyChange | None:
+    """The change to the totals of these touched orders (each with its contribution before
+    the change); None when nothing moves."""
     total, by_instant, backorder_set_changed = _changes(orders)
     if not total and not any(by_instant.values()) and not backorder_set_changed:
-        return
+        return None
+    moved = {instant: delta for instant, delta in sorted(by_instant.items()) if delta}
+    return TallyChange(total, moved, backorder_set_changed)
+
+
+def change_json(change: TallyChange, seq: int, at: dt.datetime) -> dict[str, Any]:
+    """The change as storage/pg_unit.py sends it to og_apply (migration 0003), which
+    writes what `write` writes."""
+    doc: dict[str, Any] = {
+        "seq": seq,
+        "at": at.isoformat(),
+        "recount_oldest": change.recount_oldest,
+        "delta": to_json(t.tally_points, _values(change.total)),
+    }
+    if change.by_instant:
+        doc["overdue"] = [
+            to_json(t.overdue_totals, {"overdue_at": instant, **_values(delta)})
+            for instant, delta in change.by_instant.items()
+        ]
+    return doc
+
+
+async def write(
+    conn: AsyncConnection, store_id: int, seq: int, at: dt.datetime, change: TallyChange
+) -> None:
+    """Write the running totals after a change, statement by statement."""
     previous = await _latest_point(conn, store_id, None)
     oldest = previous["oldest_backorder_placed_at"] if previous else None
-    if backorder_set_changed:
+    if change.recount_oldest:
         oldest = await _oldest_backorder(conn, store_id)
     await conn.execute(
         insert(t.tally_points).values(
@@ -163,12 +194,11 @@ async def record(
             seq=seq,
             at=at,
             oldest_backorder_placed_at=oldest,
-            **_values(_contribution(previous) + total),
+            **_values(_contribution(previous) + change.total),
         )
     )
-    for instant, delta in sorted(by_instant.items()):
-        if delta:
-            await _record_overdue(conn, store_id, seq, at, instant, delta)
+    for instant, delta in change.by_instant.items():
+        await _record_overdue(conn, store_id, seq, at, instant, delta)
 
 
 async def _overdue_now(conn: AsyncConnection, store_id: int, now: dt.datetime) -> Contribution:

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.storage import tables as t
@@ -24,31 +24,29 @@ def request_hash(payload: dict[str, Any]) -> str:
 async def recall(
     session: SqlStoreSession, *, operation: str, key: str, digest: str, ttl: dt.timedelta
 ) -> dict[str, Any] | None:
-    """The stored result for this key, None if unseen; raises if the input differs.
+    """The stored result for this key, None if unseen or expired; raises if the input differs.
 
     Runs under the store's lock, so a concurrent duplicate waits for the first
-    request to commit and then finds its result here.
+    request to commit and then finds its result here. An expired record is deleted
+    with the change that remembers the key again (`remember` forgets expired ones).
     """
-    k = t.idempotency_keys
-    row = (
-        (
-            await session.conn.execute(
-                select(k).where(
-                    k.c.store_id == session.store.id, k.c.operation == operation, k.c.key == key
+    if (operation, key) in session.prefetched_keys:
+        row = session.prefetched_keys[(operation, key)]
+    else:
+        k = t.idempotency_keys
+        found = (
+            (
+                await session.conn.execute(
+                    select(k).where(
+                        k.c.store_id == session.store.id, k.c.operation == operation, k.c.key == key
+                    )
                 )
             )
+            .mappings()
+            .first()
         )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        return None
-    if row["created_at"] < session.now - ttl:
-        await session.conn.execute(
-            delete(k).where(
-                k.c.store_id == session.store.id, k.c.operation == operation, k.c.key == key
-            )
-        )
+        row = dict(found) if found is not None else None
+    if row is None or row["created_at"] < session.now - ttl:
         return None
     if row["request_hash"] != digest:
         raise DomainError.one(
@@ -60,7 +58,7 @@ async def recall(
     return result
 
 
-async def remember(
+def remember(
     session: SqlStoreSession,
     *,
     operation: str,
@@ -69,18 +67,16 @@ async def remember(
     result: dict[str, Any],
     ttl: dt.timedelta,
 ) -> None:
-    k = t.idempotency_keys
-    await session.conn.execute(
-        insert(k).values(
-            store_id=session.store.id,
-            operation=operation,
-            key=key,
-            request_hash=digest,
-            result=result,
-            created_at=session.now,
-        )
-    )
-    # Forget expired keys of this store as we go; the index keeps it cheap.
-    await session.conn.execute(
-        delete(k).where(k.c.store_id == session.store.id, k.c.created_at < session.now - ttl)
+    """Keep the result with the change; the store's expired keys are forgotten with it
+    (the index keeps that cheap), an expired record of this key among them."""
+    session.remember(
+        {
+            "store_id": session.store.id,
+            "operation": operation,
+            "key": key,
+            "request_hash": digest,
+            "result": result,
+            "created_at": session.now,
+        },
+        forget_before=session.now - ttl,
     )

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-
-from sqlalchemy import RowMapping
 
 from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
 from ordergraph.domain.reads import EventRecord
 
 
-def store_from(row: RowMapping) -> Store:
+def store_from(row: Mapping[Any, Any]) -> Store:
     return Store(
         id=row["id"],
         handle=row["handle"],
@@ -22,7 +21,7 @@ def store_from(row: RowMapping) -> Store:
     )
 
 
-def product_from(row: RowMapping) -> Product:
+def product_from(row: Mapping[Any, Any]) -> Product:
     return Product(
         store_id=row["store_id"],
         id=row["id"],
@@ -54,7 +53,7 @@ def product_values(product: Product) -> dict[str, Any]:
     }
 
 
-def line_from(row: RowMapping) -> OrderLine:
+def line_from(row: Mapping[Any, Any]) -> OrderLine:
     return OrderLine(
         store_id=row["store_id"],
         id=row["id"],
@@ -90,7 +89,7 @@ def line_values(line: OrderLine) -> dict[str, Any]:
     }
 
 
-def order_from(row: RowMapping, lines: list[OrderLine]) -> Order:
+def order_from(row: Mapping[Any, Any], lines: list[OrderLine]) -> Order:
     return Order(
         store_id=row["store_id"],
         id=row["id"],

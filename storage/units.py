@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError
 
+from ordergraph.domain.commands import NO_READS, Reads
 from ordergraph.storage import idempotency
 from ordergraph.storage.admin import SqlAdmin
 from ordergraph.storage.db import Database
@@ -41,7 +43,7 @@ class SqlStoreUnit:
         self, operation: str, key: str, request: Mapping[str, Any], result: Mapping[str, Any]
     ) -> None:
         digest = idempotency.request_hash(dict(request))
-        await idempotency.remember(
+        idempotency.remember(
             self.session,
             operation=operation,
             key=key,
@@ -68,9 +70,11 @@ class SqlUnits:
         self.admin = SqlAdmin(db, clock)
 
     @asynccontextmanager
-    async def store(self, store_id: int) -> AsyncIterator[SqlStoreUnit]:
-        async with store_session(self.db, store_id, self.clock) as session:
+    async def store(self, store_id: int, reads: Reads = NO_READS) -> AsyncIterator[SqlStoreUnit]:
+        async with store_session(self.db, store_id, self.clock, reads) as session:
             yield SqlStoreUnit(session, self.idempotency_ttl)
 
     def is_contention(self, error: Exception) -> bool:
+        if isinstance(error, asyncpg.PostgresError):  # the PostgreSQL unit's own statements
+            return error.sqlstate in _RETRYABLE_SQLSTATES
         return isinstance(error, DBAPIError) and _sqlstate(error) in _RETRYABLE_SQLSTATES

@@ -10,18 +10,21 @@ so a reader that tails `seq > last` per store can never skip one.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordergraph.domain.commands import NO_READS, Reads
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
 from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.ports import Loaded
 from ordergraph.domain.tallies import NOTHING, Contribution, contribution
-from ordergraph.storage import history
+from ordergraph.storage import history, pg_unit
 from ordergraph.storage import tables as t
 from ordergraph.storage.db import Database
 from ordergraph.storage.mapping import (
@@ -38,19 +41,48 @@ from ordergraph.storage.notify import NOTIFY_CHANNEL
 Clock = Callable[[], dt.datetime]
 
 
-def _update_many(table: Table, columns: list[str]) -> Any:
-    return (
+def _update_many(
+    table: Table, columns: list[str], rows: list[dict[str, Any]]
+) -> tuple[Any, list[dict[str, Any]]]:
+    """An executemany UPDATE of `columns` by (store_id, id), with its parameter rows."""
+    statement = (
         update(table)
         .where(table.c.store_id == bindparam("k_store"), table.c.id == bindparam("k_id"))
         .values({name: bindparam(name) for name in columns})
     )
+    keyed = [
+        {**{name: row[name] for name in columns}, "k_store": row["store_id"], "k_id": row["id"]}
+        for row in rows
+    ]
+    return statement, keyed
 
 
-def _keyed(values: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+def _only(values: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """The key and the mutable columns of a row."""
     row = {name: values[name] for name in columns}
-    row["k_store"] = values["store_id"]
-    row["k_id"] = values["id"]
+    row["store_id"] = values["store_id"]
+    row["id"] = values["id"]
     return row
+
+
+@dataclass
+class Writes:
+    """A store change, decided: the rows to insert and update, in the order of the flush."""
+
+    new_products: list[dict[str, Any]]
+    products: list[dict[str, Any]]
+    new_orders: list[dict[str, Any]]
+    new_lines: list[dict[str, Any]]
+    orders: list[dict[str, Any]]
+    lines: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    tally: history.TallyChange | None
+    remember: list[dict[str, Any]]
+    forget_before: dt.datetime | None
+    counters: dict[str, Any] | None
+    notify: str | None
+    seq: int  # the store's last event position after the change
+    at: dt.datetime  # the change's instant
 
 
 _PRODUCT_MUTABLE = [
@@ -89,6 +121,10 @@ class SqlStoreSession:
         self._new_products: list[Product] = []
         self._new_orders: list[Order] = []
         self.events: list[tuple[int, Event]] = []
+        self._remembered: list[dict[str, Any]] = []
+        self._forget_before: dt.datetime | None = None
+        # An idempotency record read with the store (PostgreSQL): (operation, key) -> row.
+        self.prefetched_keys: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     # -- counters -------------------------------------------------------------
     def next_id(self) -> int:
@@ -106,7 +142,17 @@ class SqlStoreSession:
         self.events.append((self._last_seq, event))
 
     # -- loading --------------------------------------------------------------
-    def _track_products(self, rows: Iterable[Any]) -> None:
+    def preload(
+        self,
+        products: Iterable[Mapping[Any, Any]],
+        orders: Iterable[Mapping[Any, Any]],
+        lines: Iterable[Mapping[Any, Any]],
+    ) -> None:
+        """Track rows read with the store's lock, as the loaders below would have."""
+        self._track_products(products)
+        self._track_orders(orders, lines)
+
+    def _track_products(self, rows: Iterable[Mapping[Any, Any]]) -> None:
         for row in rows:
             if row["id"] not in self._products:
                 product = product_from(row)
@@ -158,12 +204,19 @@ class SqlStoreSession:
                 )
             )
         ).mappings()
+        self._track_orders(order_rows, line_rows)
+
+    def _track_orders(
+        self, order_rows: Iterable[Mapping[Any, Any]], line_rows: Iterable[Mapping[Any, Any]]
+    ) -> None:
         lines: dict[int, list[OrderLine]] = {}
         for row in line_rows:
             line = line_from(row)
             lines.setdefault(line.order_id, []).append(line)
             self._lines_before[line.id] = line_values(line)
         for row in order_rows:
+            if row["id"] in self._orders:
+                continue
             order = order_from(row, lines.get(row["id"], []))
             self._orders[order.id] = order
             self._orders_before[order.id] = order_values(order)
@@ -264,81 +317,35 @@ class SqlStoreSession:
         self._new_orders.append(order)
 
     # -- saving ---------------------------------------------------------------
-    async def flush(self) -> None:
-        await self._flush_products()
-        await self._flush_orders()
-        if self.events:
-            await self._flush_events()
-        await self._flush_counters()
+    def remember(self, row: dict[str, Any], forget_before: dt.datetime) -> None:
+        """Keep an idempotency record with this change, forgetting the store's expired ones."""
+        self._remembered.append(row)
+        self._forget_before = forget_before
 
-    async def _flush_products(self) -> None:
-        """Insert the new products, then update those whose values changed."""
-        conn = self.conn
+    def loaded(self) -> Loaded:
+        """The store and every order and product this session holds, as saved."""
+        return Loaded(self.store, dict(self._orders), dict(self._products))
+
+    def writes(self) -> Writes:
+        """Every row this session changes, decided: what the flush writes."""
         new_products = {p.id for p in self._new_products}
-        if self._new_products:
-            await conn.execute(
-                insert(t.products),
-                [{**product_values(p), "created_at": self.now} for p in self._new_products],
-            )
-        changed = [
-            _keyed(values, _PRODUCT_MUTABLE)
-            for pid, product in self._products.items()
-            if pid not in new_products
-            and (values := product_values(product)) != self._products_before[pid]
-        ]
-        if changed:
-            await conn.execute(_update_many(t.products, _PRODUCT_MUTABLE), changed)
-
-    async def _flush_orders(self) -> None:
-        """Insert the new orders and their lines, then update the orders and lines that changed."""
-        conn = self.conn
-        if self._new_orders:
-            await conn.execute(insert(t.orders), [order_values(o) for o in self._new_orders])
-            await conn.execute(
-                insert(t.order_lines),
-                [line_values(line) for o in self._new_orders for line in o.lines],
-            )
-        changed_orders, changed_lines = self._changed_orders_and_lines()
-        if changed_orders:
-            await conn.execute(_update_many(t.orders, _ORDER_MUTABLE), changed_orders)
-        if changed_lines:
-            await conn.execute(_update_many(t.order_lines, _LINE_MUTABLE), changed_lines)
-
-    def _changed_orders_and_lines(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The update rows of the loaded (not new) orders and lines whose values changed."""
         new_orders = {o.id for o in self._new_orders}
-        changed_orders = []
-        changed_lines = []
+        products = []
+        for pid, product in self._products.items():
+            values = product_values(product)
+            if pid not in new_products and values != self._products_before[pid]:
+                products.append(_only(values, _PRODUCT_MUTABLE))
+        orders, lines = [], []
         for oid, order in self._orders.items():
             if oid in new_orders:
                 continue
             values = order_values(order)
             if values != self._orders_before[oid]:
-                changed_orders.append(_keyed(values, _ORDER_MUTABLE))
+                orders.append(_only(values, _ORDER_MUTABLE))
             for line in order.lines:
                 lv = line_values(line)
                 if lv != self._lines_before[line.id]:
-                    changed_lines.append(_keyed(lv, _LINE_MUTABLE))
-        return changed_orders, changed_lines
-
-    async def _flush_events(self) -> None:
-        """Insert the emitted events and record the orders' history contributions."""
-        conn = self.conn
-        await conn.execute(insert(t.events), [self._event_row(s, e) for s, e in self.events])
-        await history.record(
-            conn,
-            self.store.id,
-            self._last_seq,
-            self.now,
-            [
-                (order, self._contribution_before.get(oid, NOTHING))
-                for oid, order in self._orders.items()
-            ],
-        )
-
-    async def _flush_counters(self) -> None:
-        """Wake other processes' tails if events were emitted; save the store's counters."""
-        conn = self.conn
+                    lines.append(_only(lv, _LINE_MUTABLE))
         counters: dict[str, Any] = {
             "next_id": self._next_id,
             "next_order_number": self._next_number,
@@ -346,16 +353,76 @@ class SqlStoreSession:
         }
         if self.events:
             counters["last_event_at"] = self.now
-            if conn.dialect.name == "postgresql":
-                # A wake-up for tails in other processes, delivered only if this commits.
-                await conn.execute(
-                    text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": NOTIFY_CHANNEL, "payload": f"{self.store.id}:{self._last_seq}"},
-                )
-        if any(self._counters_before.get(k) != v for k, v in counters.items()):
-            await conn.execute(
-                update(t.stores).where(t.stores.c.id == self.store.id).values(counters)
+        changed_counters = any(self._counters_before.get(k) != v for k, v in counters.items())
+        return Writes(
+            new_products=[
+                {**product_values(p), "created_at": self.now} for p in self._new_products
+            ],
+            products=products,
+            new_orders=[order_values(o) for o in self._new_orders],
+            new_lines=[line_values(line) for o in self._new_orders for line in o.lines],
+            orders=orders,
+            lines=lines,
+            events=[self._event_row(s, e) for s, e in self.events],
+            tally=history.change_of(
+                [
+                    (order, self._contribution_before.get(oid, NOTHING))
+                    for oid, order in self._orders.items()
+                ]
             )
+            if self.events
+            else None,
+            remember=self._remembered,
+            forget_before=self._forget_before,
+            counters=counters if changed_counters else None,
+            notify=f"{self.store.id}:{self._last_seq}" if self.events else None,
+            seq=self._last_seq,
+            at=self.now,
+        )
+
+    async def flush(self) -> None:
+        """Write this session's changes through its connection, statement by statement."""
+        writes = self.writes()
+        await self._write_rows(writes)
+        conn = self.conn
+        if writes.tally is not None:
+            await history.write(conn, self.store.id, writes.seq, writes.at, writes.tally)
+        if writes.forget_before is not None:
+            k = t.idempotency_keys
+            await conn.execute(
+                delete(k).where(
+                    k.c.store_id == self.store.id, k.c.created_at < writes.forget_before
+                )
+            )
+        if writes.remember:
+            await conn.execute(insert(t.idempotency_keys), writes.remember)
+        if writes.notify is not None and conn.dialect.name == "postgresql":
+            # A wake-up for tails in other processes, delivered only if this commits.
+            await conn.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": NOTIFY_CHANNEL, "payload": writes.notify},
+            )
+        if writes.counters is not None:
+            await conn.execute(
+                update(t.stores).where(t.stores.c.id == self.store.id).values(writes.counters)
+            )
+
+    async def _write_rows(self, writes: Writes) -> None:
+        """Products, orders, lines and events: inserted, then updated where they changed."""
+        conn = self.conn
+        if writes.new_products:
+            await conn.execute(insert(t.products), writes.new_products)
+        if writes.products:
+            await conn.execute(*_update_many(t.products, _PRODUCT_MUTABLE, writes.products))
+        if writes.new_orders:
+            await conn.execute(insert(t.orders), writes.new_orders)
+            await conn.execute(insert(t.order_lines), writes.new_lines)
+        if writes.orders:
+            await conn.execute(*_update_many(t.orders, _ORDER_MUTABLE, writes.orders))
+        if writes.lines:
+            await conn.execute(*_update_many(t.order_lines, _LINE_MUTABLE, writes.lines))
+        if writes.events:
+            await conn.execute(insert(t.events), writes.events)
 
     def _event_row(self, seq: int, event: Event) -> dict[str, Any]:
         is_order = isinstance(event, OrderEvent)
@@ -371,32 +438,52 @@ class SqlStoreSession:
         }
 
 
-async def lock_store(conn: AsyncConnection, store_id: int, *, postgres: bool) -> Any:
-    query = select(t.stores).where(t.stores.c.id == store_id)
-    if postgres:
-        query = query.with_for_update()
-    return (await conn.execute(query)).mappings().first()
+async def _store_row(conn: AsyncConnection, store_id: int) -> Any:
+    """The store's row (SQLite: the writer lock, taken at BEGIN, is the store's lock)."""
+    return (
+        (await conn.execute(select(t.stores).where(t.stores.c.id == store_id))).mappings().first()
+    )
+
+
+def _session_for(conn: AsyncConnection, row: Mapping[Any, Any], clock: Clock) -> SqlStoreSession:
+    counters = {
+        "next_id": row["next_id"],
+        "next_order_number": row["next_order_number"],
+        "last_event_seq": row["last_event_seq"],
+    }
+    now = clock()
+    if row["last_event_at"] is not None and now < row["last_event_at"]:
+        now = row["last_event_at"]  # never before the store's previous event
+    return SqlStoreSession(conn, store_from(row), counters, now)
+
+
+def _no_store() -> DomainError:
+    return DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeId"])
 
 
 @asynccontextmanager
 async def store_session(
-    db: Database, store_id: int, clock: Clock
+    db: Database, store_id: int, clock: Clock, reads: Reads = NO_READS
 ) -> AsyncIterator[SqlStoreSession]:
     """Open a locked session on a store; saves and commits when the block ends cleanly."""
-    async with db.write() as conn:
-        row = await lock_store(conn, store_id, postgres=not db.is_sqlite)
-        if row is None:
-            raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeId"])
-        counters = {
-            "next_id": row["next_id"],
-            "next_order_number": row["next_order_number"],
-            "last_event_seq": row["last_event_seq"],
-        }
-        now = clock()
-        if row["last_event_at"] is not None and now < row["last_event_at"]:
-            now = row["last_event_at"]  # never before the store's previous event
-        session = SqlStoreSession(conn, store_from(row), counters, now)
-        yield session
-        await session.flush()
+    if not db.is_sqlite:
+        async with pg_unit.locked(db, store_id) as (conn, raw):
+            opened = await pg_unit.open_reads(raw, store_id, reads)
+            if opened.store is None:
+                raise _no_store()
+            session = _session_for(conn, opened.store, clock)
+            session.preload(opened.products, opened.orders, opened.lines)
+            if reads.idempotency is not None:
+                session.prefetched_keys[reads.idempotency] = opened.idempotency
+            yield session
+            await pg_unit.apply(raw, session.store.id, session.writes())
+    else:
+        async with db.write() as conn:
+            row = await _store_row(conn, store_id)
+            if row is None:
+                raise _no_store()
+            session = _session_for(conn, row, clock)
+            yield session
+            await session.flush()
     if session.events:
         db.committed(store_id)

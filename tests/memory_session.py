@@ -12,11 +12,19 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
-from ordergraph.domain.commands import CreateApiKey, CreateStore, KeyCreated, StoreCreated
+from ordergraph.domain.commands import (
+    NO_READS,
+    CreateApiKey,
+    CreateStore,
+    KeyCreated,
+    Reads,
+    StoreCreated,
+)
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
 from ordergraph.domain.keys import hash_token, new_token
 from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
+from ordergraph.domain.ports import Loaded
 from ordergraph.domain.reads import KeyRecord
 from ordergraph.resolvers.context import Loaders
 from ordergraph.resolvers.keyguard import KeyGuard
@@ -112,6 +120,9 @@ class MemorySession:
     def add_order(self, order: Order) -> None:
         assert order.id not in self.orders
         self.orders[order.id] = order
+
+    def loaded(self) -> Loaded:
+        return Loaded(self.store, dict(self.orders), dict(self.products))
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
@@ -304,7 +315,7 @@ class MemoryUnits:
         self._contentions = times
 
     @asynccontextmanager
-    async def store(self, store_id: int) -> AsyncIterator[MemoryStoreUnit]:
+    async def store(self, store_id: int, reads: Reads = NO_READS) -> AsyncIterator[MemoryStoreUnit]:
         self.units_opened += 1
         session = self.sessions.get(store_id)
         if session is None:

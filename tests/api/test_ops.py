@@ -496,7 +496,7 @@ async def test_sigterm_lets_an_in_flight_order_finish_then_exits_cleanly(
     try:
         lock = holder.transaction()
         await lock.start()
-        await holder.execute("SELECT id FROM stores WHERE id = $1 FOR UPDATE", sid)
+        await holder.execute("SELECT id FROM stores WHERE id = $1 FOR NO KEY UPDATE", sid)
 
         async def place() -> httpx.Response:
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:

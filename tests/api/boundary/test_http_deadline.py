@@ -65,7 +65,9 @@ async def store_locked(db_url: str, store: StoreHandle) -> AsyncIterator[None]:
     try:
         lock = holder.transaction()
         await lock.start()
-        await holder.execute("SELECT id FROM stores WHERE id = $1 FOR UPDATE", store_id(store.id))
+        await holder.execute(
+            "SELECT id FROM stores WHERE id = $1 FOR NO KEY UPDATE", store_id(store.id)
+        )
         try:
             yield
         finally:

@@ -276,7 +276,9 @@ async def test_pg_a_mutation_over_a_socket_gets_timeout_and_its_lock_wait_ends(
             async with ws_connect(pg_short_deadline.url, protocol) as ws:
                 assert (await ws.init(store.token))["type"] == "connection_ack"
                 async with conn.transaction():
-                    await conn.execute("SELECT 1 FROM stores WHERE id = $1 FOR UPDATE", store_id)
+                    await conn.execute(
+                        "SELECT 1 FROM stores WHERE id = $1 FOR NO KEY UPDATE", store_id
+                    )
                     started = time.monotonic()
                     op = await place_over_ws(ws, store)
                     answer = await _next_message_for(ws, op)
