@@ -84,7 +84,7 @@ class Loaders:
     def line(self) -> DataLoader[tuple[int, int], OrderLine | None]:
         return DataLoader(self._line)
 
-    # Each loader but `order` runs one statement: in autocommit mode, one round trip.
+    # Each loader runs one statement (orders two), each one round trip on PostgreSQL.
     async def _stores(self, ids: list[int]) -> Sequence[Store | None]:
         async with self.db.connection() as conn:
             found = await queries.stores_by_id(conn, ids)
@@ -96,7 +96,7 @@ class Loaders:
         return [found.get(k) for k in keys]
 
     async def _orders(self, keys: list[tuple[int, int]]) -> Sequence[Order | None]:
-        async with self.db.read() as conn:  # two statements, one snapshot
+        async with self.db.read() as conn:
             found = await queries.orders_by_id(conn, keys)
         return [found.get(k) for k in keys]
 

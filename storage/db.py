@@ -41,13 +41,6 @@ class Database:
             # connection made before the failure (SQLAlchemy's disconnect handling).
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
-        # Each statement its own transaction, and no BEGIN sent for it: single-statement
-        # reads, and the PostgreSQL unit of work, which begins its transaction itself.
-        self._autocommit: AsyncEngine = (
-            self.engine
-            if self.is_sqlite
-            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
         # SQLite allows one writer at a time: writers in this process queue here
         # instead of failing with "database is locked".
         self._write_lock = asyncio.Lock()
@@ -73,16 +66,35 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads that must see one snapshot (a transaction)."""
-        async with self.engine.connect() as conn:
-            yield conn
+        """A connection for reads. On SQLite a read transaction (one snapshot). On
+        PostgreSQL the same as `connection`: at READ COMMITTED, which a transaction
+        would have, every statement sees its own snapshot anyway, and BEGIN and
+        ROLLBACK would cost two round trips."""
+        if self.is_sqlite:
+            async with self.engine.connect() as conn:
+                yield conn
+        else:
+            async with self.connection() as conn:
+                yield conn
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in autocommit mode: a read of one statement costs one round trip.
+        """A connection in autocommit mode: a read of one statement costs one round trip,
+        and the PostgreSQL unit of work begins its transaction itself (storage/pg_unit.py).
         (On SQLite, where a statement is no round trip, a plain connection.)"""
-        async with self._autocommit.connect() as conn:
-            yield conn
+        async with self.engine.connect() as conn:
+            if self.is_sqlite:
+                yield conn
+                return
+            # The driver adapter's own switch, set for this checkout only: SQLAlchemy's
+            # isolation_level option would redo the connection's characteristics at every
+            # checkout and return, a cost per request.
+            adapted: Any = (await conn.get_raw_connection()).dbapi_connection
+            adapted.autocommit = True
+            try:
+                yield conn
+            finally:
+                adapted.autocommit = False
 
     def committed(self, store_id: int) -> None:
         for callback in list(self.on_commit):
