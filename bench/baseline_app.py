@@ -11,7 +11,8 @@ in-stock product as ordergraph does:
 5. insert the PLACED (order) and ALLOCATED (inventory) events;
 6. read the store's latest running totals and insert the next `tally_points` row
    (the backlog grows by the order);
-7. update the store's counters (next id, next order number, last event seq and time).
+7. update the store's counters (next id, next order number, last event seq and time);
+8. pg_notify on the channel ordergraph's live delivery listens to, as ordergraph does.
 
 Run: python bench/baseline_app.py --dsn postgresql://postgres@127.0.0.1:5432/db --port 8001
 POST /orders {"storeId": 1, "sku": "BENCH-1", "quantity": 1} -> {"orderId": .., "number": ..}
@@ -69,6 +70,7 @@ UPDATE_STORE = """
 UPDATE stores SET next_id = $2, next_order_number = $3, last_event_seq = $4, last_event_at = $5
 WHERE id = $1
 """
+NOTIFY = "SELECT pg_notify('ordergraph_events', $1)"  # live delivery's wake-up, as ordergraph
 TALLY_COLUMNS = (
     "backlog_orders",
     "backlog_units",
@@ -167,6 +169,7 @@ async def place_order(pool: asyncpg.Pool, store_id: int, sku: str, quantity: int
             previous["oldest_backorder_placed_at"] if previous else None,
         )
         await conn.execute(UPDATE_STORE, store_id, line_id + 1, number + 1, seq + 2, now)
+        await conn.execute(NOTIFY, f"{store_id}:{seq + 2}")
     return {"orderId": order_id, "number": number}
 
 
