@@ -42,7 +42,7 @@ from bench.harness import Server, free_port, serve_command, start
 from bench.pg import create_database, drop_database, last_seq, safe_dsn, store_id_of, with_database
 from bench.pgbench_place import NAME as PGBENCH
 from bench.pgbench_place import drive_pgbench, install, pgbench_binary
-from bench.place_orders_load import Request, Result, Target, drive, graphql_ok
+from bench.place_orders_load import UNTHROTTLED, Request, Result, Target, drive, graphql_ok
 from bench.rounds import one_line, ratio_line, rotation, spread, summary
 
 HERE = Path(__file__).resolve().parent
@@ -348,6 +348,7 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             "ORDERGRAPH_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
             "ORDERGRAPH_ADMIN_TOKEN": admin_token,
             "ORDERGRAPH_LOG_LEVEL": "WARNING",
+            **UNTHROTTLED,
         }
         for private in ("ORDERGRAPH_METRICS_TOKEN", "ORDERGRAPH_METRICS_PORT"):
             env.pop(private, None)  # /metrics on the API's port, open: the lock-hold histogram
