@@ -223,6 +223,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        help="database connections of each server process (both contenders; "
+        "default: --concurrency, one per client connection, as pgbench has)",
+    )
+    parser.add_argument(
         "--processes",
         type=int,
         default=1,
@@ -245,7 +252,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
         help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.pool_size = args.pool_size or args.concurrency
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,11 +264,13 @@ def main(argv: list[str] | None = None) -> int:
         or args.rounds < 1
         or args.concurrency < 1
         or args.warmup < 0
+        or args.pool_size < 1
         or args.processes < 1
         or args.stores < 1
     ):
         print(
             "need --seconds > 0, --rounds >= 1, --concurrency >= 1, --warmup >= 0, "
+            "--pool-size >= 1, "
             "--processes >= 1, --stores >= 1",
             file=sys.stderr,
         )
@@ -349,6 +360,7 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             "ORDERGRAPH_ADMIN_TOKEN": admin_token,
             "ORDERGRAPH_LOG_LEVEL": "WARNING",
             **UNTHROTTLED,
+            "ORDERGRAPH_DB_POOL_SIZE": str(args.pool_size),
         }
         for private in ("ORDERGRAPH_METRICS_TOKEN", "ORDERGRAPH_METRICS_PORT"):
             env.pop(private, None)  # /metrics on the API's port, open: the lock-hold histogram
@@ -446,7 +458,7 @@ def _measure(
         f"placeOrder: {args.concurrency} concurrent connections, {args.seconds:g} s measured "
         f"after {args.warmup:g} s warm-up per run, {args.rounds} round(s), contenders "
         f"{', '.join(names)} (order rotated each round), {args.processes} server process(es) "
-        f"per HTTP contender, on {safe_dsn(dsn)}",
+        f"per HTTP contender with {args.pool_size} database connections each, on {safe_dsn(dsn)}",
         flush=True,
     )
     scans_before = asyncio.run(seq_scans(dsn))

@@ -149,6 +149,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of both contenders")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        help="database connections of each server process (both contenders; "
+        "default: --concurrency, one per client connection, as pgbench has)",
+    )
     parser.add_argument("--orders", type=int, default=200, help="orders in the store")
     parser.add_argument(
         "--reads",
@@ -162,7 +169,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
         help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.pool_size = args.pool_size or args.concurrency
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,12 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         or args.rounds < 1
         or args.concurrency < 1
         or args.warmup < 0
+        or args.pool_size < 1
         or args.orders < 0
         or not reads
         or any(r not in QUERIES for r in reads)
     ):
         print(
             "need --seconds > 0, --rounds >= 1, --concurrency >= 1, --warmup >= 0, "
+            "--pool-size >= 1, "
             f"--orders >= 0, --reads among {', '.join(QUERIES)}",
             file=sys.stderr,
         )
@@ -202,6 +213,7 @@ def run(args: argparse.Namespace, reads: list[str], dsn: str, logs: Path) -> int
             "ORDERGRAPH_ADMIN_TOKEN": admin_token,
             "ORDERGRAPH_LOG_LEVEL": "WARNING",
             **UNTHROTTLED,
+            "ORDERGRAPH_DB_POOL_SIZE": str(args.pool_size),
         }
         port = free_port()
         og = start(serve_command(port), port=port, log=logs / "og.log", env=env, name="ordergraph")
@@ -209,14 +221,17 @@ def run(args: argparse.Namespace, reads: list[str], dsn: str, logs: Path) -> int
         store = seed_store(og.url, admin_token, args.orders)
         asyncio.run(analyze(dsn))
         port = free_port()
-        command = [sys.executable, str(HERE / "baseline_app.py"), "--dsn", dsn, "--port", str(port)]
+        command = [
+            *(sys.executable, str(HERE / "baseline_app.py"), "--dsn", dsn),
+            *("--port", str(port), "--pool-size", str(args.pool_size)),
+        ]
         base = start(command, port=port, log=logs / "base.log", name="baseline")
         servers.append(base)
         print(
             f"reads: a store of {args.orders} orders of 1-3 lines made through the API, then "
             f"ANALYZE; {args.concurrency} concurrent connections, {args.seconds:g} s measured "
             f"after {args.warmup:g} s warm-up per run, {args.rounds} round(s), order rotated "
-            f"each round, on {safe_dsn(dsn)}",
+            f"each round, {args.pool_size} database connections per server, on {safe_dsn(dsn)}",
             flush=True,
         )
         pids = {"baseline": [base.process.pid], "ordergraph": [og.process.pid]}
