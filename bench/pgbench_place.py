@@ -30,13 +30,8 @@ _FAILED = re.compile(r"^number of failed transactions: (\d+)", re.MULTILINE)
 
 
 def pgbench_binary() -> str | None:
-    """The pgbench on PATH, or the Debian/Ubuntu one; None if there is none."""
-    found = shutil.which("pgbench")
-    if found:
-        return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True):
-        return str(candidate)
-    return None
+    """The pgbench on PATH; None if there is none."""
+    return shutil.which("pgbench")
 
 
 async def install(dsn: str) -> None:
