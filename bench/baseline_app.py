@@ -11,7 +11,17 @@ in-stock product as ordergraph does:
 5. insert the PLACED (order) and ALLOCATED (inventory) events;
 6. read the store's latest running totals and insert the next `tally_points` row
    (the backlog grows by the order);
-7. update the store's counters (next id, next order number, last event seq and time).
+7. update the store's counters (next id, next order number, last event seq and time);
+8. pg_notify on the channel ordergraph's live delivery listens to, as ordergraph does.
+
+It also answers three reads of bench/reads.py with the very JSON ordergraph returns for
+the same GraphQL query (POST with {"handle": ...}; no authentication, no GraphQL):
+
+- POST /reads/store: `{ store(handle:) { handle } }`, one query;
+- POST /reads/orders: the store's first 50 orders by placement with their lines and each
+  line's product, three queries in one read-only transaction;
+- POST /reads/backlog: the store's backlog, backorder and overdue tallies now (the latest
+  running totals and the overdue instants passed), in one read-only transaction.
 
 Run: python bench/baseline_app.py --dsn postgresql://postgres@127.0.0.1:5432/db --port 8001
 POST /orders {"storeId": 1, "sku": "BENCH-1", "quantity": 1} -> {"orderId": .., "number": ..}
@@ -20,10 +30,12 @@ POST /orders {"storeId": 1, "sku": "BENCH-1", "quantity": 1} -> {"orderId": .., 
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -69,6 +81,7 @@ UPDATE_STORE = """
 UPDATE stores SET next_id = $2, next_order_number = $3, last_event_seq = $4, last_event_at = $5
 WHERE id = $1
 """
+NOTIFY = "SELECT pg_notify('ordergraph_events', $1)"  # live delivery's wake-up, as ordergraph
 TALLY_COLUMNS = (
     "backlog_orders",
     "backlog_units",
@@ -167,6 +180,7 @@ async def place_order(pool: asyncpg.Pool, store_id: int, sku: str, quantity: int
             previous["oldest_backorder_placed_at"] if previous else None,
         )
         await conn.execute(UPDATE_STORE, store_id, line_id + 1, number + 1, seq + 2, now)
+        await conn.execute(NOTIFY, f"{store_id}:{seq + 2}")
     return {"orderId": order_id, "number": number}
 
 
@@ -203,6 +217,116 @@ def _order_snapshot(
     }
 
 
+# -- reads ------------------------------------------------------------------------
+
+STORE_BY_HANDLE = "SELECT id, handle, currency_code FROM stores WHERE handle = $1"
+ORDERS_PAGE = """
+SELECT id, number, placed_at, status, stock_status FROM orders
+WHERE store_id = $1 ORDER BY placed_at, number LIMIT $2
+"""
+LINES_OF = """
+SELECT l.id, l.order_id, l.sku, l.quantity, l.allocated, l.backordered, l.unit_price,
+       p.id AS product_id, p.sku AS product_sku, p.title
+FROM order_lines l JOIN products p ON p.store_id = l.store_id AND p.id = l.product_id
+WHERE l.store_id = $1 AND l.order_id = ANY($2::bigint[])
+ORDER BY l.order_id, l.id
+"""
+OVERDUE_NOW = """
+SELECT coalesce(sum(backlog_orders), 0) AS backlog_orders,
+       coalesce(sum(backlog_units), 0) AS backlog_units,
+       coalesce(sum(backlog_value), 0) AS backlog_value
+FROM overdue_totals WHERE store_id = $1 AND overdue_at <= $2
+"""
+PAGE_SIZE = 50
+CENT = Decimal("0.01")
+
+
+def global_id(kind: str, *parts: int) -> str:
+    """ordergraph's opaque ID of a row (resolvers/ids.py: base64url of "Kind:1:2")."""
+    raw = ":".join([kind, *(str(p) for p in parts)])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def money(units: int, currency: str) -> dict[str, str]:
+    """As ordergraph shows money: two decimals, more only where the amount has them."""
+    amount = Decimal(int(units)) / MONEY_SCALE
+    cents = amount.quantize(CENT)
+    return {
+        "amount": str(cents if amount == cents else amount.normalize()),
+        "currencyCode": currency,
+    }
+
+
+async def read_store(conn: Any, handle: str) -> dict[str, Any]:
+    store = await conn.fetchrow("SELECT handle FROM stores WHERE handle = $1", handle)
+    return {"data": {"store": None if store is None else {"handle": store["handle"]}}}
+
+
+async def read_orders(conn: Any, handle: str) -> dict[str, Any]:
+    store = await conn.fetchrow(STORE_BY_HANDLE, handle)
+    if store is None:
+        return {"data": {"store": None}}
+    sid, currency = store["id"], store["currency_code"]
+    orders = await conn.fetch(ORDERS_PAGE, sid, PAGE_SIZE)
+    lines: dict[int, list[dict[str, Any]]] = {row["id"]: [] for row in orders}
+    for line in await conn.fetch(LINES_OF, sid, list(lines)):
+        lines[line["order_id"]].append(
+            {
+                "id": global_id("OrderLine", sid, line["id"]),
+                "sku": line["sku"],
+                "quantity": line["quantity"],
+                "allocated": line["allocated"],
+                "backordered": line["backordered"],
+                "unitPrice": money(line["unit_price"], currency),
+                "product": {
+                    "id": global_id("Product", sid, line["product_id"]),
+                    "sku": line["product_sku"],
+                    "title": line["title"],
+                },
+            }
+        )
+    nodes = [
+        {
+            "id": global_id("Order", sid, row["id"]),
+            "number": row["number"],
+            "placedAt": row["placed_at"].isoformat(),
+            "status": row["status"],
+            "stockStatus": row["stock_status"],
+            "lines": lines[row["id"]],
+        }
+        for row in orders
+    ]
+    return {"data": {"store": {"orders": {"nodes": nodes}}}}
+
+
+def _tally(row: Any, prefix: str, currency: str) -> dict[str, Any]:
+    if row is None:
+        return {"orders": 0, "units": 0, "value": money(0, currency)}
+    return {
+        "orders": int(row[f"{prefix}_orders"]),
+        "units": int(row[f"{prefix}_units"]),
+        "value": money(row[f"{prefix}_value"], currency),
+    }
+
+
+async def read_backlog(conn: Any, handle: str) -> dict[str, Any]:
+    store = await conn.fetchrow(STORE_BY_HANDLE, handle)
+    if store is None:
+        return {"data": {"store": None}}
+    sid, currency = store["id"], store["currency_code"]
+    point = await conn.fetchrow(LATEST_TALLY, sid)
+    overdue = await conn.fetchrow(OVERDUE_NOW, sid, dt.datetime.now(dt.UTC))
+    backlog = {
+        "backlog": _tally(point, "backlog", currency),
+        "backorders": _tally(point, "backorder", currency),
+        "overdue": _tally(overdue, "backlog", currency),
+    }
+    return {"data": {"store": {"backlog": backlog}}}
+
+
+READS = {"store": read_store, "orders": read_orders, "backlog": read_backlog}
+
+
 def create_app(dsn: str, pool_size: int) -> Starlette:
     pools: list[asyncpg.Pool] = []
 
@@ -222,11 +346,24 @@ def create_app(dsn: str, pool_size: int) -> Starlette:
             return JSONResponse({"error": str(err)}, status_code=422)
         return JSONResponse(result)
 
+    async def reads(request: Request) -> Response:
+        read = READS[request.path_params["what"]]
+        handle = str((await request.json())["handle"])
+        async with pools[0].acquire() as conn:
+            if read is read_store:
+                return JSONResponse(await read_store(conn, handle))
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return JSONResponse(await read(conn, handle))
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     return Starlette(
-        routes=[Route("/orders", orders, methods=["POST"]), Route("/healthz", healthz)],
+        routes=[
+            Route("/orders", orders, methods=["POST"]),
+            Route("/reads/{what:str}", reads, methods=["POST"]),
+            Route("/healthz", healthz),
+        ],
         lifespan=lifespan,
     )
 

@@ -1,19 +1,23 @@
-"""Benchmark: placeOrder through ordergraph against a bare baseline doing the same writes.
+"""Benchmark: placeOrder through ordergraph against a bare baseline and pgbench, all doing
+the same writes.
 
-It creates a fresh PostgreSQL database, starts `python -m ordergraph serve` on it
-as a real process (or --processes N of them, on the same database), creates
-stores for each contender (--stores K each, default 1) with one product of ample
-stock, starts bench/baseline_app.py on the same database (as many processes),
-then sends one-line orders to each in turn from the same number of concurrent
-connections for the same time, the connections spread evenly over the processes
-and the stores. It prints orders per second, latency percentiles and the ratio
-ordergraph / baseline, checks that both wrote what a placeOrder writes, and
-drops the database.
+It creates a fresh PostgreSQL database, starts `python -m ordergraph serve` on it as a
+real process (or --processes N of them), creates the stores of each contender through
+the API (one store for the hot workload, --stores for the spread one) with one product of
+ample stock, installs the bench's PL/pgSQL copy of the transaction, places 1,000 orders
+in a store of its own and runs ANALYZE, then starts bench/baseline_app.py on the same
+database. In each of --rounds rounds it runs every contender in turn (the order rotated
+each round) for the same time from the same number of connections: ordergraph and the
+baseline through a light keep-alive HTTP client, pgbench calling the function. It prints
+the median and range over the rounds of orders/s, latency, the servers' CPU per order and
+the client's CPU per request, the ratios of the medians and the store lock's hold time
+when the server reports it; checks that every contender wrote what a placeOrder writes;
+and drops the database.
 
 Run from the repository root, in the project's environment:
 
-    python bench/place_orders.py --seconds 10 --concurrency 16
-    python bench/place_orders.py --processes 2 --stores 8
+    python bench/place_orders.py --seconds 8 --rounds 3
+    python bench/place_orders.py --workload hot --processes 2
 """
 
 from __future__ import annotations
@@ -25,19 +29,24 @@ import secrets
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api import PLACE_ORDER, SKU, make_store
+from bench.api import PLACE_ORDER, SKU, BenchStore, make_store
 from bench.harness import Server, free_port, serve_command, start
 from bench.pg import create_database, drop_database, last_seq, safe_dsn, store_id_of, with_database
-from bench.place_orders_load import Request, Result, Target, drive
+from bench.pgbench_place import NAME as PGBENCH
+from bench.pgbench_place import drive_pgbench, install, pgbench_binary
+from bench.place_orders_load import UNTHROTTLED, Request, Result, Target, drive, graphql_ok
+from bench.rounds import one_line, ratio_line, rotation, spread, summary
 
 HERE = Path(__file__).resolve().parent
-
+SEED_ORDERS = 1000
 
 # -- database ---------------------------------------------------------------
 
@@ -102,29 +111,106 @@ async def check_writes(dsn: str, store_id: int, seq_before: int) -> tuple[int, s
     return placed, None
 
 
+async def prepare_database(dsn: str, seed_store: int) -> None:
+    """Install the pgbench function, give the tables rows (orders in a store of their own)
+    and statistics: ANALYZE, as a deployment's database would have them."""
+    await install(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "SELECT count(bench_place_order($1, $2, 1)) FROM generate_series(1, $3)",
+            seed_store,
+            SKU,
+            SEED_ORDERS,
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def seq_scans(dsn: str) -> dict[str, int]:
+    """Sequential scans of orders and order_lines so far (from pg_stat_user_tables)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT relname, seq_scan FROM pg_stat_user_tables "
+            "WHERE relname IN ('orders', 'order_lines')"
+        )
+    finally:
+        await conn.close()
+    return {row["relname"]: int(row["seq_scan"]) for row in rows}
+
+
+# -- contenders -----------------------------------------------------------------
+
+
+@dataclass
+class Contender:
+    name: str
+    stores: dict[str, list[int]]  # workload -> store ids
+    run: Callable[[str], Result]  # workload -> one measured run
+    runs: dict[str, list[Result]] = field(default_factory=dict)
+
+
+def _http_contender(
+    args: argparse.Namespace, target_of: Callable[[str], Target], pids: list[int]
+) -> Callable[[str], Result]:
+    def run(workload: str) -> Result:
+        target = target_of(workload)
+        return asyncio.run(drive(target, args.concurrency, args.seconds, args.warmup, pids))
+
+    return run
+
+
+def _baseline_target(urls: list[str], ids: list[int]) -> Target:
+    requests = [Request({"storeId": sid, "sku": SKU, "quantity": 1}, {}) for sid in ids]
+    return Target("baseline", urls, "/orders", requests)
+
+
+def _ordergraph_target(urls: list[str], stores: list[BenchStore]) -> Target:
+    requests = [
+        Request(
+            {
+                "query": PLACE_ORDER,
+                "variables": {
+                    "input": {"storeId": store.gid, "lines": [{"sku": SKU, "quantity": 1}]}
+                },
+            },
+            {"Authorization": f"Bearer {store.token}"},
+        )
+        for store in stores
+    ]
+    return Target("ordergraph", urls, "/graphql", requests, graphql_ok("placeOrder"), True)
+
+
 # -- report ---------------------------------------------------------------------
 
 
-def table(results: list[Result], concurrency: int, processes: int = 1, stores: int = 1) -> str:
-    head = (
-        f"{'':<12} {'orders':>8} {'errors':>7} {'orders/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'server CPU ms/order':>20}"
-    )
-    rows = [head, "-" * len(head)]
-    for r in results:
-        rows.append(
-            f"{r.name:<12} {r.orders:>8} {r.errors:>7} {r.rate:>10.1f} "
-            f"{r.percentile_ms(0.50):>8.2f} {r.percentile_ms(0.99):>8.2f}"
-            f" {r.cpu_ms_per_order:>20.2f}"
-        )
-    ordergraph, baseline = results[1], results[0]
-    ratio = ordergraph.rate / baseline.rate if baseline.rate else float("nan")
-    rows.append("")
-    rows.append(f"ratio (ordergraph / baseline): {ratio:.3f}")
-    each = "one store each" if stores == 1 else f"{stores} stores each"
-    spread = "one process each" if processes == 1 else f"{processes} processes each"
-    rows.append(f"(one-line orders, {concurrency} concurrent connections, {each}, {spread})")
-    return "\n".join(rows)
+def lock_hold_line(results: list[Result]) -> str:
+    holds = [r.lock_hold for r in results if r.lock_hold is not None]
+    if not holds:
+        return "n/a (server has no lock-hold metric)"
+    mean = spread([h.mean_ms for h in holds]).text(2)
+    median = spread([h.median_ms for h in holds]).text(2)
+    return f"mean {mean} ms, median about {median} ms (from the histogram's buckets)"
+
+
+def report(workload: str, width: int, contenders: list[Contender], args: argparse.Namespace) -> str:
+    runs = {c.name: c.runs[workload] for c in contenders}
+    stores = "one store" if width == 1 else f"{width} stores"
+    lines = [
+        f"== {workload}: {stores} per contender, {args.concurrency} connections, "
+        f"{args.rounds} round(s) of {args.seconds:g} s; median [min-max] over the rounds ==",
+        summary(runs),
+        "",
+    ]
+    for other in ("baseline", PGBENCH):
+        ratio = ratio_line(runs, "ordergraph", other)
+        if ratio:
+            lines.append(ratio)
+    lines.append(f"store lock hold per order, ordergraph: {lock_hold_line(runs['ordergraph'])}")
+    lines.append("store lock hold per order, baseline and pgbench: n/a (not measured)")
+    return "\n".join(lines)
 
 
 # -- main -----------------------------------------------------------------------
@@ -132,17 +218,32 @@ def table(results: list[Result], concurrency: int, processes: int = 1, stores: i
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured time per contender")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured time per run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every contender")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        help="database connections of each server process (both contenders; "
+        "default: --concurrency, one per client connection, as pgbench has)",
+    )
     parser.add_argument(
         "--processes",
         type=int,
         default=1,
-        help="server processes per contender, on the one database; connections spread over them",
+        help="server processes per HTTP contender, on the one database",
     )
     parser.add_argument(
-        "--stores", type=int, default=1, help="stores per contender; connections spread over them"
+        "--workload",
+        choices=("both", "hot", "spread"),
+        default="both",
+        help="hot: one store per contender; spread: --stores stores, connection i in store i",
+    )
+    parser.add_argument("--stores", type=int, default=16, help="stores of the spread workload")
+    parser.add_argument(
+        "--no-pgbench", action="store_true", help="leave pgbench out even where it is installed"
     )
     parser.add_argument(
         "--pg-dsn",
@@ -151,21 +252,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
         help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.pool_size = args.pool_size or args.concurrency
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if (
         args.seconds <= 0
+        or args.rounds < 1
         or args.concurrency < 1
         or args.warmup < 0
+        or args.pool_size < 1
         or args.processes < 1
         or args.stores < 1
     ):
         print(
-            "need --seconds > 0, --concurrency >= 1, --warmup >= 0, --processes >= 1, "
-            "--stores >= 1",
+            "need --seconds > 0, --rounds >= 1, --concurrency >= 1, --warmup >= 0, "
+            "--pool-size >= 1, "
+            "--processes >= 1, --stores >= 1",
             file=sys.stderr,
         )
         return 2
@@ -178,28 +284,70 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(drop_database(args.pg_dsn, name))
 
 
-def _report_failures(
-    dsn: str, result: Result, store_ids: list[int], seq_before: dict[int, int]
-) -> bool:
-    """Print a target's failed requests and check its stores' rows; whether anything failed."""
+def _check_contender(dsn: str, contender: Contender, seq_before: dict[int, int]) -> bool:
+    """Print a contender's failed requests and check its stores' rows; whether anything failed."""
     failed = False
-    if result.first_error:
-        print(f"{result.name}: {result.errors} requests failed; first: {result.first_error}")
-        failed = True
+    for results in contender.runs.values():
+        for result in results:
+            if result.first_error:
+                first = result.first_error
+                print(f"{contender.name}: {result.errors} requests failed; first: {first}")
+                failed = True
     total, wrong = 0, False
+    store_ids = [sid for ids in contender.stores.values() for sid in ids]
     for store_id in store_ids:
         placed, problem = asyncio.run(check_writes(dsn, store_id, seq_before[store_id]))
         total += placed
         if problem:
-            print(f"{result.name}: the rows are not what placeOrder writes: {problem}")
+            print(f"{contender.name}: the rows are not what placeOrder writes: {problem}")
             wrong = True
     if not wrong:
         print(
-            f"{result.name}: {total} orders (warm-up included) in {len(store_ids)} "
+            f"{contender.name}: {total} orders (warm-up included) in {len(store_ids)} "
             "store(s) checked in the database: "
-            "1 order, 1 line, PLACED + ALLOCATED events, 1 tally point, counters each"
+            "1 order, 1 line, PLACED + ALLOCATED events gapless, 1 tally point, "
+            "1 unit allocated, counters each"
         )
     return failed or wrong
+
+
+def _start_servers(
+    args: argparse.Namespace,
+    command: Callable[[int], list[str]],
+    env: dict[str, str],
+    logs: Path,
+    kind: str,
+) -> list[Server]:
+    servers = []
+    for n in range(args.processes):
+        port = free_port()
+        servers.append(
+            start(
+                command(port),
+                port=port,
+                log=logs / f"{kind}-{n + 1}.log",
+                env=env,
+                name=f"{kind}-{n + 1}",
+            )
+        )
+    return servers
+
+
+def _workloads(args: argparse.Namespace) -> dict[str, int]:
+    wanted = {"hot": 1, "spread": args.stores}
+    return wanted if args.workload == "both" else {args.workload: wanted[args.workload]}
+
+
+def _pgbench_or_note(args: argparse.Namespace) -> str | None:
+    if args.no_pgbench:
+        print("pgbench: left out (--no-pgbench)")
+        return None
+    binary = pgbench_binary()
+    if binary is None:
+        print("!" * 79)
+        print("!! pgbench NOT FOUND: the pgbench contender is SKIPPED; install postgresql-client")
+        print("!" * 79)
+    return binary
 
 
 def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
@@ -211,99 +359,80 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             "ORDERGRAPH_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
             "ORDERGRAPH_ADMIN_TOKEN": admin_token,
             "ORDERGRAPH_LOG_LEVEL": "WARNING",
+            **UNTHROTTLED,
+            "ORDERGRAPH_DB_POOL_SIZE": str(args.pool_size),
         }
-        ordergraphs = []
-        for n in range(args.processes):
-            port = free_port()
-            server = start(
-                serve_command(port),
-                port=port,
-                log=logs / f"og-{n + 1}.log",
-                env=env,
-                name=f"ordergraph-{n + 1}",
-            )
-            servers.append(server)
-            ordergraphs.append(server)
+        for private in ("ORDERGRAPH_METRICS_TOKEN", "ORDERGRAPH_METRICS_PORT"):
+            env.pop(private, None)  # /metrics on the API's port, open: the lock-hold histogram
+        ordergraphs = _start_servers(args, serve_command, env, logs, "ordergraph")
+        servers += ordergraphs
         setup_url = ordergraphs[0].url
-        og_stores = [make_store(setup_url, admin_token) for _ in range(args.stores)]
-        base_stores = [make_store(setup_url, admin_token) for _ in range(args.stores)]
-        og_ids = [asyncio.run(store_id_of(dsn, store.handle)) for store in og_stores]
-        base_ids = [asyncio.run(store_id_of(dsn, store.handle)) for store in base_stores]
-        seq_before = {sid: asyncio.run(last_seq(dsn, sid)) for sid in og_ids + base_ids}
+        binary = _pgbench_or_note(args)
+        workloads = _workloads(args)
 
-        baselines = []
-        for n in range(args.processes):
-            port = free_port()
-            command = [
-                *(sys.executable, str(HERE / "baseline_app.py")),
-                *("--dsn", dsn, "--port", str(port)),
-            ]
-            server = start(
-                command, port=port, log=logs / f"base-{n + 1}.log", name=f"baseline-{n + 1}"
-            )
-            servers.append(server)
-            baselines.append(server)
+        def stores_of(workload: str) -> list[BenchStore]:
+            return [make_store(setup_url, admin_token) for _ in range(workloads[workload])]
 
-        targets = [
-            (
-                Target(
-                    "baseline",
-                    [server.url for server in baselines],
-                    "/orders",
-                    [Request({"storeId": sid, "sku": SKU, "quantity": 1}, {}) for sid in base_ids],
-                    graphql=False,
-                ),
-                base_ids,
-            ),
-            (
-                Target(
-                    "ordergraph",
-                    [server.url for server in ordergraphs],
-                    "/graphql",
-                    [
-                        Request(
-                            {
-                                "query": PLACE_ORDER,
-                                "variables": {
-                                    "input": {
-                                        "storeId": store.gid,
-                                        "lines": [{"sku": SKU, "quantity": 1}],
-                                    }
-                                },
-                            },
-                            {"Authorization": f"Bearer {store.token}"},
-                        )
-                        for store in og_stores
-                    ],
-                    graphql=True,
-                ),
-                og_ids,
-            ),
-        ]
+        def ids_of(stores: list[BenchStore]) -> list[int]:
+            return [asyncio.run(store_id_of(dsn, store.handle)) for store in stores]
+
+        og_stores = {w: stores_of(w) for w in workloads}
+        base_ids = {w: ids_of(stores_of(w)) for w in workloads}
+        pg_ids = {w: ids_of(stores_of(w)) for w in workloads} if binary else {}
+        seed = ids_of([make_store(setup_url, admin_token)])[0]
+        asyncio.run(prepare_database(dsn, seed))
         print(
-            f"placeOrder: {args.concurrency} concurrent connections, {args.seconds:g} s measured "
-            f"after {args.warmup:g} s warm-up, baseline then ordergraph, "
-            f"{args.processes} process(es) and {args.stores} store(s) each, on {safe_dsn(dsn)}",
-            flush=True,
+            f"setup: stores and products made through the API, {SEED_ORDERS} orders placed "
+            "in a store of their own, then ANALYZE of the whole database (statistics for "
+            "every contender, before any measured order)"
         )
-        pids = {
-            "baseline": [server.process.pid for server in baselines],
-            "ordergraph": [server.process.pid for server in ordergraphs],
-        }
-        results = [
-            asyncio.run(
-                drive(target, args.concurrency, args.seconds, args.warmup, pids[target.name])
-            )
-            for target, _ in targets
-        ]
-        print()
-        print(table(results, args.concurrency, args.processes, args.stores))
-        print()
 
-        failed = False
-        for result, (_, store_ids) in zip(results, targets, strict=True):
-            failed = _report_failures(dsn, result, store_ids, seq_before) or failed
-        return 1 if failed else 0
+        def baseline_command(port: int) -> list[str]:
+            return [
+                sys.executable,
+                str(HERE / "baseline_app.py"),
+                "--dsn",
+                dsn,
+                "--port",
+                str(port),
+            ]
+
+        baselines = _start_servers(args, baseline_command, dict(os.environ), logs, "baseline")
+        servers += baselines
+        og_ids = {w: ids_of(stores) for w, stores in og_stores.items()}
+        base_urls = [s.url for s in baselines]
+        og_urls = [s.url for s in ordergraphs]
+        contenders = [
+            Contender(
+                "baseline",
+                base_ids,
+                _http_contender(
+                    args,
+                    lambda w: _baseline_target(base_urls, base_ids[w]),
+                    [s.process.pid for s in baselines],
+                ),
+            ),
+            Contender(
+                "ordergraph",
+                og_ids,
+                _http_contender(
+                    args,
+                    lambda w: _ordergraph_target(og_urls, og_stores[w]),
+                    [s.process.pid for s in ordergraphs],
+                ),
+            ),
+        ]
+        if binary:
+            contenders.append(
+                Contender(
+                    PGBENCH,
+                    pg_ids,
+                    lambda w: drive_pgbench(
+                        binary, dsn, pg_ids[w], SKU, args.concurrency, args.seconds, args.warmup
+                    ),
+                )
+            )
+        return _measure(args, dsn, contenders, workloads)
     except Exception:
         for server in servers:
             server.stop()
@@ -312,6 +441,59 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
     finally:
         for server in servers:
             server.stop()
+
+
+def _measure(
+    args: argparse.Namespace, dsn: str, contenders: list[Contender], workloads: dict[str, int]
+) -> int:
+    seq_before = {
+        sid: asyncio.run(last_seq(dsn, sid))
+        for c in contenders
+        for ids in c.stores.values()
+        for sid in ids
+    }
+    names = [c.name for c in contenders]
+    by_name = {c.name: c for c in contenders}
+    print(
+        f"placeOrder: {args.concurrency} concurrent connections, {args.seconds:g} s measured "
+        f"after {args.warmup:g} s warm-up per run, {args.rounds} round(s), contenders "
+        f"{', '.join(names)} (order rotated each round), {args.processes} server process(es) "
+        f"per HTTP contender with {args.pool_size} database connections each, on {safe_dsn(dsn)}",
+        flush=True,
+    )
+    scans_before = asyncio.run(seq_scans(dsn))
+    for workload in workloads:
+        for contender in contenders:
+            contender.runs[workload] = []
+        for round_index in range(args.rounds):
+            for name in rotation(names, round_index):
+                result = by_name[name].run(workload)
+                by_name[name].runs[workload].append(result)
+                print(
+                    f"round {round_index + 1} {workload} {name}: {one_line(result, 'orders')}",
+                    flush=True,
+                )
+    scans_after = asyncio.run(seq_scans(dsn))
+    print()
+    for workload, width in workloads.items():
+        print(report(workload, width, contenders, args))
+        print()
+    print(
+        "sequential scans during the runs: "
+        + ", ".join(
+            f"{t} {scans_after.get(t, 0) - scans_before.get(t, 0)}"
+            for t in ("orders", "order_lines")
+        )
+    )
+    print(
+        "client CPU ms/req: this process's CPU (HTTP contenders) or pgbench's, per request; "
+        "server CPU: the HTTP servers' processes from /proc, PostgreSQL not included"
+    )
+    print()
+    failed = False
+    for contender in contenders:
+        failed = _check_contender(dsn, contender, seq_before) or failed
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

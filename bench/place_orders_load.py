@@ -1,50 +1,78 @@
-"""The load of bench/place_orders.py: placeOrder (or the baseline's POST /orders) from many
-connections at once, each result counted and timed."""
+"""The load of bench/place_orders.py and bench/reads.py: one request (placeOrder, the
+baseline's POST /orders, a read) from many keep-alive connections at once, each answer
+checked, counted and timed, with the CPU the servers and this client spent meanwhile."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
+from bench.light_client import Connection, HttpError, client_cpu_seconds, encode_head
 from bench.proc import cpu_seconds
+from bench.prom import LockHold, lock_hold_between, scrape_lock_hold
+
+# The per-key rate limits lifted for the benches' ordergraph servers: a bench measures what a
+# request costs, not the per-key policy (16 connections on one key would be throttled by
+# design). The buckets are still charged and reconciled, as in a deployment.
+UNTHROTTLED = {
+    "ORDERGRAPH_RATE_LIMIT_CAPACITY": "1000000000",
+    "ORDERGRAPH_RATE_LIMIT_RESTORE_PER_SECOND": "1000000000",
+    "ORDERGRAPH_MAX_HEAVY_OPERATIONS_PER_KEY": "1000",
+}
+
+# What an answer means: None if it is what was wanted, else what is wrong with it.
+Check = Callable[[int, bytes], str | None]
 
 
 @dataclass
 class Request:
-    """One order in one store: the body and headers to send."""
+    """One request: the JSON body and headers to send (one order in one store, one read)."""
 
     body: dict[str, Any]
     headers: dict[str, str]
 
 
+def status_ok(status: int, body: bytes) -> str | None:
+    return None if status == 200 else f"{status}: {body[:300]!r}"
+
+
+def graphql_ok(field_name: str | None = None) -> Check:
+    """A 200 with no `errors`; with `field_name`, a payload with no userErrors (a mutation)."""
+
+    def check(status: int, body: bytes) -> str | None:
+        if status != 200:
+            return f"{status}: {body[:300]!r}"
+        answer = json.loads(body)
+        if answer.get("errors") or answer.get("data") is None:
+            return f"errors: {body[:300]!r}"
+        if field_name is not None:
+            payload = answer["data"][field_name]
+            if payload.get("userErrors") or not any(
+                v is not None for k, v in payload.items() if k != "userErrors"
+            ):
+                return f"userErrors: {body[:300]!r}"
+        return None
+
+    return check
+
+
 @dataclass
 class Target:
-    """How to place one order on a contender, and how to tell that it was placed.
+    """How to send a request to a contender, and how to tell that it did what was asked.
 
-    Connection i goes to process `urls[i % len(urls)]` and orders in store
-    `requests[i % len(requests)]`."""
+    Connection i goes to process `urls[i % len(urls)]` and sends `requests[i % len(requests)]`
+    (for placeOrder: orders in that store)."""
 
     name: str
     urls: list[str]
     path: str
     requests: list[Request]
-    graphql: bool
-
-    def placed(self, response: httpx.Response) -> bool:
-        if response.status_code != 200:
-            return False
-        if not self.graphql:
-            return True
-        body = response.json()
-        if body.get("errors"):
-            return False
-        payload = body["data"]["placeOrder"]
-        return payload["order"] is not None and not payload["userErrors"]
+    check: Check = status_ok
+    metrics: bool = False  # whether the servers may expose the lock-hold histogram
 
 
 @dataclass
@@ -55,6 +83,8 @@ class Result:
     errors: int = 0
     first_error: str | None = None
     cpu_seconds: float | None = None  # used by the contender's server processes, when known
+    client_cpu_seconds: float | None = None  # used by the client (this process, or pgbench)
+    lock_hold: LockHold | None = None  # from the servers' /metrics, when they have it
 
     @property
     def orders(self) -> int:
@@ -70,6 +100,13 @@ class Result:
             return float("nan")
         return self.cpu_seconds * 1000 / self.orders
 
+    @property
+    def client_cpu_ms_per_request(self) -> float:
+        sent = self.orders + self.errors
+        if self.client_cpu_seconds is None or not sent:
+            return float("nan")
+        return self.client_cpu_seconds * 1000 / sent
+
     def percentile_ms(self, q: float) -> float:
         if not self.latencies:
             return float("nan")
@@ -78,50 +115,64 @@ class Result:
         return ordered[index] * 1000
 
 
+@dataclass
+class _Prepared:
+    connection: Connection
+    head: bytes
+    body: bytes
+
+
+def _prepare(target: Target, concurrency: int) -> list[_Prepared]:
+    prepared = []
+    for index in range(concurrency):
+        connection = Connection(target.urls[index % len(target.urls)])
+        request = target.requests[index % len(target.requests)]
+        headers = {"Content-Type": "application/json", **request.headers}
+        head = encode_head("POST", target.path, connection.authority, headers)
+        prepared.append(_Prepared(connection, head, json.dumps(request.body).encode()))
+    return prepared
+
+
 async def drive(
     target: Target, concurrency: int, seconds: float, warmup: float, pids: list[int] | None = None
 ) -> Result:
     result = Result(target.name)
-    per_process = -(-concurrency // len(target.urls))
-    limits = httpx.Limits(max_connections=per_process, max_keepalive_connections=per_process)
-    async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(base_url=url, limits=limits, timeout=60)
-            )
-            for url in target.urls
-        ]
+    prepared = _prepare(target, concurrency)
 
-        async def worker(index: int, until: float, record: bool) -> None:
-            client = clients[index % len(clients)]
-            request = target.requests[index % len(target.requests)]
-            while time.perf_counter() < until:
-                began = time.perf_counter()
-                try:
-                    response = await client.post(
-                        target.path, json=request.body, headers=request.headers
-                    )
-                    ok = target.placed(response)
-                    problem = None if ok else f"{response.status_code}: {response.text[:300]}"
-                except httpx.HTTPError as err:
-                    ok, problem = False, repr(err)
-                if not record:
-                    continue
-                if ok:
-                    result.latencies.append(time.perf_counter() - began)
-                else:
-                    result.errors += 1
-                    result.first_error = result.first_error or problem
+    async def worker(one: _Prepared, until: float, record: bool) -> None:
+        while time.perf_counter() < until:
+            began = time.perf_counter()
+            try:
+                status, body = await one.connection.request(one.head, one.body)
+                problem = target.check(status, body)
+            except HttpError as err:
+                problem = str(err)
+            if not record:
+                continue
+            if problem is None:
+                result.latencies.append(time.perf_counter() - began)
+            else:
+                result.errors += 1
+                result.first_error = result.first_error or problem
 
+    try:
         if warmup > 0:
             until = time.perf_counter() + warmup
-            await asyncio.gather(*(worker(i, until, False) for i in range(concurrency)))
+            await asyncio.gather(*(worker(one, until, False) for one in prepared))
+        holds_before = await scrape_lock_hold(target.urls) if target.metrics else None
         cpu_before = cpu_seconds(pids or [])
+        client_before = client_cpu_seconds()
         began = time.perf_counter()
         until = began + seconds
-        await asyncio.gather(*(worker(i, until, True) for i in range(concurrency)))
+        await asyncio.gather(*(worker(one, until, True) for one in prepared))
         result.seconds = time.perf_counter() - began
+        result.client_cpu_seconds = client_cpu_seconds() - client_before
         cpu_after = cpu_seconds(pids or [])
         if pids and cpu_before is not None and cpu_after is not None:
             result.cpu_seconds = cpu_after - cpu_before
+        if holds_before is not None:
+            result.lock_hold = lock_hold_between(holds_before, await scrape_lock_hold(target.urls))
+    finally:
+        for one in prepared:
+            await one.connection.close()
     return result

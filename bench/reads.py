@@ -1,0 +1,302 @@
+"""Benchmark: three reads through ordergraph against a bare Starlette + asyncpg endpoint
+returning the same JSON.
+
+It creates a fresh PostgreSQL database, starts `python -m ordergraph serve` on it, makes a
+store with three products through the API and places --orders orders of 1-3 lines there
+(a fixed seed), runs ANALYZE, and starts bench/baseline_app.py on the same database. It
+checks that both answer each read with the same JSON, then in each of --rounds rounds runs
+both contenders in turn (the order rotated each round) from the same number of keep-alive
+connections for the same time, for each read:
+
+- store: `{ store(handle: "...") { handle } }`;
+- orders: a page of 50 orders with their lines and each line's product;
+- backlog: the store's backlog, backorder and overdue tallies now.
+
+It prints the median and range over the rounds of requests/s, latency, the server's CPU
+per request and the client's CPU per request, and the ratio ordergraph / baseline of the
+median rates; then drops the database.
+
+    python bench/reads.py --seconds 5 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.api import PLACE_ORDER, SKU, STOCK, BenchStore, gql, make_store
+from bench.harness import Server, free_port, serve_command, start
+from bench.pg import create_database, drop_database, safe_dsn, with_database
+from bench.place_orders_load import UNTHROTTLED, Request, Result, Target, drive, graphql_ok
+from bench.rounds import one_line, ratio_line, rotation, summary
+
+HERE = Path(__file__).resolve().parent
+SKUS = (SKU, "BENCH-2", "BENCH-3")
+SEED = 11
+
+_TALLY = "{ orders units value { amount currencyCode } }"
+QUERIES = {
+    "store": '{ store(handle: "%s") { handle } }',
+    "orders": (
+        '{ store(handle: "%s") { orders(first: 50) { nodes { id number placedAt status '
+        "stockStatus lines { id sku quantity allocated backordered "
+        "unitPrice { amount currencyCode } product { id sku title } } } } } }"
+    ),
+    "backlog": (
+        '{ store(handle: "%s") { backlog { '
+        f"backlog {_TALLY} backorders {_TALLY} overdue {_TALLY} }} }} }}"
+    ),
+}
+
+
+# -- setup ------------------------------------------------------------------------
+
+
+def seed_store(url: str, admin_token: str, orders: int) -> BenchStore:
+    """A store with three products in stock and `orders` orders of 1-3 lines."""
+    store = make_store(url, admin_token)
+    for sku in SKUS[1:]:
+        gql(
+            url,
+            """mutation($input: UpsertProductInput!) { upsertProduct(input: $input) {
+                 product { id } userErrors { code message } } }""",
+            {"input": {"storeId": store.gid, "sku": sku, "title": f"Item {sku}", "price": "4.25"}},
+            store.token,
+            "upsertProduct",
+        )
+        gql(
+            url,
+            """mutation($input: ReceiveStockInput!) { receiveStock(input: $input) {
+                 product { onHand } userErrors { code message } } }""",
+            {"input": {"storeId": store.gid, "sku": sku, "quantity": STOCK}},
+            store.token,
+            "receiveStock",
+        )
+    rng = random.Random(SEED)
+    for _ in range(orders):
+        skus = rng.sample(SKUS, rng.randint(1, 3))
+        lines = [{"sku": sku, "quantity": rng.randint(1, 4)} for sku in skus]
+        gql(
+            url,
+            PLACE_ORDER,
+            {"input": {"storeId": store.gid, "lines": lines}},
+            store.token,
+            "placeOrder",
+        )
+    return store
+
+
+async def analyze(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+def targets(read: str, og_url: str, base_url: str, store: BenchStore) -> dict[str, Target]:
+    query = QUERIES[read] % store.handle
+    auth = {"Authorization": f"Bearer {store.token}"}
+    return {
+        "baseline": Target(
+            "baseline", [base_url], f"/reads/{read}", [Request({"handle": store.handle}, {})]
+        ),
+        "ordergraph": Target(
+            "ordergraph", [og_url], "/graphql", [Request({"query": query}, auth)], graphql_ok()
+        ),
+    }
+
+
+def _answer(url: str, target: Target) -> dict[str, Any]:
+    request = target.requests[0]
+    response = httpx.post(url + target.path, json=request.body, headers=request.headers, timeout=30)
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def same_json(read: str, pair: dict[str, Target]) -> tuple[str | None, Any]:
+    """(None if both contenders answer the read with the same data, else both answers;
+    ordergraph's extensions.cost)."""
+    answers = {name: _answer(t.urls[0], t) for name, t in pair.items()}
+    cost = answers["ordergraph"].get("extensions", {}).get("cost", {}).get("requestedQueryCost")
+    if answers["baseline"] == {"data": answers["ordergraph"].get("data")}:
+        return None, cost
+    shown = {name: json.dumps(a)[:1500] for name, a in answers.items()}
+    problem = f"{read}: the answers differ:\n  baseline   {shown['baseline']}"
+    return f"{problem}\n  ordergraph {shown['ordergraph']}", cost
+
+
+# -- main -----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured time per run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of both contenders")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        help="database connections of each server process (both contenders; "
+        "default: --concurrency, one per client connection, as pgbench has)",
+    )
+    parser.add_argument("--orders", type=int, default=200, help="orders in the store")
+    parser.add_argument(
+        "--reads",
+        default=",".join(QUERIES),
+        help=f"which reads, comma-separated (of {', '.join(QUERIES)})",
+    )
+    parser.add_argument(
+        "--pg-dsn",
+        default=os.environ.get(
+            "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
+    )
+    args = parser.parse_args(argv)
+    args.pool_size = args.pool_size or args.concurrency
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    reads = [r for r in args.reads.split(",") if r]
+    if (
+        args.seconds <= 0
+        or args.rounds < 1
+        or args.concurrency < 1
+        or args.warmup < 0
+        or args.pool_size < 1
+        or args.orders < 0
+        or not reads
+        or any(r not in QUERIES for r in reads)
+    ):
+        print(
+            "need --seconds > 0, --rounds >= 1, --concurrency >= 1, --warmup >= 0, "
+            "--pool-size >= 1, "
+            f"--orders >= 0, --reads among {', '.join(QUERIES)}",
+            file=sys.stderr,
+        )
+        return 2
+    name = f"ordergraph_bench_reads_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(create_database(args.pg_dsn, name))
+    try:
+        with tempfile.TemporaryDirectory(prefix="ordergraph-bench-") as logs:
+            return run(args, reads, with_database(args.pg_dsn, name), Path(logs))
+    finally:
+        asyncio.run(drop_database(args.pg_dsn, name))
+
+
+def run(args: argparse.Namespace, reads: list[str], dsn: str, logs: Path) -> int:
+    admin_token = "og_admin_bench_" + secrets.token_urlsafe(16)
+    servers: list[Server] = []
+    try:
+        env = {
+            **os.environ,
+            "ORDERGRAPH_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
+            "ORDERGRAPH_ADMIN_TOKEN": admin_token,
+            "ORDERGRAPH_LOG_LEVEL": "WARNING",
+            **UNTHROTTLED,
+            "ORDERGRAPH_DB_POOL_SIZE": str(args.pool_size),
+        }
+        port = free_port()
+        og = start(serve_command(port), port=port, log=logs / "og.log", env=env, name="ordergraph")
+        servers.append(og)
+        store = seed_store(og.url, admin_token, args.orders)
+        asyncio.run(analyze(dsn))
+        port = free_port()
+        command = [
+            *(sys.executable, str(HERE / "baseline_app.py"), "--dsn", dsn),
+            *("--port", str(port), "--pool-size", str(args.pool_size)),
+        ]
+        base = start(command, port=port, log=logs / "base.log", name="baseline")
+        servers.append(base)
+        print(
+            f"reads: a store of {args.orders} orders of 1-3 lines made through the API, then "
+            f"ANALYZE; {args.concurrency} concurrent connections, {args.seconds:g} s measured "
+            f"after {args.warmup:g} s warm-up per run, {args.rounds} round(s), order rotated "
+            f"each round, {args.pool_size} database connections per server, on {safe_dsn(dsn)}",
+            flush=True,
+        )
+        pids = {"baseline": [base.process.pid], "ordergraph": [og.process.pid]}
+        return _measure(args, reads, {r: targets(r, og.url, base.url, store) for r in reads}, pids)
+    except Exception:
+        for server in servers:
+            server.stop()
+            print(f"--- {server.name} log ---\n{server.log.read_text()[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _measure(
+    args: argparse.Namespace,
+    reads: list[str],
+    by_read: dict[str, dict[str, Target]],
+    pids: dict[str, list[int]],
+) -> int:
+    costs = {}
+    for read in reads:
+        problem, costs[read] = same_json(read, by_read[read])
+        if problem:
+            print(problem)
+            return 1
+    print(
+        f"same JSON from both for: {', '.join(reads)} (ordergraph's data; it adds "
+        "extensions.cost, requested cost: "
+        + ", ".join(f"{read} {cost}" for read, cost in costs.items())
+        + "); per-key rate limits lifted"
+    )
+    runs: dict[str, dict[str, list[Result]]] = {
+        r: {"baseline": [], "ordergraph": []} for r in reads
+    }
+    for read in reads:
+        for round_index in range(args.rounds):
+            for name in rotation(["baseline", "ordergraph"], round_index):
+                target = by_read[read][name]
+                result = asyncio.run(
+                    drive(target, args.concurrency, args.seconds, args.warmup, pids[name])
+                )
+                runs[read][name].append(result)
+                print(
+                    f"round {round_index + 1} {read} {name}: {one_line(result, 'requests')}",
+                    flush=True,
+                )
+    failed = False
+    for read in reads:
+        print()
+        print(f"== {read}: median [min-max] over {args.rounds} round(s) ==")
+        print(summary(runs[read], "requests"))
+        print(ratio_line(runs[read], "ordergraph", "baseline"))
+        for name, results in runs[read].items():
+            for result in results:
+                if result.first_error:
+                    print(f"{read} {name}: {result.errors} failed; first: {result.first_error}")
+                    failed = True
+    print()
+    print(
+        "server CPU: the server process from /proc per request, PostgreSQL not included; "
+        "client CPU: this process's, per request"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
