@@ -67,6 +67,7 @@ ANONYMOUS = "anonymous"
 OTHER = "other"
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,99}$")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LOCK_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 class OperationNames:
@@ -128,6 +129,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.lock_hold = Histogram(
+            "ordergraph_store_lock_hold_seconds",
+            "Time a change held its store's lock, from taking it to commit.",
+            buckets=_LOCK_BUCKETS,
+            registry=self.registry,
+        )
         self.websockets = 0
         self.live = _LiveCollector(self)
         self.registry.register(self.live)
@@ -149,6 +156,7 @@ class Metrics:
         return label
 
     def watch(self, db: Database, hub: EventHub, clock: Callable[[], dt.datetime]) -> None:
+        db.on_lock_held.append(self.lock_hold.observe)
         self.live.db = db
         self.live.hub = hub
         self.live.clock = clock

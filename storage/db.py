@@ -46,6 +46,8 @@ class Database:
         self._write_lock = asyncio.Lock()
         # Called with a store id after a change to that store has committed.
         self.on_commit: list[Callable[[int], None]] = []
+        # Called with the seconds a unit of work held a store's lock (the metrics).
+        self.on_lock_held: list[Callable[[float], None]] = []
         # Writers take SQLite's write lock when they begin (BEGIN IMMEDIATE), so a
         # writer in another process waits for it (busy_timeout) instead of failing
         # with "database is locked" when it upgrades a read transaction.
@@ -99,6 +101,10 @@ class Database:
     def committed(self, store_id: int) -> None:
         for callback in list(self.on_commit):
             callback(store_id)
+
+    def lock_held(self, seconds: float) -> None:
+        for callback in list(self.on_lock_held):
+            callback(seconds)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

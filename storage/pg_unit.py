@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -105,8 +106,10 @@ async def locked(
             await raw.execute(
                 f"BEGIN; SELECT 1 FROM stores WHERE id = {int(store_id)} FOR NO KEY UPDATE"
             )
+            locked_at = time.perf_counter()
             yield conn, raw
             await raw.execute("COMMIT")
+            db.lock_held(time.perf_counter() - locked_at)
         except BaseException:
             await _abandon(conn, raw)
             raise

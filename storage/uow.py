@@ -10,6 +10,7 @@ so a reader that tails `seq > last` per store can never skip one.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -479,11 +480,13 @@ async def store_session(
             await pg_unit.apply(raw, session.store.id, session.writes())
     else:
         async with db.write() as conn:
+            locked_at = time.perf_counter()
             row = await _store_row(conn, store_id)
             if row is None:
                 raise _no_store()
             session = _session_for(conn, row, clock)
             yield session
             await session.flush()
+        db.lock_held(time.perf_counter() - locked_at)
     if session.events:
         db.committed(store_id)
