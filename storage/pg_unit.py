@@ -1,16 +1,17 @@
-"""A store's unit of work on PostgreSQL in four round trips.
+"""A store's unit of work on PostgreSQL in three round trips.
 
-1. `BEGIN` and the store's row lock, in one simple query;
-2. the store row with what the unit will read first (`Reads`: products, orders and
-   their lines, the idempotency record), as JSON in one statement;
-3. every write the domain decided, as one JSON document to `og_apply` (migration
-   0003), which inserts and updates the rows in the order the SQLite path does;
-4. `COMMIT`.
+1. `BEGIN`;
+2. `og_open` (migration 0003): the store's row lock, then the store row with what the
+   unit will read first (`Reads`: products, orders and their lines, the idempotency
+   record), as one JSON document;
+3. every write the domain decided, as one JSON document to `og_apply`, which inserts
+   and updates the rows in the order the SQLite path does, and `COMMIT`, in one simple
+   query.
 
-The session's reads beyond the first go through SQLAlchemy on the same connection,
-which is in autocommit mode so that it never begins a transaction of its own: the
-server-side transaction begun in (1) holds them all. The lock is taken in the first
-round trip and held until the fourth; the domain's work in between is in memory.
+The lock is held from the second round trip to the end of the third; the domain's
+work in between is in memory. The session's reads beyond the first go through
+SQLAlchemy on the same connection, which is in autocommit mode so that it never
+begins a transaction of its own: the server-side transaction holds them all.
 
 Anything that goes wrong before COMMIT rolls back; a connection in an unknown state
 (cancelled mid-statement, say) is closed rather than returned to the pool.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,22 +42,7 @@ if TYPE_CHECKING:  # the unit of work uses this module
 
 _ROLLBACK_SECONDS = 5.0
 
-OPEN = """
-SELECT to_jsonb(s) AS store,
-  (SELECT to_jsonb(k) FROM idempotency_keys k
-     WHERE k.store_id = $1 AND k.operation = $2 AND k.key = $3) AS idempotency,
-  (SELECT coalesce(jsonb_agg(to_jsonb(p)), '[]'::jsonb) FROM products p
-     WHERE p.store_id = $1 AND (p.sku = ANY($4::text[]) OR p.id = ANY($5::bigint[])
-       OR p.id IN (SELECT l.product_id FROM order_lines l
-                   WHERE l.store_id = $1 AND l.order_id = ANY($6::bigint[])))) AS products,
-  (SELECT coalesce(jsonb_agg(to_jsonb(o)), '[]'::jsonb) FROM orders o
-     WHERE o.store_id = $1 AND o.id = ANY($6::bigint[])) AS orders,
-  (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]'::jsonb) FROM order_lines l
-     WHERE l.store_id = $1 AND l.order_id = ANY($6::bigint[])) AS lines
-FROM stores s WHERE s.id = $1
-"""
-
-APPLY = "SELECT og_apply($1::jsonb)"
+OPEN = "SELECT og_open($1, $2, $3, $4::text[], $5::bigint[], $6::bigint[])"
 
 
 @dataclass
@@ -88,10 +73,8 @@ async def _abandon(conn: AsyncConnection, raw: asyncpg.Connection) -> None:
 
 
 @asynccontextmanager
-async def locked(
-    db: Database, store_id: int
-) -> AsyncIterator[tuple[AsyncConnection, asyncpg.Connection]]:
-    """A transaction holding the store's row lock; commits when the block ends cleanly.
+async def transaction(db: Database) -> AsyncIterator[tuple[AsyncConnection, asyncpg.Connection]]:
+    """A transaction that `commit` ends; rolled back if the block fails or ends without.
 
     Yields the SQLAlchemy connection (autocommit mode: it begins nothing itself) and
     the driver's connection under it.
@@ -99,17 +82,10 @@ async def locked(
     async with db.connection() as conn:
         raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
         try:
-            # A simple query may hold two statements: one round trip for both. The id is
-            # an int, formatted as one. NO KEY UPDATE: units on the store wait for each
-            # other, while inserts that only reference the store (their foreign-key
-            # checks take KEY SHARE) go on.
-            await raw.execute(
-                f"BEGIN; SELECT 1 FROM stores WHERE id = {int(store_id)} FOR NO KEY UPDATE"
-            )
-            locked_at = time.perf_counter()
+            await raw.execute("BEGIN")
             yield conn, raw
-            await raw.execute("COMMIT")
-            db.lock_held(time.perf_counter() - locked_at)
+            if raw.is_in_transaction():  # the block ended without committing
+                await raw.execute("ROLLBACK")
         except BaseException:
             await _abandon(conn, raw)
             raise
@@ -121,13 +97,13 @@ def _decoded(value: Any) -> Any:
 
 
 def _rows(table: Table, values: Any) -> list[dict[str, Any]]:
-    return [from_json(table, row) for row in _decoded(values)]
+    return [from_json(table, row) for row in values]
 
 
 async def open_reads(raw: asyncpg.Connection, store_id: int, reads: Reads) -> Opened:
-    """The store row and what `reads` names, in one statement (under the lock)."""
+    """Take the store's lock; then the store row and what `reads` names. One round trip."""
     operation, key = reads.idempotency or ("", "")
-    row = await raw.fetchrow(
+    found = await raw.fetchval(
         OPEN,
         store_id,
         operation,
@@ -136,14 +112,13 @@ async def open_reads(raw: asyncpg.Connection, store_id: int, reads: Reads) -> Op
         list(reads.product_ids),
         list(reads.order_ids),
     )
-    if row is None:
+    if found is None:
         return Opened(store=None)
+    row = _decoded(found)
     idempotency = row["idempotency"]
     return Opened(
-        store=from_json(t.stores, _decoded(row["store"])),
-        idempotency=from_json(t.idempotency_keys, _decoded(idempotency))
-        if idempotency is not None
-        else None,
+        store=from_json(t.stores, row["store"]),
+        idempotency=from_json(t.idempotency_keys, idempotency) if idempotency is not None else None,
         products=_rows(t.products, row["products"]),
         orders=_rows(t.orders, row["orders"]),
         lines=_rows(t.order_lines, row["lines"]),
@@ -175,10 +150,22 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
     return doc
 
 
-async def apply(raw: asyncpg.Connection, store_id: int, writes: Writes) -> None:
-    """Every write of the unit, in one round trip."""
+def _quoted(text: str) -> str:
+    """`text` as a dollar-quoted literal, with a tag it does not contain."""
+    tag, n = "og", 0
+    while f"${tag}$" in text:
+        n += 1
+        tag = f"og{n}"
+    return f"${tag}${text}${tag}$"
+
+
+async def commit(raw: asyncpg.Connection, store_id: int, writes: Writes) -> None:
+    """Every write of the unit, then COMMIT: one round trip (a simple query may hold two
+    statements, and takes no parameters: the document travels as a literal; it is
+    ASCII JSON, and the dollar quote's tag is one it does not contain)."""
     doc = _document(store_id, writes)
-    if len(doc) > 1:
-        # The pool's connections take jsonb parameters as text (SQLAlchemy's codec) and
-        # give jsonb results decoded.
-        await raw.execute(APPLY, json.dumps(doc, separators=(",", ":")))
+    if len(doc) == 1:
+        await raw.execute("COMMIT")
+        return
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
+    await raw.execute(f"SELECT og_apply({_quoted(text)}::jsonb); COMMIT")

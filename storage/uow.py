@@ -468,8 +468,9 @@ async def store_session(
 ) -> AsyncIterator[SqlStoreSession]:
     """Open a locked session on a store; saves and commits when the block ends cleanly."""
     if not db.is_sqlite:
-        async with pg_unit.locked(db, store_id) as (conn, raw):
-            opened = await pg_unit.open_reads(raw, store_id, reads)
+        async with pg_unit.transaction(db) as (conn, raw):
+            opened = await pg_unit.open_reads(raw, store_id, reads)  # takes the lock
+            locked_at = time.perf_counter()
             if opened.store is None:
                 raise _no_store()
             session = _session_for(conn, opened.store, clock)
@@ -477,7 +478,8 @@ async def store_session(
             if reads.idempotency is not None:
                 session.prefetched_keys[reads.idempotency] = opened.idempotency
             yield session
-            await pg_unit.apply(raw, session.store.id, session.writes())
+            await pg_unit.commit(raw, session.store.id, session.writes())
+            db.lock_held(time.perf_counter() - locked_at)
     else:
         async with db.write() as conn:
             locked_at = time.perf_counter()

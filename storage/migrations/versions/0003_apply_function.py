@@ -1,11 +1,14 @@
-"""og_apply: a store change's writes in one call (PostgreSQL only)
+"""og_open and og_apply: a store change's reads and writes in one call each (PostgreSQL)
 
-The unit of work (storage/uow.py) decides every row in Python, through the domain
-services, and sends them as one JSON document. This function only carries the
-decisions out, in the order the SQLite path runs its statements: products, orders,
-lines, events, the figures' running totals, idempotency records, the wake-up and the
-store's counters. It decides nothing: the running totals are the previous point plus
-the change the unit computed (storage/history.py does the same on SQLite).
+og_open takes the store's lock, then reads (each statement of the function sees what
+committed before the lock was granted) the store row and what the unit will read first,
+as one JSON document. The unit of work (storage/uow.py) then decides every row in
+Python, through the domain services, and sends them as one JSON document to og_apply,
+which only carries the decisions out, in the order the SQLite path runs its
+statements: products, orders, lines, events, the figures' running totals, idempotency
+records, the wake-up and the store's counters. It decides nothing: the running totals
+are the previous point plus the change the unit computed (storage/history.py does the
+same on SQLite).
 
 Revision ID: 0003
 Revises: 0002
@@ -25,6 +28,36 @@ _TALLY = (
     "backlog_orders, backlog_units, backlog_value, "
     "backorder_orders, backorder_units, backorder_value"
 )
+
+OPEN = """
+CREATE OR REPLACE FUNCTION og_open(
+    s bigint, op text, k text, skus text[], product_ids bigint[], order_ids bigint[]
+) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    -- NO KEY UPDATE: units on the store wait for each other, while inserts that only
+    -- reference the store (their foreign-key checks take KEY SHARE) go on.
+    PERFORM 1 FROM stores WHERE id = s FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN jsonb_build_object(
+        'store', (SELECT to_jsonb(x) FROM stores x WHERE x.id = s),
+        'idempotency', (SELECT to_jsonb(i) FROM idempotency_keys i
+                        WHERE i.store_id = s AND i.operation = op AND i.key = k),
+        'products', (SELECT coalesce(jsonb_agg(to_jsonb(p)), '[]'::jsonb) FROM products p
+                     WHERE p.store_id = s
+                       AND (p.sku = ANY(skus) OR p.id = ANY(product_ids)
+                            OR p.id IN (SELECT l.product_id FROM order_lines l
+                                        WHERE l.store_id = s AND l.order_id = ANY(order_ids)))),
+        'orders', (SELECT coalesce(jsonb_agg(to_jsonb(o)), '[]'::jsonb) FROM orders o
+                   WHERE o.store_id = s AND o.id = ANY(order_ids)),
+        'lines', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]'::jsonb) FROM order_lines l
+                  WHERE l.store_id = s AND l.order_id = ANY(order_ids))
+    );
+END
+$fn$;
+"""
 
 APPLY = f"""
 CREATE OR REPLACE FUNCTION og_apply(w jsonb) RETURNS void
@@ -153,9 +186,13 @@ $fn$;
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute(OPEN)
         op.execute(APPLY)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS og_apply(jsonb)")
+        op.execute(
+            "DROP FUNCTION IF EXISTS og_open(bigint, text, text, text[], bigint[], bigint[])"
+        )
