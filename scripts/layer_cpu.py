@@ -40,6 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ordergraph
 from bench.api import PLACE_ORDER, SKU, STOCK
 from ordergraph.app import create_app
+from ordergraph.resolvers import inventory as inventory_resolvers
+from ordergraph.resolvers import orders as orders_resolvers
+from ordergraph.resolvers.context import Loaders
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
 from ordergraph.storage.migrate import upgrade
@@ -146,30 +149,41 @@ def place_body(gid: str) -> dict[str, Any]:
 
 
 class DatabaseClock:
-    """The process CPU spent inside SQLAlchemy's async calls (every statement, checkout,
-    begin, commit, rollback and close goes through `greenlet_spawn`): the driver's and
-    SQLAlchemy's work, and the socket I/O they wait on."""
+    """The process CPU spent in the database work of a request: inside SQLAlchemy's async
+    calls (every statement, checkout, begin, commit, rollback and close goes through
+    `greenlet_spawn`: the driver, SQLAlchemy and the socket I/O they wait on), and, with
+    `whole=True`, all of a unit of work (`run`: the domain service and the statements it
+    builds) and of the DataLoaders' batch reads, which a stored function or a result
+    built from the transaction would replace."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self._depth = 0
 
-    def install(self) -> None:
-        original = concurrency.greenlet_spawn
-
-        async def timed(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def timed(self, original: Any) -> Any:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
             if self._depth:
-                return await original(fn, *args, **kwargs)
+                return await original(*args, **kwargs)
             self._depth += 1
             started = time.process_time()
             try:
-                return await original(fn, *args, **kwargs)
+                return await original(*args, **kwargs)
             finally:
                 self.seconds += time.process_time() - started
                 self._depth -= 1
 
+        return timed
+
+    def install(self, *, whole: bool) -> None:
+        spawn = self.timed(concurrency.greenlet_spawn)
         for module in (async_engine, async_result, async_session):
-            module.greenlet_spawn = timed  # type: ignore[attr-defined]
+            module.greenlet_spawn = spawn  # type: ignore[attr-defined]
+        if not whole:
+            return
+        for module in (orders_resolvers, inventory_resolvers):
+            module.run = self.timed(module.run)  # type: ignore[attr-defined]
+        for name in ("_stores", "_products", "_orders", "_lines", "_line"):
+            setattr(Loaders, name, self.timed(getattr(Loaders, name)))
 
 
 DB_CLOCK = DatabaseClock()
@@ -216,7 +230,7 @@ def by_package(profile: cProfile.Profile, requests: int) -> list[tuple[str, floa
 
 
 async def main(args: argparse.Namespace) -> None:
-    DB_CLOCK.install()
+    DB_CLOCK.install(whole=args.whole)
     name = f"og_cpu_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -230,6 +244,7 @@ async def main(args: argparse.Namespace) -> None:
             rate_limit_capacity=10**9,
             rate_limit_restore_per_second=10**9,
             overdue_sweep_seconds=0,
+            **({} if args.gzip_min_bytes is None else {"gzip_min_bytes": args.gzip_min_bytes}),
         )
         app: Any = create_app(settings, db=db)
         async with app.router.lifespan_context(app):
@@ -260,6 +275,8 @@ async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
             total, in_db = await batch(app, body, token, args.requests)
             figures[kind].append(total)
             layer[kind].append(total - in_db)
+    guard = app.state.guard
+    print(f"token lookups in the database: {guard.lookups} (after setup, warm-up and rounds)")
     print(
         f"CPU ms per request, {args.requests} requests x {args.rounds} rounds "
         f"(code: {Path(ordergraph.__file__).parent.parent})"
@@ -301,5 +318,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", type=int, default=0, help="print the top N functions (-1: no profile)"
     )
+    parser.add_argument(
+        "--whole",
+        action="store_true",
+        help="count units of work and DataLoader reads as database work, not only SQLAlchemy",
+    )
+    parser.add_argument("--gzip-min-bytes", type=int, default=None)
     parser.add_argument("--callers", nargs="*", default=[], help="print who calls these")
     asyncio.run(main(parser.parse_args()))
