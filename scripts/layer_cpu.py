@@ -2,16 +2,20 @@
 
 Creates a fresh PostgreSQL database, builds the app as the tests do (create_app on a
 migrated database), makes a store with a product in stock, then sends N placeOrder
-mutations and N trivial queries (`{ store(handle:) { handle } }`) straight through the
-ASGI app (no HTTP client, no sockets), one at a time, timing the process CPU of each
-batch. Under cProfile it splits the CPU into the database side (frames of sqlalchemy,
-asyncpg and the storage package) and the rest (the layer), and prints the top costs.
+mutations, N trivial queries (`{ store(handle:) { handle } }`) and N `{ __typename }`
+(the layer alone) straight through the ASGI app (no HTTP client, no sockets), one at a
+time, interleaved over rounds, and prints the process CPU per request (min/median/max
+over rounds) and the part of it outside the database work: outside SQLAlchemy's async
+calls (driver, SQLAlchemy, socket I/O) or, with --whole, also outside the units of work
+and the DataLoaders' reads. With --profile N it also runs each kind under cProfile (CPU
+clock) and prints the top N functions and packages (the profiler inflates code with many
+small calls, SQLAlchemy most).
 
-    python scripts/layer_cpu.py --requests 300 --rounds 3
-    python scripts/layer_cpu.py --requests 300 --profile 25   # top 25 functions
+    python scripts/layer_cpu.py --requests 300 --rounds 3 --profile -1 --whole
+    python scripts/layer_cpu.py --requests 200 --rounds 1 --profile 40
 
-Figures: CPU ms per request (min/median/max over rounds), without the profiler; with it,
-the share of database frames (their own time, tottime) applied to the median.
+To compare with another revision, run its copy of this script from its tree (the script
+puts its own tree first on sys.path), alternating the two several times.
 """
 
 from __future__ import annotations
