@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError, specified_rules
 from graphql.validation.rules import overlapping_fields_can_be_merged as overlapping
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -22,7 +21,7 @@ from strawberry.types import ExecutionContext
 from ordergraph.schema.caching import DocumentCache
 from ordergraph.schema.enums import InventoryEventType
 from ordergraph.schema.errors import MASKED, client_errors, coded, is_unexpected, log_unexpected
-from ordergraph.schema.input_guard import InputGuard
+from ordergraph.schema.input_guard import find_forbidden, refusal
 from ordergraph.schema.mutations import Mutation
 from ordergraph.schema.query import Query
 from ordergraph.schema.scalars import SCALAR_OVERRIDES
@@ -95,6 +94,88 @@ class MaskUnexpectedErrors(MaskErrors):
             )
 
 
+class GateRules:
+    """What every operation of one schema is checked against, made once per schema: the
+    validation rules (graphql-core's, then no introspection when it is off, the depth and
+    the alias limits, in that order), the token limit of the parser, the budget of field
+    comparisons and the document cache."""
+
+    def __init__(
+        self, limits: SchemaLimits, documents: DocumentCache, *, introspection: bool
+    ) -> None:
+        extra: list[type[ASTValidationRule]] = []
+        if not introspection:
+            extra.extend(DisableIntrospection().validation_rules)
+        extra.extend(QueryDepthLimiter(max_depth=limits.max_depth).validation_rules)
+        extra.extend(MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules)
+        self.validation_rules: tuple[type[ASTValidationRule], ...] = (
+            *specified_rules,
+            *extra,
+        )
+        self.max_tokens = limits.max_tokens
+        self.validation_budget = limits.max_validation_complexity
+        self.quiet = not introspection
+        self.documents = documents
+
+
+class Gate(MaskUnexpectedErrors):
+    """The schema's own checks of every operation, as one extension (one per request
+    instead of one per check: strawberry wraps each hook of each extension anew for every
+    operation, which cost more than the checks themselves on a cached document).
+
+    In order: the limits (validation rules and the parser's token limit, from `GateRules`);
+    the document from the cache (parsed once per text; a syntax error is
+    GRAPHQL_PARSE_FAILED); the outcome of validation from the cache (validated once per
+    text); no control characters in any string argument (schema/input_guard.py), checked
+    when execution starts; and the masking and coding of errors (MaskUnexpectedErrors).
+    """
+
+    def __init__(self, rules: GateRules) -> None:
+        super().__init__(
+            should_mask_error=is_unexpected,
+            error_message=MASKED,
+            quiet=rules.quiet,
+            validation_budget=rules.validation_budget,
+        )
+        self.rules = rules
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.validation_rules = self.rules.validation_rules
+        context.parse_options["max_tokens"] = self.rules.max_tokens
+        yield from super().on_operation()
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None and context.query is not None:
+            context.graphql_document = self.rules.documents.document(
+                context.query, context.parse_options
+            )
+        yield from super().on_parse()
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        query = context.query
+        documents = self.rules.documents
+        known = documents.get(query) if query is not None else None
+        if known is not None:
+            context.pre_execution_errors = known  # validation is then skipped
+        yield from super().on_validate()
+        if known is None and query is not None:
+            errors = context.pre_execution_errors
+            if errors is not None:
+                documents.put(query, errors)
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None:
+            found = find_forbidden(document, context.variables)
+            if found is not None:
+                raise refusal(*found)
+        yield
+
+
 class OrdergraphSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -116,28 +197,13 @@ def build_schema(
     documents = DocumentCache(
         max_bytes=limits.document_cache_bytes, max_document_bytes=limits.max_document_bytes
     )
-    chain: list[Callable[[], SchemaExtension]] = [
-        *extensions,
-        documents.extension(),
-        InputGuard,
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: MaskUnexpectedErrors(
-            should_mask_error=is_unexpected,
-            error_message=MASKED,
-            quiet=not introspection,
-            validation_budget=limits.max_validation_complexity,
-        ),
-    ]
-    if not introspection:
-        chain.insert(len(extensions), DisableIntrospection)
+    gate = GateRules(limits, documents, introspection=introspection)
     schema = OrdergraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[StoreType, ProductType, OrderType, OrderLineType, ApiKeyType, InventoryEventType],
-        extensions=chain,
+        extensions=[*extensions, lambda: Gate(gate)],
         execution_context_class=SharedEventExecutor,
         scalar_overrides=SCALAR_OVERRIDES,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
@@ -37,6 +38,10 @@ from ordergraph.storage.units import SqlUnits
 from ordergraph.throttle import Throttle, throttle_settings
 
 request_log = logging.getLogger("ordergraph.request")
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
 
 
 def _schema(settings: Settings, telemetry: Metrics, throttle: Throttle) -> Schema:
@@ -150,6 +155,7 @@ class OrdergraphView(GraphQL[Context, None]):
     ) -> Context:
         # The context and its units of work share the request's connection slots.
         db = RequestDatabase(self.db, self.limits.max_connections_per_request)
+        info = current_request.get()
         context = Context(
             db=db,
             units=SqlUnits(db, self.clock, idempotency_ttl=self.limits.idempotency_ttl),
@@ -161,13 +167,11 @@ class OrdergraphView(GraphQL[Context, None]):
             response=response,
             live=self.live,
             guard=self.guard,
+            # ordergraph.http numbers the request before it reads the body: that id.
+            request_id=info.request_id if info and info.request_id else _new_id(),
         )
-        info = current_request.get()
-        if info is not None:
-            if info.request_id is None:
-                info.request_id = context.request_id
-            else:  # ordergraph.http numbers the request before it reads the body
-                context.request_id = info.request_id
+        if info is not None and info.request_id is None:
+            info.request_id = context.request_id
         if isinstance(response, Response):
             response.headers["x-request-id"] = context.request_id
         return context

@@ -1,0 +1,332 @@
+"""CPU of the HTTP + GraphQL layer per request, in process, on PostgreSQL (run by hand).
+
+Creates a fresh PostgreSQL database, builds the app as the tests do (create_app on a
+migrated database), makes a store with a product in stock, then sends N placeOrder
+mutations, N trivial queries (`{ store(handle:) { handle } }`) and N `{ __typename }`
+(the layer alone) straight through the ASGI app (no HTTP client, no sockets), one at a
+time, interleaved over rounds, and prints the process CPU per request (min/median/max
+over rounds) and the part of it outside the database work: outside SQLAlchemy's async
+calls (driver, SQLAlchemy, socket I/O) or, with --whole, also outside the units of work
+and the DataLoaders' reads. With --profile N it also runs each kind under cProfile (CPU
+clock) and prints the top N functions and packages (the profiler inflates code with many
+small calls, SQLAlchemy most).
+
+    python scripts/layer_cpu.py --requests 300 --rounds 3 --profile -1 --whole
+    python scripts/layer_cpu.py --requests 200 --rounds 1 --profile 40
+
+To compare with another revision, run its copy of this script from its tree (the script
+puts its own tree first on sys.path), alternating the two several times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import engine as async_engine
+from sqlalchemy.ext.asyncio import result as async_result
+from sqlalchemy.ext.asyncio import session as async_session
+from sqlalchemy.util import concurrency
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import ordergraph
+from bench.api import PLACE_ORDER, SKU, STOCK
+from ordergraph.app import create_app
+from ordergraph.resolvers import inventory as inventory_resolvers
+from ordergraph.resolvers import orders as orders_resolvers
+from ordergraph.resolvers.context import Loaders
+from ordergraph.settings import Settings
+from ordergraph.storage.db import Database
+from ordergraph.storage.migrate import upgrade
+
+ADMIN = "og_admin_bench_" + uuid.uuid4().hex
+TRIVIAL = "query($h: String!) { store(handle: $h) { handle } }"
+# Where a frame's own time is counted: the database side (driver, SQLAlchemy, our storage
+# and domain code, which a stored function would replace) and socket I/O; the rest is the
+# HTTP + GraphQL layer.
+SIDES = {
+    "database": ("/sqlalchemy/", "/asyncpg/", "/storage/", "/domain/", "greenlet"),
+    "io": ("_socket.socket", "select.epoll", "selector_events.py", "selectors.py"),
+}
+
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+async def call(app: App, body: dict[str, Any], token: str) -> dict[str, Any]:
+    """POST /graphql straight through the ASGI app; the JSON answer."""
+    raw = json.dumps(body).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"bench"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("bench", 80),
+    }
+    sent = False
+    chunks: list[bytes] = []
+    gone = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    gone.set()
+    answer: dict[str, Any] = json.loads(b"".join(chunks))
+    return answer
+
+
+async def setup(app: App) -> tuple[str, str, str]:
+    created = await call(
+        app,
+        {
+            "query": """mutation($input: CreateStoreInput!) { createStore(input: $input) {
+                 store { id handle } token userErrors { code } } }""",
+            "variables": {
+                "input": {
+                    "handle": "bench-" + uuid.uuid4().hex[:8],
+                    "name": "Bench",
+                    "currencyCode": "USD",
+                    "timezone": "UTC",
+                    "defaultBackorderPolicy": "DENY",
+                }
+            },
+        },
+        ADMIN,
+    )
+    payload = created["data"]["createStore"]
+    gid, handle, token = payload["store"]["id"], payload["store"]["handle"], payload["token"]
+    for query, variables in (
+        (
+            "mutation($input: UpsertProductInput!) { upsertProduct(input: $input) "
+            "{ userErrors { code } } }",
+            {"input": {"storeId": gid, "sku": SKU, "title": "Item", "price": "9.99"}},
+        ),
+        (
+            "mutation($input: ReceiveStockInput!) { receiveStock(input: $input) "
+            "{ userErrors { code } } }",
+            {"input": {"storeId": gid, "sku": SKU, "quantity": STOCK}},
+        ),
+    ):
+        answer = await call(app, {"query": query, "variables": variables}, token)
+        assert "errors" not in answer, answer
+    return gid, handle, token
+
+
+def place_body(gid: str) -> dict[str, Any]:
+    return {
+        "query": PLACE_ORDER,
+        "variables": {"input": {"storeId": gid, "lines": [{"sku": SKU, "quantity": 1}]}},
+    }
+
+
+class DatabaseClock:
+    """The process CPU spent in the database work of a request: inside SQLAlchemy's async
+    calls (every statement, checkout, begin, commit, rollback and close goes through
+    `greenlet_spawn`: the driver, SQLAlchemy and the socket I/O they wait on), and, with
+    `whole=True`, all of a unit of work (`run`: the domain service and the statements it
+    builds) and of the DataLoaders' batch reads, which a stored function or a result
+    built from the transaction would replace."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._depth = 0
+
+    def timed(self, original: Any) -> Any:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            if self._depth:
+                return await original(*args, **kwargs)
+            self._depth += 1
+            started = time.process_time()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                self.seconds += time.process_time() - started
+                self._depth -= 1
+
+        return timed
+
+    def install(self, *, whole: bool) -> None:
+        spawn = self.timed(concurrency.greenlet_spawn)
+        for module in (async_engine, async_result, async_session):
+            module.greenlet_spawn = spawn  # type: ignore[attr-defined]
+        if not whole:
+            return
+        for module in (orders_resolvers, inventory_resolvers):
+            module.run = self.timed(module.run)  # type: ignore[attr-defined]
+        for name in ("_stores", "_products", "_orders", "_lines", "_line"):
+            setattr(Loaders, name, self.timed(getattr(Loaders, name)))
+
+
+DB_CLOCK = DatabaseClock()
+
+
+async def batch(app: App, body: dict[str, Any], token: str, n: int) -> tuple[float, float]:
+    """(CPU ms per request, of which inside the database calls) over n requests."""
+    started, in_db = time.process_time(), DB_CLOCK.seconds
+    for _ in range(n):
+        answer = await call(app, body, token)
+        if "errors" in answer:
+            raise RuntimeError(answer["errors"])
+    total = (time.process_time() - started) * 1000 / n
+    return total, (DB_CLOCK.seconds - in_db) * 1000 / n
+
+
+def shares(profile: cProfile.Profile) -> dict[str, float]:
+    """The share of each side (and "layer", the rest) in the profiled CPU, by own time."""
+    stats = pstats.Stats(profile)
+    seconds = dict.fromkeys([*SIDES, "layer"], 0.0)
+    for (filename, _, function), row in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{filename}:{function}"
+        side = next((s for s, parts in SIDES.items() if any(p in where for p in parts)), "layer")
+        seconds[side] += row[2]
+    total = sum(seconds.values()) or 1.0
+    return {side: value / total for side, value in seconds.items()}
+
+
+def by_package(profile: cProfile.Profile, requests: int) -> list[tuple[str, float]]:
+    """Own CPU per request, by package (our modules by file), most first."""
+    stats = pstats.Stats(profile)
+    totals: dict[str, float] = {}
+    for (filename, _, function), row in stats.stats.items():  # type: ignore[attr-defined]
+        if "site-packages/" in filename:
+            where = filename.split("site-packages/")[1].split("/")[0]
+        elif "/ordergraph/" in filename or "/wt/cpu/" in filename:
+            where = filename.split("/wt/cpu/")[-1]
+        elif filename == "~":
+            where = function.split(" of ")[-1][:40]
+        else:
+            where = "stdlib " + Path(filename).parent.name + "/" + Path(filename).name
+        totals[where] = totals.get(where, 0.0) + row[2] * 1000 / requests
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
+async def main(args: argparse.Namespace) -> None:
+    DB_CLOCK.install(whole=args.whole)
+    name = f"og_cpu_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    db = Database(url, pool_size=5)
+    try:
+        await upgrade(db)
+        settings = Settings(
+            database_url=url,
+            admin_token=ADMIN,
+            rate_limit_capacity=10**9,
+            rate_limit_restore_per_second=10**9,
+            overdue_sweep_seconds=0,
+            **({} if args.gzip_min_bytes is None else {"gzip_min_bytes": args.gzip_min_bytes}),
+        )
+        app: Any = create_app(settings, db=db)
+        async with app.router.lifespan_context(app):
+            await measure(app, name, args)
+    finally:
+        await db.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
+    gid, handle, token = await setup(app)
+    conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    await conn.execute("ANALYZE")
+    await conn.close()
+    trivial = {"query": TRIVIAL, "variables": {"h": handle}}
+    kinds = {
+        "placeOrder": place_body(gid),
+        "trivial": trivial,
+        "typename": {"query": "{ __typename }"},  # the layer alone: no database work
+    }
+    for body in kinds.values():  # warm up
+        await batch(app, body, token, 20)
+    figures: dict[str, list[float]] = {k: [] for k in kinds}
+    layer: dict[str, list[float]] = {k: [] for k in kinds}
+    for _ in range(args.rounds):
+        for kind, body in kinds.items():
+            total, in_db = await batch(app, body, token, args.requests)
+            figures[kind].append(total)
+            layer[kind].append(total - in_db)
+    guard = app.state.guard
+    print(f"token lookups in the database: {guard.lookups} (after setup, warm-up and rounds)")
+    print(
+        f"CPU ms per request, {args.requests} requests x {args.rounds} rounds "
+        f"(code: {Path(ordergraph.__file__).parent.parent})"
+    )
+    for kind, values in figures.items():
+        outside = layer[kind]
+        print(
+            f"  {kind:11s} all: min {min(values):6.2f}  median {statistics.median(values):6.2f}"
+            f"  max {max(values):6.2f}   outside the database calls: min {min(outside):6.2f}"
+            f"  median {statistics.median(outside):6.2f}  max {max(outside):6.2f}"
+        )
+    for kind, body in kinds.items():
+        if args.profile < 0:
+            break
+        profile = cProfile.Profile(time.process_time)
+        profile.enable()
+        await batch(app, body, token, args.requests)
+        profile.disable()
+        median = statistics.median(figures[kind])
+        split = "  ".join(
+            f"{side} {share:5.1%} ~{median * share:5.2f} ms"
+            for side, share in shares(profile).items()
+        )
+        print(f"  {kind:11s} {split}")
+        if args.profile:
+            print(f"  {kind}: own CPU ms per request by package")
+            for where, ms in by_package(profile, args.requests)[: args.profile]:
+                print(f"    {ms:6.3f}  {where}")
+            pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
+            for name in args.callers:
+                pstats.Stats(profile).print_callers(name)
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--profile", type=int, default=0, help="print the top N functions (-1: no profile)"
+    )
+    parser.add_argument(
+        "--whole",
+        action="store_true",
+        help="count units of work and DataLoader reads as database work, not only SQLAlchemy",
+    )
+    parser.add_argument("--gzip-min-bytes", type=int, default=None)
+    parser.add_argument("--callers", nargs="*", default=[], help="print who calls these")
+    asyncio.run(main(parser.parse_args()))
