@@ -35,6 +35,17 @@ SHIP_ORDER = 3
 TRIVIAL_READ = 2
 
 TRIVIAL = "query($h: String!) { store(handle: $h) { handle } }"
+ORDERS_PAGE = """query($h: String!) { store(handle: $h) { orders(first: 50) { nodes {
+  id number placedAt status stockStatus lines { id sku quantity allocated backordered
+  unitPrice { amount currencyCode } product { id sku title } } } } } }"""
+BACKLOG = """query($h: String!) { store(handle: $h) { backlog {
+  backlog { orders units value { amount currencyCode } }
+  backorders { orders units value { amount currencyCode } }
+  overdue { orders units value { amount currencyCode } } } } }"""
+# A page of 50 orders with their lines and products: the store, the page (orders and
+# their lines, two statements) and the products, one statement each: the budget, five.
+ORDERS_PAGE_TRIPS = 5
+BACKLOG_TRIPS = 3
 
 
 @asynccontextmanager
@@ -129,3 +140,22 @@ async def test_round_trips_of_the_hot_operations(pg_url: str, clock: Clock) -> N
             lambda: api.gql(TRIVIAL, {"h": store.handle}, token=store.token),
         )
         assert read == {"store": {"handle": store.handle}}
+
+        for _ in range(50):
+            await api.place(store, [("A", 1), ("B", 1), ("C", 1)])
+        page = await _fewest(
+            wire,
+            "page of 50 orders",
+            ORDERS_PAGE_TRIPS,
+            lambda: api.gql(ORDERS_PAGE, {"h": store.handle}, token=store.token),
+        )
+        nodes = page["store"]["orders"]["nodes"]
+        assert len(nodes) == 50
+        assert all(line["product"]["sku"] == line["sku"] for n in nodes for line in n["lines"])
+        figures = await _fewest(
+            wire,
+            "backlog",
+            BACKLOG_TRIPS,
+            lambda: api.gql(BACKLOG, {"h": store.handle}, token=store.token),
+        )
+        assert figures["store"]["backlog"]["backlog"]["orders"] > 50
