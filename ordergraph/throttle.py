@@ -294,7 +294,8 @@ class Throttle:
         sent = {key: (b.unsynced if b.synced else b.level) for key, b in recent.items()}
         charged = {key: b.unsynced for key, b in recent.items()}
         rate = float(self.settings.restore_per_second)
-        async with self.db.write() as conn:
+        # Each statement commits on its own (autocommit): one round trip each.
+        async with self.db.connection() as conn:
             levels = await buckets.reconcile(conn, sent, rate)
             if now - self._last_prune > IDLE_SECONDS:
                 self._last_prune = now

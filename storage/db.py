@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
@@ -36,11 +38,12 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            # No ping per checkout (three round trips with asyncpg): a connection the
-            # server dropped fails its statement once and the pool discards every
-            # connection made before the failure (SQLAlchemy's disconnect handling).
+            # No ping per checkout (three round trips with asyncpg): see _skip_closed.
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if not self.is_sqlite:
+            event.listen(self.engine.sync_engine, "checkin", _idle_from)
+            event.listen(self.engine.sync_engine, "checkout", _skip_closed)
         # SQLite allows one writer at a time: writers in this process queue here
         # instead of failing with "database is locked".
         self._write_lock = asyncio.Lock()
@@ -108,6 +111,32 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# A pooled connection idle for longer than this is pinged before use (a restart of the
+# server is then the likeliest time it died); busy connections never are.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info["idle_since"] = time.monotonic()
+
+
+def _skip_closed(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """At checkout, without a round trip for a busy connection: one the server closed (a
+    restart, a terminated backend) is known closed to the driver once the event loop read
+    the close, and the pool then drops it and every connection made before it. One idle
+    for a while is pinged first."""
+    driver = getattr(dbapi_connection, "_connection", None)
+    if driver is not None and driver.is_closed():
+        raise InvalidatePoolError("the server closed this connection")
+    idle_since = record.info.get("idle_since")
+    if idle_since is not None and time.monotonic() - idle_since > PING_AFTER_IDLE_SECONDS:
+        try:
+            dbapi_connection.ping()
+        except Exception as err:
+            raise InvalidatePoolError("the connection failed its ping") from err
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

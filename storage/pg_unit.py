@@ -72,23 +72,44 @@ async def _abandon(conn: AsyncConnection, raw: asyncpg.Connection) -> None:
     await conn.invalidate()
 
 
+# What a connection the server closed raises at its first statement (a restart, a
+# terminated backend, noticed by the driver only now).
+_LOST = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+_BEGIN_ATTEMPTS = 3
+
+
 @asynccontextmanager
 async def transaction(db: Database) -> AsyncIterator[tuple[AsyncConnection, asyncpg.Connection]]:
     """A transaction that `commit` ends; rolled back if the block fails or ends without.
 
     Yields the SQLAlchemy connection (autocommit mode: it begins nothing itself) and
-    the driver's connection under it.
+    the driver's connection under it. A connection found closed at BEGIN, before
+    anything was done, is dropped and another one tried.
     """
-    async with db.connection() as conn:
-        raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
-        try:
-            await raw.execute("BEGIN")
-            yield conn, raw
-            if raw.is_in_transaction():  # the block ended without committing
-                await raw.execute("ROLLBACK")
-        except BaseException:
-            await _abandon(conn, raw)
-            raise
+    for attempt in range(_BEGIN_ATTEMPTS):
+        async with db.connection() as conn:
+            raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+            try:
+                await raw.execute("BEGIN")
+            except _LOST:
+                await conn.invalidate()
+                if attempt == _BEGIN_ATTEMPTS - 1:
+                    raise
+                continue
+            try:
+                yield conn, raw
+                if raw.is_in_transaction():  # the block ended without committing
+                    await raw.execute("ROLLBACK")
+            except BaseException:
+                await _abandon(conn, raw)
+                raise
+            return
 
 
 def _decoded(value: Any) -> Any:
