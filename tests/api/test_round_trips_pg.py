@@ -17,13 +17,13 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from bench.pg_wire import Wire, proxy
 from ordergraph.app import create_app
 from ordergraph.clock import Clock
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
 from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, PG_HOST, PG_PORT
-from tests.pg_wire import Wire, proxy
 
 # A placeOrder or shipOrder is one transaction of three round trips (BEGIN; the store's
 # lock with the first reads; the writes with COMMIT): the budget was four. A
