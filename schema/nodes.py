@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
+from strawberry.annotation import StrawberryAnnotation
 from strawberry.types import Info
+from strawberry.types.field import StrawberryField
 
 from ordergraph.resolvers.context import Context
 
@@ -53,6 +55,15 @@ def _guarded(guard: Callable[[Ctx], None]) -> Callable[[Any, Ctx], Any]:
     return read
 
 
+class _Attribute(StrawberryField):
+    """A field without a resolver that reads the wrapped domain object's attribute: to
+    Strawberry a "basic" field, resolved on its fast path (no Info, no arguments), which
+    matters on pages of many objects. Its dataclass default (None) is never read."""
+
+    def get_result(self, source: Any, info: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        return getattr(source.domain(), self.python_name)
+
+
 def attribute(graphql_type: Any, guard: Callable[[Ctx], None] | None = None) -> Any:
     """A field that is the attribute of the same name of the wrapped domain object
     (`domain()` of the type), read as it is; `guard(info)` first, if given (a scope check
@@ -60,5 +71,8 @@ def attribute(graphql_type: Any, guard: Callable[[Ctx], None] | None = None) -> 
 
     Declared in the class body in schema order (`sku = attribute(str)`), among the
     resolved fields, so the served schema lists fields as the class does."""
-    resolver = _domain_attribute if guard is None else _guarded(guard)
-    return strawberry.field(resolver=resolver, graphql_type=graphql_type)
+    if guard is None:
+        return _Attribute(
+            type_annotation=StrawberryAnnotation.from_annotation(graphql_type), default=None
+        )
+    return strawberry.field(resolver=_guarded(guard), graphql_type=graphql_type)
