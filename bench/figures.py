@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.figures_http import Client, Measured, check_all_http, measure, read_key
 from bench.figures_load import Store, load_all
 from bench.figures_replay import check_replay
-from bench.figures_trends import backend_pids, check_hour_trend, measure_trends, trend_table
+from bench.figures_trends import check_hour_trend, measure_trends, trend_table
 from bench.figures_world import HISTORY, Timeline
 from bench.harness import Server, ServerFailed, running, start_serve
 from bench.pg import admin_execute, with_database
@@ -124,13 +124,12 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             rows = measure(client, stores, timeline, args.warmup, args.samples)
             print()
             print(table(rows, args.samples, args.warmup), flush=True)
-            db_pids = asyncio.run(backend_pids(dsn))
             trends = measure_trends(
                 client,
                 trended,
                 timeline,
                 server.process.pid,
-                db_pids,
+                dsn,
                 args.rounds,
                 args.trend_samples,
                 args.warmup,
@@ -156,6 +155,7 @@ def start_server(database_url: str, admin_token: str, log: Path) -> Server:
         # The 1,000-point trend costs more than the default limit allows (schema/cost.py
         # prices each point as a query of its own); the bench measures time, not limits.
         "ORDERGRAPH_MAX_COST": "100000",
+        "ORDERGRAPH_OPERATION_TIMEOUT_MS": "120000",
         "ORDERGRAPH_RATE_LIMIT_CAPACITY": "1000000000",
         "ORDERGRAPH_RATE_LIMIT_RESTORE_PER_SECOND": "1000000000",
     }

@@ -4,6 +4,7 @@ request (the application process and its PostgreSQL backends) read from /proc.""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import statistics
 import time
@@ -15,7 +16,7 @@ import asyncpg
 from bench.figures_http import TALLY, TREND_QUERY, Client, summary_problems, trend_window
 from bench.figures_load import Store
 from bench.figures_world import Timeline, expected_at
-from bench.proc import cpu_seconds
+from bench.proc import process_cpu_seconds
 
 HOUR_POINTS = 1_000
 HOUR_TREND_QUERY = (
@@ -77,16 +78,31 @@ async def backend_pids(dsn: str) -> list[int]:
     return [int(r["pid"]) for r in rows]
 
 
+def _cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds so far of each of the processes that still runs."""
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = process_cpu_seconds(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
+
+
 def _run(client: Client, c: Contender, samples: int, app: list[int], db: list[int]) -> None:
     took = []
-    app_before, db_before = cpu_seconds(app) or 0.0, cpu_seconds(db) or 0.0
+    app_before, db_before = _cpu(app), _cpu(db)
     for _ in range(samples):
         began = time.perf_counter()
         client.post(c.query, c.variables)
         took.append(time.perf_counter() - began)
     c.round_ms.append(statistics.median(took) * 1000)
-    c.app_cpu_ms.append(((cpu_seconds(app) or 0.0) - app_before) * 1000 / samples)
-    c.db_cpu_ms.append(((cpu_seconds(db) or 0.0) - db_before) * 1000 / samples)
+    c.app_cpu_ms.append(_spent(app_before, _cpu(app)) * 1000 / samples)
+    c.db_cpu_ms.append(_spent(db_before, _cpu(db)) * 1000 / samples)
 
 
 def measure_trends(
@@ -94,7 +110,7 @@ def measure_trends(
     store: Store,
     timeline: Timeline,
     app_pid: int,
-    db_pids: list[int],
+    dsn: str,
     rounds: int,
     samples: int,
     warmup: int,
@@ -113,7 +129,7 @@ def measure_trends(
             client.post(c.query, c.variables)
     for index in range(rounds):
         for c in contenders if index % 2 == 0 else contenders[::-1]:
-            _run(client, c, samples, [app_pid], db_pids)
+            _run(client, c, samples, [app_pid], asyncio.run(backend_pids(dsn)))
     return contenders
 
 
