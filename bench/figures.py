@@ -28,6 +28,13 @@ the admin `createApiKey` mutation, and times sequential requests (after warm-up)
 `backlog(asOf: null)`, `backlog(asOf: <182 days ago>)` and a 30-point DAY
 `backlogTrend`, and prints the median per store size and the ratio to the smallest.
 
+Last, on the store nearest 100,000 orders (`--trend-store`), it measures the 1,000-point
+HOUR `backlogTrend` (its points are checked against the order lives too, one in 50)
+against the 30-point DAY trend: three rounds (`--rounds`) of 10 requests each
+(`--trend-samples`), the two alternating, and prints each trend's min/median/max of the
+round medians, its ratio to the 30-point trend, and the CPU per request of the server
+process and of its PostgreSQL backends, read from /proc.
+
 Run from the repository root, in the project's environment:
 
     python bench/figures.py                       # N = 1,000, 100,000, 1,000,000
