@@ -22,10 +22,11 @@ delta its values minus those of the point before it (LAG): the last point of d a
 before t is the sum of the deltas of d's points at or before t. So overdue(t) is the
 sum of the deltas of all points p with max(d, p.at) <= t, and one running sum of the
 deltas ordered by that key, read at each instant, gives every instant's overdue
-totals. Only the points that can matter are read: per overdue instant up to the
-last instant asked, its last point at or before the first instant asked (whose delta
-is its whole value: the sum of all earlier deltas) and its points between the first
-and the last instant.
+totals. Only the points that can matter are read: per overdue instant d up to the
+last instant asked, with since = max(d, first instant asked), its last point at or
+before `since` (whose delta is its whole value: the sum of all earlier deltas, which
+no instant asked separates) and its points after `since` up to the last instant: the
+changes to orders already overdue. docs/figures-benchmark.md has the measurements.
 """
 
 from __future__ import annotations
