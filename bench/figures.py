@@ -28,6 +28,13 @@ the admin `createApiKey` mutation, and times sequential requests (after warm-up)
 `backlog(asOf: null)`, `backlog(asOf: <182 days ago>)` and a 30-point DAY
 `backlogTrend`, and prints the median per store size and the ratio to the smallest.
 
+Last, on the store nearest 100,000 orders (`--trend-store`), it measures the 1,000-point
+HOUR `backlogTrend` (its points are checked against the order lives too, one in 50)
+against the 30-point DAY trend: three rounds (`--rounds`) of 10 requests each
+(`--trend-samples`), the two alternating, and prints each trend's min/median/max of the
+round medians, its ratio to the 30-point trend, and the CPU per request of the server
+process and of its PostgreSQL backends, read from /proc.
+
 Run from the repository root, in the project's environment:
 
     python bench/figures.py                       # N = 1,000, 100,000, 1,000,000
@@ -54,8 +61,9 @@ from ordergraph.storage.migrate import upgrade
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.figures_http import Client, Measured, check_all_http, measure, read_key
-from bench.figures_load import load_all
+from bench.figures_load import Store, load_all
 from bench.figures_replay import check_replay
+from bench.figures_trends import check_hour_trend, measure_trends, trend_table
 from bench.figures_world import HISTORY, Timeline
 from bench.harness import Server, ServerFailed, running, start_serve
 from bench.pg import admin_execute, with_database
@@ -112,6 +120,10 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
         client = Client(server.url, token)
         try:
             problems += check_all_http(client, stores, timeline)
+            trended = trend_store(stores, args.trend_store)
+            problems += [
+                f"N={trended.orders:,}: {p}" for p in check_hour_trend(client, trended, timeline)
+            ]
             if problems:
                 print("consistency: FAILED", *problems[:20], sep="\n  ", file=sys.stderr)
                 return 1
@@ -119,9 +131,26 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             rows = measure(client, stores, timeline, args.warmup, args.samples)
             print()
             print(table(rows, args.samples, args.warmup), flush=True)
+            trends = measure_trends(
+                client,
+                trended,
+                timeline,
+                server.process.pid,
+                dsn,
+                args.rounds,
+                args.trend_samples,
+                args.warmup,
+            )
+            print()
+            print(trend_table(trended, trends, args.rounds, args.trend_samples), flush=True)
         finally:
             client.close()
     return 0
+
+
+def trend_store(stores: list[Store], orders: int) -> Store:
+    """The store whose size is nearest `orders`: the one the trend rows are measured on."""
+    return min(stores, key=lambda s: (abs(s.orders - orders), s.orders))
 
 
 def start_server(database_url: str, admin_token: str, log: Path) -> Server:
@@ -130,6 +159,12 @@ def start_server(database_url: str, admin_token: str, log: Path) -> Server:
         "ORDERGRAPH_ADMIN_TOKEN": admin_token,
         "ORDERGRAPH_LOG_LEVEL": "WARNING",
         "ORDERGRAPH_OVERDUE_SWEEP_SECONDS": "0",  # nothing writes while we measure
+        # The 1,000-point trend costs more than the default limit allows (schema/cost.py
+        # prices each point as a query of its own); the bench measures time, not limits.
+        "ORDERGRAPH_MAX_COST": "100000",
+        "ORDERGRAPH_OPERATION_TIMEOUT_MS": "120000",
+        "ORDERGRAPH_RATE_LIMIT_CAPACITY": "1000000000",
+        "ORDERGRAPH_RATE_LIMIT_RESTORE_PER_SECOND": "1000000000",
     }
     try:
         return start_serve(log, env)
@@ -157,6 +192,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests first")
     parser.add_argument("--seed", type=int, default=20_270_124)
     parser.add_argument(
+        "--trend-store",
+        type=int,
+        default=100_000,
+        help="the trend rows are measured on the store whose size is nearest this",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the trend rows")
+    parser.add_argument(
+        "--trend-samples", type=int, default=10, help="timed requests per trend and round"
+    )
+    parser.add_argument(
         "--replay-orders",
         type=int,
         default=300,
@@ -177,6 +222,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.smoke:
         args.sizes, args.samples, args.warmup, args.replay_orders = [200, 2_000], 5, 2, 150
+        args.trend_samples = 2
     return args
 
 
@@ -184,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if (
         args.samples < 1
+        or min(args.rounds, args.trend_samples) < 1
         or args.warmup < 0
         or not args.sizes
         or min(args.sizes[0], args.replay_orders) < 10

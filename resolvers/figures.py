@@ -62,4 +62,4 @@ async def backlog_trend(
             field=["interval"],
         )
     async with ctx.db.read() as conn:
-        return [await history.figures_at(conn, store.id, at) for at in instants]
+        return await history.figures_over(conn, store.id, instants)

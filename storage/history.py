@@ -14,19 +14,54 @@ events, in the same transaction. Reading an instant t is then:
 
 Time within a store never runs backwards (the unit of work clamps it), so
 "last by time" and "last by position" agree.
+
+A trend reads all its instants in one statement (`figures_over`): each instant's
+last `tally_points` row is one probe as above; the overdue totals come from one
+running sum. Order each overdue instant d's points by (at, seq) and call a point's
+delta its values minus those of the point before it (LAG): the last point of d at or
+before t is the sum of the deltas of d's points at or before t. So overdue(t) is the
+sum of the deltas of all points p with max(d, p.at) <= t, and one running sum of the
+deltas ordered by that key, read at each instant, gives every instant's overdue
+totals. Only the points that can matter are read: per overdue instant d up to the
+last instant asked, with since = max(d, first instant asked), its last point at or
+before `since` (whose delta is its whole value: the sum of all earlier deltas, which
+no instant asked separates) and its points after `since` up to the last instant: the
+changes to orders already overdue. docs/figures-benchmark.md has the measurements.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, func, insert, select, true, type_coerce, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Select,
+    String,
+    Subquery,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+    type_coerce,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import FromClause
 
 from ordergraph.domain.model import Order
 from ordergraph.domain.tallies import NOTHING, Contribution, Figures, Tally, contribution, figures
@@ -228,7 +263,7 @@ async def _overdue_at(conn: AsyncConnection, store_id: int, at: dt.datetime) -> 
     return _contribution(_typed(row))
 
 
-def _newest_point_by(at: dt.datetime, *names: str) -> Select[Any]:
+def _newest_point_by(at: Any, *names: str) -> Select[Any]:
     """The named columns of the newest point at or before `at` of the overdue instant
     in the enclosing query's overdue_totals row: one row at most."""
     ot, latest = t.overdue_totals, t.overdue_points.alias("latest")
@@ -303,3 +338,181 @@ async def figures_at(conn: AsyncConnection, store_id: int, at: dt.datetime) -> F
     overdue = await _overdue_at(conn, store_id, at)
     oldest = point["oldest_backorder_placed_at"] if point else None
     return figures(at, _contribution(point), overdue, oldest)
+
+
+# -- a trend: the figures at many instants in one statement ------------------------------
+
+
+async def figures_over(
+    conn: AsyncConnection, store_id: int, instants: Sequence[dt.datetime]
+) -> list[Figures]:
+    """The figures exactly as they stood at each of `instants`, as `figures_at` gives them,
+    in one statement whatever the number of instants and of overdue instants."""
+    if not instants:
+        return []
+    ordered = sorted(set(instants))
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        asked: Any = ordered
+    else:  # a JSON array of the instants as SQLite stores them, to compare as they do
+        process = t.UtcDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        asked = json.dumps([process(at) if process else at for at in ordered])
+    params = {"store_id": store_id, "first": ordered[0], "last": ordered[-1], "instants": asked}
+    rows = (await conn.execute(_trend_query(postgres), params)).all()
+    if len(rows) != len(ordered):
+        raise RuntimeError(f"trend: {len(rows)} rows for {len(ordered)} instants")
+    found = {at: _trend_figures(at, row) for at, row in zip(ordered, rows, strict=True)}
+    return [found[at] for at in instants]
+
+
+def _trend_figures(at: dt.datetime, row: Any) -> Figures:
+    """One row of `_trend_query`: the tally point's columns (all null before the first
+    point), its oldest backorder, then the overdue sums."""
+    orders, units, value, b_orders, b_units, b_value, oldest, *overdue = row
+    if orders is None:
+        backlog = backorders = Tally()
+    else:
+        backlog, backorders = Tally(orders, units, value), Tally(b_orders, b_units, b_value)
+    o_orders, o_units, o_value, ob_orders, ob_units, ob_value = overdue
+    return Figures(
+        as_of=at,
+        backlog=backlog,
+        backorders=backorders,
+        overdue=Tally(o_orders, o_units, _money(o_value)),
+        overdue_backorders=Tally(ob_orders, ob_units, _money(ob_value)),
+        oldest_backorder_placed_at=oldest,
+    )
+
+
+def _money(units: Any) -> Decimal:
+    return Decimal(units) / t.MONEY_SCALE  # as _typed makes it
+
+
+@cache
+def _trend_query(postgres: bool) -> Select[Any]:
+    """One row per instant asked, in order: the newest tally point's columns (null before
+    the first point) and the overdue sums (plain integers). Parameters: store_id, first
+    and last (the first and last instants) and instants (PostgreSQL: an array; SQLite: a
+    JSON array of the instants as stored)."""
+    store_id = bindparam("store_id", type_=BigInteger)
+    first = bindparam("first", type_=t.UtcDateTime)
+    last = bindparam("last", type_=t.UtcDateTime)
+    if postgres:
+        array = ARRAY(DateTime(timezone=True))
+        asked = func.unnest(cast(bindparam("instants", type_=array), array))
+        instants: FromClause = asked.table_valued("at").render_derived(name="asked")
+    else:
+        instants = func.json_each(bindparam("instants", type_=String)).table_valued("value")
+    running = _overdue_running(store_id, first, last, instants, postgres)
+    overdue = [running.c[name].label("overdue_" + name) for name in _COLUMNS]
+    p = t.tally_points
+    names = (*_COLUMNS, "oldest_backorder_placed_at")
+    newest = (
+        select(*(p.c[name] for name in names) if postgres else (p.c.seq,))
+        .where(p.c.store_id == store_id, p.c.at <= running.c.key)
+        .order_by(p.c.at.desc(), p.c.seq.desc())
+        .limit(1)
+    )
+    if postgres:  # one backward probe per instant, as in _latest_point
+        latest = newest.lateral("latest")
+        joined = running.outerjoin(latest, true())
+        tally = [latest.c[name] for name in names]
+    else:  # SQLite has no LATERAL: the point whose seq is the newest's
+        newest_seq = newest.correlate(running).scalar_subquery()
+        joined = running.outerjoin(p, (p.c.store_id == store_id) & (p.c.seq == newest_seq))
+        tally = [p.c[name] for name in names]
+    return (
+        select(*tally, *overdue)
+        .select_from(joined)
+        .where(running.c.probe == 1)
+        .order_by(running.c.key)
+    )
+
+
+def _overdue_running(
+    store_id: Any, first: Any, last: Any, instants: FromClause, postgres: bool
+) -> Subquery:
+    """The deltas of the overdue points that matter and one row per instant asked
+    (probe = 1), with the running sums of the deltas up to each row in order of key;
+    a point comes before an instant of the same key (the instant includes it)."""
+    points = _points_that_matter(store_id, first, last, postgres).subquery("points")
+    key = case((points.c.at > points.c.overdue_at, points.c.at), else_=points.c.overdue_at)
+    in_instant = {"partition_by": points.c.overdue_at, "order_by": (points.c.at, points.c.seq)}
+    deltas = select(
+        key.label("key"),
+        literal_column("0").label("probe"),
+        *(
+            (
+                _integer(points.c[name])
+                - func.coalesce(func.lag(_integer(points.c[name])).over(**in_instant), 0)
+            ).label(name)
+            for name in _COLUMNS
+        ),
+    )
+    probes = select(
+        next(iter(instants.c)).label("key"),
+        literal_column("1").label("probe"),
+        *(literal_column("0").label(name) for name in _COLUMNS),
+    )
+    stream = union_all(deltas, probes).subquery("stream")
+    order = (stream.c.key, stream.c.probe)
+    return select(
+        stream.c.key,
+        stream.c.probe,
+        *(
+            # bigint (a store's sums fit), not numeric: it converts faster
+            cast(func.sum(stream.c[name]).over(order_by=order, rows=(None, 0)), BigInteger).label(
+                name
+            )
+            for name in _COLUMNS
+        ),
+    ).subquery("running")
+
+
+def _points_that_matter(store_id: Any, first: Any, last: Any, postgres: bool) -> Any:
+    """Per overdue instant d up to `last`, from the index on (store_id, overdue_at, at,
+    seq): its newest point at or before `since` = max(d, first), and its points after
+    `since` up to `last`. Before `since` only the sum of d's deltas matters (no instant
+    asked lies between them and `since`), and that sum is the newest point's value; so
+    the rows read are one per overdue instant plus the changes to orders already
+    overdue, not every change in the span of the trend."""
+    ot, op = t.overdue_totals, t.overdue_points
+    names = ("overdue_at", "at", "seq", *_COLUMNS)
+    since = case((ot.c.overdue_at > first, ot.c.overdue_at), else_=first)
+    if postgres:
+        newest = _newest_point_by(since, *names).lateral("newest")
+        before: Select[Any] = select(*(newest.c[name] for name in names)).select_from(
+            ot.join(newest, true())
+        )
+    else:
+        newest_seq = _newest_point_by(since, "seq").correlate(ot).scalar_subquery()
+        before = select(*(op.c[name] for name in names)).select_from(
+            ot.join(
+                op,
+                (op.c.store_id == ot.c.store_id)
+                & (op.c.overdue_at == ot.c.overdue_at)
+                & (op.c.seq == newest_seq),
+            )
+        )
+    before = before.where(ot.c.store_id == store_id, ot.c.overdue_at <= last)
+    later = t.overdue_points.alias("later")
+    changes = select(*(later.c[name] for name in names)).where(
+        later.c.store_id == ot.c.store_id,
+        later.c.overdue_at == ot.c.overdue_at,
+        later.c.at > since,
+        later.c.at <= last,
+    )
+    if postgres:
+        # A range of the index per overdue instant. OFFSET 0 keeps the planner from
+        # flattening the subquery into a hash join over all of the store's points (it
+        # cannot estimate `at > since` and guesses a third of them).
+        joined = changes.offset(0).lateral("later_points")
+        after = select(*(joined.c[name] for name in names)).select_from(ot.join(joined, true()))
+    else:  # SQLite joins by nested loops: the same ranges
+        after = changes
+    after = after.where(ot.c.store_id == store_id, ot.c.overdue_at <= last)
+    return union_all(before, after)
+
+
+def _integer(column: Any) -> ColumnElement[Any]:
+    return type_coerce(column, BigInteger)  # money as its integer units

@@ -11,6 +11,11 @@ from tests.conftest import bench_dropped_its_database, run_bench
 MS = r"([0-9]+\.[0-9]+) ms\s+([0-9]+\.[0-9]+)"
 ROW = re.compile(rf"^\s*([0-9,]+)\s+{MS}\s+{MS}\s+{MS}\s*$", re.MULTILINE)
 GOAL = re.compile(r"^\s+(backlog\S*.*?)\s+([0-9.]+) <= ([0-9.]+)\s+(met|MISSED)$", re.MULTILINE)
+TREND = re.compile(
+    r"^(30 DAY|1,000 HOUR) points\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+)"
+    r"\s+([0-9.]+) ms\s+([0-9.]+) ms$",
+    re.MULTILINE,
+)
 
 
 @pytest.mark.postgres
@@ -36,5 +41,15 @@ def test_smoke_run_checks_consistency_and_prints_medians_with_ratios(pg_url: str
                 assert ratio == pytest.approx(median / first, abs=0.01), output
     goals = GOAL.findall(done.stdout)
     assert [float(goal) for _, _, goal, _ in goals] == [1.5, 3.0, 10.0], output
+
+    # The trend rows, on the larger store: min <= median <= max, ratios to the DAY trend.
+    assert "backlogTrend on the store of 2,000 orders" in done.stdout, output
+    trends = {name: [float(x) for x in rest] for name, *rest in TREND.findall(done.stdout)}
+    assert sorted(trends) == ["1,000 HOUR", "30 DAY"], output
+    for low, median, high, *_ in trends.values():
+        assert 0 < low <= median <= high, output
+    assert trends["30 DAY"][3] == 1.0, output
+    ratio = trends["1,000 HOUR"][1] / trends["30 DAY"][1]
+    assert trends["1,000 HOUR"][3] == pytest.approx(ratio, rel=0.02), output
 
     assert bench_dropped_its_database(done.stdout, "ordergraph_figures"), output

@@ -1,0 +1,189 @@
+"""A trend in one statement: `history.figures_over` against `history.figures_at` instant by
+instant, on generated histories, on SQLite and PostgreSQL; and the statements a trend runs.
+
+The histories are the replay test's (tests/api/test_figures_replay.py): stores in several
+zones, fills, partial shipments and cancellations, price changes, overdue sweeps, a clock
+moved by nothing, minutes, hours, days or to just around a local midnight. The instants
+asked include every event's time, one microsecond before some, the overdue instants and
+one microsecond and one second around them, and random ones; asked all at once, as
+random runs of consecutive instants (so that the first instant asked, where the trend's
+reading of the overdue points starts, falls everywhere), one by one, and shuffled with a
+repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as label
+from hypothesis import strategies as st
+
+from ordergraph.app import create_app
+from ordergraph.clock import Clock
+from ordergraph.settings import Settings
+from ordergraph.storage import history as figures_history
+from ordergraph.storage.db import Database
+from tests.api.test_figures_replay import History, instants_to_check, order_log, store_id_of
+from tests.api.test_schema_and_queries_count import counting_statements
+from tests.client import Api
+from tests.conftest import (
+    ADMIN_TOKEN,
+    _create_pg_database,
+    _drop_pg_database,
+    _migrate,
+    app_client,
+    run_outside_loop,
+)
+
+MICRO = dt.timedelta(microseconds=1)
+
+
+async def compare(db: Database, store_id: int, instants: list[dt.datetime], seed: int) -> None:
+    async with db.read() as conn:
+        one_by_one = [await figures_history.figures_at(conn, store_id, t) for t in instants]
+        assert await figures_history.figures_over(conn, store_id, instants) == one_by_one
+        chooser = random.Random(seed)
+        for _ in range(4):
+            start = chooser.randrange(len(instants))
+            end = chooser.randrange(start, len(instants)) + 1
+            run = await figures_history.figures_over(conn, store_id, instants[start:end])
+            assert run == one_by_one[start:end], (instants[start], instants[end - 1])
+        for t, expected in zip(instants, one_by_one, strict=True):
+            assert await figures_history.figures_over(conn, store_id, [t]) == [expected], t
+        shuffled = [*instants, instants[len(instants) // 2]]
+        chooser.shuffle(shuffled)
+        by_instant = dict(zip(instants, one_by_one, strict=True))
+        found = await figures_history.figures_over(conn, store_id, shuffled)
+        assert found == [by_instant[t] for t in shuffled]
+        assert await figures_history.figures_over(conn, store_id, []) == []
+
+
+async def run_history(url: str, draw: st.DataObject) -> None:
+    clock = Clock()
+    db = Database(url, pool_size=2)
+    app = create_app(Settings(database_url=db.url, admin_token=ADMIN_TOKEN), clock=clock, db=db)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            api = Api(http, ADMIN_TOKEN, db)
+            history = History(api, clock, draw)
+            await history.open()
+            first = clock()
+            for _ in range(history.pick(st.integers(4, 14), "steps")):
+                await history.step()
+            history.move_clock()
+            store_id = await store_id_of(db, history.store)
+            log = await order_log(db, store_id)
+            now = clock()
+            instants = instants_to_check(history, log, first, now)
+            instants = sorted({*instants, *(t + MICRO for t in instants if t < now)})
+            await compare(db, store_id, instants, history.pick(st.integers(0, 2**32), "seed"))
+            async with db.read() as conn:
+                final = await figures_history.figures_at(conn, store_id, now)
+            # For --hypothesis-show-statistics: whether the history made anything overdue.
+            label(f"overdue at the end: {final.overdue.orders > 0}")
+    finally:
+        await db.dispose()
+
+
+TREND_SETTINGS = settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def run_example(url: str, draw: st.DataObject) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run_history(url, draw))
+    finally:
+        loop.close()
+
+
+@pytest.fixture(scope="module")
+def own_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database of its own: the overdue sweep looks at every store in it."""
+    path: Path = tmp_path_factory.mktemp("trend") / "trend.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    run_outside_loop(_migrate(url))
+    return url
+
+
+@pytest.fixture(scope="module")
+def own_pg_url(pg_url: str) -> Iterator[str]:
+    name = f"ordergraph_trend_{uuid.uuid4().hex[:10]}"
+    url: str = run_outside_loop(_create_pg_database(name))
+    try:
+        yield url
+    finally:
+        run_outside_loop(_drop_pg_database(name))
+
+
+@TREND_SETTINGS
+@given(draw=st.data())
+def test_a_trend_in_one_statement_equals_each_instant_on_sqlite(
+    own_sqlite_url: str, draw: st.DataObject
+) -> None:
+    run_example(own_sqlite_url, draw)
+
+
+@pytest.mark.postgres
+@TREND_SETTINGS
+@given(draw=st.data())
+def test_a_trend_in_one_statement_equals_each_instant_on_postgresql(
+    own_pg_url: str, draw: st.DataObject
+) -> None:
+    run_example(own_pg_url, draw)
+
+
+# -- what a trend costs the database ----------------------------------------------------
+
+HOUR_TREND = """query($h: String!, $from: DateTime!, $to: DateTime!) { store(handle: $h) {
+  backlogTrend(from: $from, to: $to, interval: HOUR) { at overdue { orders } } } }"""
+
+
+def figure_statements(statements: list[str]) -> list[str]:
+    return [s for s in statements if "tally_points" in s or "overdue_points" in s]
+
+
+async def test_a_trend_reads_the_figures_in_one_statement_whatever_its_length(
+    api: Api, clock: Clock
+) -> None:
+    """One statement reads the figures for a trend of 2 or 1,000 points, over a history
+    with an overdue instant on each of 40 days."""
+    start = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
+    clock.freeze(start)
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "MUG", price="2.50")
+    for day in range(40):
+        clock.freeze(start + dt.timedelta(days=day, hours=1))
+        ship_by = (start + dt.timedelta(days=day + 1)).date().isoformat()
+        await api.place(store, [("MUG", 1 + day % 3)], requestedShipDate=ship_by)
+    clock.freeze(start + dt.timedelta(days=42))
+    assert api.db is not None
+    ends = clock() - dt.timedelta(minutes=1)
+    # The cost limit prices each point as a query of its own: lifted, as the count is
+    # what this test is about.
+    async with app_client(api.db, clock, max_cost=10**6, rate_limit_capacity=10**9) as http:
+        roomy = Api(http, ADMIN_TOKEN, api.db)
+        for hours in (1, 999):
+            variables = {
+                "h": store.handle,
+                "from": (ends - dt.timedelta(hours=hours)).isoformat(),
+                "to": ends.isoformat(),
+            }
+            with counting_statements(api.db) as seen:
+                data = await roomy.gql(HOUR_TREND, variables, token=store.token)
+            points = data["store"]["backlogTrend"]
+            assert len(points) == hours
+            assert points[-1]["overdue"]["orders"] == 40
+            assert len(figure_statements(seen)) == 1, figure_statements(seen)
