@@ -67,8 +67,10 @@ TOTAL_COUNT = 2.0
 BACKORDERED_QUERY = 1.5
 #: `backlog` (now or at a past instant) and `backlogChanged`: the figures at an instant.
 FIGURES = 4.0
-#: Each point of `backlogTrend`: the figures at that boundary (two indexed lookups).
-TREND_POINT = 4.0
+#: `backlogTrend`: one statement for the whole series (storage/history.py figures_over)...
+TREND_QUERY = 4.0
+#: ...and each of its points: its share of that statement and its figures built in Python.
+TREND_POINT = 0.1
 #: A mutation: one write transaction with its checks, events and idempotency record.
 MUTATION = 15.0
 #: Subscribing: charged once, when the subscription starts (not per event).
@@ -201,7 +203,7 @@ def _field(f: Selected, now: dt.datetime) -> float:
         return FIELD + FIGURES + _children(f.children, now)
     if key == ("Store", "backlogTrend"):
         n = trend_points(f.args, now)
-        return FIELD + n * (TREND_POINT + ITEM + _children(f.children, now))
+        return FIELD + TREND_QUERY + n * (TREND_POINT + ITEM + _children(f.children, now))
     if key in GUESSED_LISTS:
         n = GUESSED_LISTS[key]
         return FIELD + n * (ITEM + LOADED + _children(f.children, now))

@@ -76,15 +76,17 @@ async def _stores(api: Api) -> tuple[StoreHandle, str, StoreHandle]:
 
 
 async def _heaviest_allowed_trend(api: Api, target: StoreHandle, reader: str) -> str:
-    """The heaviest allowed: the trend just under the maximum cost."""
-    days = 9.0
+    """The heaviest allowed: as many 40-day HOUR trends (960 points each) under aliases as
+    the maximum cost lets in."""
+    aliases = 10
     while True:
-        body = await api.raw(_trend(days), {"h": target.handle}, reader)
+        body = await api.raw(_trend(40, aliases), {"h": target.handle}, reader)
         if "MAX_COST_EXCEEDED" not in _answers(body):
             break
-        days -= 0.5
+        aliases -= 1
     assert "errors" not in body, body
-    return _trend(days)
+    assert aliases >= 1
+    return _trend(40, aliases)
 
 
 async def _attack(
