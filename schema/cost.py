@@ -69,8 +69,10 @@ BACKORDERED_QUERY = 1.5
 FIGURES = 4.0
 #: `backlogTrend`: one statement for the whole series (storage/history.py figures_over)...
 TREND_QUERY = 4.0
-#: ...and each of its points: its share of that statement and its figures built in Python.
-TREND_POINT = 0.1
+#: ...and each of its points: building its figures and its part of the answer (graphql-core
+#: completes a list of points without yielding, so this also bounds how long one trend
+#: holds the event loop: about one 1,000-point trend fits the default maximum).
+TREND_POINT = 0.5
 #: A mutation: one write transaction with its checks, events and idempotency record.
 MUTATION = 15.0
 #: Subscribing: charged once, when the subscription starts (not per event).

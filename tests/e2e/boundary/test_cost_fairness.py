@@ -164,7 +164,7 @@ async def test_a_heavy_key_does_not_stall_another_store(live_server: LiveServer)
         heavy = [
             (allowed_trend, True),
             (NESTED, True),
-            (_trend(40), False),  # refused: over the maximum
+            (_trend(40, aliases=10), False),  # refused: over the maximum
             (_trend(40, aliases=30), False),
         ]
         stop = time.monotonic() + SECONDS
