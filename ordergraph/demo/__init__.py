@@ -98,7 +98,12 @@ def _ends(now: dt.datetime | None) -> tuple[dt.datetime, Clock]:
 
 
 async def _open_stores(
-    db: Database, seed: int, orders: int, start: dt.datetime, tick: Callable[[], None]
+    db: Database,
+    seed: int,
+    orders: int,
+    start: dt.datetime,
+    tick: Callable[[], None],
+    batched: bool,
 ) -> list[Runner]:
     runners: list[Runner] = []
     plans = [
@@ -115,7 +120,7 @@ async def _open_stores(
             default_policy=spec.default_policy,
             now=start - dt.timedelta(hours=1),
         )
-        runners.append(Runner(db, store, plan, tick))
+        runners.append(Runner(db, store, plan, tick, batched=batched))
     return runners
 
 
@@ -137,11 +142,14 @@ async def seed_demo(
     orders: int = DEFAULT_ORDERS,
     now: dt.datetime | None = None,
     progress: Progress | None = None,
+    batched: bool = True,
 ) -> list[SeededStore]:
     """Create the three demo stores and their ninety days; the database must be migrated.
 
     `now` is the end of the simulated days (default: the current time). The final
     overdue sweep runs at `now`, on the real clock when `now` is not given.
+    `batched=False` gives each operation a unit of work of its own (slower, and a
+    history point per operation).
     """
     found = await demo_stores(db)
     if found:
@@ -160,7 +168,7 @@ async def seed_demo(
         if progress is not None:
             progress(done, total)
 
-    runners = await _open_stores(db, seed, orders, end - DAYS * DAY, tick)
+    runners = await _open_stores(db, seed, orders, end - DAYS * DAY, tick, batched)
     total = sum(r.steps for r in runners) + 1
     if db.is_sqlite:  # one writer at a time anyway
         for runner in runners:

@@ -1,9 +1,11 @@
 """One demo store's ninety days, run in time order through the real services.
 
-Each operation opens its own `store_session` at the instant it happens (a session's
-events share one instant): every order alone, a day's deliveries in one session, a
-day's shipments and cancellations in another. It reads through the session's public
-methods and the public read queries, and changes only through the domain services.
+Each operation runs at the instant it happens (its events share that instant): every
+order alone, a day's deliveries in one operation, a day's shipments and cancellations
+in another. Consecutive operations share a unit of work (units.py) until a decision
+reads the database: the overdue sweep and the shipping wave start a new one. It reads
+through the session's public methods and the public read queries, and changes only
+through the domain services.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ordergraph.clock import Clock
+from ordergraph.demo.units import Units, preload_orders
 from ordergraph.demo.world import DAY, DAYS, Item, Plan
 from ordergraph.domain import services
 from ordergraph.domain.model import CancelReason, Order, Product, StockStatus, Store
@@ -22,7 +25,7 @@ from ordergraph.domain.paging import MAX_PAGE, PageRequest
 from ordergraph.domain.reads import OrderFilter, OrderSort
 from ordergraph.storage.db import Database
 from ordergraph.storage.queries import orders_page
-from ordergraph.storage.uow import SqlStoreSession, store_session
+from ordergraph.storage.uow import SqlStoreSession
 
 _BACKLOG = OrderFilter(in_backlog=True)
 
@@ -39,12 +42,21 @@ class _Draft:
 
 
 class Runner:
-    def __init__(self, db: Database, store: Store, plan: Plan, tick: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: Store,
+        plan: Plan,
+        tick: Callable[[], None],
+        *,
+        batched: bool = True,
+    ) -> None:
         self.db = db
         self.store = store
         self.plan = plan
         self.clock = Clock()
         self.tick = tick
+        self.units = Units(db, store.id, self.clock, batched=batched)
         self.held_until: dict[int, float] = {}  # order id -> offset: some orders wait a check
 
     def at(self, seconds: float) -> None:
@@ -53,7 +65,7 @@ class Runner:
     async def opening(self) -> None:
         """Day 0: the catalogue and its opening stock, in one session."""
         self.at(0)
-        async with store_session(self.db, self.store.id, self.clock) as session:
+        async with self.units.session() as session:
             for item in self.plan.items:
                 restock = None
                 if item.opening_stock == 0:  # pre-order: first delivery after the lead time
@@ -77,6 +89,7 @@ class Runner:
                     await services.receive_stock(
                         session, item.sku, item.opening_stock, note="opening stock"
                     )
+        await self.units.close()  # the products are created at the opening's instant
         self.tick()
 
     async def sweep(self, day: int) -> None:
@@ -90,15 +103,16 @@ class Runner:
             self.tick()
             return
         due[:] = [d for d in due if d > day]
+        await self.units.close()  # the sweep reads the due orders from the database
         self.at(day * 86400)
-        async with store_session(self.db, self.store.id, self.clock) as session:
+        async with self.units.session() as session:
             await services.mark_overdue(session)
         self.tick()
 
     async def deliveries(self, day: int) -> None:
         """8 h into the day: receipts due, new purchase orders (with restock dates), count fixes."""
         self.at(day * 86400 + 8 * 3600)
-        async with store_session(self.db, self.store.id, self.clock) as session:
+        async with self.units.session() as session:
             products = await session.products_by_sku([i.sku for i in self.plan.items])
             await self._receive_due(session, day)
             await self._reorder(session, day, products)
@@ -155,12 +169,14 @@ class Runner:
 
     async def wave(self, day: int) -> None:
         """16 h into the day: ship what is allocated; some cancel, some decline to wait longer."""
+        await self.units.close()  # the wave reads the backlog from the database
         self.at(day * 86400 + 16 * 3600)
-        async with store_session(self.db, self.store.id, self.clock) as session:
+        async with self.units.session() as session:
             backlog = await self._backlog(session)
             ships, cancels = self._decide(backlog, session.now)
             if ships or cancels:  # the catalogue in one query, not one per order
                 await session.products_by_sku([item.sku for item in self.plan.items])
+                await preload_orders(session, [*ships, *cancels])
             for order_id in sorted([*ships, *cancels]):
                 if order_id in ships:
                     await services.ship_order(session, order_id, None, ships[order_id])
@@ -253,7 +269,7 @@ class Runner:
         """One customer's order, at its own instant; the storefront shows what can be sold."""
         self.at(offset)
         draft = self._draft(offset)
-        async with store_session(self.db, self.store.id, self.clock) as session:
+        async with self.units.session() as session:
             products = await session.products_by_sku(draft.wanted)
             requests = []
             for sku, qty in draft.wanted.items():
@@ -296,6 +312,7 @@ class Runner:
                 await self.order(offset)
             else:
                 await self.wave(day)
+        await self.units.close()
 
     @property
     def steps(self) -> int:

@@ -1,0 +1,135 @@
+"""A store's consecutive demo operations in one unit of work, each at its own instant.
+
+`store_session` opens a transaction, locks the store and reads its counters for every
+operation, and writes the changes of each with a dozen statements: that is most of the
+cost of seeding. Here, operations that follow each other share one `SqlStoreSession`
+(the same class, used as `store_session` uses it) until `close`: the services run on
+it one after another, each with the session's clock set to its own instant, and the
+changes of all of them are written together.
+
+What stays exactly as if each operation had its own session: ids, order numbers, event
+positions and every event's instant (`close` stamps each with the instant of the
+operation that emitted it), orders, lines, products, and the store's counters. What is
+coarser: the history (`tally_points`, `overdue_points`) gets a point per unit of work
+instead of one per operation; each point holds the same totals as the one-by-one
+history at the same event position, so the figures read at the end of every unit of
+work, and the figures now, are the same.
+
+Whoever reads the database for a decision (the overdue sweep, the backlog a shipping
+wave works through) must `close` first: the session's unwritten changes are not there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from sqlalchemy import bindparam, update
+
+from ordergraph.domain.errors import DomainError, ErrorCode
+from ordergraph.storage import tables as t
+from ordergraph.storage.db import Database
+from ordergraph.storage.mapping import store_from
+from ordergraph.storage.uow import SqlStoreSession, lock_store
+
+_RESTAMP = (
+    update(t.events)
+    .where(t.events.c.store_id == bindparam("k_store"), t.events.c.seq == bindparam("k_seq"))
+    .values(occurred_at=bindparam("at"))
+)
+
+
+async def preload_orders(session: SqlStoreSession, ids: Collection[int]) -> None:
+    """Load these orders into the session in two queries rather than two per order, where
+    the session can (an optimization only: the services load what is missing anyway)."""
+    load = getattr(session, "_load_orders", None)
+    if load is not None:
+        await load(ids)
+
+
+class Units:
+    """Opens a store's sessions for the demo: one per operation, or (`batched`) one for
+    each run of operations until `close`."""
+
+    def __init__(
+        self, db: Database, store_id: int, clock: Callable[[], dt.datetime], *, batched: bool
+    ) -> None:
+        self.db = db
+        self.store_id = store_id
+        self.clock = clock
+        self.batched = batched
+        self._stack: AsyncExitStack | None = None
+        self._session: SqlStoreSession | None = None
+        self._instants: list[dt.datetime] = []  # of each event of the session, in order
+
+    async def _open(self) -> SqlStoreSession:
+        """The session, as `store_session` opens it: store locked, counters read, time
+        never before the store's last event."""
+        if self._session is not None:
+            return self._session
+        stack = AsyncExitStack()
+        conn = await stack.enter_async_context(self.db.write())
+        try:
+            row = await lock_store(conn, self.store_id, postgres=not self.db.is_sqlite)
+            if row is None:
+                raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeId"])
+        except BaseException as err:
+            await stack.__aexit__(type(err), err, err.__traceback__)
+            raise
+        counters = {
+            "next_id": row["next_id"],
+            "next_order_number": row["next_order_number"],
+            "last_event_seq": row["last_event_seq"],
+        }
+        now = self.clock()
+        if row["last_event_at"] is not None and now < row["last_event_at"]:
+            now = row["last_event_at"]
+        self._stack = stack
+        self._session = SqlStoreSession(conn, store_from(row), counters, now)
+        self._instants = []
+        return self._session
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[SqlStoreSession]:
+        """The session for one operation at the clock's instant (never before the one
+        before); a failure rolls back the whole unit of work and is raised."""
+        session = await self._open()
+        session.now = max(self.clock(), session.now)
+        try:
+            yield session
+        except BaseException as err:
+            await self._abandon(err)
+            raise
+        self._instants.extend([session.now] * (len(session.events) - len(self._instants)))
+        if not self.batched:
+            await self.close()
+
+    async def _abandon(self, err: BaseException) -> None:
+        stack, self._stack, self._session = self._stack, None, None
+        if stack is not None:
+            await stack.__aexit__(type(err), err, err.__traceback__)
+
+    async def close(self) -> None:
+        """Write the session's changes, each event at its operation's instant, and commit."""
+        session, stack = self._session, self._stack
+        if session is None or stack is None:
+            return
+        try:
+            if self._instants:  # the store's last event, and the history point, at the last
+                session.now = self._instants[-1]
+            await session.flush()
+            restamp = [
+                {"k_store": self.store_id, "k_seq": seq, "at": at}
+                for (seq, _), at in zip(session.events, self._instants, strict=True)
+                if at != session.now
+            ]
+            if restamp:
+                await session.conn.execute(_RESTAMP, restamp)
+        except BaseException as err:
+            await self._abandon(err)
+            raise
+        self._stack = self._session = None
+        await stack.aclose()
+        if session.events:
+            self.db.committed(self.store_id)
