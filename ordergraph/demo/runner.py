@@ -57,6 +57,9 @@ class Runner:
         self.clock = Clock()
         self.tick = tick
         self.units = Units(db, store.id, self.clock, batched=batched)
+        # The first day whose sweep may flag an order placed in the open unit of work.
+        self._unit_due: int | None = None
+        self._local_date: dt.date | None = None  # of the last operation, in the store's zone
         self.held_until: dict[int, float] = {}  # order id -> offset: some orders wait a check
 
     def at(self, seconds: float) -> None:
@@ -89,7 +92,7 @@ class Runner:
                     await services.receive_stock(
                         session, item.sku, item.opening_stock, note="opening stock"
                     )
-        await self.units.close()  # the products are created at the opening's instant
+        await self.close()  # the products are created at the opening's instant
         self.tick()
 
     async def sweep(self, day: int) -> None:
@@ -103,7 +106,8 @@ class Runner:
             self.tick()
             return
         due[:] = [d for d in due if d > day]
-        await self.units.close()  # the sweep reads the due orders from the database
+        if self._unit_due is not None and self._unit_due <= day:
+            await self.close()  # the sweep reads the due orders from the database
         self.at(day * 86400)
         async with self.units.session() as session:
             await services.mark_overdue(session)
@@ -169,7 +173,7 @@ class Runner:
 
     async def wave(self, day: int) -> None:
         """16 h into the day: ship what is allocated; some cancel, some decline to wait longer."""
-        await self.units.close()  # the wave reads the backlog from the database
+        await self.close()  # the wave reads the backlog from the database
         self.at(day * 86400 + 16 * 3600)
         async with self.units.session() as session:
             backlog = await self._backlog(session)
@@ -290,6 +294,9 @@ class Runner:
                 )
                 if draft.hold_days:
                     self.held_until[order.id] = offset + draft.hold_days * 86400
+                if draft.ship_date is not None:
+                    due = (draft.ship_date - self.plan.start_date).days + 1
+                    self._unit_due = min(due, self._unit_due or due)
         self.tick()
 
     async def run(self) -> None:
@@ -302,6 +309,7 @@ class Runner:
         steps.extend((offset, 3, 0) for offset in self.plan.order_offsets)
         steps.sort(key=lambda s: (s[0], s[1]))
         for offset, kind, day in steps:
+            await self._day_boundary(offset)
             if kind == 0:
                 await self.opening()
             elif kind == 1:
@@ -312,7 +320,20 @@ class Runner:
                 await self.order(offset)
             else:
                 await self.wave(day)
+        await self.close()
+
+    async def close(self) -> None:
+        """End the unit of work: write and commit what the operations since did."""
         await self.units.close()
+        self._unit_due = None
+
+    async def _day_boundary(self, offset: float) -> None:
+        """End the unit of work at each local midnight of the store: the history then has
+        a point at every day boundary, where daily figures are read."""
+        local = (self.plan.start + dt.timedelta(seconds=offset)).astimezone(self.store.tz).date()
+        if self._local_date is not None and local != self._local_date:
+            await self.close()
+        self._local_date = local
 
     @property
     def steps(self) -> int:
