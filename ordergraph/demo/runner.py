@@ -57,8 +57,6 @@ class Runner:
         self.clock = Clock()
         self.tick = tick
         self.units = Units(db, store.id, self.clock, batched=batched)
-        # The first day whose sweep may flag an order placed in the open unit of work.
-        self._unit_due: int | None = None
         self._local_date: dt.date | None = None  # of the last operation, in the store's zone
         self.held_until: dict[int, float] = {}  # order id -> offset: some orders wait a check
 
@@ -106,7 +104,7 @@ class Runner:
             self.tick()
             return
         due[:] = [d for d in due if d > day]
-        if self._unit_due is not None and self._unit_due <= day:
+        if self.units.first_due is not None and self.units.first_due <= day:
             await self.close()  # the sweep reads the due orders from the database
         self.at(day * 86400)
         async with self.units.session() as session:
@@ -173,14 +171,12 @@ class Runner:
 
     async def wave(self, day: int) -> None:
         """16 h into the day: ship what is allocated; some cancel, some decline to wait longer."""
-        await self.close()  # the wave reads the backlog from the database
         self.at(day * 86400 + 16 * 3600)
         async with self.units.session() as session:
             backlog = await self._backlog(session)
             ships, cancels = self._decide(backlog, session.now)
             if ships or cancels:  # the catalogue in one query, not one per order
                 await session.products_by_sku([item.sku for item in self.plan.items])
-                await preload_orders(session, [*ships, *cancels])
             for order_id in sorted([*ships, *cancels]):
                 if order_id in ships:
                     await services.ship_order(session, order_id, None, ships[order_id])
@@ -189,7 +185,21 @@ class Runner:
         self.tick()
 
     async def _backlog(self, session: SqlStoreSession) -> list[Order]:
-        """The store's backlog by order number, read on the session's connection."""
+        """The store's backlog by order number, as the unit of work has it now: the orders
+        in the backlog as last written, and those placed since, each as the session holds
+        it (an order only leaves the backlog once placed)."""
+        written = [order.id for order in await self._written_backlog(session)]
+        ids = list(dict.fromkeys([*written, *self.units.placed]))
+        await preload_orders(session, ids)
+        found = []
+        for order_id in ids:
+            order = await session.order(order_id)
+            if order is not None and order.in_backlog:
+                found.append(order)
+        return sorted(found, key=lambda order: order.number)
+
+    async def _written_backlog(self, session: SqlStoreSession) -> list[Order]:
+        """The store's backlog by order number, as written to the database."""
         found: list[Order] = []
         after = None
         while True:
@@ -292,11 +302,12 @@ class Runner:
                         requested_ship_date=draft.ship_date,
                     ),
                 )
+                self.units.placed.append(order.id)
                 if draft.hold_days:
                     self.held_until[order.id] = offset + draft.hold_days * 86400
                 if draft.ship_date is not None:
                     due = (draft.ship_date - self.plan.start_date).days + 1
-                    self._unit_due = min(due, self._unit_due or due)
+                    self.units.first_due = min(due, self.units.first_due or due)
         self.tick()
 
     async def run(self) -> None:
@@ -325,7 +336,6 @@ class Runner:
     async def close(self) -> None:
         """End the unit of work: write and commit what the operations since did."""
         await self.units.close()
-        self._unit_due = None
 
     async def _day_boundary(self, offset: float) -> None:
         """End the unit of work at each local midnight of the store: the history then has

@@ -62,6 +62,10 @@ class Units:
         self._stack: AsyncExitStack | None = None
         self._session: SqlStoreSession | None = None
         self._instants: list[dt.datetime] = []  # of each event of the session, in order
+        # Kept by the caller for the open unit of work, forgotten when it closes: the
+        # orders placed in it, and the first day whose sweep may flag one of them.
+        self.placed: list[int] = []
+        self.first_due: int | None = None
 
     async def _open(self) -> SqlStoreSession:
         """The session, as `store_session` opens it: store locked, counters read, time
@@ -107,6 +111,7 @@ class Units:
 
     async def _abandon(self, err: BaseException) -> None:
         stack, self._stack, self._session = self._stack, None, None
+        self.placed, self.first_due = [], None
         if stack is not None:
             await stack.__aexit__(type(err), err, err.__traceback__)
 
@@ -130,6 +135,7 @@ class Units:
             await self._abandon(err)
             raise
         self._stack = self._session = None
+        self.placed, self.first_due = [], None
         await stack.aclose()
         if session.events:
             self.db.committed(self.store_id)
