@@ -26,8 +26,9 @@ END = dt.datetime(2026, 7, 15, 12, 0, tzinfo=dt.UTC)
 ORDERS = 150
 DATA = ("stores", "products", "orders", "order_lines", "events")
 HISTORY = ("tally_points", "overdue_points")
-TOTALS = ("backlog_orders", "backlog_units", "backlog_value")
-TOTALS += ("backorder_orders", "backorder_units", "backorder_value")
+TOTALS = tuple(
+    f"{part}_{unit}" for part in ("backlog", "backorder") for unit in ("orders", "units", "value")
+)
 Seeded = dict[str, list[dict[str, Any]]]
 
 
