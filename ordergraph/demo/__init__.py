@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ordergraph.clock import Clock
+from ordergraph.demo.inline import inline_calls
 from ordergraph.demo.runner import Runner
 from ordergraph.demo.world import (
     DAY,
@@ -171,8 +172,9 @@ async def seed_demo(
     runners = await _open_stores(db, seed, orders, end - DAYS * DAY, tick, batched)
     total = sum(r.steps for r in runners) + 1
     if db.is_sqlite:  # one writer at a time anyway
-        for runner in runners:
-            await runner.run()
+        with inline_calls():  # nothing else uses the database meanwhile
+            for runner in runners:
+                await runner.run()
     else:  # each store has its own lock: run them side by side
         await asyncio.gather(*(runner.run() for runner in runners))
     await sweep_overdue(db, final_clock)

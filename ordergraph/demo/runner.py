@@ -56,7 +56,9 @@ class Runner:
         self.plan = plan
         self.clock = Clock()
         self.tick = tick
-        self.units = Units(db, store.id, self.clock, batched=batched)
+        self.units = Units(
+            db, store.id, self.clock, batched=batched, catalogue=[i.sku for i in plan.items]
+        )
         self._local_date: dt.date | None = None  # of the last operation, in the store's zone
         self.held_until: dict[int, float] = {}  # order id -> offset: some orders wait a check
 

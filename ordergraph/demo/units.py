@@ -53,9 +53,16 @@ class Units:
     each run of operations until `close`."""
 
     def __init__(
-        self, db: Database, store_id: int, clock: Callable[[], dt.datetime], *, batched: bool
+        self,
+        db: Database,
+        store_id: int,
+        clock: Callable[[], dt.datetime],
+        *,
+        batched: bool,
+        catalogue: Collection[str] = (),
     ) -> None:
         self.db = db
+        self.catalogue = catalogue  # skus loaded when a unit opens (one query, not several)
         self.store_id = store_id
         self.clock = clock
         self.batched = batched
@@ -89,16 +96,21 @@ class Units:
         now = self.clock()
         if row["last_event_at"] is not None and now < row["last_event_at"]:
             now = row["last_event_at"]
-        self._stack = stack
-        self._session = SqlStoreSession(conn, store_from(row), counters, now)
-        self._instants = []
-        return self._session
+        session = SqlStoreSession(conn, store_from(row), counters, now)
+        self._stack, self._session, self._instants = stack, session, []
+        if self.batched and self.catalogue:
+            await session.products_by_sku(self.catalogue)
+        return session
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[SqlStoreSession]:
         """The session for one operation at the clock's instant (never before the one
         before); a failure rolls back the whole unit of work and is raised."""
-        session = await self._open()
+        try:
+            session = await self._open()
+        except BaseException as err:
+            await self._abandon(err)
+            raise
         session.now = max(self.clock(), session.now)
         try:
             yield session
