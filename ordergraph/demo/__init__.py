@@ -149,8 +149,8 @@ async def seed_demo(
 
     `now` is the end of the simulated days (default: the current time). The final
     overdue sweep runs at `now`, on the real clock when `now` is not given.
-    `batched=False` gives each operation a unit of work of its own (slower, and a
-    history point per operation).
+    `batched=False` seeds as it was done before: each operation in a unit of work of its
+    own (a history point per operation), aiosqlite's calls on its threads; slower.
     """
     found = await demo_stores(db)
     if found:
@@ -172,7 +172,7 @@ async def seed_demo(
     runners = await _open_stores(db, seed, orders, end - DAYS * DAY, tick, batched)
     total = sum(r.steps for r in runners) + 1
     if db.is_sqlite:  # one writer at a time anyway
-        with inline_calls():  # nothing else uses the database meanwhile
+        with inline_calls(batched):  # nothing else uses the database meanwhile
             for runner in runners:
                 await runner.run()
     else:  # each store has its own lock: run them side by side
