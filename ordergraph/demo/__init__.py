@@ -172,7 +172,7 @@ async def seed_demo(
     runners = await _open_stores(db, seed, orders, end - DAYS * DAY, tick, batched)
     total = sum(r.steps for r in runners) + 1
     if db.is_sqlite:  # one writer at a time anyway
-        with inline_calls(batched):  # nothing else uses the database meanwhile
+        async with inline_calls(db, batched):  # nothing else uses the database meanwhile
             for runner in runners:
                 await runner.run()
     else:  # each store has its own lock: run them side by side

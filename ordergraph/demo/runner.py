@@ -2,10 +2,11 @@
 
 Each operation runs at the instant it happens (its events share that instant): every
 order alone, a day's deliveries in one operation, a day's shipments and cancellations
-in another. Consecutive operations share a unit of work (units.py) until a decision
-reads the database: the overdue sweep and the shipping wave start a new one. It reads
-through the session's public methods and the public read queries, and changes only
-through the domain services.
+in another. A store's operations of one local day share a unit of work (units.py); the
+overdue sweep, which reads the due orders from the database, starts a new one when an
+order of the open unit may be due, and the shipping wave takes the backlog as written
+together with what the unit holds. It reads through the session's public methods and
+the public read queries, and changes only through the domain services.
 """
 
 from __future__ import annotations

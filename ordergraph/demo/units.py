@@ -13,10 +13,11 @@ operation that emitted it), orders, lines, products, and the store's counters. W
 coarser: the history (`tally_points`, `overdue_points`) gets a point per unit of work
 instead of one per operation; each point holds the same totals as the one-by-one
 history at the same event position, so the figures read at the end of every unit of
-work, and the figures now, are the same.
+work, and the figures now, are the same. (An overdue instant whose orders came and went
+within one unit gets no `overdue_totals` row and no point: its totals would be zero.)
 
-Whoever reads the database for a decision (the overdue sweep, the backlog a shipping
-wave works through) must `close` first: the session's unwritten changes are not there.
+Whoever reads the database for a decision must `close` first, or add what the session
+holds: the session's unwritten changes are not in the database.
 """
 
 from __future__ import annotations
