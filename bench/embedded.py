@@ -36,9 +36,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import place_orders_load as load
 from bench.api import PLACE_ORDER, SKU, make_store
 from bench.harness import Server, start_serve
 from bench.place_orders_load import Request, Result, Target, drive
@@ -108,6 +110,23 @@ def seed_times(
         url = f"sqlite+aiosqlite:///{folder / f'single-{n}.db'}"
         single = _timed([sys.executable, "-c", ONE_BY_ONE, url, str(orders), END], env)
     return seed, single
+
+
+def place_order_target(url: str, store_gid: str, token: str) -> Target:
+    """placeOrder of one unit, answered without errors, as bench/place_orders_load.py
+    checks it (with its GraphQL check where the load module has one, else its flag)."""
+    request = Request(
+        {
+            "query": PLACE_ORDER,
+            "variables": {"input": {"storeId": store_gid, "lines": [{"sku": SKU, "quantity": 1}]}},
+        },
+        {"Authorization": f"Bearer {token}"},
+    )
+    check = getattr(load, "graphql_ok", None)
+    options: dict[str, Any] = {"graphql": True} if check is None else {"check": check("placeOrder")}
+    make: Any = Target
+    target: Target = make("ordergraph", [url], "/graphql", [request], **options)
+    return target
 
 
 def place_orders(server: Server, target: Target, args: argparse.Namespace) -> tuple[Result, float]:
@@ -198,23 +217,7 @@ def run(args: argparse.Namespace, folder: Path) -> int:
     server = start_serve(folder / "serve.log", env, base_env=_env(), cwd=ROOT, timeout=60)
     try:
         store = make_store(server.url, admin_token)
-        target = Target(
-            "ordergraph",
-            [server.url],
-            "/graphql",
-            [
-                Request(
-                    {
-                        "query": PLACE_ORDER,
-                        "variables": {
-                            "input": {"storeId": store.gid, "lines": [{"sku": SKU, "quantity": 1}]}
-                        },
-                    },
-                    {"Authorization": f"Bearer {store.token}"},
-                )
-            ],
-            graphql=True,
-        )
+        target = place_order_target(server.url, store.gid, store.token)
         print(
             f"embedded: placeOrder on SQLite at {args.concurrency} connections for"
             f" {args.seconds:g} s, then seed-demo of {args.orders} orders"
