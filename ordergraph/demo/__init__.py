@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ordergraph.clock import Clock
+from ordergraph.demo.inline import inline_calls
 from ordergraph.demo.runner import Runner
 from ordergraph.demo.world import (
     DAY,
@@ -98,7 +99,12 @@ def _ends(now: dt.datetime | None) -> tuple[dt.datetime, Clock]:
 
 
 async def _open_stores(
-    db: Database, seed: int, orders: int, start: dt.datetime, tick: Callable[[], None]
+    db: Database,
+    seed: int,
+    orders: int,
+    start: dt.datetime,
+    tick: Callable[[], None],
+    batched: bool,
 ) -> list[Runner]:
     runners: list[Runner] = []
     plans = [
@@ -115,7 +121,7 @@ async def _open_stores(
             default_policy=spec.default_policy,
             now=start - dt.timedelta(hours=1),
         )
-        runners.append(Runner(db, store, plan, tick))
+        runners.append(Runner(db, store, plan, tick, batched=batched))
     return runners
 
 
@@ -137,11 +143,14 @@ async def seed_demo(
     orders: int = DEFAULT_ORDERS,
     now: dt.datetime | None = None,
     progress: Progress | None = None,
+    batched: bool = True,
 ) -> list[SeededStore]:
     """Create the three demo stores and their ninety days; the database must be migrated.
 
     `now` is the end of the simulated days (default: the current time). The final
     overdue sweep runs at `now`, on the real clock when `now` is not given.
+    `batched=False` seeds as it was done before: each operation in a unit of work of its
+    own (a history point per operation), aiosqlite's calls on its threads; slower.
     """
     found = await demo_stores(db)
     if found:
@@ -160,11 +169,12 @@ async def seed_demo(
         if progress is not None:
             progress(done, total)
 
-    runners = await _open_stores(db, seed, orders, end - DAYS * DAY, tick)
+    runners = await _open_stores(db, seed, orders, end - DAYS * DAY, tick, batched)
     total = sum(r.steps for r in runners) + 1
     if db.is_sqlite:  # one writer at a time anyway
-        for runner in runners:
-            await runner.run()
+        async with inline_calls(db, batched):  # nothing else uses the database meanwhile
+            for runner in runners:
+                await runner.run()
     else:  # each store has its own lock: run them side by side
         await asyncio.gather(*(runner.run() for runner in runners))
     await sweep_overdue(db, final_clock)

@@ -1,9 +1,12 @@
 """One demo store's ninety days, run in time order through the real services.
 
-Each operation opens its own `store_session` at the instant it happens (a session's
-events share one instant): every order alone, a day's deliveries in one session, a
-day's shipments and cancellations in another. It reads through the session's public
-methods and the public read queries, and changes only through the domain services.
+Each operation runs at the instant it happens (its events share that instant): every
+order alone, a day's deliveries in one operation, a day's shipments and cancellations
+in another. A store's operations of one local day share a unit of work (units.py); the
+overdue sweep, which reads the due orders from the database, starts a new one when an
+order of the open unit may be due, and the shipping wave takes the backlog as written
+together with what the unit holds. It reads through the session's public methods and
+the public read queries, and changes only through the domain services.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ordergraph.clock import Clock
+from ordergraph.demo.units import Units, preload_orders
 from ordergraph.demo.world import DAY, DAYS, Item, Plan
 from ordergraph.domain import services
 from ordergraph.domain.model import CancelReason, Order, Product, StockStatus, Store
@@ -22,7 +26,7 @@ from ordergraph.domain.paging import MAX_PAGE, PageRequest
 from ordergraph.domain.reads import OrderFilter, OrderSort
 from ordergraph.storage.db import Database
 from ordergraph.storage.queries import orders_page
-from ordergraph.storage.uow import SqlStoreSession, store_session
+from ordergraph.storage.uow import SqlStoreSession
 
 _BACKLOG = OrderFilter(in_backlog=True)
 
@@ -39,12 +43,24 @@ class _Draft:
 
 
 class Runner:
-    def __init__(self, db: Database, store: Store, plan: Plan, tick: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: Store,
+        plan: Plan,
+        tick: Callable[[], None],
+        *,
+        batched: bool = True,
+    ) -> None:
         self.db = db
         self.store = store
         self.plan = plan
         self.clock = Clock()
         self.tick = tick
+        self.units = Units(
+            db, store.id, self.clock, batched=batched, catalogue=[i.sku for i in plan.items]
+        )
+        self._local_date: dt.date | None = None  # of the last operation, in the store's zone
         self.held_until: dict[int, float] = {}  # order id -> offset: some orders wait a check
 
     def at(self, seconds: float) -> None:
@@ -53,7 +69,7 @@ class Runner:
     async def opening(self) -> None:
         """Day 0: the catalogue and its opening stock, in one session."""
         self.at(0)
-        async with store_session(self.db, self.store.id, self.clock) as session:
+        async with self.units.session() as session:
             for item in self.plan.items:
                 restock = None
                 if item.opening_stock == 0:  # pre-order: first delivery after the lead time
@@ -77,6 +93,7 @@ class Runner:
                     await services.receive_stock(
                         session, item.sku, item.opening_stock, note="opening stock"
                     )
+        await self.close()  # the products are created at the opening's instant
         self.tick()
 
     async def sweep(self, day: int) -> None:
@@ -90,15 +107,17 @@ class Runner:
             self.tick()
             return
         due[:] = [d for d in due if d > day]
+        if self.units.first_due is not None and self.units.first_due <= day:
+            await self.close()  # the sweep reads the due orders from the database
         self.at(day * 86400)
-        async with store_session(self.db, self.store.id, self.clock) as session:
+        async with self.units.session() as session:
             await services.mark_overdue(session)
         self.tick()
 
     async def deliveries(self, day: int) -> None:
         """8 h into the day: receipts due, new purchase orders (with restock dates), count fixes."""
         self.at(day * 86400 + 8 * 3600)
-        async with store_session(self.db, self.store.id, self.clock) as session:
+        async with self.units.session() as session:
             products = await session.products_by_sku([i.sku for i in self.plan.items])
             await self._receive_due(session, day)
             await self._reorder(session, day, products)
@@ -156,7 +175,7 @@ class Runner:
     async def wave(self, day: int) -> None:
         """16 h into the day: ship what is allocated; some cancel, some decline to wait longer."""
         self.at(day * 86400 + 16 * 3600)
-        async with store_session(self.db, self.store.id, self.clock) as session:
+        async with self.units.session() as session:
             backlog = await self._backlog(session)
             ships, cancels = self._decide(backlog, session.now)
             if ships or cancels:  # the catalogue in one query, not one per order
@@ -169,7 +188,21 @@ class Runner:
         self.tick()
 
     async def _backlog(self, session: SqlStoreSession) -> list[Order]:
-        """The store's backlog by order number, read on the session's connection."""
+        """The store's backlog by order number, as the unit of work has it now: the orders
+        in the backlog as last written, and those placed since, each as the session holds
+        it (an order only leaves the backlog once placed)."""
+        written = [order.id for order in await self._written_backlog(session)]
+        ids = list(dict.fromkeys([*written, *self.units.placed]))
+        await preload_orders(session, ids)
+        found = []
+        for order_id in ids:
+            order = await session.order(order_id)
+            if order is not None and order.in_backlog:
+                found.append(order)
+        return sorted(found, key=lambda order: order.number)
+
+    async def _written_backlog(self, session: SqlStoreSession) -> list[Order]:
+        """The store's backlog by order number, as written to the database."""
         found: list[Order] = []
         after = None
         while True:
@@ -253,7 +286,7 @@ class Runner:
         """One customer's order, at its own instant; the storefront shows what can be sold."""
         self.at(offset)
         draft = self._draft(offset)
-        async with store_session(self.db, self.store.id, self.clock) as session:
+        async with self.units.session() as session:
             products = await session.products_by_sku(draft.wanted)
             requests = []
             for sku, qty in draft.wanted.items():
@@ -272,8 +305,12 @@ class Runner:
                         requested_ship_date=draft.ship_date,
                     ),
                 )
+                self.units.placed.append(order.id)
                 if draft.hold_days:
                     self.held_until[order.id] = offset + draft.hold_days * 86400
+                if draft.ship_date is not None:
+                    due = (draft.ship_date - self.plan.start_date).days + 1
+                    self.units.first_due = min(due, self.units.first_due or due)
         self.tick()
 
     async def run(self) -> None:
@@ -286,6 +323,7 @@ class Runner:
         steps.extend((offset, 3, 0) for offset in self.plan.order_offsets)
         steps.sort(key=lambda s: (s[0], s[1]))
         for offset, kind, day in steps:
+            await self._day_boundary(offset)
             if kind == 0:
                 await self.opening()
             elif kind == 1:
@@ -296,6 +334,19 @@ class Runner:
                 await self.order(offset)
             else:
                 await self.wave(day)
+        await self.close()
+
+    async def close(self) -> None:
+        """End the unit of work: write and commit what the operations since did."""
+        await self.units.close()
+
+    async def _day_boundary(self, offset: float) -> None:
+        """End the unit of work at each local midnight of the store: the history then has
+        a point at every day boundary, where daily figures are read."""
+        local = (self.plan.start + dt.timedelta(seconds=offset)).astimezone(self.store.tz).date()
+        if self._local_date is not None and local != self._local_date:
+            await self.close()
+        self._local_date = local
 
     @property
     def steps(self) -> int:

@@ -1,0 +1,164 @@
+"""A store's consecutive demo operations in one unit of work, each at its own instant.
+
+`store_session` opens a transaction, locks the store and reads its counters for every
+operation, and writes the changes of each with a dozen statements: that is most of the
+cost of seeding. Here, operations that follow each other share one `SqlStoreSession`
+(the same class, used as `store_session` uses it) until `close`: the services run on
+it one after another, each with the session's clock set to its own instant, and the
+changes of all of them are written together.
+
+What stays exactly as if each operation had its own session: ids, order numbers, event
+positions and every event's instant (`close` stamps each with the instant of the
+operation that emitted it), orders, lines, products, and the store's counters. What is
+coarser: the history (`tally_points`, `overdue_points`) gets a point per unit of work
+instead of one per operation; each point holds the same totals as the one-by-one
+history at the same event position, so the figures read at the end of every unit of
+work, and the figures now, are the same. (An overdue instant whose orders came and went
+within one unit gets no `overdue_totals` row and no point: its totals would be zero.)
+
+Whoever reads the database for a decision must `close` first, or add what the session
+holds: the session's unwritten changes are not in the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordergraph.domain.errors import DomainError, ErrorCode
+from ordergraph.storage import tables as t
+from ordergraph.storage.db import Database
+from ordergraph.storage.mapping import store_from
+from ordergraph.storage.uow import SqlStoreSession
+
+_RESTAMP = (
+    update(t.events)
+    .where(t.events.c.store_id == bindparam("k_store"), t.events.c.seq == bindparam("k_seq"))
+    .values(occurred_at=bindparam("at"))
+)
+
+
+async def _locked_store(conn: AsyncConnection, store_id: int, *, postgres: bool) -> Any:
+    """The store's row, locked (SQLite: the writer lock taken at BEGIN is the lock)."""
+    query = select(t.stores).where(t.stores.c.id == store_id)
+    if postgres:
+        query = query.with_for_update()
+    return (await conn.execute(query)).mappings().first()
+
+
+async def preload_orders(session: SqlStoreSession, ids: Collection[int]) -> None:
+    """Load these orders into the session in two queries rather than two per order, where
+    the session can (an optimization only: the services load what is missing anyway)."""
+    load = getattr(session, "_load_orders", None)
+    if load is not None:
+        await load(ids)
+
+
+class Units:
+    """Opens a store's sessions for the demo: one per operation, or (`batched`) one for
+    each run of operations until `close`."""
+
+    def __init__(
+        self,
+        db: Database,
+        store_id: int,
+        clock: Callable[[], dt.datetime],
+        *,
+        batched: bool,
+        catalogue: Collection[str] = (),
+    ) -> None:
+        self.db = db
+        self.catalogue = catalogue  # skus loaded when a unit opens (one query, not several)
+        self.store_id = store_id
+        self.clock = clock
+        self.batched = batched
+        self._stack: AsyncExitStack | None = None
+        self._session: SqlStoreSession | None = None
+        self._instants: list[dt.datetime] = []  # of each event of the session, in order
+        # Kept by the caller for the open unit of work, forgotten when it closes: the
+        # orders placed in it, and the first day whose sweep may flag one of them.
+        self.placed: list[int] = []
+        self.first_due: int | None = None
+
+    async def _open(self) -> SqlStoreSession:
+        """The session, as `store_session` opens it: store locked, counters read, time
+        never before the store's last event."""
+        if self._session is not None:
+            return self._session
+        stack = AsyncExitStack()
+        conn = await stack.enter_async_context(self.db.write())
+        try:
+            row = await _locked_store(conn, self.store_id, postgres=not self.db.is_sqlite)
+            if row is None:
+                raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeId"])
+        except BaseException as err:
+            await stack.__aexit__(type(err), err, err.__traceback__)
+            raise
+        counters = {
+            "next_id": row["next_id"],
+            "next_order_number": row["next_order_number"],
+            "last_event_seq": row["last_event_seq"],
+        }
+        now = self.clock()
+        if row["last_event_at"] is not None and now < row["last_event_at"]:
+            now = row["last_event_at"]
+        session = SqlStoreSession(conn, store_from(row), counters, now)
+        self._stack, self._session, self._instants = stack, session, []
+        if self.batched and self.catalogue:
+            await session.products_by_sku(self.catalogue)
+        return session
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[SqlStoreSession]:
+        """The session for one operation at the clock's instant (never before the one
+        before); a failure rolls back the whole unit of work and is raised."""
+        try:
+            session = await self._open()
+        except BaseException as err:
+            await self._abandon(err)
+            raise
+        session.now = max(self.clock(), session.now)
+        try:
+            yield session
+        except BaseException as err:
+            await self._abandon(err)
+            raise
+        self._instants.extend([session.now] * (len(session.events) - len(self._instants)))
+        if not self.batched:
+            await self.close()
+
+    async def _abandon(self, err: BaseException) -> None:
+        stack, self._stack, self._session = self._stack, None, None
+        self.placed, self.first_due = [], None
+        if stack is not None:
+            await stack.__aexit__(type(err), err, err.__traceback__)
+
+    async def close(self) -> None:
+        """Write the session's changes, each event at its operation's instant, and commit."""
+        session, stack = self._session, self._stack
+        if session is None or stack is None:
+            return
+        try:
+            if self._instants:  # the store's last event, and the history point, at the last
+                session.now = self._instants[-1]
+            await session.flush()
+            restamp = [
+                {"k_store": self.store_id, "k_seq": seq, "at": at}
+                for (seq, _), at in zip(session.events, self._instants, strict=True)
+                if at != session.now
+            ]
+            if restamp:
+                await session.conn.execute(_RESTAMP, restamp)
+        except BaseException as err:
+            await self._abandon(err)
+            raise
+        self._stack = self._session = None
+        self.placed, self.first_due = [], None
+        await stack.aclose()
+        if session.events:
+            self.db.committed(self.store_id)

@@ -1,0 +1,206 @@
+"""A freshly migrated PostgreSQL database keeps index plans while its tables grow.
+
+Connections keep the plans of foreign-key checks (order_lines -> orders, events ->
+orders, ...) and of the hot queries until the next ANALYZE of the table. Planned while
+the planner takes `orders` for a tiny table (analyzed empty, or at a few dozen rows by
+autovacuum's first pass), every check then scans the whole table. `upgrade` (run by
+`migrate`, `serve` and `seed-demo`) must leave a fresh database where that cannot happen:
+2,000 orders placed through a few long-lived connections add no sequential scan of
+`orders` or `order_lines`.
+
+Statistics are read once the pool's connections have exited (a backend reports its
+counts when it ends), so the counts are complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event
+
+from ordergraph.domain import services
+from ordergraph.domain.model import BackorderPolicy
+from ordergraph.storage.admin import create_store
+from ordergraph.storage.db import Database
+from ordergraph.storage.migrate import upgrade
+from ordergraph.storage.uow import store_session
+from tests.conftest import _create_pg_database, _drop_pg_database, _pg_admin_dsn
+
+pytestmark = pytest.mark.postgres
+
+ORDERS = 2000  # the analyzed-empty case shows with a quarter of them
+CONNECTIONS = 4
+PRODUCTS = 20
+WATCHED = ("orders", "order_lines")
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture
+async def fresh(pg_url: str) -> AsyncIterator[str]:
+    """A freshly created and migrated database of its own (pg_url: PostgreSQL is up)."""
+    name = f"ordergraph_plans_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    await _create_pg_database(name)
+    try:
+        yield name
+    finally:
+        await _drop_pg_database(name)
+
+
+async def _seq_scans(name: str) -> dict[str, int]:
+    """Sequential scans per watched table, once no other backend is connected."""
+    conn = await asyncpg.connect(_pg_admin_dsn(name))
+    try:
+        for _ in range(200):
+            others = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if others == 0:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the pool's connections did not exit")
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        rows = await conn.fetch(
+            "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname = ANY($1)",
+            list(WATCHED),
+        )
+    finally:
+        await conn.close()
+    return {row["relname"]: row["seq_scan"] for row in rows}
+
+
+async def _open_store(url: str) -> int:
+    db = Database(url)
+    try:
+        store, _ = await create_store(
+            db,
+            handle="plans",
+            name="Plans",
+            currency_code="EUR",
+            timezone="UTC",
+            default_policy=BackorderPolicy.ALLOW,
+            now=now(),
+        )
+        async with store_session(db, store.id, now) as session:
+            for i in range(PRODUCTS):
+                await services.upsert_product(
+                    session, services.UpsertProduct(f"SKU-{i}", f"Product {i}", "9.99")
+                )
+                await services.receive_stock(session, f"SKU-{i}", 1_000_000)
+    finally:
+        await db.dispose()
+    return store.id
+
+
+async def _autovacuum_pass(name: str) -> None:
+    """What autovacuum's analyze pass does, made deterministic: ANALYZE each table whose
+    rows added since its last ANALYZE exceed its threshold (the table's own storage
+    parameters, else the server's settings). Updates count for autovacuum too: this is
+    the gentler side of it."""
+    conn = await asyncpg.connect(_pg_admin_dsn(name))
+    try:
+        await conn.execute("SET enable_seqscan = off")  # its counting is no scan to count
+        base = await conn.fetchval("SELECT current_setting('autovacuum_analyze_threshold')")
+        scale = await conn.fetchval("SELECT current_setting('autovacuum_analyze_scale_factor')")
+        tables = await conn.fetch(
+            "SELECT relname, reltuples, reloptions FROM pg_class WHERE relkind = 'r'"
+            " AND relnamespace = current_schema()::regnamespace"
+        )
+        for table in tables:
+            options = dict(o.split("=", 1) for o in table["reloptions"] or [])
+            analyzed = max(float(table["reltuples"]), 0.0)
+            threshold = (
+                float(options.get("autovacuum_analyze_threshold", base))
+                + float(options.get("autovacuum_analyze_scale_factor", scale)) * analyzed
+            )
+            rows = await conn.fetchval(f'SELECT count(*) FROM "{table["relname"]}"')
+            if rows - analyzed > threshold:
+                await conn.execute(f'ANALYZE "{table["relname"]}"')
+    finally:
+        await conn.close()
+
+
+# When autovacuum's pass comes by, in orders placed: early (it wakes every minute, and a
+# new store takes its first orders within one), then now and then.
+PASSES = (60, 500, 1000, 1500)
+
+
+async def _place_orders(
+    url: str, store_id: int, name: str, orders: int, *, autovacuum: bool
+) -> int:
+    """`orders` orders of two lines through CONNECTIONS long-lived connections, by the
+    domain services in the product's unit of work; the connections the pool opened."""
+    db = Database(url, pool_size=CONNECTIONS)
+    opened = 0
+
+    def count(*_: Any) -> None:
+        nonlocal opened
+        opened += 1
+
+    event.listen(db.engine.sync_engine, "connect", count)
+    placed = 0
+
+    async def customer() -> None:
+        nonlocal placed
+        while placed < orders:
+            placed += 1
+            n = placed
+            lines = [services.LineRequest(f"SKU-{(n + k) % PRODUCTS}", 1) for k in range(2)]
+            async with store_session(db, store_id, now) as session:
+                await services.place_order(session, services.PlaceOrder(lines=lines))
+            if autovacuum and n in PASSES:
+                await _autovacuum_pass(name)
+
+    try:
+        await asyncio.gather(*(customer() for _ in range(CONNECTIONS)))
+    finally:
+        await db.dispose()
+    return opened
+
+
+async def _scans_added(name: str, orders: int, *, autovacuum: bool) -> dict[str, int]:
+    url = f"postgresql+asyncpg://{_pg_admin_dsn(name).split('://', 1)[1]}"
+    store_id = await _open_store(url)
+    before = await _seq_scans(name)
+    opened = await _place_orders(url, store_id, name, orders, autovacuum=autovacuum)
+    assert opened <= CONNECTIONS  # the same few connections placed every order
+    after = await _seq_scans(name)
+    return {table: after[table] - before[table] for table in WATCHED}
+
+
+async def test_autovacuum_first_pass_leaves_index_plans(fresh: str) -> None:
+    """Autovacuum analyzes a table after 50 changed rows by default: `orders` would be
+    recorded as a page or two, and every connection would plan its checks as scans."""
+    added = await _scans_added(fresh, ORDERS, autovacuum=True)
+    assert added == {"orders": 0, "order_lines": 0}
+
+
+async def test_a_fresh_database_analyzed_empty_is_planned_as_new_after_migrating(
+    fresh: str,
+) -> None:
+    """Someone ran ANALYZE on the empty database (vacuumdb, a setup script, a bench);
+    `serve` migrates on start, and its connections must not plan on empty tables."""
+    conn = await asyncpg.connect(_pg_admin_dsn(fresh))
+    try:
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    url = f"postgresql+asyncpg://{_pg_admin_dsn(fresh).split('://', 1)[1]}"
+    db = Database(url)
+    try:
+        await upgrade(db)
+    finally:
+        await db.dispose()
+    added = await _scans_added(fresh, ORDERS // 4, autovacuum=False)
+    assert added == {"orders": 0, "order_lines": 0}
