@@ -2,8 +2,9 @@
 
 PostgreSQL refuses NUL in text (asyncpg raises), a lone surrogate cannot be encoded to
 UTF-8 for either database, and control characters have no place in any field of this
-API. `InputGuard` walks the arguments of the operation (literals in the document,
-variable values, variable defaults, fragments included) and refuses the request with
+API. `find_forbidden` walks the arguments of the operation (literals in the document,
+variable values, variable defaults, fragments included) and the schema's Gate
+extension (schema/build.py) refuses the request with
 `extensions.code = "INVALID"` and `extensions.field` = the argument path (e.g.
 ["input", "lines", "0", "sku"]) when a string holds one of them: C0 controls but tab,
 LF and CR, DEL, C1 controls, lone surrogates. Stricter rules for text fields (no
@@ -32,7 +33,6 @@ from graphql import (
     visit,
 )
 from graphql.language import Visitor
-from strawberry.extensions import SchemaExtension
 
 from ordergraph.domain.validation import forbidden_character
 from ordergraph.resolvers.context import ApiError
@@ -167,17 +167,3 @@ def refusal(path: Path, character: str, node: Node | None = None) -> GraphQLErro
         field=list(path),
     )
     return GraphQLError(cause.message, nodes=[node] if node else None, original_error=cause)
-
-
-class InputGuard(SchemaExtension):
-    """Refuse, before execution, any operation whose string inputs hold a forbidden
-    character; see the module docstring."""
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if document is not None:
-            found = find_forbidden(document, context.variables)
-            if found is not None:
-                raise refusal(*found)
-        yield
