@@ -54,6 +54,10 @@ class Limits:
     max_connections_per_request: int = 2
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
 class Loaders:
     """One set per request: batch and cache lookups by (store id, row id).
 
@@ -83,6 +87,21 @@ class Loaders:
     @cached_property
     def line(self) -> DataLoader[tuple[int, int], OrderLine | None]:
         return DataLoader(self._line)
+
+    def known_store(self, store_id: int) -> Store | None:
+        """The store if this request has it already (loaded or primed), without waiting."""
+        if "store" not in self.__dict__:
+            return None
+        return self.known(self.store, store_id)
+
+    @staticmethod
+    def known(loader: DataLoader[_K, _V], key: _K) -> _V | None:
+        """What `loader` already holds for `key` (loaded or primed), without waiting."""
+        future = loader.cache_map.get(key)
+        if future is None or not future.done() or future.cancelled() or future.exception():
+            return None
+        found: _V | None = future.result()
+        return found
 
     # Each loader runs one statement (orders two), each one round trip on PostgreSQL.
     async def _stores(self, ids: list[int]) -> Sequence[Store | None]:

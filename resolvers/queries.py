@@ -46,7 +46,10 @@ async def store_by_handle(ctx: Context, handle: str) -> Store | None:
     who = await ctx.require("READ")
     async with ctx.db.connection() as conn:
         store = await queries.store_by_handle(conn, handle)
-    return store if store and who.can_see(store.id) else None
+    if store is None or not who.can_see(store.id):
+        return None
+    ctx.loaders.store.prime(store.id, store)  # its fields' prices need its currency
+    return store
 
 
 async def stores(ctx: Context, request: PageRequest) -> Page:

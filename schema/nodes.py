@@ -3,15 +3,18 @@ guards of fields, and fields that are an attribute of the wrapped domain object.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import strawberry
 from strawberry.annotation import StrawberryAnnotation
 from strawberry.types import Info
 from strawberry.types.field import StrawberryField
+from strawberry.types.nodes import SelectedField, Selection
 
 from ordergraph.resolvers.context import Context
+from ordergraph.schema.money import Money, money
 
 Ctx = Info[Context, None]
 
@@ -41,6 +44,32 @@ async def currency(info: Ctx, store_id: int) -> str:
     store = await info.context.loaders.store.load(store_id)
     assert store is not None
     return store.currency_code
+
+
+async def _priced_later(info: Ctx, amount: Decimal, store_id: int) -> Money:
+    return money(amount, await currency(info, store_id))
+
+
+def priced(info: Ctx, amount: Decimal, store_id: int) -> Money | Awaitable[Money]:
+    """A Money field's value: at once when the request already holds the store (a page
+    of orders has many of them, and an awaited field costs far more than a plain one);
+    else an awaitable, which graphql-core awaits as it would an async resolver's."""
+    store = info.context.loaders.known_store(store_id)
+    if store is not None:
+        return money(amount, store.currency_code)
+    return _priced_later(info, amount, store_id)
+
+
+def selects(selections: Sequence[Selection], chain: tuple[str, ...]) -> bool:
+    """Whether the selection asks, at any depth, for the fields of `chain` nested in
+    order (fragments included)."""
+    for selection in selections:
+        here = isinstance(selection, SelectedField) and selection.name == chain[0]
+        if here and (len(chain) == 1 or selects(selection.selections, chain[1:])):
+            return True
+        if selects(selection.selections, chain):
+            return True
+    return False
 
 
 def _domain_attribute(root: Any, info: Ctx) -> Any:

@@ -6,6 +6,7 @@ Store, Product, Order, OrderLine and OrderEvent refer to each other, so they liv
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import strawberry
@@ -28,8 +29,16 @@ from ordergraph.schema.enums import (
 )
 from ordergraph.schema.figures import BacklogPoint, BacklogSummary, TrendInterval
 from ordergraph.schema.filters import OrderFilterInput
-from ordergraph.schema.money import Money, money
-from ordergraph.schema.nodes import Ctx, Node, attribute, currency, store_detail, traverse
+from ordergraph.schema.money import Money
+from ordergraph.schema.nodes import (
+    Ctx,
+    Node,
+    attribute,
+    priced,
+    selects,
+    store_detail,
+    traverse,
+)
 
 # Ctx is re-exported: the mutation and subscription modules take it from here.
 __all__ = ["ApiKeyType", "Ctx", "Node", "OrderEventType_", "OrderLineType", "OrderType"]
@@ -126,6 +135,12 @@ class StoreType(Node):
         flt = filter.to_filter() if filter else OrderFilter()
         sort = OrderSort((sort_key or OrderSortKey.PLACED_AT).value)
         page = await q.orders(info.context, store, flt, sort, request)
+        if selects(info.selected_fields, ("lines", "product")):
+            # The page's products in one batch, before its lines ask one by one: each
+            # line's product then resolves without waiting (see OrderLineType.product).
+            await info.context.loaders.product.load_many(
+                {(line.store_id, line.product_id) for o in page.rows for line in o.lines}
+            )
         return CountedConnection[OrderType].of(
             page,
             lambda o: OrderType(_order=o),
@@ -182,9 +197,9 @@ class ProductType(Node):
     sku = attribute(str)
     title = attribute(str)
 
-    @strawberry.field
-    async def price(self, info: Ctx) -> Money:
-        return money(self._product.price, await currency(info, self._product.store_id))
+    @strawberry.field(graphql_type=Money)
+    def price(self, info: Ctx) -> Money | Awaitable[Money]:
+        return priced(info, self._product.price, self._product.store_id)
 
     backorder_policy = attribute(BackorderPolicy)
     backorder_limit = attribute(int | None)
@@ -230,8 +245,18 @@ class OrderLineType(Node):
         assert found is not None
         return OrderType(_order=found)
 
-    @strawberry.field
-    async def product(self, info: Ctx) -> ProductType:
+    @strawberry.field(graphql_type=ProductType)
+    def product(self, info: Ctx) -> ProductType | Awaitable[ProductType]:
+        # At once when the request has the product and knows the caller (a page of
+        # orders fetched its products first); else awaited.
+        ctx, key = info.context, (self._line.store_id, self._line.product_id)
+        found = ctx.loaders.known(ctx.loaders.product, key)
+        if found is None or ctx.known_principal is None:
+            return self._product_later(info)
+        ctx.require_now("READ")
+        return ProductType(_product=found)
+
+    async def _product_later(self, info: Ctx) -> ProductType:
         await traverse(info)
         found = await info.context.loaders.product.load(
             (self._line.store_id, self._line.product_id)
@@ -242,9 +267,9 @@ class OrderLineType(Node):
     sku = attribute(str)
     quantity = attribute(int)
 
-    @strawberry.field
-    async def unit_price(self, info: Ctx) -> Money:
-        return money(self._line.unit_price, await currency(info, self._line.store_id))
+    @strawberry.field(graphql_type=Money)
+    def unit_price(self, info: Ctx) -> Money | Awaitable[Money]:
+        return priced(info, self._line.unit_price, self._line.store_id)
 
     allocated = attribute(int)
     backordered = attribute(int)
@@ -304,13 +329,13 @@ class OrderType(Node):
     def lines(self) -> list[OrderLineType]:
         return [OrderLineType(_line=line) for line in self._order.lines]
 
-    @strawberry.field
-    async def total(self, info: Ctx) -> Money:
-        return money(self._order.total, await currency(info, self._order.store_id))
+    @strawberry.field(graphql_type=Money)
+    def total(self, info: Ctx) -> Money | Awaitable[Money]:
+        return priced(info, self._order.total, self._order.store_id)
 
-    @strawberry.field
-    async def backordered_value(self, info: Ctx) -> Money:
-        return money(self._order.backordered_value, await currency(info, self._order.store_id))
+    @strawberry.field(graphql_type=Money)
+    def backordered_value(self, info: Ctx) -> Money | Awaitable[Money]:
+        return priced(info, self._order.backordered_value, self._order.store_id)
 
     @strawberry.field
     async def events(
