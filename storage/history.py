@@ -236,22 +236,6 @@ async def write(
         await _record_overdue(conn, store_id, seq, at, instant, delta)
 
 
-async def _overdue_now(conn: AsyncConnection, store_id: int, now: dt.datetime) -> Contribution:
-    ot = t.overdue_totals
-    row = (
-        (
-            await conn.execute(
-                select(*(_sum(ot.c[name], name) for name in _COLUMNS)).where(
-                    ot.c.store_id == store_id, ot.c.overdue_at <= now
-                )
-            )
-        )
-        .mappings()
-        .one()
-    )
-    return _contribution(_typed(row))
-
-
 async def _overdue_at(conn: AsyncConnection, store_id: int, at: dt.datetime) -> Contribution:
     """The overdue totals at `at`: for each overdue instant passed by then, its newest
     point at or before `at`, summed."""
@@ -325,11 +309,31 @@ def _typed(row: Any) -> dict[str, Any]:
 
 
 async def figures_now(conn: AsyncConnection, store_id: int, now: dt.datetime) -> Figures:
-    """Current figures: the latest running totals plus the overdue instants passed by now."""
-    point = await _latest_point(conn, store_id, None)
-    overdue = await _overdue_now(conn, store_id, now)
-    oldest = point["oldest_backorder_placed_at"] if point else None
-    return figures(now, _contribution(point), overdue, oldest)
+    """Current figures: the latest running totals plus the overdue instants passed by now,
+    in one statement (the overdue sums, always one row, joined to the latest point, if
+    any)."""
+    p, ot = t.tally_points, t.overdue_totals
+    point = (
+        select(p)
+        .where(p.c.store_id == store_id)
+        .order_by(p.c.at.desc(), p.c.seq.desc())
+        .limit(1)
+        .subquery("point")
+    )
+    overdue = (
+        select(*(_sum(ot.c[name], f"overdue_{name}") for name in _COLUMNS))
+        .where(ot.c.store_id == store_id, ot.c.overdue_at <= now)
+        .subquery("overdue")
+    )
+    row = (
+        (await conn.execute(select(overdue, point).select_from(overdue.outerjoin(point, true()))))
+        .mappings()
+        .one()
+    )
+    summed = _typed({name: row[f"overdue_{name}"] for name in _COLUMNS})
+    latest = row if row["seq"] is not None else None
+    oldest = row["oldest_backorder_placed_at"] if latest is not None else None
+    return figures(now, _contribution(latest), _contribution(summed), oldest)
 
 
 async def figures_at(conn: AsyncConnection, store_id: int, at: dt.datetime) -> Figures:
