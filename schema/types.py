@@ -34,6 +34,7 @@ from ordergraph.schema.nodes import (
     Ctx,
     Node,
     attribute,
+    plain,
     priced,
     selects,
     store_detail,
@@ -62,9 +63,7 @@ class StoreType(Node):
     def domain(self) -> Store:
         return self._store
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(ids.encode("Store", self._store.id))
+    id = plain(strawberry.ID, lambda s: ids.encode("Store", s._store.id))
 
     handle = attribute(str)
 
@@ -182,10 +181,7 @@ class ProductType(Node):
     def domain(self) -> Product:
         return self._product
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        p = self._product
-        return strawberry.ID(ids.encode("Product", p.store_id, p.id))
+    id = plain(strawberry.ID, lambda s: ids.encode("Product", s._product.store_id, s._product.id))
 
     @strawberry.field
     async def store(self, info: Ctx) -> StoreType:
@@ -234,9 +230,7 @@ class OrderLineType(Node):
     def domain(self) -> OrderLine:
         return self._line
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(ids.encode("OrderLine", self._line.store_id, self._line.id))
+    id = plain(strawberry.ID, lambda s: ids.encode("OrderLine", s._line.store_id, s._line.id))
 
     @strawberry.field
     async def order(self, info: Ctx) -> OrderType:
@@ -284,9 +278,7 @@ class OrderType(Node):
     def domain(self) -> Order:
         return self._order
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(ids.encode("Order", self._order.store_id, self._order.id))
+    id = plain(strawberry.ID, lambda s: ids.encode("Order", s._order.store_id, s._order.id))
 
     @strawberry.field
     async def store(self, info: Ctx) -> StoreType:
@@ -325,9 +317,9 @@ class OrderType(Node):
             return None
         return max(d for d in dates if d is not None)
 
-    @strawberry.field
-    def lines(self) -> list[OrderLineType]:
-        return [OrderLineType(_line=line) for line in self._order.lines]
+    lines = plain(
+        list[OrderLineType], lambda s: [OrderLineType(_line=line) for line in s._order.lines]
+    )
 
     @strawberry.field(graphql_type=Money)
     def total(self, info: Ctx) -> Money | Awaitable[Money]:
