@@ -53,7 +53,7 @@ ATTACKS = [
     ("backlogTrend HOUR over 40 days", trend(40)),
     ("the same under 30 aliases", trend(40, aliases=30)),
     ("nested connections, first: 50 each", NESTED),
-    ("heaviest allowed trend (HOUR over 8 days)", trend(8)),
+    ("two of those under aliases", trend(40, aliases=2)),
 ]
 
 
