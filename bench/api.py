@@ -43,7 +43,8 @@ class BenchStore:
     token: str
 
 
-def make_store(url: str, admin_token: str) -> BenchStore:
+def create_store(url: str, admin_token: str, policy: str = "DENY") -> BenchStore:
+    """A new store (UTC, USD) with the default backorder policy given, and its token."""
     handle = "bench-" + uuid.uuid4().hex[:10]
     created = gql(
         url,
@@ -55,27 +56,40 @@ def make_store(url: str, admin_token: str) -> BenchStore:
                 "name": "Benchmark store",
                 "currencyCode": "USD",
                 "timezone": "UTC",
-                "defaultBackorderPolicy": "DENY",
+                "defaultBackorderPolicy": policy,
             }
         },
         admin_token,
         "createStore",
     )
-    store = BenchStore(created["store"]["id"], handle, created["token"])
+    return BenchStore(created["store"]["id"], handle, created["token"])
+
+
+def add_product(
+    url: str, store: BenchStore, sku: str, title: str, price: str, stock: int = 0
+) -> None:
+    """A product of the store, with `stock` units received (none: out of stock)."""
     gql(
         url,
         """mutation($input: UpsertProductInput!) { upsertProduct(input: $input) {
              product { id } userErrors { code message } } }""",
-        {"input": {"storeId": store.gid, "sku": SKU, "title": "Benchmark item", "price": "9.99"}},
+        {"input": {"storeId": store.gid, "sku": sku, "title": title, "price": price}},
         store.token,
         "upsertProduct",
     )
-    gql(
-        url,
-        """mutation($input: ReceiveStockInput!) { receiveStock(input: $input) {
-             product { onHand } userErrors { code message } } }""",
-        {"input": {"storeId": store.gid, "sku": SKU, "quantity": STOCK}},
-        store.token,
-        "receiveStock",
-    )
+    if stock:
+        gql(
+            url,
+            """mutation($input: ReceiveStockInput!) { receiveStock(input: $input) {
+                 product { onHand } userErrors { code message } } }""",
+            {"input": {"storeId": store.gid, "sku": sku, "quantity": stock}},
+            store.token,
+            "receiveStock",
+        )
+
+
+def make_store(url: str, admin_token: str) -> BenchStore:
+    """A store with one product (SKU) in ample stock."""
+    store = create_store(url, admin_token)
+    add_product(url, store, SKU, "Benchmark item", "9.99", STOCK)
     return store

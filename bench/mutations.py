@@ -52,7 +52,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api import gql
+from bench.api import BenchStore, add_product, create_store
 from bench.harness import Server, free_port, serve_command, start
 from bench.light_client import Connection, HttpError, client_cpu_seconds, encode_head
 from bench.pg import create_database, drop_database, safe_dsn, with_database
@@ -240,56 +240,16 @@ async def drive(
 # -- the workload ---------------------------------------------------------------------------
 
 
-@dataclass
-class Store:
-    gid: str
-    handle: str
-    token: str
-
-
-def new_store(url: str, admin_token: str, waiting: bool = False) -> Store:
+def new_store(url: str, admin_token: str, waiting: bool = False) -> BenchStore:
     """A store with SKUS in ample stock, or (waiting) one with WAITING_SKU out of stock
     and backorders allowed."""
-    handle = "bench-" + uuid.uuid4().hex[:10]
-    created = gql(
-        url,
-        """mutation($input: CreateStoreInput!) { createStore(input: $input) {
-             store { id handle } token userErrors { code message } } }""",
-        {
-            "input": {
-                "handle": handle,
-                "name": "Benchmark store",
-                "currencyCode": "USD",
-                "timezone": "UTC",
-                "defaultBackorderPolicy": "ALLOW" if waiting else "DENY",
-            }
-        },
-        admin_token,
-        "createStore",
-    )
-    store = Store(created["store"]["id"], handle, created["token"])
+    store = create_store(url, admin_token, "ALLOW" if waiting else "DENY")
     for sku in (WAITING_SKU,) if waiting else SKUS:
-        gql(
-            url,
-            """mutation($input: UpsertProductInput!) { upsertProduct(input: $input) {
-                 product { id } userErrors { code message } } }""",
-            {"input": {"storeId": store.gid, "sku": sku, "title": f"Item {sku}", "price": "4.25"}},
-            store.token,
-            "upsertProduct",
-        )
-        if not waiting:
-            gql(
-                url,
-                """mutation($input: ReceiveStockInput!) { receiveStock(input: $input) {
-                     product { onHand } userErrors { code message } } }""",
-                {"input": {"storeId": store.gid, "sku": sku, "quantity": STOCK}},
-                store.token,
-                "receiveStock",
-            )
+        add_product(url, store, sku, f"Item {sku}", "4.25", 0 if waiting else STOCK)
     return store
 
 
-def place_calls(store: Store, count: int, rng: random.Random) -> list[Call]:
+def place_calls(store: BenchStore, count: int, rng: random.Random) -> list[Call]:
     """Orders of 1-3 lines of 1-3 units each."""
     calls = []
     for _ in range(count):
@@ -300,7 +260,7 @@ def place_calls(store: Store, count: int, rng: random.Random) -> list[Call]:
     return calls
 
 
-def waiting_calls(store: Store, count: int) -> list[Call]:
+def waiting_calls(store: BenchStore, count: int) -> list[Call]:
     variables = {"input": {"storeId": store.gid, "lines": [{"sku": WAITING_SKU, "quantity": 1}]}}
     return [Call(request_body(PLACE, variables), 1) for _ in range(count)]
 
@@ -325,8 +285,8 @@ class Bench:
     proxied: Server
     direct: Server
     wire: Wire
-    seq_store: Store
-    stores: list[Store]
+    seq_store: BenchStore
+    stores: list[BenchStore]
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
     runs: dict[str, dict[str, list[Run]]] = field(
         default_factory=lambda: {"sequential": {}, "concurrent": {}}
@@ -395,7 +355,7 @@ class Receive:
     trips: int
 
 
-async def _product(url: str, store: Store) -> dict[str, int]:
+async def _product(url: str, store: BenchStore) -> dict[str, int]:
     connection = Connection(url)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {store.token}"}
     body = request_body(PRODUCT, {"h": store.handle, "sku": WAITING_SKU})
@@ -420,7 +380,7 @@ def _filled_problem(waiting: int, before: dict[str, int], product: dict[str, int
     return None
 
 
-async def receive_once(bench: Bench, store: Store, waiting: int) -> Receive:
+async def receive_once(bench: Bench, store: BenchStore, waiting: int) -> Receive:
     """One receiveStock of `waiting` units into a product with `waiting` lines waiting."""
     url, pid = bench.proxied.url, bench.proxied.process.pid
     before = await _product(url, store)  # also caches the store's token in the server

@@ -38,7 +38,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api import PLACE_ORDER, SKU, STOCK, BenchStore, gql, make_store
+from bench.api import PLACE_ORDER, SKU, STOCK, BenchStore, add_product, gql, make_store
 from bench.harness import Server, free_port, serve_command, start
 from bench.pg import create_database, drop_database, safe_dsn, with_database
 from bench.place_orders_load import UNTHROTTLED, Request, Result, Target, drive, graphql_ok
@@ -70,22 +70,7 @@ def seed_store(url: str, admin_token: str, orders: int) -> BenchStore:
     """A store with three products in stock and `orders` orders of 1-3 lines."""
     store = make_store(url, admin_token)
     for sku in SKUS[1:]:
-        gql(
-            url,
-            """mutation($input: UpsertProductInput!) { upsertProduct(input: $input) {
-                 product { id } userErrors { code message } } }""",
-            {"input": {"storeId": store.gid, "sku": sku, "title": f"Item {sku}", "price": "4.25"}},
-            store.token,
-            "upsertProduct",
-        )
-        gql(
-            url,
-            """mutation($input: ReceiveStockInput!) { receiveStock(input: $input) {
-                 product { onHand } userErrors { code message } } }""",
-            {"input": {"storeId": store.gid, "sku": sku, "quantity": STOCK}},
-            store.token,
-            "receiveStock",
-        )
+        add_product(url, store, sku, f"Item {sku}", "4.25", STOCK)
     rng = random.Random(SEED)
     for _ in range(orders):
         skus = rng.sample(SKUS, rng.randint(1, 3))
