@@ -38,10 +38,8 @@ import os
 import random
 import secrets
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.api import BenchStore, add_product, create_store
 from bench.harness import Server, free_port, serve_command, start
 from bench.light_client import Connection, HttpError, client_cpu_seconds, encode_head
-from bench.pg import create_database, drop_database, safe_dsn, with_database
+from bench.pg import safe_dsn, scratch
 from bench.pg_wire import Wire, proxy
 from bench.place_orders_load import UNTHROTTLED
 from bench.proc import cpu_seconds
@@ -617,13 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.rounds, args.calls, args.concurrent_calls, args.concurrency, args.waiting) < 1:
         print("every count must be >= 1", file=sys.stderr)
         return 2
-    name = f"ordergraph_bench_mutations_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(create_database(args.pg_dsn, name))
-    try:
-        with tempfile.TemporaryDirectory(prefix="ordergraph-bench-") as logs:
-            return run(args, with_database(args.pg_dsn, name), Path(logs))
-    finally:
-        asyncio.run(drop_database(args.pg_dsn, name))
+    with scratch(args.pg_dsn, "mutations") as (dsn, logs):
+        return run(args, dsn, logs)
 
 
 def _server_env(dsn: str, admin_token: str, pool_size: int) -> dict[str, str]:

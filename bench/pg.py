@@ -3,6 +3,13 @@ DSN, and the few reads of its rows they check."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -36,6 +43,18 @@ async def create_database(admin_dsn: str, name: str) -> None:
 
 async def drop_database(admin_dsn: str, name: str) -> None:
     await admin_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def scratch(admin_dsn: str, label: str) -> Iterator[tuple[str, Path]]:
+    """A fresh database (its DSN) and a folder for the servers' logs, both gone after."""
+    name = f"ordergraph_bench_{label}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(create_database(admin_dsn, name))
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"ordergraph-{label}-") as logs:
+            yield with_database(admin_dsn, name), Path(logs)
+    finally:
+        asyncio.run(drop_database(admin_dsn, name))
 
 
 async def store_id_of(dsn: str, handle: str) -> int:

@@ -27,8 +27,6 @@ import asyncio
 import os
 import secrets
 import sys
-import tempfile
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.api import PLACE_ORDER, SKU, BenchStore, make_store
 from bench.harness import Server, free_port, serve_command, start
-from bench.pg import create_database, drop_database, last_seq, safe_dsn, store_id_of, with_database
+from bench.pg import last_seq, safe_dsn, scratch, store_id_of
 from bench.pgbench_place import NAME as PGBENCH
 from bench.pgbench_place import drive_pgbench, install, pgbench_binary
 from bench.place_orders_load import UNTHROTTLED, Request, Result, Target, drive, graphql_ok
@@ -275,13 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    name = f"ordergraph_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(create_database(args.pg_dsn, name))
-    try:
-        with tempfile.TemporaryDirectory(prefix="ordergraph-bench-") as logs:
-            return run(args, with_database(args.pg_dsn, name), Path(logs))
-    finally:
-        asyncio.run(drop_database(args.pg_dsn, name))
+    with scratch(args.pg_dsn, "place") as (dsn, logs):
+        return run(args, dsn, logs)
 
 
 def _check_contender(dsn: str, contender: Contender, seq_before: dict[int, int]) -> bool:

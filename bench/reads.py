@@ -28,8 +28,6 @@ import os
 import random
 import secrets
 import sys
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.api import PLACE_ORDER, SKU, STOCK, BenchStore, add_product, gql, make_store
 from bench.harness import Server, free_port, serve_command, start
-from bench.pg import create_database, drop_database, safe_dsn, with_database
+from bench.pg import safe_dsn, scratch
 from bench.place_orders_load import UNTHROTTLED, Request, Result, Target, drive, graphql_ok
 from bench.rounds import one_line, ratio_line, rotation, summary
 
@@ -179,13 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    name = f"ordergraph_bench_reads_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(create_database(args.pg_dsn, name))
-    try:
-        with tempfile.TemporaryDirectory(prefix="ordergraph-bench-") as logs:
-            return run(args, reads, with_database(args.pg_dsn, name), Path(logs))
-    finally:
-        asyncio.run(drop_database(args.pg_dsn, name))
+    with scratch(args.pg_dsn, "reads") as (dsn, logs):
+        return run(args, reads, dsn, logs)
 
 
 def run(args: argparse.Namespace, reads: list[str], dsn: str, logs: Path) -> int:
