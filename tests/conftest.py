@@ -273,8 +273,32 @@ KINDS = ("unit", "api", "e2e")
 TESTS = Path(__file__).resolve().parent
 # Fixtures that start an `ordergraph serve` process: a test using one is end-to-end.
 PROCESS_FIXTURES = {"live_server", "live_pg_server", "live_api"}
+
+
 # Fixtures that reach the PostgreSQL server (parameters named "postgres" count too).
-POSTGRES_FIXTURES = {"pg_url", "pg_api", "live_pg_server", "live_api"}
+@pytest.fixture(scope="module")
+def own_sqlite_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> str:
+    """A migrated SQLite database of the test module's own (a sweep over every store in a
+    database must not meet other tests' stores)."""
+    label = request.module.__name__.rpartition(".")[2]
+    path: Path = tmp_path_factory.mktemp(label) / f"{label}.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    run_outside_loop(_migrate(url))
+    return url
+
+
+@pytest.fixture(scope="module")
+def own_pg_url(pg_url: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of the test module's own, dropped after."""
+    name = f"ordergraph_own_{uuid.uuid4().hex[:10]}"
+    url: str = run_outside_loop(_create_pg_database(name))
+    try:
+        yield url
+    finally:
+        run_outside_loop(_drop_pg_database(name))
+
+
+POSTGRES_FIXTURES = {"pg_url", "pg_api", "live_pg_server", "live_api", "own_pg_url"}
 DATABASE_FIXTURES = {"api", "database", "backend", "sqlite_url", "pg_url", "pg_api"}
 # Names in a module's text that mean it starts processes (for files not yet filed).
 PROCESS_WORDS = ("subprocess", "start_server", "run_bench", "chromium_or_skip", "Popen")

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,10 +39,6 @@ from ordergraph.storage.db import Database
 from tests.client import Api, StoreHandle
 from tests.conftest import (
     ADMIN_TOKEN,
-    _create_pg_database,
-    _drop_pg_database,
-    _migrate,
-    run_outside_loop,
 )
 
 ZONES = ("UTC", "America/New_York", "Asia/Kolkata", "Pacific/Auckland", "Europe/Berlin")
@@ -558,25 +551,6 @@ def run_example(url: str, draw: st.DataObject) -> None:
         loop.run_until_complete(run_history(url, draw))
     finally:
         loop.close()
-
-
-@pytest.fixture(scope="module")
-def own_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A database of its own: the overdue sweep looks at every store in it."""
-    path: Path = tmp_path_factory.mktemp("replay") / "replay.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    run_outside_loop(_migrate(url))
-    return url
-
-
-@pytest.fixture(scope="module")
-def own_pg_url(pg_url: str) -> Iterator[str]:
-    name = f"ordergraph_replay_{uuid.uuid4().hex[:10]}"
-    url: str = run_outside_loop(_create_pg_database(name))
-    try:
-        yield url
-    finally:
-        run_outside_loop(_drop_pg_database(name))
 
 
 @pytest.mark.exhaustive

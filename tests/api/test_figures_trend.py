@@ -16,9 +16,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -36,11 +33,7 @@ from tests.api.test_schema_and_queries_count import counting_statements
 from tests.client import Api
 from tests.conftest import (
     ADMIN_TOKEN,
-    _create_pg_database,
-    _drop_pg_database,
-    _migrate,
     app_client,
-    run_outside_loop,
 )
 
 MICRO = dt.timedelta(microseconds=1)
@@ -107,25 +100,6 @@ def run_example(url: str, draw: st.DataObject) -> None:
         loop.run_until_complete(run_history(url, draw))
     finally:
         loop.close()
-
-
-@pytest.fixture(scope="module")
-def own_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A database of its own: the overdue sweep looks at every store in it."""
-    path: Path = tmp_path_factory.mktemp("trend") / "trend.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    run_outside_loop(_migrate(url))
-    return url
-
-
-@pytest.fixture(scope="module")
-def own_pg_url(pg_url: str) -> Iterator[str]:
-    name = f"ordergraph_trend_{uuid.uuid4().hex[:10]}"
-    url: str = run_outside_loop(_create_pg_database(name))
-    try:
-        yield url
-    finally:
-        run_outside_loop(_drop_pg_database(name))
 
 
 @TREND_SETTINGS
