@@ -439,14 +439,18 @@ class SqlStoreSession:
         }
 
 
-async def _store_row(conn: AsyncConnection, store_id: int) -> Any:
-    """The store's row (SQLite: the writer lock, taken at BEGIN, is the store's lock)."""
-    return (
-        (await conn.execute(select(t.stores).where(t.stores.c.id == store_id))).mappings().first()
-    )
+async def store_row(conn: AsyncConnection, store_id: int) -> Any:
+    """The store's row, locked: on PostgreSQL `FOR NO KEY UPDATE` (as og_open takes it);
+    on SQLite the writer lock, taken at BEGIN, is the store's lock."""
+    query = select(t.stores).where(t.stores.c.id == store_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE
+    return (await conn.execute(query)).mappings().first()
 
 
-def _session_for(conn: AsyncConnection, row: Mapping[Any, Any], clock: Clock) -> SqlStoreSession:
+def session_for(conn: AsyncConnection, row: Mapping[Any, Any], clock: Clock) -> SqlStoreSession:
+    """A session on the store of `row` (locked), its counters read, its clock never
+    before the store's last event."""
     counters = {
         "next_id": row["next_id"],
         "next_order_number": row["next_order_number"],
@@ -473,7 +477,7 @@ async def store_session(
             locked_at = time.perf_counter()
             if opened.store is None:
                 raise _no_store()
-            session = _session_for(conn, opened.store, clock)
+            session = session_for(conn, opened.store, clock)
             session.preload(opened.products, opened.orders, opened.lines)
             if reads.idempotency is not None:
                 session.prefetched_keys[reads.idempotency] = opened.idempotency
@@ -483,10 +487,10 @@ async def store_session(
     else:
         async with db.write() as conn:
             locked_at = time.perf_counter()
-            row = await _store_row(conn, store_id)
+            row = await store_row(conn, store_id)
             if row is None:
                 raise _no_store()
-            session = _session_for(conn, row, clock)
+            session = session_for(conn, row, clock)
             yield session
             await session.flush()
         db.lock_held(time.perf_counter() - locked_at)

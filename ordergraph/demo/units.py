@@ -25,30 +25,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, update
 
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.storage import tables as t
 from ordergraph.storage.db import Database
-from ordergraph.storage.mapping import store_from
-from ordergraph.storage.uow import SqlStoreSession
+from ordergraph.storage.uow import SqlStoreSession, session_for, store_row
 
 _RESTAMP = (
     update(t.events)
     .where(t.events.c.store_id == bindparam("k_store"), t.events.c.seq == bindparam("k_seq"))
     .values(occurred_at=bindparam("at"))
 )
-
-
-async def _locked_store(conn: AsyncConnection, store_id: int, *, postgres: bool) -> Any:
-    """The store's row, locked (SQLite: the writer lock taken at BEGIN is the lock)."""
-    query = select(t.stores).where(t.stores.c.id == store_id)
-    if postgres:
-        query = query.with_for_update()
-    return (await conn.execute(query)).mappings().first()
 
 
 async def preload_orders(session: SqlStoreSession, ids: Collection[int]) -> None:
@@ -93,21 +82,13 @@ class Units:
         stack = AsyncExitStack()
         conn = await stack.enter_async_context(self.db.write())
         try:
-            row = await _locked_store(conn, self.store_id, postgres=not self.db.is_sqlite)
+            row = await store_row(conn, self.store_id)
             if row is None:
                 raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeId"])
         except BaseException as err:
             await stack.__aexit__(type(err), err, err.__traceback__)
             raise
-        counters = {
-            "next_id": row["next_id"],
-            "next_order_number": row["next_order_number"],
-            "last_event_seq": row["last_event_seq"],
-        }
-        now = self.clock()
-        if row["last_event_at"] is not None and now < row["last_event_at"]:
-            now = row["last_event_at"]
-        session = SqlStoreSession(conn, store_from(row), counters, now)
+        session = session_for(conn, row, self.clock)
         self._stack, self._session, self._instants = stack, session, []
         if self.batched and self.catalogue:
             await session.products_by_sku(self.catalogue)
