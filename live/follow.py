@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
@@ -23,7 +24,9 @@ from starlette.websockets import WebSocketDisconnect
 from ordergraph.domain.model import Store
 from ordergraph.domain.paging import BadPageRequest, decode_cursor
 from ordergraph.domain.reads import LiveEvent
+from ordergraph.domain.tallies import Figures
 from ordergraph.live import fanout
+from ordergraph.live.figures import FiguresFeed, store_figures
 from ordergraph.live.hub import EventHub, Subscriber, SubscriberOverflow
 from ordergraph.resolvers.context import ApiError, Context, Loaders
 from ordergraph.schema.sharing import LIVE_EXECUTOR, shared_results
@@ -232,18 +235,18 @@ class _Follower:
 _Payload = TypeVar("_Payload")
 
 
-COALESCE_SECONDS = 0.25
-
-
 class LiveDelivery:
     """What the subscription fields ask of live delivery (the context's `live`).
 
-    `follow` streams a store's events to one subscription; `changes` says when a store's
-    figures may have changed (at once, then after each burst of changes has settled).
+    `follow` streams a store's events to one subscription; `figures` gives a store's
+    figures at once, then after each burst of changes has settled and at each instant
+    orders become overdue, computed once for all of the store's subscribers.
     """
 
-    def __init__(self, hub: EventHub) -> None:
+    def __init__(self, hub: EventHub, clock: Callable[[], dt.datetime]) -> None:
         self.hub = hub
+        compute, position = store_figures(hub.db, clock)
+        self.feed = FiguresFeed(hub, compute, position, clock)
 
     async def follow(
         self,
@@ -278,19 +281,7 @@ class LiveDelivery:
         finally:
             follower.leave()
 
-    async def changes(self, ctx: Context, store: Store) -> AsyncIterator[None]:
-        """Once now, then once per burst of the store's events (coalesced for
-        COALESCE_SECONDS); a subscriber that falls behind is closed (SLOW_CONSUMER)."""
-        subscriber = await self.hub.subscribe(store.id, on_overflow=lambda: close_slow(ctx))
-        try:
-            yield None
-            while True:
-                changed = [await subscriber.queue.get()]
-                await asyncio.sleep(COALESCE_SECONDS)  # let a burst of changes settle
-                while not subscriber.queue.empty():
-                    changed.append(subscriber.queue.get_nowait())
-                if None in changed:
-                    raise slow_consumer(ctx)
-                yield None
-        finally:
-            self.hub.unsubscribe(subscriber)
+    def figures(self, store: Store) -> AsyncGenerator[Figures]:
+        """The store's figures now, then each time they change (live.figures: computed
+        once per change for every subscriber in the process)."""
+        return self.feed.watch(store.id)

@@ -19,6 +19,7 @@ from ordergraph.domain.keys import hash_token
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.ports import Loaded, Units
 from ordergraph.domain.reads import KeyRecord, LiveEvent
+from ordergraph.domain.tallies import Figures
 from ordergraph.resolvers.keyguard import KeyGuard, SubscriptionLimitReached
 from ordergraph.storage import queries
 from ordergraph.storage.db import Database, RequestDatabase
@@ -147,7 +148,7 @@ class Live(Protocol):
         payload_type: type,
     ) -> AsyncIterator[_Payload]: ...
 
-    def changes(self, ctx: Context, store: Store) -> AsyncIterator[None]: ...
+    def figures(self, store: Store) -> AsyncIterator[Figures]: ...
 
 
 @dataclass

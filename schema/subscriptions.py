@@ -12,7 +12,6 @@ from ordergraph.domain.events import InventoryEventType, OrderEventType
 from ordergraph.domain.model import Store
 from ordergraph.domain.paging import encode_cursor
 from ordergraph.domain.reads import LiveEvent
-from ordergraph.resolvers import figures as fig
 from ordergraph.resolvers import ids
 from ordergraph.resolvers.context import ApiError, Context, Live
 from ordergraph.schema.figures import BacklogSummary
@@ -159,5 +158,5 @@ class Subscription:
         store = await _store(ctx, str(store_id))
         live = _live(ctx)
         with ctx.subscription_slot():
-            async for _ in live.changes(ctx, store):
-                yield BacklogSummary.of(await fig.backlog(ctx, store, None), store.currency_code)
+            async for figures in live.figures(store):
+                yield BacklogSummary.of(figures, store.currency_code)

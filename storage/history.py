@@ -53,6 +53,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    or_,
     select,
     true,
     type_coerce,
@@ -334,6 +335,20 @@ async def figures_now(conn: AsyncConnection, store_id: int, now: dt.datetime) ->
     latest = row if row["seq"] is not None else None
     oldest = row["oldest_backorder_placed_at"] if latest is not None else None
     return figures(now, _contribution(latest), _contribution(summed), oldest)
+
+
+async def next_overdue_instant(
+    conn: AsyncConnection, store_id: int, now: dt.datetime
+) -> dt.datetime | None:
+    """The next instant after `now` at which open orders become overdue (when the current
+    figures change with no event), or None."""
+    ot = t.overdue_totals
+    nonzero = or_(*(ot.c[name] != 0 for name in _COLUMNS))
+    query = select(func.min(ot.c.overdue_at)).where(
+        ot.c.store_id == store_id, ot.c.overdue_at > now, nonzero
+    )
+    found: dt.datetime | None = (await conn.execute(query)).scalar()
+    return found
 
 
 async def figures_at(conn: AsyncConnection, store_id: int, at: dt.datetime) -> Figures:

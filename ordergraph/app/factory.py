@@ -48,6 +48,7 @@ def create_app(
     )
     app.state.db = database
     app.state.hub = hub
+    app.state.live = view.live
     app.state.metrics = metrics
     app.state.guard = view.guard
     app.state.settings = settings

@@ -98,7 +98,7 @@ class OrdergraphView(GraphQL[Context, None]):
         self.ws_ping_seconds = settings.ws_ping_seconds
         self.ws_init_timeout_seconds = settings.ws_init_timeout_seconds
         self.hub = hub
-        self.live = LiveDelivery(hub)
+        self.live = LiveDelivery(hub, clock)
         self.db = db
         self.settings = settings
         self.clock = clock
