@@ -1,8 +1,9 @@
 """backlogChanged pushes when an order becomes overdue, with no other change in the store.
 
 The server runs in this process (uvicorn on a real port) so that the test can move its
-clock past the end of the requested ship date; its overdue sweep then writes the OVERDUE
-event, and the subscriber must be sent the new summary.
+clock past the end of the requested ship date; the subscriber must be sent the new
+summary, with the overdue sweep on (it writes the OVERDUE event) and with it off (the
+live figures wake at the instant by themselves).
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ from tests.ws_client import ws_connect
 SWEEP_SECONDS = 1
 
 
-@pytest.fixture
-async def served(database: Database, clock: Clock) -> AsyncIterator[str]:
+@pytest.fixture(params=[SWEEP_SECONDS, 0], ids=["sweeping", "no-sweep"])
+async def served(
+    database: Database, clock: Clock, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    # With the sweep off, the push can only come from the figures' own wake-up at the
+    # instant the order became overdue (live/figures.py).
     settings = Settings(
         database_url=database.url,
         admin_token=ADMIN_TOKEN,
-        overdue_sweep_seconds=SWEEP_SECONDS,
+        overdue_sweep_seconds=request.param,
         tail_poll_ms=200,
     )
     app = create_app(settings, clock=clock, db=database)
