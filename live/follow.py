@@ -22,7 +22,7 @@ from graphql import ExecutionResult
 from starlette.websockets import WebSocketDisconnect
 
 from ordergraph.domain.model import Store
-from ordergraph.domain.paging import BadPageRequest, decode_cursor
+from ordergraph.domain.paging import BadPageRequest, decode_cursor, encode_cursor
 from ordergraph.domain.reads import LiveEvent
 from ordergraph.domain.tallies import Figures
 from ordergraph.live import fanout
@@ -264,6 +264,8 @@ class LiveDelivery:
         it writes as ready frames, or that its fan-out group sends, are not yielded.
         """
         follower = _Follower(ctx, payload_type, make_payload, wanted)
+        if ctx.resume_after is not None:  # an SSE client reconnecting (Last-Event-ID)
+            after = ctx.resume_after
         try:
             async for event in live_events(
                 self.hub, ctx, store, after, stream, follower.subscribed
@@ -276,6 +278,7 @@ class LiveDelivery:
                 if sent is None:
                     return
                 if not sent:
+                    ctx.stream_cursor = encode_cursor([event.record.seq])
                     yield make_payload(event)  # sent by the time the generator resumes
                 follower.join(event)
         finally:

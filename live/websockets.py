@@ -81,15 +81,12 @@ def too_big(text: str, limit: int) -> bool:
     return len(text) * 4 > limit and len(text.encode()) > limit
 
 
-def operation_deadline(view: Any, schema: Any, query: Any, operation_name: Any) -> float | None:
-    """Seconds a query or mutation may run (operation_timeout_ms); None for a subscription
-    (it lives until the client stops it) or a document that does not parse (refused)."""
-    settings = getattr(view, "settings", None)
-    millis = getattr(settings, "operation_timeout_ms", 0)
-    if not millis or not isinstance(query, str):
+def operation_type(view: Any, schema: Any, query: Any, operation_name: Any) -> OperationType | None:
+    """The type of the operation the request names, or None if the document does not parse
+    or name one (execution then says why)."""
+    if not isinstance(query, str):
         return None
-    if "subscription" not in query:
-        return millis / 1000  # no subscription in it: a query or a mutation
+    settings = getattr(view, "settings", None)
     options = {"max_tokens": getattr(settings, "max_tokens", 5000)}
     documents = getattr(schema, "documents", None)
     try:
@@ -104,7 +101,20 @@ def operation_deadline(view: Any, schema: Any, query: Any, operation_name: Any) 
         return None
     name = operation_name if isinstance(operation_name, str) else None
     operation = get_operation_ast(document, name)
-    if operation is None or operation.operation == OperationType.SUBSCRIPTION:
+    return None if operation is None else operation.operation
+
+
+def operation_deadline(view: Any, schema: Any, query: Any, operation_name: Any) -> float | None:
+    """Seconds a query or mutation may run (operation_timeout_ms); None for a subscription
+    (it lives until the client stops it) or a document that does not parse (refused)."""
+    settings = getattr(view, "settings", None)
+    millis = getattr(settings, "operation_timeout_ms", 0)
+    if not millis or not isinstance(query, str):
+        return None
+    if "subscription" not in query:
+        return millis / 1000  # no subscription in it: a query or a mutation
+    kind = operation_type(view, schema, query, operation_name)
+    if kind is None or kind == OperationType.SUBSCRIPTION:
         return None
     return millis / 1000
 

@@ -165,6 +165,10 @@ class Context:
     live: Live | None = None
     connection_params: dict[str, Any] | None = None
     closing: bool = False
+    # Over SSE: the cursor a reconnecting client sent (Last-Event-ID), which the event
+    # subscriptions resume after; and the cursor of the event just yielded, for the `id:`.
+    resume_after: str | None = None
+    stream_cursor: str | None = None
     loaders: Loaders = field(init=False)
     # Token lookups through this process's short cache (resolvers.keyguard); None: direct.
     guard: KeyGuard | None = None

@@ -63,6 +63,7 @@ def _routes(view: OrdergraphView, settings: Settings, readiness: Readiness) -> l
     on_main = [] if settings.metrics_port else [Route("/metrics", metrics_endpoint)]
     return [
         Route("/graphql", view.http),
+        Route("/graphql/stream", view.stream),
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz(readiness)),

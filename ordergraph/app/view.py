@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket
 from strawberry import Schema
 from strawberry.asgi import GraphQL
 
+from ordergraph.app.stream import GraphQLOverSSE
 from ordergraph.graphiql import page_headers, render_page
 from ordergraph.http import GraphQLOverHTTP
 from ordergraph.live.follow import LiveDelivery
@@ -126,6 +127,18 @@ class OrdergraphView(GraphQL[Context, None]):
             self.metrics,
             context=self.get_context,
             page=self.render_graphql_ide if self.settings.graphiql else None,
+        )
+
+    @property
+    def stream(self) -> GraphQLOverSSE:
+        """GET and POST /graphql/stream: the same operations answered as Server-Sent Events."""
+        return GraphQLOverSSE(
+            self.schema,
+            self.settings,
+            self.metrics,
+            context=self.get_context,
+            page=None,
+            ping_seconds=self.settings.ws_ping_seconds,
         )
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
