@@ -42,7 +42,7 @@ def node() -> str:
             pytest.fail(message + " (CI=true: this test must run)")
         print("\n" + "!" * 70 + f"\n!! SKIPPING the Node.js example: {message}\n" + "!" * 70)
         pytest.skip(message)
-    if not (EXAMPLE_DIR / "node_modules" / "graphql-ws").is_dir():
+    if not all((EXAMPLE_DIR / "node_modules" / p).is_dir() for p in ("graphql-ws", "graphql-sse")):
         done = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
             cwd=EXAMPLE_DIR,
@@ -243,3 +243,47 @@ async def test_exits_with_a_one_line_error_when_refused(
             assert line.startswith("place_and_follow: error:"), line
             assert complaint in line, line
         assert (await api.product(store, "MUG"))["allocated"] == 0
+
+
+SSE_EXAMPLE = EXAMPLE_DIR / "follow_sse.mjs"
+
+
+async def test_follows_over_server_sent_events_across_a_restart(
+    node: str, servers: list[LiveServer], api: Api, database_url: str, tmp_path: Path
+) -> None:
+    """examples/node/follow_sse.mjs, on the npm graphql-sse client: a store's order events
+    from a cursor, each once and in order, across a server restart."""
+    store = await shop(api, "ALLOW")
+    await api.place(store, [("MUG", 1)])  # 1001: PLACED, BACKORDERED
+    first = (await api.order(store, 1001))["events"]["nodes"][0]["cursor"]
+    log = tmp_path / "sse-client.log"
+    with log.open("ab") as err:
+        process = await asyncio.create_subprocess_exec(
+            node, str(SSE_EXAMPLE),
+            *("--url", servers[0].url + "/graphql/stream", "--store-id", store.id),
+            *("--after", first, "--max-events", "3"),
+            env={**os.environ, "ORDERGRAPH_TOKEN": store.token},
+            cwd=EXAMPLE_DIR, stdout=asyncio.subprocess.PIPE, stderr=err,
+        )  # fmt: skip
+    client = PrintingClient(process, log, WAIT)
+    try:
+        replayed = await client.lines(1)  # 1001's BACKORDERED, after the cursor given
+        servers[0] = await restart_on_same_port(
+            servers[0], database_url, tmp_path / "s-1.log", SERVER_ENV
+        )
+        await api.place(store, [("MUG", 1)])  # 1002, perhaps while the client is away
+        printed = replayed + await client.rest()
+    finally:
+        client.kill()
+
+    cursors = [
+        e["cursor"] for n in (1001, 1002) for e in (await api.order(store, n))["events"]["nodes"]
+    ]
+    rows = [line.decode().split() for line in printed]
+    assert [(r[1], r[2]) for r in rows] == [
+        ("#1001", "BACKORDERED"), ("#1002", "PLACED"), ("#1002", "BACKORDERED"),
+    ]  # fmt: skip
+    assert [r[4] for r in rows] == [f"cursor={c}" for c in cursors[1:]]
+    notes = log.read_text()
+    assert "reconnecting" in notes
+    assert f"subscribing after cursor {cursors[1]}" in notes
