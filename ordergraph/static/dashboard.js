@@ -8,6 +8,9 @@
 (() => {
   const TOKEN_KEY = "ordergraph.dashboard.token";
   const STORE_KEY = "ordergraph.dashboard.store";
+  // The last event cursor seen per store: a reload resumes after it, showing what
+  // happened while the page was closed (each event once).
+  const CURSOR_KEY = "ordergraph.dashboard.cursor.";
   const FEED_MAX = 100;
   const TREND_DAYS = 30;
   const PRODUCTS_SHOWN = 10;
@@ -140,7 +143,7 @@
     constructor(store, handlers) {
       this.store = store;
       this.handlers = handlers;
-      this.cursor = null;
+      this.cursor = sessionStorage.getItem(CURSOR_KEY + store.id);
       this.socket = null;
       this.stopped = false;
       this.attempt = 0;
@@ -242,17 +245,30 @@
 
     next(kind, payload) {
       if (payload.errors && payload.errors.length) {
+        const codes = payload.errors.map((e) => e.extensions && e.extensions.code);
+        if (kind === "events" && this.cursor && codes.includes("INVALID")) {
+          // A cursor this server does not know (another database?): start from now.
+          this.forgetCursor();
+          if (this.socket) this.socket.close(1000, "resubscribe");
+          return;
+        }
         this.handlers.error("Live updates: " + payload.errors.map((e) => e.message).join("; "));
         return;
       }
       const data = payload.data || {};
       if (kind === "events" && data.orderEvents) {
         this.cursor = data.orderEvents.cursor;
+        sessionStorage.setItem(CURSOR_KEY + this.store.id, this.cursor);
         this.handlers.event(data.orderEvents);
       } else if (kind === "backlog" && data.backlogChanged) {
         this.handlers.status("live");
         this.handlers.summary(data.backlogChanged);
       }
+    }
+
+    forgetCursor() {
+      this.cursor = null;
+      sessionStorage.removeItem(CURSOR_KEY + this.store.id);
     }
 
     closed(socket, event) {
@@ -557,6 +573,9 @@
     state.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(STORE_KEY);
+    for (const key of Object.keys(sessionStorage)) {
+      if (key.startsWith(CURSOR_KEY)) sessionStorage.removeItem(key);
+    }
     $("token").value = "";
     show("login");
     showError($("login-error"), message || "");
