@@ -9,10 +9,13 @@ subscription's task. Per event, the group executes the selection once, turns the
 into JSON once, and writes each member's `next` frame (its own operation id around the
 shared payload) to the member's socket at once.
 
-Each member's frames go out in log order, one at a time: a socket that cannot take more
-(its client reads slowly) keeps the member's next frames in its own backlog, and a
-member whose backlog passes the subscriber buffer is cut off like any slow subscriber
-(close 4503), without holding up the others. A result with errors is sent the way the
+Each member's frames go out in log order, one at a time, each send a task of its own
+(`start_send`): on Python 3.12+ it starts eagerly, so a socket with room takes the frame
+within the call and no task is scheduled or woken. A socket that cannot take more (its
+client reads slowly) keeps the member's next frames in its own backlog while the send
+waits in its task; a member whose backlog passes the subscriber buffer, or whose send
+waits SEND_TIMEOUT_SECONDS, is cut off like any slow subscriber (close 4503, the waiting
+send cancelled), without holding up the others. A result with errors is sent the way the
 ordinary path sends it, masked and logged once. Which events a member gets, and from
 where a reconnecting client resumes, is unchanged: the member leaves the group as soon
 as the hub's sink cannot take an event, and the subscription's own stream carries on
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -38,45 +42,22 @@ from ordergraph.schema.errors import MASKED, client_errors, log_unexpected
 log = logging.getLogger("ordergraph.fanout")
 
 
-class _Eager:
-    """Runs a coroutine at once, as far as it goes; if it must wait, finishes it later.
+# How long one frame may take to reach a member's socket once the socket stopped taking
+# more (its client reads slowly or not at all): then the member is cut off (4503), as
+# when its backlog passes the subscriber buffer.
+SEND_TIMEOUT_SECONDS = 30.0
+# Python 3.12+ starts a task eagerly: a send to a socket with room completes inside
+# `Task(...)`, with no scheduling and no wake-up; only a send that waits becomes a
+# scheduled task. On 3.11 every send is an ordinary task (correct, only slower).
+_EAGER = sys.version_info >= (3, 12)
 
-    Sending to a socket with room completes without waiting, so the group writes a frame
-    to each member without a task per member. When the send does wait (the transport
-    paused writing), the coroutine is resumed from the awaited future's callback.
-    """
 
-    __slots__ = ("coro", "error", "on_done")
-
-    def __init__(
-        self, coro: Coroutine[Any, Any, None], on_done: Callable[[BaseException | None], None]
-    ) -> None:
-        self.coro = coro
-        self.on_done = on_done
-        self.error: BaseException | None = None
-
-    def step(self) -> bool:
-        """Run until the coroutine finishes (True) or waits (False)."""
-        try:
-            waiting = self.coro.send(None)
-        except StopIteration:
-            return True
-        except BaseException as error:  # the connection is gone, or the send was refused
-            self.error = error
-            return True
-        if waiting is None:  # a bare yield: run again on the next loop iteration
-            asyncio.get_running_loop().call_soon(self._resume)
-        elif isinstance(waiting, asyncio.Future):
-            waiting.add_done_callback(self._resume)
-        else:  # not an asyncio awaitable: refuse it inside the coroutine
-            self.coro.close()
-            self.error = RuntimeError(f"cannot wait for {waiting!r}")
-            return True
-        return False
-
-    def _resume(self, _: object = None) -> None:
-        if self.step():
-            self.on_done(self.error)
+def start_send(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """A task for one frame's send: done at once when the socket had room (3.12+)."""
+    loop = asyncio.get_running_loop()
+    if _EAGER:
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+    return loop.create_task(coro)
 
 
 class Member:
@@ -92,6 +73,8 @@ class Member:
         "send_text",
         "sending",
         "subscriber",
+        "task",
+        "timer",
         "waiters",
     )
 
@@ -113,6 +96,8 @@ class Member:
         self.sending = False
         self.closed = False
         self.waiters: list[asyncio.Future[None]] = []
+        self.task: asyncio.Task[None] | None = None  # a send that waits for the socket
+        self.timer: asyncio.TimerHandle | None = None
 
     async def drained(self) -> None:
         """Wait until the frames this member has taken are written (or dropped)."""
@@ -150,24 +135,43 @@ class Member:
 
     def _send(self, frame: str) -> None:
         while True:
-            sender = _Eager(self.send_text(frame), self._sent_later)
-            if not sender.step():
-                return  # it waits; `_sent_later` goes on from there
-            if sender.error is not None:
-                self._failed(sender.error)
+            task = start_send(self.send_text(frame))
+            if not task.done():  # the socket is full: go on when it has room, or time out
+                self.task = task
+                self.timer = asyncio.get_running_loop().call_later(
+                    SEND_TIMEOUT_SECONDS, self._too_slow
+                )
+                task.add_done_callback(self._sent_later)
+                return
+            error = _error_of(task)
+            if error is not None:
+                self._failed(error)
                 return
             if not self.backlog or self.closed:
                 self._idle()
                 return
             frame = self.backlog.popleft()
 
-    def _sent_later(self, error: BaseException | None) -> None:
+    def _sent_later(self, task: asyncio.Task[None]) -> None:
+        self.task = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        error = _error_of(task)
         if error is not None:
             self._failed(error)
         elif self.backlog and not self.closed:
             self._send(self.backlog.popleft())
         else:
             self._idle()
+
+    def _too_slow(self) -> None:
+        """A frame waited SEND_TIMEOUT_SECONDS for the socket: cut the member off."""
+        self.timer = None
+        log.warning("cutting off a fan-out member whose socket took no frame for %s s",
+                    SEND_TIMEOUT_SECONDS)  # fmt: skip
+        self.close()
+        self.subscriber.cut_off()  # closes the connection with 4503
 
     def _failed(self, error: BaseException) -> None:
         # The socket is gone; the websocket handler ends the subscription.
@@ -179,6 +183,8 @@ class Member:
             return
         self.closed = True
         self.backlog.clear()
+        if self.task is not None:  # a send stuck on a socket that takes nothing
+            self.task.cancel()
         self._idle()
         if self.subscriber.sink == self.offer:
             self.subscriber.sink = None
@@ -245,6 +251,14 @@ class Group:
         if result.errors:
             log_unexpected(result.errors, self.context.request_id)
         return payload_json(event, shared_key, result)
+
+
+def _error_of(task: asyncio.Task[None]) -> BaseException | None:
+    """What a finished send raised: the connection is gone, the send was refused or
+    cancelled; None when the frame went out."""
+    if task.cancelled():
+        return asyncio.CancelledError()
+    return task.exception()
 
 
 def cached_payload(event: LiveEvent, key: tuple[Any, ...]) -> str | None:
