@@ -74,7 +74,14 @@ class WsClient:
 
 
 @asynccontextmanager
-async def ws_connect(base_url: str, protocol: str = TRANSPORT) -> AsyncIterator[WsClient]:
+async def ws_connect(
+    base_url: str, protocol: str = TRANSPORT, *, ping_interval: float | None = 20
+) -> AsyncIterator[WsClient]:
     url = base_url.replace("http://", "ws://") + "/graphql"
-    async with connect(url, subprotocols=[protocol], open_timeout=10) as conn:  # type: ignore[list-item]
+    async with connect(
+        url,
+        subprotocols=[protocol],  # type: ignore[list-item]
+        open_timeout=10,
+        ping_interval=ping_interval,
+    ) as conn:
         yield WsClient(conn, protocol)
