@@ -1,13 +1,14 @@
 """Fan-out of live events to many identical subscriptions without waking each one.
 
-A subscription of `orderEvents` or `inventoryEvents` over graphql-transport-ws that has
-caught up with the log becomes a *member* of the group of identical subscriptions
+A subscription of `orderEvents` or `inventoryEvents` over either websocket protocol
+(graphql-transport-ws, or the legacy graphql-ws) that has caught up with the log becomes
+a *member* of the group of identical subscriptions
 (same payload type, document, operation, variables, and what the token may see; the
 key of SharedEventExecutor). From then on the hub's pump hands it each new event
 directly (`Subscriber.sink`) instead of queueing the event and waking the
 subscription's task. Per event, the group executes the selection once, turns the result
-into JSON once, and writes each member's `next` frame (its own operation id around the
-shared payload) to the member's socket at once.
+into JSON once, and writes each member's result frame (`next` or `data`, its own
+operation id around the shared payload) to the member's socket at once.
 
 Each member's frames go out in log order, one at a time, each send a task of its own
 (`start_send`): on Python 3.12+ it starts eagerly, so a socket with room takes the frame
@@ -83,13 +84,13 @@ class Member:
         group: Group,
         subscriber: Subscriber,
         send_text: Callable[[str], Coroutine[Any, Any, None]],
-        operation_id: str,
+        prefix: str,
         accepts: Callable[[LiveEvent], bool],
     ) -> None:
         self.group = group
         self.subscriber = subscriber
         self.send_text = send_text
-        self.prefix = '{"id":' + json.dumps(operation_id) + ',"type":"next","payload":'
+        self.prefix = prefix  # the protocol's result message up to its payload
         self.accepts = accepts
         self.buffer = subscriber.buffer
         self.backlog: deque[str] = deque()
@@ -289,7 +290,7 @@ def join(
     key: tuple[Any, ...],
     subscriber: Subscriber,
     send_text: Callable[[str], Coroutine[Any, Any, None]],
-    operation_id: str,
+    prefix: str,
     accepts: Callable[[LiveEvent], bool],
     *,
     execute: Callable[[LiveEvent], Awaitable[ExecutionResult]],
@@ -299,6 +300,6 @@ def join(
     group = _groups.get(key)
     if group is None:
         group = _groups[key] = Group(key, execute, context)
-    member = Member(group, subscriber, send_text, operation_id, accepts)
+    member = Member(group, subscriber, send_text, prefix, accepts)
     group.members.add(member)
     return member

@@ -16,7 +16,8 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextvars import ContextVar
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from graphql import ExecutionResult
 from starlette.websockets import WebSocketDisconnect
@@ -34,15 +35,31 @@ from ordergraph.schema.sharing import LIVE_EXECUTOR, shared_results
 log = logging.getLogger("ordergraph.subscriptions")
 
 
-class LiveOperation(Protocol):
-    """What the websocket handler tells a subscription about its operation (see below)."""
+@dataclass(frozen=True)
+class LiveOperation:
+    """What a websocket handler tells a subscription about its operation: its id, the
+    type of the protocol's result message ("next" for graphql-transport-ws, "data" for the
+    legacy graphql-ws), and whether the client stopped it."""
 
     id: str
-    completed: bool
+    message_type: str
+    stopped: Callable[[], bool]
+
+    @property
+    def completed(self) -> bool:
+        return self.stopped()
+
+    def frame(self, payload: str) -> str:
+        """The protocol's result message around a ready JSON payload."""
+        return frame_prefix(self.id, self.message_type) + payload + "}"
 
 
-# Set by the graphql-transport-ws handler in each operation's task: the operation whose
-# `next` frames a subscription may write itself (see `_send_shared`).
+def frame_prefix(operation_id: str, message_type: str) -> str:
+    return '{"id":' + json.dumps(operation_id) + ',"type":"' + message_type + '","payload":'
+
+
+# Set by either websocket protocol's handler in each operation's task: the operation
+# whose result frames a subscription may write itself (see `_send_shared`).
 LIVE_OPERATION: ContextVar[LiveOperation | None] = ContextVar(
     "ordergraph_live_operation", default=None
 )
@@ -145,7 +162,7 @@ async def _send_shared(ctx: Context, payload_type: type, event: LiveEvent) -> bo
         payload = fanout.payload_json(event, key, shared)
     if operation.completed or not hasattr(websocket, "send_text"):
         return False
-    frame = '{"id":' + json.dumps(operation.id) + ',"type":"next","payload":' + payload + "}"
+    frame = operation.frame(payload)
     try:
         await websocket.send_text(frame)
     except (WebSocketDisconnect, RuntimeError, OSError):
@@ -218,7 +235,7 @@ class _Follower:
             (self.ctx.db, self.payload_type, *executor._share_key),
             subscriber,
             websocket.send_text,
-            operation.id,
+            frame_prefix(operation.id, operation.message_type),
             self.accepts,
             execute=execute,
             context=self.ctx,

@@ -12,6 +12,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
+from ordergraph.live.follow import LIVE_OPERATION, LiveOperation
 from ordergraph.live.websockets import (
     FORBIDDEN,
     TOO_MANY,
@@ -106,6 +107,11 @@ class LegacyWSHandler(KeyedSocket, BaseGraphQLWSHandler[Context, None]):
         variables: dict[str, object] | None,
     ) -> None:
         seconds = operation_deadline(self.view, self.schema, query, operation_name)
+        # The subscription may write its own `data` frames (shared results, fan-out groups)
+        # until the client stops the operation (its task then leaves `tasks`).
+        LIVE_OPERATION.set(
+            LiveOperation(operation_id, "data", lambda: operation_id not in self.tasks)
+        )
         try:
             try:
                 async with asyncio.timeout(seconds):

@@ -15,7 +15,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.types.unset import UnsetType
 
-from ordergraph.live.follow import LIVE_OPERATION
+from ordergraph.live.follow import LIVE_OPERATION, LiveOperation
 from ordergraph.live.websockets import (
     FORBIDDEN,
     TOO_MANY,
@@ -92,7 +92,7 @@ class TransportWSHandler(KeyedSocket, BaseGraphQLTransportWSHandler[Context, Non
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         # Lets the operation's subscription write ready-made `next` frames of results it
         # shares with identical subscriptions (live.follow._send_shared).
-        LIVE_OPERATION.set(operation)
+        LIVE_OPERATION.set(LiveOperation(operation.id, "next", lambda: operation.completed))
         seconds = operation_deadline(
             self.view, self.schema, operation.query, operation.operation_name
         )
