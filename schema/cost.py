@@ -330,6 +330,15 @@ class CostExtension(SchemaExtension):
         self.status: dict[str, Any] | None = None
 
     async def on_execute(self) -> AsyncIterator[None]:
+        if not await self.admit_operation():
+            yield
+            return
+        async with self.admission.running(self.execution_context.context, self.requested):
+            yield
+
+    async def admit_operation(self) -> bool:
+        """Cost the operation and charge it: True if it is to run (held by
+        `admission.running` meanwhile), False if it was refused (the result is then set)."""
         context = self.execution_context
         document = context.graphql_document
         app_context = context.context
@@ -355,11 +364,7 @@ class CostExtension(SchemaExtension):
             # The token could not be checked (the database is away): the resolvers meet
             # the same fault and report it, masked, as they would without this extension.
             self.status = None
-        if context.result is not None:
-            yield
-            return
-        async with self.admission.running(app_context, self.requested):
-            yield
+        return context.result is None
 
     def get_results(self) -> dict[str, Any]:
         report: dict[str, Any] = {"requestedQueryCost": self.requested}
