@@ -17,11 +17,10 @@ parser would exhaust the stack is refused as GRAPHQL_PARSE_FAILED.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, parse
-from strawberry.extensions import SchemaExtension
 
 TOO_DEEP = "the document is nested too deeply to parse"
 
@@ -42,8 +41,9 @@ class DocumentCache:
         self._results: OrderedDict[str, tuple[GraphQLError, ...]] = OrderedDict()
         self.document_bytes = 0  # UTF-8 bytes of the query texts in _documents
         self.result_bytes = 0  # and in _results
-        self.hits = 0
-        self.misses = 0
+        self.hits = 0  # validation outcomes found
+        self.misses = 0  # and not found (graphql-core then validates the document)
+        self.parses = 0  # documents parsed (not found in the cache)
 
     @property
     def bytes(self) -> int:
@@ -78,6 +78,7 @@ class DocumentCache:
         if found is not None:
             self._documents.move_to_end(key)
             return found
+        self.parses += 1
         try:
             parsed = parse(query, **options)
         except GraphQLError as error:  # reported as it is (not parsed a second time)
@@ -92,31 +93,6 @@ class DocumentCache:
             (old, _), _ = self._documents.popitem(last=False)
             self.document_bytes -= _size(old)
         return parsed
-
-    def extension(self) -> Callable[[], SchemaExtension]:
-        results = self
-
-        class CachedDocuments(SchemaExtension):
-            def on_parse(self) -> Iterator[None]:
-                context = self.execution_context
-                if context.graphql_document is None and context.query is not None:
-                    options = context.parse_options
-                    context.graphql_document = results.document(context.query, options)
-                yield
-
-            def on_validate(self) -> Iterator[None]:
-                context = self.execution_context
-                query = context.query
-                known = results.get(query) if query is not None else None
-                if known is not None:
-                    context.pre_execution_errors = known  # validation is then skipped
-                yield
-                if known is None and query is not None:
-                    errors = context.pre_execution_errors
-                    if errors is not None:
-                        results.put(query, errors)
-
-        return CachedDocuments
 
 
 def _size(query: str) -> int:
