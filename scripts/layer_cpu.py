@@ -341,6 +341,8 @@ async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
             pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
             for name in args.callers:
                 pstats.Stats(profile).print_callers(name)
+            for name in args.callees:
+                pstats.Stats(profile).print_callees(name)
             pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
 
 
@@ -364,4 +366,5 @@ if __name__ == "__main__":
     )
     parser.add_argument("--gzip-min-bytes", type=int, default=None)
     parser.add_argument("--callers", nargs="*", default=[], help="print who calls these")
+    parser.add_argument("--callees", nargs="*", default=[], help="print whom these call")
     asyncio.run(main(parser.parse_args()))

@@ -1,5 +1,5 @@
 """The work a read does, counted (not timed): a document sent again is neither parsed nor
-validated again; a page of 50 orders with their lines and products resolves through
+validated again, nor costed again when its cost depends on it alone; a page of 50 orders with their lines and products resolves through
 resolvers (with an Info built for each call) only where it needs the request; each
 operation runs five extension hooks."""
 
@@ -101,3 +101,37 @@ async def test_a_document_sent_again_is_not_parsed_or_validated_again(
             assert len(data["store"]["orders"]["nodes"]) == 3
         after = (documents.parses, documents.misses, documents.hits)
     assert (after[0] - before[0], after[1] - before[1], after[2] - before[2]) == (1, 1, 4)
+
+
+async def test_a_cost_that_depends_on_the_document_alone_is_kept_with_it(
+    database: Database,
+) -> None:
+    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN)
+    app = create_app(settings, clock=Clock(), db=database)
+    documents = app.state.schema.documents
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        api = Api(http, ADMIN_TOKEN, database)
+        store = await api.create_store()
+        inline = PAGE.replace("query($h: String!)", "query").replace("$h", f'"{store.handle}"')
+        trend = (
+            'query { store(handle: "%s") { backlogTrend(from: "2026-01-01T00:00:00Z", '
+            'to: "2026-01-02T00:00:00Z", interval: HOUR) { at } } }' % store.handle
+        )
+        for query, variables, kept in (
+            (inline, None, True),
+            (PAGE, {"h": store.handle}, False),  # variables: costed each time
+            (trend, None, False),  # a trend's points depend on the time
+        ):
+            costs = []
+            for _ in range(3):
+                response = await http.post(
+                    "/graphql",
+                    json={"query": query, "variables": variables},
+                    headers={"Authorization": f"Bearer {store.token}"},
+                )
+                body = response.json()
+                assert "errors" not in body, body
+                costs.append(body["extensions"]["cost"]["requestedQueryCost"])
+            assert len(set(costs)) == 1 and costs[0] > 0
+            assert (documents.cost_of(query, None) == costs[0]) is kept, query
