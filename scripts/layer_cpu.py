@@ -338,12 +338,16 @@ async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
             print(f"  {kind}: own CPU ms per request by package")
             for where, ms in by_package(profile, args.requests)[: args.profile]:
                 print(f"    {ms:6.3f}  {where}")
-            pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
-            for name in args.callers:
-                pstats.Stats(profile).print_callers(name)
-            for name in args.callees:
-                pstats.Stats(profile).print_callees(name)
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
+            print_profile(profile, args)
+
+
+def print_profile(profile: cProfile.Profile, args: argparse.Namespace) -> None:
+    pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
+    for name in args.callers:
+        pstats.Stats(profile).print_callers(name)
+    for name in args.callees:
+        pstats.Stats(profile).print_callees(name)
+    pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The work a read does, counted (not timed): a document sent again is neither parsed nor
-validated again, nor costed again when its cost depends on it alone; a page of 50 orders with their lines and products resolves through
-resolvers (with an Info built for each call) only where it needs the request; each
-operation runs five extension hooks."""
+validated again, nor costed again when its cost depends on it alone; a page of 50 orders
+with their lines and products resolves through resolvers (with an Info built for each
+call) only where it needs the request; each operation runs five extension hooks."""
 
 from __future__ import annotations
 
@@ -115,8 +115,9 @@ async def test_a_cost_that_depends_on_the_document_alone_is_kept_with_it(
         store = await api.create_store()
         inline = PAGE.replace("query($h: String!)", "query").replace("$h", f'"{store.handle}"')
         trend = (
-            'query { store(handle: "%s") { backlogTrend(from: "2026-01-01T00:00:00Z", '
-            'to: "2026-01-02T00:00:00Z", interval: HOUR) { at } } }' % store.handle
+            f'query {{ store(handle: "{store.handle}") {{ backlogTrend('
+            'from: "2026-01-01T00:00:00Z", to: "2026-01-02T00:00:00Z", interval: HOUR) '
+            "{ at } } }"
         )
         for query, variables, kept in (
             (inline, None, True),
@@ -133,5 +134,6 @@ async def test_a_cost_that_depends_on_the_document_alone_is_kept_with_it(
                 body = response.json()
                 assert "errors" not in body, body
                 costs.append(body["extensions"]["cost"]["requestedQueryCost"])
-            assert len(set(costs)) == 1 and costs[0] > 0
+            assert len(set(costs)) == 1
+            assert costs[0] > 0
             assert (documents.cost_of(query, None) == costs[0]) is kept, query
