@@ -326,8 +326,12 @@ class Telemetry(SchemaExtension):
             )
 
     def on_execute(self) -> Iterator[None]:
-        # The document has parsed by now, so the operation is known: later log lines of
-        # this request name it.
+        self.name_operation()
+        yield
+
+    def name_operation(self) -> None:
+        """Called when execution starts: the document has parsed by now, so the operation
+        is known, and later log lines of this request name it."""
         info = current_request.get()
         if info is not None:
             name = self.execution_context.operation_name
@@ -335,7 +339,6 @@ class Telemetry(SchemaExtension):
                 info.operation = name
             elif name is not None:
                 current_request.set(_with_operation(info, name))
-        yield
 
 
 def _authenticated(context: Any) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from types import CoroutineType, GeneratorType
 from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, specified_rules
 from graphql.validation.rules import overlapping_fields_can_be_merged as overlapping
+from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
@@ -48,7 +50,7 @@ class MaskUnexpectedErrors(MaskErrors):
     Codes by where the error arose: GRAPHQL_PARSE_FAILED (the document does not parse, or
     holds too many tokens), GRAPHQL_VALIDATION_FAILED (it does not validate, or goes past
     the depth and alias limits or the budget of field comparisons, or asks for
-    introspection when that is off),
+    introspection when that is off; coded by `Gate`, which keeps validation's outcome),
     BAD_USER_INPUT (variables that do not coerce: errors of execution without a field
     path), INTERNAL_SERVER_ERROR (masked faults of ours, and any other field error without
     a code). With `quiet` (introspection off), "Did you mean ...?" suggestions are cut
@@ -74,14 +76,6 @@ class MaskUnexpectedErrors(MaskErrors):
         yield
         for error in self.execution_context.pre_execution_errors or ():
             coded(error, "GRAPHQL_PARSE_FAILED", self.quiet)
-
-    def on_validate(self) -> Iterator[None]:
-        # Read by graphql-core when the overlapping-fields rule starts; validation runs
-        # synchronously right after this, so each schema's own budget applies.
-        overlapping.MAX_COMPLEXITY_BUDGET = self.validation_budget
-        yield
-        for error in self.execution_context.pre_execution_errors or ():
-            coded(error, "GRAPHQL_VALIDATION_FAILED", self.quiet)
 
     def _process_result(self, result: object) -> None:
         errors = getattr(result, "errors", None)
@@ -119,15 +113,20 @@ class GateRules:
 
 
 class Gate(MaskUnexpectedErrors):
-    """The schema's own checks of every operation, as one extension (one per request
-    instead of one per check: strawberry wraps each hook of each extension anew for every
-    operation, which cost more than the checks themselves on a cached document).
+    """The schema's own checks of every operation, as one extension with three hooks
+    (strawberry wraps each hook of each extension anew for every operation, which cost
+    more than the checks themselves on a cached document: one extension instead of one
+    per check, and no validation hook of its own).
 
     In order: the limits (validation rules and the parser's token limit, from `GateRules`);
     the document from the cache (parsed once per text; a syntax error is
     GRAPHQL_PARSE_FAILED); the outcome of validation from the cache (validated once per
-    text); no control characters in any string argument (schema/input_guard.py), checked
-    when execution starts; and the masking and coding of errors (MaskUnexpectedErrors).
+    text: looked up when parsing ends, so that strawberry skips validation; when it is
+    not known, graphql-core validates, and the outcome is kept and its errors coded
+    GRAPHQL_VALIDATION_FAILED when execution starts or, if validation failed, when the
+    result is masked); no control characters in any string argument
+    (schema/input_guard.py), checked when execution starts; and the masking and coding of
+    errors (MaskUnexpectedErrors).
     """
 
     def __init__(self, rules: GateRules) -> None:
@@ -138,6 +137,8 @@ class Gate(MaskUnexpectedErrors):
             validation_budget=rules.validation_budget,
         )
         self.rules = rules
+        # The query text graphql-core validates in this operation (not in the cache).
+        self._validating: str | None = None
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
@@ -152,21 +153,37 @@ class Gate(MaskUnexpectedErrors):
                 context.query, context.parse_options
             )
         yield from super().on_parse()
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
         query = context.query
-        documents = self.rules.documents
-        known = documents.get(query) if query is not None else None
+        if query is None or context.pre_execution_errors is not None:
+            return
+        known = self.rules.documents.get(query)
         if known is not None:
             context.pre_execution_errors = known  # validation is then skipped
-        yield from super().on_validate()
-        if known is None and query is not None:
-            errors = context.pre_execution_errors
-            if errors is not None:
-                documents.put(query, errors)
+            return
+        self._validating = query
+        # Read by graphql-core when the overlapping-fields rule starts; validation runs
+        # right after this hook, without a turn of the event loop (no extension of this
+        # schema has a validation hook), so each schema's own budget applies.
+        overlapping.MAX_COMPLEXITY_BUDGET = self.validation_budget
+
+    def _validated(self) -> None:
+        """Code and keep the outcome of a validation graphql-core has just run."""
+        query, self._validating = self._validating, None
+        errors = self.execution_context.pre_execution_errors
+        if query is None or errors is None:
+            return  # not validated here (the operation type was refused first)
+        for error in errors:
+            coded(error, "GRAPHQL_VALIDATION_FAILED", self.quiet)
+        self.rules.documents.put(query, errors)
+
+    def _process_result(self, result: object) -> None:
+        if self._validating is not None:  # validation failed: the result is its errors
+            self._validated()
+        super()._process_result(result)
 
     def on_execute(self) -> Iterator[None]:
+        if self._validating is not None:  # validation passed
+            self._validated()
         context = self.execution_context
         document = context.graphql_document
         if document is not None:
@@ -174,6 +191,41 @@ class Gate(MaskUnexpectedErrors):
             if found is not None:
                 raise refusal(*found)
         yield
+
+
+# Types seen to be not awaitable (the schema's object types, Money, datetime, enums...),
+# so that their values are not asked three questions each again; bounded, in case
+# classes are made at run time.
+_NOT_AWAITABLE: set[type] = set()
+NOT_AWAITABLE_TYPES = 512
+
+
+def is_awaitable(value: Any) -> bool:
+    """Strawberry's `optimized_is_awaitable` (graphql-core asks it of every resolved
+    value, about five times per field), answering at once for the types already seen
+    not to be awaitable: a type without `__await__` never is (await looks there), and
+    coroutines and generators have theirs looked at every time."""
+    kind = type(value)
+    if kind in _NOT_AWAITABLE:
+        return False
+    if optimized_is_awaitable(value):
+        return True
+    if (
+        not hasattr(kind, "__await__")
+        and kind is not CoroutineType
+        and kind is not GeneratorType
+        and len(_NOT_AWAITABLE) < NOT_AWAITABLE_TYPES
+    ):
+        _NOT_AWAITABLE.add(kind)
+    return False
+
+
+class Executor(SharedEventExecutor):
+    """The schema's execution context: SharedEventExecutor, with `is_awaitable` above."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_awaitable = is_awaitable  # type: ignore[assignment]
 
 
 class OrdergraphSchema(strawberry.Schema):
@@ -204,7 +256,7 @@ def build_schema(
         subscription=Subscription,
         types=[StoreType, ProductType, OrderType, OrderLineType, ApiKeyType, InventoryEventType],
         extensions=[*extensions, lambda: Gate(gate)],
-        execution_context_class=SharedEventExecutor,
+        execution_context_class=Executor,
         scalar_overrides=SCALAR_OVERRIDES,
     )
     schema.documents = documents  # type: ignore[attr-defined]

@@ -17,11 +17,11 @@ parser would exhaust the stack is refused as GRAPHQL_PARSE_FAILED.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, parse
-from strawberry.extensions import SchemaExtension
 
 TOO_DEEP = "the document is nested too deeply to parse"
 
@@ -39,11 +39,12 @@ class DocumentCache:
         self.max_bytes = max_bytes
         self.max_document_bytes = max_document_bytes
         self._documents: OrderedDict[tuple[str, str], DocumentNode] = OrderedDict()
-        self._results: OrderedDict[str, tuple[GraphQLError, ...]] = OrderedDict()
+        self._results: OrderedDict[str, _Outcome] = OrderedDict()
         self.document_bytes = 0  # UTF-8 bytes of the query texts in _documents
         self.result_bytes = 0  # and in _results
-        self.hits = 0
-        self.misses = 0
+        self.hits = 0  # validation outcomes found
+        self.misses = 0  # and not found (graphql-core then validates the document)
+        self.parses = 0  # documents parsed (not found in the cache)
 
     @property
     def bytes(self) -> int:
@@ -59,18 +60,30 @@ class DocumentCache:
             return None
         self.hits += 1
         self._results.move_to_end(query)
-        return list(found)
+        return list(found.errors)
 
     def put(self, query: str, errors: list[GraphQLError]) -> None:
         if not self._keeps(query):
             return
         if query not in self._results:
             self.result_bytes += _size(query)
-        self._results[query] = tuple(errors)
+        self._results[query] = _Outcome(tuple(errors))
         self._results.move_to_end(query)
         while len(self._results) > self.maxsize or self.result_bytes > self.max_bytes // 2:
             old, _ = self._results.popitem(last=False)
             self.result_bytes -= _size(old)
+
+    def cost_of(self, query: str, operation_name: str | None) -> int | None:
+        """The static cost kept for this operation of a validated document, if any."""
+        found = self._results.get(query)
+        return None if found is None else found.costs.get(operation_name)
+
+    def keep_cost(self, query: str, operation_name: str | None, cost: int) -> None:
+        """Keep an operation's cost with its document's validation outcome (and for as long):
+        only for a cost that depends on nothing but the document (schema/cost.py)."""
+        found = self._results.get(query)
+        if found is not None:
+            found.costs[operation_name] = cost
 
     def document(self, query: str, options: Mapping[str, Any]) -> DocumentNode:
         key = (query, repr(sorted(options.items())))
@@ -78,6 +91,7 @@ class DocumentCache:
         if found is not None:
             self._documents.move_to_end(key)
             return found
+        self.parses += 1
         try:
             parsed = parse(query, **options)
         except GraphQLError as error:  # reported as it is (not parsed a second time)
@@ -93,30 +107,14 @@ class DocumentCache:
             self.document_bytes -= _size(old)
         return parsed
 
-    def extension(self) -> Callable[[], SchemaExtension]:
-        results = self
 
-        class CachedDocuments(SchemaExtension):
-            def on_parse(self) -> Iterator[None]:
-                context = self.execution_context
-                if context.graphql_document is None and context.query is not None:
-                    options = context.parse_options
-                    context.graphql_document = results.document(context.query, options)
-                yield
+@dataclass
+class _Outcome:
+    """What validating a document gave (its errors), and the static cost of each of its
+    operations once computed, when that depends on the document alone."""
 
-            def on_validate(self) -> Iterator[None]:
-                context = self.execution_context
-                query = context.query
-                known = results.get(query) if query is not None else None
-                if known is not None:
-                    context.pre_execution_errors = known  # validation is then skipped
-                yield
-                if known is None and query is not None:
-                    errors = context.pre_execution_errors
-                    if errors is not None:
-                        results.put(query, errors)
-
-        return CachedDocuments
+    errors: tuple[GraphQLError, ...]
+    costs: dict[str | None, int] = field(default_factory=dict)
 
 
 def _size(query: str) -> int:

@@ -9,7 +9,10 @@ The unit: one point is about 1 ms of server CPU (Python and database together) o
 demo data, measured field kind by field kind (docs/security.md, section "cost";
 bench/cost_calibrate.py measures it again). `CostExtension` refuses an operation over
 `max_cost` with MAX_COST_EXCEEDED before execution, charges the key's bucket
-(ordergraph.throttle) and puts `extensions.cost` on every response.
+(ordergraph.throttle) and puts `extensions.cost` on every response. An operation whose cost
+depends on its document alone (no variables, no trend) is planned once: its cost is kept
+with the document's validation outcome (schema/caching.py), bounded and per schema as
+that is.
 """
 
 from __future__ import annotations
@@ -290,6 +293,21 @@ class _Walker:
         return Selected(parent.name, name, args, children)
 
 
+def fixed(document: DocumentNode, operation_name: str | None, fields: Sequence[Selected]) -> bool:
+    """Whether the operation's cost depends on its document alone: it declares no
+    variables, and asks for no trend (whose points depend on the time)."""
+    operation = get_operation_ast(document, operation_name)
+    if operation is None or operation.variable_definitions:
+        return False
+
+    def timeless(found: Sequence[Selected]) -> bool:
+        return all(
+            (f.parent, f.name) != ("Store", "backlogTrend") and timeless(f.children) for f in found
+        )
+
+    return timeless(fields)
+
+
 def operation_root(document: DocumentNode | None, operation_name: str | None) -> str | None:
     if document is None:
         return None
@@ -330,20 +348,22 @@ class CostExtension(SchemaExtension):
         self.status: dict[str, Any] | None = None
 
     async def on_execute(self) -> AsyncIterator[None]:
+        if not await self.admit_operation():
+            yield
+            return
+        async with self.admission.running(self.execution_context.context, self.requested):
+            yield
+
+    async def admit_operation(self) -> bool:
+        """Cost the operation and charge it: True if it is to run (held by
+        `admission.running` meanwhile), False if it was refused (the result is then set)."""
         context = self.execution_context
         document = context.graphql_document
         app_context = context.context
         clock = getattr(app_context, "clock", None)
         now = clock() if callable(clock) else dt.datetime.now(dt.UTC)
         if document is not None:
-            try:
-                root, fields = plan(
-                    context.schema._schema, document, context.operation_name, context.variables
-                )
-            except CannotCost:
-                pass
-            else:
-                self.requested = cost(root, fields, now)
+            self.requested = self._cost(document, now)
         try:
             self.status = await self.admission.admit(app_context, self.requested)
         except GraphQLError as refused:
@@ -355,11 +375,27 @@ class CostExtension(SchemaExtension):
             # The token could not be checked (the database is away): the resolvers meet
             # the same fault and report it, masked, as they would without this extension.
             self.status = None
-        if context.result is not None:
-            yield
-            return
-        async with self.admission.running(app_context, self.requested):
-            yield
+        return context.result is None
+
+    def _cost(self, document: DocumentNode, now: dt.datetime) -> int:
+        """The operation's cost: kept with the document's validation outcome
+        (schema/caching.py) when it depends on the document alone, so that an operation
+        sent again without variables is not planned again."""
+        context = self.execution_context
+        query, name = context.query, context.operation_name
+        documents = getattr(context.schema, "documents", None)
+        if documents is not None and query is not None:
+            known: int | None = documents.cost_of(query, name)
+            if known is not None:
+                return known
+        try:
+            root, fields = plan(context.schema._schema, document, name, context.variables)
+        except CannotCost:
+            return 0
+        requested = cost(root, fields, now)
+        if documents is not None and query is not None and fixed(document, name, fields):
+            documents.keep_cost(query, name, requested)
+        return requested
 
     def get_results(self) -> dict[str, Any]:
         report: dict[str, Any] = {"requestedQueryCost": self.requested}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 import strawberry
@@ -89,8 +90,13 @@ class _Attribute(StrawberryField):
     Strawberry a "basic" field, resolved on its fast path (no Info, no arguments), which
     matters on pages of many objects. Its dataclass default (None) is never read."""
 
+    _read: Callable[[Any], Any] | None = None
+
     def get_result(self, source: Any, info: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        return getattr(source.domain(), self.python_name)
+        read = self._read
+        if read is None:  # the name is known once the type is made; read it once
+            read = self._read = attrgetter(self.python_name)
+        return read(source.domain())
 
 
 class _Plain(StrawberryField):

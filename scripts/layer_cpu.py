@@ -1,10 +1,12 @@
 """CPU of the HTTP + GraphQL layer per request, in process, on PostgreSQL (run by hand).
 
 Creates a fresh PostgreSQL database, builds the app as the tests do (create_app on a
-migrated database), makes a store with a product in stock, then sends N placeOrder
-mutations, N trivial queries (`{ store(handle:) { handle } }`) and N `{ __typename }`
-(the layer alone) straight through the ASGI app (no HTTP client, no sockets), one at a
-time, interleaved over rounds, and prints the process CPU per request (min/median/max
+migrated database), makes a store with three products in stock and places --orders orders
+of 1-3 lines there (a fixed seed, as bench/reads.py), then sends N placeOrder mutations, N
+trivial queries (`{ store(handle:) { handle } }`), N `{ __typename }` (the layer alone)
+and N pages of 50 orders with their lines and products (the page of bench/reads.py)
+straight through the ASGI app (no HTTP client, no sockets), one at a time, interleaved
+over rounds (--kinds picks some), and prints the process CPU per request (min/median/max
 over rounds) and the part of it outside the database work: outside SQLAlchemy's async
 calls (driver, SQLAlchemy, socket I/O) or, with --whole, also outside the units of work
 and the DataLoaders' reads. With --profile N it also runs each kind under cProfile (CPU
@@ -13,6 +15,7 @@ small calls, SQLAlchemy most).
 
     python scripts/layer_cpu.py --requests 300 --rounds 3 --profile -1 --whole
     python scripts/layer_cpu.py --requests 200 --rounds 1 --profile 40
+    python scripts/layer_cpu.py --requests 100 --rounds 3 --kinds page,typename --profile 40
 
 To compare with another revision, run its copy of this script from its tree (the script
 puts its own tree first on sys.path), alternating the two several times.
@@ -25,6 +28,7 @@ import asyncio
 import cProfile
 import json
 import pstats
+import random
 import statistics
 import sys
 import time
@@ -51,8 +55,15 @@ from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
 from ordergraph.storage.migrate import upgrade
 
+ROOT = str(Path(__file__).resolve().parent.parent) + "/"
 ADMIN = "og_admin_bench_" + uuid.uuid4().hex
 TRIVIAL = "query($h: String!) { store(handle: $h) { handle } }"
+# The page of bench/reads.py (and of tests/api/test_round_trips_pg.py).
+PAGE = """query($h: String!) { store(handle: $h) { orders(first: 50) { nodes {
+  id number placedAt status stockStatus lines { id sku quantity allocated backordered
+  unitPrice { amount currencyCode } product { id sku title } } } } } }"""
+SKUS = (SKU, "BENCH-2", "BENCH-3")
+SEED = 11
 # Where a frame's own time is counted: the database side (driver, SQLAlchemy, our storage
 # and domain code, which a stored function would replace) and socket I/O; the rest is the
 # HTTP + GraphQL layer.
@@ -108,7 +119,7 @@ async def call(app: App, body: dict[str, Any], token: str) -> dict[str, Any]:
     return answer
 
 
-async def setup(app: App) -> tuple[str, str, str]:
+async def setup(app: App, orders: int) -> tuple[str, str, str]:
     created = await call(
         app,
         {
@@ -128,20 +139,29 @@ async def setup(app: App) -> tuple[str, str, str]:
     )
     payload = created["data"]["createStore"]
     gid, handle, token = payload["store"]["id"], payload["store"]["handle"], payload["token"]
-    for query, variables in (
-        (
-            "mutation($input: UpsertProductInput!) { upsertProduct(input: $input) "
-            "{ userErrors { code } } }",
-            {"input": {"storeId": gid, "sku": SKU, "title": "Item", "price": "9.99"}},
-        ),
-        (
-            "mutation($input: ReceiveStockInput!) { receiveStock(input: $input) "
-            "{ userErrors { code } } }",
-            {"input": {"storeId": gid, "sku": SKU, "quantity": STOCK}},
-        ),
-    ):
-        answer = await call(app, {"query": query, "variables": variables}, token)
+    for sku, price in zip(SKUS, ("9.99", "4.25", "4.25"), strict=True):
+        for query, variables in (
+            (
+                "mutation($input: UpsertProductInput!) { upsertProduct(input: $input) "
+                "{ userErrors { code } } }",
+                {"input": {"storeId": gid, "sku": sku, "title": f"Item {sku}", "price": price}},
+            ),
+            (
+                "mutation($input: ReceiveStockInput!) { receiveStock(input: $input) "
+                "{ userErrors { code } } }",
+                {"input": {"storeId": gid, "sku": sku, "quantity": STOCK}},
+            ),
+        ):
+            answer = await call(app, {"query": query, "variables": variables}, token)
+            assert "errors" not in answer, answer
+    rng = random.Random(SEED)
+    for _ in range(orders):  # as bench/reads.py seeds its store
+        skus = rng.sample(SKUS, rng.randint(1, 3))
+        lines = [{"sku": sku, "quantity": rng.randint(1, 4)} for sku in skus]
+        body = {"query": PLACE_ORDER, "variables": {"input": {"storeId": gid, "lines": lines}}}
+        answer = await call(app, body, token)
         assert "errors" not in answer, answer
+        assert not answer["data"]["placeOrder"]["userErrors"], answer
     return gid, handle, token
 
 
@@ -216,6 +236,12 @@ def shares(profile: cProfile.Profile) -> dict[str, float]:
     return {side: value / total for side, value in seconds.items()}
 
 
+def calls(profile: cProfile.Profile, requests: int) -> float:
+    """Function calls per request seen by the profiler (a count, steadier than time)."""
+    stats = pstats.Stats(profile)
+    return float(stats.total_calls) / requests  # type: ignore[attr-defined]
+
+
 def by_package(profile: cProfile.Profile, requests: int) -> list[tuple[str, float]]:
     """Own CPU per request, by package (our modules by file), most first."""
     stats = pstats.Stats(profile)
@@ -223,8 +249,8 @@ def by_package(profile: cProfile.Profile, requests: int) -> list[tuple[str, floa
     for (filename, _, function), row in stats.stats.items():  # type: ignore[attr-defined]
         if "site-packages/" in filename:
             where = filename.split("site-packages/")[1].split("/")[0]
-        elif "/ordergraph/" in filename or "/wt/cpu/" in filename:
-            where = filename.split("/wt/cpu/")[-1]
+        elif filename.startswith(ROOT):
+            where = filename[len(ROOT) :]
         elif filename == "~":
             where = function.split(" of ")[-1][:40]
         else:
@@ -260,7 +286,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
-    gid, handle, token = await setup(app)
+    gid, handle, token = await setup(app, args.orders)
     conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}")
     await conn.execute("ANALYZE")
     await conn.close()
@@ -269,7 +295,9 @@ async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
         "placeOrder": place_body(gid),
         "trivial": trivial,
         "typename": {"query": "{ __typename }"},  # the layer alone: no database work
+        "page": {"query": PAGE, "variables": {"h": handle}},
     }
+    kinds = {k: v for k, v in kinds.items() if k in args.kinds.split(",")}
     for body in kinds.values():  # warm up
         await batch(app, body, token, 20)
     figures: dict[str, list[float]] = {k: [] for k in kinds}
@@ -305,14 +333,21 @@ async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
             for side, share in shares(profile).items()
         )
         print(f"  {kind:11s} {split}")
+        print(f"  {kind}: {calls(profile, args.requests):.0f} Python calls per request")
         if args.profile:
             print(f"  {kind}: own CPU ms per request by package")
             for where, ms in by_package(profile, args.requests)[: args.profile]:
                 print(f"    {ms:6.3f}  {where}")
-            pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
-            for name in args.callers:
-                pstats.Stats(profile).print_callers(name)
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
+            print_profile(profile, args)
+
+
+def print_profile(profile: cProfile.Profile, args: argparse.Namespace) -> None:
+    pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
+    for name in args.callers:
+        pstats.Stats(profile).print_callers(name)
+    for name in args.callees:
+        pstats.Stats(profile).print_callees(name)
+    pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
 
 
 if __name__ == "__main__":
@@ -327,6 +362,13 @@ if __name__ == "__main__":
         action="store_true",
         help="count units of work and DataLoader reads as database work, not only SQLAlchemy",
     )
+    parser.add_argument("--orders", type=int, default=60, help="orders placed for the page")
+    parser.add_argument(
+        "--kinds",
+        default="placeOrder,trivial,typename,page",
+        help="which requests, comma-separated (placeOrder, trivial, typename, page)",
+    )
     parser.add_argument("--gzip-min-bytes", type=int, default=None)
     parser.add_argument("--callers", nargs="*", default=[], help="print who calls these")
+    parser.add_argument("--callees", nargs="*", default=[], help="print whom these call")
     asyncio.run(main(parser.parse_args()))

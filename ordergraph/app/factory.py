@@ -51,6 +51,7 @@ def create_app(
     app.state.live = view.live
     app.state.metrics = metrics
     app.state.guard = view.guard
+    app.state.schema = view.schema
     app.state.settings = settings
     wrap_for_browsers(app, settings)
     return app

@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from functools import cached_property
 from typing import Any
 
@@ -56,8 +56,28 @@ def _schema(settings: Settings, telemetry: Metrics, throttle: Throttle) -> Schem
             max_validation_complexity=settings.max_validation_complexity,
         ),
         introspection=settings.introspection,
-        extensions=[lambda: Telemetry(telemetry), lambda: CostExtension(throttle)],
+        extensions=[lambda: CountedAndCosted(telemetry, throttle)],
     )
+
+
+class CountedAndCosted(Telemetry, CostExtension):
+    """Telemetry (ordergraph.metrics) and the cost and its charge (schema/cost.py) as one
+    extension: strawberry wraps each hook of each extension anew for every operation, so
+    two hooks (Telemetry's on_operation, and on_execute: name the operation, then cost and
+    admit it) cost less than three in two extensions. Same order as before: the operation
+    is named, then charged, then the schema's own checks run."""
+
+    def __init__(self, metrics: Metrics, admission: Throttle) -> None:
+        Telemetry.__init__(self, metrics)
+        CostExtension.__init__(self, admission)
+
+    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+        self.name_operation()
+        if not await self.admit_operation():
+            yield
+            return
+        async with self.admission.running(self.execution_context.context, self.requested):
+            yield
 
 
 def _key_guard(db: Database, settings: Settings) -> KeyGuard:

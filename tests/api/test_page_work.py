@@ -1,0 +1,139 @@
+"""The work a read does, counted (not timed): a document sent again is neither parsed nor
+validated again, nor costed again when its cost depends on it alone; a page of 50 orders
+with their lines and products resolves through resolvers (with an Info built for each
+call) only where it needs the request; each operation runs five extension hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from graphql import (
+    FieldNode,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    parse,
+)
+from strawberry.extensions import SchemaExtension
+
+from ordergraph.app import create_app
+from ordergraph.app.view import CountedAndCosted
+from ordergraph.clock import Clock
+from ordergraph.schema.build import Gate, build_schema
+from ordergraph.settings import Settings
+from ordergraph.storage.db import Database
+from tests.client import Api
+from tests.conftest import ADMIN_TOKEN
+
+# The page of bench/reads.py and scripts/layer_cpu.py.
+PAGE = """query($h: String!) { store(handle: $h) { orders(first: 50) { nodes {
+  id number placedAt status stockStatus lines { id sku quantity allocated backordered
+  unitPrice { amount currencyCode } product { id sku title } } } } } }"""
+# The fields of the page that resolve through a resolver (with an Info): the store and
+# its page (they read the database), the connection's nodes, and per line its price and
+# product (they read the request's loaders). Every other field is read from its object.
+RESOLVED = {
+    ("Query", "store"),
+    ("Store", "orders"),
+    ("OrderConnection", "nodes"),
+    ("OrderLine", "unitPrice"),
+    ("OrderLine", "product"),
+}
+HOOKS = ("on_operation", "on_parse", "on_validate", "on_execute")
+
+
+def _fields(
+    parent: GraphQLObjectType, selection: SelectionSetNode
+) -> Iterator[tuple[GraphQLObjectType, str]]:
+    for node in selection.selections:
+        assert isinstance(node, FieldNode)
+        yield parent, node.name.value
+        if node.selection_set is not None:
+            inner = parent.fields[node.name.value].type
+            while isinstance(inner, (GraphQLNonNull, GraphQLList)):
+                inner = inner.of_type
+            assert isinstance(inner, GraphQLObjectType)
+            yield from _fields(inner, node.selection_set)
+
+
+def test_a_page_of_orders_builds_an_info_only_for_the_fields_that_need_the_request() -> None:
+    schema: Any = build_schema()
+    operation = parse(PAGE).definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    resolved = set()
+    for parent, name in _fields(schema._schema.query_type, operation.selection_set):
+        # Strawberry resolves a field without a resolver ("basic") with no Info.
+        resolver = parent.fields[name].resolve
+        if not getattr(resolver, "_is_default", False):
+            resolved.add((parent.name, name))
+    assert resolved == RESOLVED
+
+
+def test_each_operation_runs_five_extension_hooks() -> None:
+    # Strawberry wraps every hook of every extension anew for each operation.
+    def hooks(extension: type[SchemaExtension]) -> set[str]:
+        return {h for h in HOOKS if getattr(extension, h) is not getattr(SchemaExtension, h)}
+
+    assert hooks(CountedAndCosted) == {"on_operation", "on_execute"}
+    assert hooks(Gate) == {"on_operation", "on_parse", "on_execute"}
+
+
+async def test_a_document_sent_again_is_not_parsed_or_validated_again(
+    database: Database,
+) -> None:
+    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN)
+    app = create_app(settings, clock=Clock(), db=database)
+    documents = app.state.schema.documents
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        api = Api(http, ADMIN_TOKEN, database)
+        store = await api.create_store(policy="ALLOW")
+        await api.upsert(store, "A")
+        for _ in range(3):
+            await api.place(store, [("A", 1)])
+        before = (documents.parses, documents.misses, documents.hits)
+        for _ in range(5):
+            data = await api.gql(PAGE, {"h": store.handle}, store.token)
+            assert len(data["store"]["orders"]["nodes"]) == 3
+        after = (documents.parses, documents.misses, documents.hits)
+    assert (after[0] - before[0], after[1] - before[1], after[2] - before[2]) == (1, 1, 4)
+
+
+async def test_a_cost_that_depends_on_the_document_alone_is_kept_with_it(
+    database: Database,
+) -> None:
+    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN)
+    app = create_app(settings, clock=Clock(), db=database)
+    documents = app.state.schema.documents
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        api = Api(http, ADMIN_TOKEN, database)
+        store = await api.create_store()
+        inline = PAGE.replace("query($h: String!)", "query").replace("$h", f'"{store.handle}"')
+        trend = (
+            f'query {{ store(handle: "{store.handle}") {{ backlogTrend('
+            'from: "2026-01-01T00:00:00Z", to: "2026-01-02T00:00:00Z", interval: HOUR) '
+            "{ at } } }"
+        )
+        for query, variables, kept in (
+            (inline, None, True),
+            (PAGE, {"h": store.handle}, False),  # variables: costed each time
+            (trend, None, False),  # a trend's points depend on the time
+        ):
+            costs = []
+            for _ in range(3):
+                response = await http.post(
+                    "/graphql",
+                    json={"query": query, "variables": variables},
+                    headers={"Authorization": f"Bearer {store.token}"},
+                )
+                body = response.json()
+                assert "errors" not in body, body
+                costs.append(body["extensions"]["cost"]["requestedQueryCost"])
+            assert len(set(costs)) == 1
+            assert costs[0] > 0
+            assert (documents.cost_of(query, None) == costs[0]) is kept, query
