@@ -56,7 +56,7 @@ def overridden() -> dict[str, str]:
     seen: dict[str, str] = {}
     for cls in _our_classes():
         for name, value in vars(cls).items():
-            if name.startswith("__") or not callable(value):
+            if (name.startswith("__") and name != "__init__") or not callable(value):
                 continue
             base = _foreign_base(cls, name)
             if base is None:
@@ -110,6 +110,22 @@ def test_every_overridden_internal_method_is_as_recorded() -> None:
         f"overrides recorded but no longer found (renamed or removed upstream?): {gone}"
     )
     assert not new, f"new overrides of internals, not recorded yet: {new}"
+
+
+# Internals used without overriding a method: attributes our code replaces or reads.
+USED_ATTRIBUTES = (
+    # schema/build.py Executor replaces it per instance (a cache of non-awaitable types)
+    ("strawberry.schema.schema", "StrawberryGraphQLCoreExecutionContext", "is_awaitable"),
+    ("strawberry.execution", None, "optimized_is_awaitable"),
+)
+
+
+def test_the_internal_attributes_used_are_still_there() -> None:
+    for module_name, class_name, attribute in USED_ATTRIBUTES:
+        owner: Any = importlib.import_module(module_name)
+        if class_name is not None:
+            owner = getattr(owner, class_name)
+        assert hasattr(owner, attribute), f"{module_name}.{class_name}.{attribute} is gone"
 
 
 def test_the_walk_finds_the_known_overrides() -> None:
