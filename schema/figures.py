@@ -1,14 +1,24 @@
-"""The figures' types: OrderTally, BacklogSummary, BacklogPoint, TrendInterval."""
+"""The figures' types: OrderTally, BacklogSummary, BacklogPoint, TrendInterval.
+
+A trend has up to 1,000 points of 16 fields each when a client asks for everything, so
+every field here is a plain read of an attribute (`nodes.plain`): no resolver, no Info,
+no awaitable, and each distinct amount's Money is made once (`_priced`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
+from operator import attrgetter
+from typing import Any
 
 import strawberry
 
 from ordergraph.domain.tallies import Figures, Tally
 from ordergraph.schema.money import Money, money
+from ordergraph.schema.nodes import plain
 
 
 @strawberry.enum
@@ -18,17 +28,34 @@ class TrendInterval(Enum):
     WEEK = "WEEK"
 
 
+def _read(graphql_type: Any, name: str, description: str | None = None) -> Any:
+    """The field is the object's attribute `name`, read as it is."""
+    field = plain(graphql_type, attrgetter(name))
+    field.description = description
+    return field
+
+
+@lru_cache(maxsize=4096)
+def _priced(amount: Decimal, currency: str) -> Money:
+    """One Money per amount and currency: money() depends on nothing else, and nothing
+    changes a Money once made. (Amounts of the figures are never a negative zero, the only
+    value money() would print differently from an equal one.)"""
+    return money(amount, currency)
+
+
 def _tally(tally: Tally, currency: str) -> OrderTally:
-    return OrderTally(orders=tally.orders, units=tally.units, value=money(tally.value, currency))
+    return OrderTally(
+        orders=tally.orders, units=tally.units, value=_priced(tally.value, currency)
+    )
 
 
 @strawberry.type
 class OrderTally:
-    orders: int = strawberry.field(description="How many orders.")
-    units: int = strawberry.field(
-        description="Backlog: units left to ship; backorders: units awaiting stock."
+    orders: int = _read(int, "orders", "How many orders.")
+    units: int = _read(
+        int, "units", "Backlog: units left to ship; backorders: units awaiting stock."
     )
-    value: Money = strawberry.field(description="Those units at their order-line unit price.")
+    value: Money = _read(Money, "value", "Those units at their order-line unit price.")
 
 
 @strawberry.type
@@ -62,10 +89,10 @@ class BacklogSummary:
 
 @strawberry.type
 class BacklogPoint:
-    at: dt.datetime
-    backlog: OrderTally
-    backorders: OrderTally
-    overdue: OrderTally
+    at: dt.datetime = _read(dt.datetime, "at")
+    backlog: OrderTally = _read(OrderTally, "backlog")
+    backorders: OrderTally = _read(OrderTally, "backorders")
+    overdue: OrderTally = _read(OrderTally, "overdue")
 
     @classmethod
     def of(cls, found: Figures, currency: str) -> BacklogPoint:

@@ -365,37 +365,54 @@ async def figures_over(
     rows = (await conn.execute(_trend_query(postgres), params)).all()
     if len(rows) != len(ordered):
         raise RuntimeError(f"trend: {len(rows)} rows for {len(ordered)} instants")
-    found = {at: _trend_figures(at, row) for at, row in zip(ordered, rows, strict=True)}
-    return [found[at] for at in instants]
+    found = _trend_figures(ordered, rows)
+    if ordered == instants:  # the usual case: a trend's boundaries, in order
+        return found
+    by_instant = dict(zip(ordered, found, strict=True))
+    return [by_instant[at] for at in instants]
 
 
-def _trend_figures(at: dt.datetime, row: Any) -> Figures:
-    """One row of `_trend_query`: the tally point's columns (all null before the first
-    point), its oldest backorder, then the overdue sums."""
-    orders, units, value, b_orders, b_units, b_value, oldest, *overdue = row
-    if orders is None:
-        backlog = backorders = Tally()
-    else:
-        backlog, backorders = Tally(orders, units, value), Tally(b_orders, b_units, b_value)
-    o_orders, o_units, o_value, ob_orders, ob_units, ob_value = overdue
-    return Figures(
-        as_of=at,
-        backlog=backlog,
-        backorders=backorders,
-        overdue=Tally(o_orders, o_units, _money(o_value)),
-        overdue_backorders=Tally(ob_orders, ob_units, _money(ob_value)),
-        oldest_backorder_placed_at=oldest,
-    )
+def _trend_figures(ordered: Sequence[dt.datetime], rows: Sequence[Any]) -> list[Figures]:
+    """The rows of `_trend_query`, one per instant in order: the tally point's columns (all
+    null before the first point; values in integer units), its oldest backorder, then the
+    overdue sums. A trend's tallies repeat (the overdue ones change a few times a day):
+    equal tallies are one Tally, its value's Decimal made once."""
+    tallies: dict[tuple[int, int, int], Tally] = {(0, 0, 0): Tally()}
+
+    def tally(orders: int, units: int, value: int) -> Tally:
+        key = (orders, units, value)
+        made = tallies.get(key)
+        if made is None:
+            made = tallies[key] = Tally(orders, units, _money(value))
+        return made
+
+    found = []
+    for at, row in zip(ordered, rows, strict=True):
+        orders, units, value, b_orders, b_units, b_value, oldest, *overdue = row
+        o_orders, o_units, o_value, ob_orders, ob_units, ob_value = overdue
+        if orders is None:
+            orders = units = value = b_orders = b_units = b_value = 0
+        found.append(
+            Figures(
+                as_of=at,
+                backlog=tally(orders, units, value),
+                backorders=tally(b_orders, b_units, b_value),
+                overdue=tally(o_orders, o_units, o_value),
+                overdue_backorders=tally(ob_orders, ob_units, ob_value),
+                oldest_backorder_placed_at=oldest,
+            )
+        )
+    return found
 
 
 def _money(units: Any) -> Decimal:
-    return Decimal(units) / t.MONEY_SCALE  # as _typed makes it
+    return Decimal(units) / t.MONEY_SCALE  # as _typed and tables.Money make it
 
 
 @cache
 def _trend_query(postgres: bool) -> Select[Any]:
     """One row per instant asked, in order: the newest tally point's columns (null before
-    the first point) and the overdue sums (plain integers). Parameters: store_id, first
+    the first point; money as its integer units) and the overdue sums (plain integers). Parameters: store_id, first
     and last (the first and last instants) and instants (PostgreSQL: an array; SQLite: a
     JSON array of the instants as stored)."""
     store_id = bindparam("store_id", type_=BigInteger)
@@ -420,11 +437,11 @@ def _trend_query(postgres: bool) -> Select[Any]:
     if postgres:  # one backward probe per instant, as in _latest_point
         latest = newest.lateral("latest")
         joined = running.outerjoin(latest, true())
-        tally = [latest.c[name] for name in names]
+        tally = [_raw(latest.c[name]) for name in names]
     else:  # SQLite has no LATERAL: the point whose seq is the newest's
         newest_seq = newest.correlate(running).scalar_subquery()
         joined = running.outerjoin(p, (p.c.store_id == store_id) & (p.c.seq == newest_seq))
-        tally = [p.c[name] for name in names]
+        tally = [_raw(p.c[name]) for name in names]
     return (
         select(*tally, *overdue)
         .select_from(joined)
@@ -516,6 +533,11 @@ def _points_that_matter(store_id: Any, first: Any, last: Any, postgres: bool) ->
         after = changes
     after = after.where(ot.c.store_id == store_id, ot.c.overdue_at <= last)
     return union_all(before, after)
+
+
+def _raw(column: Any) -> Any:
+    """A money column as its integer units (no conversion per row); others as they are."""
+    return _integer(column).label(column.name) if column.name.endswith("_value") else column
 
 
 def _integer(column: Any) -> ColumnElement[Any]:
