@@ -1,18 +1,16 @@
 """The figures' types: OrderTally, BacklogSummary, BacklogPoint, TrendInterval.
 
 A trend has up to 1,000 points of 16 fields each when a client asks for everything, so
-every field here is a plain read of an attribute (`nodes.plain`): no resolver, no Info,
-no awaitable, and each distinct amount's Money is made once (`_priced`).
+every field of OrderTally and BacklogPoint is a plain read of an attribute set when the
+object is made (`nodes.plain`): no resolver, no Info, no awaitable.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from enum import Enum
-from functools import lru_cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 import strawberry
 
@@ -35,18 +33,21 @@ def _read(graphql_type: Any, name: str, description: str | None = None) -> Any:
     return field
 
 
-@lru_cache(maxsize=4096)
-def _priced(amount: Decimal, currency: str) -> Money:
-    """One Money per amount and currency: money() depends on nothing else, and nothing
-    changes a Money once made. (Amounts of the figures are never a negative zero, the only
-    value money() would print differently from an equal one.)"""
-    return money(amount, currency)
+class Point(Protocol):
+    """What a trend's point shows (domain Figures, or storage's lighter trend point)."""
+
+    @property
+    def as_of(self) -> dt.datetime: ...
+    @property
+    def backlog(self) -> Tally: ...
+    @property
+    def backorders(self) -> Tally: ...
+    @property
+    def overdue(self) -> Tally: ...
 
 
 def _tally(tally: Tally, currency: str) -> OrderTally:
-    return OrderTally(
-        orders=tally.orders, units=tally.units, value=_priced(tally.value, currency)
-    )
+    return OrderTally(orders=tally.orders, units=tally.units, value=money(tally.value, currency))
 
 
 @strawberry.type
@@ -95,7 +96,7 @@ class BacklogPoint:
     overdue: OrderTally = _read(OrderTally, "overdue")
 
     @classmethod
-    def of(cls, found: Figures, currency: str) -> BacklogPoint:
+    def of(cls, found: Point, currency: str) -> BacklogPoint:
         return cls(
             at=found.as_of,
             backlog=_tally(found.backlog, currency),
