@@ -207,16 +207,14 @@ ASYNC = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_
 @contextmanager
 def product_calls() -> Iterator[Counter[str]]:
     """Calls of the product's own Python functions in this thread while inside (the
-    libraries' are not counted): all of them, and those of coroutines and async
-    generators (each resumption counts as a call)."""
+    libraries' are not counted): "calls" of plain functions, "async" of coroutines and
+    async generators (each resumption counts, so a few more or fewer as the I/O goes)."""
     counts: Counter[str] = Counter()
 
     def profile(frame: FrameType, event: str, _arg: object) -> None:
         code = frame.f_code
         if event == "call" and code.co_filename.startswith(PRODUCT):
-            counts["calls"] += 1
-            if code.co_flags & ASYNC:
-                counts["async"] += 1
+            counts["async" if code.co_flags & ASYNC else "calls"] += 1
 
     sys.setprofile(profile)
     try:
@@ -260,4 +258,5 @@ async def test_a_trend_point_costs_a_fixed_few_calls_and_no_awaitable(
         short, long = counted[1:]
         per_point = (long["calls"] - short["calls"]) / 200
         assert per_point <= CALLS_PER_POINT, (short, long)
-        assert long["async"] == short["async"], (short, long)  # no awaitable per point
+        # No awaitable per point: one per point would be 200 more.
+        assert abs(long["async"] - short["async"]) <= 20, (short, long)
