@@ -43,7 +43,7 @@ async def backlog(ctx: Context, store: Store, as_of: dt.datetime | None) -> Figu
 
 async def backlog_trend(
     ctx: Context, store: Store, start: dt.datetime, end: dt.datetime, interval: str
-) -> list[Figures]:
+) -> list[history.TrendPoint]:
     """One point per interval boundary in the store's zone from `start` to `end`.
 
     Boundaries after now are left out: the figures are known up to now.
@@ -62,4 +62,4 @@ async def backlog_trend(
             field=["interval"],
         )
     async with ctx.db.read() as conn:
-        return await history.figures_over(conn, store.id, instants)
+        return await history.points_over(conn, store.id, instants)

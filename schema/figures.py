@@ -1,14 +1,22 @@
-"""The figures' types: OrderTally, BacklogSummary, BacklogPoint, TrendInterval."""
+"""The figures' types: OrderTally, BacklogSummary, BacklogPoint, TrendInterval.
+
+A trend has up to 1,000 points of 16 fields each when a client asks for everything, so
+every field of OrderTally and BacklogPoint is a plain read of an attribute set when the
+object is made (`nodes.plain`): no resolver, no Info, no awaitable.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
+from operator import attrgetter
+from typing import Any, Protocol
 
 import strawberry
 
 from ordergraph.domain.tallies import Figures, Tally
 from ordergraph.schema.money import Money, money
+from ordergraph.schema.nodes import plain
 
 
 @strawberry.enum
@@ -18,17 +26,37 @@ class TrendInterval(Enum):
     WEEK = "WEEK"
 
 
+def _read(graphql_type: Any, name: str, description: str | None = None) -> Any:
+    """The field is the object's attribute `name`, read as it is."""
+    field = plain(graphql_type, attrgetter(name))
+    field.description = description
+    return field
+
+
+class Point(Protocol):
+    """What a trend's point shows (domain Figures, or storage's lighter trend point)."""
+
+    @property
+    def as_of(self) -> dt.datetime: ...
+    @property
+    def backlog(self) -> Tally: ...
+    @property
+    def backorders(self) -> Tally: ...
+    @property
+    def overdue(self) -> Tally: ...
+
+
 def _tally(tally: Tally, currency: str) -> OrderTally:
     return OrderTally(orders=tally.orders, units=tally.units, value=money(tally.value, currency))
 
 
 @strawberry.type
 class OrderTally:
-    orders: int = strawberry.field(description="How many orders.")
-    units: int = strawberry.field(
-        description="Backlog: units left to ship; backorders: units awaiting stock."
+    orders: int = _read(int, "orders", "How many orders.")
+    units: int = _read(
+        int, "units", "Backlog: units left to ship; backorders: units awaiting stock."
     )
-    value: Money = strawberry.field(description="Those units at their order-line unit price.")
+    value: Money = _read(Money, "value", "Those units at their order-line unit price.")
 
 
 @strawberry.type
@@ -62,13 +90,13 @@ class BacklogSummary:
 
 @strawberry.type
 class BacklogPoint:
-    at: dt.datetime
-    backlog: OrderTally
-    backorders: OrderTally
-    overdue: OrderTally
+    at: dt.datetime = _read(dt.datetime, "at")
+    backlog: OrderTally = _read(OrderTally, "backlog")
+    backorders: OrderTally = _read(OrderTally, "backorders")
+    overdue: OrderTally = _read(OrderTally, "overdue")
 
     @classmethod
-    def of(cls, found: Figures, currency: str) -> BacklogPoint:
+    def of(cls, found: Point, currency: str) -> BacklogPoint:
         return cls(
             at=found.as_of,
             backlog=_tally(found.backlog, currency),

@@ -15,7 +15,8 @@ events, in the same transaction. Reading an instant t is then:
 Time within a store never runs backwards (the unit of work clamps it), so
 "last by time" and "last by position" agree.
 
-A trend reads all its instants in one statement (`figures_over`): each instant's
+A trend reads all its instants in one statement (`figures_over`; `points_over`, what a
+trend's point shows, without the overdue backorders and the oldest backorder): each instant's
 last `tally_points` row is one probe as above; the overdue totals come from one
 running sum. Order each overdue instant d's points by (at, seq) and call a point's
 delta its values minus those of the point before it (LAG): the last point of d at or
@@ -38,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -68,6 +69,8 @@ from ordergraph.domain.model import Order
 from ordergraph.domain.tallies import NOTHING, Contribution, Figures, Tally, contribution, figures
 from ordergraph.storage import tables as t
 from ordergraph.storage.jsonrows import to_json
+
+_Found = TypeVar("_Found")
 
 _COLUMNS = (
     "backlog_orders",
@@ -366,9 +369,66 @@ async def figures_over(
     conn: AsyncConnection, store_id: int, instants: Sequence[dt.datetime]
 ) -> list[Figures]:
     """The figures exactly as they stood at each of `instants`, as `figures_at` gives them,
-    in one statement whatever the number of instants and of overdue instants."""
+    in one statement whatever the number of instants."""
+    ordered, rows = await _trend_rows(conn, store_id, instants, full=True)
+    found = []
+    for at, row in zip(ordered, rows, strict=True):
+        orders, units, value, b_orders, b_units, b_value, oldest, *overdue = row
+        o_orders, o_units, o_value, ob_orders, ob_units, ob_value = overdue
+        if orders is None:
+            orders = units = value = b_orders = b_units = b_value = 0
+        found.append(
+            Figures(
+                as_of=at,
+                backlog=Tally(orders, units, _money(value)),
+                backorders=Tally(b_orders, b_units, _money(b_value)),
+                overdue=Tally(o_orders, o_units, _money(o_value)),
+                overdue_backorders=Tally(ob_orders, ob_units, _money(ob_value)),
+                oldest_backorder_placed_at=oldest,
+            )
+        )
+    return _as_asked(ordered, found, instants)
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """A trend's point: `figures_over`'s figures without the overdue backorders and the
+    oldest backorder, which a point does not show."""
+
+    as_of: dt.datetime
+    backlog: Tally
+    backorders: Tally
+    overdue: Tally
+
+
+async def points_over(
+    conn: AsyncConnection, store_id: int, instants: Sequence[dt.datetime]
+) -> list[TrendPoint]:
+    """`figures_over`, reading only what a trend's point shows: the same statement with
+    half the overdue sums."""
+    ordered, rows = await _trend_rows(conn, store_id, instants, full=False)
+    found = []
+    for at, row in zip(ordered, rows, strict=True):
+        orders, units, value, b_orders, b_units, b_value, o_orders, o_units, o_value = row
+        if orders is None:
+            orders = units = value = b_orders = b_units = b_value = 0
+        found.append(
+            TrendPoint(
+                as_of=at,
+                backlog=Tally(orders, units, _money(value)),
+                backorders=Tally(b_orders, b_units, _money(b_value)),
+                overdue=Tally(o_orders, o_units, _money(o_value)),
+            )
+        )
+    return _as_asked(ordered, found, instants)
+
+
+async def _trend_rows(
+    conn: AsyncConnection, store_id: int, instants: Sequence[dt.datetime], full: bool
+) -> tuple[list[dt.datetime], Sequence[Any]]:
+    """The distinct instants in order, and `_trend_query`'s row for each."""
     if not instants:
-        return []
+        return [], []
     ordered = sorted(set(instants))
     postgres = conn.dialect.name == "postgresql"
     if postgres:
@@ -377,42 +437,34 @@ async def figures_over(
         process = t.UtcDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
         asked = json.dumps([process(at) if process else at for at in ordered])
     params = {"store_id": store_id, "first": ordered[0], "last": ordered[-1], "instants": asked}
-    rows = (await conn.execute(_trend_query(postgres), params)).all()
+    rows = (await conn.execute(_trend_query(postgres, full), params)).all()
     if len(rows) != len(ordered):
         raise RuntimeError(f"trend: {len(rows)} rows for {len(ordered)} instants")
-    found = {at: _trend_figures(at, row) for at, row in zip(ordered, rows, strict=True)}
-    return [found[at] for at in instants]
+    return ordered, rows
 
 
-def _trend_figures(at: dt.datetime, row: Any) -> Figures:
-    """One row of `_trend_query`: the tally point's columns (all null before the first
-    point), its oldest backorder, then the overdue sums."""
-    orders, units, value, b_orders, b_units, b_value, oldest, *overdue = row
-    if orders is None:
-        backlog = backorders = Tally()
-    else:
-        backlog, backorders = Tally(orders, units, value), Tally(b_orders, b_units, b_value)
-    o_orders, o_units, o_value, ob_orders, ob_units, ob_value = overdue
-    return Figures(
-        as_of=at,
-        backlog=backlog,
-        backorders=backorders,
-        overdue=Tally(o_orders, o_units, _money(o_value)),
-        overdue_backorders=Tally(ob_orders, ob_units, _money(ob_value)),
-        oldest_backorder_placed_at=oldest,
-    )
+def _as_asked(
+    ordered: list[dt.datetime], found: list[_Found], instants: Sequence[dt.datetime]
+) -> list[_Found]:
+    """Values found for the distinct instants in order, given back for `instants` as asked
+    (in their order, with their repeats)."""
+    if ordered == list(instants):  # the usual case: a trend's boundaries, in order
+        return found
+    by_instant = dict(zip(ordered, found, strict=True))
+    return [by_instant[at] for at in instants]
 
 
 def _money(units: Any) -> Decimal:
-    return Decimal(units) / t.MONEY_SCALE  # as _typed makes it
+    return Decimal(units) / t.MONEY_SCALE  # as _typed and tables.Money make it
 
 
 @cache
-def _trend_query(postgres: bool) -> Select[Any]:
+def _trend_query(postgres: bool, full: bool) -> Select[Any]:
     """One row per instant asked, in order: the newest tally point's columns (null before
-    the first point) and the overdue sums (plain integers). Parameters: store_id, first
-    and last (the first and last instants) and instants (PostgreSQL: an array; SQLite: a
-    JSON array of the instants as stored)."""
+    the first point; money as its integer units), its oldest backorder if `full`, and the
+    overdue sums (plain integers): of the backlog, and of the backorders if `full`.
+    Parameters: store_id, first and last (the first and last instants) and instants
+    (PostgreSQL: an array; SQLite: a JSON array of the instants as stored)."""
     store_id = bindparam("store_id", type_=BigInteger)
     first = bindparam("first", type_=t.UtcDateTime)
     last = bindparam("last", type_=t.UtcDateTime)
@@ -422,10 +474,11 @@ def _trend_query(postgres: bool) -> Select[Any]:
         instants: FromClause = asked.table_valued("at").render_derived(name="asked")
     else:
         instants = func.json_each(bindparam("instants", type_=String)).table_valued("value")
-    running = _overdue_running(store_id, first, last, instants, postgres)
-    overdue = [running.c[name].label("overdue_" + name) for name in _COLUMNS]
+    columns = _COLUMNS if full else _COLUMNS[:3]  # the backlog's: orders, units, value
+    running = _overdue_running(store_id, first, last, instants, postgres, columns)
+    overdue = [running.c[name].label("overdue_" + name) for name in columns]
     p = t.tally_points
-    names = (*_COLUMNS, "oldest_backorder_placed_at")
+    names = (*_COLUMNS, "oldest_backorder_placed_at") if full else _COLUMNS
     newest = (
         select(*(p.c[name] for name in names) if postgres else (p.c.seq,))
         .where(p.c.store_id == store_id, p.c.at <= running.c.key)
@@ -435,11 +488,11 @@ def _trend_query(postgres: bool) -> Select[Any]:
     if postgres:  # one backward probe per instant, as in _latest_point
         latest = newest.lateral("latest")
         joined = running.outerjoin(latest, true())
-        tally = [latest.c[name] for name in names]
+        tally = [_raw(latest.c[name]) for name in names]
     else:  # SQLite has no LATERAL: the point whose seq is the newest's
         newest_seq = newest.correlate(running).scalar_subquery()
         joined = running.outerjoin(p, (p.c.store_id == store_id) & (p.c.seq == newest_seq))
-        tally = [p.c[name] for name in names]
+        tally = [_raw(p.c[name]) for name in names]
     return (
         select(*tally, *overdue)
         .select_from(joined)
@@ -449,12 +502,17 @@ def _trend_query(postgres: bool) -> Select[Any]:
 
 
 def _overdue_running(
-    store_id: Any, first: Any, last: Any, instants: FromClause, postgres: bool
+    store_id: Any,
+    first: Any,
+    last: Any,
+    instants: FromClause,
+    postgres: bool,
+    columns: tuple[str, ...],
 ) -> Subquery:
     """The deltas of the overdue points that matter and one row per instant asked
     (probe = 1), with the running sums of the deltas up to each row in order of key;
     a point comes before an instant of the same key (the instant includes it)."""
-    points = _points_that_matter(store_id, first, last, postgres).subquery("points")
+    points = _points_that_matter(store_id, first, last, postgres, columns).subquery("points")
     key = case((points.c.at > points.c.overdue_at, points.c.at), else_=points.c.overdue_at)
     in_instant = {"partition_by": points.c.overdue_at, "order_by": (points.c.at, points.c.seq)}
     deltas = select(
@@ -465,13 +523,13 @@ def _overdue_running(
                 _integer(points.c[name])
                 - func.coalesce(func.lag(_integer(points.c[name])).over(**in_instant), 0)
             ).label(name)
-            for name in _COLUMNS
+            for name in columns
         ),
     )
     probes = select(
         next(iter(instants.c)).label("key"),
         literal_column("1").label("probe"),
-        *(literal_column("0").label(name) for name in _COLUMNS),
+        *(literal_column("0").label(name) for name in columns),
     )
     stream = union_all(deltas, probes).subquery("stream")
     order = (stream.c.key, stream.c.probe)
@@ -483,12 +541,14 @@ def _overdue_running(
             cast(func.sum(stream.c[name]).over(order_by=order, rows=(None, 0)), BigInteger).label(
                 name
             )
-            for name in _COLUMNS
+            for name in columns
         ),
     ).subquery("running")
 
 
-def _points_that_matter(store_id: Any, first: Any, last: Any, postgres: bool) -> Any:
+def _points_that_matter(
+    store_id: Any, first: Any, last: Any, postgres: bool, columns: tuple[str, ...]
+) -> Any:
     """Per overdue instant d up to `last`, from the index on (store_id, overdue_at, at,
     seq): its newest point at or before `since` = max(d, first), and its points after
     `since` up to `last`. Before `since` only the sum of d's deltas matters (no instant
@@ -496,7 +556,7 @@ def _points_that_matter(store_id: Any, first: Any, last: Any, postgres: bool) ->
     the rows read are one per overdue instant plus the changes to orders already
     overdue, not every change in the span of the trend."""
     ot, op = t.overdue_totals, t.overdue_points
-    names = ("overdue_at", "at", "seq", *_COLUMNS)
+    names = ("overdue_at", "at", "seq", *columns)
     since = case((ot.c.overdue_at > first, ot.c.overdue_at), else_=first)
     if postgres:
         newest = _newest_point_by(since, *names).lateral("newest")
@@ -531,6 +591,11 @@ def _points_that_matter(store_id: Any, first: Any, last: Any, postgres: bool) ->
         after = changes
     after = after.where(ot.c.store_id == store_id, ot.c.overdue_at <= last)
     return union_all(before, after)
+
+
+def _raw(column: Any) -> Any:
+    """A money column as its integer units (no conversion per row); others as they are."""
+    return _integer(column).label(column.name) if column.name.endswith("_value") else column
 
 
 def _integer(column: Any) -> ColumnElement[Any]:

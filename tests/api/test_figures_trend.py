@@ -1,5 +1,6 @@
-"""A trend in one statement: `history.figures_over` against `history.figures_at` instant by
-instant, on generated histories, on SQLite and PostgreSQL; and the statements a trend runs.
+"""A trend in one statement: `history.figures_over` (and `points_over`, what the API serves)
+against `history.figures_at` instant by instant, on generated histories, on SQLite and
+PostgreSQL; the statements a trend runs; the product's calls per point of a trend.
 
 The histories are the replay test's (tests/api/test_figures_replay.py): stores in several
 zones, fills, partial shipments and cancellations, price changes, overdue sweeps, a clock
@@ -15,7 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
+import os
 import random
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
 
 import httpx
 import pytest
@@ -23,14 +32,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as label
 from hypothesis import strategies as st
 
+import ordergraph
 from ordergraph.app import create_app
 from ordergraph.clock import Clock
 from ordergraph.settings import Settings
 from ordergraph.storage import history as figures_history
 from ordergraph.storage.db import Database
+from ordergraph.storage.history import TrendPoint
 from tests.api.test_figures_replay import History, instants_to_check, order_log, store_id_of
 from tests.api.test_schema_and_queries_count import counting_statements
-from tests.client import Api
+from tests.client import Api, StoreHandle
 from tests.conftest import (
     ADMIN_TOKEN,
     app_client,
@@ -57,6 +68,17 @@ async def compare(db: Database, store_id: int, instants: list[dt.datetime], seed
         found = await figures_history.figures_over(conn, store_id, shuffled)
         assert found == [by_instant[t] for t in shuffled]
         assert await figures_history.figures_over(conn, store_id, []) == []
+        # What the API serves: the same statement without what a point does not show.
+        shown = [TrendPoint(f.as_of, f.backlog, f.backorders, f.overdue) for f in one_by_one]
+        assert await figures_history.points_over(conn, store_id, instants) == shown
+        for _ in range(2):
+            start = chooser.randrange(len(instants))
+            end = chooser.randrange(start, len(instants)) + 1
+            run_points = await figures_history.points_over(conn, store_id, instants[start:end])
+            assert run_points == shown[start:end], (instants[start], instants[end - 1])
+        by_point = dict(zip(instants, shown, strict=True))
+        found_points = await figures_history.points_over(conn, store_id, shuffled)
+        assert found_points == [by_point[t] for t in shuffled]
 
 
 async def run_history(url: str, draw: st.DataObject) -> None:
@@ -129,11 +151,9 @@ def figure_statements(statements: list[str]) -> list[str]:
     return [s for s in statements if "tally_points" in s or "overdue_points" in s]
 
 
-async def test_a_trend_reads_the_figures_in_one_statement_whatever_its_length(
-    api: Api, clock: Clock
-) -> None:
-    """One statement reads the figures for a trend of 2 or 1,000 points, over a history
-    with an overdue instant on each of 40 days."""
+async def forty_overdue_days(api: Api, clock: Clock) -> StoreHandle:
+    """A store with an order due on each of 40 days, none shipped; the clock two days
+    after the last is due."""
     start = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
     clock.freeze(start)
     store = await api.create_store(policy="ALLOW")
@@ -143,6 +163,20 @@ async def test_a_trend_reads_the_figures_in_one_statement_whatever_its_length(
         ship_by = (start + dt.timedelta(days=day + 1)).date().isoformat()
         await api.place(store, [("MUG", 1 + day % 3)], requestedShipDate=ship_by)
     clock.freeze(start + dt.timedelta(days=42))
+    return store
+
+
+def hours_up_to(store: StoreHandle, ends: dt.datetime, hours: int) -> dict[str, str]:
+    start = ends - dt.timedelta(hours=hours)
+    return {"h": store.handle, "from": start.isoformat(), "to": ends.isoformat()}
+
+
+async def test_a_trend_reads_the_figures_in_one_statement_whatever_its_length(
+    api: Api, clock: Clock
+) -> None:
+    """One statement reads the figures for a trend of 1 or 999 points, over a history
+    with an overdue instant on each of 40 days."""
+    store = await forty_overdue_days(api, clock)
     assert api.db is not None
     ends = clock() - dt.timedelta(minutes=1)
     # The cost limit prices each point as a query of its own: lifted, as the count is
@@ -150,14 +184,79 @@ async def test_a_trend_reads_the_figures_in_one_statement_whatever_its_length(
     async with app_client(api.db, clock, max_cost=10**6, rate_limit_capacity=10**9) as http:
         roomy = Api(http, ADMIN_TOKEN, api.db)
         for hours in (1, 999):
-            variables = {
-                "h": store.handle,
-                "from": (ends - dt.timedelta(hours=hours)).isoformat(),
-                "to": ends.isoformat(),
-            }
             with counting_statements(api.db) as seen:
-                data = await roomy.gql(HOUR_TREND, variables, token=store.token)
+                data = await roomy.gql(
+                    HOUR_TREND, hours_up_to(store, ends, hours), token=store.token
+                )
             points = data["store"]["backlogTrend"]
             assert len(points) == hours
             assert points[-1]["overdue"]["orders"] == 40
             assert len(figure_statements(seen)) == 1, figure_statements(seen)
+
+
+# -- what a trend's point costs the server ----------------------------------------------
+
+TALLY = "orders units value { amount currencyCode }"
+FULL_HOUR_TREND = f"""query($h: String!, $from: DateTime!, $to: DateTime!) {{ store(handle: $h) {{
+  backlogTrend(from: $from, to: $to, interval: HOUR) {{
+    at backlog {{ {TALLY} }} backorders {{ {TALLY} }} overdue {{ {TALLY} }} }} }} }}"""
+PRODUCT = str(Path(ordergraph.__file__).parent) + os.sep
+ASYNC = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
+@contextmanager
+def product_calls() -> Iterator[Counter[str]]:
+    """Calls of the product's own Python functions in this thread while inside (the
+    libraries' are not counted): "calls" of plain functions, "async" of coroutines and
+    async generators (each resumption counts, so a few more or fewer as the I/O goes)."""
+    counts: Counter[str] = Counter()
+
+    def profile(frame: FrameType, event: str, _arg: object) -> None:
+        code = frame.f_code
+        if event == "call" and code.co_filename.startswith(PRODUCT):
+            counts["async" if code.co_flags & ASYNC else "calls"] += 1
+
+    sys.setprofile(profile)
+    try:
+        yield counts
+    finally:
+        sys.setprofile(None)
+
+
+# Per point of a trend asked with every field, in the product's code: one read per field of
+# BacklogPoint and OrderTally (4 + 3 x 3, `nodes.plain`), `at` serialized, the point made
+# (BacklogPoint.of, three OrderTally with their Money: 7), the three amounts of its row,
+# and (SQLite) its instant bound as text. Money's own two fields are read by Strawberry,
+# as are the others' before: the count guards against a resolver or a loader per point.
+CALLS_PER_POINT = 25
+
+
+async def test_a_trend_point_costs_a_fixed_few_calls_and_no_awaitable(
+    api: Api, clock: Clock
+) -> None:
+    """The server's own work per point of a trend: the extra calls of a 210-point trend
+    over a 10-point one, divided by 200, whatever the history."""
+    store = await forty_overdue_days(api, clock)
+    assert api.db is not None
+    ends = clock() - dt.timedelta(minutes=1)
+    async with app_client(api.db, clock, max_cost=10**6, rate_limit_capacity=10**9) as http:
+        roomy = Api(http, ADMIN_TOKEN, api.db)
+        counted = []
+        for hours in (10, 10, 210):  # the first, once, to warm the caches
+            with product_calls() as counts:
+                data = await roomy.gql(
+                    FULL_HOUR_TREND, hours_up_to(store, ends, hours), token=store.token
+                )
+            points = data["store"]["backlogTrend"]
+            assert len(points) == hours
+            assert points[-1]["overdue"] == {
+                "orders": 40,
+                "units": 79,
+                "value": {"amount": "197.50", "currencyCode": "USD"},
+            }
+            counted.append(counts)
+        short, long = counted[1:]
+        per_point = (long["calls"] - short["calls"]) / 200
+        assert per_point <= CALLS_PER_POINT, (short, long)
+        # No awaitable per point: one per point would be 200 more.
+        assert abs(long["async"] - short["async"]) <= 20, (short, long)
