@@ -70,7 +70,7 @@ TOTAL_COUNT = 2.0
 BACKORDERED_QUERY = 1.5
 #: `backlog` (now or at a past instant) and `backlogChanged`: the figures at an instant.
 FIGURES = 4.0
-#: `backlogTrend`: one statement for the whole series (storage/history.py figures_over)...
+#: `backlogTrend`: one statement for the whole series (storage/history.py points_over)...
 TREND_QUERY = 4.0
 #: ...and each of its points: building its figures and its part of the answer (graphql-core
 #: completes a list of points without yielding, so this also bounds how long one trend
