@@ -205,19 +205,20 @@ class Runner:
         """The store's backlog by order number, as written to the database."""
         found: list[Order] = []
         after = None
-        while True:
-            page = await orders_page(
-                session.conn,
-                self.store.id,
-                _BACKLOG,
-                OrderSort.NUMBER,
-                PageRequest(first=MAX_PAGE, after=after),
-                session.now,
-            )
-            found.extend(page.rows)
-            if not page.has_next:
-                return found
-            after = page.cursors[-1]
+        async with self.db.read() as conn:  # the unit writes nothing before its commit
+            while True:
+                page = await orders_page(
+                    conn,
+                    self.store.id,
+                    _BACKLOG,
+                    OrderSort.NUMBER,
+                    PageRequest(first=MAX_PAGE, after=after),
+                    session.now,
+                )
+                found.extend(page.rows)
+                if not page.has_next:
+                    return found
+                after = page.cursors[-1]
 
     def _decide(
         self, backlog: list[Order], now: dt.datetime
