@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import (
@@ -94,36 +94,73 @@ def _dicts(result: Result[Any]) -> list[dict[str, Any]]:
     return [dict(row) for row in result.mappings()]
 
 
+# The statements, made once: building a statement and its cache key costs more than
+# SQLite's work on a small one.
+_STORE = select(t.stores).where(t.stores.c.id == bindparam("store"))
+_ORDERS = select(t.orders).where(
+    t.orders.c.store_id == bindparam("store"),
+    t.orders.c.id.in_(bindparam("orders", expanding=True)),
+)
+_LINES = select(t.order_lines).where(
+    t.order_lines.c.store_id == bindparam("store"),
+    t.order_lines.c.order_id.in_(bindparam("orders", expanding=True)),
+)
+_IDEMPOTENCY = select(t.idempotency_keys).where(
+    t.idempotency_keys.c.store_id == bindparam("store"),
+    t.idempotency_keys.c.operation == bindparam("operation"),
+    t.idempotency_keys.c.key == bindparam("key"),
+)
+_FORGET = delete(t.idempotency_keys).where(
+    t.idempotency_keys.c.store_id == bindparam("store"),
+    t.idempotency_keys.c.created_at < bindparam("before"),
+)
+_INSERT = {
+    table.name: insert(table)
+    for table in (t.products, t.orders, t.order_lines, t.events, t.idempotency_keys)
+}
+
+
+@cache
+def _products(skus: bool, ids: bool, orders: bool) -> Executable:
+    """As og_open: the products named, by sku or id, and those of the orders' lines."""
+    p, ol = t.products, t.order_lines
+    wanted = []
+    if skus:
+        wanted.append(p.c.sku.in_(bindparam("skus", expanding=True)))
+    if ids:
+        wanted.append(p.c.id.in_(bindparam("ids", expanding=True)))
+    if orders:
+        of_lines = select(ol.c.product_id).where(
+            ol.c.store_id == bindparam("store"),
+            ol.c.order_id.in_(bindparam("orders", expanding=True)),
+        )
+        wanted.append(p.c.id.in_(of_lines))
+    return select(p).where(p.c.store_id == bindparam("store"), or_(*wanted))
+
+
 def _read(conn: Connection, store_id: int, reads: Reads) -> Opened:
     """The store row and what `reads` names, in the transaction just begun."""
-    store = conn.execute(select(t.stores).where(t.stores.c.id == store_id)).mappings().first()
+    store = conn.execute(_STORE, {"store": store_id}).mappings().first()
     if store is None:
         return Opened(store=None)
     opened = Opened(store=dict(store))
-    p, o, ol = t.products, t.orders, t.order_lines
-    # As og_open: the products named, by sku or id, and those of the orders' lines.
-    wanted = []
-    if reads.skus:
-        wanted.append(p.c.sku.in_(reads.skus))
-    if reads.product_ids:
-        wanted.append(p.c.id.in_(reads.product_ids))
+    if reads.skus or reads.product_ids or reads.order_ids:
+        query = _products(bool(reads.skus), bool(reads.product_ids), bool(reads.order_ids))
+        params = {
+            "store": store_id,
+            "skus": list(reads.skus),
+            "ids": list(reads.product_ids),
+            "orders": list(reads.order_ids),
+        }
+        opened.products = _dicts(conn.execute(query, params))
     if reads.order_ids:
-        of_lines = select(ol.c.product_id).where(
-            ol.c.store_id == store_id, ol.c.order_id.in_(reads.order_ids)
-        )
-        wanted.append(p.c.id.in_(of_lines))
-        query = select(o).where(o.c.store_id == store_id, o.c.id.in_(reads.order_ids))
-        opened.orders = _dicts(conn.execute(query))
-        query = select(ol).where(ol.c.store_id == store_id, ol.c.order_id.in_(reads.order_ids))
-        opened.lines = _dicts(conn.execute(query))
-    if wanted:
-        query = select(p).where(p.c.store_id == store_id, or_(*wanted))
-        opened.products = _dicts(conn.execute(query))
+        params = {"store": store_id, "orders": list(reads.order_ids)}
+        opened.orders = _dicts(conn.execute(_ORDERS, params))
+        opened.lines = _dicts(conn.execute(_LINES, params))
     if reads.idempotency is not None:
-        k = t.idempotency_keys
         operation, key = reads.idempotency
-        query = select(k).where(k.c.store_id == store_id, k.c.operation == operation)
-        found = conn.execute(query.where(k.c.key == key)).mappings().first()
+        params = {"store": store_id, "operation": operation, "key": key}
+        found = conn.execute(_IDEMPOTENCY, params).mappings().first()
         opened.idempotency = dict(found) if found is not None else None
     return opened
 
@@ -197,20 +234,26 @@ async def transaction(db: Database) -> AsyncIterator[SqliteUnit]:
             unit.end()
 
 
-def _update_many(table: Table, rows: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
+@cache
+def _update(table: Table, columns: tuple[str, ...]) -> Executable:
+    """An UPDATE of `columns` by (store_id, id), for executemany."""
+    key = [table.c.id == bindparam("k_id")]
+    if "store_id" in table.c:
+        key.append(table.c.store_id == bindparam("k_store"))
+    return sql_update(table).where(*key).values({name: bindparam(name) for name in columns})
+
+
+def _update_many(
+    table: Table, rows: list[dict[str, Any]]
+) -> tuple[Executable, list[dict[str, Any]]]:
     """An executemany UPDATE by (store_id, id) of the other columns the rows carry (the
     same in every row: `Writes` keeps the key and the mutable columns), with its rows."""
-    columns = [name for name in rows[0] if name not in ("store_id", "id")]
-    statement = (
-        sql_update(table)
-        .where(table.c.store_id == bindparam("k_store"), table.c.id == bindparam("k_id"))
-        .values({name: bindparam(name) for name in columns})
-    )
+    columns = tuple(name for name in rows[0] if name not in ("store_id", "id"))
     keyed = [
         {**{name: row[name] for name in columns}, "k_store": row["store_id"], "k_id": row["id"]}
         for row in rows
     ]
-    return statement, keyed
+    return _update(table, columns), keyed
 
 
 async def write_changes(conn: Statements, store_id: int, writes: Writes) -> None:
@@ -222,30 +265,26 @@ async def write_changes(conn: Statements, store_id: int, writes: Writes) -> None
         as_async = cast(AsyncConnection, conn)
         await history.write(as_async, store_id, writes.seq, writes.at, writes.tally)
     if writes.forget_before is not None:
-        k = t.idempotency_keys
-        await conn.execute(
-            delete(k).where(k.c.store_id == store_id, k.c.created_at < writes.forget_before)
-        )
+        await conn.execute(_FORGET, {"store": store_id, "before": writes.forget_before})
     if writes.remember:
-        await conn.execute(insert(t.idempotency_keys), writes.remember)
+        await conn.execute(_INSERT["idempotency_keys"], writes.remember)
     if writes.counters is not None:
-        await conn.execute(
-            sql_update(t.stores).where(t.stores.c.id == store_id).values(writes.counters)
-        )
+        counters = tuple(writes.counters)
+        await conn.execute(_update(t.stores, counters), {**writes.counters, "k_id": store_id})
 
 
 async def _write_rows(conn: Statements, writes: Writes) -> None:
     """Products, orders, lines and events: inserted, then updated where they changed."""
     if writes.new_products:
-        await conn.execute(insert(t.products), writes.new_products)
+        await conn.execute(_INSERT["products"], writes.new_products)
     if writes.products:
         await conn.execute(*_update_many(t.products, writes.products))
     if writes.new_orders:
-        await conn.execute(insert(t.orders), writes.new_orders)
-        await conn.execute(insert(t.order_lines), writes.new_lines)
+        await conn.execute(_INSERT["orders"], writes.new_orders)
+        await conn.execute(_INSERT["order_lines"], writes.new_lines)
     if writes.orders:
         await conn.execute(*_update_many(t.orders, writes.orders))
     if writes.lines:
         await conn.execute(*_update_many(t.order_lines, writes.lines))
     if writes.events:
-        await conn.execute(insert(t.events), writes.events)
+        await conn.execute(_INSERT["events"], writes.events)
