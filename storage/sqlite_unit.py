@@ -24,7 +24,7 @@ unit's first.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import cache, partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -71,6 +71,13 @@ class ThreadStatements:
         if self._writer.in_thread():
             return self._conn.execute(statement, parameters)
         return await self._writer.call(partial(_fetched, self._conn, statement, parameters))
+
+    async def together(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """`work()`, whose awaits are statements through this connection only, in one
+        hand-over (run to its end on the writer thread)."""
+        if self._writer.in_thread():
+            return await work()
+        return await self._writer.call(lambda: run_inline(work()))
 
 
 def _fetched(conn: Connection, statement: Executable, parameters: Any) -> Result[Any]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Executable, Result, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -41,6 +41,7 @@ from ordergraph.storage.mapping import (
 from ordergraph.storage.pg_unit import Opened
 
 Clock = Callable[[], dt.datetime]
+T = TypeVar("T")
 
 
 class Statements(Protocol):
@@ -178,10 +179,19 @@ class SqlStoreSession:
             self._track_products(rows.mappings())
         return {i: self._products[i] for i in wanted if i in self._products}
 
+    async def reading(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """`work()`, whose awaits are reads through this session's connection only, as one
+        batch: on SQLite's writer thread, one hand-over for all of them."""
+        if isinstance(self.conn, sqlite_unit.ThreadStatements):
+            return await self.conn.together(work)
+        return await work()
+
     async def _load_orders(self, ids: Iterable[int]) -> None:
         missing = set(ids) - self._orders.keys()
-        if not missing:
-            return
+        if missing:
+            await self.reading(lambda: self._fetch_orders(missing))
+
+    async def _fetch_orders(self, missing: set[int]) -> None:
         order_rows = (
             await self.conn.execute(
                 select(t.orders).where(
@@ -220,14 +230,19 @@ class SqlStoreSession:
         return self._orders.get(order_id)
 
     async def _lines_of(self, query: Any) -> list[OrderLine]:
-        refs = [(row.order_id, row.id) for row in await self.conn.execute(query)]
-        await self._load_orders(order_id for order_id, _ in refs)
+        refs = await self.reading(lambda: self._refs_loaded(query))
         found = []
         for order_id, line_id in refs:
             line = self._orders[order_id].line(line_id)
             assert line is not None
             found.append(line)
         return found
+
+    async def _refs_loaded(self, query: Any) -> list[tuple[int, int]]:
+        """The (order id, line id) rows of `query`, their orders loaded."""
+        refs = [(row.order_id, row.id) for row in await self.conn.execute(query)]
+        await self._load_orders(order_id for order_id, _ in refs)
+        return refs
 
     def _loaded_lines(self, product: Product) -> list[OrderLine]:
         return [
@@ -285,6 +300,10 @@ class SqlStoreSession:
         )
 
     async def due_orders(self) -> list[Order]:
+        wanted = await self.reading(self._due_loaded)
+        return [self._orders[i] for i in wanted]
+
+    async def _due_loaded(self) -> list[int]:
         o = t.orders
         ids = (
             await self.conn.execute(
@@ -296,7 +315,7 @@ class SqlStoreSession:
         ).scalars()
         wanted = list(ids)
         await self._load_orders(wanted)
-        return [self._orders[i] for i in wanted]
+        return wanted
 
     def order_of(self, line: OrderLine) -> Order:
         return self._orders[line.order_id]
