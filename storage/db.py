@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -208,6 +208,7 @@ class SqliteWriter:
         self._writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         self._thread: ThreadPoolExecutor | None = None
         self._thread_id: int | None = None
+        self._here = False  # `on_caller_thread`
         self.handovers = 0
 
     def connect(self) -> Connection:
@@ -215,7 +216,20 @@ class SqliteWriter:
         return self._writer.connect()
 
     def in_thread(self) -> bool:
-        return self._thread_id == threading.get_ident()
+        """Whether the caller is where the writer's calls run."""
+        return self._here or self._thread_id == threading.get_ident()
+
+    @contextmanager
+    def on_caller_thread(self) -> Iterator[None]:
+        """Within the block, calls run on the caller's thread (the event loop's), with no
+        hand-over: for a process that does nothing else meanwhile, such as seeding the
+        demo, where hand-overs would be most of the time. A wait for another process's
+        writer then blocks that thread. Enter it with no unit of work open."""
+        self._here = True
+        try:
+            yield
+        finally:
+            self._here = False
 
     def _started(self) -> None:
         self._thread_id = threading.get_ident()
@@ -230,11 +244,16 @@ class SqliteWriter:
     async def call(self, fn: Callable[[], T]) -> T:
         """`fn()` on the writer thread: one hand-over there and back. A caller cancelled
         before the call has begun drops it; once begun, it runs to its end."""
+        if self._here:
+            return fn()
         self.handovers += 1
         return await asyncio.get_running_loop().run_in_executor(self._executor(), fn)
 
     def submit(self, fn: Callable[[], None]) -> None:
         """`fn()` on the writer thread after the calls already made; nobody waits for it."""
+        if self._here:
+            fn()
+            return
         self.handovers += 1
         self._executor().submit(fn)
 

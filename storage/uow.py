@@ -61,7 +61,7 @@ def _only(values: dict[str, Any], columns: list[str]) -> dict[str, Any]:
 
 @dataclass
 class Writes:
-    """A store change, decided: the rows to insert and update, in the order of the flush."""
+    """A store change, decided: the rows to insert and update, in the order they are written."""
 
     new_products: list[dict[str, Any]]
     products: list[dict[str, Any]]
@@ -339,7 +339,7 @@ class SqlStoreSession:
         return Loaded(self.store, dict(self._orders), dict(self._products))
 
     def writes(self) -> Writes:
-        """Every row this session changes, decided: what the flush writes."""
+        """Every row this session changes, decided: what the unit's commit writes."""
         new_products = {p.id for p in self._new_products}
         new_orders = {o.id for o in self._new_orders}
         products = []

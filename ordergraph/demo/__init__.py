@@ -170,7 +170,11 @@ async def seed_demo(
 
     runners = await _open_stores(db, seed, orders, end - DAYS * DAY, tick, batched)
     total = sum(r.steps for r in runners) + 1
-    if db.is_sqlite:  # one writer at a time anyway
+    if db.sqlite_writer is not None:  # one writer at a time anyway, and nothing else
+        with db.sqlite_writer.on_caller_thread():  # runs meanwhile: no hand-overs
+            for runner in runners:
+                await runner.run()
+    elif db.is_sqlite:
         for runner in runners:
             await runner.run()
     else:  # each store has its own lock: run them side by side
