@@ -94,7 +94,7 @@ _LINE_MUTABLE = ["allocated", "backordered", "shipped", "cancelled"]
 
 
 class SqlStoreSession:
-    """The StoreSession port over one SQLAlchemy connection."""
+    """The StoreSession port over one connection: SQLAlchemy's, or the SQLite writer's."""
 
     def __init__(
         self, conn: Statements, store: Store, counters: dict[str, int], now: dt.datetime
