@@ -150,6 +150,8 @@ async def seed_demo(
     overdue sweep runs at `now`, on the real clock when `now` is not given.
     `batched=False` seeds as it was done before: each operation in a unit of work of its
     own (a history point per operation); slower.
+    On a SQLite file the units' calls run on this thread rather than the writer thread
+    (`SqliteWriter.on_caller_thread`): nothing else may use `db` while it seeds.
     """
     found = await demo_stores(db)
     if found:
