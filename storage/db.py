@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+T = TypeVar("T")
 
 
 def normalize_url(url: str) -> str:
@@ -55,9 +59,14 @@ class Database:
         # writer in another process waits for it (busy_timeout) instead of failing
         # with "database is locked" when it upgrades a read transaction.
         self._writer: AsyncEngine = self.engine
+        # SQLite on a file: a store's unit of work runs its statements on a thread of its
+        # own with a synchronous connection (storage/sqlite_unit.py); None in memory.
+        self.sqlite_writer: SqliteWriter | None = None
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine.sync_engine)
             self._writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            if make_url(self.url).database not in (None, "", ":memory:"):
+                self.sqlite_writer = SqliteWriter(self.url)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -68,6 +77,15 @@ class Database:
         else:
             async with self.engine.begin() as conn:
                 yield conn
+
+    @asynccontextmanager
+    async def writer_thread(self) -> AsyncIterator[SqliteWriter]:
+        """SQLite on a file: this process's writer lock (the one `write` takes), held for
+        the block, and the thread and connection that write under it."""
+        if self.sqlite_writer is None:
+            raise RuntimeError("no writer thread: PostgreSQL, or SQLite in memory")
+        async with self._write_lock:
+            yield self.sqlite_writer
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -111,6 +129,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.sqlite_writer is not None:
+            await self.sqlite_writer.dispose()
 
 
 # A pooled connection idle for longer than this is pinged before use (a restart of the
@@ -139,9 +159,7 @@ def _skip_closed(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
             raise InvalidatePoolError("the connection failed its ping") from err
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
+def _configure_sqlite(sync_engine: Engine) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
@@ -156,6 +174,96 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+
+class SqliteWriter:
+    """SQLite's writing side of one process: one thread with a synchronous connection.
+
+    The driver of the async engine (aiosqlite) runs every call on a thread of the
+    connection's own and wakes the event loop with its result: three or four hand-overs
+    per statement, some forty per unit of work, which cost more than SQLite's work. Here
+    a unit of work hands its statements over in a few batches (`call`): its opening
+    (BEGIN IMMEDIATE and the first reads), then all its writes and COMMIT. SQLite's wait
+    for the write lock (`busy_timeout`, another process writing) happens on this thread,
+    never on the event loop's.
+
+    One thread, so its calls run in the order they were made: a rollback submitted after
+    a call whose caller was cancelled runs once that call has finished, and before any
+    call of a later unit. Units of a process take turns anyway (`Database.writer_thread`,
+    the writer lock). `handovers` counts the calls (a test's budget).
+    """
+
+    def __init__(self, url: str) -> None:
+        sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+        self.engine: Engine = create_engine(
+            sync_url,
+            hide_parameters=True,
+            # The connection is made on this thread and used only there; close() at
+            # dispose may come from another.
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_size=1,
+            max_overflow=0,
+        )
+        _configure_sqlite(self.engine)
+        self._writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        self._thread: ThreadPoolExecutor | None = None
+        self._thread_id: int | None = None
+        self._here = False  # `on_caller_thread`
+        self.handovers = 0
+
+    def connect(self) -> Connection:
+        """A connection whose transactions begin with BEGIN IMMEDIATE (in the thread)."""
+        return self._writer.connect()
+
+    def in_thread(self) -> bool:
+        """Whether the caller is where the writer's calls run."""
+        return self._here or self._thread_id == threading.get_ident()
+
+    @contextmanager
+    def on_caller_thread(self) -> Iterator[None]:
+        """Within the block, calls run on the caller's thread (the event loop's), with no
+        hand-over: for a process that does nothing else meanwhile, such as seeding the
+        demo, where hand-overs would be most of the time. A wait for another process's
+        writer then blocks that thread. Enter it with no unit of work open."""
+        self._here = True
+        try:
+            yield
+        finally:
+            self._here = False
+
+    def _started(self) -> None:
+        self._thread_id = threading.get_ident()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="ordergraph-sqlite", initializer=self._started
+            )
+        return self._thread
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """`fn()` on the writer thread: one hand-over there and back. A caller cancelled
+        before the call has begun drops it; once begun, it runs to its end."""
+        if self._here:
+            return fn()
+        self.handovers += 1
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), fn)
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        """`fn()` on the writer thread after the calls already made; nobody waits for it."""
+        if self._here:
+            fn()
+            return
+        self.handovers += 1
+        self._executor().submit(fn)
+
+    async def dispose(self) -> None:
+        """Close the connection and end the thread (a later call starts another)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(thread, self.engine.dispose)
+        thread.shutdown(wait=False)
 
 
 _holding: ContextVar[object | None] = ContextVar("ordergraph_holding_connection", default=None)
@@ -203,6 +311,11 @@ class RequestDatabase(Database):
     async def write(self) -> AsyncIterator[AsyncConnection]:
         async with self._slot(), self.shared.write() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def writer_thread(self) -> AsyncIterator[SqliteWriter]:
+        async with self._slot(), self.shared.writer_thread() as writer:
+            yield writer
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:

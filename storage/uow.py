@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import Executable, Result, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.commands import NO_READS, Reads
@@ -25,7 +26,7 @@ from ordergraph.domain.events import Event, OrderEvent
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.ports import Loaded
 from ordergraph.domain.tallies import NOTHING, Contribution, contribution
-from ordergraph.storage import history, pg_unit
+from ordergraph.storage import history, pg_unit, sqlite_unit
 from ordergraph.storage import tables as t
 from ordergraph.storage.db import Database
 from ordergraph.storage.mapping import (
@@ -37,25 +38,17 @@ from ordergraph.storage.mapping import (
     product_values,
     store_from,
 )
-from ordergraph.storage.notify import NOTIFY_CHANNEL
+from ordergraph.storage.pg_unit import Opened
 
 Clock = Callable[[], dt.datetime]
+T = TypeVar("T")
 
 
-def _update_many(
-    table: Table, columns: list[str], rows: list[dict[str, Any]]
-) -> tuple[Any, list[dict[str, Any]]]:
-    """An executemany UPDATE of `columns` by (store_id, id), with its parameter rows."""
-    statement = (
-        update(table)
-        .where(table.c.store_id == bindparam("k_store"), table.c.id == bindparam("k_id"))
-        .values({name: bindparam(name) for name in columns})
-    )
-    keyed = [
-        {**{name: row[name] for name in columns}, "k_store": row["store_id"], "k_id": row["id"]}
-        for row in rows
-    ]
-    return statement, keyed
+class Statements(Protocol):
+    """The session's connection, for its reads: SQLAlchemy's AsyncConnection (PostgreSQL,
+    SQLite in memory), or the SQLite writer thread's (storage/sqlite_unit.py)."""
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> Result[Any]: ...
 
 
 def _only(values: dict[str, Any], columns: list[str]) -> dict[str, Any]:
@@ -68,7 +61,7 @@ def _only(values: dict[str, Any], columns: list[str]) -> dict[str, Any]:
 
 @dataclass
 class Writes:
-    """A store change, decided: the rows to insert and update, in the order of the flush."""
+    """A store change, decided: the rows to insert and update, in the order they are written."""
 
     new_products: list[dict[str, Any]]
     products: list[dict[str, Any]]
@@ -101,10 +94,10 @@ _LINE_MUTABLE = ["allocated", "backordered", "shipped", "cancelled"]
 
 
 class SqlStoreSession:
-    """The StoreSession port over one SQLAlchemy connection."""
+    """The StoreSession port over one connection: SQLAlchemy's, or the SQLite writer's."""
 
     def __init__(
-        self, conn: AsyncConnection, store: Store, counters: dict[str, int], now: dt.datetime
+        self, conn: Statements, store: Store, counters: dict[str, int], now: dt.datetime
     ) -> None:
         self.conn = conn
         self.store = store
@@ -186,10 +179,19 @@ class SqlStoreSession:
             self._track_products(rows.mappings())
         return {i: self._products[i] for i in wanted if i in self._products}
 
+    async def reading(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """`work()`, whose awaits are reads through this session's connection only, as one
+        batch: on SQLite's writer thread, one hand-over for all of them."""
+        if isinstance(self.conn, sqlite_unit.ThreadStatements):
+            return await self.conn.together(work)
+        return await work()
+
     async def _load_orders(self, ids: Iterable[int]) -> None:
         missing = set(ids) - self._orders.keys()
-        if not missing:
-            return
+        if missing:
+            await self.reading(lambda: self._fetch_orders(missing))
+
+    async def _fetch_orders(self, missing: set[int]) -> None:
         order_rows = (
             await self.conn.execute(
                 select(t.orders).where(
@@ -228,14 +230,19 @@ class SqlStoreSession:
         return self._orders.get(order_id)
 
     async def _lines_of(self, query: Any) -> list[OrderLine]:
-        refs = [(row.order_id, row.id) for row in await self.conn.execute(query)]
-        await self._load_orders(order_id for order_id, _ in refs)
+        refs = await self.reading(lambda: self._refs_loaded(query))
         found = []
         for order_id, line_id in refs:
             line = self._orders[order_id].line(line_id)
             assert line is not None
             found.append(line)
         return found
+
+    async def _refs_loaded(self, query: Any) -> list[tuple[int, int]]:
+        """The (order id, line id) rows of `query`, their orders loaded."""
+        refs = [(row.order_id, row.id) for row in await self.conn.execute(query)]
+        await self._load_orders(order_id for order_id, _ in refs)
+        return refs
 
     def _loaded_lines(self, product: Product) -> list[OrderLine]:
         return [
@@ -293,6 +300,10 @@ class SqlStoreSession:
         )
 
     async def due_orders(self) -> list[Order]:
+        wanted = await self.reading(self._due_loaded)
+        return [self._orders[i] for i in wanted]
+
+    async def _due_loaded(self) -> list[int]:
         o = t.orders
         ids = (
             await self.conn.execute(
@@ -304,7 +315,7 @@ class SqlStoreSession:
         ).scalars()
         wanted = list(ids)
         await self._load_orders(wanted)
-        return [self._orders[i] for i in wanted]
+        return wanted
 
     def order_of(self, line: OrderLine) -> Order:
         return self._orders[line.order_id]
@@ -328,7 +339,7 @@ class SqlStoreSession:
         return Loaded(self.store, dict(self._orders), dict(self._products))
 
     def writes(self) -> Writes:
-        """Every row this session changes, decided: what the flush writes."""
+        """Every row this session changes, decided: what the unit's commit writes."""
         new_products = {p.id for p in self._new_products}
         new_orders = {o.id for o in self._new_orders}
         products = []
@@ -381,50 +392,6 @@ class SqlStoreSession:
             at=self.now,
         )
 
-    async def flush(self) -> None:
-        """Write this session's changes through its connection, statement by statement."""
-        writes = self.writes()
-        await self._write_rows(writes)
-        conn = self.conn
-        if writes.tally is not None:
-            await history.write(conn, self.store.id, writes.seq, writes.at, writes.tally)
-        if writes.forget_before is not None:
-            k = t.idempotency_keys
-            await conn.execute(
-                delete(k).where(
-                    k.c.store_id == self.store.id, k.c.created_at < writes.forget_before
-                )
-            )
-        if writes.remember:
-            await conn.execute(insert(t.idempotency_keys), writes.remember)
-        if writes.notify is not None and conn.dialect.name == "postgresql":
-            # A wake-up for tails in other processes, delivered only if this commits.
-            await conn.execute(
-                text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": NOTIFY_CHANNEL, "payload": writes.notify},
-            )
-        if writes.counters is not None:
-            await conn.execute(
-                update(t.stores).where(t.stores.c.id == self.store.id).values(writes.counters)
-            )
-
-    async def _write_rows(self, writes: Writes) -> None:
-        """Products, orders, lines and events: inserted, then updated where they changed."""
-        conn = self.conn
-        if writes.new_products:
-            await conn.execute(insert(t.products), writes.new_products)
-        if writes.products:
-            await conn.execute(*_update_many(t.products, _PRODUCT_MUTABLE, writes.products))
-        if writes.new_orders:
-            await conn.execute(insert(t.orders), writes.new_orders)
-            await conn.execute(insert(t.order_lines), writes.new_lines)
-        if writes.orders:
-            await conn.execute(*_update_many(t.orders, _ORDER_MUTABLE, writes.orders))
-        if writes.lines:
-            await conn.execute(*_update_many(t.order_lines, _LINE_MUTABLE, writes.lines))
-        if writes.events:
-            await conn.execute(insert(t.events), writes.events)
-
     def _event_row(self, seq: int, event: Event) -> dict[str, Any]:
         is_order = isinstance(event, OrderEvent)
         return {
@@ -448,7 +415,7 @@ async def store_row(conn: AsyncConnection, store_id: int) -> Any:
     return (await conn.execute(query)).mappings().first()
 
 
-def session_for(conn: AsyncConnection, row: Mapping[Any, Any], clock: Clock) -> SqlStoreSession:
+def session_for(conn: Statements, row: Mapping[Any, Any], clock: Clock) -> SqlStoreSession:
     """A session on the store of `row` (locked), its counters read, its clock never
     before the store's last event."""
     counters = {
@@ -466,33 +433,80 @@ def _no_store() -> DomainError:
     return DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeId"])
 
 
+class OpenUnit:
+    """A store's unit of work, open: its session (the store locked, the first reads
+    loaded) and `commit`, which writes a decided change and commits."""
+
+    def __init__(
+        self,
+        db: Database,
+        session: SqlStoreSession,
+        commit: Callable[[Writes], Awaitable[None]],
+    ) -> None:
+        self.session = session
+        self._db = db
+        self._commit = commit
+        self._locked_at = time.perf_counter()
+
+    async def commit(self, writes: Writes) -> None:
+        await self._commit(writes)
+        self._db.lock_held(time.perf_counter() - self._locked_at)
+
+
+def _opened(conn: Statements, opened: Opened, clock: Clock, reads: Reads) -> SqlStoreSession:
+    if opened.store is None:
+        raise _no_store()
+    session = session_for(conn, opened.store, clock)
+    session.preload(opened.products, opened.orders, opened.lines)
+    if reads.idempotency is not None:
+        session.prefetched_keys[reads.idempotency] = opened.idempotency
+    return session
+
+
+@asynccontextmanager
+async def open_unit(
+    db: Database, store_id: int, clock: Clock, reads: Reads = NO_READS
+) -> AsyncIterator[OpenUnit]:
+    """Lock a store and open its session; rolled back unless `commit` is called.
+
+    - PostgreSQL (storage/pg_unit.py): BEGIN; `og_open` takes the lock and returns the
+      store with the first reads; `commit` is `og_apply` of the writes and COMMIT.
+    - SQLite on a file (storage/sqlite_unit.py): the same shape on the writer thread,
+      one hand-over to open (BEGIN IMMEDIATE and the reads), one to commit.
+    - SQLite in memory: the async engine, statement by statement.
+    """
+    if not db.is_sqlite:
+        async with pg_unit.transaction(db) as (conn, raw):
+            opened = await pg_unit.open_reads(raw, store_id, reads)  # takes the lock
+
+            async def og_apply(writes: Writes) -> None:
+                await pg_unit.commit(raw, store_id, writes)
+
+            yield OpenUnit(db, _opened(conn, opened, clock, reads), og_apply)
+    elif db.sqlite_writer is not None:
+        async with sqlite_unit.transaction(db) as unit:
+            opened = await unit.open(store_id, reads)  # takes the lock
+            yield OpenUnit(
+                db, _opened(unit.statements, opened, clock, reads), partial(unit.commit, store_id)
+            )
+    else:
+        async with db.write() as aconn:  # BEGIN IMMEDIATE: the lock
+            row = await store_row(aconn, store_id)
+            opened = Opened(store=None if row is None else dict(row))
+            yield OpenUnit(
+                db,
+                _opened(aconn, opened, clock, NO_READS),
+                partial(sqlite_unit.write_changes, aconn, store_id),
+            )
+
+
 @asynccontextmanager
 async def store_session(
     db: Database, store_id: int, clock: Clock, reads: Reads = NO_READS
 ) -> AsyncIterator[SqlStoreSession]:
     """Open a locked session on a store; saves and commits when the block ends cleanly."""
-    if not db.is_sqlite:
-        async with pg_unit.transaction(db) as (conn, raw):
-            opened = await pg_unit.open_reads(raw, store_id, reads)  # takes the lock
-            locked_at = time.perf_counter()
-            if opened.store is None:
-                raise _no_store()
-            session = session_for(conn, opened.store, clock)
-            session.preload(opened.products, opened.orders, opened.lines)
-            if reads.idempotency is not None:
-                session.prefetched_keys[reads.idempotency] = opened.idempotency
-            yield session
-            await pg_unit.commit(raw, session.store.id, session.writes())
-            db.lock_held(time.perf_counter() - locked_at)
-    else:
-        async with db.write() as conn:
-            locked_at = time.perf_counter()
-            row = await store_row(conn, store_id)
-            if row is None:
-                raise _no_store()
-            session = session_for(conn, row, clock)
-            yield session
-            await session.flush()
-        db.lock_held(time.perf_counter() - locked_at)
-    if session.events:
+    async with open_unit(db, store_id, clock, reads) as unit:
+        yield unit.session
+        await unit.commit(unit.session.writes())
+    if unit.session.events:
         db.committed(store_id)

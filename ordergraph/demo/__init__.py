@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ordergraph.clock import Clock
-from ordergraph.demo.inline import inline_calls
 from ordergraph.demo.runner import Runner
 from ordergraph.demo.world import (
     DAY,
@@ -150,7 +149,9 @@ async def seed_demo(
     `now` is the end of the simulated days (default: the current time). The final
     overdue sweep runs at `now`, on the real clock when `now` is not given.
     `batched=False` seeds as it was done before: each operation in a unit of work of its
-    own (a history point per operation), aiosqlite's calls on its threads; slower.
+    own (a history point per operation); slower.
+    On a SQLite file the units' calls run on this thread rather than the writer thread
+    (`SqliteWriter.on_caller_thread`): nothing else may use `db` while it seeds.
     """
     found = await demo_stores(db)
     if found:
@@ -171,10 +172,13 @@ async def seed_demo(
 
     runners = await _open_stores(db, seed, orders, end - DAYS * DAY, tick, batched)
     total = sum(r.steps for r in runners) + 1
-    if db.is_sqlite:  # one writer at a time anyway
-        async with inline_calls(db, batched):  # nothing else uses the database meanwhile
+    if db.sqlite_writer is not None:  # one writer at a time anyway, and nothing else
+        with db.sqlite_writer.on_caller_thread():  # runs meanwhile: no hand-overs
             for runner in runners:
                 await runner.run()
+    elif db.is_sqlite:
+        for runner in runners:
+            await runner.run()
     else:  # each store has its own lock: run them side by side
         await asyncio.gather(*(runner.run() for runner in runners))
     await sweep_overdue(db, final_clock)

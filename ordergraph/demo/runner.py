@@ -15,6 +15,9 @@ import datetime as dt
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.clock import Clock
 from ordergraph.demo.units import Units, preload_orders
@@ -70,31 +73,34 @@ class Runner:
         """Day 0: the catalogue and its opening stock, in one session."""
         self.at(0)
         async with self.units.session() as session:
-            for item in self.plan.items:
-                restock = None
-                if item.opening_stock == 0:  # pre-order: first delivery after the lead time
-                    self.plan.pending[item.sku] = (item.lead_days, item.reorder_qty * 2)
-                    restock = self.plan.start_date + dt.timedelta(days=item.lead_days)
-                await services.upsert_product(
-                    session,
-                    services.UpsertProduct(
-                        sku=item.sku,
-                        title=item.title,
-                        price=item.price,
-                        backorder_policy=item.policy,
-                        backorder_limit=item.limit,
-                        backorder_limit_given=item.limit is not None,
-                        restock_date=restock,
-                        restock_date_given=True,
-                    ),
-                )
-            for item in self.plan.items:
-                if item.opening_stock:
-                    await services.receive_stock(
-                        session, item.sku, item.opening_stock, note="opening stock"
-                    )
+            await session.reading(lambda: self._opening_in(session))
         await self.close()  # the products are created at the opening's instant
         self.tick()
+
+    async def _opening_in(self, session: SqlStoreSession) -> None:
+        for item in self.plan.items:
+            restock = None
+            if item.opening_stock == 0:  # pre-order: first delivery after the lead time
+                self.plan.pending[item.sku] = (item.lead_days, item.reorder_qty * 2)
+                restock = self.plan.start_date + dt.timedelta(days=item.lead_days)
+            await services.upsert_product(
+                session,
+                services.UpsertProduct(
+                    sku=item.sku,
+                    title=item.title,
+                    price=item.price,
+                    backorder_policy=item.policy,
+                    backorder_limit=item.limit,
+                    backorder_limit_given=item.limit is not None,
+                    restock_date=restock,
+                    restock_date_given=True,
+                ),
+            )
+        for item in self.plan.items:
+            if item.opening_stock:
+                await services.receive_stock(
+                    session, item.sku, item.opening_stock, note="opening stock"
+                )
 
     async def sweep(self, day: int) -> None:
         """The nightly overdue sweep, at the start of each day (a whole number of days after S).
@@ -111,18 +117,21 @@ class Runner:
             await self.close()  # the sweep reads the due orders from the database
         self.at(day * 86400)
         async with self.units.session() as session:
-            await services.mark_overdue(session)
+            await session.reading(lambda: services.mark_overdue(session))
         self.tick()
 
     async def deliveries(self, day: int) -> None:
         """8 h into the day: receipts due, new purchase orders (with restock dates), count fixes."""
         self.at(day * 86400 + 8 * 3600)
         async with self.units.session() as session:
-            products = await session.products_by_sku([i.sku for i in self.plan.items])
-            await self._receive_due(session, day)
-            await self._reorder(session, day, products)
-            await self._count_fix(session, products)
+            await session.reading(lambda: self._deliveries_in(session, day))
         self.tick()
+
+    async def _deliveries_in(self, session: SqlStoreSession, day: int) -> None:
+        products = await session.products_by_sku([i.sku for i in self.plan.items])
+        await self._receive_due(session, day)
+        await self._reorder(session, day, products)
+        await self._count_fix(session, products)
 
     async def _receive_due(self, session: SqlStoreSession, day: int) -> None:
         plan = self.plan
@@ -176,16 +185,19 @@ class Runner:
         """16 h into the day: ship what is allocated; some cancel, some decline to wait longer."""
         self.at(day * 86400 + 16 * 3600)
         async with self.units.session() as session:
-            backlog = await self._backlog(session)
-            ships, cancels = self._decide(backlog, session.now)
-            if ships or cancels:  # the catalogue in one query, not one per order
-                await session.products_by_sku([item.sku for item in self.plan.items])
-            for order_id in sorted([*ships, *cancels]):
-                if order_id in ships:
-                    await services.ship_order(session, order_id, None, ships[order_id])
-                else:
-                    await services.cancel_order(session, order_id, cancels[order_id], None)
+            await session.reading(lambda: self._wave_in(session))
         self.tick()
+
+    async def _wave_in(self, session: SqlStoreSession) -> None:
+        backlog = await self._backlog(session)
+        ships, cancels = self._decide(backlog, session.now)
+        if ships or cancels:  # the catalogue in one query, not one per order
+            await session.products_by_sku([item.sku for item in self.plan.items])
+        for order_id in sorted([*ships, *cancels]):
+            if order_id in ships:
+                await services.ship_order(session, order_id, None, ships[order_id])
+            else:
+                await services.cancel_order(session, order_id, cancels[order_id], None)
 
     async def _backlog(self, session: SqlStoreSession) -> list[Order]:
         """The store's backlog by order number, as the unit of work has it now: the orders
@@ -202,12 +214,18 @@ class Runner:
         return sorted(found, key=lambda order: order.number)
 
     async def _written_backlog(self, session: SqlStoreSession) -> list[Order]:
-        """The store's backlog by order number, as written to the database."""
+        """The store's backlog by order number, as written to the database (the unit
+        writes nothing before its commit), read through the session's connection."""
+        return await session.reading(lambda: self._backlog_pages(session))
+
+    async def _backlog_pages(self, session: SqlStoreSession) -> list[Order]:
+        # The read queries take SQLAlchemy's connection; the session's reads like one.
+        conn = cast(AsyncConnection, session.conn)
         found: list[Order] = []
         after = None
         while True:
             page = await orders_page(
-                session.conn,
+                conn,
                 self.store.id,
                 _BACKLOG,
                 OrderSort.NUMBER,

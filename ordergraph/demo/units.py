@@ -5,7 +5,8 @@ operation, and writes the changes of each with a dozen statements: that is most 
 cost of seeding. Here, operations that follow each other share one `SqlStoreSession`
 (the same class, used as `store_session` uses it) until `close`: the services run on
 it one after another, each with the session's clock set to its own instant, and the
-changes of all of them are written together.
+changes of all of them are written together, each event with the instant of its own
+operation.
 
 What stays exactly as if each operation had its own session: ids, order numbers, event
 positions and every event's instant (`close` stamps each with the instant of the
@@ -17,7 +18,8 @@ work, and the figures now, are the same. (An overdue instant whose orders came a
 within one unit gets no `overdue_totals` row and no point: its totals would be zero.)
 
 Whoever reads the database for a decision must `close` first, or add what the session
-holds: the session's unwritten changes are not in the database.
+holds: the session's unwritten changes are not in the database (nor in its transaction:
+a unit writes everything at its commit).
 """
 
 from __future__ import annotations
@@ -26,18 +28,9 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from sqlalchemy import bindparam, update
-
-from ordergraph.domain.errors import DomainError, ErrorCode
-from ordergraph.storage import tables as t
+from ordergraph.domain.commands import NO_READS, Reads
 from ordergraph.storage.db import Database
-from ordergraph.storage.uow import SqlStoreSession, session_for, store_row
-
-_RESTAMP = (
-    update(t.events)
-    .where(t.events.c.store_id == bindparam("k_store"), t.events.c.seq == bindparam("k_seq"))
-    .values(occurred_at=bindparam("at"))
-)
+from ordergraph.storage.uow import OpenUnit, SqlStoreSession, open_unit
 
 
 async def preload_orders(session: SqlStoreSession, ids: Collection[int]) -> None:
@@ -62,12 +55,12 @@ class Units:
         catalogue: Collection[str] = (),
     ) -> None:
         self.db = db
-        self.catalogue = catalogue  # skus loaded when a unit opens (one query, not several)
+        self.catalogue = catalogue  # skus loaded when a unit opens (with the store's lock)
         self.store_id = store_id
         self.clock = clock
         self.batched = batched
         self._stack: AsyncExitStack | None = None
-        self._session: SqlStoreSession | None = None
+        self._unit: OpenUnit | None = None
         self._instants: list[dt.datetime] = []  # of each event of the session, in order
         # Kept by the caller for the open unit of work, forgotten when it closes: the
         # orders placed in it, and the first day whose sweep may flag one of them.
@@ -75,24 +68,15 @@ class Units:
         self.first_due: int | None = None
 
     async def _open(self) -> SqlStoreSession:
-        """The session, as `store_session` opens it: store locked, counters read, time
-        never before the store's last event."""
-        if self._session is not None:
-            return self._session
+        """The session, as `store_session` opens it (`open_unit`): store locked, counters
+        read, time never before the store's last event; batched, the catalogue read too."""
+        if self._unit is not None:
+            return self._unit.session
+        reads = Reads(skus=tuple(self.catalogue)) if self.batched else NO_READS
         stack = AsyncExitStack()
-        conn = await stack.enter_async_context(self.db.write())
-        try:
-            row = await store_row(conn, self.store_id)
-            if row is None:
-                raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeId"])
-        except BaseException as err:
-            await stack.__aexit__(type(err), err, err.__traceback__)
-            raise
-        session = session_for(conn, row, self.clock)
-        self._stack, self._session, self._instants = stack, session, []
-        if self.batched and self.catalogue:
-            await session.products_by_sku(self.catalogue)
-        return session
+        unit = await stack.enter_async_context(open_unit(self.db, self.store_id, self.clock, reads))
+        self._stack, self._unit, self._instants = stack, unit, []
+        return unit.session
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[SqlStoreSession]:
@@ -114,31 +98,28 @@ class Units:
             await self.close()
 
     async def _abandon(self, err: BaseException) -> None:
-        stack, self._stack, self._session = self._stack, None, None
+        stack, self._stack, self._unit = self._stack, None, None
         self.placed, self.first_due = [], None
         if stack is not None:
             await stack.__aexit__(type(err), err, err.__traceback__)
 
     async def close(self) -> None:
         """Write the session's changes, each event at its operation's instant, and commit."""
-        session, stack = self._session, self._stack
-        if session is None or stack is None:
+        unit, stack = self._unit, self._stack
+        if unit is None or stack is None:
             return
+        session = unit.session
         try:
             if self._instants:  # the store's last event, and the history point, at the last
                 session.now = self._instants[-1]
-            await session.flush()
-            restamp = [
-                {"k_store": self.store_id, "k_seq": seq, "at": at}
-                for (seq, _), at in zip(session.events, self._instants, strict=True)
-                if at != session.now
-            ]
-            if restamp:
-                await session.conn.execute(_RESTAMP, restamp)
+            writes = session.writes()
+            for row, at in zip(writes.events, self._instants, strict=True):
+                row["occurred_at"] = at
+            await unit.commit(writes)
         except BaseException as err:
             await self._abandon(err)
             raise
-        self._stack = self._session = None
+        self._stack = self._unit = None
         self.placed, self.first_due = [], None
         await stack.aclose()
         if session.events:
