@@ -102,13 +102,39 @@ def _contribution(row: Any) -> Contribution:
     )
 
 
-async def _latest_point(conn: AsyncConnection, store_id: int, at: dt.datetime | None) -> Any:
+def _latest_point_query(*, at_or_before: bool) -> Select[Any]:
     p = t.tally_points
-    query = select(p).where(p.c.store_id == store_id)
-    if at is not None:
-        query = query.where(p.c.at <= at)
-    query = query.order_by(p.c.at.desc(), p.c.seq.desc()).limit(1)
-    return (await conn.execute(query)).mappings().first()
+    query = select(p).where(p.c.store_id == bindparam("store_id"))
+    if at_or_before:
+        query = query.where(p.c.at <= bindparam("at"))
+    return query.order_by(p.c.at.desc(), p.c.seq.desc()).limit(1)
+
+
+# The statements a change's running totals run, made once: building them is most of the
+# cost of a small statement (SQLAlchemy caches the compiled form, not the construct).
+_LATEST_POINT = _latest_point_query(at_or_before=False)
+_LATEST_POINT_AT = _latest_point_query(at_or_before=True)
+_OLDEST_BACKORDER = select(func.min(t.orders.c.placed_at)).where(
+    t.orders.c.store_id == bindparam("store_id"), t.orders.c.is_backordered.is_(True)
+)
+_OVERDUE_TOTAL = select(t.overdue_totals).where(
+    t.overdue_totals.c.store_id == bindparam("store_id"),
+    t.overdue_totals.c.overdue_at == bindparam("instant"),
+)
+# An UPDATE takes its SET values from the parameters named as columns: the WHERE's
+# parameters are named otherwise.
+_UPDATE_OVERDUE_TOTAL = update(t.overdue_totals).where(
+    t.overdue_totals.c.store_id == bindparam("where_store_id"),
+    t.overdue_totals.c.overdue_at == bindparam("where_instant"),
+)
+
+
+async def _latest_point(conn: AsyncConnection, store_id: int, at: dt.datetime | None) -> Any:
+    if at is None:
+        result = await conn.execute(_LATEST_POINT, {"store_id": store_id})
+    else:
+        result = await conn.execute(_LATEST_POINT_AT, {"store_id": store_id, "at": at})
+    return result.mappings().first()
 
 
 def _changes(
@@ -132,14 +158,8 @@ def _changes(
 
 
 async def _oldest_backorder(conn: AsyncConnection, store_id: int) -> dt.datetime | None:
-    o = t.orders
-    oldest: dt.datetime | str | None = (
-        await conn.execute(
-            select(func.min(o.c.placed_at)).where(
-                o.c.store_id == store_id, o.c.is_backordered.is_(True)
-            )
-        )
-    ).scalar()
+    found = await conn.execute(_OLDEST_BACKORDER, {"store_id": store_id})
+    oldest: dt.datetime | str | None = found.scalar()
     if isinstance(oldest, str):  # SQLite returns aggregates untyped
         oldest = dt.datetime.fromisoformat(oldest).replace(tzinfo=dt.UTC)
     return oldest
@@ -154,31 +174,20 @@ async def _record_overdue(
     delta: Contribution,
 ) -> None:
     """Move the running totals of one overdue instant by `delta` and keep a point of them."""
-    ot = t.overdue_totals
-    current = (
-        (
-            await conn.execute(
-                select(ot).where(ot.c.store_id == store_id, ot.c.overdue_at == instant)
-            )
-        )
-        .mappings()
-        .first()
-    )
-    after = _contribution(current) + delta
+    found = await conn.execute(_OVERDUE_TOTAL, {"store_id": store_id, "instant": instant})
+    current = found.mappings().first()
+    after = _values(_contribution(current) + delta)
     if current is None:
         await conn.execute(
-            insert(ot).values(store_id=store_id, overdue_at=instant, **_values(after))
+            insert(t.overdue_totals), {"store_id": store_id, "overdue_at": instant, **after}
         )
     else:
         await conn.execute(
-            update(ot)
-            .where(ot.c.store_id == store_id, ot.c.overdue_at == instant)
-            .values(**_values(after))
+            _UPDATE_OVERDUE_TOTAL, {"where_store_id": store_id, "where_instant": instant, **after}
         )
     await conn.execute(
-        insert(t.overdue_points).values(
-            store_id=store_id, overdue_at=instant, seq=seq, at=at, **_values(after)
-        )
+        insert(t.overdue_points),
+        {"store_id": store_id, "overdue_at": instant, "seq": seq, "at": at, **after},
     )
 
 
@@ -228,13 +237,14 @@ async def write(
     if change.recount_oldest:
         oldest = await _oldest_backorder(conn, store_id)
     await conn.execute(
-        insert(t.tally_points).values(
-            store_id=store_id,
-            seq=seq,
-            at=at,
-            oldest_backorder_placed_at=oldest,
+        insert(t.tally_points),
+        {
+            "store_id": store_id,
+            "seq": seq,
+            "at": at,
+            "oldest_backorder_placed_at": oldest,
             **_values(_contribution(previous) + change.total),
-        )
+        },
     )
     for instant, delta in change.by_instant.items():
         await _record_overdue(conn, store_id, seq, at, instant, delta)

@@ -27,6 +27,8 @@ from tests.conftest import ADMIN_TOKEN
 SSE = {"accept": "text/event-stream"}
 ORDER_EVENTS = """subscription($s: ID!) { orderEvents(storeId: $s) {
     cursor type order { number } } }"""
+EVENTS_AFTER = """subscription($s: ID!, $after: String) { orderEvents(storeId: $s, after: $after) {
+    cursor type order { number } } }"""
 
 
 @dataclass
@@ -122,28 +124,29 @@ async def test_order_events_stream_with_cursors_and_resume(
     http: httpx.AsyncClient, store: StoreHandle
 ) -> None:
     api = Api(http, ADMIN_TOKEN, None)
-    body = {"query": ORDER_EVENTS, "variables": {"s": store.id}}
+    await api.place(store, [("A", 1)])  # 1001: PLACED and BACKORDERED (no stock)
+    first = (await api.order(store, 1001))["events"]["nodes"][0]["cursor"]
+    body = {"query": EVENTS_AFTER, "variables": {"s": store.id, "after": first}}
     async with stream(http, store.token, body) as events:
-        await api.place(store, [("A", 1)])  # PLACED and BACKORDERED (no stock)
-        placed, backordered = await events.next(), await events.next()
-        await api.place(store, [("A", 1)])
-        third = await events.next()
-    for event in (placed, backordered, third):
+        backordered = await events.next()  # replayed: the stream is subscribed
+        await api.place(store, [("A", 1)])  # 1002, live
+        placed, waiting = await events.next(), await events.next()
+    for event in (backordered, placed, waiting):
         assert event.name == "next"
         assert event.id == event.json["data"]["orderEvents"]["cursor"]
-    assert [e.json["data"]["orderEvents"]["type"] for e in (placed, backordered, third)] == [
-        "PLACED",
-        "BACKORDERED",
-        "PLACED",
-    ]
-    # A client that lost the stream after the first event reconnects with Last-Event-ID:
-    # it gets every later event once, in order, then live ones.
-    async with stream(http, store.token, body, {"last-event-id": str(placed.id)}) as events:
+    seen = [e.json["data"]["orderEvents"] for e in (backordered, placed, waiting)]
+    assert [(e["type"], e["order"]["number"]) for e in seen] == [
+        ("BACKORDERED", 1001), ("PLACED", 1002), ("BACKORDERED", 1002),
+    ]  # fmt: skip
+    # A client that lost the stream after the first event reconnects with Last-Event-ID
+    # (which wins over `after`): it gets every later event once, in order, then live ones.
+    resumed = {"last-event-id": str(backordered.id)}
+    async with stream(http, store.token, body, resumed) as events:
         again = [await events.next(), await events.next()]
-        await api.place(store, [("A", 1)])
+        await api.place(store, [("A", 1)])  # 1003, live
         live = await events.next()
-    assert [e.id for e in again] == [backordered.id, third.id]
-    assert live.json["data"]["orderEvents"]["order"]["number"] == 1002
+    assert [e.id for e in again] == [placed.id, waiting.id]
+    assert live.json["data"]["orderEvents"]["order"]["number"] == 1003
 
 
 async def test_a_query_is_one_result_then_complete(
