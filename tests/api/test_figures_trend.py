@@ -265,5 +265,6 @@ async def test_a_trend_point_costs_a_fixed_few_calls_and_no_awaitable(
         short, long = counted[1:]
         per_point = (long["calls"] - short["calls"]) / 200
         assert per_point <= CALLS_PER_POINT, (short, long)
-        # No awaitable per point: one per point would be 200 more.
-        assert abs(long["async"] - short["async"]) <= 20, (short, long)
+        # No awaitable per point: one per point would be 200 more. Resumptions of the
+        # request's own coroutines vary with the I/O (a busy PostgreSQL: a few dozen).
+        assert abs(long["async"] - short["async"]) < 100, (short, long)
