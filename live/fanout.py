@@ -10,17 +10,17 @@ subscription's task. Per event, the group executes the selection once, turns the
 into JSON once, and writes each member's result frame (`next` or `data`, its own
 operation id around the shared payload) to the member's socket at once.
 
-Each member's frames go out in log order, one at a time, each send a task of its own
-(`start_send`): on Python 3.12+ it starts eagerly, so a socket with room takes the frame
-within the call and no task is scheduled or woken. A socket that cannot take more (its
-client reads slowly) keeps the member's next frames in its own backlog while the send
-waits in its task; a member whose backlog passes the subscriber buffer, or whose send
-waits SEND_TIMEOUT_SECONDS, is cut off like any slow subscriber (close 4503, the waiting
-send cancelled), without holding up the others. A result with errors is sent the way the
-ordinary path sends it, masked and logged once. Which events a member gets, and from
-where a reconnecting client resumes, is unchanged: the member leaves the group as soon
-as the hub's sink cannot take an event, and the subscription's own stream carries on
-from the last position the group delivered.
+Each member's frames go out in log order, one at a time, sent by a task of the member's
+for each burst (`start_send`): on Python 3.12+ it starts eagerly, so a socket with room
+takes the frames within the call and no task is scheduled or woken. A socket that cannot
+take more (its client reads slowly) keeps the member's next frames in its own backlog
+while the send waits in its task; a member whose backlog passes the subscriber buffer,
+or whose send waits SEND_TIMEOUT_SECONDS, is cut off like any slow subscriber (close
+4503, the waiting send cancelled), without holding up the others. A result with errors
+is sent the way the ordinary path sends it, masked and logged once. Which events a
+member gets, and from where a reconnecting client resumes, is unchanged: the member
+leaves the group as soon as the hub's sink cannot take an event, and the subscription's
+own stream carries on from the last position the group delivered.
 """
 
 from __future__ import annotations
@@ -47,14 +47,14 @@ log = logging.getLogger("ordergraph.fanout")
 # more (its client reads slowly or not at all): then the member is cut off (4503), as
 # when its backlog passes the subscriber buffer.
 SEND_TIMEOUT_SECONDS = 30.0
-# Python 3.12+ starts a task eagerly: a send to a socket with room completes inside
-# `Task(...)`, with no scheduling and no wake-up; only a send that waits becomes a
-# scheduled task. On 3.11 every send is an ordinary task (correct, only slower).
+# Python 3.12+ starts a task eagerly: sends to a socket with room complete inside
+# `Task(...)`, with no scheduling and no wake-up; only a send that waits leaves a
+# scheduled task. On 3.11 each burst of a member's frames is an ordinary task.
 _EAGER = sys.version_info >= (3, 12)
 
 
 def start_send(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """A task for one frame's send: done at once when the socket had room (3.12+)."""
+    """A task for a member's sends: done at once when the socket had room (3.12+)."""
     loop = asyncio.get_running_loop()
     if _EAGER:
         return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
@@ -130,44 +130,39 @@ class Member:
             if len(self.backlog) > self.buffer:
                 self.close()
                 self.subscriber.cut_off()  # closes the connection with 4503
+            elif self.timer is None:  # a send is under way: it must not take forever
+                self._arm()
             return
         self.sending = True
-        self._send(frame)
+        task = start_send(self._drain(frame))
+        if not task.done():
+            self.task = task
+            if self.timer is None:
+                self._arm()
 
-    def _send(self, frame: str) -> None:
-        while True:
-            task = start_send(self.send_text(frame))
-            if not task.done():  # the socket is full: go on when it has room, or time out
-                self.task = task
-                self.timer = asyncio.get_running_loop().call_later(
-                    SEND_TIMEOUT_SECONDS, self._too_slow
-                )
-                task.add_done_callback(self._sent_later)
-                return
-            error = _error_of(task)
-            if error is not None:
-                self._failed(error)
-                return
-            if not self.backlog or self.closed:
-                self._idle()
-                return
-            frame = self.backlog.popleft()
-
-    def _sent_later(self, task: asyncio.Task[None]) -> None:
-        self.task = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        error = _error_of(task)
-        if error is not None:
+    async def _drain(self, frame: str) -> None:
+        """Send the frame, then the backlog, in order: one task per burst, not per frame
+        (and on 3.12+ no task at all while the socket has room)."""
+        try:
+            while True:
+                await self.send_text(frame)
+                if not self.backlog or self.closed:
+                    return
+                frame = self.backlog.popleft()
+        except Exception as error:  # the connection is gone, or the send was refused
             self._failed(error)
-        elif self.backlog and not self.closed:
-            self._send(self.backlog.popleft())
-        else:
+        finally:
+            self.task = None
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
             self._idle()
 
+    def _arm(self) -> None:
+        self.timer = asyncio.get_running_loop().call_later(SEND_TIMEOUT_SECONDS, self._too_slow)
+
     def _too_slow(self) -> None:
-        """A frame waited SEND_TIMEOUT_SECONDS for the socket: cut the member off."""
+        """A send waited SEND_TIMEOUT_SECONDS for the socket: cut the member off."""
         self.timer = None
         log.warning("cutting off a fan-out member whose socket took no frame for %s s",
                     SEND_TIMEOUT_SECONDS)  # fmt: skip
@@ -252,14 +247,6 @@ class Group:
         if result.errors:
             log_unexpected(result.errors, self.context.request_id)
         return payload_json(event, shared_key, result)
-
-
-def _error_of(task: asyncio.Task[None]) -> BaseException | None:
-    """What a finished send raised: the connection is gone, the send was refused or
-    cancelled; None when the frame went out."""
-    if task.cancelled():
-        return asyncio.CancelledError()
-    return task.exception()
 
 
 def cached_payload(event: LiveEvent, key: tuple[Any, ...]) -> str | None:
