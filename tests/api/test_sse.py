@@ -53,6 +53,19 @@ class Stream:
     async def next(self, wait: float = 10) -> Event:
         return await asyncio.wait_for(self._next(), wait)
 
+    async def ping(self, wait: float = 5) -> None:
+        """Wait for a `: ping` comment; fails if an event comes first."""
+
+        async def first_comment() -> None:
+            async for line in self.lines:
+                if line.startswith(":"):
+                    self.comments += 1
+                    return
+                assert line == "", f"an event came before the ping: {line}"
+            raise EOFError("the stream ended")
+
+        await asyncio.wait_for(first_comment(), wait)
+
     async def _next(self) -> Event:
         name = event_id = None
         data: list[str] = []
@@ -223,3 +236,33 @@ async def test_an_idle_stream_is_pinged_and_a_revoked_key_ends_it(
     assert events.comments >= 2
     assert ended.json["errors"][0]["message"] == "this API key was revoked"
     assert done.name == "complete"
+
+
+@pytest.fixture
+async def one_stream_per_key(database: Database, clock: Clock) -> AsyncIterator[str]:
+    settings = Settings(
+        database_url=database.url,
+        admin_token=ADMIN_TOKEN,
+        tail_poll_ms=200,
+        ws_ping_seconds=1,
+        max_websockets_per_key=1,
+    )
+    app = create_app(settings, clock=clock, db=database)
+    async with harness.serve_in_loop(app) as url:
+        yield url
+
+
+async def test_streams_count_against_the_keys_socket_limit(one_stream_per_key: str) -> None:
+    async with httpx.AsyncClient(base_url=one_stream_per_key, timeout=30) as http:
+        api = Api(http, ADMIN_TOKEN, None)
+        store = await api.create_store(policy="ALLOW")
+        body = {"query": ORDER_EVENTS, "variables": {"s": store.id}}
+        async with stream(http, store.token, body) as first:
+            await first.ping()  # open and counted
+            async with stream(http, store.token, body) as second:
+                refused, done = await second.next(), await second.next()
+        assert refused.json["errors"][0]["extensions"]["code"] == "THROTTLED"
+        assert done.name == "complete"
+        # The first stream closed: the key may open another, which is not refused.
+        async with stream(http, store.token, body) as again:
+            await again.ping()
