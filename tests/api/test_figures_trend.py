@@ -249,7 +249,11 @@ async def test_a_trend_point_costs_a_fixed_few_calls_and_no_awaitable(
     async with app_client(api.db, clock, max_cost=10**6, rate_limit_capacity=10**9) as http:
         roomy = Api(http, ADMIN_TOKEN, api.db)
         counted = []
-        for hours in (10, 10, 210):  # the first, once, to warm the caches
+        # The first, once, to warm the caches; then each size three times, keeping the
+        # fewest calls of each kind: the profile sees every task of the thread, and the
+        # server's background work (a pool ping, the rate limit's reconciliation) may run
+        # during one request or another.
+        for hours in (10, 10, 10, 10, 210, 210, 210):
             with product_calls() as counts:
                 data = await roomy.gql(
                     FULL_HOUR_TREND, hours_up_to(store, ends, hours), token=store.token
@@ -262,9 +266,14 @@ async def test_a_trend_point_costs_a_fixed_few_calls_and_no_awaitable(
                 "value": {"amount": "197.50", "currencyCode": "USD"},
             }
             counted.append(counts)
-        short, long = counted[1:]
+        short = _fewest(counted[1:4])
+        long = _fewest(counted[4:])
         per_point = (long["calls"] - short["calls"]) / 200
         assert per_point <= CALLS_PER_POINT, (short, long)
         # No awaitable per point: one per point would be 200 more. Resumptions of the
         # request's own coroutines vary with the I/O (a busy PostgreSQL: a few dozen).
         assert abs(long["async"] - short["async"]) < 100, (short, long)
+
+
+def _fewest(runs: list[Counter[str]]) -> Counter[str]:
+    return Counter({kind: min(run[kind] for run in runs) for kind in ("calls", "async")})
