@@ -149,7 +149,7 @@ class OrdergraphView(GraphQL[Context, None]):
             page=self.render_graphql_ide if self.settings.graphiql else None,
         )
 
-    @property
+    @cached_property
     def stream(self) -> GraphQLOverSSE:
         """GET and POST /graphql/stream: the same operations answered as Server-Sent Events."""
         return GraphQLOverSSE(

@@ -88,17 +88,27 @@ class Stream:
         raise EOFError("the stream ended")
 
 
+@contextlib.asynccontextmanager
+async def _serve(database: Database, clock: Clock, **settings: Any) -> AsyncIterator[str]:
+    """A server in this process on a real port: pings every second, these settings."""
+    app = create_app(
+        Settings(
+            database_url=database.url,
+            admin_token=ADMIN_TOKEN,
+            tail_poll_ms=200,
+            ws_ping_seconds=1,
+            **settings,
+        ),
+        clock=clock,
+        db=database,
+    )
+    async with harness.serve_in_loop(app) as url:
+        yield url
+
+
 @pytest.fixture
 async def served(database: Database, clock: Clock) -> AsyncIterator[str]:
-    settings = Settings(
-        database_url=database.url,
-        admin_token=ADMIN_TOKEN,
-        tail_poll_ms=200,
-        ws_ping_seconds=1,
-        revocation_check_ms=200,
-    )
-    app = create_app(settings, clock=clock, db=database)
-    async with harness.serve_in_loop(app) as url:
+    async with _serve(database, clock, revocation_check_ms=200) as url:
         yield url
 
 
@@ -240,15 +250,7 @@ async def test_an_idle_stream_is_pinged_and_a_revoked_key_ends_it(
 
 @pytest.fixture
 async def one_stream_per_key(database: Database, clock: Clock) -> AsyncIterator[str]:
-    settings = Settings(
-        database_url=database.url,
-        admin_token=ADMIN_TOKEN,
-        tail_poll_ms=200,
-        ws_ping_seconds=1,
-        max_websockets_per_key=1,
-    )
-    app = create_app(settings, clock=clock, db=database)
-    async with harness.serve_in_loop(app) as url:
+    async with _serve(database, clock, max_websockets_per_key=1) as url:
         yield url
 
 
