@@ -28,6 +28,7 @@ from ordergraph.domain.reads import LiveEvent
 from ordergraph.domain.tallies import Figures
 from ordergraph.live import fanout
 from ordergraph.live.figures import FiguresFeed, store_figures
+from ordergraph.live.frames import frame_socket
 from ordergraph.live.hub import EventHub, Subscriber, SubscriberOverflow
 from ordergraph.resolvers.context import ApiError, Context, Loaders
 from ordergraph.schema.sharing import LIVE_EXECUTOR, shared_results
@@ -239,6 +240,7 @@ class _Follower:
             self.accepts,
             execute=execute,
             context=self.ctx,
+            frames=frame_socket(websocket.scope) if hasattr(websocket, "scope") else None,
         )
         if not subscriber.hand_to(self.member.offer, event.record.seq):
             self.leave()

@@ -8,8 +8,9 @@ operations alike):
 - ``ordergraph_graphql_operation_duration_seconds{operation,type}`` (queries and
   mutations; a subscription lasts as long as its client wants, so it is not timed)
 
-Read when scraped (by `_LiveCollector`): open websockets, live subscriptions, how far
-the event-log tail is behind, and the database pool in use.
+Read when scraped (by `_LiveCollector`): open websockets, live subscriptions, the frames
+fan-out groups wrote ready or the ordinary way, how far the event-log tail is behind, and
+the database pool in use.
 
 Outcomes, worst first when a response carries several errors:
 
@@ -44,11 +45,13 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 from strawberry.extensions import SchemaExtension
 
+from ordergraph.live import fanout
+from ordergraph.live import frames as live_frames
 from ordergraph.logs import RequestInfo, current_request
 from ordergraph.schema.errors import is_unexpected
 
@@ -211,6 +214,17 @@ class _LiveCollector(Collector):
                 "(one execution and one JSON payload per event for the whole group).",
                 value=hub.sink_count,
             )
+            frames = CounterMetricFamily(
+                "ordergraph_fanout_frames",
+                "Result frames fan-out groups sent to their members: `ready` written "
+                "straight to the socket's transport, `ordinary` through the server's send "
+                "(the socket was busy, or its server connection is not one ordergraph "
+                "recognizes).",
+                labels=["path"],
+            )
+            frames.add_metric(["ready"], float(live_frames.written))
+            frames.add_metric(["ordinary"], float(fanout.ordinary_frames))
+            yield frames
             yield GaugeMetricFamily(
                 "ordergraph_event_tail_lag_seconds",
                 "Age of the oldest committed event the tail has not yet handed to "

@@ -15,6 +15,7 @@ from ordergraph.app.endpoints import healthz, metrics_handler, readyz
 from ordergraph.app.readiness import Readiness
 from ordergraph.app.view import OrdergraphView
 from ordergraph.clock import Clock
+from ordergraph.live.frames import ReadyFrames
 from ordergraph.live.hub import EventHub
 from ordergraph.metrics import Metrics
 from ordergraph.middleware import wrap_for_browsers
@@ -54,6 +55,8 @@ def create_app(
     app.state.schema = view.schema
     app.state.settings = settings
     wrap_for_browsers(app, settings)
+    # Outermost: sees the server's own websocket `send` (live.frames).
+    app.add_middleware(ReadyFrames)
     return app
 
 

@@ -60,6 +60,13 @@ async def fanout_members(http: httpx.AsyncClient) -> float:
     return float(found.group(1))
 
 
+async def frames_sent(http: httpx.AsyncClient) -> tuple[float, float]:
+    text = (await http.get("/metrics")).text
+    found = dict(re.findall(r'^ordergraph_fanout_frames_total\{path="(\w+)"\} (\S+)$', text, re.M))
+    assert set(found) == {"ready", "ordinary"}, text
+    return float(found["ready"]), float(found["ordinary"])
+
+
 async def test_many_identical_subscribers_each_get_every_event_once_in_order(
     server: LiveServer,
 ) -> None:
@@ -107,6 +114,11 @@ async def test_many_identical_subscribers_each_get_every_event_once_in_order(
             placed = await collect(placed_only, orders)
             stock_events = await collect(stock, 3)  # placing at zero stock moves none
             legacy_events = await collect(legacy, 3 * orders + 1)
+            # The groups wrote their members' frames as ready frames, straight to each
+            # socket's transport (live.frames): uvicorn's connection was recognized. This
+            # fails when an upgrade of uvicorn or websockets changes what it reads.
+            ready, ordinary = await frames_sent(http)
+            assert ready >= (3 * orders + 1) * (connections * per_connection + 1), (ready, ordinary)
 
         reference: list[dict[str, Any]] | None = None
         for ws in group:
