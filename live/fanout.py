@@ -10,13 +10,17 @@ subscription's task. Per event, the group executes the selection once, turns the
 into JSON once, and writes each member's result frame (`next` or `data`, its own
 operation id around the shared payload) to the member's socket at once.
 
-Each member's frames go out in log order, one at a time, sent by a task of the member's
-for each burst (`start_send`): on Python 3.12+ it starts eagerly, so a socket with room
-takes the frames within the call and no task is scheduled or woken. A socket that cannot
-take more (its client reads slowly) keeps the member's next frames in its own backlog
-while the send waits in its task; a member whose backlog passes the subscriber buffer,
-or whose send waits SEND_TIMEOUT_SECONDS, is cut off like any slow subscriber (close
-4503, the waiting send cancelled), without holding up the others. A result with errors
+Each member's frame is written as a ready websocket frame straight to its socket's
+transport (live.frames) when nothing of the member's is waiting and the socket has room:
+no coroutine, no task, no wake-up, the payload's bytes shared. Otherwise (the transport
+paused for flow control, or a server connection live.frames does not recognize) the
+frame goes the ordinary way, through the server's send, in a task of the member's for
+each burst (`start_send`, eager on Python 3.12+), in log order behind what the member
+already has waiting. A member whose backlog passes the subscriber buffer, or whose send
+waits SEND_TIMEOUT_SECONDS, is cut off like any slow subscriber (close 4503, the waiting
+send cancelled), without holding up the others. A group writes to its members a few
+milliseconds at a time (SLICE_SECONDS), so queries and mutations on the same process are
+served between slices. A result with errors
 is sent the way the ordinary path sends it, masked and logged once. Which events a
 member gets, and from where a reconnecting client resumes, is unchanged: the member
 leaves the group as soon as the hub's sink cannot take an event, and the subscription's
@@ -52,6 +56,8 @@ SEND_TIMEOUT_SECONDS = 30.0
 # `Task(...)`, with no scheduling and no wake-up; only a send that waits leaves a
 # scheduled task. On 3.11 each burst of a member's frames is an ordinary task.
 _EAGER = sys.version_info >= (3, 12)
+# A group writing one event to thousands of members lets other work run this often.
+SLICE_SECONDS = 0.004
 
 
 def start_send(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -72,6 +78,7 @@ class Member:
         "closed",
         "frames",
         "group",
+        "pending",
         "prefix",
         "prefix_bytes",
         "send_text",
@@ -100,6 +107,7 @@ class Member:
         self.accepts = accepts
         self.buffer = subscriber.buffer
         self.backlog: deque[str] = deque()
+        self.pending = 0  # events the group took for this member and has not written yet
         self.sending = False
         self.closed = False
         self.waiters: list[asyncio.Future[None]] = []
@@ -107,14 +115,17 @@ class Member:
         self.timer: asyncio.TimerHandle | None = None
 
     async def drained(self) -> None:
-        """Wait until the frames this member has taken are written (or dropped)."""
-        if self.sending:
+        """Wait until the events this member has taken are written (or dropped)."""
+        while (self.sending or self.pending) and not self.closed:
             waiter = asyncio.get_running_loop().create_future()
             self.waiters.append(waiter)
             await waiter
 
     def _idle(self) -> None:
         self.sending = False
+        self._wake()
+
+    def _wake(self) -> None:
         waiters, self.waiters = self.waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -132,10 +143,13 @@ class Member:
         """Send the result message around the shared payload (`data` is its UTF-8): as a
         ready frame when nothing of this member's is waiting and the socket has room,
         else the ordinary way."""
+        self.pending -= 1
         if self.closed:
             return
         frames = self.frames
         if not self.sending and frames is not None and frames.write(self.prefix_bytes, data, b"}"):
+            if self.waiters and not self.pending:
+                self._wake()
             return
         global ordinary_frames
         ordinary_frames += 1
@@ -197,6 +211,7 @@ class Member:
         if self.closed:
             return
         self.closed = True
+        self.pending = 0
         self.backlog.clear()
         if self.task is not None:  # a send stuck on a socket that takes nothing
             self.task.cancel()
@@ -223,6 +238,7 @@ class Group:
         self._task: asyncio.Task[None] | None = None
 
     def add(self, event: LiveEvent, member: Member) -> None:
+        member.pending += 1
         if self._batches and self._batches[-1][0] is event:
             self._batches[-1][1].append(member)
         else:
@@ -240,10 +256,17 @@ class Group:
             while self._batches:
                 event, members = self._batches[0]
                 payload = await self._payload(event)
-                self._batches.popleft()
                 data = payload.encode()
-                for member in members:
+                # Time-sliced: at thousands of members, a few milliseconds at a time, so
+                # that requests on the same process are served meanwhile.
+                loop = asyncio.get_running_loop()
+                until = loop.time() + SLICE_SECONDS
+                for done, member in enumerate(members, 1):
                     member.deliver(payload, data)
+                    if not done & 63 and loop.time() > until:
+                        await asyncio.sleep(0)  # members joining this event meanwhile
+                        until = loop.time() + SLICE_SECONDS  # are appended to the batch
+                self._batches.popleft()
         finally:
             self._task = None
             if self._batches:  # left by an error above: their members leave the group

@@ -7,10 +7,13 @@ client that reads slowly) until the test lets it drain, or fails (a closed conne
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import pytest
+from graphql import ExecutionResult
 
+from ordergraph.domain.reads import EventRecord, LiveEvent
 from ordergraph.live import fanout
 from ordergraph.live.hub import Subscriber
 
@@ -123,3 +126,97 @@ async def test_a_closed_connection_drops_the_member_quietly() -> None:
     assert group.left == [member]
     member.write("f1")  # nothing more is tried
     assert socket.frames == []
+
+
+class FakeFrames:
+    """Stands for live.frames.FrameSocket: takes ready frames while `room`, else refuses."""
+
+    def __init__(self, room: bool = True) -> None:
+        self.room = room
+        self.frames: list[str] = []
+
+    def write(self, prefix: bytes, payload: bytes, suffix: bytes) -> bool:
+        if not self.room:
+            return False
+        self.frames.append((prefix + payload + suffix).decode())
+        return True
+
+
+def _event(seq: int, payload: str, key: tuple[Any, ...]) -> LiveEvent:
+    record = EventRecord(1, seq, "orders", "PLACED", dt.datetime(2026, 1, 1), None, None, {})
+    event = LiveEvent(record, live=True)
+    event.memo[(fanout.payload_json, key)] = payload  # as if executed for the group already
+    return event
+
+
+async def _unexpected(_: LiveEvent) -> ExecutionResult:
+    raise AssertionError("the payload was made already")
+
+
+def _grouped(
+    count: int, frames: list[FakeFrames], sockets: list[FakeSocket]
+) -> tuple[fanout.Group, list[fanout.Member], tuple[Any, ...]]:
+    key: tuple[Any, ...] = ("db", "payload", "doc")
+    group = fanout.Group(key, _unexpected, None)  # type: ignore[arg-type]
+    members = []
+    for n in range(count):
+        member = fanout.Member(
+            group, Subscriber(1, 100), sockets[n].send_text, f"<{n}:", lambda _: True, frames[n]
+        )
+        group.members.add(member)
+        members.append(member)
+    return group, members, key[1:]
+
+
+async def test_ready_frames_when_the_socket_has_room_else_the_ordinary_send_in_order() -> None:
+    frames, socket = FakeFrames(), FakeSocket(room=0)
+    group, (member,), key = _grouped(1, [frames], [socket])
+    member.offer(_event(1, "a", key))
+    await member.drained()
+    assert frames.frames == ["<0:a}"], "a ready frame: no send, no task"
+    frames.room = False  # the transport paused writing
+    member.offer(_event(2, "b", key))
+    await asyncio.sleep(0.01)
+    assert member.sending and socket.frames == [], "the ordinary send waits for the socket"
+    frames.room = True  # room again, but the member's earlier frame still waits:
+    member.offer(_event(3, "c", key))
+    await asyncio.sleep(0.01)
+    assert frames.frames == ["<0:a}"] and list(member.backlog) == ["<0:c}"]
+    socket.drain(room=10)
+    await member.drained()
+    assert socket.frames == ["<0:b}", "<0:c}"], "in log order, behind what waited"
+    member.offer(_event(4, "d", key))
+    await member.drained()
+    assert frames.frames == ["<0:a}", "<0:d}"] and not member.sending
+
+
+async def test_a_large_group_writes_in_slices_and_a_member_drains_only_once_written() -> None:
+    count = 3000
+    frames = [FakeFrames() for _ in range(count)]
+    group, members, key = _grouped(count, frames, [FakeSocket() for _ in range(count)])
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def other_work() -> None:  # a request on the same process
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    event = _event(1, "x", key)
+    original, fanout.SLICE_SECONDS = fanout.SLICE_SECONDS, 0.0  # yield at every chance
+    try:
+        for member in members:
+            member.offer(event)
+        assert all(member.pending == 1 for member in members)
+        await members[-1].drained()  # waits while the group's slices reach it
+        assert frames[-1].frames == ["<2999:x}"]
+        assert ticks >= count // 64 - 1, "other work ran between the slices"
+        assert all(f.frames == [f"<{n}:x}}"] for n, f in enumerate(frames))
+        assert all(member.pending == 0 for member in members)
+    finally:
+        fanout.SLICE_SECONDS = original
+        stop.set()
+        await other
