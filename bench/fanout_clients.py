@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.frames import Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
+from websockets.uri import WebSocketURI, parse_uri
 
 from bench.proc import raise_fd_limit
 
@@ -80,6 +84,74 @@ class SubscriberState:
         return self.error is not None or self.close_code is not None
 
 
+class LeanSocket(asyncio.Protocol):
+    """One subscriber's websocket, driven by the websockets library's sans-I/O client
+    inside the event loop's callbacks: a message costs no task wake-up, and identical
+    messages are parsed once per process (ClientWorker.on_text), so that thousands of
+    subscribers on the bench's own cores leave the server the CPU it needs."""
+
+    def __init__(
+        self, worker: ClientWorker, state: SubscriberState, uri: WebSocketURI, compression: bool
+    ) -> None:
+        self.worker = worker
+        self.state = state
+        extensions = [ClientPerMessageDeflateFactory()] if compression else None
+        self.conn = ClientProtocol(uri, subprotocols=[PROTOCOL], extensions=extensions)
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.acked: asyncio.Future[None] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        self.conn.send_request(self.conn.connect())
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        for data in self.conn.data_to_send():
+            if data:
+                self.transport.write(data)
+            else:  # the protocol is done with the connection
+                self.transport.close()
+
+    def send_text(self, text: str) -> None:
+        self.conn.send_text(text.encode())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        self.conn.receive_data(data)
+        for event in self.conn.events_received():
+            if isinstance(event, Response):
+                if self.conn.state is State.OPEN and not self.opened.done():
+                    self.opened.set_result(None)
+                elif not self.opened.done():
+                    self.opened.set_exception(RuntimeError(f"handshake: {event.status_code}"))
+            elif event.opcode is Opcode.TEXT:
+                if not event.fin:
+                    raise RuntimeError("a fragmented message (the server does not fragment)")
+                try:
+                    self.worker.on_text(self, bytes(event.data), now)
+                except Exception as err:
+                    self.state.error = repr(err)[:300]
+                    if self.transport is not None:
+                        self.transport.close()
+        self._flush()  # pongs, and the reply to a close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.state.close_code is None:
+            received = self.conn.close_rcvd
+            self.state.close_code = received.code if received is not None else 1006
+        for future in (self.opened, self.acked):
+            if not future.done():
+                future.set_exception(ConnectionError(f"closed ({self.state.close_code})"))
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.worker.changed.set()
+
+
 class ClientWorker:
     def __init__(self, job: Job, pipe: Connection) -> None:
         self.job = job
@@ -88,6 +160,7 @@ class ClientWorker:
         self.received_seq: array[int] = array("q")
         self.latency: array[float] = array("d")
         self.changed = asyncio.Event()  # a subscriber subscribed, received or ended
+        self.parsed: dict[bytes, tuple[int, float]] = {}  # a `next` message -> (seq, occurred)
         self.subscribe_payload = json.dumps(
             {
                 "id": "1",
@@ -132,65 +205,59 @@ class ClientWorker:
         return sum(1 for s in self.states if s.last >= seq)
 
     async def subscriber(self, state: SubscriberState, gate: asyncio.Semaphore) -> None:
-        conn: ClientConnection | None = None
+        loop = asyncio.get_running_loop()
+        uri = parse_uri(self.job.ws_url)
+        transport: asyncio.BaseTransport | None = None
         try:
             async with gate:
-                conn = await connect(
-                    self.job.ws_url,
-                    subprotocols=[PROTOCOL],
-                    open_timeout=120,
-                    close_timeout=2,
-                    ping_interval=None,
-                    compression="deflate" if self.job.compression else None,
+                transport, socket = await loop.create_connection(
+                    lambda: LeanSocket(self, state, uri, self.job.compression), uri.host, uri.port
                 )
-                await self.connection_init(conn)
-                await conn.send(self.subscribe_payload)
+                await asyncio.wait_for(socket.opened, 120)
+                init = {"authorization": f"Bearer {self.job.token}"}
+                socket.send_text(json.dumps({"type": "connection_init", "payload": init}))
+                await asyncio.wait_for(socket.acked, 120)
+                socket.send_text(self.subscribe_payload)
             state.subscribed = True
             self.changed.set()
-            async for raw in conn:
-                now = time.time()
-                message = json.loads(raw)
-                kind = message["type"]
-                if kind == "next":
-                    self.note_event(state, message["payload"], now)
-                elif kind == "ping":
-                    await conn.send('{"type":"pong"}')
-                elif kind in ("error", "complete"):
-                    raise RuntimeError(f"subscription ended: {message}")
-        except ConnectionClosed as closed:
-            state.close_code = closed.rcvd.code if closed.rcvd else 1006
+            await socket.lost
         except asyncio.CancelledError:
             pass
         except Exception as err:
             state.error = repr(err)[:300]
         finally:
             self.changed.set()
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(conn.close())
+            if transport is not None:
+                transport.close()
 
-    async def connection_init(self, conn: ClientConnection) -> None:
-        """connection_init, answering pings until the server acknowledges it."""
-        init = {"authorization": f"Bearer {self.job.token}"}
-        await conn.send(json.dumps({"type": "connection_init", "payload": init}))
-        while True:
-            message = json.loads(await asyncio.wait_for(conn.recv(), 120))
-            if message["type"] == "connection_ack":
-                break
-            if message["type"] == "ping":
-                await conn.send('{"type":"pong"}')
-                continue
-            raise RuntimeError(f"connection_init answered with {message}")
-
-    def note_event(self, state: SubscriberState, payload: dict[str, Any], now: float) -> None:
-        """Note one event delivered to a subscriber at `now`."""
-        if payload.get("errors"):
-            raise RuntimeError(f"error result: {payload['errors']}")
-        event = payload["data"]["orderEvents"]
-        seq = seq_of(event["cursor"])
-        occurred = dt.datetime.fromisoformat(event["occurredAt"]).timestamp()
+    def on_text(self, socket: LeanSocket, raw: bytes, now: float) -> None:
+        """One text message: identical `next` messages (every subscriber of this process
+        gets the same bytes for an event) are parsed once."""
+        known = self.parsed.get(raw)
+        if known is None:
+            message = json.loads(raw)
+            kind = message["type"]
+            if kind != "next":
+                if kind == "ping":
+                    socket.send_text('{"type":"pong"}')
+                elif kind == "connection_ack":
+                    socket.acked.set_result(None)
+                else:
+                    raise RuntimeError(f"unexpected message: {message}")
+                return
+            payload = message["payload"]
+            if payload.get("errors"):
+                raise RuntimeError(f"error result: {payload['errors']}")
+            event = payload["data"]["orderEvents"]
+            known = self.parsed[raw] = (
+                seq_of(event["cursor"]),
+                dt.datetime.fromisoformat(event["occurredAt"]).timestamp(),
+            )
+        seq, occurred = known
+        state = socket.state
         state.seqs.append(seq)
-        state.last = max(state.last, seq)
+        if seq > state.last:
+            state.last = seq
         self.received_seq.append(seq)
         self.latency.append(now - occurred)
         self.changed.set()
