@@ -55,7 +55,7 @@ from bench.harness import Server, free_port, serve_command, start
 from bench.pg import create_database, drop_database, safe_dsn, store_id_of, with_database
 from bench.proc import machine_busy, process_cpu_seconds, raise_fd_limit, vm_kib
 
-GOAL_SUBSCRIBERS = 2000
+GOAL_SUBSCRIBERS = 5000
 
 
 # -- the order stream ---------------------------------------------------------------
@@ -236,6 +236,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="do not offer permessage-deflate (browsers and most clients offer it)",
     )
+    parser.add_argument(
+        "--client-nice",
+        type=int,
+        default=10,
+        help="niceness of the client processes (default 10): on a machine they share with "
+        "the server, they take the CPU it leaves, as clients on other machines would",
+    )
     parser.add_argument("--smoke", action="store_true", help="50 subscribers, 3 s, 5 orders/s")
     parser.add_argument("--log-dir", type=Path, help="keep the server's log in this folder")
     parser.add_argument(
@@ -321,6 +328,7 @@ def _start_clients(
             count=share + (1 if index < extra_one else 0),
             compression=not args.no_compression,
             connect_concurrency=max(4, 64 // args.clients),
+            nice=args.client_nice,
         )
         ours, theirs = context.Pipe()
         process = context.Process(target=client_process, args=(job, theirs), daemon=True)

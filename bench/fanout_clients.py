@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import math
 import multiprocessing
+import os
 import time
 from array import array
 from collections.abc import Callable, Coroutine
@@ -69,6 +70,7 @@ class Job:
     count: int
     compression: bool
     connect_concurrency: int
+    nice: int = 0
 
 
 @dataclass
@@ -300,6 +302,8 @@ class ClientWorker:
 
 def client_process(job: Job, pipe: Connection) -> None:
     raise_fd_limit(job.count + 100)
+    if job.nice:
+        os.nice(job.nice)
     runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
     with contextlib.suppress(ImportError):
         import uvloop

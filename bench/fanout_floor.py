@@ -56,7 +56,9 @@ def _frame(size: int) -> bytes:
     return struct.pack("!BBH", 0x81, 126, len(body)) + body
 
 
-def _writer(port_pipe: Connection, subscribers: int, rate: float, seconds: float, size: int) -> None:
+def _writer(
+    port_pipe: Connection, subscribers: int, rate: float, seconds: float, size: int
+) -> None:
     """The bare server: accept, then write one frame per connection per tick."""
     import uvloop
 
@@ -115,9 +117,7 @@ def _reader(port: int, count: int, pipe: Connection) -> None:
             sock = socket.create_connection(("127.0.0.1", port))
             await loop.create_connection(Counter, sock=sock)
         pipe.send("connected")
-        while not pipe.poll():
-            await asyncio.sleep(0.2)
-        pipe.recv()
+        await loop.run_in_executor(None, pipe.recv)  # "stop"
         await asyncio.sleep(0.5)  # what is still in flight
         pipe.send(received)
 
@@ -133,7 +133,8 @@ def measure(subscribers: int, rate: float, seconds: float, size: int, clients: i
     writer.start()
     port = here.recv()
     readers = []
-    share = [subscribers // clients + (1 if i < subscribers % clients else 0) for i in range(clients)]
+    each, extra = divmod(subscribers, clients)
+    share = [each + (1 if i < extra else 0) for i in range(clients)]
     for count in share:
         mine, theirs = context.Pipe()
         process = context.Process(target=_reader, args=(port, count, theirs), daemon=True)

@@ -65,46 +65,49 @@ _known: dict[type, bool] = {}
 written = 0  # frames written here since start (the tests read it; /metrics does not)
 
 
-def header(length: int) -> bytes:
-    """The header of an unmasked, unfragmented text frame of `length` bytes."""
-    if length < 126:
-        return _SHORT.pack(_TEXT_FIN, length)
-    if length < 1 << 16:
-        return _MEDIUM.pack(_TEXT_FIN, 126, length)
-    return _LONG.pack(_TEXT_FIN, 127, length)
-
-
 class FrameSocket:
     """Writes whole text messages to one websocket connection's transport."""
 
-    __slots__ = ("_conn", "_protocol")
+    __slots__ = ("_conn", "_protocol", "_settled")
 
     def __init__(self, protocol: Any) -> None:
         self._protocol = protocol
         self._conn = protocol.conn
+        self._settled = False  # the handshake is done, with no extension negotiated
+
+    def _settle(self) -> bool:
+        """What is fixed once the handshake is done: checked until it is, then not again."""
+        protocol = self._protocol
+        self._settled = (
+            protocol.handshake_complete
+            and protocol.initial_response is None
+            and not self._conn.extensions  # permessage-deflate would compress each message
+        )
+        return self._settled
 
     def write(self, prefix: bytes, payload: bytes, suffix: bytes) -> bool:
         """Write `prefix + payload + suffix` as one text frame; False when it must be sent
         the ordinary way (see the module's docstring), in which case nothing was written."""
         protocol = self._protocol
-        conn = self._conn
         transport = protocol.transport
         if (
-            not protocol.handshake_complete
+            (not self._settled and not self._settle())
             or protocol.close_sent
             or protocol.disconnected
-            or protocol.initial_response is not None
-            or not protocol.writable.is_set()
-            or transport is None
+            or not protocol.writable.is_set()  # paused: over the transport's high-water mark
             or transport.is_closing()
-            or conn.state is not _OPEN
-            or conn.extensions
-            or conn.expect_continuation_frame
+            or self._conn.state is not _OPEN
+            or self._conn.expect_continuation_frame
         ):
             return False
-        transport.write(
-            b"".join((header(len(prefix) + len(payload) + len(suffix)), prefix, payload, suffix))
-        )
+        length = len(prefix) + len(payload) + len(suffix)
+        if length < 126:
+            head = _SHORT.pack(_TEXT_FIN, length)
+        elif length < 1 << 16:
+            head = _MEDIUM.pack(_TEXT_FIN, 126, length)
+        else:
+            head = _LONG.pack(_TEXT_FIN, 127, length)
+        transport.write(b"".join((head, prefix, payload, suffix)))
         global written
         written += 1
         return True

@@ -143,7 +143,8 @@ class FakeFrames:
 
 
 def _event(seq: int, payload: str, key: tuple[Any, ...]) -> LiveEvent:
-    record = EventRecord(1, seq, "orders", "PLACED", dt.datetime(2026, 1, 1), None, None, {})
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    record = EventRecord(1, seq, "orders", "PLACED", at, None, None, {})
     event = LiveEvent(record, live=True)
     event.memo[(fanout.payload_json, key)] = payload  # as if executed for the group already
     return event
@@ -170,30 +171,33 @@ def _grouped(
 
 async def test_ready_frames_when_the_socket_has_room_else_the_ordinary_send_in_order() -> None:
     frames, socket = FakeFrames(), FakeSocket(room=0)
-    group, (member,), key = _grouped(1, [frames], [socket])
+    _, (member,), key = _grouped(1, [frames], [socket])
     member.offer(_event(1, "a", key))
     await member.drained()
     assert frames.frames == ["<0:a}"], "a ready frame: no send, no task"
     frames.room = False  # the transport paused writing
     member.offer(_event(2, "b", key))
     await asyncio.sleep(0.01)
-    assert member.sending and socket.frames == [], "the ordinary send waits for the socket"
+    assert member.sending, "the ordinary send waits for the socket"
+    assert socket.frames == []
     frames.room = True  # room again, but the member's earlier frame still waits:
     member.offer(_event(3, "c", key))
     await asyncio.sleep(0.01)
-    assert frames.frames == ["<0:a}"] and list(member.backlog) == ["<0:c}"]
+    assert frames.frames == ["<0:a}"]
+    assert list(member.backlog) == ["<0:c}"]
     socket.drain(room=10)
     await member.drained()
     assert socket.frames == ["<0:b}", "<0:c}"], "in log order, behind what waited"
     member.offer(_event(4, "d", key))
     await member.drained()
-    assert frames.frames == ["<0:a}", "<0:d}"] and not member.sending
+    assert frames.frames == ["<0:a}", "<0:d}"]
+    assert not member.sending
 
 
 async def test_a_large_group_writes_in_slices_and_a_member_drains_only_once_written() -> None:
     count = 3000
     frames = [FakeFrames() for _ in range(count)]
-    group, members, key = _grouped(count, frames, [FakeSocket() for _ in range(count)])
+    _, members, key = _grouped(count, frames, [FakeSocket() for _ in range(count)])
     ticks = 0
     stop = asyncio.Event()
 
