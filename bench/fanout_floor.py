@@ -74,9 +74,7 @@ def _writer(
                 if len(transports) == subscribers:
                     everyone.set()
 
-        server = await asyncio.get_running_loop().create_server(
-            Quiet, "127.0.0.1", 0, backlog=4096
-        )
+        server = await asyncio.get_running_loop().create_server(Quiet, "127.0.0.1", 0, backlog=4096)
         port_pipe.send(server.sockets[0].getsockname()[1])
         await everyone.wait()
         port_pipe.recv()  # "go"
