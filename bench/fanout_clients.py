@@ -20,7 +20,7 @@ from typing import Any
 
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
@@ -131,7 +131,7 @@ class LeanSocket(asyncio.Protocol):
                     self.opened.set_result(None)
                 elif not self.opened.done():
                     self.opened.set_exception(RuntimeError(f"handshake: {event.status_code}"))
-            elif event.opcode is Opcode.TEXT:
+            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
                 if not event.fin:
                     raise RuntimeError("a fragmented message (the server does not fragment)")
                 try:

@@ -162,7 +162,12 @@ def _grouped(
     members = []
     for n in range(count):
         member = fanout.Member(
-            group, Subscriber(1, 100), sockets[n].send_text, f"<{n}:", lambda _: True, frames[n]
+            group,
+            Subscriber(1, 100),
+            sockets[n].send_text,
+            f"<{n}:",
+            lambda _: True,
+            frames[n],  # type: ignore[arg-type]
         )
         group.members.add(member)
         members.append(member)
