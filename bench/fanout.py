@@ -11,6 +11,11 @@ latency (client receive time minus the event's `occurredAt`, same machine, same 
 p50 / p99 / max; and server memory per subscriber (VmRSS of the server process with all
 subscribed minus before subscribing, over N). It drops the database at the end and
 exits non-zero when an event was missed, duplicated or reordered, or an order failed.
+After the server stopped, it measures the floor (bench/fanout_floor.py): a bare uvloop
+process writing one ready frame of the same size to as many sockets at the same rate,
+and prints the server's CPU per delivery as a multiple of that floor. The client
+processes run at nice 10 (`--client-nice`): on a machine they share with the server they
+take the CPU it leaves, as clients on other machines would.
 
 Run from the repository root, in the project's environment:
 
@@ -51,11 +56,13 @@ from bench.fanout_clients import (
     cursor_of,
     percentile,
 )
+from bench.fanout_floor import measure as measure_floor
 from bench.harness import Server, free_port, serve_command, start
 from bench.pg import create_database, drop_database, safe_dsn, store_id_of, with_database
 from bench.proc import machine_busy, process_cpu_seconds, raise_fd_limit, vm_kib
 
 GOAL_SUBSCRIBERS = 5000
+FLOOR_FRAME_BYTES = 250  # about the size of this bench's `next` frames
 
 
 # -- the order stream ---------------------------------------------------------------
@@ -243,6 +250,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="niceness of the client processes (default 10): on a machine they share with "
         "the server, they take the CPU it leaves, as clients on other machines would",
     )
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the bare write floor measured after the run (bench/fanout_floor.py)",
+    )
     parser.add_argument("--smoke", action="store_true", help="50 subscribers, 3 s, 5 orders/s")
     parser.add_argument("--log-dir", type=Path, help="keep the server's log in this folder")
     parser.add_argument(
@@ -285,11 +297,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.log_dir is not None:
             args.log_dir.mkdir(parents=True, exist_ok=True)
-            return run(args, with_database(args.pg_dsn, name), args.log_dir)
-        with tempfile.TemporaryDirectory(prefix="ordergraph-fanout-") as logs:
-            return run(args, with_database(args.pg_dsn, name), Path(logs))
+            code, figures = run(args, with_database(args.pg_dsn, name), args.log_dir)
+        else:
+            with tempfile.TemporaryDirectory(prefix="ordergraph-fanout-") as logs:
+                code, figures = run(args, with_database(args.pg_dsn, name), Path(logs))
     finally:
         asyncio.run(drop_database(args.pg_dsn, name))
+    if figures is not None and not args.no_floor:
+        _compare_with_the_floor(args, figures)
+    return code
+
+
+def _compare_with_the_floor(args: argparse.Namespace, figures: Figures) -> None:
+    """The same writes from a bare process (bench/fanout_floor.py), after the server stopped:
+    the machine's own cost of one frame to one socket, beside the server's per delivery."""
+    floor = measure_floor(
+        args.subscribers, args.rate, min(args.seconds, 15.0), FLOOR_FRAME_BYTES, args.clients
+    )
+    ratio = figures.cpu_per_delivery_us / floor.us_per_write
+    print(
+        f"bare write floor (the same sockets and rate, one {FLOOR_FRAME_BYTES}-byte frame "
+        f"each, from a bare uvloop process): {floor.us_per_write:.1f} us of CPU per write; "
+        f"server CPU per delivery is {ratio:.2f}x the floor",
+        flush=True,
+    )
 
 
 def _server_env(args: argparse.Namespace, dsn: str, admin_token: str) -> dict[str, str]:
@@ -405,7 +436,7 @@ def _print_outcome(
     print("delivery: " + ("every event exactly once, in order" if figures.correct else "FAILED"))
 
 
-def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
+def run(args: argparse.Namespace, dsn: str, logs: Path) -> tuple[int, Figures | None]:
     admin_token = "og_admin_bench_" + secrets.token_urlsafe(16)
     server: Server | None = None
     clients: list[Client] = []
@@ -508,7 +539,7 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             load_deliveries=len(latency),
         )
         _print_outcome(args, figures, results, placed)
-        return 0 if figures.correct and not placed.failed else 1
+        return (0 if figures.correct and not placed.failed else 1), figures
     except Exception:
         if server is not None:
             server.stop()
