@@ -21,7 +21,7 @@ First = Annotated[
     int | None,
     strawberry.argument(
         description=f"How many items to return from the start (after `after`): 0 to "
-        f"{MAX_PAGE}; {DEFAULT_PAGE} when neither `first` nor `last` is given."
+        f"{MAX_PAGE}; {DEFAULT_PAGE} when no page size is given."
     ),
 ]
 After = Annotated[
@@ -79,8 +79,7 @@ class PageInfo:
 @strawberry.type(description="One item of a page, with its cursor.")
 class Edge(Generic[T]):
     cursor: str = strawberry.field(
-        description="Opaque position of this item in its list, for `after` or `before`; "
-        "at most 512 characters."
+        description="This item's position in its list (opaque), for `after` or `before`."
     )
     node: T = strawberry.field(description="The item.")
 

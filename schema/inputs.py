@@ -72,7 +72,8 @@ class UpsertProductInput:
     )
     backorder_policy: BackorderPolicy | None = strawberry.field(
         default=UNSET,
-        description="null: unchanged (a new product takes the store's default).",
+        description="The product's backorder policy; null: unchanged (a new product starts "
+        "with the store's default).",
     )
     backorder_limit: int | None = strawberry.field(
         default=UNSET,
