@@ -15,7 +15,8 @@ from ordergraph.domain.model import BackorderPolicy, CancelReason, OrderStatus, 
 
 
 def described(cls: type[Enum], description: str, values: Mapping[str, str]) -> None:
-    """Expose the domain enum `cls` with its description and its values'. A value missing
+    """Expose the enum `cls` with its description and its values' (set on Strawberry's
+    definition, so that `.value` stays the plain value for mypy). A value missing
     here is served without one (tests/unit/test_schema_descriptions.py fails on it); a
     name that is not a value is a mistake, refused at once."""
     unknown = set(values) - set(cls.__members__)
@@ -113,27 +114,39 @@ described(
 )
 
 
-@strawberry.enum(description="What an API key may do.")
 class ApiScope(Enum):
-    READ = strawberry.enum_value(
-        "READ", description="Queries and subscriptions on the key's stores."
-    )
-    ORDERS = strawberry.enum_value("ORDERS", description="placeOrder, shipOrder and cancelOrder.")
-    INVENTORY = strawberry.enum_value(
-        "INVENTORY", description="upsertProduct, receiveStock and adjustStock."
-    )
+    READ = "READ"
+    ORDERS = "ORDERS"
+    INVENTORY = "INVENTORY"
 
 
-@strawberry.enum(description="What a list of orders is sorted by.")
+described(
+    ApiScope,
+    "What an API key may do.",
+    {
+        "READ": "Queries and subscriptions on the key's stores.",
+        "ORDERS": "placeOrder, shipOrder and cancelOrder.",
+        "INVENTORY": "upsertProduct, receiveStock and adjustStock.",
+    },
+)
+
+
 class OrderSortKey(Enum):
-    PLACED_AT = strawberry.enum_value(
-        "PLACED_AT", description="When the order was placed, then its number."
-    )
-    NUMBER = strawberry.enum_value("NUMBER", description="The order's number.")
-    REQUESTED_SHIP_DATE = strawberry.enum_value(
-        "REQUESTED_SHIP_DATE",
-        description="The requested ship date (orders without one last), then the number.",
-    )
+    PLACED_AT = "PLACED_AT"
+    NUMBER = "NUMBER"
+    REQUESTED_SHIP_DATE = "REQUESTED_SHIP_DATE"
+
+
+described(
+    OrderSortKey,
+    "What a list of orders is sorted by.",
+    {
+        "PLACED_AT": "When the order was placed, then its number.",
+        "NUMBER": "The order's number.",
+        "REQUESTED_SHIP_DATE": "The requested ship date (orders without one last), then "
+        "the number.",
+    },
+)
 
 
 __all__ = [

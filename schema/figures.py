@@ -15,17 +15,26 @@ from typing import Any, Protocol
 import strawberry
 
 from ordergraph.domain.tallies import Figures, Tally
+from ordergraph.schema.enums import described
 from ordergraph.schema.money import Money, money
 from ordergraph.schema.nodes import plain
 
 
-@strawberry.enum(description="The step of a backlog trend, in the store's time zone.")
 class TrendInterval(Enum):
-    HOUR = strawberry.enum_value("HOUR", description="Every hour, on the hour.")
-    DAY = strawberry.enum_value(
-        "DAY", description="Every local midnight (a day is 23 to 25 hours around a clock change)."
-    )
-    WEEK = strawberry.enum_value("WEEK", description="Every Monday at local midnight.")
+    HOUR = "HOUR"
+    DAY = "DAY"
+    WEEK = "WEEK"
+
+
+described(
+    TrendInterval,
+    "The step of a backlog trend, in the store's time zone.",
+    {
+        "HOUR": "Every hour, on the hour.",
+        "DAY": "Every local midnight (a day is 23 to 25 hours around a clock change).",
+        "WEEK": "Every Monday at local midnight.",
+    },
+)
 
 
 def _read(graphql_type: Any, name: str, description: str) -> Any:
