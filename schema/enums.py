@@ -14,18 +14,26 @@ from ordergraph.domain.events import InventoryEventType, OrderEventType
 from ordergraph.domain.model import BackorderPolicy, CancelReason, OrderStatus, StockStatus
 
 
-def described(cls: type[Enum], description: str, values: Mapping[str, str]) -> None:
+def described(
+    cls: type[Enum],
+    description: str,
+    values: Mapping[str, str],
+    deprecated: Mapping[str, str] | None = None,
+) -> None:
     """Expose the enum `cls` with its description and its values' (set on Strawberry's
     definition, so that `.value` stays the plain value for mypy). A value missing
     here is served without one (tests/unit/test_schema_descriptions.py fails on it); a
-    name that is not a value is a mistake, refused at once."""
-    unknown = set(values) - set(cls.__members__)
+    name that is not a value is a mistake, refused at once. `deprecated` gives the values
+    being phased out their reason (served as `@deprecated(reason:)`)."""
+    deprecated = deprecated or {}
+    unknown = (set(values) | set(deprecated)) - set(cls.__members__)
     if unknown:
         raise ValueError(f"{cls.__name__} has no value {', '.join(sorted(unknown))}")
     strawberry.enum(cls, description=description)
     definition: Any = cls.__strawberry_definition__  # type: ignore[attr-defined]
     for value in definition.values:
         value.description = values.get(value.name)
+        value.deprecation_reason = deprecated.get(value.name)
 
 
 described(

@@ -8,7 +8,10 @@ A deprecated item must also say why, and what to use instead (its reason).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import Enum
 
+import pytest
+import strawberry
 from graphql import (
     GraphQLArgument,
     GraphQLEnumType,
@@ -24,6 +27,7 @@ from graphql import (
 )
 
 from ordergraph.schema.build import build_schema as build_served_schema
+from ordergraph.schema.enums import described
 
 
 def _ours(schema: GraphQLSchema) -> Iterator[GraphQLNamedType]:
@@ -128,3 +132,41 @@ def test_a_deprecation_with_an_empty_reason_is_named() -> None:
         """
     )
     assert deprecated_without_reason(schema) == ["Query.older"]
+
+
+class Shade(Enum):
+    LIGHT = "LIGHT"
+    DARK = "DARK"
+
+
+described(
+    Shade,
+    "How dark.",
+    {"LIGHT": "Pale.", "DARK": "Deep."},
+    deprecated={"DARK": "Use `LIGHT`; removed in 0.4.0 at the earliest."},
+)
+
+
+@strawberry.type
+class ShadeQuery:
+    shade: Shade = Shade.LIGHT
+
+
+def test_described_gives_an_enum_its_descriptions_and_deprecations() -> None:
+    served = strawberry.Schema(query=ShadeQuery)._schema
+    shade = served.type_map["Shade"]
+    assert isinstance(shade, GraphQLEnumType)
+    assert shade.description == "How dark."
+    assert {n: (v.description, v.deprecation_reason) for n, v in shade.values.items()} == {
+        "LIGHT": ("Pale.", None),
+        "DARK": ("Deep.", "Use `LIGHT`; removed in 0.4.0 at the earliest."),
+    }
+    assert undescribed(served) == ["ShadeQuery", "ShadeQuery.shade"]
+
+
+def test_described_refuses_a_name_that_is_not_a_value() -> None:
+    class Tone(Enum):
+        LIGHT = "LIGHT"
+
+    with pytest.raises(ValueError, match="Tone has no value DARK"):
+        described(Tone, "How dark.", {"LIGHT": "Pale."}, deprecated={"DARK": "Gone."})
