@@ -1,32 +1,74 @@
 """The Mutation root: each field is one resolver (resolvers.admin, .inventory, .orders).
 
-Inputs are in schema.inputs, payloads in schema.payloads.
+Inputs are in schema.inputs, payloads in schema.payloads. `mutation` adds the
+descriptions of the resolver's arguments, which the resolvers do not carry.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
+from strawberry.types.field import StrawberryField
 
 from ordergraph.resolvers import admin, inventory, orders
 
+INPUT = "What to change; see the input type for each field's rules."
 
-@strawberry.type
+
+def mutation(resolver: Any, description: str, **arguments: str) -> Any:
+    """The root field of `resolver`, with its description and its arguments' (by Python
+    name; `input` has a default)."""
+    field: StrawberryField = strawberry.mutation(resolver=resolver, description=description)
+    given = {"input": INPUT, **arguments}
+    for argument in field.arguments:
+        argument.description = given.get(argument.python_name)
+    return field
+
+
+@strawberry.type(
+    description="What can be changed. Each mutation answers a payload: what changed, or "
+    "`userErrors` saying why nothing did."
+)
 class Mutation:
-    create_store = strawberry.mutation(
-        resolver=admin.create_store,
-        description="Create a store and a first API key for it (admin token).",
+    create_store = mutation(
+        admin.create_store, "Create a store and a first API key for it (admin token)."
     )
-    create_api_key = strawberry.mutation(
-        resolver=admin.create_api_key,
-        description="Create an API key; its token is shown only here.",
+    create_api_key = mutation(
+        admin.create_api_key, "Create an API key (admin token); its token is shown only here."
     )
-    revoke_api_key = strawberry.mutation(
-        resolver=admin.revoke_api_key,
-        description="Revoke an API key; it stops working on the next request.",
+    revoke_api_key = mutation(
+        admin.revoke_api_key,
+        "Revoke an API key (admin token); it stops working on the next request, and its "
+        "open websockets close (4403) within seconds.",
+        id="The key's global ID (`ApiKey.id`).",
     )
-    upsert_product = strawberry.mutation(resolver=inventory.upsert_product)
-    receive_stock = strawberry.mutation(resolver=inventory.receive_stock)
-    adjust_stock = strawberry.mutation(resolver=inventory.adjust_stock)
-    place_order = strawberry.mutation(resolver=orders.place_order)
-    ship_order = strawberry.mutation(resolver=orders.ship_order)
-    cancel_order = strawberry.mutation(resolver=orders.cancel_order)
+    upsert_product = mutation(
+        inventory.upsert_product,
+        "Create a product, or change its title, price, backorder terms or restock date "
+        "(INVENTORY). Changing terms does not move stock already allocated or backordered.",
+    )
+    receive_stock = mutation(
+        inventory.receive_stock,
+        "Add received units to a product's stock (INVENTORY); they fill waiting order lines "
+        "first, oldest first.",
+    )
+    adjust_stock = mutation(
+        inventory.adjust_stock,
+        "Correct a product's count on hand (INVENTORY). Going up fills waiting lines like a "
+        "receipt; going below `allocated` moves the newest lines' units back to backorder.",
+    )
+    place_order = mutation(
+        orders.place_order,
+        "Place an order (ORDERS), all or nothing: each line takes available stock and, where "
+        "the product's policy allows, backorders the rest.",
+    )
+    ship_order = mutation(
+        orders.ship_order,
+        "Ship allocated units of an open order (ORDERS): the lines given, or all of them.",
+    )
+    cancel_order = mutation(
+        orders.cancel_order,
+        "Cancel unshipped units of an open order (ORDERS): the lines given, or all of them. "
+        "Released stock goes to waiting lines at once.",
+    )
