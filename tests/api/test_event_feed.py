@@ -355,6 +355,23 @@ async def test_the_default_page_is_50_events_and_the_largest_250(api: Api) -> No
     assert len((await feed_page(api, store, first=250))["edges"]) == 250
 
 
+async def test_a_page_is_priced_by_its_size_as_every_connection(api: Api) -> None:
+    store = await busy_store(api)
+    query = """query($h: String!, $first: Int) { store(handle: $h) {
+      events(first: $first) { nodes { cursor orderEvent { type } } } } }"""
+
+    async def cost(first: int | None) -> int:
+        body = await api.raw(query, {"h": store.handle, "first": first}, token=store.token)
+        assert not body.get("errors"), body
+        value: int = body["extensions"]["cost"]["requestedQueryCost"]
+        return value
+
+    small, default, large = await cost(1), await cost(None), await cost(250)
+    # 1.5 for the page, then per event its edge and node and the fields under it.
+    assert small < default < large
+    assert large - small >= 249 * 0.05
+
+
 async def test_only_a_read_key_of_the_store_sees_its_feed(api: Api) -> None:
     store = await busy_store(api)
     other = await api.create_store()
