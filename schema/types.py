@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from ordergraph.domain.feed import FEED_SCAN
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.paging import PageRequest, encode_cursor
 from ordergraph.domain.reads import EventRecord, KeyRecord, OrderFilter, OrderSort
@@ -182,9 +183,9 @@ class StoreType(Node):
         "duplicate. Filters: with neither `orderTypes` nor `inventoryTypes`, every event; "
         "a list keeps its stream's events of the types it names and leaves out the other "
         "stream unless that one's list is given too. With filters a page looks at no more "
-        "than 5,000 events after `after`, so it may hold fewer than `first` events (even "
-        "none) while `hasNextPage` is true: carry on from `pageInfo.endCursor`, which "
-        "moves past the events the page looked at. Needs the READ scope."
+        f"than {FEED_SCAN:,} events after `after`, so it may hold fewer than `first` events "
+        "(even none) while `hasNextPage` is true: carry on from `pageInfo.endCursor`, "
+        "which moves past the events the page looked at. Needs the READ scope."
     )
     async def events(
         self,

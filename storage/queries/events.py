@@ -12,6 +12,8 @@ from ordergraph.storage import tables as t
 from ordergraph.storage.mapping import event_from
 from ordergraph.storage.paging import fetch_page
 
+MAX_POSITION = 2**63 - 1
+
 
 async def order_events_page(
     conn: AsyncConnection, store_id: int, order_id: int, request: PageRequest
@@ -41,7 +43,8 @@ async def store_events_page(
     e = t.events
     last = select(func.max(e.c.seq).label("last_seq")).where(e.c.store_id == store_id)
     last_sub = last.subquery("log_end")
-    wanted = select(e).where(e.c.store_id == store_id, e.c.seq > after, e.c.seq <= after + scan)
+    upto = min(after + scan, MAX_POSITION)  # a cursor may name any position (BIGINT)
+    wanted = select(e).where(e.c.store_id == store_id, e.c.seq > after, e.c.seq <= upto)
     if not selection.everything:
         wanted = wanted.where(
             or_(

@@ -333,6 +333,16 @@ async def test_a_bad_cursor_or_page_size_is_invalid_as_elsewhere(
     assert _codes(orders) == [("INVALID", [field])]
 
 
+async def test_a_cursor_past_the_end_of_the_log_gives_an_empty_page(api: Api) -> None:
+    store = await busy_store(api)
+    for position in (10**6, 2**63 - 1):  # any position a cursor may name
+        cursor = encode_cursor([position])
+        page = await feed_page(api, store, after=cursor, orderTypes=["PLACED"])
+        assert page["edges"] == []
+        assert page["pageInfo"]["endCursor"] == cursor
+        assert page["pageInfo"]["hasNextPage"] is False
+
+
 async def test_another_connections_cursor_is_refused(api: Api) -> None:
     store = await busy_store(api)
     data = await api.gql(
