@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from ordergraph.domain.feed import FEED_SCAN
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.paging import PageRequest, encode_cursor
 from ordergraph.domain.reads import EventRecord, KeyRecord, OrderFilter, OrderSort
@@ -31,6 +32,7 @@ from ordergraph.schema.enums import (
     ApiScope,
     BackorderPolicy,
     ErrorCode,
+    InventoryEventType,
     OrderEventType,
     OrderSortKey,
     OrderStatus,
@@ -50,6 +52,9 @@ from ordergraph.schema.nodes import (
     store_detail,
     traverse,
 )
+
+if TYPE_CHECKING:
+    from ordergraph.schema.feed import StoreEventConnection
 
 # Ctx is re-exported: the mutation and subscription modules take it from here.
 __all__ = ["ApiKeyType", "Ctx", "Node", "OrderEventType_", "OrderLineType", "OrderType"]
@@ -270,6 +275,58 @@ class StoreType(Node):
         await traverse(info)
         found = await fig.backlog_trend(info.context, self._store, from_, to, interval.value)
         return [BacklogPoint.of(f, self._store.currency_code) for f in found]
+
+    @strawberry.field(
+        description="The store's event log after `after`, oldest first: its order and "
+        "inventory events in one sequence. The cursors are those of the `orderEvents` and "
+        "`inventoryEvents` subscriptions (and `Order.events`): pass the last cursor you "
+        "have as `after`, here or to a subscription, to carry on with no gap and no "
+        "duplicate. Filters: with neither `orderTypes` nor `inventoryTypes`, every event; "
+        "a list keeps its stream's events of the types it names and leaves out the other "
+        "stream unless that one's list is given too. With filters a page looks at no more "
+        f"than {FEED_SCAN:,} events after `after`, so it may hold fewer than `first` events "
+        "(even none) while `hasNextPage` is true: carry on from `pageInfo.endCursor`, "
+        "which moves past the events the page looked at. Needs the READ scope."
+    )
+    async def events(
+        self,
+        info: Ctx,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Start after this event's cursor (exclusive); null: from the "
+                "beginning of the log. Any event cursor of this store: from this feed, "
+                "`orderEvents`, `inventoryEvents` or `Order.events`."
+            ),
+        ] = None,
+        first: Annotated[
+            int | None,
+            strawberry.argument(description="How many events at most: 0 to 250; null: 50."),
+        ] = None,
+        order_types: Annotated[
+            list[OrderEventType] | None,
+            strawberry.argument(
+                description="Only order events of these types (an empty list: no order "
+                "events); null: every order event when `inventoryTypes` is null too, else "
+                "none."
+            ),
+        ] = None,
+        inventory_types: Annotated[
+            list[InventoryEventType] | None,
+            strawberry.argument(
+                description="Only inventory events of these types (an empty list: no "
+                "inventory events); null: every inventory event when `orderTypes` is null "
+                "too, else none."
+            ),
+        ] = None,
+    ) -> Annotated[StoreEventConnection, strawberry.lazy("ordergraph.schema.feed")]:
+        await traverse(info)
+        # Imported here: the feed's types refer to OrderEvent, defined in this module.
+        from ordergraph.schema import feed
+
+        return await feed.store_events(
+            info, self._store, after, first, order_types, inventory_types
+        )
 
 
 # -- products -----------------------------------------------------------------
