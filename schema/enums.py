@@ -27,6 +27,11 @@ class ApiScope(Enum):
     READ = "READ"
     ORDERS = "ORDERS"
     INVENTORY = "INVENTORY"
+    WEBHOOKS = strawberry.enum_value(
+        "WEBHOOKS",
+        description="Create, update, pause and delete webhook subscriptions, see them "
+        "and their delivery log, rotate their secrets and redeliver.",
+    )
 
 
 @strawberry.enum

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -15,7 +15,7 @@ from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.paging import PageRequest, encode_cursor
 from ordergraph.domain.reads import EventRecord, KeyRecord, OrderFilter, OrderSort
 from ordergraph.resolvers import figures as fig
-from ordergraph.resolvers import ids
+from ordergraph.resolvers import ids, webhook_reads
 from ordergraph.resolvers import queries as q
 from ordergraph.schema.connections import Connection, CountedConnection
 from ordergraph.schema.enums import (
@@ -40,6 +40,9 @@ from ordergraph.schema.nodes import (
     store_detail,
     traverse,
 )
+
+if TYPE_CHECKING:
+    from ordergraph.schema.webhooks import WebhookSubscriptionType
 
 # Ctx is re-exported: the mutation and subscription modules take it from here.
 __all__ = ["ApiKeyType", "Ctx", "Node", "OrderEventType_", "OrderLineType", "OrderType"]
@@ -169,6 +172,17 @@ class StoreType(Node):
         await traverse(info)
         found = await fig.backlog_trend(info.context, self._store, from_, to, interval.value)
         return [BacklogPoint.of(f, self._store.currency_code) for f in found]
+
+    @strawberry.field(
+        description="The store's webhook subscriptions, oldest first (WEBHOOKS scope)."
+    )
+    async def webhook_subscriptions(
+        self, info: Ctx
+    ) -> list[Annotated[WebhookSubscriptionType, strawberry.lazy("ordergraph.schema.webhooks")]]:
+        from ordergraph.schema.webhooks import WebhookSubscriptionType
+
+        found = await webhook_reads.subscriptions(info.context, self._store.id)
+        return [WebhookSubscriptionType(_record=r) for r in found]
 
 
 # -- products -----------------------------------------------------------------
