@@ -34,6 +34,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
+from ordergraph.domain.errors import DomainError
 from ordergraph.domain.paging import encode_cursor
 from ordergraph.domain.webhooks import (
     EVENT_ID_HEADER,
@@ -290,8 +291,9 @@ async def send(
         address_url, host_header, hostname = await _target_address(url, settings.allow_private)
     except Refused as refused:
         return Sent(None, f"UNSAFE_TARGET: {refused}", took())
-    except Exception as err:  # a malformed stored URL
-        return Sent(None, f"bad URL: {err}", took())
+    except DomainError as err:  # plain http, now that it is not allowed
+        problem = err.problems[0]
+        return Sent(None, f"{problem.code.value}: {problem.message}", took())
     request = client.build_request(
         "POST",
         address_url,
