@@ -8,8 +8,9 @@ test decides when deliveries happen and moves the clock for retries."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from ordergraph.storage.db import Database
 from ordergraph.webhooks import DeliverySettings, WebhookWorker
 from tests.client import ERRORS, Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, app_client
-from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import Answer, Receiver
 
 SUB_FIELDS = """id url topics state lastSuccessAt lastFailureAt lastError deliveredThrough
   attempts nextAttemptAt createdAt"""
@@ -32,7 +33,8 @@ CREATE = f"""mutation($input: CreateWebhookSubscriptionInput!) {{
   createWebhookSubscription(input: $input) {{
     webhookSubscription {{ {SUB_FIELDS} }} secret {ERRORS} }} }}"""
 UPDATE = f"""mutation($input: UpdateWebhookSubscriptionInput!) {{
-  updateWebhookSubscription(input: $input) {{ webhookSubscription {{ {SUB_FIELDS} }} {ERRORS} }} }}"""
+  updateWebhookSubscription(input: $input) {{
+    webhookSubscription {{ {SUB_FIELDS} }} {ERRORS} }} }}"""
 DELETE = f"""mutation($id: ID!) {{ deleteWebhookSubscription(id: $id) {{ deletedId {ERRORS} }} }}"""
 ROTATE = f"""mutation($id: ID!) {{ rotateWebhookSecret(id: $id) {{
   webhookSubscription {{ id }} secret {ERRORS} }} }}"""
@@ -41,7 +43,8 @@ REDELIVER = f"""mutation($input: RedeliverWebhookInput!) {{ redeliverWebhook(inp
 LIST = f"""query($h: String!) {{ store(handle: $h) {{ webhookSubscriptions {{ {SUB_FIELDS}
   deliveries(first: 50) {{ nodes {{ eventId cursor topic status attempts lastStatusCode
     lastLatencyMs nextAttemptAt error }} pageInfo {{ hasNextPage endCursor }} }} }} }} }}"""
-ORDER_EVENTS = "query($h: String!) { store(handle: $h) { order(number: 1001) { events { nodes { cursor type } } } } }"
+ORDER_EVENTS = """query($h: String!) { store(handle: $h) { order(number: 1001) {
+  events { nodes { cursor type } } } } }"""
 
 
 @dataclass
@@ -116,6 +119,12 @@ async def hooks(database: Database, clock: Clock) -> AsyncIterator[Hooks]:
             await conn.execute(delete(t.webhook_subscriptions))
 
 
+def numbers(hooks: Hooks) -> list[int]:
+    """The order numbers of the order events received, in arrival order."""
+    got = hooks.receiver.received
+    return [r.json["payload"]["orderEvent"]["order"]["number"] for r in got]
+
+
 def signed_by(request: Any, secret: str) -> bool:
     return verify(request.headers["ordergraph-signature"], secret, request.body, int(time.time()))
 
@@ -172,18 +181,14 @@ async def test_a_new_subscription_starts_after_the_log_as_it_stands_or_after_a_c
     assert hooks.receiver.received == []
     await hooks.place(store)
     await hooks.drain()
-    assert [
-        r.json["payload"]["orderEvent"]["order"]["number"] for r in hooks.receiver.received
-    ] == [1003]
+    assert numbers(hooks) == [1003]
     # From a cursor: everything after it, including what came before the subscription.
     events = await hooks.api.gql(ORDER_EVENTS, {"h": store.handle}, token=store.token)
     first_cursor = events["store"]["order"]["events"]["nodes"][0]["cursor"]
     hooks.receiver.received.clear()
     await hooks.subscribe(store, ["ORDER_PLACED"], after=first_cursor)
     await hooks.drain()
-    assert [
-        r.json["payload"]["orderEvent"]["order"]["number"] for r in hooks.receiver.received
-    ] == [
+    assert numbers(hooks) == [
         1002,
         1003,
     ]
@@ -208,7 +213,7 @@ async def test_a_failed_event_is_retried_with_backoff_and_holds_back_the_next(
     hooks: Hooks,
 ) -> None:
     store = await hooks.store()
-    answers = iter([500, "close", "timeout", 200, 200])
+    answers: Iterator[Answer] = iter([500, "close", "timeout", 200, 200])
     hooks.receiver.answer = lambda _: next(answers)
     await hooks.subscribe(store, ["ORDER_PLACED"])
     await hooks.place(store, 2)
@@ -222,8 +227,7 @@ async def test_a_failed_event_is_retried_with_backoff_and_holds_back_the_next(
     for _ in range(3):
         hooks.clock.advance(dt.timedelta(minutes=2))
         await hooks.drain()
-    numbers = [r.json["payload"]["orderEvent"]["order"]["number"] for r in hooks.receiver.received]
-    assert numbers == [1001, 1001, 1001, 1001, 1002]
+    assert numbers(hooks) == [1001, 1001, 1001, 1001, 1002]
     assert [r.answer for r in hooks.receiver.received] == [500, "close", "timeout", 200, 200]
     [done] = await hooks.listed(store)
     assert done["state"] == "ACTIVE"
@@ -250,12 +254,13 @@ async def test_backoff_grows_and_the_subscription_is_disabled_after_the_window(
         due = dt.datetime.fromisoformat(sub["nextAttemptAt"])
         delays.append((due - hooks.clock()).total_seconds())
         hooks.clock.advance(due - hooks.clock())
-    assert all(later > earlier for earlier, later in zip(delays[1:], delays[2:], strict=False))
+    assert all(later > earlier for earlier, later in itertools.pairwise(delays))
     hooks.clock.advance(dt.timedelta(hours=25))
     await hooks.drain()
     [sub] = await hooks.listed(store)
     assert sub["state"] == "DISABLED"
-    assert "HTTP 503" in sub["lastError"] and "retried" in sub["lastError"]
+    assert "HTTP 503" in sub["lastError"]
+    assert "retried" in sub["lastError"]
     assert sub["deliveries"]["nodes"][0]["status"] == "GAVE_UP"
     # Disabled: nothing more is sent, until it is resumed, from its cursor.
     sent = len(hooks.receiver.received)
@@ -324,8 +329,7 @@ async def test_redeliver_sends_every_matching_event_after_the_cursor_again(hooks
     assert data["redeliverWebhook"]["userErrors"] == []
     assert data["redeliverWebhook"]["webhookSubscription"]["deliveredThrough"] == first["cursor"]
     await hooks.drain()
-    numbers = [r.json["payload"]["orderEvent"]["order"]["number"] for r in hooks.receiver.received]
-    assert numbers == [1001, 1002, 1003, 1002, 1003]
+    assert numbers(hooks) == [1001, 1002, 1003, 1002, 1003]
     bad = await hooks.api.gql(
         REDELIVER, {"input": {"id": sub_id, "after": "nonsense"}}, token=store.token
     )
@@ -337,18 +341,21 @@ async def test_rotation_signs_with_both_secrets_for_a_day(hooks: Hooks) -> None:
     sub_id, old = await hooks.subscribe(store, ["ORDER_PLACED"])
     data = await hooks.api.gql(ROTATE, {"id": sub_id}, token=store.token)
     new = data["rotateWebhookSecret"]["secret"]
-    assert new and new != old
+    assert new
+    assert new != old
     await hooks.place(store)
     await hooks.drain()
     request = hooks.receiver.received[-1]
     assert request.headers["ordergraph-signature"].count("v1=") == 2
-    assert signed_by(request, new) and signed_by(request, old)
+    assert signed_by(request, new)
+    assert signed_by(request, old)
     hooks.clock.advance(dt.timedelta(hours=25))
     await hooks.place(store)
     await hooks.drain()
     request = hooks.receiver.received[-1]
     assert request.headers["ordergraph-signature"].count("v1=") == 1
-    assert signed_by(request, new) and not signed_by(request, old)
+    assert signed_by(request, new)
+    assert not signed_by(request, old)
 
 
 async def test_a_paused_subscription_keeps_its_cursor_and_catches_up(hooks: Hooks) -> None:
@@ -363,8 +370,7 @@ async def test_a_paused_subscription_keeps_its_cursor_and_catches_up(hooks: Hook
     assert hooks.receiver.received == []
     await hooks.api.gql(UPDATE, {"input": {"id": sub_id, "paused": False}}, token=store.token)
     await hooks.drain()
-    numbers = [r.json["payload"]["orderEvent"]["order"]["number"] for r in hooks.receiver.received]
-    assert numbers == [1001, 1002]
+    assert numbers(hooks) == [1001, 1002]
 
 
 async def test_update_changes_topics_and_url_and_delete_stops_delivery(hooks: Hooks) -> None:
@@ -378,7 +384,8 @@ async def test_update_changes_topics_and_url_and_delete_stops_delivery(hooks: Ho
             token=store.token,
         )
         changed = data["updateWebhookSubscription"]["webhookSubscription"]
-        assert changed["topics"] == ["INVENTORY_RECEIVED"] and changed["url"] == other.url
+        assert changed["topics"] == ["INVENTORY_RECEIVED"]
+        assert changed["url"] == other.url
         await hooks.place(store)
         await hooks.api.receive(store, "SKU", 1)
         await hooks.drain()
@@ -402,7 +409,8 @@ async def test_the_delivery_log_pages_newest_first(hooks: Hooks) -> None:
     await hooks.place(store, 3)
     await hooks.drain()
     query = """query($h: String!, $after: String) { store(handle: $h) { webhookSubscriptions {
-      deliveries(first: 2, after: $after) { nodes { cursor } pageInfo { hasNextPage endCursor } } } } }"""
+      deliveries(first: 2, after: $after) {
+        nodes { cursor } pageInfo { hasNextPage endCursor } } } } }"""
     page = await hooks.api.gql(query, {"h": store.handle}, token=store.token)
     first = page["store"]["webhookSubscriptions"][0]["deliveries"]
     assert first["pageInfo"]["hasNextPage"] is True
@@ -436,7 +444,8 @@ async def test_the_delivery_log_pages_newest_first(hooks: Hooks) -> None:
 async def test_bad_urls_are_refused(hooks: Hooks, url: str, code: str) -> None:
     store = await hooks.store()
     payload = await hooks.create(store, ["ORDER_PLACED"], url=url)
-    assert payload["webhookSubscription"] is None and payload["secret"] is None
+    assert payload["webhookSubscription"] is None
+    assert payload["secret"] is None
     assert payload["userErrors"][0]["code"] == code
     assert payload["userErrors"][0]["field"] == ["input", "url"]
 
@@ -530,12 +539,13 @@ async def test_the_webhooks_scope_is_needed(hooks: Hooks) -> None:
         token=token,
     )
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    for query, variables in [
+    calls: list[tuple[str, dict[str, Any]]] = [
         (DELETE, {"id": sub_id}),
         (ROTATE, {"id": sub_id}),
         (UPDATE, {"input": {"id": sub_id, "paused": True}}),
         (LIST, {"h": store.handle}),
-    ]:
+    ]
+    for query, variables in calls:
         body = await hooks.api.raw(query, variables, token=token)
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", query
 
@@ -546,12 +556,13 @@ async def test_a_key_never_sees_or_touches_another_stores_subscriptions(hooks: H
     # Not listed, and every mutation answers as for an unknown id.
     data = await hooks.api.gql(LIST, {"h": mine.handle}, token=mine.token)
     assert data["store"]["webhookSubscriptions"] == []
-    for query, variables, name in [
+    named: list[tuple[str, dict[str, Any], str]] = [
         (DELETE, {"id": their_id}, "deleteWebhookSubscription"),
         (ROTATE, {"id": their_id}, "rotateWebhookSecret"),
         (UPDATE, {"input": {"id": their_id, "paused": True}}, "updateWebhookSubscription"),
         (REDELIVER, {"input": {"id": their_id, "after": "WzBd"}}, "redeliverWebhook"),
-    ]:
+    ]
+    for query, variables, name in named:
         body = await hooks.api.gql(query, variables, token=mine.token)
         assert body[name]["userErrors"][0]["code"] == "NOT_FOUND", name
     payload = await hooks.create(theirs, ["ORDER_PLACED"], token=mine.token)
