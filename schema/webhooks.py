@@ -13,7 +13,7 @@ from ordergraph.domain.webhooks import DeliveryAttempt, WebhookRecord, event_id
 from ordergraph.resolvers import ids
 from ordergraph.resolvers.webhook_reads import deliveries_page
 from ordergraph.schema.connections import Connection
-from ordergraph.schema.nodes import Ctx, Node
+from ordergraph.schema.nodes import Ctx, Node, traverse
 
 if TYPE_CHECKING:
     from ordergraph.schema.types import StoreType, UserError
@@ -172,12 +172,13 @@ class WebhookSubscriptionType(Node):
         r = self._record
         return strawberry.ID(ids.encode("WebhookSubscription", r.store_id, r.id))
 
-    @strawberry.field(description="The store whose events are delivered.")
+    @strawberry.field(description="The store whose events are delivered (READ scope).")
     async def store(
         self, info: Ctx
     ) -> Annotated[StoreType, strawberry.lazy("ordergraph.schema.types")]:
         from ordergraph.schema.types import StoreType
 
+        await traverse(info)
         store = await info.context.loaders.store.load(self._record.store_id)
         assert store is not None
         return StoreType(_store=store)

@@ -204,6 +204,8 @@ class SqlWebhooks:
             if current.state in (WebhookState.ACTIVE, WebhookState.FAILING):
                 for name in ("state", "attempts", "next_attempt_at", "first_failure_at"):
                     values.pop(name, None)
+                if not values:
+                    return current
         return await self._change(store_id, webhook_id, **values)
 
     async def delete(self, store_id: int, webhook_id: int) -> bool:

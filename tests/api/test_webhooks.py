@@ -361,6 +361,11 @@ async def test_rotation_signs_with_both_secrets_for_a_day(hooks: Hooks) -> None:
 async def test_a_paused_subscription_keeps_its_cursor_and_catches_up(hooks: Hooks) -> None:
     store = await hooks.store()
     sub_id, _ = await hooks.subscribe(store, ["ORDER_PLACED"])
+    # Resuming an active subscription changes nothing.
+    same = await hooks.api.gql(
+        UPDATE, {"input": {"id": sub_id, "paused": False}}, token=store.token
+    )
+    assert same["updateWebhookSubscription"]["webhookSubscription"]["state"] == "ACTIVE"
     paused = await hooks.api.gql(
         UPDATE, {"input": {"id": sub_id, "paused": True}}, token=store.token
     )
