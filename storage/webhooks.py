@@ -184,28 +184,17 @@ class SqlWebhooks:
         topics: Sequence[WebhookTopic] | None,
         paused: bool | None,
     ) -> WebhookRecord | None:
-        values: dict[str, Any] = {}
-        if url is not None:
-            values.update(url=url, next_attempt_at=None)
-        if topics is not None:
-            values["topics"] = ",".join(topics)
-        if paused is True:
-            values["state"] = WebhookState.PAUSED.value
-        elif paused is False:
-            values.update(_fresh_head(WebhookState.ACTIVE))
-        if not values:
-            return await self.get(store_id, webhook_id)
+        values = _changes(url, topics, paused)
         if paused is False:
             # Only a paused or disabled subscription is resumed; an active or failing one
             # keeps its state and its retry schedule.
             current = await self.get(store_id, webhook_id)
             if current is None:
                 return None
-            if current.state in (WebhookState.ACTIVE, WebhookState.FAILING):
-                for name in ("state", "attempts", "next_attempt_at", "first_failure_at"):
-                    values.pop(name, None)
-                if not values:
-                    return current
+            if current.state in (WebhookState.PAUSED, WebhookState.DISABLED):
+                values.update(_fresh_head(WebhookState.ACTIVE))
+        if not values:
+            return await self.get(store_id, webhook_id)
         return await self._change(store_id, webhook_id, **values)
 
     async def delete(self, store_id: int, webhook_id: int) -> bool:
@@ -251,6 +240,19 @@ class SqlWebhooks:
         async with self.db.read() as conn:
             rows = await conn.execute(query.order_by(wd.c.id.desc()).limit(first))
             return [_attempt_of(r) for r in rows.mappings()]
+
+
+def _changes(
+    url: str | None, topics: Sequence[WebhookTopic] | None, paused: bool | None
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if url is not None:
+        values.update(url=url, next_attempt_at=None)
+    if topics is not None:
+        values["topics"] = ",".join(topics)
+    if paused is True:
+        values["state"] = WebhookState.PAUSED.value
+    return values
 
 
 def _fresh_head(state: WebhookState) -> dict[str, Any]:
