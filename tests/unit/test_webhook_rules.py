@@ -32,9 +32,9 @@ def test_every_order_event_type_has_a_topic_and_inventory_bookkeeping_has_none()
         assert topic_of("order", kind.value) == WebhookTopic(f"ORDER_{kind.value}")
     internal = {InventoryEventType.ALLOCATED, InventoryEventType.RELEASED}
     internal.add(InventoryEventType.SHIPPED)
-    for kind in InventoryEventType:
-        found = topic_of("inventory", kind.value)
-        assert (found is None) == (kind in internal), kind
+    for stock in InventoryEventType:
+        found = topic_of("inventory", stock.value)
+        assert (found is None) == (stock in internal), stock
     assert set(TOPIC_EVENTS) == set(WebhookTopic) - {WebhookTopic.BACKLOG_CHANGED}
 
 
