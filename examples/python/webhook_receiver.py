@@ -15,6 +15,7 @@ and addresses on private networks, unless ORDERGRAPH_WEBHOOK_ALLOW_PRIVATE=true)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import json
@@ -27,9 +28,8 @@ from threading import Lock
 
 TOLERANCE_SECONDS = 300  # refuse signatures older (or newer) than this
 MAX_BODY_BYTES = 1_000_000
-SEEN_IDS = (
-    100_000  # event ids remembered for deduplication (a real receiver keeps them in its database)
-)
+# Event ids remembered for deduplication (a real receiver keeps them in its database).
+SEEN_IDS = 100_000
 
 
 def verify_signature(header: str, body: bytes, secret: str, now: float) -> bool:
@@ -110,10 +110,8 @@ def main() -> None:
         sys.exit("give the signing secret: --secret or ORDERGRAPH_WEBHOOK_SECRET")
     server = ThreadingHTTPServer((args.host, args.port), handler(args.secret, Seen()))
     print(f"listening on http://{args.host}:{server.server_port}/", file=sys.stderr, flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ async def test_the_example_receiver_verifies_and_dedupes_real_deliveries(
             assert numbers == [1001, 1002, 1003, 1004]
         finally:
             process.terminate()
-            process.wait(timeout=10)
+            process.communicate(timeout=10)
             async with database.write() as conn:
                 await conn.execute(delete(t.webhook_deliveries))
                 await conn.execute(delete(t.webhook_subscriptions))
