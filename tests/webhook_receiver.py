@@ -1,6 +1,7 @@
 """A real HTTP receiver for webhook tests: an asyncio server on 127.0.0.1 that records
 every request and answers as told: a status (200, 500, 410, 302...), "timeout" (never
-answers), "close" (drops the connection without an answer); `stop()` takes it down."""
+answers), "close" (drops the connection without an answer), "endless" (200 with a body
+that never ends); `stop()` takes it down."""
 
 from __future__ import annotations
 
@@ -76,6 +77,12 @@ class Receiver:
                 await asyncio.sleep(3600)
             if request.answer == "close":
                 return
+            if request.answer == "endless":  # 200, then a body that never ends
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n" + b"x" * 10_000
+                )
+                await writer.drain()
+                await asyncio.sleep(3600)
             status = int(request.answer)
             extra = "Location: https://example.invalid/\r\n" if 300 <= status < 400 else ""
             reply = b"x" * 100_000 if status == 200 else b"no"

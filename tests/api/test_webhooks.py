@@ -20,6 +20,8 @@ from sqlalchemy import delete
 
 from ordergraph.clock import Clock
 from ordergraph.domain.webhooks import RetryPolicy, verify
+from ordergraph.metrics import Metrics
+from ordergraph.settings import Settings, SettingsError
 from ordergraph.storage import tables as t
 from ordergraph.storage.db import Database
 from ordergraph.webhooks import DeliverySettings, WebhookWorker
@@ -301,6 +303,20 @@ async def test_redirects_are_failures_and_are_not_followed(hooks: Hooks) -> None
     assert len(hooks.receiver.received) == 1
 
 
+async def test_only_the_start_of_an_answer_is_read(hooks: Hooks) -> None:
+    """A 200 whose body never ends is a success: the worker reads the first
+    max_response_bytes and hangs up (it would otherwise time out after 1 s)."""
+    store = await hooks.store()
+    hooks.receiver.answer = lambda _: "endless"
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store)
+    await hooks.drain()
+    [sub] = await hooks.listed(store)
+    assert sub["state"] == "ACTIVE"
+    assert sub["lastSuccessAt"] is not None
+    assert sub["deliveries"]["nodes"][0]["lastLatencyMs"] < 1000
+
+
 async def test_a_receiver_that_is_down_is_retried_until_it_is_back(hooks: Hooks) -> None:
     store = await hooks.store()
     await hooks.subscribe(store, ["ORDER_PLACED"])
@@ -577,3 +593,67 @@ async def test_a_key_never_sees_or_touches_another_stores_subscriptions(hooks: H
     # Unknown and malformed ids read the same.
     body = await hooks.api.gql(DELETE, {"id": "bm9wZQ"}, token=mine.token)
     assert body["deleteWebhookSubscription"]["userErrors"][0]["code"] == "NOT_FOUND"
+
+
+# -- metrics and settings ---------------------------------------------------------------
+
+
+def _sample(text: str, name: str, label: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{label}}}"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name}{{{label}}} not in the metrics")
+
+
+async def test_metrics_count_attempts_by_outcome_and_show_the_lag_per_state(
+    hooks: Hooks, database: Database
+) -> None:
+    store = await hooks.store()
+    sub_id, _ = await hooks.subscribe(store, ["ORDER_PLACED"])
+    answers: Iterator[Answer] = iter([500, 200, 200])
+    hooks.receiver.answer = lambda _: next(answers)
+    await hooks.place(store)
+    await hooks.drain()
+    hooks.clock.advance(dt.timedelta(minutes=5))
+    await hooks.drain()
+    await hooks.api.gql(UPDATE, {"input": {"id": sub_id, "paused": True}}, token=store.token)
+    await hooks.place(store)
+    hooks.clock.advance(dt.timedelta(minutes=10))
+    metrics = Metrics()
+    metrics.watch_webhooks(database, hooks.worker, hooks.clock)
+    text = (await metrics.render()).decode()
+    deliveries = "ordergraph_webhook_deliveries_total"
+    assert _sample(text, deliveries, 'outcome="succeeded"') == 1
+    assert _sample(text, deliveries, 'outcome="failed"') == 1
+    assert _sample(text, deliveries, 'outcome="gave_up"') == 0
+    assert _sample(text, "ordergraph_webhook_lag_seconds", 'state="PAUSED"') >= 600
+    assert _sample(text, "ordergraph_webhook_lag_seconds", 'state="ACTIVE"') == 0
+
+
+def test_the_webhook_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "ORDERGRAPH_WEBHOOK_DELIVERY": "false",
+            "ORDERGRAPH_WEBHOOK_ALLOW_PRIVATE": "true",
+            "ORDERGRAPH_WEBHOOK_TIMEOUT_SECONDS": "40",
+            "ORDERGRAPH_WEBHOOK_RETRY_HOURS": "2",
+            "ORDERGRAPH_WEBHOOK_BACKOFF_BASE_SECONDS": "3",
+            "ORDERGRAPH_WEBHOOK_BACKOFF_MAX_SECONDS": "90",
+            "ORDERGRAPH_WEBHOOK_POLL_MS": "250",
+            "ORDERGRAPH_WEBHOOK_CLAIM_SECONDS": "30",
+            "ORDERGRAPH_WEBHOOK_MAX_RESPONSE_BYTES": "100",
+            "ORDERGRAPH_WEBHOOK_CONCURRENCY": "4",
+            "ORDERGRAPH_WEBHOOK_LOG_DAYS": "3",
+        }
+    )
+    assert settings.webhook_delivery is False
+    found = DeliverySettings.of(settings)
+    assert found.allow_private is True
+    assert found.timeout_seconds == 40
+    assert found.retry.window == dt.timedelta(hours=2)
+    assert (found.retry.base_seconds, found.retry.cap_seconds) == (3, 90)
+    assert found.poll_seconds == 0.25
+    assert found.claim_seconds == 80  # at least twice the timeout
+    assert (found.max_response_bytes, found.concurrency, found.log_days) == (100, 4, 3)
+    with pytest.raises(SettingsError):
+        Settings.from_env({"ORDERGRAPH_WEBHOOK_TIMEOUT_SECONDS": "0"})
