@@ -63,6 +63,8 @@ log = logging.getLogger("ordergraph.webhooks")
 USER_AGENT = "ordergraph-webhooks/1"
 # Events one claim may deliver in a row before the subscription is let go (fairness).
 BATCH = 50
+# How often a process forgets old delivery attempts.
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 async def resolve_host(host: str, port: int) -> list[str]:
@@ -355,7 +357,7 @@ class WebhookWorker:
         self._task: asyncio.Task[None] | None = None
         self._currencies: dict[int, str] = {}
         self._transport = transport
-        self._last_prune = 0.0
+        self._last_prune = -PRUNE_EVERY_SECONDS
 
     def wake(self, _store_id: int | None = None) -> None:
         self._wake.set()
@@ -388,7 +390,9 @@ class WebhookWorker:
                 busy = False
                 try:
                     busy = await self.round(client)
-                    await self._prune()
+                    if time.monotonic() - self._last_prune >= PRUNE_EVERY_SECONDS:
+                        self._last_prune = time.monotonic()
+                        await self.prune()
                 except Exception:
                     log.exception("webhook delivery round failed; trying again")
                 if busy:
@@ -396,12 +400,10 @@ class WebhookWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
 
-    async def _prune(self) -> None:
-        now = time.monotonic()
-        if now - self._last_prune < 3600:
-            return
-        self._last_prune = now
-        await store.prune_log(self.db, self.clock() - dt.timedelta(days=self.settings.log_days))
+    async def prune(self) -> int:
+        """Forget delivery attempts older than log_days; how many were forgotten."""
+        before = self.clock() - dt.timedelta(days=self.settings.log_days)
+        return await store.prune_log(self.db, before)
 
     async def round(self, client: httpx.AsyncClient) -> bool:
         """One pass: claim what is due and deliver it. True if anything was claimed."""

@@ -310,6 +310,11 @@ async def claim(
         .order_by(ws.c.next_attempt_at.nulls_first(), ws.c.store_id, ws.c.id)
         .limit(limit)
     )
+    # A read first: most rounds find nothing due, and need no write transaction (on
+    # SQLite, no write lock).
+    async with db.read() as conn:
+        if not (await conn.execute(due)).first():
+            return []
     if not db.is_sqlite:
         due = due.with_for_update(of=ws, skip_locked=True)
     async with db.write() as conn:

@@ -595,6 +595,24 @@ async def test_a_key_never_sees_or_touches_another_stores_subscriptions(hooks: H
     assert body["deleteWebhookSubscription"]["userErrors"][0]["code"] == "NOT_FOUND"
 
 
+async def test_attempts_are_forgotten_after_the_log_days(hooks: Hooks) -> None:
+    store = await hooks.store()
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store)
+    await hooks.drain()
+    hooks.clock.advance(dt.timedelta(days=6))
+    await hooks.place(store)
+    await hooks.drain()
+    [sub] = await hooks.listed(store)
+    assert len(sub["deliveries"]["nodes"]) == 2
+    hooks.clock.advance(dt.timedelta(days=1, minutes=1))  # the first is 7 days old
+    assert await hooks.worker.prune() >= 1
+    [sub] = await hooks.listed(store)
+    assert [d["eventId"] for d in sub["deliveries"]["nodes"]] == [
+        hooks.receiver.received[1].json["id"]
+    ]
+
+
 # -- metrics and settings ---------------------------------------------------------------
 
 
