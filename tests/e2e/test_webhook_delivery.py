@@ -1,5 +1,6 @@
-"""Webhook delivery by two real server processes on PostgreSQL, to a receiver that fails
-at random, with one process killed (SIGKILL) while it delivers.
+"""Webhook delivery by real server processes, to a receiver that fails at random, with a
+process killed (SIGKILL) while it delivers: on PostgreSQL two processes deliver at once,
+on SQLite one after the other.
 
 Afterwards: every matching event arrived and was acknowledged, each request's signature
 verifies, each subscription's requests came in log order (never an event before the
@@ -13,14 +14,18 @@ import asyncio
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
+from sqlalchemy import select
 
-from ordergraph.domain.webhooks import verify
+from ordergraph.domain.webhooks import WebhookTopic, event_id, verify
+from ordergraph.resolvers import ids
+from ordergraph.storage import tables as t
+from ordergraph.storage.db import Database
 from tests import conftest
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN, UNTHROTTLED, LiveServer
@@ -39,19 +44,36 @@ SERVER_ENV = {
     "ORDERGRAPH_WEBHOOK_CLAIM_SECONDS": "4",
     "ORDERGRAPH_WEBHOOK_POLL_MS": "100",
 }
-pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def servers(own_pg_url: str, tmp_path: Path) -> Iterator[list[LiveServer]]:
-    started = [
-        conftest.start_server(own_pg_url, tmp_path / f"server-{i}.log", SERVER_ENV)
-        for i in range(2)
-    ]
-    yield started
-    for server in started:
-        if server.process.poll() is None:
-            server.stop()
+@dataclass
+class Setup:
+    url: str
+    servers: list[LiveServer]
+    folder: Path
+    concurrent: bool  # PostgreSQL: two processes at once; SQLite: one after the other
+
+    def start(self) -> LiveServer:
+        log = self.folder / f"server-{len(self.servers)}.log"
+        server = conftest.start_server(self.url, log, SERVER_ENV)
+        self.servers.append(server)
+        return server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("own_pg_url")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path}/hooks.db"
+        conftest.run_outside_loop(conftest._migrate(url))
+    found = Setup(url, [], tmp_path, concurrent=request.param == "postgres")
+    try:
+        yield found
+    finally:
+        for server in found.servers:
+            if server.process.poll() is None:
+                server.stop()
 
 
 def flaky(rng: random.Random) -> Answer:
@@ -65,31 +87,29 @@ def flaky(rng: random.Random) -> Answer:
     return 200
 
 
-async def expected_ids(url: str, store_gid: str) -> dict[str, list[tuple[int, str]]]:
-    """Per topic set, the (position, topic) of every matching slot, from the database."""
-    from ordergraph.domain.webhooks import WebhookTopic, event_id
-    from ordergraph.resolvers import ids
-
+async def expected_ids(url: str, store_gid: str) -> dict[str, list[str]]:
+    """Per receiver path, the ids of every matching slot in log order, from the database."""
     store_id = ids.store_id(store_gid)
-    dsn = url.replace("postgresql+asyncpg", "postgresql")
-    conn = await asyncpg.connect(dsn)
-    try:
-        placed = await conn.fetch(
-            "SELECT seq FROM events WHERE store_id = $1 AND stream = 'order' AND type = 'PLACED'",
-            store_id,
-        )
-        points = await conn.fetch("SELECT seq FROM tally_points WHERE store_id = $1", store_id)
-    finally:
-        await conn.close()
     assert store_id is not None
-    orders = [
-        (2 * r["seq"], event_id(store_id, r["seq"], WebhookTopic.ORDER_PLACED)) for r in placed
-    ]
-    backlog = [
-        (2 * r["seq"] + 1, event_id(store_id, r["seq"], WebhookTopic.BACKLOG_CHANGED))
-        for r in points
-    ]
-    return {"/a": sorted(orders), "/b": sorted(orders + backlog)}
+    db = Database(url)
+    try:
+        async with db.read() as conn:
+            e, p = t.events, t.tally_points
+            placed = await conn.execute(
+                select(e.c.seq).where(
+                    e.c.store_id == store_id, e.c.stream == "order", e.c.type == "PLACED"
+                )
+            )
+            points = await conn.execute(select(p.c.seq).where(p.c.store_id == store_id))
+            order_slots = [(2 * seq, seq, WebhookTopic.ORDER_PLACED) for (seq,) in placed]
+            backlog_slots = [(2 * seq + 1, seq, WebhookTopic.BACKLOG_CHANGED) for (seq,) in points]
+    finally:
+        await db.dispose()
+
+    def in_order(slots: list[tuple[int, int, WebhookTopic]]) -> list[str]:
+        return [event_id(store_id, seq, topic) for _, seq, topic in sorted(slots)]
+
+    return {"/a": in_order(order_slots), "/b": in_order(order_slots + backlog_slots)}
 
 
 def check_order(requests: list[Received], expected: list[str], secret: str) -> dict[str, int]:
@@ -131,16 +151,20 @@ async def place_orders(api: Api, store: Any, count: int, workers: int = 8) -> No
     await asyncio.gather(*(run() for _ in range(workers)))
 
 
-async def test_two_processes_deliver_every_event_in_order_through_failures_and_a_kill(
-    servers: list[LiveServer], own_pg_url: str
+async def test_every_event_arrives_in_order_through_failures_and_a_killed_process(
+    setup: Setup,
 ) -> None:
+    """PostgreSQL: two processes deliver at once, one is killed. SQLite: one process
+    delivers, is killed, and the next one started on the database takes over."""
     rng = random.Random(13)
     receiver = await Receiver(answer=lambda _: flaky(rng)).start()
     limits = httpx.Limits(max_connections=50)
+    first = setup.start()
+    second = setup.start() if setup.concurrent else first
     try:
         async with (
-            httpx.AsyncClient(base_url=servers[0].url, timeout=60, limits=limits) as one,
-            httpx.AsyncClient(base_url=servers[1].url, timeout=60, limits=limits) as two,
+            httpx.AsyncClient(base_url=first.url, timeout=60, limits=limits) as one,
+            httpx.AsyncClient(base_url=second.url, timeout=60, limits=limits) as two,
         ):
             api_one, api_two = Api(one, ADMIN_TOKEN, None), Api(two, ADMIN_TOKEN, None)
             store = await api_one.create_store(policy="ALLOW")
@@ -173,12 +197,14 @@ async def test_two_processes_deliver_every_event_in_order_through_failures_and_a
                 if len(receiver.received) > before + 20:
                     break
                 await asyncio.sleep(0.05)
-            servers[1].process.kill()
-            servers[1].process.wait()
-            await place_orders(api_one, store, ORDERS - half)
+            second.process.kill()
+            second.process.wait()
+        survivor = first if setup.concurrent else setup.start()
+        async with httpx.AsyncClient(base_url=survivor.url, timeout=60, limits=limits) as http:
+            await place_orders(Api(http, ADMIN_TOKEN, None), store, ORDERS - half)
             placed = time.monotonic()
-            expected = await expected_ids(own_pg_url, store.id)
-            wanted = {path: [event for _, event in slots] for path, slots in expected.items()}
+            expected = await expected_ids(setup.url, store.id)
+            wanted = expected
             assert len(wanted["/a"]) == ORDERS
             deadline = time.monotonic() + 400
             while time.monotonic() < deadline:
