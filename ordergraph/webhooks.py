@@ -328,6 +328,22 @@ async def send(
 # -- the worker ------------------------------------------------------------------------
 
 
+def new_client(
+    settings: DeliverySettings, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The HTTP client deliveries use. No connection is kept for another request: a
+    connection is made to a checked address with one hostname's TLS name, and another
+    hostname on the same address must not reuse it. No proxy from the environment."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.timeout_seconds),
+        follow_redirects=False,
+        transport=transport,
+        headers={"User-Agent": USER_AGENT},
+        trust_env=False,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
+
+
 @dataclass
 class Counters:
     """Attempts by outcome since the process started (the /metrics counters)."""
@@ -377,14 +393,7 @@ class WebhookWorker:
             self._task = None
 
     async def _run(self) -> None:
-        timeout = httpx.Timeout(self.settings.timeout_seconds)
-        async with httpx.AsyncClient(
-            timeout=timeout,
-            follow_redirects=False,
-            transport=self._transport,
-            headers={"User-Agent": USER_AGENT},
-            trust_env=False,
-        ) as client:
+        async with new_client(self.settings, self._transport) as client:
             while not self._stop.is_set():
                 self._wake.clear()
                 busy = False

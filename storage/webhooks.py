@@ -548,9 +548,13 @@ async def lag_by_state(db: Database, now: dt.datetime) -> dict[str, float]:
     """Per state, the age in seconds of the oldest undelivered event of any subscription
     in it (the log time of the first event after each position; 0 when caught up)."""
     e = t.events
+    # The first event after the cursor, by the key's index (business time never runs
+    # backwards within a store, so it is also the oldest).
     first_after = (
-        select(func.min(e.c.occurred_at))
+        select(e.c.occurred_at)
         .where(e.c.store_id == ws.c.store_id, e.c.seq > ws.c.position // 2)
+        .order_by(e.c.seq)
+        .limit(1)
         .correlate(ws)
         .scalar_subquery()
     )

@@ -24,7 +24,7 @@ from ordergraph.metrics import Metrics
 from ordergraph.settings import Settings, SettingsError
 from ordergraph.storage import tables as t
 from ordergraph.storage.db import Database
-from ordergraph.webhooks import DeliverySettings, WebhookWorker
+from ordergraph.webhooks import DeliverySettings, WebhookWorker, new_client
 from tests.client import ERRORS, Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, app_client
 from tests.webhook_receiver import Answer, Receiver
@@ -111,7 +111,7 @@ async def hooks(database: Database, clock: Clock) -> AsyncIterator[Hooks]:
     try:
         async with (
             app_client(database, clock, webhook_allow_private=True) as http,
-            httpx.AsyncClient(timeout=1.0, trust_env=False) as client,
+            new_client(settings) as client,
         ):
             yield Hooks(Api(http, ADMIN_TOKEN, database), receiver, worker, client, clock)
     finally:
