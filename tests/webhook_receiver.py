@@ -1,13 +1,15 @@
 """A real HTTP receiver for webhook tests: an asyncio server on 127.0.0.1 that records
 every request and answers as told: a status (200, 500, 410, 302...), "timeout" (never
 answers), "close" (drops the connection without an answer), "endless" (200 with a body
-that never ends); `stop()` takes it down."""
+that never ends); `stop()` takes it down. With `tls`, it serves https, as
+https://localhost:<port>/."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,12 +39,21 @@ class Receiver:
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
+    tls: ssl.SSLContext | None = None
+    server_names: list[str | None] = field(default_factory=list)  # TLS SNI seen
+
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.port}/hook"
         return f"http://127.0.0.1:{self.port}/hook"
 
     async def start(self, port: int = 0) -> Receiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port or self.port)
+        if self.tls is not None:
+            self.tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", port or self.port, ssl=self.tls
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import shutil
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -315,6 +319,56 @@ async def test_only_the_start_of_an_answer_is_read(hooks: Hooks) -> None:
     assert sub["state"] == "ACTIVE"
     assert sub["lastSuccessAt"] is not None
     assert sub["deliveries"]["nodes"][0]["lastLatencyMs"] < 1000
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A test CA, and a certificate it signed for the name localhost (openssl)."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=webhook test CA")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "host.key", "-out", "host.csr",
+        "-subj", "/CN=localhost")  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=DNS:localhost\n")
+    run("x509", "-req", "-in", "host.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "host.pem", "-days", "2", "-extfile", "san.ext")  # fmt: skip
+    return folder / "ca.pem", folder / "host.pem", folder / "host.key"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_https_connects_to_the_checked_address_with_the_hostname_as_host_and_sni(
+    hooks: Hooks, tmp_path: Path
+) -> None:
+    """The worker connects to the address it resolved, and keeps the URL's hostname for
+    the Host header, the TLS server name and the certificate check."""
+    ca, cert, key = _certificates(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    receiver = await Receiver(tls=server_tls).start()
+    trusting = ssl.create_default_context(cafile=str(ca))
+    settings = DeliverySettings(allow_private=True, timeout_seconds=2.0)
+    try:
+        store = await hooks.store()
+        _, secret = await hooks.subscribe(store, ["ORDER_PLACED"], url=receiver.url)
+        # The same receiver by its address: its certificate names localhost only.
+        bare = receiver.url.replace("localhost", "127.0.0.1")
+        await hooks.subscribe(store, ["ORDER_PLACED"], url=bare)
+        await hooks.place(store)
+        transport = httpx.AsyncHTTPTransport(verify=trusting)
+        async with new_client(settings, transport=transport) as client:
+            await hooks.worker.round(client)
+        [request] = receiver.received
+        assert request.headers["host"] == f"localhost:{receiver.port}"
+        assert receiver.server_names[0] == "localhost"
+        assert signed_by(request, secret)
+        by_name, by_address = await hooks.listed(store)
+        assert by_name["state"] == "ACTIVE"
+        assert by_address["state"] == "FAILING"
+        assert by_address["lastError"].startswith("connection failed")
+    finally:
+        await receiver.stop()
 
 
 async def test_a_receiver_that_is_down_is_retried_until_it_is_back(hooks: Hooks) -> None:
