@@ -25,6 +25,14 @@ async def subscriptions(ctx: Context, store_id: int) -> list[WebhookRecord]:
     return await port(ctx).of_store(store_id)
 
 
+async def subscription(ctx: Context, store_id: int, webhook_id: int) -> WebhookRecord | None:
+    """One subscription by its ids, if the key has WEBHOOKS and may use its store."""
+    who = await ctx.require("WEBHOOKS")
+    if not who.can_see(store_id):
+        return None
+    return await port(ctx).get(store_id, webhook_id)
+
+
 async def deliveries_page(ctx: Context, record: WebhookRecord, request: PageRequest) -> Page:
     """Attempts newest first, keyset-paged by their number."""
     who = await ctx.require("WEBHOOKS")

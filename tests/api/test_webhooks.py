@@ -640,6 +640,11 @@ async def test_a_key_never_sees_or_touches_another_stores_subscriptions(hooks: H
     for query, variables, name in named:
         body = await hooks.api.gql(query, variables, token=mine.token)
         assert body[name]["userErrors"][0]["code"] == "NOT_FOUND", name
+    node = "query($id: ID!) { node(id: $id) { __typename ... on WebhookSubscription { url } } }"
+    seen = await hooks.api.gql(node, {"id": their_id}, token=theirs.token)
+    assert seen["node"] == {"__typename": "WebhookSubscription", "url": hooks.receiver.url}
+    unseen = await hooks.api.gql(node, {"id": their_id}, token=mine.token)
+    assert unseen["node"] is None
     payload = await hooks.create(theirs, ["ORDER_PLACED"], token=mine.token)
     assert payload["userErrors"][0]["code"] == "NOT_FOUND"
     [still] = await hooks.listed(theirs)

@@ -95,6 +95,7 @@ ROOTS: dict[str, str] = {
 }
 NODE_NEEDS = {"Store": "READ", "Product": "READ", "Order": "READ", "OrderLine": "READ"}
 NODE_NEEDS["ApiKey"] = "ADMIN"
+NODE_NEEDS["WebhookSubscription"] = "WEBHOOKS"
 
 
 def _own(*names: str) -> dict[str, str]:
@@ -652,7 +653,14 @@ async def _hooks(api: Api, world: World, database: Database, clock: Clock) -> No
         assert receiver.received, "the walk's subscription got no delivery"
     finally:
         await receiver.stop()
-    world.ids.update({"hook": made[0], "hook-throwaway": made[1], "hook-after": encode_cursor([1])})
+    world.ids.update(
+        {
+            "hook": made[0],
+            "WebhookSubscription": made[0],
+            "hook-throwaway": made[1],
+            "hook-after": encode_cursor([1]),
+        }
+    )
 
 
 @pytest.mark.exhaustive
