@@ -10,7 +10,10 @@ events committed) against events delivered, checked per subscriber by cursor; de
 latency (client receive time minus the event's `occurredAt`, same machine, same clock)
 p50 / p99 / max; and server memory per subscriber (VmRSS of the server process with all
 subscribed minus before subscribing, over N). It drops the database at the end and
-exits non-zero when an event was missed, duplicated or reordered, or an order failed.
+exits non-zero when an event was missed, duplicated or reordered, or an order or a read
+failed. Beside each order it sends a read (the store's backlog and its last 20 orders, at
+the same rate), and prints both requests' p50 / p99: what the fan-out costs the other
+users of the process.
 After the server stopped, it measures the floor (bench/fanout_floor.py): a bare uvloop
 process writing one ready frame of the same size to as many sockets at the same rate,
 and prints the server's CPU per delivery as a multiple of that floor. The client
@@ -62,6 +65,7 @@ from bench.pg import create_database, drop_database, safe_dsn, store_id_of, with
 from bench.proc import machine_busy, process_cpu_seconds, raise_fd_limit, vm_kib
 
 GOAL_SUBSCRIBERS = 5000
+GOAL_REQUEST_P99_SECONDS = 0.25
 FLOOR_FRAME_BYTES = 250  # about the size of this bench's `next` frames
 
 
@@ -75,35 +79,51 @@ class Placed:
     first_error: str | None = None
 
 
+READ_PAGE = """query Page($h: String!) {
+  store(handle: $h) { backlog { backlog { orders units } }
+    orders(first: 20) { nodes { number status lines { quantity } } } } }"""
+
+
 async def place_orders(url: str, token: str, store_gid: str, rate: float, seconds: float) -> Placed:
     """Place one-line orders on a fixed schedule (open loop: a slow answer delays no other)."""
-    placed = Placed()
-    body = {
+    placed, _ = await orders_and_reads(url, token, store_gid, None, rate, seconds)
+    return placed
+
+
+async def orders_and_reads(
+    url: str, token: str, store_gid: str, handle: str | None, rate: float, seconds: float
+) -> tuple[Placed, Placed]:
+    """Orders, and (given the store's handle) a read of the backlog and the last 20 orders
+    at the same rate, each on a fixed schedule: what a merchant's screen asks meanwhile."""
+    placed, read = Placed(), Placed()
+    order_body = {
         "query": PLACE_ORDER,
         "variables": {"input": {"storeId": store_gid, "lines": [{"sku": SKU, "quantity": 1}]}},
     }
+    read_body = {"query": READ_PAGE, "variables": {"h": handle}}
     async with httpx.AsyncClient(
         base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=300
     ) as http:
 
-        async def one() -> None:
+        async def one(body: dict[str, Any], into: Placed, field: str) -> None:
             began = time.perf_counter()
             try:
                 response = await http.post("/graphql", json=body)
                 payload = response.json()
+                data = payload["data"][field]
                 ok = (
                     not payload.get("errors")
-                    and payload["data"]["placeOrder"]["order"] is not None
-                    and not payload["data"]["placeOrder"]["userErrors"]
+                    and data is not None
+                    and (field != "placeOrder" or (data["order"] and not data["userErrors"]))
                 )
                 problem = None if ok else response.text[:300]
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as err:
                 ok, problem = False, repr(err)
             if ok:
-                placed.latencies.append(time.perf_counter() - began)
+                into.latencies.append(time.perf_counter() - began)
             else:
-                placed.failed += 1
-                placed.first_error = placed.first_error or problem
+                into.failed += 1
+                into.first_error = into.first_error or problem
 
         count = max(1, round(rate * seconds))
         began = time.perf_counter()
@@ -112,9 +132,11 @@ async def place_orders(url: str, token: str, store_gid: str, rate: float, second
             delay = began + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
+            tasks.append(asyncio.create_task(one(order_body, placed, "placeOrder")))
+            if handle is not None:
+                tasks.append(asyncio.create_task(one(read_body, read, "store")))
         await asyncio.gather(*tasks)
-    return placed
+    return placed, read
 
 
 async def order_event_seqs(dsn: str, store_id: int, after: int) -> list[int]:
@@ -163,6 +185,8 @@ class Figures:
     closes: dict[str, int]
     latency: list[float]
     order_latency: list[float]
+    read_latency: list[float]
+    reads_failed: int
     rss_before_kib: int
     rss_subscribed_kib: int
     rss_peak_kib: int
@@ -189,6 +213,7 @@ class Figures:
     def table(self) -> str:
         ms = [x * 1000 for x in self.latency]
         om = sorted(x * 1000 for x in self.order_latency)
+        rm = sorted(x * 1000 for x in self.read_latency)
         per_sub = (self.rss_subscribed_kib - self.rss_before_kib) / max(1, self.subscribers)
         closes = ", ".join(f"{n} x {code}" for code, n in sorted(self.closes.items())) or "none"
         rows = [
@@ -209,6 +234,8 @@ class Figures:
             ("latency max ms", f"{(ms[-1] if ms else float('nan')):.1f}"),
             ("drain after last order s", f"{self.drain_seconds:.2f}"),
             ("placeOrder p50 / p99 ms", f"{percentile(om, 0.5):.1f} / {percentile(om, 0.99):.1f}"),
+            ("read query p50 / p99 ms", f"{percentile(rm, 0.5):.1f} / {percentile(rm, 0.99):.1f}"),
+            ("read queries failed", f"{self.reads_failed}"),
             ("server RSS before MiB", f"{self.rss_before_kib / 1024:.1f}"),
             ("server RSS subscribed MiB", f"{self.rss_subscribed_kib / 1024:.1f}"),
             ("server RSS peak MiB", f"{self.rss_peak_kib / 1024:.1f}"),
@@ -433,6 +460,12 @@ def _print_outcome(
         f"goal at {GOAL_SUBSCRIBERS} subscribers (p99 < {GOAL_P99_SECONDS:g} s, nothing "
         f"missing): {'met' if goal else 'missed'} at {args.subscribers}"
     )
+    requests = sorted(figures.order_latency + figures.read_latency)
+    quick = percentile(requests, 0.99) < GOAL_REQUEST_P99_SECONDS and not figures.reads_failed
+    print(
+        f"goal for requests during the fan-out (placeOrder and the read, p99 < "
+        f"{GOAL_REQUEST_P99_SECONDS * 1000:.0f} ms): {'met' if quick else 'missed'}"
+    )
     print("delivery: " + ("every event exactly once, in order" if figures.correct else "FAILED"))
 
 
@@ -492,8 +525,10 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> tuple[int, Figures | 
             machine_busy(),
         )
         t0 = time.monotonic()
-        placed = asyncio.run(
-            place_orders(server.url, store.token, store.gid, args.rate, args.seconds)
+        placed, read = asyncio.run(
+            orders_and_reads(
+                server.url, store.token, store.gid, store.handle, args.rate, args.seconds
+            )
         )
         last_order_at = time.monotonic()
         expected = _drain(clients, dsn, store_id, start_seq, args.drain, last_order_at)
@@ -528,6 +563,8 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> tuple[int, Figures | 
             closes=closes,
             latency=latency,
             order_latency=placed.latencies,
+            read_latency=read.latencies,
+            reads_failed=read.failed,
             rss_before_kib=rss_before,
             rss_subscribed_kib=rss_subscribed,
             rss_peak_kib=rss_peak,
@@ -539,7 +576,7 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> tuple[int, Figures | 
             load_deliveries=len(latency),
         )
         _print_outcome(args, figures, results, placed)
-        return (0 if figures.correct and not placed.failed else 1), figures
+        return (0 if figures.correct and not placed.failed and not read.failed else 1), figures
     except Exception:
         if server is not None:
             server.stop()

@@ -143,9 +143,9 @@ class Member:
         """Send the result message around the shared payload (`data` is its UTF-8): as a
         ready frame when nothing of this member's is waiting and the socket has room,
         else the ordinary way."""
-        self.pending -= 1
-        if self.closed:
+        if self.closed:  # its pending count was cleared when it closed
             return
+        self.pending -= 1
         frames = self.frames
         if not self.sending and frames is not None and frames.write(self.prefix_bytes, data, b"}"):
             if self.waiters and not self.pending:

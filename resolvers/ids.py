@@ -32,6 +32,12 @@ def decode(value: str, kind: str | None = None) -> tuple[str, tuple[int, ...]] |
     return found, numbers
 
 
+def event_id(store_id: int, seq: int) -> str:
+    """An event's ID: opaque, stable and unique across stores. Not a node (`node(id:)`
+    does not look events up), so its kind is not among KINDS."""
+    return encode("StoreEvent", store_id, seq)
+
+
 def store_id(value: str) -> int | None:
     found = decode(value, "Store")
     return found[1][0] if found else None

@@ -7,6 +7,7 @@ from typing import Any
 
 from ordergraph.domain import validation as check
 from ordergraph.domain.errors import DomainError
+from ordergraph.domain.feed import EventSelection, FeedPage, feed_position
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.paging import BadPageRequest, Page, PageRequest
 from ordergraph.domain.reads import KeyRecord, OrderFilter, OrderSort
@@ -151,3 +152,17 @@ async def backorder_queue_count(ctx: Context, product: Product) -> int:
 async def order_events(ctx: Context, order: Order, request: PageRequest) -> Page:
     async with ctx.db.connection() as conn:
         return await paged(queries.order_events_page(conn, order.store_id, order.id, request))
+
+
+async def store_events(
+    ctx: Context, store: Store, request: PageRequest, selection: EventSelection
+) -> FeedPage:
+    """A page of the store's event feed (domain/feed.py); `first` and `after` are checked
+    as every connection's are (INVALID, with the argument's name)."""
+    try:
+        first, _ = request.size()
+        after = feed_position(request.after)
+    except BadPageRequest as err:
+        raise ApiError(str(err), "INVALID", field=[err.field]) from None
+    async with ctx.db.connection() as conn:
+        return await queries.store_events_page(conn, store.id, after, first, selection)

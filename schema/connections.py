@@ -6,23 +6,65 @@ after its argument's GraphQL name: `Connection[StoreType]` is `StoreConnection`,
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, Self, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 import strawberry
 
-from ordergraph.domain.paging import Page
+from ordergraph.domain.paging import DEFAULT_PAGE, MAX_PAGE, Page
 from ordergraph.resolvers.context import Context
 from ordergraph.schema.nodes import Ctx
 
 T = TypeVar("T")
 
+# The paging arguments, the same on every connection.
+First = Annotated[
+    int | None,
+    strawberry.argument(
+        description=f"How many items to return from the start (after `after`): 0 to "
+        f"{MAX_PAGE}; {DEFAULT_PAGE} when no page size is given."
+    ),
+]
+After = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Return the items after this cursor (an edge's `cursor` or "
+        "`pageInfo.endCursor` from this same list); null: from the beginning. Another "
+        "list's cursor is refused with INVALID."
+    ),
+]
+Last = Annotated[
+    int | None,
+    strawberry.argument(
+        description=f"How many items to return from the end (before `before`): 0 to "
+        f"{MAX_PAGE}. Not together with `first`."
+    ),
+]
+Before = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Return the items before this cursor (from this same list); null: up "
+        "to the end."
+    ),
+]
 
-@strawberry.type
+
+@strawberry.type(description="Where a page of a list sits in the whole list.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="Paging forward (`first`): whether more items follow this page. Paging "
+        "backward (`last`): whether `before` was given."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="Paging backward (`last`): whether more items precede this page. Paging "
+        "forward (`first`): whether `after` was given."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The cursor of the page's first item; null when the page is empty."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The cursor of the page's last item (pass it as `after` for the next "
+        "page); null when the page is empty."
+    )
 
     @classmethod
     def of(cls, page: Page) -> PageInfo:
@@ -34,18 +76,20 @@ class PageInfo:
         )
 
 
-@strawberry.type
+@strawberry.type(description="One item of a page, with its cursor.")
 class Edge(Generic[T]):
-    cursor: str
-    node: T
+    cursor: str = strawberry.field(
+        description="This item's position in its list (opaque), for `after` or `before`."
+    )
+    node: T = strawberry.field(description="The item.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of a list, in the list's order (Relay connection).")
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
+    edges: list[Edge[T]] = strawberry.field(description="The page's items with their cursors.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits in the list.")
 
-    @strawberry.field
+    @strawberry.field(description="The page's items, without cursors (the same as `edges`).")
     def nodes(self) -> list[T]:
         return [edge.node for edge in self.edges]
 
@@ -64,12 +108,19 @@ class Connection(Generic[T]):
 
 # Named "Connection" too, so that CountedConnection[ProductType] is served as
 # ProductConnection: a connection's name does not say whether it counts.
-@strawberry.type(name="Connection")
+@strawberry.type(
+    name="Connection",
+    description="A page of a list, in the list's order (Relay connection), with the size of "
+    "the whole list.",
+)
 class CountedConnection(Connection[T]):
     """A connection with totalCount: `_count` counts every matching row (one COUNT)."""
 
     _count: strawberry.Private[Callable[[Context], Awaitable[int]]]
 
-    @strawberry.field
+    @strawberry.field(
+        description="How many items the whole list holds (all pages, with the same "
+        "arguments); counted when asked for, so it costs one more query."
+    )
     async def total_count(self, info: Ctx) -> int:
         return await self._count(info.context)

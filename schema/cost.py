@@ -62,7 +62,8 @@ FIELD = 0.01
 ITEM = 0.03
 #: A field resolved through a DataLoader (batched with its siblings) or awaiting one.
 LOADED = 0.05
-#: One page query (orders, products, backorder queue, events, stores).
+#: One page query (orders, products, backorder queue, an order's events, the store's event
+#: feed, stores).
 PAGE_QUERY = 1.5
 #: A connection's totalCount (a COUNT over the store's matching rows).
 TOTAL_COUNT = 2.0
@@ -91,6 +92,7 @@ CONNECTIONS = {
     ("Store", "orders"),
     ("Product", "backorderQueue"),
     ("Order", "events"),
+    ("Store", "events"),
 }
 LOADED_FIELDS = {
     ("Query", "node"),

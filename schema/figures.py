@@ -15,22 +15,31 @@ from typing import Any, Protocol
 import strawberry
 
 from ordergraph.domain.tallies import Figures, Tally
+from ordergraph.schema.enums import described
 from ordergraph.schema.money import Money, money
 from ordergraph.schema.nodes import plain
 
 
-@strawberry.enum
 class TrendInterval(Enum):
     HOUR = "HOUR"
     DAY = "DAY"
     WEEK = "WEEK"
 
 
-def _read(graphql_type: Any, name: str, description: str | None = None) -> Any:
+described(
+    TrendInterval,
+    "The step of a backlog trend, in the store's time zone.",
+    {
+        "HOUR": "Every hour, on the hour.",
+        "DAY": "Every local midnight (a day is 23 to 25 hours around a clock change).",
+        "WEEK": "Every Monday at local midnight.",
+    },
+)
+
+
+def _read(graphql_type: Any, name: str, description: str) -> Any:
     """The field is the object's attribute `name`, read as it is."""
-    field = plain(graphql_type, attrgetter(name))
-    field.description = description
-    return field
+    return plain(graphql_type, attrgetter(name), description)
 
 
 class Point(Protocol):
@@ -50,7 +59,7 @@ def _tally(tally: Tally, currency: str) -> OrderTally:
     return OrderTally(orders=tally.orders, units=tally.units, value=money(tally.value, currency))
 
 
-@strawberry.type
+@strawberry.type(description="A set of orders counted three ways: orders, units and value.")
 class OrderTally:
     orders: int = _read(int, "orders", "How many orders.")
     units: int = _read(
@@ -59,9 +68,12 @@ class OrderTally:
     value: Money = _read(Money, "value", "Those units at their order-line unit price.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="A store's four figures at one instant: backlog, backorders, overdue and "
+    "overdue backorders."
+)
 class BacklogSummary:
-    as_of: dt.datetime
+    as_of: dt.datetime = strawberry.field(description="The instant the figures are for.")
     backlog: OrderTally = strawberry.field(
         description="Orders received and not yet fully shipped or cancelled."
     )
@@ -74,7 +86,10 @@ class BacklogSummary:
     overdue_backorders: OrderTally = strawberry.field(
         description="Both: late because the item is not available."
     )
-    oldest_backorder_placed_at: dt.datetime | None
+    oldest_backorder_placed_at: dt.datetime | None = strawberry.field(
+        description="When the oldest order still awaiting stock was placed; null when no "
+        "order awaits stock."
+    )
 
     @classmethod
     def of(cls, found: Figures, currency: str) -> BacklogSummary:
@@ -88,12 +103,18 @@ class BacklogSummary:
         )
 
 
-@strawberry.type
+@strawberry.type(description="The figures at one interval boundary of a backlog trend.")
 class BacklogPoint:
-    at: dt.datetime = _read(dt.datetime, "at")
-    backlog: OrderTally = _read(OrderTally, "backlog")
-    backorders: OrderTally = _read(OrderTally, "backorders")
-    overdue: OrderTally = _read(OrderTally, "overdue")
+    at: dt.datetime = _read(dt.datetime, "at", "The interval boundary (in UTC).")
+    backlog: OrderTally = _read(
+        OrderTally, "backlog", "Orders received and not yet fully shipped or cancelled."
+    )
+    backorders: OrderTally = _read(
+        OrderTally, "backorders", "Backlog orders with units awaiting stock."
+    )
+    overdue: OrderTally = _read(
+        OrderTally, "overdue", "Backlog orders whose requested ship date had ended."
+    )
 
     @classmethod
     def of(cls, found: Point, currency: str) -> BacklogPoint:

@@ -9,10 +9,15 @@ import strawberry
 CENT = Decimal("0.01")
 
 
-@strawberry.type
+@strawberry.type(description="An amount of money in the store's currency.")
 class Money:
-    amount: Decimal
-    currency_code: str
+    amount: Decimal = strawberry.field(
+        description='The amount as a decimal string, with at least two decimals ("12.50") '
+        "and more only when it has them (prices have at most four)."
+    )
+    currency_code: str = strawberry.field(
+        description="The ISO 4217 code of the currency (the store's), e.g. EUR."
+    )
 
 
 def money(amount: Decimal, currency: str) -> Money:

@@ -1,55 +1,99 @@
 """The Mutation root: each field is one resolver (resolvers.admin, .inventory, .orders).
 
-Inputs are in schema.inputs, payloads in schema.payloads.
+Inputs are in schema.inputs, payloads in schema.payloads. `mutation` adds the
+descriptions of the resolver's arguments, which the resolvers do not carry.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
+from strawberry.types.field import StrawberryField
 
 from ordergraph.resolvers import admin, inventory, orders, webhooks
 
+INPUT = "What to change; see the input type for each field's rules."
 
-@strawberry.type
+
+def mutation(resolver: Any, description: str, **arguments: str) -> Any:
+    """The root field of `resolver`, with its description and its arguments' (by Python
+    name; `input` has a default)."""
+    field: StrawberryField = strawberry.mutation(resolver=resolver, description=description)
+    given = {"input": INPUT, **arguments}
+    for argument in field.arguments:
+        argument.description = given.get(argument.python_name)
+    return field
+
+
+@strawberry.type(
+    description="What can be changed. Each mutation answers a payload: what changed, or "
+    "`userErrors` saying why nothing did."
+)
 class Mutation:
-    create_store = strawberry.mutation(
-        resolver=admin.create_store,
-        description="Create a store and a first API key for it (admin token).",
+    create_store = mutation(
+        admin.create_store, "Create a store and a first API key for it (admin token)."
     )
-    create_api_key = strawberry.mutation(
-        resolver=admin.create_api_key,
-        description="Create an API key; its token is shown only here.",
+    create_api_key = mutation(
+        admin.create_api_key, "Create an API key (admin token); its token is shown only here."
     )
-    revoke_api_key = strawberry.mutation(
-        resolver=admin.revoke_api_key,
-        description="Revoke an API key; it stops working on the next request.",
+    revoke_api_key = mutation(
+        admin.revoke_api_key,
+        "Revoke an API key (admin token); it stops working on the next request, and its "
+        "open websockets close (4403) within seconds.",
+        id="The key's global ID (`ApiKey.id`).",
     )
-    upsert_product = strawberry.mutation(resolver=inventory.upsert_product)
-    receive_stock = strawberry.mutation(resolver=inventory.receive_stock)
-    adjust_stock = strawberry.mutation(resolver=inventory.adjust_stock)
-    place_order = strawberry.mutation(resolver=orders.place_order)
-    ship_order = strawberry.mutation(resolver=orders.ship_order)
-    cancel_order = strawberry.mutation(resolver=orders.cancel_order)
-    create_webhook_subscription = strawberry.mutation(
-        resolver=webhooks.create_webhook_subscription,
-        description="Create a webhook subscription (WEBHOOKS scope); its signing secret "
-        "is shown only in this payload.",
+    upsert_product = mutation(
+        inventory.upsert_product,
+        "Create a product, or change its title, price, backorder terms or restock date "
+        "(INVENTORY). Changing terms does not move stock already allocated or backordered.",
     )
-    update_webhook_subscription = strawberry.mutation(
-        resolver=webhooks.update_webhook_subscription,
-        description="Change a subscription's URL or topics, pause or resume it (WEBHOOKS).",
+    receive_stock = mutation(
+        inventory.receive_stock,
+        "Add received units to a product's stock (INVENTORY); they fill waiting order lines "
+        "first, oldest first.",
     )
-    delete_webhook_subscription = strawberry.mutation(
-        resolver=webhooks.delete_webhook_subscription,
-        description="Delete a webhook subscription and its delivery log (WEBHOOKS).",
+    adjust_stock = mutation(
+        inventory.adjust_stock,
+        "Correct a product's count on hand (INVENTORY). Going up fills waiting lines like a "
+        "receipt; going below `allocated` moves the newest lines' units back to backorder.",
     )
-    rotate_webhook_secret = strawberry.mutation(
-        resolver=webhooks.rotate_webhook_secret,
-        description="A new signing secret (WEBHOOKS); the old one keeps signing (as a "
-        "second v1 signature) for 24 h.",
+    place_order = mutation(
+        orders.place_order,
+        "Place an order (ORDERS), all or nothing: each line takes available stock and, where "
+        "the product's policy allows, backorders the rest.",
     )
-    redeliver_webhook = strawberry.mutation(
-        resolver=webhooks.redeliver_webhook,
-        description="Deliver again every matching event after the cursor, in order "
-        "(WEBHOOKS): the subscription's cursor moves back there.",
+    ship_order = mutation(
+        orders.ship_order,
+        "Ship allocated units of an open order (ORDERS): the lines given, or all of them.",
+    )
+    cancel_order = mutation(
+        orders.cancel_order,
+        "Cancel unshipped units of an open order (ORDERS): the lines given, or all of them. "
+        "Released stock goes to waiting lines at once.",
+    )
+    create_webhook_subscription = mutation(
+        webhooks.create_webhook_subscription,
+        "Create a webhook subscription (WEBHOOKS scope); its signing secret is shown only "
+        "in this payload.",
+    )
+    update_webhook_subscription = mutation(
+        webhooks.update_webhook_subscription,
+        "Change a subscription's URL or topics, pause or resume it (WEBHOOKS).",
+    )
+    delete_webhook_subscription = mutation(
+        webhooks.delete_webhook_subscription,
+        "Delete a webhook subscription and its delivery log (WEBHOOKS).",
+        id="The subscription's global ID (`WebhookSubscription.id`).",
+    )
+    rotate_webhook_secret = mutation(
+        webhooks.rotate_webhook_secret,
+        "A new signing secret (WEBHOOKS); the old one keeps signing (as a second v1 "
+        "signature) for 24 h.",
+        id="The subscription's global ID (`WebhookSubscription.id`).",
+    )
+    redeliver_webhook = mutation(
+        webhooks.redeliver_webhook,
+        "Deliver again every matching event after the cursor, in order (WEBHOOKS): the "
+        "subscription's cursor moves back there.",
     )

@@ -19,10 +19,17 @@ from ordergraph.schema.money import Money, money
 
 Ctx = Info[Context, None]
 
+ID_DESCRIPTION = (
+    "The object's global ID: opaque (do not parse it), stable, and accepted by `node`, "
+    "`nodes` and the mutations that name this object."
+)
 
-@strawberry.interface
+
+@strawberry.interface(
+    description="An object that can be fetched by its global ID with `node` or `nodes`."
+)
 class Node:
-    @strawberry.field
+    @strawberry.field(description=ID_DESCRIPTION)
     def id(self) -> strawberry.ID:
         raise NotImplementedError
 
@@ -107,7 +114,7 @@ class _Plain(StrawberryField):
         return self.metadata["value"](source)
 
 
-def plain(graphql_type: Any, value: Callable[[Any], Any]) -> Any:
+def plain(graphql_type: Any, value: Callable[[Any], Any], description: str | None = None) -> Any:
     """A field that `value(obj)` gives, needing nothing of the request (an id, a list
     the object holds): cheap on pages of many objects. (The function travels in the
     field's metadata, which Strawberry keeps when it copies fields.)"""
@@ -115,10 +122,15 @@ def plain(graphql_type: Any, value: Callable[[Any], Any]) -> Any:
         type_annotation=StrawberryAnnotation.from_annotation(graphql_type),
         default=None,
         metadata={"value": value},
+        description=description,
     )
 
 
-def attribute(graphql_type: Any, guard: Callable[[Ctx], None] | None = None) -> Any:
+def attribute(
+    graphql_type: Any,
+    description: str | None = None,
+    guard: Callable[[Ctx], None] | None = None,
+) -> Any:
     """A field that is the attribute of the same name of the wrapped domain object
     (`domain()` of the type), read as it is; `guard(info)` first, if given (a scope check
     that raises).
@@ -127,6 +139,10 @@ def attribute(graphql_type: Any, guard: Callable[[Ctx], None] | None = None) -> 
     resolved fields, so the served schema lists fields as the class does."""
     if guard is None:
         return _Attribute(
-            type_annotation=StrawberryAnnotation.from_annotation(graphql_type), default=None
+            type_annotation=StrawberryAnnotation.from_annotation(graphql_type),
+            default=None,
+            description=description,
         )
-    return strawberry.field(resolver=_guarded(guard), graphql_type=graphql_type)
+    return strawberry.field(
+        resolver=_guarded(guard), graphql_type=graphql_type, description=description
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from ordergraph.schema.types import (
@@ -13,60 +15,91 @@ from ordergraph.schema.types import (
     UserError,
 )
 
+USER_ERRORS = "Why the mutation was refused; empty when it succeeded."
+TOKEN = (
+    "The new key's token, for `Authorization: Bearer <token>`: shown only here, never again "
+    "(only its hash is stored); null when refused."
+)
 
-@strawberry.type
+
+def _user_errors() -> Any:
+    """The userErrors field (a new field object for each payload type)."""
+    return strawberry.field(description=USER_ERRORS)
+
+
+@strawberry.type(description="What createStore answers.")
 class CreateStorePayload:
-    store: StoreType | None
-    api_key: ApiKeyType | None
-    token: str | None
-    user_errors: list[UserError]
+    store: StoreType | None = strawberry.field(description="The new store; null when refused.")
+    api_key: ApiKeyType | None = strawberry.field(
+        description="A key made with the store, with every scope, for it alone; null when refused."
+    )
+    token: str | None = strawberry.field(description=TOKEN)
+    user_errors: list[UserError] = _user_errors()
 
 
-@strawberry.type
+@strawberry.type(description="What createApiKey answers.")
 class CreateApiKeyPayload:
-    api_key: ApiKeyType | None
-    token: str | None
-    user_errors: list[UserError]
+    api_key: ApiKeyType | None = strawberry.field(description="The new key; null when refused.")
+    token: str | None = strawberry.field(description=TOKEN)
+    user_errors: list[UserError] = _user_errors()
 
 
-@strawberry.type
+@strawberry.type(description="What revokeApiKey answers.")
 class RevokeApiKeyPayload:
-    api_key: ApiKeyType | None
-    user_errors: list[UserError]
+    api_key: ApiKeyType | None = strawberry.field(
+        description="The key, now revoked (`revokedAt` set; revoking again keeps the first "
+        "instant); null when refused."
+    )
+    user_errors: list[UserError] = _user_errors()
 
 
-@strawberry.type
+@strawberry.type(description="What upsertProduct answers.")
 class UpsertProductPayload:
-    product: ProductType | None
-    user_errors: list[UserError]
+    product: ProductType | None = strawberry.field(
+        description="The product as created or changed; null when refused."
+    )
+    user_errors: list[UserError] = _user_errors()
 
 
-@strawberry.type
+@strawberry.type(description="What receiveStock answers.")
 class ReceiveStockPayload:
-    product: ProductType | None
-    filled_lines: list[OrderLineType]
-    user_errors: list[UserError]
+    product: ProductType | None = strawberry.field(
+        description="The product after the receipt; null when refused."
+    )
+    filled_lines: list[OrderLineType] = strawberry.field(
+        description="The waiting order lines that the receipt gave stock to, in fill order; "
+        "empty when none."
+    )
+    user_errors: list[UserError] = _user_errors()
 
 
-@strawberry.type
+@strawberry.type(description="What adjustStock answers.")
 class AdjustStockPayload:
-    product: ProductType | None
-    user_errors: list[UserError]
+    product: ProductType | None = strawberry.field(
+        description="The product after the correction; null when refused."
+    )
+    user_errors: list[UserError] = _user_errors()
 
 
-@strawberry.type
+@strawberry.type(description="What placeOrder answers.")
 class PlaceOrderPayload:
-    order: OrderType | None
-    user_errors: list[UserError]
+    order: OrderType | None = strawberry.field(
+        description="The new order; null when refused (then nothing was placed)."
+    )
+    user_errors: list[UserError] = _user_errors()
 
 
-@strawberry.type
+@strawberry.type(description="What shipOrder answers.")
 class ShipOrderPayload:
-    order: OrderType | None
-    user_errors: list[UserError]
+    order: OrderType | None = strawberry.field(
+        description="The order after the shipment; null when refused."
+    )
+    user_errors: list[UserError] = _user_errors()
 
 
-@strawberry.type
+@strawberry.type(description="What cancelOrder answers.")
 class CancelOrderPayload:
-    order: OrderType | None
-    user_errors: list[UserError]
+    order: OrderType | None = strawberry.field(
+        description="The order after the cancellation; null when refused."
+    )
+    user_errors: list[UserError] = _user_errors()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import strawberry
 
@@ -12,7 +13,7 @@ from ordergraph.domain.reads import KeyRecord
 from ordergraph.domain.webhooks import WebhookRecord
 from ordergraph.resolvers import queries as q
 from ordergraph.resolvers.context import bad_input
-from ordergraph.schema.connections import Connection
+from ordergraph.schema.connections import After, Connection, First
 from ordergraph.schema.nodes import Ctx, Node
 from ordergraph.schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
 from ordergraph.schema.webhooks import WebhookSubscriptionType
@@ -35,27 +36,54 @@ def wrap_node(found: object) -> Node | None:
     return None
 
 
-@strawberry.type
+MAX_NODES = 250
+
+
+@strawberry.type(description="What can be read. Needs a key with READ, except where noted.")
 class Query:
-    @strawberry.field(description="Any object by its global ID; null when unknown or not visible.")
-    async def node(self, info: Ctx, id: strawberry.ID) -> Node | None:
+    @strawberry.field(
+        description="Any object by its global ID; null when unknown or not visible. An "
+        "ApiKey's ID needs the admin token."
+    )
+    async def node(
+        self,
+        info: Ctx,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global ID (`id`).")],
+    ) -> Node | None:
         return wrap_node(await q.node(info.context, str(id)))
 
-    @strawberry.field
-    async def nodes(self, info: Ctx, ids: list[strawberry.ID]) -> list[Node | None]:
-        if len(ids) > 250:
-            raise bad_input("at most 250 ids at once")
+    @strawberry.field(
+        description="Objects by their global IDs, in the order given; each null when unknown "
+        "or not visible."
+    )
+    async def nodes(
+        self,
+        info: Ctx,
+        ids: Annotated[
+            list[strawberry.ID],
+            strawberry.argument(description=f"Global IDs: at most {MAX_NODES} (INVALID above)."),
+        ],
+    ) -> list[Node | None]:
+        if len(ids) > MAX_NODES:
+            raise bad_input(f"at most {MAX_NODES} ids at once")
         found = await asyncio.gather(*(q.node(info.context, str(i)) for i in ids))
         return [wrap_node(f) for f in found]
 
-    @strawberry.field(description="The stores this token may see.")
+    @strawberry.field(description="The stores this token may see, in the order they were created.")
     async def stores(
-        self, info: Ctx, first: int | None = None, after: str | None = None
+        self, info: Ctx, first: First = None, after: After = None
     ) -> Connection[StoreType]:
         page = await q.stores(info.context, PageRequest(first=first, after=after))
         return Connection[StoreType].of(page, lambda s: StoreType(_store=s))
 
-    @strawberry.field
-    async def store(self, info: Ctx, handle: str) -> StoreType | None:
+    @strawberry.field(
+        description="The store with this handle; null when there is none or the token may "
+        "not see it."
+    )
+    async def store(
+        self,
+        info: Ctx,
+        handle: Annotated[str, strawberry.argument(description="The store's `handle`.")],
+    ) -> StoreType | None:
         found = await q.store_by_handle(info.context, handle)
         return StoreType(_store=found) if found else None

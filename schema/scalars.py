@@ -1,4 +1,5 @@
-"""Strict Date and DateTime scalars (same names and descriptions as Strawberry's).
+"""Strict Date and DateTime scalars (same names as Strawberry's), and Strawberry's Decimal
+with a description of its own.
 
 Strawberry's own parsers let a DateTime without an offset through, and raise
 OverflowError (not a coercion error) for "9999-12-31T24:00:00Z", which graphql-core then
@@ -15,11 +16,14 @@ answered with INVALID and the argument or input field path.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
+from decimal import Decimal as PyDecimal
 from typing import Any
 
 from graphql import GraphQLError
+from strawberry.schema.types.base_scalars import DecimalDefinition
 from strawberry.types.scalar import ScalarDefinition
 
 MAX_LENGTH = 64
@@ -67,7 +71,9 @@ def _isoformat(value: Any) -> str:
 
 DateTime = ScalarDefinition(
     name="DateTime",
-    description="Date with time (isoformat)",
+    description="An instant as an ISO 8601 string with a UTC offset, e.g. "
+    '"2027-01-24T09:30:00-05:00" (at most 64 characters; one without an offset is refused). '
+    'Answers are in UTC, e.g. "2027-01-24T14:30:00+00:00".',
     specified_by_url=None,
     serialize=_isoformat,
     parse_value=parse_datetime,
@@ -77,7 +83,8 @@ DateTime = ScalarDefinition(
 
 Date = ScalarDefinition(
     name="Date",
-    description="Date (isoformat)",
+    description='A calendar day as an ISO 8601 string, "YYYY-MM-DD" (e.g. "2027-01-30"), '
+    "with no time or zone; the store's time zone gives it its start and end.",
     specified_by_url=None,
     serialize=_isoformat,
     parse_value=parse_date,
@@ -85,4 +92,16 @@ Date = ScalarDefinition(
     origin=dt.date,
 )
 
-SCALAR_OVERRIDES: Mapping[object, ScalarDefinition] = {dt.datetime: DateTime, dt.date: Date}
+# Strawberry's own parsing (a string, or a number read as its decimal text).
+Decimal = dataclasses.replace(
+    DecimalDefinition,
+    description='An exact decimal number, sent and answered as a string, e.g. "12.50" '
+    "(a JSON number is read as its decimal text).",
+    implementation=None,
+)
+
+SCALAR_OVERRIDES: Mapping[object, ScalarDefinition] = {
+    dt.datetime: DateTime,
+    dt.date: Date,
+    PyDecimal: Decimal,
+}

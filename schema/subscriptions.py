@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -18,15 +18,37 @@ from ordergraph.schema.figures import BacklogSummary
 from ordergraph.schema.sharing import shared_results
 from ordergraph.schema.types import Ctx, OrderEventType_, OrderType, ProductType
 
+STORE_ID = Annotated[
+    strawberry.ID,
+    strawberry.argument(
+        description="The store's global ID (`Store.id`); NOT_FOUND when the token may not read it."
+    ),
+]
+AFTER = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Replay the events after this cursor (an event's `cursor` from this "
+        "store, e.g. the last one received), then go on live; null: only events from now on."
+    ),
+]
 
-@strawberry.type(name="InventoryEvent")
+
+@strawberry.type(
+    name="InventoryEvent",
+    description="Something that happened to a product's stock, from the store's event log.",
+)
 class InventoryEventObject:
-    cursor: str
-    type: InventoryEventType
-    occurred_at: dt.datetime
-    on_hand: int = strawberry.field(description="Right after this event.")
-    available: int
-    backordered: int
+    cursor: str = strawberry.field(
+        description="The event's position in the store's log: resume `inventoryEvents` "
+        "after it with `after`."
+    )
+    type: InventoryEventType = strawberry.field(description="What happened.")
+    occurred_at: dt.datetime = strawberry.field(description="When it happened.")
+    on_hand: int = strawberry.field(description="The product's units on hand right after it.")
+    available: int = strawberry.field(description="The product's available units right after it.")
+    backordered: int = strawberry.field(
+        description="The product's units awaiting stock right after it."
+    )
     _event: strawberry.Private[LiveEvent]
     _shared: strawberry.Private[dict[Any, Any] | None] = None
 
@@ -44,7 +66,10 @@ class InventoryEventObject:
             _shared=shared_results(event),
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description="The product, as it is when the event is delivered (it may have changed "
+        "since the event)."
+    )
     async def product(self, info: Ctx) -> ProductType:
         found = self._event.product
         if found is None:
@@ -87,7 +112,10 @@ def _inventory_event(event: LiveEvent) -> InventoryEventObject:
     return found
 
 
-@strawberry.type
+@strawberry.type(
+    description="Live feeds over a websocket (graphql-transport-ws or graphql-ws) or "
+    "Server-Sent Events (/graphql/stream); each needs a key with READ on the store."
+)
 class Subscription:
     @strawberry.subscription(
         description="Every order event of the store from `after` on (null: from now), then "
@@ -97,10 +125,19 @@ class Subscription:
     async def order_events(
         self,
         info: Ctx,
-        store_id: strawberry.ID,
-        after: str | None = None,
-        types: list[OrderEventType] | None = None,
-        order_id: strawberry.ID | None = None,
+        store_id: STORE_ID,
+        after: AFTER = None,
+        types: Annotated[
+            list[OrderEventType] | None,
+            strawberry.argument(description="Only events of these types; null: all types."),
+        ] = None,
+        order_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="Only the events of this order (`Order.id`, of this store); "
+                "null: every order."
+            ),
+        ] = None,
     ) -> AsyncGenerator[OrderEventType_, None]:
         ctx = info.context
         store = await _store(ctx, str(store_id))
@@ -128,10 +165,21 @@ class Subscription:
                 yield item
 
     @strawberry.subscription(
-        description="Every inventory event of the store from `after` on, then live."
+        description="Every inventory event of the store from `after` on (null: from now), "
+        "then live, each exactly once and in order, as `orderEvents` does."
     )
     async def inventory_events(
-        self, info: Ctx, store_id: strawberry.ID, after: str | None = None, sku: str | None = None
+        self,
+        info: Ctx,
+        store_id: STORE_ID,
+        after: AFTER = None,
+        sku: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only the events of the product with exactly this SKU; null: "
+                "every product."
+            ),
+        ] = None,
     ) -> AsyncGenerator[InventoryEventObject, None]:
         ctx = info.context
         store = await _store(ctx, str(store_id))
@@ -152,7 +200,7 @@ class Subscription:
         "(at most a few pushes a second)."
     )
     async def backlog_changed(
-        self, info: Ctx, store_id: strawberry.ID
+        self, info: Ctx, store_id: STORE_ID
     ) -> AsyncGenerator[BacklogSummary, None]:
         ctx = info.context
         store = await _store(ctx, str(store_id))

@@ -11,17 +11,28 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from ordergraph.domain.feed import FEED_SCAN
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.paging import PageRequest, encode_cursor
 from ordergraph.domain.reads import EventRecord, KeyRecord, OrderFilter, OrderSort
+from ordergraph.domain.validation import MAX_LINE_QUANTITY, MAX_TEXT
 from ordergraph.resolvers import figures as fig
 from ordergraph.resolvers import ids, webhook_reads
 from ordergraph.resolvers import queries as q
-from ordergraph.schema.connections import Connection, CountedConnection
+from ordergraph.resolvers.queries import BACKORDERED_PRODUCTS_MAX
+from ordergraph.schema.connections import (
+    After,
+    Before,
+    Connection,
+    CountedConnection,
+    First,
+    Last,
+)
 from ordergraph.schema.enums import (
     ApiScope,
     BackorderPolicy,
     ErrorCode,
+    InventoryEventType,
     OrderEventType,
     OrderSortKey,
     OrderStatus,
@@ -31,6 +42,7 @@ from ordergraph.schema.figures import BacklogPoint, BacklogSummary, TrendInterva
 from ordergraph.schema.filters import OrderFilterInput
 from ordergraph.schema.money import Money
 from ordergraph.schema.nodes import (
+    ID_DESCRIPTION,
     Ctx,
     Node,
     attribute,
@@ -42,6 +54,7 @@ from ordergraph.schema.nodes import (
 )
 
 if TYPE_CHECKING:
+    from ordergraph.schema.feed import StoreEventConnection
     from ordergraph.schema.webhooks import WebhookSubscriptionType
 
 # Ctx is re-exported: the mutation and subscription modules take it from here.
@@ -49,48 +62,88 @@ __all__ = ["ApiKeyType", "Ctx", "Node", "OrderEventType_", "OrderLineType", "Ord
 __all__ += ["ProductType", "StoreType", "UserError"]
 
 
-@strawberry.type
+@strawberry.type(
+    description="Why a mutation was refused (a refused mutation changes nothing). Several "
+    "may come at once, e.g. one per bad order line."
+)
 class UserError:
-    field: list[str] | None
-    message: str
-    code: ErrorCode
+    field: list[str] | None = strawberry.field(
+        description='The path to the input value at fault, e.g. ["input", "lines", "1", '
+        '"quantity"] (list positions as strings, from 0); null when no single value is.'
+    )
+    message: str = strawberry.field(
+        description="What is wrong, in English, for people; match on `code`, not on this."
+    )
+    code: ErrorCode = strawberry.field(description="The kind of refusal, stable for programs.")
 
 
 # -- stores -------------------------------------------------------------------
 
 
-@strawberry.type(name="Store")
+@strawberry.type(
+    name="Store",
+    description="A shop whose products, stock and orders ordergraph keeps. An API key sees "
+    "only its own stores; the admin token sees only `id` and `handle`.",
+)
 class StoreType(Node):
     _store: strawberry.Private[Store]
 
     def domain(self) -> Store:
         return self._store
 
-    id = plain(strawberry.ID, lambda s: ids.encode("Store", s._store.id))
+    id = plain(strawberry.ID, lambda s: ids.encode("Store", s._store.id), ID_DESCRIPTION)
 
-    handle = attribute(str)
+    handle = attribute(
+        str,
+        "The store's unique short name, fixed at creation: 2 to 40 characters of a-z, 0-9 "
+        "and '-', starting and ending with a letter or digit.",
+    )
 
-    name = attribute(str, guard=store_detail)
-    currency_code = attribute(str, guard=store_detail)
-    timezone = attribute(str, guard=store_detail)
-    default_backorder_policy = attribute(BackorderPolicy, guard=store_detail)
-    created_at = attribute(dt.datetime, guard=store_detail)
+    name = attribute(
+        str, f"The store's display name (one line, at most {MAX_TEXT} characters).", store_detail
+    )
+    currency_code = attribute(
+        str,
+        "The ISO 4217 code of the currency of all the store's prices and values, e.g. USD.",
+        store_detail,
+    )
+    timezone = attribute(
+        str,
+        "The store's IANA time zone, e.g. Europe/Berlin: requested ship dates end, and trend "
+        "days and weeks begin, at midnight there.",
+        store_detail,
+    )
+    default_backorder_policy = attribute(
+        BackorderPolicy, "The backorder policy new products of this store start with.", store_detail
+    )
+    created_at = attribute(dt.datetime, "When the store was created.", store_detail)
 
-    @strawberry.field
-    async def product(self, info: Ctx, sku: str) -> ProductType | None:
+    @strawberry.field(
+        description="The store's product with exactly this SKU (case-sensitive); null when "
+        "there is none."
+    )
+    async def product(
+        self, info: Ctx, sku: Annotated[str, strawberry.argument(description="The SKU.")]
+    ) -> ProductType | None:
         await traverse(info)
         found = await q.product(info.context, self._store, sku)
         return ProductType(_product=found) if found else None
 
-    @strawberry.field
+    @strawberry.field(description="The store's products, ordered by SKU.")
     async def products(
         self,
         info: Ctx,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        query: str | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        query: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only products whose SKU or title contains this text, ignoring "
+                "case; null or empty: all products."
+            ),
+        ] = None,
     ) -> CountedConnection[ProductType]:
         await traverse(info)
         store = self._store
@@ -104,30 +157,60 @@ class StoreType(Node):
 
     @strawberry.field(
         description="Products with units awaiting stock, most backordered units first "
-        "(ties: sku); `first` is at most 100."
+        f"(ties: sku); `first` is at most {BACKORDERED_PRODUCTS_MAX}."
     )
-    async def backordered_products(self, info: Ctx, first: int = 10) -> list[ProductType]:
+    async def backordered_products(
+        self,
+        info: Ctx,
+        first: Annotated[
+            int,
+            strawberry.argument(
+                description=f"How many products: 0 to {BACKORDERED_PRODUCTS_MAX} (INVALID "
+                "otherwise)."
+            ),
+        ] = 10,
+    ) -> list[ProductType]:
         await traverse(info)
         found = await q.backordered_products(info.context, self._store, first)
         return [ProductType(_product=p) for p in found]
 
-    @strawberry.field
-    async def order(self, info: Ctx, number: int) -> OrderType | None:
+    @strawberry.field(description="The store's order with this number; null when there is none.")
+    async def order(
+        self,
+        info: Ctx,
+        number: Annotated[
+            int, strawberry.argument(description="The order's number (`Order.number`).")
+        ],
+    ) -> OrderType | None:
         await traverse(info)
         found = await q.order(info.context, self._store, number)
         return OrderType(_order=found) if found else None
 
-    @strawberry.field
+    @strawberry.field(
+        description="The store's orders that match `filter`, in the order `sortKey` and "
+        "`reverse` give."
+    )
     async def orders(
         self,
         info: Ctx,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: OrderFilterInput | None = None,
-        sort_key: OrderSortKey | None = OrderSortKey.PLACED_AT,
-        reverse: bool | None = False,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: Annotated[
+            OrderFilterInput | None,
+            strawberry.argument(description="Only the orders that match; null: all orders."),
+        ] = None,
+        sort_key: Annotated[
+            OrderSortKey | None,
+            strawberry.argument(description="What the orders are sorted by; null: PLACED_AT."),
+        ] = OrderSortKey.PLACED_AT,
+        reverse: Annotated[
+            bool | None,
+            strawberry.argument(
+                description="true: descending (latest or highest first); false or null: ascending."
+            ),
+        ] = False,
     ) -> CountedConnection[OrderType]:
         await traverse(info)
         store = self._store
@@ -153,7 +236,14 @@ class StoreType(Node):
         description="The figures at an instant: asOf null is now; a past instant gives "
         "them exactly as they stood then."
     )
-    async def backlog(self, info: Ctx, as_of: dt.datetime | None = None) -> BacklogSummary:
+    async def backlog(
+        self,
+        info: Ctx,
+        as_of: Annotated[
+            dt.datetime | None,
+            strawberry.argument(description="The instant (not in the future: INVALID); null: now."),
+        ] = None,
+    ) -> BacklogSummary:
         await traverse(info)
         found = await fig.backlog(info.context, self._store, as_of)
         return BacklogSummary.of(found, self._store.currency_code)
@@ -165,13 +255,79 @@ class StoreType(Node):
     async def backlog_trend(
         self,
         info: Ctx,
-        from_: Annotated[dt.datetime, strawberry.argument(name="from")],
-        to: dt.datetime,
-        interval: TrendInterval,
+        from_: Annotated[
+            dt.datetime,
+            strawberry.argument(
+                name="from", description="The first instant of the span (included)."
+            ),
+        ],
+        to: Annotated[
+            dt.datetime,
+            strawberry.argument(
+                description="The last instant of the span (included; not before `from`). "
+                "Instants after now are cut off."
+            ),
+        ],
+        interval: Annotated[
+            TrendInterval,
+            strawberry.argument(description="The step between points."),
+        ],
     ) -> list[BacklogPoint]:
         await traverse(info)
         found = await fig.backlog_trend(info.context, self._store, from_, to, interval.value)
         return [BacklogPoint.of(f, self._store.currency_code) for f in found]
+
+    @strawberry.field(
+        description="The store's event log after `after`, oldest first: its order and "
+        "inventory events in one sequence. The cursors are those of the `orderEvents` and "
+        "`inventoryEvents` subscriptions (and `Order.events`): pass the last cursor you "
+        "have as `after`, here or to a subscription, to carry on with no gap and no "
+        "duplicate. Filters: with neither `orderTypes` nor `inventoryTypes`, every event; "
+        "a list keeps its stream's events of the types it names and leaves out the other "
+        "stream unless that one's list is given too. With filters a page looks at no more "
+        f"than {FEED_SCAN:,} events after `after`, so it may hold fewer than `first` events "
+        "(even none) while `hasNextPage` is true: carry on from `pageInfo.endCursor`, "
+        "which moves past the events the page looked at. Needs the READ scope."
+    )
+    async def events(
+        self,
+        info: Ctx,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Start after this event's cursor (exclusive); null: from the "
+                "beginning of the log. Any event cursor of this store: from this feed, "
+                "`orderEvents`, `inventoryEvents` or `Order.events`."
+            ),
+        ] = None,
+        first: Annotated[
+            int | None,
+            strawberry.argument(description="How many events at most: 0 to 250; null: 50."),
+        ] = None,
+        order_types: Annotated[
+            list[OrderEventType] | None,
+            strawberry.argument(
+                description="Only order events of these types (an empty list: no order "
+                "events); null: every order event when `inventoryTypes` is null too, else "
+                "none."
+            ),
+        ] = None,
+        inventory_types: Annotated[
+            list[InventoryEventType] | None,
+            strawberry.argument(
+                description="Only inventory events of these types (an empty list: no "
+                "inventory events); null: every inventory event when `orderTypes` is null "
+                "too, else none."
+            ),
+        ] = None,
+    ) -> Annotated[StoreEventConnection, strawberry.lazy("ordergraph.schema.feed")]:
+        await traverse(info)
+        # Imported here: the feed's types refer to OrderEvent, defined in this module.
+        from ordergraph.schema import feed
+
+        return await feed.store_events(
+            info, self._store, after, first, order_types, inventory_types
+        )
 
     @strawberry.field(
         description="The store's webhook subscriptions, oldest first (WEBHOOKS scope)."
@@ -188,41 +344,78 @@ class StoreType(Node):
 # -- products -----------------------------------------------------------------
 
 
-@strawberry.type(name="Product")
+@strawberry.type(
+    name="Product",
+    description="Something a store sells, identified by its SKU, with its stock and "
+    "backorder terms. Counts are in units.",
+)
 class ProductType(Node):
     _product: strawberry.Private[Product]
 
     def domain(self) -> Product:
         return self._product
 
-    id = plain(strawberry.ID, lambda s: ids.encode("Product", s._product.store_id, s._product.id))
+    id = plain(
+        strawberry.ID,
+        lambda s: ids.encode("Product", s._product.store_id, s._product.id),
+        ID_DESCRIPTION,
+    )
 
-    @strawberry.field
+    @strawberry.field(description="The store the product belongs to (needs READ).")
     async def store(self, info: Ctx) -> StoreType:
         await traverse(info)
         store = await info.context.loaders.store.load(self._product.store_id)
         assert store is not None
         return StoreType(_store=store)
 
-    sku = attribute(str)
-    title = attribute(str)
+    sku = attribute(
+        str,
+        "The stock-keeping unit, unique in the store and fixed: 1 to 64 characters of A-Z, "
+        "a-z, 0-9, '-', '_' and '.', starting with a letter or digit.",
+    )
+    title = attribute(str, f"The product's name (one line, at most {MAX_TEXT} characters).")
 
-    @strawberry.field(graphql_type=Money)
+    @strawberry.field(
+        graphql_type=Money,
+        description="The unit price new orders pay; lines already placed keep theirs.",
+    )
     def price(self, info: Ctx) -> Money | Awaitable[Money]:
         return priced(info, self._product.price, self._product.store_id)
 
-    backorder_policy = attribute(BackorderPolicy)
-    backorder_limit = attribute(int | None)
-    restock_date = attribute(dt.date | None)
-    on_hand = attribute(int)
-    allocated = attribute(int)
-    available = attribute(int)
-    backordered = attribute(int)
-    available_to_sell = attribute(int | None)
+    backorder_policy = attribute(
+        BackorderPolicy, "Whether orders may take more units than are available."
+    )
+    backorder_limit = attribute(
+        int | None,
+        "Under the LIMIT policy, how many units may await stock at once (all orders "
+        "together); null under DENY and ALLOW.",
+    )
+    restock_date = attribute(
+        dt.date | None,
+        "When the merchant expects new stock (as they set it); null when not known.",
+    )
+    on_hand = attribute(int, "Units in stock and not yet shipped (allocated ones included).")
+    allocated = attribute(int, "Units of `onHand` reserved for order lines not yet shipped.")
+    available = attribute(
+        int, "Units in stock and free for new orders: `onHand` minus `allocated`."
+    )
+    backordered = attribute(
+        int,
+        "Units ordered and awaiting stock, over all lines; never above 0 while `available` "
+        "is above 0.",
+    )
+    available_to_sell = attribute(
+        int | None,
+        "How many units a new order may still take: `available` under DENY, plus the "
+        "remaining backorder allowance under LIMIT; null (no limit) under ALLOW.",
+    )
 
-    @strawberry.field
+    @strawberry.field(
+        description="The order lines awaiting this product, in fill order: arriving stock "
+        "goes to the first (oldest placed, then order number, then line). Needs READ."
+    )
     async def backorder_queue(
-        self, info: Ctx, first: int | None = None, after: str | None = None
+        self, info: Ctx, first: First = None, after: After = None
     ) -> CountedConnection[OrderLineType]:
         await traverse(info)
         product = self._product
@@ -237,23 +430,34 @@ class ProductType(Node):
 # -- orders -------------------------------------------------------------------
 
 
-@strawberry.type(name="OrderLine")
+@strawberry.type(
+    name="OrderLine",
+    description="One product of an order. Its units are always split four ways: `quantity` "
+    "= `allocated` + `backordered` + `shipped` + `cancelled`.",
+)
 class OrderLineType(Node):
     _line: strawberry.Private[OrderLine]
 
     def domain(self) -> OrderLine:
         return self._line
 
-    id = plain(strawberry.ID, lambda s: ids.encode("OrderLine", s._line.store_id, s._line.id))
+    id = plain(
+        strawberry.ID,
+        lambda s: ids.encode("OrderLine", s._line.store_id, s._line.id),
+        ID_DESCRIPTION,
+    )
 
-    @strawberry.field
+    @strawberry.field(description="The order this line belongs to (needs READ).")
     async def order(self, info: Ctx) -> OrderType:
         await traverse(info)
         found = await info.context.loaders.order.load((self._line.store_id, self._line.order_id))
         assert found is not None
         return OrderType(_order=found)
 
-    @strawberry.field(graphql_type=ProductType)
+    @strawberry.field(
+        graphql_type=ProductType,
+        description="The product ordered, as it is now (needs READ).",
+    )
     def product(self, info: Ctx) -> ProductType | Awaitable[ProductType]:
         # At once when the request has the product and knows the caller (a page of
         # orders fetched its products first); else awaited.
@@ -272,46 +476,77 @@ class OrderLineType(Node):
         assert found is not None
         return ProductType(_product=found)
 
-    sku = attribute(str)
-    quantity = attribute(int)
+    sku = attribute(str, "The product's SKU.")
+    quantity = attribute(
+        int, f"Units ordered: 1 to {MAX_LINE_QUANTITY:,} (lines of one SKU are merged)."
+    )
 
-    @strawberry.field(graphql_type=Money)
+    @strawberry.field(
+        graphql_type=Money,
+        description="The product's price when the order was placed; later price changes "
+        "do not touch it.",
+    )
     def unit_price(self, info: Ctx) -> Money | Awaitable[Money]:
         return priced(info, self._line.unit_price, self._line.store_id)
 
-    allocated = attribute(int)
-    backordered = attribute(int)
-    shipped = attribute(int)
-    cancelled = attribute(int)
+    allocated = attribute(int, "Units reserved from stock for this line, ready to ship.")
+    backordered = attribute(int, "Units awaiting stock.")
+    shipped = attribute(int, "Units shipped.")
+    cancelled = attribute(int, "Units cancelled.")
 
 
-@strawberry.type(name="Order")
+@strawberry.type(
+    name="Order",
+    description="A customer's order. Its status and flags are derived from its lines, never "
+    "set by hand.",
+)
 class OrderType(Node):
     _order: strawberry.Private[Order]
 
     def domain(self) -> Order:
         return self._order
 
-    id = plain(strawberry.ID, lambda s: ids.encode("Order", s._order.store_id, s._order.id))
+    id = plain(
+        strawberry.ID,
+        lambda s: ids.encode("Order", s._order.store_id, s._order.id),
+        ID_DESCRIPTION,
+    )
 
-    @strawberry.field
+    @strawberry.field(description="The store the order belongs to (needs READ).")
     async def store(self, info: Ctx) -> StoreType:
         await traverse(info)
         store = await info.context.loaders.store.load(self._order.store_id)
         assert store is not None
         return StoreType(_store=store)
 
-    number = attribute(int)
-    external_id = attribute(str | None)
-    customer_ref = attribute(str | None)
-    placed_at = attribute(dt.datetime)
-    requested_ship_date = attribute(dt.date | None)
-    status = attribute(OrderStatus)
-    stock_status = attribute(StockStatus | None)
-    in_backlog = attribute(bool)
-    is_backordered = attribute(bool)
+    number = attribute(
+        int, "The order's number in its store, given in sequence from 1001; never reused."
+    )
+    external_id = attribute(
+        str | None, "The caller's own reference, as given to placeOrder; null when none was."
+    )
+    customer_ref = attribute(
+        str | None, "The customer reference given to placeOrder; null when none was."
+    )
+    placed_at = attribute(dt.datetime, "When the order was placed.")
+    requested_ship_date = attribute(
+        dt.date | None,
+        "The day by which the order should ship; once it has ended in the store's time "
+        "zone, an unshipped order is overdue. Null when none was given.",
+    )
+    status = attribute(OrderStatus, "Where the order stands, from its lines.")
+    stock_status = attribute(
+        StockStatus | None,
+        "Whether the units left to ship have stock; null when none are left (shipped or "
+        "cancelled).",
+    )
+    in_backlog = attribute(bool, "Whether units are left to ship (allocated or backordered).")
+    is_backordered = attribute(bool, "Whether at least one unit awaits stock.")
 
-    @strawberry.field
+    @strawberry.field(
+        description="Whether the order is in the backlog and its requested ship date has "
+        "ended in the store's time zone (as of this request)."
+    )
     def is_overdue(self, info: Ctx) -> bool:
         return self._order.is_overdue(info.context.clock())
 
@@ -332,20 +567,32 @@ class OrderType(Node):
         return max(d for d in dates if d is not None)
 
     lines = plain(
-        list[OrderLineType], lambda s: [OrderLineType(_line=line) for line in s._order.lines]
+        list[OrderLineType],
+        lambda s: [OrderLineType(_line=line) for line in s._order.lines],
+        "The order's lines (at most 100, one per SKU), in the order they were given.",
     )
 
-    @strawberry.field(graphql_type=Money)
+    @strawberry.field(
+        graphql_type=Money,
+        description="The value of the units not cancelled (shipped ones included), at their "
+        "line prices.",
+    )
     def total(self, info: Ctx) -> Money | Awaitable[Money]:
         return priced(info, self._order.total, self._order.store_id)
 
-    @strawberry.field(graphql_type=Money)
+    @strawberry.field(
+        graphql_type=Money,
+        description="The value of the units awaiting stock, at their line prices.",
+    )
     def backordered_value(self, info: Ctx) -> Money | Awaitable[Money]:
         return priced(info, self._order.backordered_value, self._order.store_id)
 
-    @strawberry.field
+    @strawberry.field(
+        description="The order's events, oldest first; their cursors are those of the "
+        "`orderEvents` subscription. Needs READ."
+    )
     async def events(
-        self, info: Ctx, first: int | None = None, after: str | None = None
+        self, info: Ctx, first: First = None, after: After = None
     ) -> Connection[OrderEventType_]:
         await traverse(info)
         page = await q.order_events(
@@ -362,13 +609,21 @@ def event_cursor(seq: int) -> str:
     return encode_cursor([seq])
 
 
-@strawberry.type(name="OrderEvent")
+@strawberry.type(
+    name="OrderEvent",
+    description="Something that happened to an order, from the store's event log.",
+)
 class OrderEventType_:
-    cursor: str
-    type: OrderEventType
-    occurred_at: dt.datetime
-    status: OrderStatus
-    stock_status: StockStatus | None
+    cursor: str = strawberry.field(
+        description="The event's position in the store's log: resume `orderEvents` (or page "
+        "`Order.events`) after it with `after`."
+    )
+    type: OrderEventType = strawberry.field(description="What happened.")
+    occurred_at: dt.datetime = strawberry.field(description="When it happened.")
+    status: OrderStatus = strawberry.field(description="The order's status right after it.")
+    stock_status: StockStatus | None = strawberry.field(
+        description="The order's stock status right after it; null when no units were left to ship."
+    )
     _record: strawberry.Private[EventRecord]
     _preloaded: strawberry.Private[OrderType | None] = None
     # Set on live events: results shared by identical subscriptions (schema.subscriptions).
@@ -387,7 +642,10 @@ class OrderEventType_:
             _record=record,
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description="The order, as it is when the event is read (it may have changed "
+        "since the event)."
+    )
     async def order(self, info: Ctx) -> OrderType:
         if self._preloaded is not None:
             return self._preloaded
@@ -402,27 +660,34 @@ class OrderEventType_:
 # -- api keys -----------------------------------------------------------------
 
 
-@strawberry.type(name="ApiKey")
+@strawberry.type(
+    name="ApiKey",
+    description="A credential for some stores with some scopes; only the admin token sees "
+    "keys. Its token is shown once, when it is created, and stored only as a hash.",
+)
 class ApiKeyType(Node):
     _key: strawberry.Private[KeyRecord]
 
     def domain(self) -> KeyRecord:
         return self._key
 
-    @strawberry.field
+    @strawberry.field(description=ID_DESCRIPTION)
     def id(self) -> strawberry.ID:
         return strawberry.ID(ids.encode("ApiKey", self._key.id))
 
-    name = attribute(str)
+    name = attribute(str, f"The key's name, for people (one line, at most {MAX_TEXT} characters).")
 
-    @strawberry.field
+    @strawberry.field(description="What the key may do, in alphabetical order.")
     def scopes(self) -> list[ApiScope]:
         return [ApiScope(s) for s in sorted(self._key.scopes)]
 
-    @strawberry.field
+    @strawberry.field(description="The stores the key may use.")
     async def stores(self, info: Ctx) -> list[StoreType]:
         found = await info.context.loaders.store.load_many(sorted(self._key.store_ids))
         return [StoreType(_store=s) for s in found if s is not None]
 
-    created_at = attribute(dt.datetime)
-    revoked_at = attribute(dt.datetime | None)
+    created_at = attribute(dt.datetime, "When the key was created.")
+    revoked_at = attribute(
+        dt.datetime | None,
+        "When the key was revoked (it no longer works); null while it is active.",
+    )

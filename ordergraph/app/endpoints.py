@@ -13,12 +13,14 @@ from starlette.routing import Route
 from ordergraph.app.readiness import Readiness
 from ordergraph.metrics import CONTENT_TYPE, Metrics
 from ordergraph.settings import Settings
+from ordergraph.version import version
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 async def healthz(_: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    """GET /healthz: 200 while the process runs, with the installed version."""
+    return JSONResponse({"status": "ok", "version": version()})
 
 
 def readyz(readiness: Readiness) -> Endpoint:

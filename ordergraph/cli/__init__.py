@@ -21,6 +21,7 @@ from ordergraph.cli import admin, db, demo, serve
 from ordergraph.cli.common import CliError, Parser
 from ordergraph.domain.errors import DomainError
 from ordergraph.settings import SettingsError
+from ordergraph.version import version
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -28,6 +29,12 @@ __all__ = ["CliError", "build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="ordergraph", description="GraphQL API for orders, stock, backlog and backorders."
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {version()}",
+        help="print the installed version and exit",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (serve, db, admin, demo):

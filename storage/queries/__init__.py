@@ -11,7 +11,7 @@ from ordergraph.storage.queries.apikeys import (
     api_keys_by_id,
     revoked_key_ids,
 )
-from ordergraph.storage.queries.events import order_events_page
+from ordergraph.storage.queries.events import order_events_page, store_events_page
 from ordergraph.storage.queries.orders import (
     backorder_queue_count,
     backorder_queue_page,
@@ -51,6 +51,7 @@ __all__ = [
     "products_page",
     "revoked_key_ids",
     "store_by_handle",
+    "store_events_page",
     "stores_by_id",
     "stores_page",
 ]

@@ -12,6 +12,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,10 @@ async def bare_app(bare_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Data
 
 # -- /healthz and /readyz ----------------------------------------------------------------
 async def test_ready_when_the_database_is_migrated(api: Api) -> None:
-    assert (await api.http.get("/healthz")).json() == {"status": "ok"}
+    assert (await api.http.get("/healthz")).json() == {
+        "status": "ok",
+        "version": metadata.version("ordergraph"),
+    }
     response = await api.http.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "migrations": "current"}

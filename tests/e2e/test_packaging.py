@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
@@ -59,3 +60,10 @@ def test_the_wheel_installs_only_ordergraph_at_the_top_level(tmp_path: Path) -> 
         [python, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path
     )
     assert out.stdout.strip().startswith(str(site / "ordergraph" / "domain"))
+    # It reports pyproject's version (what `ordergraph --version` and /healthz show).
+    probe = "from ordergraph.version import version; print(version())"
+    out = subprocess.run(
+        [python, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path
+    )
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert out.stdout.strip() == pyproject["project"]["version"]

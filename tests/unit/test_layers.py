@@ -90,6 +90,7 @@ ALLOWED: dict[str, set[str]] = {
         "ordergraph.domain",
         "ordergraph.storage",
         *("strawberry", "graphql", "starlette", "sqlalchemy", "asyncpg"),
+        "websockets",  # live/frames.py: the state of the server's websocket connection
     },
     "app": {
         "ordergraph",

@@ -120,6 +120,7 @@ FIELDS: dict[str, dict[str, str]] = {
                 "orders",
                 "backlog",
                 "backlogTrend",
+                "events",
             ],
             READ,
         ),
@@ -193,6 +194,9 @@ FIELDS: dict[str, dict[str, str]] = {
     "OrderEvent": _own("cursor", "type", "occurredAt", "status", "stockStatus", "order"),
     "OrderEventEdge": _own("cursor", "node"),
     "OrderEventConnection": _own("edges", "nodes", "pageInfo"),
+    "StoreEvent": _own("id", "cursor", "occurredAt", "orderEvent", "inventoryEvent"),
+    "StoreEventEdge": _own("cursor", "node"),
+    "StoreEventConnection": _own("edges", "nodes", "pageInfo"),
     "InventoryEvent": _own(
         "cursor", "type", "occurredAt", "product", "onHand", "available", "backordered"
     ),
@@ -375,6 +379,7 @@ class World:
             ),
             ("Product", "backorderQueue"): "(first: 5)",
             ("Order", "events"): "(first: 5)",
+            ("Store", "events"): "(first: 5)",
             ("Query", "stores"): "(first: 5)",
             ("Query", "store"): f"(handle: {_q(s.handle)})",
             ("Mutation", "upsertProduct"): (
