@@ -196,7 +196,7 @@ class Changed:
 # -- admin commands ------------------------------------------------------------
 
 #: What an API key may be allowed to do.
-API_SCOPES = ("READ", "ORDERS", "INVENTORY")
+API_SCOPES = ("READ", "ORDERS", "INVENTORY", "WEBHOOKS")
 
 
 @dataclass(frozen=True)

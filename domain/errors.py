@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     NOT_SHIPPABLE = "NOT_SHIPPABLE"
     ALREADY_CLOSED = "ALREADY_CLOSED"
     DUPLICATE = "DUPLICATE"
+    UNSAFE_TARGET = "UNSAFE_TARGET"
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,8 @@ class Metrics:
         self.websockets = 0
         self.live = _LiveCollector(self)
         self.registry.register(self.live)
+        self.webhooks = _WebhookCollector()
+        self.registry.register(self.webhooks)
         ProcessCollector(registry=self.registry)
 
     def record(
@@ -164,9 +166,19 @@ class Metrics:
         self.live.hub = hub
         self.live.clock = clock
 
+    def watch_webhooks(
+        self, db: Database, worker: Any | None, clock: Callable[[], dt.datetime]
+    ) -> None:
+        """Webhook delivery's counters (`worker.counters.by_outcome`) and lag."""
+        self.webhooks.db = db
+        self.webhooks.worker = worker
+        self.webhooks.clock = clock
+
     async def render(self) -> bytes:
-        """The exposition text, after reading what needs the database (the tail lag)."""
+        """The exposition text, after reading what needs the database (the tail lag,
+        the webhook lag)."""
         await self.live.refresh()
+        await self.webhooks.refresh()
         return generate_latest(self.registry)
 
 
@@ -259,6 +271,57 @@ class _LiveCollector(Collector):
                     "Database connections the pool keeps (it may open as many again as overflow).",
                     value=float(size()),
                 )
+
+
+class _WebhookCollector(Collector):
+    """Webhook deliveries by outcome (this process) and lag per subscription state."""
+
+    STATES = ("ACTIVE", "PAUSED", "FAILING", "DISABLED")
+    OUTCOMES = ("succeeded", "failed", "gave_up")
+
+    def __init__(self) -> None:
+        self.db: Database | None = None
+        self.worker: Any | None = None
+        self.clock: Callable[[], dt.datetime] | None = None
+        self.lag: dict[str, float] = {}
+
+    async def refresh(self) -> None:
+        if self.db is None or self.clock is None:
+            return
+        from ordergraph.storage.webhooks import lag_by_state
+
+        try:
+            self.lag = await asyncio.wait_for(lag_by_state(self.db, self.clock()), timeout=2)
+        except Exception as err:  # the database is down or slow: say "unknown"
+            log.warning("cannot measure the webhook lag: %s", err)
+            self.lag = {state: math.nan for state in self.STATES}
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._metrics())
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._metrics())
+
+    def _metrics(self) -> Iterator[Metric]:
+        deliveries = CounterMetricFamily(
+            "ordergraph_webhook_deliveries",
+            "Webhook delivery attempts this process made, by outcome: succeeded (2xx), "
+            "failed (retried later), gave_up (the subscription was disabled).",
+            labels=["outcome"],
+        )
+        counts = self.worker.counters.by_outcome if self.worker is not None else {}
+        for outcome in self.OUTCOMES:
+            deliveries.add_metric([outcome], float(counts.get(outcome, 0)))
+        yield deliveries
+        lag = GaugeMetricFamily(
+            "ordergraph_webhook_lag_seconds",
+            "Per subscription state, the age of the oldest event not yet delivered to a "
+            "subscription in that state (0 when all are caught up; NaN when unknown).",
+            labels=["state"],
+        )
+        for state in self.STATES:
+            lag.add_metric([state], self.lag.get(state, 0.0))
+        yield lag
 
 
 class Telemetry(SchemaExtension):

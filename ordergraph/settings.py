@@ -105,6 +105,18 @@ class Settings:
     revocation_check_ms: int = 2000
     heavy_operation_cost: int = 100
     max_heavy_operations_per_key: int = 1
+    # Webhooks (docs/webhooks.md).
+    webhook_delivery: bool = True
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: int = 10
+    webhook_retry_hours: int = 24
+    webhook_backoff_base_seconds: int = 5
+    webhook_backoff_max_seconds: int = 3600
+    webhook_poll_ms: int = 1000
+    webhook_claim_seconds: int = 60
+    webhook_max_response_bytes: int = 4096
+    webhook_concurrency: int = 20
+    webhook_log_days: int = 7
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -159,6 +171,17 @@ class Settings:
             revocation_check_ms=_int(env, "ORDERGRAPH_REVOCATION_CHECK_MS", 2000, minimum=50),
             heavy_operation_cost=_int(env, "ORDERGRAPH_HEAVY_OPERATION_COST", 100),
             max_heavy_operations_per_key=_int(env, "ORDERGRAPH_MAX_HEAVY_OPERATIONS_PER_KEY", 1),
+            webhook_delivery=_bool(env, "ORDERGRAPH_WEBHOOK_DELIVERY", True),
+            webhook_allow_private=_bool(env, "ORDERGRAPH_WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_timeout_seconds=_int(env, "ORDERGRAPH_WEBHOOK_TIMEOUT_SECONDS", 10),
+            webhook_retry_hours=_int(env, "ORDERGRAPH_WEBHOOK_RETRY_HOURS", 24),
+            webhook_backoff_base_seconds=_int(env, "ORDERGRAPH_WEBHOOK_BACKOFF_BASE_SECONDS", 5),
+            webhook_backoff_max_seconds=_int(env, "ORDERGRAPH_WEBHOOK_BACKOFF_MAX_SECONDS", 3600),
+            webhook_poll_ms=_int(env, "ORDERGRAPH_WEBHOOK_POLL_MS", 1000, minimum=10),
+            webhook_claim_seconds=_int(env, "ORDERGRAPH_WEBHOOK_CLAIM_SECONDS", 60),
+            webhook_max_response_bytes=_int(env, "ORDERGRAPH_WEBHOOK_MAX_RESPONSE_BYTES", 4096),
+            webhook_concurrency=_int(env, "ORDERGRAPH_WEBHOOK_CONCURRENCY", 20),
+            webhook_log_days=_int(env, "ORDERGRAPH_WEBHOOK_LOG_DAYS", 7),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

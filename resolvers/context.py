@@ -20,6 +20,7 @@ from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.ports import Loaded, Units
 from ordergraph.domain.reads import KeyRecord, LiveEvent
 from ordergraph.domain.tallies import Figures
+from ordergraph.domain.webhooks import WebhookPort
 from ordergraph.resolvers.keyguard import KeyGuard, SubscriptionLimitReached
 from ordergraph.storage import queries
 from ordergraph.storage.db import Database, RequestDatabase
@@ -174,6 +175,8 @@ class Context:
     guard: KeyGuard | None = None
     # Where mutations get their units of work (storage.units.SqlUnits; a memory one in tests).
     units: Units[KeyRecord] = field(kw_only=True)
+    # Webhook subscriptions' storage and DNS (ordergraph.webhooks); None: not offered.
+    webhooks: WebhookPort | None = field(default=None, kw_only=True)
     _principal: Principal | None = field(default=None, init=False)
     _pending: asyncio.Future[Principal] | None = field(default=None, init=False)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-KINDS = ("Store", "Product", "Order", "OrderLine", "ApiKey")
+KINDS = ("Store", "Product", "Order", "OrderLine", "ApiKey", "WebhookSubscription")
 
 
 def encode(kind: str, *parts: int) -> str:

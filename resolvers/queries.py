@@ -11,7 +11,8 @@ from ordergraph.domain.feed import EventSelection, FeedPage, feed_position
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.paging import BadPageRequest, Page, PageRequest
 from ordergraph.domain.reads import KeyRecord, OrderFilter, OrderSort
-from ordergraph.resolvers import ids
+from ordergraph.domain.webhooks import WebhookRecord
+from ordergraph.resolvers import ids, webhook_reads
 from ordergraph.resolvers.context import ApiError, Context
 from ordergraph.storage import queries
 
@@ -63,7 +64,9 @@ async def stores(ctx: Context, request: PageRequest) -> Page:
     return page
 
 
-async def node(ctx: Context, gid: str) -> Store | Product | Order | OrderLine | KeyRecord | None:
+async def node(
+    ctx: Context, gid: str
+) -> Store | Product | Order | OrderLine | KeyRecord | WebhookRecord | None:
     found = ids.decode(gid)
     if found is None:
         await ctx.require("READ")
@@ -73,6 +76,8 @@ async def node(ctx: Context, gid: str) -> Store | Product | Order | OrderLine | 
         await ctx.require_admin()
         async with ctx.db.read() as conn:
             return (await queries.api_keys_by_id(conn, [numbers[0]])).get(numbers[0])
+    if kind == "WebhookSubscription":  # WEBHOOKS scope, like the store's list of them
+        return await webhook_reads.subscription(ctx, numbers[0], numbers[1])
     if await ctx.visible_store(numbers[0], "READ") is None:
         return None
     if kind == "Store":

@@ -90,6 +90,8 @@ described(
         "NOT_SHIPPABLE": "The units to ship are not allocated.",
         "ALREADY_CLOSED": "The order has nothing left to ship (shipped or cancelled).",
         "DUPLICATE": "The value must be unique and is taken (a store handle).",
+        "UNSAFE_TARGET": "A webhook URL that is plain http, or whose host resolves to a "
+        "refused address (loopback, private, link-local, metadata, reserved).",
     },
 )
 described(
@@ -126,6 +128,7 @@ class ApiScope(Enum):
     READ = "READ"
     ORDERS = "ORDERS"
     INVENTORY = "INVENTORY"
+    WEBHOOKS = "WEBHOOKS"
 
 
 described(
@@ -135,6 +138,8 @@ described(
         "READ": "Queries and subscriptions on the key's stores.",
         "ORDERS": "placeOrder, shipOrder and cancelOrder.",
         "INVENTORY": "upsertProduct, receiveStock and adjustStock.",
+        "WEBHOOKS": "Create, update, pause and delete webhook subscriptions, see them and "
+        "their delivery log, rotate their secrets and redeliver.",
     },
 )
 

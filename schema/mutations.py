@@ -11,7 +11,7 @@ from typing import Any
 import strawberry
 from strawberry.types.field import StrawberryField
 
-from ordergraph.resolvers import admin, inventory, orders
+from ordergraph.resolvers import admin, inventory, orders, webhooks
 
 INPUT = "What to change; see the input type for each field's rules."
 
@@ -71,4 +71,29 @@ class Mutation:
         orders.cancel_order,
         "Cancel unshipped units of an open order (ORDERS): the lines given, or all of them. "
         "Released stock goes to waiting lines at once.",
+    )
+    create_webhook_subscription = mutation(
+        webhooks.create_webhook_subscription,
+        "Create a webhook subscription (WEBHOOKS scope); its signing secret is shown only "
+        "in this payload.",
+    )
+    update_webhook_subscription = mutation(
+        webhooks.update_webhook_subscription,
+        "Change a subscription's URL or topics, pause or resume it (WEBHOOKS).",
+    )
+    delete_webhook_subscription = mutation(
+        webhooks.delete_webhook_subscription,
+        "Delete a webhook subscription and its delivery log (WEBHOOKS).",
+        id="The subscription's global ID (`WebhookSubscription.id`).",
+    )
+    rotate_webhook_secret = mutation(
+        webhooks.rotate_webhook_secret,
+        "A new signing secret (WEBHOOKS); the old one keeps signing (as a second v1 "
+        "signature) for 24 h.",
+        id="The subscription's global ID (`WebhookSubscription.id`).",
+    )
+    redeliver_webhook = mutation(
+        webhooks.redeliver_webhook,
+        "Deliver again every matching event after the cursor, in order (WEBHOOKS): the "
+        "subscription's cursor moves back there.",
     )

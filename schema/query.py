@@ -10,11 +10,13 @@ import strawberry
 from ordergraph.domain.model import Order, OrderLine, Product, Store
 from ordergraph.domain.paging import PageRequest
 from ordergraph.domain.reads import KeyRecord
+from ordergraph.domain.webhooks import WebhookRecord
 from ordergraph.resolvers import queries as q
 from ordergraph.resolvers.context import bad_input
 from ordergraph.schema.connections import After, Connection, First
 from ordergraph.schema.nodes import Ctx, Node
 from ordergraph.schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
+from ordergraph.schema.webhooks import WebhookSubscriptionType
 
 
 def wrap_node(found: object) -> Node | None:
@@ -29,6 +31,8 @@ def wrap_node(found: object) -> Node | None:
         return OrderLineType(_line=found)
     if isinstance(found, KeyRecord):
         return ApiKeyType(_key=found)
+    if isinstance(found, WebhookRecord):
+        return WebhookSubscriptionType(_record=found)
     return None
 
 

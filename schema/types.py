@@ -17,7 +17,7 @@ from ordergraph.domain.paging import PageRequest, encode_cursor
 from ordergraph.domain.reads import EventRecord, KeyRecord, OrderFilter, OrderSort
 from ordergraph.domain.validation import MAX_LINE_QUANTITY, MAX_TEXT
 from ordergraph.resolvers import figures as fig
-from ordergraph.resolvers import ids
+from ordergraph.resolvers import ids, webhook_reads
 from ordergraph.resolvers import queries as q
 from ordergraph.resolvers.queries import BACKORDERED_PRODUCTS_MAX
 from ordergraph.schema.connections import (
@@ -55,6 +55,7 @@ from ordergraph.schema.nodes import (
 
 if TYPE_CHECKING:
     from ordergraph.schema.feed import StoreEventConnection
+    from ordergraph.schema.webhooks import WebhookSubscriptionType
 
 # Ctx is re-exported: the mutation and subscription modules take it from here.
 __all__ = ["ApiKeyType", "Ctx", "Node", "OrderEventType_", "OrderLineType", "OrderType"]
@@ -327,6 +328,17 @@ class StoreType(Node):
         return await feed.store_events(
             info, self._store, after, first, order_types, inventory_types
         )
+
+    @strawberry.field(
+        description="The store's webhook subscriptions, oldest first (WEBHOOKS scope)."
+    )
+    async def webhook_subscriptions(
+        self, info: Ctx
+    ) -> list[Annotated[WebhookSubscriptionType, strawberry.lazy("ordergraph.schema.webhooks")]]:
+        from ordergraph.schema.webhooks import WebhookSubscriptionType
+
+        found = await webhook_reads.subscriptions(info.context, self._store.id)
+        return [WebhookSubscriptionType(_record=r) for r in found]
 
 
 # -- products -----------------------------------------------------------------

@@ -316,3 +316,59 @@ rate_buckets = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("store_id", "api_key_id"),
 )
+
+# Webhook subscriptions (domain/webhooks.py, storage/webhooks.py). `position` is the
+# subscription's cursor in the store's log (two slots per seq: the event, then the
+# figures change of the same commit): everything at or before it was delivered and
+# acknowledged. attempts / next_attempt_at / first_failure_at / last_status describe the
+# head (the next slot after the position). A worker holds `claimed_by` until
+# `claimed_until` while it sends; an expired claim is free to take.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("topics", String(512), nullable=False),  # comma-separated WebhookTopic values
+    Column("state", String(10), nullable=False),
+    Column("secret", String(80), nullable=False),
+    Column("previous_secret", String(80), nullable=True),
+    Column("previous_secret_until", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("first_failure_at", UtcDateTime, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("last_success_at", UtcDateTime, nullable=True),
+    Column("last_failure_at", UtcDateTime, nullable=True),
+    Column("log_serial", BigInteger, nullable=False, server_default=text("0")),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("store_id", "id"),
+)
+
+# One row per delivery attempt, numbered per subscription (its log_serial).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("store_id", Id, nullable=False),
+    Column("subscription_id", BigInteger, nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("topic", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("store_id", "subscription_id", "id"),
+    ForeignKeyConstraint(
+        ["store_id", "subscription_id"],
+        ["webhook_subscriptions.store_id", "webhook_subscriptions.id"],
+    ),
+    Index("ix_webhook_deliveries_at", "at"),
+)

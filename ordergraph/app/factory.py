@@ -22,6 +22,7 @@ from ordergraph.middleware import wrap_for_browsers
 from ordergraph.overdue import run_sweeper
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
+from ordergraph.webhooks import DeliverySettings, WebhookWorker
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
@@ -43,9 +44,16 @@ def create_app(
     metrics = Metrics(max_operations=settings.metrics_max_operations)
     view = OrdergraphView(database, settings, clock or Clock(), hub, metrics)
     metrics.watch(database, hub, view.clock)
+    # Webhook delivery, in every server process unless switched off.
+    worker = (
+        WebhookWorker(database, view.clock, DeliverySettings.of(settings))
+        if settings.webhook_delivery
+        else None
+    )
+    metrics.watch_webhooks(database, worker, view.clock)
     app = Starlette(
         routes=_routes(view, settings, Readiness(database)),
-        lifespan=_lifespan(view, settings, owns_db=db is None),
+        lifespan=_lifespan(view, settings, worker, owns_db=db is None),
     )
     app.state.db = database
     app.state.hub = hub
@@ -54,6 +62,7 @@ def create_app(
     app.state.guard = view.guard
     app.state.schema = view.schema
     app.state.settings = settings
+    app.state.webhooks = worker
     wrap_for_browsers(app, settings)
     # Outermost: sees the server's own websocket `send` (live.frames).
     app.add_middleware(ReadyFrames)
@@ -76,8 +85,11 @@ def _routes(view: OrdergraphView, settings: Settings, readiness: Readiness) -> l
     ]
 
 
-def _lifespan(view: OrdergraphView, settings: Settings, *, owns_db: bool) -> Lifespan:
-    """Start the event hub and the overdue sweeper; stop them, and what else runs, at the end."""
+def _lifespan(
+    view: OrdergraphView, settings: Settings, worker: WebhookWorker | None, *, owns_db: bool
+) -> Lifespan:
+    """Start the event hub, the overdue sweeper and webhook delivery; stop them, and what
+    else runs, at the end."""
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -88,10 +100,14 @@ def _lifespan(view: OrdergraphView, settings: Settings, *, owns_db: bool) -> Lif
             sweeper = asyncio.create_task(
                 run_sweeper(view.db, view.clock, settings.overdue_sweep_seconds, stop)
             )
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
             stop.set()
+            if worker is not None:
+                await worker.stop()
             if sweeper is not None:
                 await sweeper
             await view.hub.stop()

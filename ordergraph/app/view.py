@@ -37,6 +37,7 @@ from ordergraph.settings import Settings
 from ordergraph.storage.db import Database, RequestDatabase
 from ordergraph.storage.units import SqlUnits
 from ordergraph.throttle import Throttle, throttle_settings
+from ordergraph.webhooks import AppWebhooks
 
 request_log = logging.getLogger("ordergraph.request")
 
@@ -200,6 +201,7 @@ class OrdergraphView(GraphQL[Context, None]):
             response=response,
             live=self.live,
             guard=self.guard,
+            webhooks=AppWebhooks(db, self.clock, self.settings.webhook_allow_private),
             # ordergraph.http numbers the request before it reads the body: that id.
             request_id=info.request_id if info and info.request_id else _new_id(),
         )

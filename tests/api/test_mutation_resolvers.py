@@ -182,7 +182,7 @@ async def test_create_store_answers_the_store_its_first_key_and_token(api: Memor
     assert session.store.default_backorder_policy.value == "ALLOW"
     assert session.store.timezone == "Europe/Berlin"
     assert payload["apiKey"]["name"] == "north (created with the store)"
-    assert sorted(payload["apiKey"]["scopes"]) == ["INVENTORY", "ORDERS", "READ"]
+    assert sorted(payload["apiKey"]["scopes"]) == ["INVENTORY", "ORDERS", "READ", "WEBHOOKS"]
     assert payload["apiKey"]["stores"] == [{"handle": "north"}]
     assert payload["token"].startswith("og_")
 

@@ -96,6 +96,7 @@ ALLOWED: dict[str, set[str]] = {
         "ordergraph",
         *("strawberry", "graphql", "starlette", "anyio", "sqlalchemy", "alembic", "uvicorn"),
         "prometheus_client",
+        "httpx",  # webhook delivery (ordergraph/webhooks.py)
     },
     "bench": {
         *APP_ENTRY_POINTS,

@@ -1,0 +1,737 @@
+"""Webhook subscriptions and their delivery, against a real HTTP receiver, on SQLite and
+PostgreSQL: the mutations and their checks, the WEBHOOKS scope and tenancy; ordering,
+signatures, retries, 410, redeliver, rotation, pausing, unsafe targets.
+
+The app runs in process; the delivery worker is driven round by round (`drain`), so each
+test decides when deliveries happen and moves the clock for retries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import shutil
+import ssl
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import delete
+
+from ordergraph.clock import Clock
+from ordergraph.domain.webhooks import RetryPolicy, verify
+from ordergraph.metrics import Metrics
+from ordergraph.settings import Settings, SettingsError
+from ordergraph.storage import tables as t
+from ordergraph.storage.db import Database
+from ordergraph.webhooks import DeliverySettings, WebhookWorker, new_client
+from tests.client import ERRORS, Api, StoreHandle
+from tests.conftest import ADMIN_TOKEN, app_client
+from tests.webhook_receiver import Answer, Receiver
+
+SUB_FIELDS = """id url topics state lastSuccessAt lastFailureAt lastError deliveredThrough
+  attempts nextAttemptAt createdAt"""
+CREATE = f"""mutation($input: CreateWebhookSubscriptionInput!) {{
+  createWebhookSubscription(input: $input) {{
+    webhookSubscription {{ {SUB_FIELDS} }} secret {ERRORS} }} }}"""
+UPDATE = f"""mutation($input: UpdateWebhookSubscriptionInput!) {{
+  updateWebhookSubscription(input: $input) {{
+    webhookSubscription {{ {SUB_FIELDS} }} {ERRORS} }} }}"""
+DELETE = f"""mutation($id: ID!) {{ deleteWebhookSubscription(id: $id) {{ deletedId {ERRORS} }} }}"""
+ROTATE = f"""mutation($id: ID!) {{ rotateWebhookSecret(id: $id) {{
+  webhookSubscription {{ id }} secret {ERRORS} }} }}"""
+REDELIVER = f"""mutation($input: RedeliverWebhookInput!) {{ redeliverWebhook(input: $input) {{
+  webhookSubscription {{ {SUB_FIELDS} }} {ERRORS} }} }}"""
+LIST = f"""query($h: String!) {{ store(handle: $h) {{ webhookSubscriptions {{ {SUB_FIELDS}
+  deliveries(first: 50) {{ nodes {{ eventId cursor topic status attempts lastStatusCode
+    lastLatencyMs nextAttemptAt error }} pageInfo {{ hasNextPage endCursor }} }} }} }} }}"""
+ORDER_EVENTS = """query($h: String!) { store(handle: $h) { order(number: 1001) {
+  events { nodes { cursor type } } } } }"""
+
+
+@dataclass
+class Hooks:
+    api: Api
+    receiver: Receiver
+    worker: WebhookWorker
+    client: httpx.AsyncClient
+    clock: Clock
+
+    async def drain(self, rounds: int = 200) -> None:
+        """Run delivery rounds until nothing is due."""
+        for _ in range(rounds):
+            if not await self.worker.round(self.client):
+                return
+        raise AssertionError("delivery never settled")
+
+    async def store(self) -> StoreHandle:
+        store = await self.api.create_store(policy="ALLOW")
+        await self.api.upsert(store, "SKU")
+        await self.api.receive(store, "SKU", 100)
+        return store
+
+    async def create(
+        self, store: StoreHandle, topics: list[str], token: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        fields.setdefault("url", self.receiver.url)
+        data = await self.api.gql(
+            CREATE,
+            {"input": {"storeId": store.id, "topics": topics, **fields}},
+            token=token or store.token,
+        )
+        payload: dict[str, Any] = data["createWebhookSubscription"]
+        return payload
+
+    async def subscribe(
+        self, store: StoreHandle, topics: list[str], **fields: Any
+    ) -> tuple[str, str]:
+        payload = await self.create(store, topics, **fields)
+        assert payload["userErrors"] == [], payload
+        return payload["webhookSubscription"]["id"], payload["secret"]
+
+    async def listed(self, store: StoreHandle) -> list[dict[str, Any]]:
+        data = await self.api.gql(LIST, {"h": store.handle}, token=store.token)
+        found: list[dict[str, Any]] = data["store"]["webhookSubscriptions"]
+        return found
+
+    async def place(self, store: StoreHandle, n: int = 1) -> None:
+        for _ in range(n):
+            result = await self.api.place(store, [("SKU", 1)])
+            assert result["userErrors"] == [], result
+
+
+FAST = RetryPolicy(base_seconds=1.0, cap_seconds=60.0, jitter=0.5, window=dt.timedelta(hours=24))
+
+
+@pytest.fixture
+async def hooks(database: Database, clock: Clock) -> AsyncIterator[Hooks]:
+    receiver = await Receiver().start()
+    settings = DeliverySettings(allow_private=True, timeout_seconds=1.0, retry=FAST)
+    worker = WebhookWorker(database, clock, settings)
+    try:
+        async with (
+            app_client(database, clock, webhook_allow_private=True) as http,
+            new_client(settings) as client,
+        ):
+            yield Hooks(Api(http, ADMIN_TOKEN, database), receiver, worker, client, clock)
+    finally:
+        await receiver.stop()
+        async with database.write() as conn:  # other tests' workers must not see these
+            await conn.execute(delete(t.webhook_deliveries))
+            await conn.execute(delete(t.webhook_subscriptions))
+
+
+def numbers(hooks: Hooks) -> list[int]:
+    """The order numbers of the order events received, in arrival order."""
+    got = hooks.receiver.received
+    return [r.json["payload"]["orderEvent"]["order"]["number"] for r in got]
+
+
+def signed_by(request: Any, secret: str) -> bool:
+    return verify(request.headers["ordergraph-signature"], secret, request.body, int(time.time()))
+
+
+# -- delivery -------------------------------------------------------------------
+
+
+async def test_delivers_matching_events_in_order_signed_with_ids_and_topics(hooks: Hooks) -> None:
+    store = await hooks.store()
+    _, secret = await hooks.subscribe(store, ["ORDER_PLACED", "INVENTORY_RECEIVED"])
+    await hooks.place(store, 3)
+    await hooks.api.receive(store, "SKU", 5)
+    await hooks.drain()
+
+    got = hooks.receiver.received
+    assert [r.json["topic"] for r in got] == ["ORDER_PLACED"] * 3 + ["INVENTORY_RECEIVED"]
+    assert [r.json["payload"]["orderEvent"]["order"]["number"] for r in got[:3]] == [
+        1001,
+        1002,
+        1003,
+    ]
+    assert got[3].json["payload"]["inventoryEvent"]["product"]["sku"] == "SKU"
+    assert got[3].json["payload"]["inventoryEvent"]["onHand"] == 105
+    for r in got:
+        assert r.method == "POST"
+        assert r.headers["content-type"] == "application/json"
+        assert r.headers["ordergraph-event-id"] == r.json["id"]
+        assert r.headers["ordergraph-topic"] == r.json["topic"]
+        assert r.json["storeId"] == store.id
+        assert signed_by(r, secret)
+        assert not signed_by(r, secret + "x")
+    assert len({r.json["id"] for r in got}) == 4
+    # The cursors are the log's, as orderEvents gives them, and increase.
+    events = await hooks.api.gql(ORDER_EVENTS, {"h": store.handle}, token=store.token)
+    placed = events["store"]["order"]["events"]["nodes"][0]
+    assert got[0].json["cursor"] == placed["cursor"]
+    [listed] = await hooks.listed(store)
+    assert listed["state"] == "ACTIVE"
+    assert listed["deliveredThrough"] == got[-1].json["cursor"]
+    assert listed["lastSuccessAt"] is not None
+    log = listed["deliveries"]["nodes"]
+    assert [d["status"] for d in log] == ["SUCCEEDED"] * 4
+    assert [d["eventId"] for d in log] == [r.json["id"] for r in reversed(got)]
+    assert all(d["lastStatusCode"] == 200 and d["lastLatencyMs"] >= 0 for d in log)
+
+
+async def test_a_new_subscription_starts_after_the_log_as_it_stands_or_after_a_cursor(
+    hooks: Hooks,
+) -> None:
+    store = await hooks.store()
+    await hooks.place(store, 2)
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.drain()
+    assert hooks.receiver.received == []
+    await hooks.place(store)
+    await hooks.drain()
+    assert numbers(hooks) == [1003]
+    # From a cursor: everything after it, including what came before the subscription.
+    events = await hooks.api.gql(ORDER_EVENTS, {"h": store.handle}, token=store.token)
+    first_cursor = events["store"]["order"]["events"]["nodes"][0]["cursor"]
+    hooks.receiver.received.clear()
+    await hooks.subscribe(store, ["ORDER_PLACED"], after=first_cursor)
+    await hooks.drain()
+    assert numbers(hooks) == [
+        1002,
+        1003,
+    ]
+
+
+async def test_backlog_changed_carries_the_figures_after_each_change(hooks: Hooks) -> None:
+    store = await hooks.store()
+    await hooks.subscribe(store, ["BACKLOG_CHANGED", "ORDER_PLACED"])
+    await hooks.place(store, 2)
+    await hooks.drain()
+    got = hooks.receiver.received
+    assert [r.json["topic"] for r in got] == ["ORDER_PLACED", "BACKLOG_CHANGED"] * 2
+    figures = [r.json["payload"]["backlogChanged"]["backlog"] for r in got[1::2]]
+    assert [f["orders"] for f in figures] == [1, 2]
+    assert figures[1]["value"] == {"amount": "20.00", "currencyCode": "USD"}
+    # The figures change has an id of its own, and comes after its commit's events.
+    assert len({r.json["id"] for r in got}) == 4
+    assert [r.headers["ordergraph-topic"] for r in got] == [r.json["topic"] for r in got]
+
+
+async def test_a_failed_event_is_retried_with_backoff_and_holds_back_the_next(
+    hooks: Hooks,
+) -> None:
+    store = await hooks.store()
+    answers: Iterator[Answer] = iter([500, "close", "timeout", 200, 200])
+    hooks.receiver.answer = lambda _: next(answers)
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store, 2)
+    await hooks.drain()
+    [failing] = await hooks.listed(store)
+    assert failing["state"] == "FAILING"
+    assert failing["lastError"] == "HTTP 500"
+    assert failing["nextAttemptAt"] is not None
+    assert failing["deliveries"]["nodes"][0]["status"] == "FAILED_RETRYING"
+    assert len(hooks.receiver.received) == 1  # the second waits behind the first
+    for _ in range(3):
+        hooks.clock.advance(dt.timedelta(minutes=2))
+        await hooks.drain()
+    assert numbers(hooks) == [1001, 1001, 1001, 1001, 1002]
+    assert [r.answer for r in hooks.receiver.received] == [500, "close", "timeout", 200, 200]
+    [done] = await hooks.listed(store)
+    assert done["state"] == "ACTIVE"
+    assert done["attempts"] == 0
+    errors = [d["error"] for d in done["deliveries"]["nodes"]]
+    assert errors[2].startswith("timed out")
+    assert errors[3].startswith("connection failed")
+    assert [d["attempts"] for d in done["deliveries"]["nodes"]] == [1, 4, 3, 2, 1]
+
+
+async def test_backoff_grows_and_the_subscription_is_disabled_after_the_window(
+    hooks: Hooks,
+) -> None:
+    store = await hooks.store()
+    hooks.receiver.answer = lambda _: 503
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store)
+    delays = []
+    for _ in range(6):
+        await hooks.drain()
+        [sub] = await hooks.listed(store)
+        if sub["state"] != "FAILING":
+            break
+        due = dt.datetime.fromisoformat(sub["nextAttemptAt"])
+        delays.append((due - hooks.clock()).total_seconds())
+        hooks.clock.advance(due - hooks.clock())
+    assert all(later > earlier for earlier, later in itertools.pairwise(delays))
+    hooks.clock.advance(dt.timedelta(hours=25))
+    await hooks.drain()
+    [sub] = await hooks.listed(store)
+    assert sub["state"] == "DISABLED"
+    assert "HTTP 503" in sub["lastError"]
+    assert "retried" in sub["lastError"]
+    assert sub["deliveries"]["nodes"][0]["status"] == "GAVE_UP"
+    # Disabled: nothing more is sent, until it is resumed, from its cursor.
+    sent = len(hooks.receiver.received)
+    hooks.clock.advance(dt.timedelta(hours=1))
+    await hooks.drain()
+    assert len(hooks.receiver.received) == sent
+    hooks.receiver.answer = lambda _: 200
+    resumed = await hooks.api.gql(
+        UPDATE, {"input": {"id": sub["id"], "paused": False}}, token=store.token
+    )
+    assert resumed["updateWebhookSubscription"]["webhookSubscription"]["state"] == "ACTIVE"
+    await hooks.drain()
+    assert hooks.receiver.received[-1].answer == 200
+    assert hooks.receiver.received[-1].json["payload"]["orderEvent"]["order"]["number"] == 1001
+
+
+async def test_a_410_disables_the_subscription_at_once(hooks: Hooks) -> None:
+    store = await hooks.store()
+    hooks.receiver.answer = lambda _: 410
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store, 2)
+    await hooks.drain()
+    [sub] = await hooks.listed(store)
+    assert sub["state"] == "DISABLED"
+    assert "410" in sub["lastError"]
+    assert len(hooks.receiver.received) == 1
+
+
+async def test_redirects_are_failures_and_are_not_followed(hooks: Hooks) -> None:
+    store = await hooks.store()
+    hooks.receiver.answer = lambda _: 302
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store)
+    await hooks.drain()
+    [sub] = await hooks.listed(store)
+    assert sub["state"] == "FAILING"
+    assert "redirects are not followed" in sub["lastError"]
+    assert len(hooks.receiver.received) == 1
+
+
+async def test_only_the_start_of_an_answer_is_read(hooks: Hooks) -> None:
+    """A 200 whose body never ends is a success: the worker reads the first
+    max_response_bytes and hangs up (it would otherwise time out after 1 s)."""
+    store = await hooks.store()
+    hooks.receiver.answer = lambda _: "endless"
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store)
+    await hooks.drain()
+    [sub] = await hooks.listed(store)
+    assert sub["state"] == "ACTIVE"
+    assert sub["lastSuccessAt"] is not None
+    assert sub["deliveries"]["nodes"][0]["lastLatencyMs"] < 1000
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A test CA, and a certificate it signed for the name localhost (openssl)."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=webhook test CA")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "host.key", "-out", "host.csr",
+        "-subj", "/CN=localhost")  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=DNS:localhost\n")
+    run("x509", "-req", "-in", "host.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "host.pem", "-days", "2", "-extfile", "san.ext")  # fmt: skip
+    return folder / "ca.pem", folder / "host.pem", folder / "host.key"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_https_connects_to_the_checked_address_with_the_hostname_as_host_and_sni(
+    hooks: Hooks, tmp_path: Path
+) -> None:
+    """The worker connects to the address it resolved, and keeps the URL's hostname for
+    the Host header, the TLS server name and the certificate check."""
+    ca, cert, key = _certificates(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    receiver = await Receiver(tls=server_tls).start()
+    trusting = ssl.create_default_context(cafile=str(ca))
+    settings = DeliverySettings(allow_private=True, timeout_seconds=2.0)
+    try:
+        store = await hooks.store()
+        _, secret = await hooks.subscribe(store, ["ORDER_PLACED"], url=receiver.url)
+        # The same receiver by its address: its certificate names localhost only.
+        bare = receiver.url.replace("localhost", "127.0.0.1")
+        await hooks.subscribe(store, ["ORDER_PLACED"], url=bare)
+        await hooks.place(store)
+        transport = httpx.AsyncHTTPTransport(verify=trusting)
+        async with new_client(settings, transport=transport) as client:
+            await hooks.worker.round(client)
+        [request] = receiver.received
+        assert request.headers["host"] == f"localhost:{receiver.port}"
+        # The connection by name sent it as the TLS server name; the one by address none.
+        assert sorted(receiver.server_names, key=str) == [None, "localhost"]
+        assert signed_by(request, secret)
+        by_name, by_address = await hooks.listed(store)
+        assert by_name["state"] == "ACTIVE"
+        assert by_address["state"] == "FAILING"
+        assert by_address["lastError"].startswith("connection failed")
+    finally:
+        await receiver.stop()
+
+
+async def test_a_receiver_that_is_down_is_retried_until_it_is_back(hooks: Hooks) -> None:
+    store = await hooks.store()
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    port = hooks.receiver.port
+    await hooks.receiver.stop()
+    await hooks.place(store)
+    await hooks.drain()
+    [sub] = await hooks.listed(store)
+    assert sub["state"] == "FAILING"
+    assert sub["lastError"].startswith("connection failed")
+    await hooks.receiver.start(port)
+    hooks.clock.advance(dt.timedelta(minutes=5))
+    await hooks.drain()
+    assert [r.answer for r in hooks.receiver.received] == [200]
+
+
+async def test_redeliver_sends_every_matching_event_after_the_cursor_again(hooks: Hooks) -> None:
+    store = await hooks.store()
+    sub_id, _ = await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store, 3)
+    await hooks.drain()
+    first = hooks.receiver.received[0].json
+    data = await hooks.api.gql(
+        REDELIVER, {"input": {"id": sub_id, "after": first["cursor"]}}, token=store.token
+    )
+    assert data["redeliverWebhook"]["userErrors"] == []
+    assert data["redeliverWebhook"]["webhookSubscription"]["deliveredThrough"] == first["cursor"]
+    await hooks.drain()
+    assert numbers(hooks) == [1001, 1002, 1003, 1002, 1003]
+    bad = await hooks.api.gql(
+        REDELIVER, {"input": {"id": sub_id, "after": "nonsense"}}, token=store.token
+    )
+    assert bad["redeliverWebhook"]["userErrors"][0]["code"] == "INVALID"
+
+
+async def test_rotation_signs_with_both_secrets_for_a_day(hooks: Hooks) -> None:
+    store = await hooks.store()
+    sub_id, old = await hooks.subscribe(store, ["ORDER_PLACED"])
+    data = await hooks.api.gql(ROTATE, {"id": sub_id}, token=store.token)
+    new = data["rotateWebhookSecret"]["secret"]
+    assert new
+    assert new != old
+    await hooks.place(store)
+    await hooks.drain()
+    request = hooks.receiver.received[-1]
+    assert request.headers["ordergraph-signature"].count("v1=") == 2
+    assert signed_by(request, new)
+    assert signed_by(request, old)
+    hooks.clock.advance(dt.timedelta(hours=25))
+    await hooks.place(store)
+    await hooks.drain()
+    request = hooks.receiver.received[-1]
+    assert request.headers["ordergraph-signature"].count("v1=") == 1
+    assert signed_by(request, new)
+    assert not signed_by(request, old)
+
+
+async def test_a_paused_subscription_keeps_its_cursor_and_catches_up(hooks: Hooks) -> None:
+    store = await hooks.store()
+    sub_id, _ = await hooks.subscribe(store, ["ORDER_PLACED"])
+    # Resuming an active subscription changes nothing.
+    same = await hooks.api.gql(
+        UPDATE, {"input": {"id": sub_id, "paused": False}}, token=store.token
+    )
+    assert same["updateWebhookSubscription"]["webhookSubscription"]["state"] == "ACTIVE"
+    paused = await hooks.api.gql(
+        UPDATE, {"input": {"id": sub_id, "paused": True}}, token=store.token
+    )
+    assert paused["updateWebhookSubscription"]["webhookSubscription"]["state"] == "PAUSED"
+    await hooks.place(store, 2)
+    await hooks.drain()
+    assert hooks.receiver.received == []
+    await hooks.api.gql(UPDATE, {"input": {"id": sub_id, "paused": False}}, token=store.token)
+    await hooks.drain()
+    assert numbers(hooks) == [1001, 1002]
+
+
+async def test_update_changes_topics_and_url_and_delete_stops_delivery(hooks: Hooks) -> None:
+    store = await hooks.store()
+    sub_id, _ = await hooks.subscribe(store, ["ORDER_PLACED"])
+    other = await Receiver().start()
+    try:
+        data = await hooks.api.gql(
+            UPDATE,
+            {"input": {"id": sub_id, "url": other.url, "topics": ["INVENTORY_RECEIVED"]}},
+            token=store.token,
+        )
+        changed = data["updateWebhookSubscription"]["webhookSubscription"]
+        assert changed["topics"] == ["INVENTORY_RECEIVED"]
+        assert changed["url"] == other.url
+        await hooks.place(store)
+        await hooks.api.receive(store, "SKU", 1)
+        await hooks.drain()
+        assert hooks.receiver.received == []
+        assert [r.json["topic"] for r in other.received] == ["INVENTORY_RECEIVED"]
+        gone = await hooks.api.gql(DELETE, {"id": sub_id}, token=store.token)
+        assert gone["deleteWebhookSubscription"] == {"deletedId": sub_id, "userErrors": []}
+        await hooks.api.receive(store, "SKU", 1)
+        await hooks.drain()
+        assert len(other.received) == 1
+        assert await hooks.listed(store) == []
+        again = await hooks.api.gql(DELETE, {"id": sub_id}, token=store.token)
+        assert again["deleteWebhookSubscription"]["userErrors"][0]["code"] == "NOT_FOUND"
+    finally:
+        await other.stop()
+
+
+async def test_the_delivery_log_pages_newest_first(hooks: Hooks) -> None:
+    store = await hooks.store()
+    sub_id, _ = await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store, 3)
+    await hooks.drain()
+    query = """query($h: String!, $after: String) { store(handle: $h) { webhookSubscriptions {
+      deliveries(first: 2, after: $after) {
+        nodes { cursor } pageInfo { hasNextPage endCursor } } } } }"""
+    page = await hooks.api.gql(query, {"h": store.handle}, token=store.token)
+    first = page["store"]["webhookSubscriptions"][0]["deliveries"]
+    assert first["pageInfo"]["hasNextPage"] is True
+    page = await hooks.api.gql(
+        query, {"h": store.handle, "after": first["pageInfo"]["endCursor"]}, token=store.token
+    )
+    second = page["store"]["webhookSubscriptions"][0]["deliveries"]
+    assert second["pageInfo"]["hasNextPage"] is False
+    cursors = [n["cursor"] for n in first["nodes"] + second["nodes"]]
+    sent = [r.json["cursor"] for r in hooks.receiver.received]
+    assert cursors == list(reversed(sent))
+    too_many = await hooks.api.raw(
+        query.replace("first: 2", "first: 101"), {"h": store.handle}, token=store.token
+    )
+    assert too_many["errors"][0]["extensions"]["code"] == "INVALID"
+    assert sub_id
+
+
+# -- checks, scope and tenancy ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("not a url", "INVALID"),
+        ("ftp://example.com/hook", "INVALID"),
+        ("https://user:pw@example.com/hook", "INVALID"),
+        ("https://example.com/" + "x" * 2100, "INVALID"),
+    ],
+)
+async def test_bad_urls_are_refused(hooks: Hooks, url: str, code: str) -> None:
+    store = await hooks.store()
+    payload = await hooks.create(store, ["ORDER_PLACED"], url=url)
+    assert payload["webhookSubscription"] is None
+    assert payload["secret"] is None
+    assert payload["userErrors"][0]["code"] == code
+    assert payload["userErrors"][0]["field"] == ["input", "url"]
+
+
+async def test_empty_topics_and_bad_cursors_are_refused(hooks: Hooks) -> None:
+    store = await hooks.store()
+    payload = await hooks.create(store, [])
+    assert payload["userErrors"][0]["code"] == "INVALID"
+    assert payload["userErrors"][0]["field"] == ["input", "topics"]
+    payload = await hooks.create(store, ["ORDER_PLACED"], after="garbage")
+    assert payload["userErrors"][0]["field"] == ["input", "after"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/hook",
+        "https://127.0.0.1/hook",
+        "https://10.1.2.3/hook",
+        "https://169.254.169.254/latest",
+        "https://[::1]/hook",
+        "https://[fd00:ec2::254]/hook",
+        "https://localhost/hook",
+    ],
+)
+async def test_unsafe_targets_are_refused_without_the_setting(
+    database: Database, clock: Clock, url: str
+) -> None:
+    async with app_client(database, clock) as http:
+        api = Api(http, ADMIN_TOKEN, database)
+        store = await api.create_store()
+        data = await api.gql(
+            CREATE,
+            {"input": {"storeId": store.id, "url": url, "topics": ["ORDER_PLACED"]}},
+            token=store.token,
+        )
+    payload = data["createWebhookSubscription"]
+    assert payload["webhookSubscription"] is None
+    assert payload["userErrors"][0]["code"] == "UNSAFE_TARGET", payload
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+async def test_delivery_refuses_an_address_that_became_unsafe(
+    database: Database, clock: Clock, scheme: str
+) -> None:
+    """Checked again at each attempt: a subscription made while private targets were
+    allowed gets UNSAFE_TARGET from a worker that does not allow them."""
+    receiver = await Receiver().start()
+    url = receiver.url.replace("http:", f"{scheme}:")
+    try:
+        async with app_client(database, clock, webhook_allow_private=True) as http:
+            api = Api(http, ADMIN_TOKEN, database)
+            store = await api.create_store()
+            await api.upsert(store, "SKU")
+            await api.receive(store, "SKU", 5)
+            data = await api.gql(
+                CREATE,
+                {"input": {"storeId": store.id, "url": url, "topics": ["ORDER_PLACED"]}},
+                token=store.token,
+            )
+            assert data["createWebhookSubscription"]["userErrors"] == []
+            await api.place(store, [("SKU", 1)])
+            strict = WebhookWorker(database, clock, DeliverySettings(allow_private=False))
+            async with httpx.AsyncClient(trust_env=False) as client:
+                await strict.round(client)
+            listed = await api.gql(LIST, {"h": store.handle}, token=store.token)
+        [sub] = listed["store"]["webhookSubscriptions"]
+        assert sub["state"] == "FAILING"
+        assert sub["lastError"].startswith("UNSAFE_TARGET")
+        assert ("127.0.0.1" if scheme == "https" else "plain http") in sub["lastError"]
+        assert receiver.received == []
+    finally:
+        await receiver.stop()
+        async with database.write() as conn:
+            await conn.execute(delete(t.webhook_deliveries))
+            await conn.execute(delete(t.webhook_subscriptions))
+
+
+async def test_the_webhooks_scope_is_needed(hooks: Hooks) -> None:
+    store = await hooks.store()
+    sub_id, _ = await hooks.subscribe(store, ["ORDER_PLACED"])
+    key = await hooks.api.gql(
+        """mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { token } }""",
+        {"input": {"name": "no hooks", "storeIds": [store.id], "scopes": ["READ", "ORDERS"]}},
+        token=ADMIN_TOKEN,
+    )
+    token = key["createApiKey"]["token"]
+    body = await hooks.api.raw(
+        CREATE,
+        {"input": {"storeId": store.id, "url": hooks.receiver.url, "topics": ["ORDER_PLACED"]}},
+        token=token,
+    )
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    calls: list[tuple[str, dict[str, Any]]] = [
+        (DELETE, {"id": sub_id}),
+        (ROTATE, {"id": sub_id}),
+        (UPDATE, {"input": {"id": sub_id, "paused": True}}),
+        (LIST, {"h": store.handle}),
+    ]
+    for query, variables in calls:
+        body = await hooks.api.raw(query, variables, token=token)
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", query
+
+
+async def test_a_key_never_sees_or_touches_another_stores_subscriptions(hooks: Hooks) -> None:
+    mine, theirs = await hooks.store(), await hooks.store()
+    their_id, _ = await hooks.subscribe(theirs, ["ORDER_PLACED"])
+    # Not listed, and every mutation answers as for an unknown id.
+    data = await hooks.api.gql(LIST, {"h": mine.handle}, token=mine.token)
+    assert data["store"]["webhookSubscriptions"] == []
+    named: list[tuple[str, dict[str, Any], str]] = [
+        (DELETE, {"id": their_id}, "deleteWebhookSubscription"),
+        (ROTATE, {"id": their_id}, "rotateWebhookSecret"),
+        (UPDATE, {"input": {"id": their_id, "paused": True}}, "updateWebhookSubscription"),
+        (REDELIVER, {"input": {"id": their_id, "after": "WzBd"}}, "redeliverWebhook"),
+    ]
+    for query, variables, name in named:
+        body = await hooks.api.gql(query, variables, token=mine.token)
+        assert body[name]["userErrors"][0]["code"] == "NOT_FOUND", name
+    node = "query($id: ID!) { node(id: $id) { __typename ... on WebhookSubscription { url } } }"
+    seen = await hooks.api.gql(node, {"id": their_id}, token=theirs.token)
+    assert seen["node"] == {"__typename": "WebhookSubscription", "url": hooks.receiver.url}
+    unseen = await hooks.api.gql(node, {"id": their_id}, token=mine.token)
+    assert unseen["node"] is None
+    payload = await hooks.create(theirs, ["ORDER_PLACED"], token=mine.token)
+    assert payload["userErrors"][0]["code"] == "NOT_FOUND"
+    [still] = await hooks.listed(theirs)
+    assert still["state"] == "ACTIVE"
+    # Unknown and malformed ids read the same.
+    body = await hooks.api.gql(DELETE, {"id": "bm9wZQ"}, token=mine.token)
+    assert body["deleteWebhookSubscription"]["userErrors"][0]["code"] == "NOT_FOUND"
+
+
+async def test_attempts_are_forgotten_after_the_log_days(hooks: Hooks) -> None:
+    store = await hooks.store()
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store)
+    await hooks.drain()
+    hooks.clock.advance(dt.timedelta(days=6))
+    await hooks.place(store)
+    await hooks.drain()
+    [sub] = await hooks.listed(store)
+    assert len(sub["deliveries"]["nodes"]) == 2
+    hooks.clock.advance(dt.timedelta(days=1, minutes=1))  # the first is 7 days old
+    assert await hooks.worker.prune() >= 1
+    [sub] = await hooks.listed(store)
+    assert [d["eventId"] for d in sub["deliveries"]["nodes"]] == [
+        hooks.receiver.received[1].json["id"]
+    ]
+
+
+# -- metrics and settings ---------------------------------------------------------------
+
+
+def _sample(text: str, name: str, label: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{label}}}"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name}{{{label}}} not in the metrics")
+
+
+async def test_metrics_count_attempts_by_outcome_and_show_the_lag_per_state(
+    hooks: Hooks, database: Database
+) -> None:
+    store = await hooks.store()
+    sub_id, _ = await hooks.subscribe(store, ["ORDER_PLACED"])
+    answers: Iterator[Answer] = iter([500, 200, 200])
+    hooks.receiver.answer = lambda _: next(answers)
+    await hooks.place(store)
+    await hooks.drain()
+    hooks.clock.advance(dt.timedelta(minutes=5))
+    await hooks.drain()
+    await hooks.api.gql(UPDATE, {"input": {"id": sub_id, "paused": True}}, token=store.token)
+    await hooks.place(store)
+    hooks.clock.advance(dt.timedelta(minutes=10))
+    metrics = Metrics()
+    metrics.watch_webhooks(database, hooks.worker, hooks.clock)
+    text = (await metrics.render()).decode()
+    deliveries = "ordergraph_webhook_deliveries_total"
+    assert _sample(text, deliveries, 'outcome="succeeded"') == 1
+    assert _sample(text, deliveries, 'outcome="failed"') == 1
+    assert _sample(text, deliveries, 'outcome="gave_up"') == 0
+    assert _sample(text, "ordergraph_webhook_lag_seconds", 'state="PAUSED"') >= 600
+    assert _sample(text, "ordergraph_webhook_lag_seconds", 'state="ACTIVE"') == 0
+
+
+def test_the_webhook_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "ORDERGRAPH_WEBHOOK_DELIVERY": "false",
+            "ORDERGRAPH_WEBHOOK_ALLOW_PRIVATE": "true",
+            "ORDERGRAPH_WEBHOOK_TIMEOUT_SECONDS": "40",
+            "ORDERGRAPH_WEBHOOK_RETRY_HOURS": "2",
+            "ORDERGRAPH_WEBHOOK_BACKOFF_BASE_SECONDS": "3",
+            "ORDERGRAPH_WEBHOOK_BACKOFF_MAX_SECONDS": "90",
+            "ORDERGRAPH_WEBHOOK_POLL_MS": "250",
+            "ORDERGRAPH_WEBHOOK_CLAIM_SECONDS": "30",
+            "ORDERGRAPH_WEBHOOK_MAX_RESPONSE_BYTES": "100",
+            "ORDERGRAPH_WEBHOOK_CONCURRENCY": "4",
+            "ORDERGRAPH_WEBHOOK_LOG_DAYS": "3",
+        }
+    )
+    assert settings.webhook_delivery is False
+    found = DeliverySettings.of(settings)
+    assert found.allow_private is True
+    assert found.timeout_seconds == 40
+    assert found.retry.window == dt.timedelta(hours=2)
+    assert (found.retry.base_seconds, found.retry.cap_seconds) == (3, 90)
+    assert found.poll_seconds == 0.25
+    assert found.claim_seconds == 80  # at least twice the timeout
+    assert (found.max_response_bytes, found.concurrency, found.log_days) == (100, 4, 3)
+    with pytest.raises(SettingsError):
+        Settings.from_env({"ORDERGRAPH_WEBHOOK_TIMEOUT_SECONDS": "0"})
