@@ -75,6 +75,8 @@ class Settings:
     subscriber_buffer: int = 1000
     tail_poll_ms: int = 500
     ws_compression: bool = False
+    gc_freeze_seconds: int = 10  # ordergraph.gc_governor; 0 = CPython's collector as is
+    gc_full_seconds: int = 3600  # 0 = a full pass only when the frozen objects doubled
     log_level: str = "INFO"
     log_format: str = "json"
     graphiql: bool = True
@@ -140,6 +142,8 @@ class Settings:
             subscriber_buffer=_int(env, "ORDERGRAPH_SUBSCRIBER_BUFFER", 1000),
             tail_poll_ms=_int(env, "ORDERGRAPH_TAIL_POLL_MS", 500, minimum=10),
             ws_compression=_bool(env, "ORDERGRAPH_WS_COMPRESSION", False),
+            gc_freeze_seconds=_int(env, "ORDERGRAPH_GC_FREEZE_SECONDS", 10, minimum=0),
+            gc_full_seconds=_int(env, "ORDERGRAPH_GC_FULL_SECONDS", 3600, minimum=0),
             log_level=(env.get("ORDERGRAPH_LOG_LEVEL") or "INFO").upper(),
             log_format=_choice(env, "ORDERGRAPH_LOG_FORMAT", "json", ("json", "text")),
             graphiql=_bool(env, "ORDERGRAPH_GRAPHIQL", True),

@@ -15,6 +15,7 @@ from ordergraph.app.endpoints import healthz, metrics_handler, readyz
 from ordergraph.app.readiness import Readiness
 from ordergraph.app.view import OrdergraphView
 from ordergraph.clock import Clock
+from ordergraph.gc_governor import GcGovernor
 from ordergraph.live.frames import ReadyFrames
 from ordergraph.live.hub import EventHub
 from ordergraph.metrics import Metrics
@@ -32,6 +33,7 @@ def create_app(
     *,
     clock: Callable[[], dt.datetime] | None = None,
     db: Database | None = None,
+    govern_gc: bool = False,
 ) -> Starlette:
     """Build the app. The database must already be migrated (`ordergraph migrate`)."""
     settings = settings or Settings.from_env()
@@ -53,7 +55,7 @@ def create_app(
     metrics.watch_webhooks(database, worker, view.clock)
     app = Starlette(
         routes=_routes(view, settings, Readiness(database)),
-        lifespan=_lifespan(view, settings, worker, owns_db=db is None),
+        lifespan=_lifespan(view, settings, worker, owns_db=db is None, govern_gc=govern_gc),
     )
     app.state.db = database
     app.state.hub = hub
@@ -86,10 +88,16 @@ def _routes(view: OrdergraphView, settings: Settings, readiness: Readiness) -> l
 
 
 def _lifespan(
-    view: OrdergraphView, settings: Settings, worker: WebhookWorker | None, *, owns_db: bool
+    view: OrdergraphView,
+    settings: Settings,
+    worker: WebhookWorker | None,
+    *,
+    owns_db: bool,
+    govern_gc: bool = False,
 ) -> Lifespan:
-    """Start the event hub, the overdue sweeper and webhook delivery; stop them, and what
-    else runs, at the end."""
+    """Start the event hub, the overdue sweeper, webhook delivery and (for the server
+    process, `govern_gc`) the garbage-collection governor; stop them, and what else runs,
+    at the end."""
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -102,10 +110,17 @@ def _lifespan(
             )
         if worker is not None:
             worker.start()
+        governor = None
+        if govern_gc and settings.gc_freeze_seconds > 0:
+            governor = asyncio.create_task(
+                GcGovernor(settings.gc_freeze_seconds, settings.gc_full_seconds).run()
+            )
         try:
             yield
         finally:
             stop.set()
+            if governor is not None:
+                governor.cancel()
             if worker is not None:
                 await worker.stop()
             if sweeper is not None:

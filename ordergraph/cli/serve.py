@@ -75,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _announce_demo_keys(settings, args)
     print(f"GraphQL and GraphiQL: {base}/graphql", flush=True)
     print(f"Dashboard: {base}/dashboard", flush=True)
-    app = create_app(settings)
+    app = create_app(settings, govern_gc=True)  # ordergraph.gc_governor
     # Everything made so far (schema, app, settings) lives as long as the process: keep
     # it out of the cyclic collector's full passes, which otherwise stall busy fan-out.
     gc.collect()
