@@ -278,6 +278,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the server, they take the CPU it leaves, as clients on other machines would",
     )
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=15.0,
+        help="seconds to wait after every subscriber is live, before the load (default 15)",
+    )
+    parser.add_argument(
         "--no-floor",
         action="store_true",
         help="skip the bare write floor measured after the run (bench/fanout_floor.py)",
@@ -303,6 +309,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.subscribers = args.subscribers or (50 if smoke else 2000)
     args.rate = args.rate or 5.0
     args.seconds = args.seconds or (3.0 if smoke else 30.0)
+    if smoke:
+        args.settle = 0.0
     args.clients = args.clients or max(1, min(16, math.ceil(args.subscribers / 500)))
     if smoke:
         args.clients = min(args.clients, 2)
@@ -515,7 +523,9 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> tuple[int, Figures | 
         warm_seq = asyncio.run(order_event_seqs(dsn, store_id, start_seq))[-1]
         reached = sum(ask_all(clients, "await", (warm_seq, 120.0), "reached", 130))
         print(f"{reached} of {connected} received the warm-up event", flush=True)
-        time.sleep(0.5)
+        # Measure the steady state: the collections the ramp of new connections causes
+        # (ordergraph.gc_governor's growth pass, or CPython's own) happen before the load.
+        time.sleep(max(0.5, args.settle))
         rss_subscribed = vm_kib(pid, "VmRSS")
 
         client_pids = [c.process.pid for c in clients if c.process.pid is not None]
