@@ -24,8 +24,10 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from ordergraph.domain.errors import DomainError, ErrorCode, Problem, problem
+from ordergraph.domain.validation import SKU_RE
 
 MAX_URL_LENGTH = 2048
+MAX_SKUS = 100  # SKUs in one subscription's filter, by default (ORDERGRAPH_WEBHOOK_MAX_SKUS)
 SECRET_PREFIX = "whsec_"
 SIGNATURE_HEADER = "Ordergraph-Signature"
 EVENT_ID_HEADER = "Ordergraph-Event-Id"
@@ -107,6 +109,26 @@ def check_topics(topics: Sequence[str], field: str = "topics") -> list[WebhookTo
     if not topics:
         raise DomainError.one(ErrorCode.INVALID, "give at least one topic", [field])
     return sorted({WebhookTopic(t) for t in topics})
+
+
+def check_skus(skus: Sequence[str], limit: int = MAX_SKUS, field: str = "skus") -> tuple[str, ...]:
+    """A SKU filter: valid SKUs, sorted without repeats, at least one, at most `limit`.
+    An empty list is refused here (the API reads `[]` on update as "no filter")."""
+    for i, value in enumerate(skus):
+        if not SKU_RE.fullmatch(value):
+            raise DomainError.one(
+                ErrorCode.INVALID,
+                f"{value[:80]!r} is not a SKU (1 to 64 of A-Z, a-z, 0-9, '-', '_', '.')",
+                [field, i],
+            )
+    found = sorted(set(skus))
+    if not found:
+        raise DomainError.one(ErrorCode.INVALID, "give at least one SKU", [field])
+    if len(found) > limit:
+        raise DomainError.one(
+            ErrorCode.INVALID, f"a filter has at most {limit} SKUs, not {len(found)}", [field]
+        )
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -284,6 +306,8 @@ class WebhookRecord:
     last_failure_at: dt.datetime | None
     last_error: str | None
     last_status: int | None
+    skus: tuple[str, ...] | None = None  # the SKU filter; None = every SKU
+    resume_position: int | None = None  # set while one event is being sent again
 
     @property
     def delivered_through(self) -> int | None:
@@ -321,10 +345,29 @@ def event_id(store_id: int, seq: int, topic: WebhookTopic) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def parse_event_id(value: str) -> tuple[int, int, bool] | None:
+    """(store id, seq, is the figures change) of an event id, None if it is not one."""
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        kind, store, seq = base64.urlsafe_b64decode(padded.encode()).decode().split(":")
+        found = (int(store), int(seq), kind == "BacklogChange")
+    except (ValueError, UnicodeError):
+        return None
+    if kind not in ("Event", "BacklogChange") or found[0] <= 0 or found[1] <= 0:
+        return None
+    return found
+
+
+def slot_position(seq: int, figures: bool) -> int:
+    """The position of the event at `seq`, or of its commit's figures change."""
+    return backlog_position(seq) if figures else event_position(seq)
+
+
 class WebhookPort(Protocol):
     """What the API needs of webhook storage and the network (ctx.webhooks)."""
 
     allow_private: bool
+    max_skus: int
 
     async def resolve(self, host: str, port: int) -> list[str]:
         """The addresses the host resolves to now (empty if none)."""
@@ -337,6 +380,7 @@ class WebhookPort(Protocol):
         topics: Sequence[WebhookTopic],
         after_seq: int | None,
         secret: str,
+        skus: Sequence[str] | None = None,
     ) -> CreatedWebhook: ...
 
     async def get(self, store_id: int, webhook_id: int) -> WebhookRecord | None: ...
@@ -351,6 +395,8 @@ class WebhookPort(Protocol):
         url: str | None,
         topics: Sequence[WebhookTopic] | None,
         paused: bool | None,
+        skus: Sequence[str] | None = None,
+        clear_skus: bool = False,
     ) -> WebhookRecord | None: ...
 
     async def delete(self, store_id: int, webhook_id: int) -> bool: ...
@@ -362,6 +408,14 @@ class WebhookPort(Protocol):
     async def redeliver(
         self, store_id: int, webhook_id: int, after_seq: int
     ) -> WebhookRecord | None: ...
+
+    async def redeliver_event(
+        self, store_id: int, webhook_id: int, seq: int, figures: bool
+    ) -> WebhookRecord | None:
+        """Send the one event (or figures change) at `seq` again, then go on from where
+        the cursor was. DomainError INVALID if the subscription never delivered it or it
+        does not match the subscription; None if the subscription is not found."""
+        ...
 
     async def deliveries(
         self, store_id: int, webhook_id: int, first: int, before_id: int | None

@@ -134,6 +134,9 @@ class EventHub:
         self._stopping = False
         self.listener_connected = False
         self.last_pump_at = time.monotonic()
+        # Called with the store id of each commit another process announced (NOTIFY),
+        # or None when commits may have been missed (e.g. the listener reconnected).
+        self.on_notify: list[Callable[[int | None], None]] = []
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
@@ -325,9 +328,12 @@ class EventHub:
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         store, _, _ = payload.partition(":")
         try:
-            self.wake(int(store))
+            store_id: int | None = int(store)
         except ValueError:
-            self.wake(None)
+            store_id = None
+        self.wake(store_id)
+        for listener in self.on_notify:
+            listener(store_id)
 
     # -- observability (read-only) ----------------------------------------------
     async def tail_lag(self, now: Any) -> float:

@@ -119,6 +119,7 @@ class Settings:
     webhook_max_response_bytes: int = 4096
     webhook_concurrency: int = 20
     webhook_log_days: int = 7
+    webhook_max_skus: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -186,6 +187,7 @@ class Settings:
             webhook_max_response_bytes=_int(env, "ORDERGRAPH_WEBHOOK_MAX_RESPONSE_BYTES", 4096),
             webhook_concurrency=_int(env, "ORDERGRAPH_WEBHOOK_CONCURRENCY", 20),
             webhook_log_days=_int(env, "ORDERGRAPH_WEBHOOK_LOG_DAYS", 7),
+            webhook_max_skus=_int(env, "ORDERGRAPH_WEBHOOK_MAX_SKUS", 100, minimum=1),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -5,8 +5,9 @@ one another process holds), and for each sends the next matching slot of the sto
 log after the subscription's position; on a 2xx the position moves past it and the
 next one goes, on anything else the attempt is logged and retried later with backoff.
 One event at a time per subscription, in log order: a crash anywhere only means the
-head is sent again (at least once). It wakes on this process's commits and polls for
-the others'.
+head is sent again (at least once). It wakes on this process's commits and, on
+PostgreSQL, on other processes' (the live hub's LISTEN connection hands them on); it
+also polls (ORDERGRAPH_WEBHOOK_POLL_MS) in case a notification was lost.
 
 Each attempt resolves the URL's host once, refuses unsafe addresses (unless
 ORDERGRAPH_WEBHOOK_ALLOW_PRIVATE), and connects to the address it checked, with the
@@ -39,6 +40,7 @@ from ordergraph.domain.paging import encode_cursor
 from ordergraph.domain.webhooks import (
     EVENT_ID_HEADER,
     GONE,
+    MAX_SKUS,
     SIGNATURE_HEADER,
     TOPIC_HEADER,
     DeliveryStatus,
@@ -90,9 +92,16 @@ async def resolve_host(host: str, port: int) -> list[str]:
 class AppWebhooks(SqlWebhooks):
     """The API's webhook port: storage plus the DNS lookup and the private-target rule."""
 
-    def __init__(self, db: Database, clock: Callable[[], dt.datetime], allow_private: bool) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], dt.datetime],
+        allow_private: bool,
+        max_skus: int = MAX_SKUS,
+    ) -> None:
         super().__init__(db, clock)
         self.allow_private = allow_private
+        self.max_skus = max_skus
 
     async def resolve(self, host: str, port: int) -> list[str]:
         return await resolve_host(host, port)

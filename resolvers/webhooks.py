@@ -14,10 +14,12 @@ from ordergraph.domain.webhooks import (
     ROTATION_OVERLAP,
     Target,
     WebhookPort,
+    check_skus,
     check_topics,
     check_url,
     host_is_literal_address,
     new_secret,
+    parse_event_id,
     unsafe_target,
 )
 from ordergraph.resolvers import ids
@@ -29,6 +31,7 @@ from ordergraph.schema.webhooks import (
     CreateWebhookSubscriptionInput,
     CreateWebhookSubscriptionPayload,
     DeleteWebhookSubscriptionPayload,
+    RedeliverWebhookEventInput,
     RedeliverWebhookInput,
     RedeliverWebhookPayload,
     RotateWebhookSecretPayload,
@@ -91,7 +94,8 @@ async def create_webhook_subscription(
         topics = check_topics([t.name for t in input.topics])
         target = await _target(webhooks, input.url)
         after = _after_seq(input.after, "after") if input.after is not None else None
-        created = await webhooks.create(store_id, target.url, topics, after, new_secret())
+        skus = check_skus(input.skus, webhooks.max_skus) if input.skus is not None else None
+        created = await webhooks.create(store_id, target.url, topics, after, new_secret(), skus)
     except DomainError as err:
         return CreateWebhookSubscriptionPayload(
             webhook_subscription=None, secret=None, user_errors=user_errors(err.problems)
@@ -116,7 +120,15 @@ async def update_webhook_subscription(
     try:
         topics = check_topics([t.name for t in input.topics]) if input.topics is not None else None
         url = (await _target(webhooks, input.url)).url if input.url is not None else None
-        found = await webhooks.update(*key, url=url, topics=topics, paused=input.paused)
+        skus = check_skus(input.skus, webhooks.max_skus) if input.skus else None
+        found = await webhooks.update(
+            *key,
+            url=url,
+            topics=topics,
+            paused=input.paused,
+            skus=skus,
+            clear_skus=input.skus == [],
+        )
     except DomainError as err:
         return UpdateWebhookSubscriptionPayload(
             webhook_subscription=None, user_errors=user_errors(err.problems)
@@ -166,6 +178,36 @@ async def redeliver_webhook(info: Ctx, input: RedeliverWebhookInput) -> Redelive
         )
     try:
         found = await webhooks.redeliver(*key, _after_seq(input.after, "after"))
+    except DomainError as err:
+        return RedeliverWebhookPayload(
+            webhook_subscription=None, user_errors=user_errors(err.problems)
+        )
+    if found is None:
+        return RedeliverWebhookPayload(
+            webhook_subscription=None, user_errors=user_errors(_not_found())
+        )
+    return RedeliverWebhookPayload(
+        webhook_subscription=WebhookSubscriptionType(_record=found), user_errors=[]
+    )
+
+
+async def redeliver_webhook_event(
+    info: Ctx, input: RedeliverWebhookEventInput
+) -> RedeliverWebhookPayload:
+    ctx = info.context
+    key = await _owned(ctx, str(input.id))
+    if key is None:
+        return RedeliverWebhookPayload(
+            webhook_subscription=None, user_errors=user_errors(_not_found())
+        )
+    event = parse_event_id(str(input.event_id))
+    if event is None or event[0] != key[0]:
+        problems = failed(
+            ErrorCode.INVALID, "not an event id of this subscription's store", "eventId"
+        )
+        return RedeliverWebhookPayload(webhook_subscription=None, user_errors=user_errors(problems))
+    try:
+        found = await port(ctx).redeliver_event(*key, event[1], event[2])
     except DomainError as err:
         return RedeliverWebhookPayload(
             webhook_subscription=None, user_errors=user_errors(err.problems)

@@ -79,7 +79,7 @@ class Mutation:
     )
     update_webhook_subscription = mutation(
         webhooks.update_webhook_subscription,
-        "Change a subscription's URL or topics, pause or resume it (WEBHOOKS).",
+        "Change a subscription's URL, topics or SKU filter, pause or resume it (WEBHOOKS).",
     )
     delete_webhook_subscription = mutation(
         webhooks.delete_webhook_subscription,
@@ -96,4 +96,9 @@ class Mutation:
         webhooks.redeliver_webhook,
         "Deliver again every matching event after the cursor, in order (WEBHOOKS): the "
         "subscription's cursor moves back there.",
+    )
+    redeliver_webhook_event = mutation(
+        webhooks.redeliver_webhook_event,
+        "Send one event that was already delivered again (WEBHOOKS), then go on from "
+        "where the cursor stood: later events are not sent again.",
     )

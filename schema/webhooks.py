@@ -191,6 +191,14 @@ class WebhookSubscriptionType(Node):
     def topics(self) -> list[WebhookTopic]:
         return [WebhookTopic(t.value) for t in self._record.topics]
 
+    @strawberry.field(
+        description="The SKU filter: order events are delivered only for orders with a "
+        "line of one of these SKUs, inventory events only for products with one of them "
+        "(BACKLOG_CHANGED is the whole store's and is not filtered). Null: every SKU."
+    )
+    def skus(self) -> list[str] | None:
+        return list(self._record.skus) if self._record.skus is not None else None
+
     @strawberry.field(description="Whether it delivers, and if not why (see WebhookState).")
     def state(self) -> WebhookState:
         return WebhookState(self._record.state.value)
@@ -263,6 +271,11 @@ class CreateWebhookSubscriptionInput:
         description="Start delivering after this event cursor (orderEvents cursors); "
         "null = events committed from now on.",
     )
+    skus: list[str] | None = strawberry.field(
+        default=None,
+        description="Only events that concern these SKUs (1 to 100 SKUs; they need not "
+        "exist yet): see WebhookSubscription.skus. Null: every SKU.",
+    )
 
 
 @strawberry.input(description="Changes to a webhook subscription; null leaves a value as is.")
@@ -277,6 +290,11 @@ class UpdateWebhookSubscriptionInput:
         description="true pauses (the cursor stays, nothing is lost); false resumes a "
         "PAUSED or DISABLED subscription from its cursor.",
     )
+    skus: list[str] | None = strawberry.field(
+        default=None,
+        description="A new SKU filter (at most 100 SKUs); an empty list removes the "
+        "filter (every SKU again); null leaves it as is.",
+    )
 
 
 @strawberry.input(description="Deliver events again from a cursor.")
@@ -285,6 +303,16 @@ class RedeliverWebhookInput:
     after: str = strawberry.field(
         description="Every matching event after this cursor is delivered again, in order "
         "(to send one event again, give the cursor of the event before it)."
+    )
+
+
+@strawberry.input(description="Send one event again.")
+class RedeliverWebhookEventInput:
+    id: strawberry.ID = strawberry.field(description="The subscription's ID.")
+    event_id: strawberry.ID = strawberry.field(
+        description="The event's id, as a delivery's body `id`, its `Ordergraph-Event-Id` "
+        "header or `WebhookDelivery.eventId` give it. The subscription must have delivered "
+        "it already, and it must match the subscription's topics and SKUs."
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -346,6 +347,10 @@ webhook_subscriptions = Table(
     Column("log_serial", BigInteger, nullable=False, server_default=text("0")),
     Column("claimed_by", String(64), nullable=True),
     Column("claimed_until", UtcDateTime, nullable=True),
+    # Comma-separated SKUs the order and inventory events must concern; null = all.
+    Column("skus", Text, nullable=True),
+    # After a single event is sent again (redeliverWebhookEvent), the cursor goes back here.
+    Column("resume_position", BigInteger, nullable=True),
     PrimaryKeyConstraint("store_id", "id"),
 )
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,6 +36,7 @@ from ordergraph.domain.webhooks import (
     event_position,
     position_after,
     seq_of,
+    slot_position,
     topic_of,
 )
 from ordergraph.storage import tables as t
@@ -45,10 +46,17 @@ Clock = Callable[[], dt.datetime]
 ws = t.webhook_subscriptions
 wd = t.webhook_deliveries
 MAX_ERROR = 500
+# How many log entries one look for a subscription's next event reads at most: a narrow
+# filter over a long log moves the cursor a window at a time rather than in one scan.
+SCAN_WINDOW = 10_000
 
 
 def _topics(raw: str) -> tuple[WebhookTopic, ...]:
     return tuple(WebhookTopic(x) for x in raw.split(",") if x)
+
+
+def _skus(raw: str | None) -> tuple[str, ...] | None:
+    return tuple(raw.split(",")) if raw else None
 
 
 def record_of(row: RowMapping) -> WebhookRecord:
@@ -66,6 +74,8 @@ def record_of(row: RowMapping) -> WebhookRecord:
         last_failure_at=row["last_failure_at"],
         last_error=row["last_error"],
         last_status=row["last_status"],
+        skus=_skus(row["skus"]),
+        resume_position=row["resume_position"],
     )
 
 
@@ -117,6 +127,7 @@ class SqlWebhooks:
         topics: Sequence[WebhookTopic],
         after_seq: int | None,
         secret: str,
+        skus: Sequence[str] | None = None,
     ) -> CreatedWebhook:
         s = t.stores
         async with self.db.write() as conn:
@@ -148,6 +159,7 @@ class SqlWebhooks:
                     position=position,
                     attempts=0,
                     log_serial=0,
+                    skus=",".join(skus) if skus else None,
                 )
             )
             found = (await conn.execute(select(ws).where(_key(store_id, webhook_id)))).mappings()
@@ -183,8 +195,12 @@ class SqlWebhooks:
         url: str | None,
         topics: Sequence[WebhookTopic] | None,
         paused: bool | None,
+        skus: Sequence[str] | None = None,
+        clear_skus: bool = False,
     ) -> WebhookRecord | None:
         values = _changes(url, topics, paused)
+        if skus is not None or clear_skus:
+            values["skus"] = ",".join(skus) if skus else None
         if paused is False:
             # Only a paused or disabled subscription is resumed; an active or failing one
             # keeps its state and its retry schedule.
@@ -228,7 +244,44 @@ class SqlWebhooks:
         if current is None:
             return None
         state = WebhookState.PAUSED if current.state is WebhookState.PAUSED else WebhookState.ACTIVE
-        return await self._change(store_id, webhook_id, position=position, **_fresh_head(state))
+        return await self._change(
+            store_id, webhook_id, position=position, resume_position=None, **_fresh_head(state)
+        )
+
+    async def redeliver_event(
+        self, store_id: int, webhook_id: int, seq: int, figures: bool
+    ) -> WebhookRecord | None:
+        current = await self.get(store_id, webhook_id)
+        if current is None:
+            return None
+        wanted = slot_position(seq, figures)
+        # Where the cursor returns after the resend: where it is now, or where an
+        # unfinished resend would have returned it.
+        back_to = max(current.position, current.resume_position or 0)
+        if wanted > back_to:
+            raise DomainError.one(
+                ErrorCode.INVALID,
+                "this subscription has not delivered that event yet: it comes in its turn",
+                ["eventId"],
+            )
+        async with self.db.read() as conn:
+            matches = await _slot_matches(
+                conn, store_id, current.topics, current.skus, seq, figures
+            )
+        if not matches:
+            raise DomainError.one(
+                ErrorCode.INVALID,
+                "that event is not one this subscription receives (store, topics or SKUs)",
+                ["eventId"],
+            )
+        state = WebhookState.PAUSED if current.state is WebhookState.PAUSED else WebhookState.ACTIVE
+        return await self._change(
+            store_id,
+            webhook_id,
+            position=wanted - 1,
+            resume_position=back_to,
+            **_fresh_head(state),
+        )
 
     async def deliveries(
         self, store_id: int, webhook_id: int, first: int, before_id: int | None
@@ -275,6 +328,13 @@ class Claimed:
     position: int
     attempts: int
     first_failure_at: dt.datetime | None
+    skus: tuple[str, ...] | None = None
+    resume_position: int | None = None
+
+    def after(self, position: int) -> int:
+        """Where the cursor goes once the slot at `position` was acknowledged: past it,
+        or back to where it stood before a single event was sent again."""
+        return max(position, self.resume_position or 0)
 
 
 @dataclass(frozen=True)
@@ -347,18 +407,74 @@ def _claimed(row: RowMapping, now: dt.datetime) -> Claimed:
         position=int(row["position"]),
         attempts=int(row["attempts"]),
         first_failure_at=row["first_failure_at"],
+        skus=_skus(row["skus"]),
+        resume_position=row["resume_position"],
     )
+
+
+def _event_filter(e: Any, topics: Sequence[WebhookTopic], skus: Sequence[str] | None) -> Any:
+    """The events a subscription receives: its topics' types, and with a SKU filter only
+    the order events of orders with a line of one of the SKUs and the inventory events
+    of products with one of them."""
+    wanted = [TOPIC_EVENTS[x] for x in topics if x in TOPIC_EVENTS]
+    by_type = or_(*(and_(e.c.stream == a, e.c.type == b) for a, b in wanted))
+    if not skus:
+        return by_type
+    lines, products = t.order_lines, t.products
+    of_order = exists().where(
+        lines.c.store_id == e.c.store_id,
+        lines.c.order_id == e.c.order_id,
+        lines.c.sku.in_(list(skus)),
+    )
+    of_product = exists().where(
+        products.c.store_id == e.c.store_id,
+        products.c.id == e.c.product_id,
+        products.c.sku.in_(list(skus)),
+    )
+    concerned = or_(
+        and_(e.c.stream == "order", of_order), and_(e.c.stream == "inventory", of_product)
+    )
+    return and_(by_type, concerned)
+
+
+async def _slot_matches(
+    conn: AsyncConnection,
+    store_id: int,
+    topics: Sequence[WebhookTopic],
+    skus: Sequence[str] | None,
+    seq: int,
+    figures: bool,
+) -> bool:
+    """Whether the event at `seq` (or its commit's figures change) is one the
+    subscription receives."""
+    if figures:
+        if WebhookTopic.BACKLOG_CHANGED not in topics:
+            return False
+        p = t.tally_points
+        found = await conn.execute(select(p.c.seq).where(p.c.store_id == store_id, p.c.seq == seq))
+        return found.first() is not None
+    if not any(x in TOPIC_EVENTS for x in topics):
+        return False
+    e = t.events
+    found = await conn.execute(
+        select(e.c.seq).where(
+            e.c.store_id == store_id, e.c.seq == seq, _event_filter(e, topics, skus)
+        )
+    )
+    return found.first() is not None
 
 
 async def next_slot(db: Database, sub: Claimed) -> tuple[Slot | None, int]:
     """The first matching slot after the subscription's position, and the position the
-    subscription may move to when there is none (everything committed so far read)."""
-    wanted = [TOPIC_EVENTS[x] for x in sub.topics if x in TOPIC_EVENTS]
+    subscription may move to when there is none (everything read so far matched
+    nothing). At most SCAN_WINDOW log entries are read."""
+    wanted = any(x in TOPIC_EVENTS for x in sub.topics)
     backlog = WebhookTopic.BACKLOG_CHANGED in sub.topics
     after_seq_event = seq_of(sub.position)  # events: seq > this
     after_seq_point = (sub.position - 1) // 2  # points: seq > this
     async with db.read() as conn:
         last_seq = await _last_seq(conn, sub.store_id) or 0
+        upto = min(last_seq, after_seq_point + SCAN_WINDOW)
         event = None
         if wanted:
             e = t.events
@@ -369,8 +485,8 @@ async def next_slot(db: Database, sub: Claimed) -> tuple[Slot | None, int]:
                         .where(
                             e.c.store_id == sub.store_id,
                             e.c.seq > after_seq_event,
-                            e.c.seq <= last_seq,
-                            or_(*(and_(e.c.stream == a, e.c.type == b) for a, b in wanted)),
+                            e.c.seq <= upto,
+                            _event_filter(e, sub.topics, sub.skus),
                         )
                         .order_by(e.c.seq)
                         .limit(1)
@@ -389,7 +505,7 @@ async def next_slot(db: Database, sub: Claimed) -> tuple[Slot | None, int]:
                         .where(
                             p.c.store_id == sub.store_id,
                             p.c.seq > after_seq_point,
-                            p.c.seq <= last_seq,
+                            p.c.seq <= upto,
                         )
                         .order_by(p.c.seq)
                         .limit(1)
@@ -398,7 +514,7 @@ async def next_slot(db: Database, sub: Claimed) -> tuple[Slot | None, int]:
                 .mappings()
                 .first()
             )
-    caught_up = max(sub.position, position_after(last_seq))
+    caught_up = sub.after(max(sub.position, position_after(upto)))
     slots: list[Slot] = []
     if event is not None:
         topic = topic_of(event["stream"], event["type"])
@@ -429,7 +545,7 @@ async def move_on(db: Database, sub: Claimed, worker: str, position: int) -> Non
         await conn.execute(
             update(ws)
             .where(_held(sub, worker))
-            .values(position=position, claimed_by=None, claimed_until=None)
+            .values(position=position, resume_position=None, claimed_by=None, claimed_until=None)
         )
 
 
@@ -478,7 +594,8 @@ async def record(
     }
     if succeeded:
         values.update(
-            position=slot.position,
+            position=sub.after(slot.position),
+            resume_position=None,
             state=WebhookState.ACTIVE.value,
             attempts=0,
             next_attempt_at=None,
@@ -534,7 +651,13 @@ async def record(
 
 def advanced(sub: Claimed, slot: Slot) -> Claimed:
     """The claim after the slot was acknowledged: the position past it, a fresh head."""
-    return replace(sub, position=slot.position, attempts=0, first_failure_at=None)
+    return replace(
+        sub,
+        position=sub.after(slot.position),
+        resume_position=None,
+        attempts=0,
+        first_failure_at=None,
+    )
 
 
 async def prune_log(db: Database, before: dt.datetime) -> int:

@@ -53,6 +53,10 @@ def create_app(
         else None
     )
     metrics.watch_webhooks(database, worker, view.clock)
+    if worker is not None:
+        # Other processes' commits wake delivery at once (PostgreSQL NOTIFY), as they
+        # wake the live hub; the worker's poll stays as the fallback.
+        hub.on_notify.append(worker.wake)
     app = Starlette(
         routes=_routes(view, settings, Readiness(database)),
         lifespan=_lifespan(view, settings, worker, owns_db=db is None, govern_gc=govern_gc),

@@ -201,7 +201,12 @@ class OrdergraphView(GraphQL[Context, None]):
             response=response,
             live=self.live,
             guard=self.guard,
-            webhooks=AppWebhooks(db, self.clock, self.settings.webhook_allow_private),
+            webhooks=AppWebhooks(
+                db,
+                self.clock,
+                self.settings.webhook_allow_private,
+                self.settings.webhook_max_skus,
+            ),
             # ordergraph.http numbers the request before it reads the body: that id.
             request_id=info.request_id if info and info.request_id else _new_id(),
         )

@@ -7,6 +7,7 @@ test decides when deliveries happen and moves the clock for retries."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import shutil
@@ -24,16 +25,18 @@ from sqlalchemy import delete
 
 from ordergraph.clock import Clock
 from ordergraph.domain.webhooks import RetryPolicy, verify
+from ordergraph.live.hub import EventHub
 from ordergraph.metrics import Metrics
 from ordergraph.settings import Settings, SettingsError
 from ordergraph.storage import tables as t
+from ordergraph.storage import webhooks as webhook_store
 from ordergraph.storage.db import Database
 from ordergraph.webhooks import DeliverySettings, WebhookWorker, new_client
 from tests.client import ERRORS, Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, app_client
 from tests.webhook_receiver import Answer, Receiver
 
-SUB_FIELDS = """id url topics state lastSuccessAt lastFailureAt lastError deliveredThrough
+SUB_FIELDS = """id url topics skus state lastSuccessAt lastFailureAt lastError deliveredThrough
   attempts nextAttemptAt createdAt"""
 CREATE = f"""mutation($input: CreateWebhookSubscriptionInput!) {{
   createWebhookSubscription(input: $input) {{
@@ -46,6 +49,8 @@ ROTATE = f"""mutation($id: ID!) {{ rotateWebhookSecret(id: $id) {{
   webhookSubscription {{ id }} secret {ERRORS} }} }}"""
 REDELIVER = f"""mutation($input: RedeliverWebhookInput!) {{ redeliverWebhook(input: $input) {{
   webhookSubscription {{ {SUB_FIELDS} }} {ERRORS} }} }}"""
+RESEND = f"""mutation($input: RedeliverWebhookEventInput!) {{
+  redeliverWebhookEvent(input: $input) {{ webhookSubscription {{ {SUB_FIELDS} }} {ERRORS} }} }}"""
 LIST = f"""query($h: String!) {{ store(handle: $h) {{ webhookSubscriptions {{ {SUB_FIELDS}
   deliveries(first: 50) {{ nodes {{ eventId cursor topic status attempts lastStatusCode
     lastLatencyMs nextAttemptAt error }} pageInfo {{ hasNextPage endCursor }} }} }} }} }}"""
@@ -127,8 +132,8 @@ async def hooks(database: Database, clock: Clock) -> AsyncIterator[Hooks]:
 
 def numbers(hooks: Hooks) -> list[int]:
     """The order numbers of the order events received, in arrival order."""
-    got = hooks.receiver.received
-    return [r.json["payload"]["orderEvent"]["order"]["number"] for r in got]
+    got = [r.json["payload"] for r in hooks.receiver.received]
+    return [p["orderEvent"]["order"]["number"] for p in got if "orderEvent" in p]
 
 
 def signed_by(request: Any, secret: str) -> bool:
@@ -405,6 +410,201 @@ async def test_redeliver_sends_every_matching_event_after_the_cursor_again(hooks
         REDELIVER, {"input": {"id": sub_id, "after": "nonsense"}}, token=store.token
     )
     assert bad["redeliverWebhook"]["userErrors"][0]["code"] == "INVALID"
+
+
+async def _resend(hooks: Hooks, store: StoreHandle, sub_id: str, event_id: str) -> Any:
+    data = await hooks.api.gql(
+        RESEND, {"input": {"id": sub_id, "eventId": event_id}}, token=store.token
+    )
+    return data["redeliverWebhookEvent"]
+
+
+async def test_redeliver_one_event_sends_only_it_and_goes_on_from_the_cursor(
+    hooks: Hooks,
+) -> None:
+    store = await hooks.store()
+    sub_id, secret = await hooks.subscribe(store, ["ORDER_PLACED", "BACKLOG_CHANGED"])
+    await hooks.place(store, 3)
+    await hooks.drain()
+    got = hooks.receiver.received
+    assert [r.json["topic"] for r in got] == ["ORDER_PLACED", "BACKLOG_CHANGED"] * 3
+    through = got[-1].json["cursor"]
+    second, figures = got[2].json, got[1].json
+    done = await _resend(hooks, store, sub_id, second["id"])
+    assert done["userErrors"] == []
+    await hooks.drain()
+    # The figures change of a commit can be sent again too, by its own id.
+    assert (await _resend(hooks, store, sub_id, figures["id"]))["userErrors"] == []
+    await hooks.drain()
+    again = got[6:]
+    assert [r.json["id"] for r in again] == [second["id"], figures["id"]]
+    assert again[0].body == got[2].body  # the same event, the same body
+    assert all(signed_by(r, secret) for r in again)
+    [listed] = await hooks.listed(store)
+    assert listed["deliveredThrough"] == through  # back where it stood
+    await hooks.place(store)
+    await hooks.drain()
+    assert numbers(hooks)[-1] == 1004
+    assert [r.json["topic"] for r in got[8:]] == ["ORDER_PLACED", "BACKLOG_CHANGED"]
+
+
+async def test_redeliver_one_event_refuses_what_it_cannot_send_again(hooks: Hooks) -> None:
+    store = await hooks.store()
+    sub_id, _ = await hooks.subscribe(store, ["ORDER_PLACED"])
+    watcher, _ = await hooks.subscribe(store, ["ORDER_PLACED", "INVENTORY_RECEIVED"])
+    await hooks.api.gql(UPDATE, {"input": {"id": sub_id, "paused": True}}, token=store.token)
+    await hooks.place(store)
+    await hooks.api.receive(store, "SKU", 1)
+    await hooks.drain()
+    placed, received = (r.json["id"] for r in hooks.receiver.received)
+    # Not delivered yet by this subscription: it comes in its turn.
+    pending = await _resend(hooks, store, sub_id, placed)
+    assert pending["userErrors"][0]["code"] == "INVALID"
+    assert pending["userErrors"][0]["field"] == ["input", "eventId"]
+    # Delivered, but not of this subscription's topics.
+    assert (await _resend(hooks, store, watcher, received))["userErrors"] == []
+    await hooks.drain()
+    other_topic = await _resend(hooks, store, sub_id, received)
+    assert other_topic["userErrors"][0]["code"] == "INVALID"
+    other = await hooks.store()
+    foreign = await _resend(hooks, store, sub_id, placed.replace("Q", "R"))
+    assert foreign["userErrors"][0]["code"] == "INVALID"
+    for nonsense in ["", "nonsense", "RXZlbnQ6eDp5"]:  # "Event:x:y"
+        bad = await _resend(hooks, store, sub_id, nonsense)
+        assert bad["userErrors"][0]["code"] == "INVALID", nonsense
+    # Another store's subscription is not found for this store's key.
+    stranger, _ = await hooks.subscribe(other, ["ORDER_PLACED"])
+    unknown = await _resend(hooks, store, stranger, placed)
+    assert unknown["userErrors"][0]["code"] == "NOT_FOUND"
+
+
+async def test_a_sku_filter_sends_only_the_events_that_concern_its_skus(hooks: Hooks) -> None:
+    store = await hooks.store()
+    for sku in ("A", "B"):
+        await hooks.api.upsert(store, sku)
+        await hooks.api.receive(store, sku, 10)
+    topics = ["ORDER_PLACED", "INVENTORY_RECEIVED", "BACKLOG_CHANGED"]
+    sub_id, _ = await hooks.subscribe(store, topics, skus=["NEW", "A", "A"])
+    [listed] = await hooks.listed(store)
+    assert listed["skus"] == ["A", "NEW"]
+    for lines in ([("A", 1)], [("B", 1)], [("B", 1), ("A", 2)]):
+        assert (await hooks.api.place(store, lines))["userErrors"] == []
+    await hooks.api.receive(store, "B", 1)
+    await hooks.api.receive(store, "A", 1)
+    await hooks.api.upsert(store, "NEW")  # a SKU that did not exist yet
+    await hooks.api.receive(store, "NEW", 3)
+    await hooks.drain()
+    got = hooks.receiver.received
+    payloads = [r.json["payload"] for r in got]
+    orders = [p["orderEvent"]["order"] for p in payloads if "orderEvent" in p]
+    assert [o["number"] for o in orders] == [1001, 1003]
+    assert [line["sku"] for line in orders[1]["lines"]] == ["B", "A"]  # the whole order
+    stock = [r.json for r in got if r.json["topic"] == "INVENTORY_RECEIVED"]
+    assert [e["payload"]["inventoryEvent"]["product"]["sku"] for e in stock] == ["A", "NEW"]
+    # The store's figures are not filtered: one change per order placed.
+    assert sum(r.json["topic"] == "BACKLOG_CHANGED" for r in got) == 3
+    # An empty list removes the filter.
+    data = await hooks.api.gql(UPDATE, {"input": {"id": sub_id, "skus": []}}, token=store.token)
+    assert data["updateWebhookSubscription"]["webhookSubscription"]["skus"] is None
+    await hooks.api.place(store, [("B", 1)])
+    await hooks.drain()
+    assert numbers(hooks)[-1] == 1004
+    data = await hooks.api.gql(UPDATE, {"input": {"id": sub_id, "skus": ["B"]}}, token=store.token)
+    assert data["updateWebhookSubscription"]["webhookSubscription"]["skus"] == ["B"]
+
+
+async def test_sku_filters_are_checked(hooks: Hooks) -> None:
+    store = await hooks.store()
+    cases: list[tuple[Any, list[Any]]] = [
+        ([], ["input", "skus"]),
+        (["ok", "not,a,sku"], ["input", "skus", "1"]),
+        ([f"S{i}" for i in range(101)], ["input", "skus"]),
+    ]
+    for skus, field in cases:
+        payload = await hooks.create(store, ["ORDER_PLACED"], skus=skus)
+        assert payload["webhookSubscription"] is None
+        [error] = payload["userErrors"]
+        assert (error["code"], error["field"]) == ("INVALID", field), (skus, error)
+    assert await hooks.listed(store) == []
+
+
+async def test_the_sku_filter_limit_is_a_setting(database: Database, clock: Clock) -> None:
+    async with app_client(database, clock, webhook_allow_private=True, webhook_max_skus=2) as http:
+        api = Api(http, ADMIN_TOKEN, database)
+        store = await api.create_store()
+        try:
+            for skus, refused in ((["A", "B", "C"], True), (["A", "B", "B"], False)):
+                data = await api.gql(
+                    CREATE,
+                    {
+                        "input": {
+                            "storeId": store.id,
+                            "url": "http://127.0.0.1:9/hook",
+                            "topics": ["ORDER_PLACED"],
+                            "skus": skus,
+                        }
+                    },
+                    token=store.token,
+                )
+                errors = data["createWebhookSubscription"]["userErrors"]
+                if refused:
+                    assert errors[0]["message"] == "a filter has at most 2 SKUs, not 3"
+                else:
+                    assert errors == []
+        finally:
+            async with database.write() as conn:
+                await conn.execute(delete(t.webhook_subscriptions))
+
+
+async def test_a_narrow_filter_over_a_long_log_reads_it_a_window_at_a_time(
+    hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhook_store, "SCAN_WINDOW", 3)
+    store = await hooks.store()
+    await hooks.api.upsert(store, "RARE")
+    await hooks.api.receive(store, "RARE", 5)
+    await hooks.subscribe(store, ["ORDER_PLACED"], skus=["RARE"])
+    await hooks.place(store, 10)  # ten orders of another SKU
+    await hooks.api.place(store, [("RARE", 1)])
+    rounds = 0
+    while await hooks.worker.round(hooks.client):
+        rounds += 1
+    assert numbers(hooks) == [1011]
+    assert rounds >= 4  # 22 log entries (events and figures), 3 at a time per look
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_another_processs_commit_wakes_delivery_at_once(
+    hooks: Hooks, database: Database, clock: Clock
+) -> None:
+    """A worker on its own engine (as in another process) with a poll of a minute still
+    sends within seconds: the commit's NOTIFY wakes it through the live hub."""
+    store = await hooks.store()
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    other = Database(database.url)
+    hub = EventHub(other)
+    settings = DeliverySettings(allow_private=True, timeout_seconds=1.0, poll_seconds=60.0)
+    worker = WebhookWorker(other, clock, settings)
+    hub.on_notify.append(worker.wake)
+    await hub.start()
+    try:
+        for _ in range(100):
+            if hub.listener_connected:
+                break
+            await asyncio.sleep(0.05)
+        worker.start()
+        await asyncio.sleep(0.5)  # its first round finds nothing and waits
+        assert hooks.receiver.received == []
+        await hooks.place(store)
+        for _ in range(100):
+            if hooks.receiver.received:
+                break
+            await asyncio.sleep(0.05)
+        assert numbers(hooks) == [1001]
+    finally:
+        await worker.stop()
+        await hub.stop()
+        await other.dispose()
 
 
 async def test_rotation_signs_with_both_secrets_for_a_day(hooks: Hooks) -> None:
@@ -722,9 +922,11 @@ def test_the_webhook_settings_are_read_from_the_environment() -> None:
             "ORDERGRAPH_WEBHOOK_MAX_RESPONSE_BYTES": "100",
             "ORDERGRAPH_WEBHOOK_CONCURRENCY": "4",
             "ORDERGRAPH_WEBHOOK_LOG_DAYS": "3",
+            "ORDERGRAPH_WEBHOOK_MAX_SKUS": "5",
         }
     )
     assert settings.webhook_delivery is False
+    assert settings.webhook_max_skus == 5
     found = DeliverySettings.of(settings)
     assert found.allow_private is True
     assert found.timeout_seconds == 40
@@ -735,3 +937,5 @@ def test_the_webhook_settings_are_read_from_the_environment() -> None:
     assert (found.max_response_bytes, found.concurrency, found.log_days) == (100, 4, 3)
     with pytest.raises(SettingsError):
         Settings.from_env({"ORDERGRAPH_WEBHOOK_TIMEOUT_SECONDS": "0"})
+    with pytest.raises(SettingsError):
+        Settings.from_env({"ORDERGRAPH_WEBHOOK_MAX_SKUS": "0"})
