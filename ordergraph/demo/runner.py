@@ -4,9 +4,10 @@ Each operation runs at the instant it happens (its events share that instant): e
 order alone, a day's deliveries in one operation, a day's shipments and cancellations
 in another. A store's operations of one local day share a unit of work (units.py); the
 overdue sweep, which reads the due orders from the database, starts a new one when an
-order of the open unit may be due, and the shipping wave takes the backlog as written
-together with what the unit holds. It reads through the session's public methods and
-the public read queries, and changes only through the domain services.
+order of the open unit may be due. The runner is the store's only writer, so it keeps
+the backlog's order ids itself (an order enters when placed and leaves only when the
+wave ships or cancels its last units) and the wave reads just those orders. It reads
+through the session's public methods and changes only through the domain services.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ import datetime as dt
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.clock import Clock
 from ordergraph.demo.units import Units, preload_orders
@@ -25,10 +23,8 @@ from ordergraph.demo.world import DAY, DAYS, Item, Plan
 from ordergraph.domain import services
 from ordergraph.domain.model import CancelReason, Order, Product, StockStatus, Store
 from ordergraph.domain.model import OrderStatus as Status
-from ordergraph.domain.paging import MAX_PAGE, PageRequest
-from ordergraph.domain.reads import OrderFilter, OrderSort
+from ordergraph.domain.reads import OrderFilter
 from ordergraph.storage.db import Database
-from ordergraph.storage.queries import orders_page
 from ordergraph.storage.uow import SqlStoreSession
 
 _BACKLOG = OrderFilter(in_backlog=True)
@@ -65,6 +61,7 @@ class Runner:
         )
         self._local_date: dt.date | None = None  # of the last operation, in the store's zone
         self.held_until: dict[int, float] = {}  # order id -> offset: some orders wait a check
+        self.backlog_ids: set[int] = set()  # the store's orders in the backlog
 
     def at(self, seconds: float) -> None:
         self.clock.freeze(self.plan.start + dt.timedelta(seconds=seconds))
@@ -198,13 +195,15 @@ class Runner:
                 await services.ship_order(session, order_id, None, ships[order_id])
             else:
                 await services.cancel_order(session, order_id, cancels[order_id], None)
+            order = await session.order(order_id)
+            if order is None or not order.in_backlog:
+                self.backlog_ids.discard(order_id)
 
     async def _backlog(self, session: SqlStoreSession) -> list[Order]:
-        """The store's backlog by order number, as the unit of work has it now: the orders
-        in the backlog as last written, and those placed since, each as the session holds
-        it (an order only leaves the backlog once placed)."""
-        written = [order.id for order in await self._written_backlog(session)]
-        ids = list(dict.fromkeys([*written, *self.units.placed]))
+        """The store's backlog by order number, as the unit of work has it now: the
+        orders the runner placed that the wave has not yet shipped or cancelled in full,
+        each as the session holds it (loaded in one go when not yet held)."""
+        ids = sorted(self.backlog_ids)
         await preload_orders(session, ids)
         found = []
         for order_id in ids:
@@ -212,30 +211,6 @@ class Runner:
             if order is not None and order.in_backlog:
                 found.append(order)
         return sorted(found, key=lambda order: order.number)
-
-    async def _written_backlog(self, session: SqlStoreSession) -> list[Order]:
-        """The store's backlog by order number, as written to the database (the unit
-        writes nothing before its commit), read through the session's connection."""
-        return await session.reading(lambda: self._backlog_pages(session))
-
-    async def _backlog_pages(self, session: SqlStoreSession) -> list[Order]:
-        # The read queries take SQLAlchemy's connection; the session's reads like one.
-        conn = cast(AsyncConnection, session.conn)
-        found: list[Order] = []
-        after = None
-        while True:
-            page = await orders_page(
-                conn,
-                self.store.id,
-                _BACKLOG,
-                OrderSort.NUMBER,
-                PageRequest(first=MAX_PAGE, after=after),
-                session.now,
-            )
-            found.extend(page.rows)
-            if not page.has_next:
-                return found
-            after = page.cursors[-1]
 
     def _decide(
         self, backlog: list[Order], now: dt.datetime
@@ -324,6 +299,7 @@ class Runner:
                     ),
                 )
                 self.units.placed.append(order.id)
+                self.backlog_ids.add(order.id)
                 if draft.hold_days:
                     self.held_until[order.id] = offset + draft.hold_days * 86400
                 if draft.ship_date is not None:
