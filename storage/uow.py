@@ -229,6 +229,10 @@ class SqlStoreSession:
         await self._load_orders([order_id])
         return self._orders.get(order_id)
 
+    def held_orders(self) -> list[Order]:
+        """The orders this session holds (read or placed in it), as they stand now."""
+        return list(self._orders.values())
+
     async def _lines_of(self, query: Any) -> list[OrderLine]:
         refs = await self.reading(lambda: self._refs_loaded(query))
         found = []

@@ -5,9 +5,10 @@ order alone, a day's deliveries in one operation, a day's shipments and cancella
 in another. A store's operations of one local day share a unit of work (units.py); the
 overdue sweep, which reads the due orders from the database, starts a new one when an
 order of the open unit may be due. The runner is the store's only writer, so it keeps
-the backlog's order ids itself (an order enters when placed and leaves only when the
-wave ships or cancels its last units) and the wave reads just those orders. It reads
-through the session's public methods and changes only through the domain services.
+what the wave decides on (number, placing time, status, stock status) of each order in
+the backlog itself, taken from the orders each session held before it was written; the
+wave loads only the orders it ships or cancels. It reads through the session's public
+methods and changes only through the domain services.
 """
 
 from __future__ import annotations
@@ -21,13 +22,24 @@ from ordergraph.clock import Clock
 from ordergraph.demo.units import Units, preload_orders
 from ordergraph.demo.world import DAY, DAYS, Item, Plan
 from ordergraph.domain import services
-from ordergraph.domain.model import CancelReason, Order, Product, StockStatus, Store
+from ordergraph.domain.model import CancelReason, Product, StockStatus, Store
 from ordergraph.domain.model import OrderStatus as Status
 from ordergraph.domain.reads import OrderFilter
 from ordergraph.storage.db import Database
 from ordergraph.storage.uow import SqlStoreSession
 
 _BACKLOG = OrderFilter(in_backlog=True)
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """What the wave decides on, of one order in the backlog."""
+
+    id: int
+    number: int
+    placed_at: dt.datetime
+    status: Status
+    stock_status: StockStatus | None
 
 
 @dataclass(frozen=True)
@@ -57,11 +69,16 @@ class Runner:
         self.clock = Clock()
         self.tick = tick
         self.units = Units(
-            db, store.id, self.clock, batched=batched, catalogue=[i.sku for i in plan.items]
+            db,
+            store.id,
+            self.clock,
+            batched=batched,
+            catalogue=[i.sku for i in plan.items],
+            before_close=self._remember,
         )
         self._local_date: dt.date | None = None  # of the last operation, in the store's zone
         self.held_until: dict[int, float] = {}  # order id -> offset: some orders wait a check
-        self.backlog_ids: set[int] = set()  # the store's orders in the backlog
+        self.backlog: dict[int, _Waiting] = {}  # the store's orders in the backlog
 
     def at(self, seconds: float) -> None:
         self.clock.freeze(self.plan.start + dt.timedelta(seconds=seconds))
@@ -186,34 +203,32 @@ class Runner:
         self.tick()
 
     async def _wave_in(self, session: SqlStoreSession) -> None:
-        backlog = await self._backlog(session)
+        self._remember(session)  # the open unit's orders as they stand now
+        backlog = sorted(self.backlog.values(), key=lambda order: order.number)
         ships, cancels = self._decide(backlog, session.now)
-        if ships or cancels:  # the catalogue in one query, not one per order
+        if ships or cancels:  # the catalogue and the orders in one go, not one per order
             await session.products_by_sku([item.sku for item in self.plan.items])
+            await preload_orders(session, [*ships, *cancels])
         for order_id in sorted([*ships, *cancels]):
             if order_id in ships:
                 await services.ship_order(session, order_id, None, ships[order_id])
             else:
                 await services.cancel_order(session, order_id, cancels[order_id], None)
-            order = await session.order(order_id)
-            if order is None or not order.in_backlog:
-                self.backlog_ids.discard(order_id)
 
-    async def _backlog(self, session: SqlStoreSession) -> list[Order]:
-        """The store's backlog by order number, as the unit of work has it now: the
-        orders the runner placed that the wave has not yet shipped or cancelled in full,
-        each as the session holds it (loaded in one go when not yet held)."""
-        ids = sorted(self.backlog_ids)
-        await preload_orders(session, ids)
-        found = []
-        for order_id in ids:
-            order = await session.order(order_id)
-            if order is not None and order.in_backlog:
-                found.append(order)
-        return sorted(found, key=lambda order: order.number)
+    def _remember(self, session: SqlStoreSession) -> None:
+        """Take the backlog's state from the orders the session holds: only those can
+        have changed since the last unit of work was written (the runner is the store's
+        only writer, and every order was placed, and so held, in one of its sessions)."""
+        for order in session.held_orders():
+            if order.in_backlog:
+                self.backlog[order.id] = _Waiting(
+                    order.id, order.number, order.placed_at, order.status, order.stock_status
+                )
+            else:
+                self.backlog.pop(order.id, None)
 
     def _decide(
-        self, backlog: list[Order], now: dt.datetime
+        self, backlog: list[_Waiting], now: dt.datetime
     ) -> tuple[dict[int, str], dict[int, CancelReason]]:
         """Which orders of the backlog ship (with a tracking number) and which cancel."""
         rng = self.plan.rng
@@ -299,7 +314,6 @@ class Runner:
                     ),
                 )
                 self.units.placed.append(order.id)
-                self.backlog_ids.add(order.id)
                 if draft.hold_days:
                     self.held_until[order.id] = offset + draft.hold_days * 86400
                 if draft.ship_date is not None:

@@ -53,8 +53,10 @@ class Units:
         *,
         batched: bool,
         catalogue: Collection[str] = (),
+        before_close: Callable[[SqlStoreSession], None] | None = None,
     ) -> None:
         self.db = db
+        self.before_close = before_close  # sees each session before its changes are written
         self.catalogue = catalogue  # skus loaded when a unit opens (with the store's lock)
         self.store_id = store_id
         self.clock = clock
@@ -110,6 +112,8 @@ class Units:
             return
         session = unit.session
         try:
+            if self.before_close is not None:
+                self.before_close(session)
             if self._instants:  # the store's last event, and the history point, at the last
                 session.now = self._instants[-1]
             writes = session.writes()
