@@ -116,7 +116,8 @@ def _money(amount: Any, currency: str) -> dict[str, str]:
 
 
 def _time(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+    """A DateTime as the API writes it (ISO 8601 in UTC, `+00:00`)."""
+    return value.astimezone(dt.UTC).isoformat() if value else None
 
 
 def _order_event(row: RowMapping, currency: str) -> dict[str, Any]:

@@ -182,6 +182,44 @@ async def test_delivers_matching_events_in_order_signed_with_ids_and_topics(hook
     assert all(d["lastStatusCode"] == 200 and d["lastLatencyMs"] >= 0 for d in log)
 
 
+BODY_ORDER = """cursor type occurredAt status stockStatus order { id number placedAt
+  requestedShipDate status stockStatus lines { id sku quantity
+  unitPrice { amount currencyCode } allocated backordered shipped cancelled } }"""
+BODY_INVENTORY = """cursor type occurredAt onHand available backordered
+  product { id sku onHand allocated available backordered }"""
+FEED = f"""query($h: String!) {{ store(handle: $h) {{ events {{ nodes {{
+  orderEvent {{ {BODY_ORDER} }} inventoryEvent {{ {BODY_INVENTORY} }} }} }} }} }}"""
+FIGURES = """query($h: String!, $at: DateTime!) { store(handle: $h) { backlog(asOf: $at) {
+  asOf backlog { orders units value { amount currencyCode } }
+  backorders { orders units value { amount currencyCode } } oldestBackorderPlacedAt } } }"""
+
+
+async def test_bodies_carry_what_the_api_gives_for_the_same_selection(hooks: Hooks) -> None:
+    """The payload of each topic is, field for field, what the event feed (the types of
+    the orderEvents and inventoryEvents subscriptions) and Store.backlog(asOf:) give."""
+    store = await hooks.store()
+    await hooks.subscribe(store, ["ORDER_PLACED", "INVENTORY_RECEIVED", "BACKLOG_CHANGED"])
+    placed = await hooks.api.place(store, [("SKU", 2)], requestedShipDate="2027-03-01")
+    assert placed["userErrors"] == []
+    await hooks.api.receive(store, "SKU", 5)  # the last change to the product and the order
+    await hooks.drain()
+    bodies = {r.json["topic"]: r.json["payload"] for r in hooks.receiver.received}
+    assert set(bodies) == {"ORDER_PLACED", "INVENTORY_RECEIVED", "BACKLOG_CHANGED"}
+    feed = await hooks.api.gql(FEED, {"h": store.handle}, token=store.token)
+    nodes = feed["store"]["events"]["nodes"]
+    order_event = next(n["orderEvent"] for n in nodes if n["orderEvent"])
+    stock_event = [n["inventoryEvent"] for n in nodes if n["inventoryEvent"]][-1]
+    assert bodies["ORDER_PLACED"] == {"orderEvent": order_event}
+    assert bodies["INVENTORY_RECEIVED"] == {"inventoryEvent": stock_event}
+    figures = bodies["BACKLOG_CHANGED"]["backlogChanged"]
+    data = await hooks.api.gql(
+        FIGURES, {"h": store.handle, "at": figures["asOf"]}, token=store.token
+    )
+    assert figures == data["store"]["backlog"]
+    assert figures["backlog"]["orders"] == 1
+    assert stock_event["type"] == "RECEIVED"
+
+
 async def test_a_new_subscription_starts_after_the_log_as_it_stands_or_after_a_cursor(
     hooks: Hooks,
 ) -> None:
