@@ -439,20 +439,24 @@ class WebhookWorker:
     async def _deliver(self, client: httpx.AsyncClient, sub: Claimed) -> None:
         """Send the subscription's head, then the next, up to BATCH, while they succeed."""
         try:
-            for _ in range(BATCH):
-                slot, caught_up = await store.next_slot(self.db, sub)
-                if slot is None:
+            sent = 0
+            while sent < BATCH:
+                # The next slots, read ahead: one read per batch of a backlog.
+                slots, caught_up = await store.next_slots(self.db, sub, BATCH - sent)
+                if not slots:
                     await store.move_on(self.db, sub, self.name, caught_up)
                     return
-                outcome = await self._attempt(client, sub, slot)
-                keep = outcome.status is DeliveryStatus.SUCCEEDED and not self._stop.is_set()
-                lease = dt.timedelta(seconds=self.settings.claim_seconds)
-                held = await store.record(
-                    self.db, sub, self.name, slot, outcome, keep_for=lease if keep else None
-                )
-                if not (held and keep):
-                    return
-                sub = store.advanced(sub, slot)
+                for slot in slots:
+                    outcome = await self._attempt(client, sub, slot)
+                    keep = outcome.status is DeliveryStatus.SUCCEEDED and not self._stop.is_set()
+                    lease = dt.timedelta(seconds=self.settings.claim_seconds)
+                    held = await store.record(
+                        self.db, sub, self.name, slot, outcome, keep_for=lease if keep else None
+                    )
+                    if not (held and keep):
+                        return
+                    sub = store.advanced(sub, slot)
+                    sent += 1
         except Exception:
             log.exception("webhook %s: delivery failed", sub.id)
             with contextlib.suppress(Exception):

@@ -350,69 +350,67 @@ def _claimed(row: RowMapping, now: dt.datetime) -> Claimed:
     )
 
 
-async def next_slot(db: Database, sub: Claimed) -> tuple[Slot | None, int]:
-    """The first matching slot after the subscription's position, and the position the
-    subscription may move to when there is none (everything committed so far read)."""
+async def next_slots(db: Database, sub: Claimed, limit: int) -> tuple[list[Slot], int]:
+    """Up to `limit` matching slots after the subscription's position, in log order (read
+    ahead in one pass, so that a backlog costs these reads once per `limit` deliveries, not
+    per delivery; committed log entries never change), and the position the subscription
+    may move to when there is none (everything committed so far read)."""
     wanted = [TOPIC_EVENTS[x] for x in sub.topics if x in TOPIC_EVENTS]
     backlog = WebhookTopic.BACKLOG_CHANGED in sub.topics
     after_seq_event = seq_of(sub.position)  # events: seq > this
     after_seq_point = (sub.position - 1) // 2  # points: seq > this
+    limit = max(1, limit)
     async with db.read() as conn:
         last_seq = await _last_seq(conn, sub.store_id) or 0
-        event = None
+        events: list[RowMapping] = []
         if wanted:
             e = t.events
-            event = (
-                (
-                    await conn.execute(
-                        select(e)
-                        .where(
-                            e.c.store_id == sub.store_id,
-                            e.c.seq > after_seq_event,
-                            e.c.seq <= last_seq,
-                            or_(*(and_(e.c.stream == a, e.c.type == b) for a, b in wanted)),
-                        )
-                        .order_by(e.c.seq)
-                        .limit(1)
-                    )
+            found = await conn.execute(
+                select(e)
+                .where(
+                    e.c.store_id == sub.store_id,
+                    e.c.seq > after_seq_event,
+                    e.c.seq <= last_seq,
+                    or_(*(and_(e.c.stream == a, e.c.type == b) for a, b in wanted)),
                 )
-                .mappings()
-                .first()
+                .order_by(e.c.seq)
+                .limit(limit)
             )
-        point = None
+            events = list(found.mappings())
+        points: list[RowMapping] = []
         if backlog:
             p = t.tally_points
-            point = (
-                (
-                    await conn.execute(
-                        select(p)
-                        .where(
-                            p.c.store_id == sub.store_id,
-                            p.c.seq > after_seq_point,
-                            p.c.seq <= last_seq,
-                        )
-                        .order_by(p.c.seq)
-                        .limit(1)
-                    )
+            found = await conn.execute(
+                select(p)
+                .where(
+                    p.c.store_id == sub.store_id,
+                    p.c.seq > after_seq_point,
+                    p.c.seq <= last_seq,
                 )
-                .mappings()
-                .first()
+                .order_by(p.c.seq)
+                .limit(limit)
             )
+            points = list(found.mappings())
     caught_up = max(sub.position, position_after(last_seq))
     slots: list[Slot] = []
-    if event is not None:
+    for event in events:
         topic = topic_of(event["stream"], event["type"])
         assert topic is not None
         seq = int(event["seq"])
         slots.append(Slot(event_position(seq), seq, topic, event["occurred_at"], event, None))
-    if point is not None:
+    for point in points:
         seq = int(point["seq"])
         slots.append(
             Slot(backlog_position(seq), seq, WebhookTopic.BACKLOG_CHANGED, point["at"], None, point)
         )
-    if not slots:
-        return None, caught_up
-    return min(slots, key=lambda x: x.position), caught_up
+    slots.sort(key=lambda x: x.position)
+    return slots[:limit], caught_up
+
+
+async def next_slot(db: Database, sub: Claimed) -> tuple[Slot | None, int]:
+    """The first matching slot after the subscription's position (`next_slots` of one)."""
+    slots, caught_up = await next_slots(db, sub, 1)
+    return (slots[0] if slots else None), caught_up
 
 
 def _held(sub: Claimed, worker: str) -> Any:
