@@ -151,7 +151,9 @@ class SqlWebhooks:
                 )
             )
             found = (await conn.execute(select(ws).where(_key(store_id, webhook_id)))).mappings()
-            return CreatedWebhook(webhook=record_of(found.one()), secret=secret)
+            created = CreatedWebhook(webhook=record_of(found.one()), secret=secret)
+        self.db.webhooks_changed(store_id)
+        return created
 
     async def get(self, store_id: int, webhook_id: int) -> WebhookRecord | None:
         async with self.db.read() as conn:
@@ -173,7 +175,10 @@ class SqlWebhooks:
             if done.rowcount == 0:
                 return None
             row = (await conn.execute(select(ws).where(_key(store_id, webhook_id)))).mappings()
-            return record_of(row.one())
+            changed = record_of(row.one())
+        # A resumed, redelivered or re-pointed subscription may have something to send now.
+        self.db.webhooks_changed(store_id)
+        return changed
 
     async def update(
         self,
@@ -421,14 +426,16 @@ def _held(sub: Claimed, worker: str) -> Any:
     )
 
 
-async def move_on(db: Database, sub: Claimed, worker: str, position: int) -> None:
-    """Nothing to send up to `position`: move the cursor there and let the claim go."""
+async def move_on(db: Database, sub: Claimed, worker: str, position: int) -> bool:
+    """Nothing to send up to `position`: move the cursor there and let the claim go. False
+    if the claim was lost or the position moved meanwhile (nothing changed)."""
     async with db.write() as conn:
-        await conn.execute(
+        done = await conn.execute(
             update(ws)
             .where(_held(sub, worker))
             .values(position=position, claimed_by=None, claimed_until=None)
         )
+        return bool(done.rowcount)
 
 
 async def release(db: Database, sub: Claimed, worker: str) -> None:
