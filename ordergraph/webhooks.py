@@ -5,9 +5,10 @@ one another process holds), and for each sends the next matching slot of the sto
 log after the subscription's position; on a 2xx the position moves past it and the
 next one goes, on anything else the attempt is logged and retried later with backoff.
 One event at a time per subscription, in log order: a crash anywhere only means the
-head is sent again (at least once). It wakes on this process's commits and, on
-PostgreSQL, on other processes' (the live hub's LISTEN connection hands them on); it
-also polls (ORDERGRAPH_WEBHOOK_POLL_MS) in case a notification was lost.
+head is sent again (at least once). It wakes on this process's commits and on its
+changes to subscriptions (create, resume, redeliver), on PostgreSQL on other
+processes' commits too (the live hub's LISTEN connection hands them on), and polls
+(ORDERGRAPH_WEBHOOK_POLL_MS) in case a notification was lost.
 
 Each attempt resolves the URL's host once, refuses unsafe addresses (unless
 ORDERGRAPH_WEBHOOK_ALLOW_PRIVATE), and connects to the address it checked, with the
@@ -390,6 +391,7 @@ class WebhookWorker:
 
     def start(self) -> None:
         self.db.on_commit.append(self.wake)
+        self.db.on_webhooks_changed.append(self.wake)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -397,6 +399,8 @@ class WebhookWorker:
         self._wake.set()
         with contextlib.suppress(ValueError):
             self.db.on_commit.remove(self.wake)
+        with contextlib.suppress(ValueError):
+            self.db.on_webhooks_changed.remove(self.wake)
         if self._task is not None:
             with contextlib.suppress(BaseException):
                 await self._task
@@ -449,26 +453,40 @@ class WebhookWorker:
     async def _deliver(self, client: httpx.AsyncClient, sub: Claimed) -> None:
         """Send the subscription's head, then the next, up to BATCH, while they succeed."""
         try:
-            for _ in range(BATCH):
-                slot, caught_up = await store.next_slot(self.db, sub)
-                if slot is None:
-                    await store.move_on(self.db, sub, self.name, caught_up)
+            sent = 0
+            while sent < BATCH:
+                # The next slots, read ahead: one read per batch of a backlog.
+                slots, caught_up = await store.next_slots(self.db, sub, BATCH - sent)
+                if not slots:
+                    if not await store.move_on(self.db, sub, self.name, caught_up):
+                        await self._let_go(sub)
                     return
-                outcome = await self._attempt(client, sub, slot)
-                keep = outcome.status is DeliveryStatus.SUCCEEDED and not self._stop.is_set()
-                lease = dt.timedelta(seconds=self.settings.claim_seconds)
-                held = await store.record(
-                    self.db, sub, self.name, slot, outcome, keep_for=lease if keep else None
-                )
-                if not (held and keep):
-                    return
-                sub = store.advanced(sub, slot)
+                for slot in slots:
+                    if slot.position <= sub.position:
+                        continue  # read ahead, but a single resend's return passed it
+                    outcome = await self._attempt(client, sub, slot)
+                    keep = outcome.status is DeliveryStatus.SUCCEEDED and not self._stop.is_set()
+                    lease = dt.timedelta(seconds=self.settings.claim_seconds)
+                    held = await store.record(
+                        self.db, sub, self.name, slot, outcome, keep_for=lease if keep else None
+                    )
+                    if not held:
+                        await self._let_go(sub)
+                    if not (held and keep):
+                        return
+                    sub = store.advanced(sub, slot)
+                    sent += 1
         except Exception:
             log.exception("webhook %s: delivery failed", sub.id)
             with contextlib.suppress(Exception):
                 await store.release(self.db, sub, self.name)
         else:
             await store.release(self.db, sub, self.name)
+
+    async def _let_go(self, sub: Claimed) -> None:
+        """The position moved under the claim (a redeliver meanwhile): let the claim go
+        now, so that the next round sends from the new position, not when it expires."""
+        await store.release(self.db, sub, self.name)
 
     async def _attempt(self, client: httpx.AsyncClient, sub: Claimed, slot: Slot) -> Outcome:
         body = body_of(sub, slot, await self._currency(sub.store_id))

@@ -53,6 +53,9 @@ class Database:
         self._write_lock = asyncio.Lock()
         # Called with a store id after a change to that store has committed.
         self.on_commit: list[Callable[[int], None]] = []
+        # Called with a store id after a webhook subscription of that store was created or
+        # changed (resumed, redelivered...): the delivery worker looks at once.
+        self.on_webhooks_changed: list[Callable[[int], None]] = []
         # Called with the seconds a unit of work held a store's lock (the metrics).
         self.on_lock_held: list[Callable[[float], None]] = []
         # Writers take SQLite's write lock when they begin (BEGIN IMMEDIATE), so a
@@ -121,6 +124,10 @@ class Database:
 
     def committed(self, store_id: int) -> None:
         for callback in list(self.on_commit):
+            callback(store_id)
+
+    def webhooks_changed(self, store_id: int) -> None:
+        for callback in list(self.on_webhooks_changed):
             callback(store_id)
 
     def lock_held(self, seconds: float) -> None:

@@ -163,7 +163,9 @@ class SqlWebhooks:
                 )
             )
             found = (await conn.execute(select(ws).where(_key(store_id, webhook_id)))).mappings()
-            return CreatedWebhook(webhook=record_of(found.one()), secret=secret)
+            created = CreatedWebhook(webhook=record_of(found.one()), secret=secret)
+        self.db.webhooks_changed(store_id)
+        return created
 
     async def get(self, store_id: int, webhook_id: int) -> WebhookRecord | None:
         async with self.db.read() as conn:
@@ -185,7 +187,10 @@ class SqlWebhooks:
             if done.rowcount == 0:
                 return None
             row = (await conn.execute(select(ws).where(_key(store_id, webhook_id)))).mappings()
-            return record_of(row.one())
+            changed = record_of(row.one())
+        # A resumed, redelivered or re-pointed subscription may have something to send now.
+        self.db.webhooks_changed(store_id)
+        return changed
 
     async def update(
         self,
@@ -464,71 +469,69 @@ async def _slot_matches(
     return found.first() is not None
 
 
-async def next_slot(db: Database, sub: Claimed) -> tuple[Slot | None, int]:
-    """The first matching slot after the subscription's position, and the position the
-    subscription may move to when there is none (everything read so far matched
-    nothing). At most SCAN_WINDOW log entries are read."""
+async def next_slots(db: Database, sub: Claimed, limit: int) -> tuple[list[Slot], int]:
+    """Up to `limit` matching slots after the subscription's position, in log order (read
+    ahead in one pass, so that a backlog costs these reads once per `limit` deliveries, not
+    per delivery; committed log entries never change), and the position the subscription
+    may move to when there is none (everything read so far matched nothing). At most
+    SCAN_WINDOW log entries are read."""
     wanted = any(x in TOPIC_EVENTS for x in sub.topics)
     backlog = WebhookTopic.BACKLOG_CHANGED in sub.topics
     after_seq_event = seq_of(sub.position)  # events: seq > this
     after_seq_point = (sub.position - 1) // 2  # points: seq > this
+    limit = max(1, limit)
     async with db.read() as conn:
         last_seq = await _last_seq(conn, sub.store_id) or 0
         upto = min(last_seq, after_seq_point + SCAN_WINDOW)
-        event = None
+        events: list[RowMapping] = []
         if wanted:
             e = t.events
-            event = (
-                (
-                    await conn.execute(
-                        select(e)
-                        .where(
-                            e.c.store_id == sub.store_id,
-                            e.c.seq > after_seq_event,
-                            e.c.seq <= upto,
-                            _event_filter(e, sub.topics, sub.skus),
-                        )
-                        .order_by(e.c.seq)
-                        .limit(1)
-                    )
+            found = await conn.execute(
+                select(e)
+                .where(
+                    e.c.store_id == sub.store_id,
+                    e.c.seq > after_seq_event,
+                    e.c.seq <= upto,
+                    _event_filter(e, sub.topics, sub.skus),
                 )
-                .mappings()
-                .first()
+                .order_by(e.c.seq)
+                .limit(limit)
             )
-        point = None
+            events = list(found.mappings())
+        points: list[RowMapping] = []
         if backlog:
             p = t.tally_points
-            point = (
-                (
-                    await conn.execute(
-                        select(p)
-                        .where(
-                            p.c.store_id == sub.store_id,
-                            p.c.seq > after_seq_point,
-                            p.c.seq <= upto,
-                        )
-                        .order_by(p.c.seq)
-                        .limit(1)
-                    )
+            found = await conn.execute(
+                select(p)
+                .where(
+                    p.c.store_id == sub.store_id,
+                    p.c.seq > after_seq_point,
+                    p.c.seq <= upto,
                 )
-                .mappings()
-                .first()
+                .order_by(p.c.seq)
+                .limit(limit)
             )
+            points = list(found.mappings())
     caught_up = sub.after(max(sub.position, position_after(upto)))
     slots: list[Slot] = []
-    if event is not None:
+    for event in events:
         topic = topic_of(event["stream"], event["type"])
         assert topic is not None
         seq = int(event["seq"])
         slots.append(Slot(event_position(seq), seq, topic, event["occurred_at"], event, None))
-    if point is not None:
+    for point in points:
         seq = int(point["seq"])
         slots.append(
             Slot(backlog_position(seq), seq, WebhookTopic.BACKLOG_CHANGED, point["at"], None, point)
         )
-    if not slots:
-        return None, caught_up
-    return min(slots, key=lambda x: x.position), caught_up
+    slots.sort(key=lambda x: x.position)
+    return slots[:limit], caught_up
+
+
+async def next_slot(db: Database, sub: Claimed) -> tuple[Slot | None, int]:
+    """The first matching slot after the subscription's position (`next_slots` of one)."""
+    slots, caught_up = await next_slots(db, sub, 1)
+    return (slots[0] if slots else None), caught_up
 
 
 def _held(sub: Claimed, worker: str) -> Any:
@@ -539,14 +542,16 @@ def _held(sub: Claimed, worker: str) -> Any:
     )
 
 
-async def move_on(db: Database, sub: Claimed, worker: str, position: int) -> None:
-    """Nothing to send up to `position`: move the cursor there and let the claim go."""
+async def move_on(db: Database, sub: Claimed, worker: str, position: int) -> bool:
+    """Nothing to send up to `position`: move the cursor there and let the claim go. False
+    if the claim was lost or the position moved meanwhile (nothing changed)."""
     async with db.write() as conn:
-        await conn.execute(
+        done = await conn.execute(
             update(ws)
             .where(_held(sub, worker))
             .values(position=position, resume_position=None, claimed_by=None, claimed_until=None)
         )
+        return bool(done.rowcount)
 
 
 async def release(db: Database, sub: Claimed, worker: str) -> None:

@@ -8,13 +8,14 @@ test decides when deliveries happen and moves the clock for retries."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import itertools
 import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -685,6 +686,40 @@ async def test_a_paused_subscription_keeps_its_cursor_and_catches_up(hooks: Hook
     await hooks.api.gql(UPDATE, {"input": {"id": sub_id, "paused": False}}, token=store.token)
     await hooks.drain()
     assert numbers(hooks) == [1001, 1002]
+
+
+async def test_a_running_worker_sends_at_once_after_a_resume_or_a_redeliver(
+    hooks: Hooks,
+) -> None:
+    """Not at its next poll: the change itself wakes the worker of the process that made it;
+    and a redeliver that lands while the worker still holds the claim does not wait for the
+    claim to expire."""
+    settings = dataclasses.replace(hooks.worker.settings, poll_seconds=120.0)
+    worker = WebhookWorker(hooks.worker.db, hooks.clock, settings)
+    store = await hooks.store()
+    sub_id, _ = await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.api.gql(UPDATE, {"input": {"id": sub_id, "paused": True}}, token=store.token)
+    worker.start()
+    try:
+        await hooks.place(store, 2)  # these commits wake it too, but it is paused
+        await asyncio.sleep(0.3)
+        assert hooks.receiver.received == []
+        await hooks.api.gql(UPDATE, {"input": {"id": sub_id, "paused": False}}, token=store.token)
+        await within(10, lambda: numbers(hooks) == [1001, 1002])
+        first = hooks.receiver.received[0].json
+        await hooks.api.gql(
+            REDELIVER, {"input": {"id": sub_id, "after": first["cursor"]}}, token=store.token
+        )
+        await within(10, lambda: numbers(hooks) == [1001, 1002, 1002])
+    finally:
+        await worker.stop()
+
+
+async def within(seconds: float, done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        await asyncio.sleep(0.02)
 
 
 async def test_update_changes_topics_and_url_and_delete_stops_delivery(hooks: Hooks) -> None:
