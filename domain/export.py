@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from ordergraph.domain.model import Order, OrderLine, OrderStatus, Product
@@ -41,6 +42,7 @@ PARAMETERS = {
 }
 MAX_STORE_PARAMETER = 200
 CENT = Decimal("0.01")
+PRODUCT_IDS_KEPT = 4096
 
 ORDER_COLUMNS = (
     "order_id",
@@ -208,6 +210,14 @@ class Shaper:
     now: dt.datetime
     gid: GlobalId
 
+    def __post_init__(self) -> None:
+        # The IDs of the products ordered recur from line to line: made once each, for the
+        # most recent PRODUCT_IDS_KEPT products (bounded, whatever the store's size).
+        object.__setattr__(self, "product_gid", lru_cache(PRODUCT_IDS_KEPT)(self._product_gid))
+
+    def _product_gid(self, store_id: int, product_id: int) -> str:
+        return self.gid("Product", store_id, product_id)
+
     def header(self, resource: str) -> bytes:
         if self.format != "csv":
             return b""
@@ -227,6 +237,11 @@ class Shaper:
     # NDJSON objects: the GraphQL API's field names and value shapes (IDs, money as a
     # decimal string, instants in UTC ISO 8601).
     def order_object(self, order: Order) -> dict[str, Any]:
+        shaped = self._order_head(order)
+        shaped["lines"] = [self.line_object(line) for line in order.lines]
+        return shaped
+
+    def _order_head(self, order: Order) -> dict[str, Any]:
         stock = order.stock_status
         return {
             "id": self.gid("Order", order.store_id, order.id),
@@ -241,13 +256,12 @@ class Shaper:
             "isBackordered": order.is_backordered,
             "isOverdue": order.is_overdue(self.now),
             "currencyCode": self.currency_code,
-            "lines": [self.line_object(line) for line in order.lines],
         }
 
     def line_object(self, line: OrderLine) -> dict[str, Any]:
         return {
             "id": self.gid("OrderLine", line.store_id, line.id),
-            "productId": self.gid("Product", line.store_id, line.product_id),
+            "productId": self.product_gid(line.store_id, line.product_id),  # type: ignore[attr-defined]
             "sku": line.sku,
             "quantity": line.quantity,
             "unitPrice": _amount(line.unit_price),
@@ -276,7 +290,7 @@ class Shaper:
 
     # CSV rows: the same values, flat; an empty field is null, booleans are true/false.
     def order_rows(self, order: Order) -> list[list[str]]:
-        head = self.order_object(order)
+        head = self._order_head(order)
         common = [
             head["id"],
             str(order.number),
@@ -295,7 +309,7 @@ class Shaper:
             [
                 *common,
                 self.gid("OrderLine", line.store_id, line.id),
-                self.gid("Product", line.store_id, line.product_id),
+                self.product_gid(line.store_id, line.product_id),  # type: ignore[attr-defined]
                 line.sku,
                 str(line.quantity),
                 _amount(line.unit_price),

@@ -125,7 +125,7 @@ class Settings:
     # Bulk export (docs/integrations.md).
     export_page_size: int = 500
     export_max_concurrent: int = 2
-    export_rows_per_point: int = 50
+    export_rows_per_point: int = 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -195,7 +195,7 @@ class Settings:
             webhook_log_days=_int(env, "ORDERGRAPH_WEBHOOK_LOG_DAYS", 7),
             export_page_size=min(_int(env, "ORDERGRAPH_EXPORT_PAGE_SIZE", 500), MAX_EXPORT_PAGE),
             export_max_concurrent=_int(env, "ORDERGRAPH_EXPORT_MAX_CONCURRENT", 2),
-            export_rows_per_point=_int(env, "ORDERGRAPH_EXPORT_ROWS_PER_POINT", 50),
+            export_rows_per_point=_int(env, "ORDERGRAPH_EXPORT_ROWS_PER_POINT", 20),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -15,11 +15,22 @@ from dataclasses import dataclass
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ordergraph.domain.model import Order, Product
+from ordergraph.domain.model import Order, OrderLine, Product
 from ordergraph.storage import tables as t
-from ordergraph.storage.mapping import line_from, order_from, product_from
+from ordergraph.storage.mapping import order_from, product_from
 
-_LINE_COLUMNS = tuple(c.name for c in t.order_lines.c)
+# A line's own columns; its store, order, placing time and order number are the order's.
+_LINE_COLUMNS = (
+    "id",
+    "product_id",
+    "sku",
+    "quantity",
+    "unit_price",
+    "allocated",
+    "backordered",
+    "shipped",
+    "cancelled",
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,23 @@ async def export_orders_page(
         if current is None or current.id != row["id"]:
             current = order_from(row, [])
             orders.append(current)
-        current.lines.append(line_from({name: row["l_" + name] for name in _LINE_COLUMNS}))
+        current.lines.append(
+            OrderLine(
+                store_id=current.store_id,
+                id=row["l_id"],
+                order_id=current.id,
+                product_id=row["l_product_id"],
+                sku=row["l_sku"],
+                quantity=row["l_quantity"],
+                unit_price=row["l_unit_price"],
+                placed_at=current.placed_at,
+                order_number=current.number,
+                allocated=row["l_allocated"],
+                backordered=row["l_backordered"],
+                shipped=row["l_shipped"],
+                cancelled=row["l_cancelled"],
+            )
+        )
     return orders
 
 

@@ -394,6 +394,7 @@ async def test_a_store_runs_at_most_the_configured_exports_at_once(database: Dat
 # -- streaming --------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_the_first_orders_arrive_long_before_the_export_ends(
     database: Database, tmp_path: Path
 ) -> None:
