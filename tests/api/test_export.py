@@ -439,3 +439,50 @@ async def test_the_first_orders_arrive_long_before_the_export_ends(
     assert total >= 2.0, total
     assert first_at < 1.0, (first_at, total)
     assert first_at < total / 3, (first_at, total)
+
+
+@pytest.mark.e2e
+async def test_a_client_that_leaves_gives_its_export_slot_back(
+    database: Database, tmp_path: Path
+) -> None:
+    """One export at a time per store; the first is paced to take seconds, its client
+    leaves after the first order, and the next export is let in at once."""
+    async with app_client(database) as http:
+        api = Api(http, ADMIN_TOKEN, database)
+        store, _ = await seeded(api, orders=20)
+        reader = await new_key(api, [store], ["READ"])
+        other = await new_key(api, [store], ["READ"])
+    server = start_server(
+        database.url,
+        tmp_path / "server.log",
+        {
+            "ORDERGRAPH_EXPORT_MAX_CONCURRENT": "1",
+            "ORDERGRAPH_EXPORT_PAGE_SIZE": "1",
+            "ORDERGRAPH_EXPORT_ROWS_PER_POINT": "1",
+            "ORDERGRAPH_RATE_LIMIT_CAPACITY": "10",
+            "ORDERGRAPH_RATE_LIMIT_RESTORE_PER_SECOND": "2",
+        },
+    )
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            params = {"store": store.handle}
+            async with http.stream(
+                "GET", "/export/orders.ndjson", params=params, headers=bearer(reader)
+            ) as response:
+                assert response.status_code == 200
+                # One chunk, keeping the stream open (leaving an `async for` early would
+                # close it).
+                chunks = response.aiter_raw()
+                assert await anext(chunks)
+                busy = await http.get("/export/orders.csv", params=params, headers=bearer(other))
+                assert (busy.status_code, code(busy)) == (429, "THROTTLED")
+            # The first client has gone: its export stops and frees the store's slot.
+            for _ in range(20):
+                await asyncio.sleep(0.5)
+                after = await http.get("/export/products.csv", params=params, headers=bearer(other))
+                if after.status_code != 429:
+                    break
+    finally:
+        server.stop()
+    assert after.status_code == 200
+    assert [row["sku"] for row in csv_rows(after.text)] == ["A", "B"]

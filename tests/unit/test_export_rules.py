@@ -136,7 +136,19 @@ def test_products_show_their_stock_and_what_is_left_to_sell() -> None:
     assert row == "Product:1:3,MUG-1,Mug,4.1234,EUR,LIMIT,5,,4,4,0,2,3\r\n"
 
 
-def test_the_page_size_setting_is_cut_to_the_maximum() -> None:
-    settings = Settings.from_env({"ORDERGRAPH_EXPORT_PAGE_SIZE": "100000"})
-    assert settings.export_page_size == MAX_EXPORT_PAGE
-    assert Settings.from_env({}).export_max_concurrent == 2
+def test_export_settings_have_defaults_are_read_from_the_environment_and_bounded() -> None:
+    defaults = Settings.from_env({})
+    assert (
+        defaults.export_page_size,
+        defaults.export_max_concurrent,
+        defaults.export_rows_per_point,
+    ) == (500, 2, 20)
+    given = Settings.from_env(
+        {
+            "ORDERGRAPH_EXPORT_PAGE_SIZE": "100000",
+            "ORDERGRAPH_EXPORT_MAX_CONCURRENT": "5",
+            "ORDERGRAPH_EXPORT_ROWS_PER_POINT": "100",
+        }
+    )
+    assert given.export_page_size == MAX_EXPORT_PAGE
+    assert (given.export_max_concurrent, given.export_rows_per_point) == (5, 100)
