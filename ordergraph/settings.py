@@ -13,6 +13,9 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./ordergraph.db"
+#: The most orders or products one page of a bulk export reads (ORDERGRAPH_EXPORT_PAGE_SIZE
+#: is cut to it): a page is held in memory while it is written.
+MAX_EXPORT_PAGE = 5000
 
 
 class SettingsError(ValueError):
@@ -120,6 +123,10 @@ class Settings:
     webhook_concurrency: int = 20
     webhook_log_days: int = 7
     webhook_max_skus: int = 100
+    # Bulk export (docs/integrations.md).
+    export_page_size: int = 500
+    export_max_concurrent: int = 2
+    export_rows_per_point: int = 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +195,9 @@ class Settings:
             webhook_concurrency=_int(env, "ORDERGRAPH_WEBHOOK_CONCURRENCY", 20),
             webhook_log_days=_int(env, "ORDERGRAPH_WEBHOOK_LOG_DAYS", 7),
             webhook_max_skus=_int(env, "ORDERGRAPH_WEBHOOK_MAX_SKUS", 100, minimum=1),
+            export_page_size=min(_int(env, "ORDERGRAPH_EXPORT_PAGE_SIZE", 500), MAX_EXPORT_PAGE),
+            export_max_concurrent=_int(env, "ORDERGRAPH_EXPORT_MAX_CONCURRENT", 2),
+            export_rows_per_point=_int(env, "ORDERGRAPH_EXPORT_ROWS_PER_POINT", 20),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ordergraph.domain.reads import KeyRecord
 from ordergraph.resolvers.context import ApiError, Context
 from ordergraph.settings import Settings
 from ordergraph.storage import buckets
@@ -196,6 +197,27 @@ class Throttle:
         if bucket.charge(float(requested), now) is not None:
             raise await self._refuse(bucket, float(requested))
         return bucket.status(now)
+
+    # -- bulk export (ordergraph/app/export.py) ---------------------------------------
+
+    def charge_key(self, key: KeyRecord, points: float) -> float | None:
+        """Charge `points` (at most the bucket's capacity) to the key's bucket if they
+        fit and return None; else the seconds until they would."""
+        bucket = self.key_bucket((min(key.store_ids), key.id))
+        self._sync_soon()
+        return bucket.charge(min(points, bucket.capacity), self.clock())
+
+    async def spend(self, key: KeyRecord, points: float) -> float:
+        """Charge `points` to the key's bucket, waiting until they fit; the seconds waited."""
+        waited = 0.0
+        while (wait := self.charge_key(key, points)) is not None:
+            pause = max(wait, 0.01)
+            await asyncio.sleep(pause)
+            waited += pause
+        return waited
+
+    def key_status(self, key: KeyRecord) -> dict[str, Any]:
+        return self.key_bucket((min(key.store_ids), key.id)).status(self.clock())
 
     async def _refuse(self, bucket: Bucket, points: float) -> ApiError:
         """THROTTLED, answered after a pause (at most TARPIT_SECONDS, never past the

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from ordergraph import dashboard
 from ordergraph.app.endpoints import healthz, metrics_handler, readyz
+from ordergraph.app.export import BulkExport
 from ordergraph.app.readiness import Readiness
 from ordergraph.app.view import OrdergraphView
 from ordergraph.clock import Clock
@@ -25,6 +26,8 @@ from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
 from ordergraph.webhooks import DeliverySettings, WebhookWorker
 
+# Every method reaches the export endpoint, which answers all but GET with a coded 405.
+EXPORT_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
@@ -76,6 +79,7 @@ def create_app(
 
 
 def _routes(view: OrdergraphView, settings: Settings, readiness: Readiness) -> list[BaseRoute]:
+    export = BulkExport(view.db, settings, view.throttle, view.get_context, view.clock)
     # With ORDERGRAPH_METRICS_PORT, /metrics is served on that port only (`ordergraph
     # serve` runs metrics_app there), not on the API's.
     metrics_endpoint = metrics_handler(view.metrics, settings.metrics_token)
@@ -86,6 +90,7 @@ def _routes(view: OrdergraphView, settings: Settings, readiness: Readiness) -> l
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz(readiness)),
+        Route("/export/{name}", export.endpoint, methods=EXPORT_METHODS),
         *on_main,
         *dashboard.routes(),
     ]

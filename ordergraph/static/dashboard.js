@@ -630,6 +630,7 @@
     }
     state.store = store;
     sessionStorage.setItem(STORE_KEY, store.id);
+    $("export-csv").href = "/export/orders.csv?store=" + encodeURIComponent(store.handle);
     $("store-name").textContent = store.name;
     $("store-meta").textContent = [store.handle, store.currencyCode, store.timezone].join(" · ");
     show("board");
@@ -670,7 +671,53 @@
     renderProducts(data.store.backorderedProducts);
   }
 
+  // -- export ------------------------------------------------------------------
+
+  // A plain link cannot carry the token (it stays out of URLs, which end up in logs and
+  // history), so the click fetches the export with the Authorization header and hands the
+  // file to the browser. The whole file passes through the page's memory: for very large
+  // stores, GET /export/orders.csv with curl (docs/integrations.md).
+  async function exportCsv(event) {
+    event.preventDefault();
+    const store = state.store;
+    if (!store) return;
+    const link = $("export-csv");
+    if (link.getAttribute("aria-busy") === "true") return;
+    link.setAttribute("aria-busy", "true");
+    link.textContent = "Exporting…";
+    try {
+      const response = await fetch(link.href, {
+        headers: { Authorization: "Bearer " + state.token },
+        cache: "no-store",
+      });
+      if (!response.ok) {
+        let said = "the export failed (HTTP " + response.status + ")";
+        try {
+          const body = await response.json();
+          if (body.errors && body.errors[0]) said = body.errors[0].message;
+        } catch (ignored) { /* not JSON */ }
+        throw new Error(said);
+      }
+      const blob = await response.blob();
+      const named = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "");
+      const url = URL.createObjectURL(blob);
+      const save = document.createElement("a");
+      save.href = url;
+      save.download = named ? named[1] : store.handle + "-orders.csv";
+      document.body.appendChild(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (err) {
+      if (state.store === store) showError($("board-error"), "Export: " + err.message);
+    } finally {
+      link.removeAttribute("aria-busy");
+      link.textContent = "Export CSV";
+    }
+  }
+
   function init() {
+    $("export-csv").addEventListener("click", exportCsv);
     $("login-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const token = $("token").value.trim();

@@ -12,6 +12,12 @@ from ordergraph.storage.queries.apikeys import (
     revoked_key_ids,
 )
 from ordergraph.storage.queries.events import order_events_page, store_events_page
+from ordergraph.storage.queries.export import (
+    ExportBounds,
+    export_bounds,
+    export_orders_page,
+    export_products_page,
+)
 from ordergraph.storage.queries.orders import (
     backorder_queue_count,
     backorder_queue_page,
@@ -32,12 +38,16 @@ from ordergraph.storage.queries.products import (
 from ordergraph.storage.queries.stores import any_store, store_by_handle, stores_by_id, stores_page
 
 __all__ = [
+    "ExportBounds",
     "any_store",
     "api_key_by_token_hash",
     "api_keys_by_id",
     "backorder_queue_count",
     "backorder_queue_page",
     "backordered_products",
+    "export_bounds",
+    "export_orders_page",
+    "export_products_page",
     "lines_by_id",
     "lines_by_order",
     "order_by_number",

@@ -7,6 +7,8 @@ against a real server process, and saves a screenshot to test-artifacts/dashboar
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import re
 from collections.abc import AsyncIterator
@@ -282,6 +284,22 @@ async def test_the_dashboard_shows_an_order_placed_at_zero_stock_live(
         ]
         assert resumed
         assert resumed[0]["payload"]["variables"]["after"] is not None
+
+        # "Export CSV" downloads the store's orders, one row per line, with the token
+        # in the header (never in the link).
+        link = page.locator("#export-csv")
+        assert reader not in (await link.get_attribute("href") or "")
+        async with page.expect_download() as downloading:
+            await link.click()
+        download = await downloading.value
+        assert download.suggested_filename.startswith(f"{store.handle}-orders-")
+        assert download.suggested_filename.endswith(".csv")
+        saved = await asyncio.to_thread(Path(await download.path()).read_text)
+        rows = list(csv.DictReader(io.StringIO(saved)))
+        assert sorted(int(r["order_number"]) for r in rows) == sorted(
+            int(n) for n in (first, second, third)
+        )
+        assert {r["sku"] for r in rows} == {"KETTLE-01"}
 
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "dashboard.png"
