@@ -456,23 +456,21 @@ class WebhookWorker:
             sent = 0
             while sent < BATCH:
                 # The next slots, read ahead: one read per batch of a backlog.
-                slots, caught_up = await store.next_slots(self.db, sub, BATCH - sent)
+                wanted = BATCH - sent
+                slots, caught_up = await store.next_slots(self.db, sub, wanted)
                 if not slots:
                     if not await store.move_on(self.db, sub, self.name, caught_up):
                         await self._let_go(sub)
                     return
-                for slot in slots:
+                # Fewer than asked: everything committed up to `caught_up` was read, so the
+                # last one's record moves the position there and lets the claim go (no
+                # second read and no move_on to find nothing more).
+                through = caught_up if len(slots) < wanted else None
+                for index, slot in enumerate(slots):
                     if slot.position <= sub.position:
                         continue  # read ahead, but a single resend's return passed it
-                    outcome = await self._attempt(client, sub, slot)
-                    keep = outcome.status is DeliveryStatus.SUCCEEDED and not self._stop.is_set()
-                    lease = dt.timedelta(seconds=self.settings.claim_seconds)
-                    held = await store.record(
-                        self.db, sub, self.name, slot, outcome, keep_for=lease if keep else None
-                    )
-                    if not held:
-                        await self._let_go(sub)
-                    if not (held and keep):
+                    last = through is not None and index == len(slots) - 1
+                    if not await self._send_one(client, sub, slot, through if last else None):
                         return
                     sub = store.advanced(sub, slot)
                     sent += 1
@@ -482,6 +480,31 @@ class WebhookWorker:
                 await store.release(self.db, sub, self.name)
         else:
             await store.release(self.db, sub, self.name)
+
+    async def _send_one(
+        self, client: httpx.AsyncClient, sub: Claimed, slot: Slot, through: int | None
+    ) -> bool:
+        """Attempt one slot and record it; True if the claim is kept to send the next one
+        (False: it failed, the claim was let go, or `through` ended the batch)."""
+        outcome = await self._attempt(client, sub, slot)
+        keep = (
+            outcome.status is DeliveryStatus.SUCCEEDED
+            and not self._stop.is_set()
+            and through is None
+        )
+        lease = dt.timedelta(seconds=self.settings.claim_seconds)
+        held = await store.record(
+            self.db,
+            sub,
+            self.name,
+            slot,
+            outcome,
+            keep_for=lease if keep else None,
+            through=through,
+        )
+        if not held:
+            await self._let_go(sub)
+        return held and keep
 
     async def _let_go(self, sub: Claimed) -> None:
         """The position moved under the claim (a redeliver meanwhile): let the claim go

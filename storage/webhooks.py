@@ -584,10 +584,14 @@ async def record(
     outcome: Outcome,
     *,
     keep_for: dt.timedelta | None = None,
+    through: int | None = None,
 ) -> bool:
     """Log the attempt and move the subscription on (success) or schedule its retry;
-    the claim is let go, or (`keep_for`) renewed to send the next one. False if the
-    claim was lost or the position moved meanwhile (the attempt is still logged)."""
+    the claim is let go, or (`keep_for`) renewed to send the next one. `through`: on
+    success, move the position on to it (a position `next_slots` gave as caught up, when
+    this slot was the last one it read: what `move_on` would do next, in the same
+    statement). False if the claim was lost or the position moved meanwhile (the attempt
+    is still logged)."""
     succeeded = outcome.status is DeliveryStatus.SUCCEEDED
     error = outcome.error[:MAX_ERROR] if outcome.error else None
     keep = keep_for is not None
@@ -599,7 +603,7 @@ async def record(
     }
     if succeeded:
         values.update(
-            position=sub.after(slot.position),
+            position=sub.after(slot.position if through is None else max(slot.position, through)),
             resume_position=None,
             state=WebhookState.ACTIVE.value,
             attempts=0,
