@@ -257,6 +257,34 @@ idempotency_keys = Table(
 )
 
 
+# Stock on its way (domain/model.py Receipt): `quantity` still expected on
+# `expected_at`, `received` already arrived against it; status OPEN, CLOSED or CANCELLED.
+incoming_receipts = Table(
+    "incoming_receipts",
+    metadata,
+    Column("store_id", Id, nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("product_id", BigInteger, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("received", BigInteger, nullable=False),
+    Column("expected_at", Date, nullable=False),
+    Column("reference", String(255), nullable=True),
+    Column("status", String(10), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("store_id", "id"),
+    ForeignKeyConstraint(["store_id", "product_id"], ["products.store_id", "products.id"]),
+    Index(
+        "ix_incoming_receipts_open",
+        "store_id",
+        "product_id",
+        "expected_at",
+        "id",
+        postgresql_where=text("status = 'OPEN'"),
+        sqlite_where=text("status = 'OPEN'"),
+    ),
+)
+
+
 def _tally_columns() -> list[Column[Any]]:
     return [
         Column("backlog_orders", BigInteger, nullable=False),

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordergraph.domain.commands import NO_READS, Reads
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
-from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.model import Order, OrderLine, Product, Receipt, Store
 from ordergraph.domain.ports import Loaded
 from ordergraph.domain.tallies import NOTHING, Contribution, contribution
 from ordergraph.storage import history, pg_unit, sqlite_unit
@@ -36,6 +36,8 @@ from ordergraph.storage.mapping import (
     order_values,
     product_from,
     product_values,
+    receipt_from,
+    receipt_values,
     store_from,
 )
 from ordergraph.storage.pg_unit import Opened
@@ -69,6 +71,8 @@ class Writes:
     new_lines: list[dict[str, Any]]
     orders: list[dict[str, Any]]
     lines: list[dict[str, Any]]
+    new_receipts: list[dict[str, Any]]
+    receipts: list[dict[str, Any]]
     events: list[dict[str, Any]]
     tally: history.TallyChange | None
     remember: list[dict[str, Any]]
@@ -91,6 +95,7 @@ _PRODUCT_MUTABLE = [
 ]
 _ORDER_MUTABLE = ["status", "stock_status", "in_backlog", "is_backordered", "overdue_notified"]
 _LINE_MUTABLE = ["allocated", "backordered", "shipped", "cancelled"]
+_RECEIPT_MUTABLE = ["quantity", "received", "expected_at", "reference", "status"]
 
 
 class SqlStoreSession:
@@ -114,6 +119,9 @@ class SqlStoreSession:
         self._contribution_before: dict[int, Contribution] = {}
         self._new_products: list[Product] = []
         self._new_orders: list[Order] = []
+        self._receipts: dict[int, Receipt] = {}
+        self._receipts_before: dict[int, dict[str, Any]] = {}
+        self._new_receipts: list[Receipt] = []
         self.events: list[tuple[int, Event]] = []
         self._remembered: list[dict[str, Any]] = []
         self._forget_before: dt.datetime | None = None
@@ -324,6 +332,29 @@ class SqlStoreSession:
     def order_of(self, line: OrderLine) -> Order:
         return self._orders[line.order_id]
 
+    async def receipt(self, receipt_id: int) -> Receipt | None:
+        if receipt_id not in self._receipts:
+            r = t.incoming_receipts
+            row = (
+                (
+                    await self.conn.execute(
+                        select(r).where(r.c.store_id == self.store.id, r.c.id == receipt_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            receipt = receipt_from(row)
+            self._receipts[receipt.id] = receipt
+            self._receipts_before[receipt.id] = receipt_values(receipt)
+        return self._receipts[receipt_id]
+
+    def add_receipt(self, receipt: Receipt) -> None:
+        self._receipts[receipt.id] = receipt
+        self._new_receipts.append(receipt)
+
     def add_product(self, product: Product) -> None:
         self._products[product.id] = product
         self._new_products.append(product)
@@ -340,7 +371,7 @@ class SqlStoreSession:
 
     def loaded(self) -> Loaded:
         """The store and every order and product this session holds, as saved."""
-        return Loaded(self.store, dict(self._orders), dict(self._products))
+        return Loaded(self.store, dict(self._orders), dict(self._products), dict(self._receipts))
 
     def writes(self) -> Writes:
         """Every row this session changes, decided: what the unit's commit writes."""
@@ -362,6 +393,13 @@ class SqlStoreSession:
                 lv = line_values(line)
                 if lv != self._lines_before[line.id]:
                     lines.append(_only(lv, _LINE_MUTABLE))
+        new_receipts = {r.id for r in self._new_receipts}
+        receipts = [
+            _only(values, _RECEIPT_MUTABLE)
+            for rid, receipt in self._receipts.items()
+            if rid not in new_receipts
+            and (values := receipt_values(receipt)) != self._receipts_before[rid]
+        ]
         counters: dict[str, Any] = {
             "next_id": self._next_id,
             "next_order_number": self._next_number,
@@ -379,6 +417,8 @@ class SqlStoreSession:
             new_lines=[line_values(line) for o in self._new_orders for line in o.lines],
             orders=orders,
             lines=lines,
+            new_receipts=[receipt_values(r) for r in self._new_receipts],
+            receipts=receipts,
             events=[self._event_row(s, e) for s, e in self.events],
             tally=history.change_of(
                 [

@@ -23,7 +23,7 @@ from ordergraph.domain.commands import (
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
 from ordergraph.domain.keys import hash_token, new_token
-from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
+from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Receipt, Store
 from ordergraph.domain.ports import Loaded
 from ordergraph.domain.reads import KeyRecord
 from ordergraph.resolvers.context import Loaders
@@ -59,6 +59,7 @@ class MemorySession:
         self.now = now
         self.products: dict[int, Product] = {}
         self.orders: dict[int, Order] = {}
+        self.receipts: dict[int, Receipt] = {}
         self.events: list[Event] = []
         self._next_id = 1
         self._next_number = 1001
@@ -103,6 +104,13 @@ class MemorySession:
     def order_of(self, line: OrderLine) -> Order:
         return self.orders[line.order_id]
 
+    async def receipt(self, receipt_id: int) -> Receipt | None:
+        return self.receipts.get(receipt_id)
+
+    def add_receipt(self, receipt: Receipt) -> None:
+        assert receipt.id not in self.receipts
+        self.receipts[receipt.id] = receipt
+
     def next_id(self) -> int:
         value = self._next_id
         self._next_id += 1
@@ -122,7 +130,7 @@ class MemorySession:
         self.orders[order.id] = order
 
     def loaded(self) -> Loaded:
-        return Loaded(self.store, dict(self.orders), dict(self.products))
+        return Loaded(self.store, dict(self.orders), dict(self.products), dict(self.receipts))
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
@@ -145,14 +153,26 @@ class MemorySession:
     def state(self) -> tuple[object, ...]:
         """A deep copy of everything a service could change, to compare before/after."""
         return copy.deepcopy(
-            (self.products, self.orders, self._next_id, self._next_number, self.events)
+            (
+                self.products,
+                self.orders,
+                self.receipts,
+                self._next_id,
+                self._next_number,
+                self.events,
+            )
         )
 
     def restore(self, state: tuple[Any, ...]) -> None:
         """Go back to a `state()` taken earlier (a rolled-back unit of work)."""
-        self.products, self.orders, self._next_id, self._next_number, self.events = copy.deepcopy(
-            state
-        )
+        (
+            self.products,
+            self.orders,
+            self.receipts,
+            self._next_id,
+            self._next_number,
+            self.events,
+        ) = copy.deepcopy(state)
 
     def line(self, line_id: int) -> OrderLine | None:
         for order in self.orders.values():
