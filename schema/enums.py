@@ -11,7 +11,13 @@ import strawberry
 
 from ordergraph.domain.errors import ErrorCode
 from ordergraph.domain.events import InventoryEventType, OrderEventType
-from ordergraph.domain.model import BackorderPolicy, CancelReason, OrderStatus, StockStatus
+from ordergraph.domain.model import (
+    BackorderPolicy,
+    CancelReason,
+    OrderStatus,
+    ReceiptStatus,
+    StockStatus,
+)
 
 
 def described(
@@ -44,6 +50,16 @@ described(
         "ALLOW": "Without limit: the units beyond stock wait for it (backordered).",
         "LIMIT": "Up to `backorderLimit` units awaiting stock at once "
         "(BACKORDER_LIMIT_EXCEEDED past it).",
+    },
+)
+described(
+    ReceiptStatus,
+    "Where an incoming receipt stands.",
+    {
+        "OPEN": "Units are still expected; they count in the waiting lines' expected dates.",
+        "CLOSED": "Nothing more is expected: received in full (or more), or its quantity "
+        "was set to 0.",
+        "CANCELLED": "Cancelled by the merchant: nothing more is coming on it.",
     },
 )
 described(
@@ -171,5 +187,6 @@ __all__ = [
     "OrderEventType",
     "OrderSortKey",
     "OrderStatus",
+    "ReceiptStatus",
     "StockStatus",
 ]

@@ -28,6 +28,7 @@ from ordergraph.domain.ports import Loaded
 from ordergraph.domain.reads import KeyRecord
 from ordergraph.resolvers.context import Loaders
 from ordergraph.resolvers.keyguard import KeyGuard
+from ordergraph.storage.queries import Waiting
 
 START = dt.datetime(2027, 1, 24, 9, 30, tzinfo=dt.UTC)
 
@@ -395,3 +396,27 @@ class MemoryLoaders(Loaders):
 
     async def _line(self, keys: list[tuple[int, int]]) -> Sequence[OrderLine | None]:
         return [s.line(i) if (s := self._session(k)) else None for k, i in keys]
+
+    async def _receipts(self, keys: list[tuple[int, int]]) -> Sequence[Receipt | None]:
+        return [s.receipts.get(i) if (s := self._session(k)) else None for k, i in keys]
+
+    async def _incoming(self, keys: list[tuple[int, int]]) -> Sequence[list[Receipt]]:
+        found = []
+        for store_id, product_id in keys:
+            session = self._session(store_id)
+            receipts = session.receipts.values() if session else ()
+            mine = [r for r in receipts if r.product_id == product_id and r.is_open]
+            found.append(sorted(mine, key=lambda r: (r.expected_at, r.id)))
+        return found
+
+    async def _waiting(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Waiting]:
+        found: dict[tuple[int, int], Waiting] = {}
+        for store_id, product_id in keys:
+            session = self._session(store_id)
+            product = session.products.get(product_id) if session else None
+            if session is None or product is None:
+                continue
+            queue = await session.backorder_queue(product, limit=10**9)
+            lines = [(line.id, line.order_id, line.backordered) for line in queue]
+            found[(store_id, product_id)] = Waiting(product.restock_date, lines)
+        return found
