@@ -97,14 +97,15 @@ described(
     "The kind of a user error.",
     {
         "INVALID": "A value breaks a rule (format, range, length, a missing or extra field).",
-        "NOT_FOUND": "The store, product, order, line or key does not exist, or the token "
-        "may not use it.",
+        "NOT_FOUND": "The store, product, order, line, receipt or key does not exist, or the "
+        "token may not use it.",
         "INSUFFICIENT_STOCK": "A DENY product has fewer units available than ordered.",
         "BACKORDER_LIMIT_EXCEEDED": "A LIMIT product would have more units awaiting stock "
         "than its `backorderLimit`.",
         "IDEMPOTENCY_KEY_REUSED": "The idempotency key was used before with another input.",
         "NOT_SHIPPABLE": "The units to ship are not allocated.",
-        "ALREADY_CLOSED": "The order has nothing left to ship (shipped or cancelled).",
+        "ALREADY_CLOSED": "The order has nothing left to ship (shipped or cancelled), or the "
+        "incoming receipt is closed or cancelled.",
         "DUPLICATE": "The value must be unique and is taken (a store handle).",
         "UNSAFE_TARGET": "A webhook URL that is plain http, or whose host resolves to a "
         "refused address (loopback, private, link-local, metadata, reserved).",
