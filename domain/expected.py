@@ -22,10 +22,10 @@ and `Order.expectedShipDate`:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from ordergraph.domain.model import Receipt
+from ordergraph.domain.model import Order, Receipt
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,40 @@ def ship_date(waiting_dates: Sequence[dt.date | None]) -> dt.date | None:
     if not waiting_dates or any(d is None for d in waiting_dates):
         return None
     return max(d for d in waiting_dates if d is not None)
+
+
+@dataclass
+class FillInputs:
+    """What one product's walk reads: its restock date, its waiting lines as (line id,
+    order id, backordered units) in fill order, and its open receipts."""
+
+    restock_date: dt.date | None = None
+    queue: list[tuple[int, int, int]] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
+
+    def plan(self) -> FillPlan:
+        return plan_fills(
+            ((line, units) for line, _, units in self.queue), self.receipts, self.restock_date
+        )
+
+
+def order_ship_date(order: Order, plans: Mapping[int, FillPlan]) -> dt.date | None:
+    """The order's expected ship date under these plans (one per product it waits for):
+    a line waits when its plan dates it (or leaves it undated)."""
+    waiting = []
+    for line in order.lines:
+        plan = plans.get(line.product_id)
+        if plan is not None and line.id in plan.dates:
+            waiting.append(plan.dates[line.id])
+    return ship_date(waiting)
+
+
+def redated_lines(before: FillPlan, after: FillPlan) -> set[int]:
+    """The lines whose date changed, or that started or stopped waiting."""
+    lines = before.dates.keys() | after.dates.keys()
+    return {
+        line
+        for line in lines
+        if (line in before.dates) != (line in after.dates)
+        or before.dates.get(line) != after.dates.get(line)
+    }

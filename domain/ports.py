@@ -19,6 +19,7 @@ from ordergraph.domain.commands import (
     StoreCreated,
 )
 from ordergraph.domain.events import Event
+from ordergraph.domain.expected import FillInputs
 from ordergraph.domain.model import Order, OrderLine, Product, Receipt, Store
 
 
@@ -59,6 +60,15 @@ class StoreSession(Protocol):
 
     async def due_orders(self) -> list[Order]:
         """Backlog orders whose overdue instant has passed and that were not yet flagged."""
+        ...
+
+    async def orders_by_id(self, ids: Iterable[int]) -> dict[int, Order]:
+        """The orders with these ids (those that exist), loaded together."""
+        ...
+
+    async def fill_inputs(self, product_ids: Iterable[int]) -> dict[int, FillInputs]:
+        """What the fill-date walk of each product reads, as things stand in this session
+        (its unsaved changes included); a product that does not exist is absent."""
         ...
 
     async def receipt(self, receipt_id: int) -> Receipt | None:

@@ -124,6 +124,9 @@ described(
         "SHIPPED": "The last units left to ship shipped.",
         "CANCELLED": "Units were cancelled.",
         "OVERDUE": "The requested ship date ended with units left to ship (once per order).",
+        "EXPECTED_SHIP_DATE_CHANGED": "A receipt was scheduled, changed, cancelled or "
+        "received against, and the order, still waiting for stock, has another "
+        "`expectedShipDate` (its new value, null when unknown, is in the order).",
     },
 )
 described(

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordergraph.domain.commands import NO_READS, Reads
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
+from ordergraph.domain.expected import FillInputs
 from ordergraph.domain.model import Order, OrderLine, Product, Receipt, Store
 from ordergraph.domain.ports import Loaded
 from ordergraph.domain.tallies import NOTHING, Contribution, contribution
@@ -122,6 +123,10 @@ class SqlStoreSession:
         self._receipts: dict[int, Receipt] = {}
         self._receipts_before: dict[int, dict[str, Any]] = {}
         self._new_receipts: list[Receipt] = []
+        # Per product, as the database had them when first asked (this unit writes only
+        # at commit): its waiting lines (line id, order id, backordered, placed at,
+        # order number) in fill order, and its open receipts.
+        self._fill_rows: dict[int, tuple[list[tuple[Any, ...]], list[Receipt]]] = {}
         self.events: list[tuple[int, Event]] = []
         self._remembered: list[dict[str, Any]] = []
         self._forget_before: dt.datetime | None = None
@@ -350,6 +355,71 @@ class SqlStoreSession:
             self._receipts[receipt.id] = receipt
             self._receipts_before[receipt.id] = receipt_values(receipt)
         return self._receipts[receipt_id]
+
+    async def orders_by_id(self, ids: Iterable[int]) -> dict[int, Order]:
+        wanted = set(ids)
+        await self._load_orders(wanted)
+        return {i: self._orders[i] for i in wanted if i in self._orders}
+
+    async def fill_inputs(self, product_ids: Iterable[int]) -> dict[int, FillInputs]:
+        products = await self.products_by_id(product_ids)
+        missing = products.keys() - self._fill_rows.keys()
+        if missing:
+            await self.reading(lambda: self._fetch_fill_rows(missing))
+        return {pid: self._fill_inputs(product) for pid, product in products.items()}
+
+    async def _fetch_fill_rows(self, product_ids: set[int]) -> None:
+        ol, r = t.order_lines, t.incoming_receipts
+        lines = await self.conn.execute(
+            select(
+                ol.c.product_id,
+                ol.c.id,
+                ol.c.order_id,
+                ol.c.backordered,
+                ol.c.placed_at,
+                ol.c.order_number,
+            )
+            .where(ol.c.store_id == self.store.id, ol.c.product_id.in_(product_ids))
+            .where(ol.c.backordered > 0)
+            .order_by(ol.c.product_id, ol.c.placed_at, ol.c.order_number, ol.c.id)
+        )
+        receipts = await self.conn.execute(
+            select(r)
+            .where(r.c.store_id == self.store.id, r.c.product_id.in_(product_ids))
+            .where(r.c.status == "OPEN")
+        )
+        for pid in product_ids:
+            self._fill_rows[pid] = ([], [])
+        for row in lines:
+            self._fill_rows[row[0]][0].append(tuple(row[1:]))
+        for receipt in map(receipt_from, receipts.mappings()):
+            self._fill_rows[receipt.product_id][1].append(receipt)
+
+    def _fill_inputs(self, product: Product) -> FillInputs:
+        """The product's rows as read, with this session's changes laid over them."""
+        rows, stored = self._fill_rows[product.id]
+        loaded = {line.id: line for line in self._loaded_lines(product)}
+        waiting: dict[int, tuple[Any, ...]] = {}
+        for line_id, order_id, backordered, placed_at, number in rows:
+            line = loaded.get(line_id)
+            units = line.backordered if line is not None else backordered
+            if units > 0:
+                waiting[line_id] = (placed_at, number, line_id, order_id, units)
+        for line in loaded.values():
+            if line.id not in waiting and line.backordered > 0:
+                waiting[line.id] = (*line.queue_key, line.order_id, line.backordered)
+        queue = [
+            (line_id, order_id, units)
+            for _, _, line_id, order_id, units in sorted(
+                waiting.values(), key=lambda entry: entry[:3]
+            )
+        ]
+        receipts = {receipt.id: receipt for receipt in stored}
+        for receipt in self._receipts.values():
+            if receipt.product_id == product.id:
+                receipts[receipt.id] = receipt
+        incoming = [receipt for receipt in receipts.values() if receipt.is_open]
+        return FillInputs(product.restock_date, queue, incoming)
 
     def add_receipt(self, receipt: Receipt) -> None:
         self._receipts[receipt.id] = receipt

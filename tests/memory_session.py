@@ -22,6 +22,7 @@ from ordergraph.domain.commands import (
 )
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
+from ordergraph.domain.expected import FillInputs
 from ordergraph.domain.keys import hash_token, new_token
 from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Receipt, Store
 from ordergraph.domain.ports import Loaded
@@ -107,6 +108,24 @@ class MemorySession:
 
     async def receipt(self, receipt_id: int) -> Receipt | None:
         return self.receipts.get(receipt_id)
+
+    async def orders_by_id(self, ids: Iterable[int]) -> dict[int, Order]:
+        return {i: self.orders[i] for i in set(ids) if i in self.orders}
+
+    async def fill_inputs(self, product_ids: Iterable[int]) -> dict[int, FillInputs]:
+        found = {}
+        for pid in set(product_ids):
+            product = self.products.get(pid)
+            if product is None:
+                continue
+            queue = await self.backorder_queue(product, limit=10**9)
+            receipts = [r for r in self.receipts.values() if r.product_id == pid and r.is_open]
+            found[pid] = FillInputs(
+                product.restock_date,
+                [(line.id, line.order_id, line.backordered) for line in queue],
+                receipts,
+            )
+        return found
 
     def add_receipt(self, receipt: Receipt) -> None:
         assert receipt.id not in self.receipts

@@ -13,11 +13,63 @@ import datetime as dt
 from ordergraph.domain import validation as check
 from ordergraph.domain.commands import CancelReceipt, ScheduleReceipt, UpdateReceipt
 from ordergraph.domain.errors import DomainError, ErrorCode
+from ordergraph.domain.events import OrderEvent, OrderEventType
+from ordergraph.domain.expected import FillPlan, order_ship_date, redated_lines
 from ordergraph.domain.model import Product, Receipt, ReceiptStatus
 from ordergraph.domain.ports import StoreSession
 
 #: The longest reference (the merchant's purchase order or shipment number).
 MAX_REFERENCE = check.MAX_TEXT
+
+
+class ShipDateWatch:
+    """Emits EXPECTED_SHIP_DATE_CHANGED for the orders whose expected ship date a change
+    to one product's receipts (or its queue, when they are received against) moves.
+
+    `start` before the change, `flush` after: the product's fill-date walk before and
+    after (its waiting lines and open receipts only, never the store's orders) names the
+    lines re-dated; their orders' dates are worked out with the walks of the other
+    products they wait for (which the change does not touch), and each order still
+    waiting whose date moved gets the event, with its new date as `expectedShipDate`.
+    An order that stops waiting gets BACKORDER_FILLED instead.
+    """
+
+    def __init__(self, product: Product) -> None:
+        self.product = product
+        self.before: FillPlan | None = None
+
+    async def start(self, session: StoreSession) -> None:
+        inputs = await session.fill_inputs([self.product.id])
+        self.before = inputs[self.product.id].plan()
+        self._order_of = {line: order for line, order, _ in inputs[self.product.id].queue}
+
+    async def flush(self, session: StoreSession) -> None:
+        assert self.before is not None, "start the watch before the change"
+        inputs = (await session.fill_inputs([self.product.id]))[self.product.id]
+        after = inputs.plan()
+        order_of = self._order_of | {line: order for line, order, _ in inputs.queue}
+        candidates = {order_of[line] for line in redated_lines(self.before, after)}
+        if not candidates:
+            return
+        orders = await session.orders_by_id(candidates)
+        others = {
+            line.product_id
+            for order in orders.values()
+            for line in order.lines
+            if line.backordered > 0 and line.product_id != self.product.id
+        }
+        plans = {pid: found.plan() for pid, found in (await session.fill_inputs(others)).items()}
+        for order_id in sorted(candidates, key=lambda i: orders[i].number):
+            order = orders[order_id]
+            was = order_ship_date(order, plans | {self.product.id: self.before})
+            now = order_ship_date(order, plans | {self.product.id: after})
+            if now != was and order.is_backordered:
+                date = now.isoformat() if now is not None else None
+                session.emit(
+                    OrderEvent.of(
+                        OrderEventType.EXPECTED_SHIP_DATE_CHANGED, order, expectedShipDate=date
+                    )
+                )
 
 
 def checked_reference(reference: str | None) -> str | None:
@@ -59,6 +111,8 @@ async def schedule_receipt(session: StoreSession, cmd: ScheduleReceipt) -> Recei
     product = (await session.products_by_sku([cmd.sku])).get(cmd.sku)
     if product is None:
         raise DomainError.one(ErrorCode.NOT_FOUND, f"no product with sku {cmd.sku!r}", ["sku"])
+    watch = ShipDateWatch(product)
+    await watch.start(session)
     receipt = Receipt(
         store_id=session.store.id,
         id=session.next_id(),
@@ -69,6 +123,7 @@ async def schedule_receipt(session: StoreSession, cmd: ScheduleReceipt) -> Recei
         created_at=session.now,
     )
     session.add_receipt(receipt)
+    await watch.flush(session)
     return receipt
 
 
@@ -79,7 +134,9 @@ async def update_receipt(session: StoreSession, cmd: UpdateReceipt) -> Receipt:
     if cmd.expected_at is not None:
         expected_at = check.day(cmd.expected_at, "expectedAt")
     reference = checked_reference(cmd.reference)
-    receipt, _ = await receipt_to_change(session, cmd.receipt_id)
+    receipt, product = await receipt_to_change(session, cmd.receipt_id)
+    watch = ShipDateWatch(product)
+    await watch.start(session)
     if quantity is not None:
         receipt.quantity = quantity
         if quantity == 0:
@@ -88,6 +145,7 @@ async def update_receipt(session: StoreSession, cmd: UpdateReceipt) -> Receipt:
         receipt.expected_at = expected_at
     if cmd.reference_given:
         receipt.reference = reference
+    await watch.flush(session)
     return receipt
 
 
@@ -97,6 +155,9 @@ async def cancel_receipt(session: StoreSession, cmd: CancelReceipt) -> Receipt:
     receipt = await session.receipt(cmd.receipt_id)
     if receipt is not None and receipt.status is ReceiptStatus.CANCELLED:
         return receipt
-    receipt, _ = await receipt_to_change(session, cmd.receipt_id)
+    receipt, product = await receipt_to_change(session, cmd.receipt_id)
+    watch = ShipDateWatch(product)
+    await watch.start(session)
     receipt.status = ReceiptStatus.CANCELLED
+    await watch.flush(session)
     return receipt

@@ -11,7 +11,7 @@ from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import InventoryEvent, InventoryEventType, OrderEvent, OrderEventType
 from ordergraph.domain.model import Order, OrderLine, Product, Receipt
 from ordergraph.domain.ports import StoreSession
-from ordergraph.domain.services.receipts import receipt_to_change
+from ordergraph.domain.services.receipts import ShipDateWatch, receipt_to_change
 
 
 class StockWatch:
@@ -85,7 +85,10 @@ async def receive_stock(
             raise DomainError.one(
                 ErrorCode.INVALID, f"the receipt is not for sku {sku!r}", ["receiptId"]
             )
+    dates: ShipDateWatch | None = None
     if receipt is not None:
+        dates = ShipDateWatch(product)
+        await dates.start(session)
         receipt.receive(quantity)
     watch = StockWatch()
     watch.watch(product)
@@ -95,6 +98,8 @@ async def receive_stock(
     )
     filled = await fill_backorders(session, product)
     watch.flush(session, {product.id: product})
+    if dates is not None:
+        await dates.flush(session)
     return product, filled
 
 

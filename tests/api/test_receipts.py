@@ -299,3 +299,38 @@ async def test_fill_dates_of_a_page_take_a_fixed_number_of_statements(api: Api) 
     nodes = data["store"]["orders"]["nodes"]
     assert nodes[0]["expectedShipDate"] == "2027-03-05"
     assert nodes[-1]["expectedShipDate"] is None  # A's 30 units run out before the last
+
+
+EVENTS = """query($h: String!) { store(handle: $h) { orders(first: 10) { nodes { number
+  expectedShipDate events(first: 20) { nodes { type } } } } } }"""
+
+
+async def test_re_dated_orders_get_an_expected_ship_date_changed_event(api: Api) -> None:
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "A")
+    await api.upsert(store, "B")
+    await api.place(store, [("A", 2)])  # 1001
+    await api.place(store, [("A", 2), ("B", 1)])  # 1002
+    await api.place(store, [("B", 1)])  # 1003: waits for B only
+    rid = (await schedule(api, store, "A", 4, "2027-03-09"))["receipt"]["id"]
+    await schedule(api, store, "B", 2, "2027-03-05")
+    await update(api, store, rid, expectedAt="2027-03-02")
+    await receive(api, store, "A", 2, rid)  # 1001 filled; 1002 keeps its date
+
+    async def seen() -> dict[int, tuple[Any, int]]:
+        data = await api.gql(EVENTS, {"h": store.handle}, token=store.token)
+        return {
+            o["number"]: (
+                o["expectedShipDate"],
+                [e["type"] for e in o["events"]["nodes"]].count("EXPECTED_SHIP_DATE_CHANGED"),
+            )
+            for o in data["store"]["orders"]["nodes"]
+        }
+
+    # 1001: dated 03-09, moved to 03-02 (2), then filled. 1002: undated until B's receipt
+    # (03-09), then 03-05 when A moved before B. 1003: B's receipt dates it (03-05).
+    assert await seen() == {
+        1001: (None, 2),
+        1002: ("2027-03-05", 2),
+        1003: ("2027-03-05", 1),
+    }

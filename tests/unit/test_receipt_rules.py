@@ -14,11 +14,13 @@ from ordergraph.domain.commands import (
     ScheduleReceipt,
     UpdateReceipt,
 )
+from ordergraph.domain.events import OrderEvent, OrderEventType
 from ordergraph.domain.model import BackorderPolicy, Receipt, ReceiptStatus
 from ordergraph.domain.validation import MAX_STOCK_CHANGE
 from tests.memory_session import MemorySession
 from tests.unit.test_domain_rules import place, refused, run
 
+CHANGED = OrderEventType.EXPECTED_SHIP_DATE_CHANGED
 MAR_3 = dt.date(2027, 3, 3)
 MAR_9 = dt.date(2027, 3, 9)
 
@@ -134,3 +136,50 @@ def test_receiving_refuses_another_products_receipt_and_an_unknown_one(
     assert refused(session, got) == [("INVALID", "receiptId")]
     got = services.receive_stock(session, "MUG", 1, receipt_id=UNKNOWN_RECEIPT)
     assert refused(session, got) == [("NOT_FOUND", "receiptId")]
+
+
+def ship_date_events(session: MemorySession) -> dict[int, str | None]:
+    """Order number -> new expectedShipDate, of the EXPECTED_SHIP_DATE_CHANGED events
+    emitted since the last call."""
+    found = {}
+    for event in session.take_events():
+        if isinstance(event, OrderEvent) and event.type is CHANGED:
+            found[session.orders[event.order_id].number] = event.data["expectedShipDate"]
+    return found  # type: ignore[return-value]
+
+
+def test_receipts_that_move_a_waiting_orders_ship_date_tell_that_order(
+    session: MemorySession,
+) -> None:
+    first = place(session, ("MUG", 3))  # 1001
+    second = place(session, ("MUG", 4), ("CUP", 1))  # 1002: CUP has no date yet
+    third = place(session, ("MUG", 2))  # 1003
+    session.take_events()
+    later = schedule(session, 5)  # MAR_3: covers 1001 and 2 of 1002's 4
+    assert ship_date_events(session) == {first.number: "2027-03-03"}
+    cmd = ScheduleReceipt("CUP", 1, MAR_9)
+    run(services.schedule_receipt(session, cmd))
+    assert ship_date_events(session) == {}  # 1002 still waits for 2 MUGs nobody brings
+    run(services.schedule_receipt(session, ScheduleReceipt("MUG", 10, MAR_9)))
+    assert ship_date_events(session) == {second.number: "2027-03-09", third.number: "2027-03-09"}
+    moved = UpdateReceipt(later.id, expected_at=dt.date(2027, 3, 20))  # now after MAR_9
+    run(services.update_receipt(session, moved))
+    # MAR_9's 10 come first now: 1001 and 1002 take 7, 1003 2; MAR_20 is not needed
+    assert ship_date_events(session) == {first.number: "2027-03-09"}
+    run(services.cancel_receipt(session, CancelReceipt(later.id)))
+    assert ship_date_events(session) == {}  # it covered nobody
+
+
+def test_receiving_against_a_receipt_re_dates_the_orders_still_waiting(
+    session: MemorySession,
+) -> None:
+    place(session, ("MUG", 2))  # 1001
+    second = place(session, ("MUG", 2))  # 1002
+    early = schedule(session, 2)  # MAR_3: 1001
+    run(services.schedule_receipt(session, ScheduleReceipt("MUG", 2, MAR_9)))  # 1002
+    session.take_events()
+    run(services.receive_stock(session, "MUG", 2, receipt_id=early.id))
+    # 1001 is filled (BACKORDER_FILLED, no date event); 1002 keeps MAR_9
+    assert ship_date_events(session) == {}
+    run(services.schedule_receipt(session, ScheduleReceipt("MUG", 2, MAR_3)))
+    assert ship_date_events(session) == {second.number: "2027-03-03"}

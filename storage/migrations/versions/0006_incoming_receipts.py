@@ -4,6 +4,10 @@ A store's scheduled receipts (domain/model.py Receipt). On PostgreSQL a unit of 
 that changes receipts writes them with `og_apply_receipts`, sent in the same simple
 query as `og_apply` (storage/pg_unit.py), so the commit stays one round trip.
 
+`events.type` grows to 32 characters (EXPECTED_SHIP_DATE_CHANGED has 26). On
+PostgreSQL a longer varchar is a change of the catalog only (no rewrite); SQLite does
+not enforce the length, so its table is left as it is rather than copied.
+
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-29 21:00:00.000000
@@ -76,10 +80,17 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(APPLY_RECEIPTS)
+        op.alter_column(
+            "events", "type", type_=sa.String(length=32), existing_type=sa.String(length=24)
+        )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        # Refused while the log holds a longer type (an EXPECTED_SHIP_DATE_CHANGED event).
+        op.alter_column(
+            "events", "type", type_=sa.String(length=24), existing_type=sa.String(length=32)
+        )
         op.execute("DROP FUNCTION IF EXISTS og_apply_receipts(jsonb)")
     op.drop_index("ix_incoming_receipts_open", table_name="incoming_receipts")
     op.drop_table("incoming_receipts")
