@@ -334,3 +334,23 @@ async def test_re_dated_orders_get_an_expected_ship_date_changed_event(api: Api)
         1002: ("2027-03-05", 2),
         1003: ("2027-03-05", 1),
     }
+
+
+async def test_a_receipt_reads_its_products_queue_not_the_stores_orders(api: Api) -> None:
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "OTHER")
+    assert api.db is not None
+    counts = []
+    for sku, more in (("A", 2), ("B", 30)):
+        await api.upsert(store, sku)
+        await api.place(store, [(sku, 1)])
+        for _ in range(more):
+            await api.place(store, [("OTHER", 1)])  # waiting orders of another product
+        with counting_statements(api.db) as statements:
+            made = await schedule(api, store, sku, 1, "2027-03-09")  # dates the order
+        assert made["userErrors"] == []
+        counts.append(len(statements))
+    # The product's waiting lines and open receipts, then the re-dated order with its
+    # lines (PostgreSQL; SQLite's unit reads on its writer thread, not counted here).
+    assert counts[0] == counts[1], counts
+    assert counts[1] <= 4, counts
