@@ -18,6 +18,10 @@ from ordergraph.domain import validation as check
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.model import BackorderPolicy, CancelReason
 
+#: The receipt id of a receiptId that names no receipt of the store (unknown, malformed or
+#: another store's): the service answers NOT_FOUND, as for a receipt that does not exist.
+UNKNOWN_RECEIPT = -1
+
 #: The line id of a requested line that names no line of the order (unknown, malformed
 #: or another store's): no order holds it, so the service answers NOT_FOUND at its index.
 UNKNOWN_LINE = -1
@@ -71,9 +75,59 @@ class ReceiveStock:
     sku: str
     quantity: int
     note: str | None = None
+    receipt_id: int | None = None  # the scheduled receipt this delivery fulfils
 
     def request(self) -> dict[str, Any]:
-        return {"sku": self.sku, "quantity": self.quantity, "note": self.note}
+        request: dict[str, Any] = {"sku": self.sku, "quantity": self.quantity, "note": self.note}
+        if self.receipt_id is not None:  # absent otherwise: earlier records keep matching
+            request["receiptId"] = self.receipt_id
+        return request
+
+
+@dataclass(frozen=True)
+class ScheduleReceipt:
+    """Record stock on its way: `quantity` units of `sku` expected on `expected_at`."""
+
+    operation: ClassVar[str] = "scheduleReceipt"
+    sku: str
+    quantity: int
+    expected_at: dt.date
+    reference: str | None = None
+
+    def request(self) -> dict[str, Any]:
+        return {
+            "sku": self.sku,
+            "quantity": self.quantity,
+            "expectedAt": self.expected_at,
+            "reference": self.reference,
+        }
+
+
+@dataclass(frozen=True)
+class UpdateReceipt:
+    """Change what is still expected, when, or the reference (None: unchanged; a
+    reference given as null clears it)."""
+
+    operation: ClassVar[str] = "updateReceipt"
+    receipt_id: int
+    quantity: int | None = None
+    expected_at: dt.date | None = None
+    reference: str | None = None
+    reference_given: bool = False
+
+    def request(self) -> dict[str, Any]:
+        return {}  # updateReceipt takes no idempotency key: it is idempotent by itself
+
+
+@dataclass(frozen=True)
+class CancelReceipt:
+    """Nothing more is coming on this receipt."""
+
+    operation: ClassVar[str] = "cancelReceipt"
+    receipt_id: int
+
+    def request(self) -> dict[str, Any]:
+        return {}  # cancelReceipt takes no idempotency key: cancelling again changes nothing
 
 
 @dataclass(frozen=True)
@@ -135,7 +189,17 @@ class CancelOrder:
         return {"orderId": self.order_id, "reason": self.reason.value, "lines": _pairs(self.lines)}
 
 
-StoreCommand = PlaceOrder | UpsertProduct | ReceiveStock | AdjustStock | ShipOrder | CancelOrder
+StoreCommand = (
+    PlaceOrder
+    | UpsertProduct
+    | ReceiveStock
+    | AdjustStock
+    | ShipOrder
+    | CancelOrder
+    | ScheduleReceipt
+    | UpdateReceipt
+    | CancelReceipt
+)
 
 
 @dataclass(frozen=True)
@@ -162,6 +226,8 @@ def reads_of(cmd: StoreCommand, key: str | None) -> Reads:
     if isinstance(cmd, ShipOrder | CancelOrder):
         orders = (cmd.order_id,) if cmd.order_id is not None else ()
         return Reads(order_ids=orders, idempotency=recall)
+    if isinstance(cmd, UpdateReceipt | CancelReceipt):
+        return Reads(idempotency=recall)  # the receipt, then its product, are read by id
     return Reads(skus=(cmd.sku,) if isinstance(cmd.sku, str) else (), idempotency=recall)
 
 
@@ -172,9 +238,12 @@ class Changed:
     product_id: int | None = None
     order_id: int | None = None
     filled_line_ids: tuple[int, ...] | None = None
+    receipt_id: int | None = None
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {}
+        if self.receipt_id is not None:
+            record["receiptId"] = self.receipt_id
         if self.product_id is not None:
             record["productId"] = self.product_id
         if self.filled_line_ids is not None:
@@ -190,6 +259,7 @@ class Changed:
             product_id=record.get("productId"),
             order_id=record.get("orderId"),
             filled_line_ids=tuple(filled) if filled is not None else None,
+            receipt_id=record.get("receiptId"),
         )
 
 

@@ -16,6 +16,7 @@ class OrderEventType(StrEnum):
     SHIPPED = "SHIPPED"
     CANCELLED = "CANCELLED"
     OVERDUE = "OVERDUE"
+    EXPECTED_SHIP_DATE_CHANGED = "EXPECTED_SHIP_DATE_CHANGED"
 
 
 class InventoryEventType(StrEnum):

@@ -36,6 +36,12 @@ class CancelReason(StrEnum):
     OTHER = "OTHER"
 
 
+class ReceiptStatus(StrEnum):
+    OPEN = "OPEN"  # units still expected
+    CLOSED = "CLOSED"  # nothing more expected: received in full, or cut to 0
+    CANCELLED = "CANCELLED"
+
+
 @dataclass
 class Store:
     id: int
@@ -201,6 +207,34 @@ class Order:
             "stockStatus": stock.value if stock else None,
             "lines": [line.snapshot() for line in self.lines],
         }
+
+
+@dataclass
+class Receipt:
+    """Stock on its way (a scheduled receipt): `quantity` units still expected on
+    `expected_at`, `received` already arrived against it."""
+
+    store_id: int
+    id: int
+    product_id: int
+    quantity: int
+    expected_at: dt.date
+    created_at: dt.datetime
+    reference: str | None = None
+    received: int = 0
+    status: ReceiptStatus = ReceiptStatus.OPEN
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is ReceiptStatus.OPEN
+
+    def receive(self, units: int) -> None:
+        """Units arrived against it: less is expected; once nothing is, it closes.
+        More than expected is allowed (the rest is plain stock) and closes it too."""
+        self.received += units
+        self.quantity = max(0, self.quantity - units)
+        if self.quantity == 0:
+            self.status = ReceiptStatus.CLOSED
 
 
 def stock_status_of(allocated: int, backordered: int) -> StockStatus | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from ordergraph.domain.commands import (
@@ -19,7 +19,8 @@ from ordergraph.domain.commands import (
     StoreCreated,
 )
 from ordergraph.domain.events import Event
-from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.expected import FillInputs
+from ordergraph.domain.model import Order, OrderLine, Product, Receipt, Store
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Loaded:
     store: Store
     orders: dict[int, Order]
     products: dict[int, Product]
+    receipts: dict[int, Receipt] = field(default_factory=dict)
 
 
 class StoreSession(Protocol):
@@ -59,6 +61,21 @@ class StoreSession(Protocol):
     async def due_orders(self) -> list[Order]:
         """Backlog orders whose overdue instant has passed and that were not yet flagged."""
         ...
+
+    async def orders_by_id(self, ids: Iterable[int]) -> dict[int, Order]:
+        """The orders with these ids (those that exist), loaded together."""
+        ...
+
+    async def fill_inputs(self, product_ids: Iterable[int]) -> dict[int, FillInputs]:
+        """What the fill-date walk of each product reads, as things stand in this session
+        (its unsaved changes included); a product that does not exist is absent."""
+        ...
+
+    async def receipt(self, receipt_id: int) -> Receipt | None:
+        """The store's receipt with this id (any status); None if there is none."""
+        ...
+
+    def add_receipt(self, receipt: Receipt) -> None: ...
 
     def order_of(self, line: OrderLine) -> Order:
         """The (already loaded) order a line belongs to."""

@@ -146,6 +146,8 @@ def _order_event(row: RowMapping, currency: str) -> dict[str, Any]:
         "stockStatus": data.get("stockStatus"),
         "lines": lines,
     }
+    if "expectedShipDate" in data:  # EXPECTED_SHIP_DATE_CHANGED: the new date
+        order["expectedShipDate"] = data["expectedShipDate"]
     return {
         "orderEvent": {
             "cursor": encode_cursor([int(row["seq"])]),

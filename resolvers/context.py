@@ -15,8 +15,9 @@ from typing import Any, Protocol, TypeVar
 from graphql import GraphQLError
 from strawberry.dataloader import DataLoader
 
+from ordergraph.domain.expected import FillPlan, plan_fills
 from ordergraph.domain.keys import hash_token
-from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.model import Order, OrderLine, Product, Receipt, Store
 from ordergraph.domain.ports import Loaded, Units
 from ordergraph.domain.reads import KeyRecord, LiveEvent
 from ordergraph.domain.tallies import Figures
@@ -24,6 +25,7 @@ from ordergraph.domain.webhooks import WebhookPort
 from ordergraph.resolvers.keyguard import KeyGuard, SubscriptionLimitReached
 from ordergraph.storage import queries
 from ordergraph.storage.db import Database, RequestDatabase
+from ordergraph.storage.queries import Waiting
 
 
 class ApiError(GraphQLError):
@@ -90,6 +92,22 @@ class Loaders:
     def line(self) -> DataLoader[tuple[int, int], OrderLine | None]:
         return DataLoader(self._line)
 
+    @cached_property
+    def receipt(self) -> DataLoader[tuple[int, int], Receipt | None]:
+        return DataLoader(self._receipts)
+
+    @cached_property
+    def incoming(self) -> DataLoader[tuple[int, int], list[Receipt]]:
+        """A product's open receipts, earliest first, by (store id, product id)."""
+        return DataLoader(self._incoming)
+
+    @cached_property
+    def fill_plan(self) -> DataLoader[tuple[int, int], FillPlan]:
+        """A product's expected fill dates (domain/expected.py), by (store id, product
+        id): its waiting lines and restock date in one statement, its open receipts in
+        another (the `incoming` loader's), for a whole batch of products."""
+        return DataLoader(self._fill_plans)
+
     def known_store(self, store_id: int) -> Store | None:
         """The store if this request has it already (loaded or primed), without waiting."""
         if "store" not in self.__dict__:
@@ -130,6 +148,30 @@ class Loaders:
         async with self.db.connection() as conn:
             found = await queries.lines_by_id(conn, keys)
         return [found.get(k) for k in keys]
+
+    async def _receipts(self, keys: list[tuple[int, int]]) -> Sequence[Receipt | None]:
+        async with self.db.connection() as conn:
+            found = await queries.receipts_by_id(conn, keys)
+        return [found.get(k) for k in keys]
+
+    async def _incoming(self, keys: list[tuple[int, int]]) -> Sequence[list[Receipt]]:
+        async with self.db.connection() as conn:
+            found = await queries.open_receipts(conn, keys)
+        return [found.get(k, []) for k in keys]
+
+    async def _waiting(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Waiting]:
+        async with self.db.connection() as conn:
+            return await queries.waiting_lines(conn, keys)
+
+    async def _fill_plans(self, keys: list[tuple[int, int]]) -> Sequence[FillPlan]:
+        waiting = await self._waiting(keys)
+        receipts = await self.incoming.load_many(keys)
+        plans = []
+        for key, incoming in zip(keys, receipts, strict=True):
+            found = waiting.get(key) or Waiting()
+            queue = ((line_id, backordered) for line_id, _, backordered in found.lines)
+            plans.append(plan_fills(queue, incoming, found.restock_date))
+        return plans
 
 
 _Payload = TypeVar("_Payload")
@@ -278,6 +320,8 @@ class Context:
                 loaders.line.prime((store_id, line.id), line)
         for product in loaded.products.values():
             loaders.product.prime((store_id, product.id), product)
+        for receipt in loaded.receipts.values():
+            loaders.receipt.prime((store_id, receipt.id), receipt)
 
     async def visible_store(self, store_id: int | None, scope: str) -> Store | None:
         """The store if it exists and the caller may use it with `scope`; else None."""

@@ -5,7 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 
-KINDS = ("Store", "Product", "Order", "OrderLine", "ApiKey", "WebhookSubscription")
+KINDS = (
+    "Store",
+    "Product",
+    "Order",
+    "OrderLine",
+    "ApiKey",
+    "WebhookSubscription",
+    "IncomingReceipt",
+)
 
 
 def encode(kind: str, *parts: int) -> str:
@@ -44,6 +52,6 @@ def store_id(value: str) -> int | None:
 
 
 def scoped_id(value: str, kind: str) -> tuple[int, int] | None:
-    """(store id, row id) of a Product, Order or OrderLine ID."""
+    """(store id, row id) of a Product, Order, OrderLine or IncomingReceipt ID."""
     found = decode(value, kind)
     return (found[1][0], found[1][1]) if found else None

@@ -16,6 +16,7 @@ from ordergraph.resolvers.mutations import (
     store_for,
     user_errors,
 )
+from ordergraph.resolvers.receipts import changed_receipt, receipt_in
 from ordergraph.schema.inputs import AdjustStockInput, ReceiveStockInput, UpsertProductInput
 from ordergraph.schema.payloads import AdjustStockPayload, ReceiveStockPayload, UpsertProductPayload
 from ordergraph.schema.types import Ctx, OrderLineType
@@ -61,17 +62,27 @@ async def receive_stock(info: Ctx, input: ReceiveStockInput) -> ReceiveStockPayl
     store_id = await store_for(ctx, str(input.store_id), "INVENTORY")
     if store_id is None:
         problems = no_store()
-        return ReceiveStockPayload(product=None, filled_lines=[], user_errors=user_errors(problems))
+        return ReceiveStockPayload(
+            product=None, filled_lines=[], receipt=None, user_errors=user_errors(problems)
+        )
     note = input.note
     if note is not None and (problems := checked(lambda: check.note(note, "note"))):
-        return ReceiveStockPayload(product=None, filled_lines=[], user_errors=user_errors(problems))
-    cmd = ReceiveStock(sku=input.sku, quantity=input.quantity, note=note)
+        return ReceiveStockPayload(
+            product=None, filled_lines=[], receipt=None, user_errors=user_errors(problems)
+        )
+    cmd = ReceiveStock(
+        sku=input.sku,
+        quantity=input.quantity,
+        note=note,
+        receipt_id=receipt_in(store_id, input.receipt_id),
+    )
     outcome = await run(ctx, store_id, cmd, key=input.idempotency_key)
     filled_ids = outcome.changed.filled_line_ids if outcome.changed else None
     filled = await ctx.loaders.line.load_many([(store_id, i) for i in filled_ids or ()])
     return ReceiveStockPayload(
         product=await changed_product(ctx, outcome),
         filled_lines=[OrderLineType(_line=line) for line in filled if line is not None],
+        receipt=await changed_receipt(ctx, outcome),
         user_errors=user_errors(outcome.problems),
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 from ordergraph.domain import validation as check
 from ordergraph.domain.errors import DomainError
 from ordergraph.domain.feed import EventSelection, FeedPage, feed_position
-from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.model import Order, OrderLine, Product, Receipt, Store
 from ordergraph.domain.paging import BadPageRequest, Page, PageRequest
 from ordergraph.domain.reads import KeyRecord, OrderFilter, OrderSort
 from ordergraph.domain.webhooks import WebhookRecord
@@ -66,7 +66,7 @@ async def stores(ctx: Context, request: PageRequest) -> Page:
 
 async def node(
     ctx: Context, gid: str
-) -> Store | Product | Order | OrderLine | KeyRecord | WebhookRecord | None:
+) -> Store | Product | Order | OrderLine | Receipt | KeyRecord | WebhookRecord | None:
     found = ids.decode(gid)
     if found is None:
         await ctx.require("READ")
@@ -87,6 +87,8 @@ async def node(
         return await ctx.loaders.product.load(key)
     if kind == "Order":
         return await ctx.loaders.order.load(key)
+    if kind == "IncomingReceipt":
+        return await ctx.loaders.receipt.load(key)
     return await ctx.loaders.line.load(key)
 
 

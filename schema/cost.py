@@ -83,8 +83,13 @@ MUTATION = 15.0
 SUBSCRIBE = 2.0
 #: Lines assumed per order for `Order.lines` (an order has at most 100; the demo, 2-3).
 LINES_PER_ORDER = 5
-#: Items assumed for `ApiKey.stores` and `ReceiveStockPayload.filledLines`.
+#: Items assumed for `ApiKey.stores`, `ReceiveStockPayload.filledLines` and
+#: `Product.incoming`.
 LIST_GUESS = 10
+#: A field answered from its product's fill-date walk (`Order.expectedShipDate`,
+#: `OrderLine.expectedFillDate`, `Product.unitsToReorder`): batched per product (two
+#: statements), the walk itself linear in the product's waiting lines.
+FILL_DATES = 0.2
 
 CONNECTIONS = {
     ("Query", "stores"),
@@ -101,7 +106,7 @@ LOADED_FIELDS = {
     ("Store", "order"),
     ("Product", "store"),
     ("Order", "store"),
-    ("Order", "expectedShipDate"),
+    ("IncomingReceipt", "product"),
     ("OrderLine", "order"),
     ("OrderLine", "product"),
     ("OrderEvent", "order"),
@@ -115,6 +120,12 @@ GUESSED_LISTS = {
     ("Order", "lines"): LINES_PER_ORDER,
     ("ApiKey", "stores"): LIST_GUESS,
     ("ReceiveStockPayload", "filledLines"): LIST_GUESS,
+    ("Product", "incoming"): LIST_GUESS,
+}
+FILL_DATE_FIELDS = {
+    ("Order", "expectedShipDate"),
+    ("OrderLine", "expectedFillDate"),
+    ("Product", "unitsToReorder"),
 }
 
 
@@ -215,6 +226,8 @@ def _field(f: Selected, now: dt.datetime) -> float:
         n = GUESSED_LISTS[key]
         return FIELD + n * (ITEM + LOADED + _children(f.children, now))
     own = FIELD + (LOADED if key in LOADED_FIELDS else 0.0)
+    if key in FILL_DATE_FIELDS:
+        own += FILL_DATES
     return own + _children(f.children, now)
 
 

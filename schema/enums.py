@@ -11,7 +11,13 @@ import strawberry
 
 from ordergraph.domain.errors import ErrorCode
 from ordergraph.domain.events import InventoryEventType, OrderEventType
-from ordergraph.domain.model import BackorderPolicy, CancelReason, OrderStatus, StockStatus
+from ordergraph.domain.model import (
+    BackorderPolicy,
+    CancelReason,
+    OrderStatus,
+    ReceiptStatus,
+    StockStatus,
+)
 
 
 def described(
@@ -44,6 +50,16 @@ described(
         "ALLOW": "Without limit: the units beyond stock wait for it (backordered).",
         "LIMIT": "Up to `backorderLimit` units awaiting stock at once "
         "(BACKORDER_LIMIT_EXCEEDED past it).",
+    },
+)
+described(
+    ReceiptStatus,
+    "Where an incoming receipt stands.",
+    {
+        "OPEN": "Units are still expected; they count in the waiting lines' expected dates.",
+        "CLOSED": "Nothing more is expected: received in full (or more), or its quantity "
+        "was set to 0.",
+        "CANCELLED": "Cancelled by the merchant: nothing more is coming on it.",
     },
 )
 described(
@@ -81,14 +97,15 @@ described(
     "The kind of a user error.",
     {
         "INVALID": "A value breaks a rule (format, range, length, a missing or extra field).",
-        "NOT_FOUND": "The store, product, order, line or key does not exist, or the token "
-        "may not use it.",
+        "NOT_FOUND": "The store, product, order, line, receipt or key does not exist, or the "
+        "token may not use it.",
         "INSUFFICIENT_STOCK": "A DENY product has fewer units available than ordered.",
         "BACKORDER_LIMIT_EXCEEDED": "A LIMIT product would have more units awaiting stock "
         "than its `backorderLimit`.",
         "IDEMPOTENCY_KEY_REUSED": "The idempotency key was used before with another input.",
         "NOT_SHIPPABLE": "The units to ship are not allocated.",
-        "ALREADY_CLOSED": "The order has nothing left to ship (shipped or cancelled).",
+        "ALREADY_CLOSED": "The order has nothing left to ship (shipped or cancelled), or the "
+        "incoming receipt is closed or cancelled.",
         "DUPLICATE": "The value must be unique and is taken (a store handle).",
         "UNSAFE_TARGET": "A webhook URL that is plain http, or whose host resolves to a "
         "refused address (loopback, private, link-local, metadata, reserved).",
@@ -107,6 +124,9 @@ described(
         "SHIPPED": "The last units left to ship shipped.",
         "CANCELLED": "Units were cancelled.",
         "OVERDUE": "The requested ship date ended with units left to ship (once per order).",
+        "EXPECTED_SHIP_DATE_CHANGED": "A receipt was scheduled, changed, cancelled or "
+        "received against, and the order, still waiting for stock, has another "
+        "`expectedShipDate` (its new value, null when unknown, is in the order).",
     },
 )
 described(
@@ -171,5 +191,6 @@ __all__ = [
     "OrderEventType",
     "OrderSortKey",
     "OrderStatus",
+    "ReceiptStatus",
     "StockStatus",
 ]

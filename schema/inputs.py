@@ -104,6 +104,14 @@ class ReceiveStockInput:
         "characters; may span lines).",
     )
     idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_KEY)
+    receipt_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The scheduled receipt (`IncomingReceipt.id`) this delivery fulfils, "
+        "wholly or in part: what it still expects goes down by `quantity`, and once nothing "
+        "is expected it closes (receiving more than expected is allowed and closes it). It "
+        "must be an open receipt of this SKU (NOT_FOUND, ALREADY_CLOSED, INVALID otherwise); "
+        "null: plain stock.",
+    )
 
 
 @strawberry.input(
@@ -205,3 +213,46 @@ class CancelOrderInput:
         "not shipped yet.",
     )
     idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_KEY)
+
+
+@strawberry.input(
+    description="Stock on its way (scheduleReceipt): units of a product expected on a date."
+)
+class ScheduleReceiptInput:
+    store_id: strawberry.ID = strawberry.field(description=STORE_ID)
+    sku: str = strawberry.field(description=SKU + " The product must exist (NOT_FOUND).")
+    quantity: int = strawberry.field(
+        description=f"Units expected: 1 to {check.MAX_STOCK_CHANGE:,}."
+    )
+    expected_at: dt.date = strawberry.field(
+        description=f"The day they are expected ({DAY_RANGE}); a past day is accepted."
+    )
+    reference: str | None = strawberry.field(
+        default=None,
+        description=f"Your purchase order or shipment reference ({ONE_LINE}); blank or null: none.",
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_KEY)
+
+
+@strawberry.input(
+    description="A change to an open receipt (updateReceipt): give what changes; omitted "
+    "fields stay as they are."
+)
+class UpdateReceiptInput:
+    id: strawberry.ID = strawberry.field(
+        description="The receipt's global ID (`IncomingReceipt.id`); another store's, or one "
+        "the key may not use, is NOT_FOUND; a closed or cancelled one is ALREADY_CLOSED."
+    )
+    quantity: int | None = strawberry.field(
+        default=UNSET,
+        description=f"Units still expected: 0 to {check.MAX_STOCK_CHANGE:,}; 0 closes the "
+        "receipt (nothing more is coming). Null: unchanged.",
+    )
+    expected_at: dt.date | None = strawberry.field(
+        default=UNSET, description=f"The new expected day ({DAY_RANGE}); null: unchanged."
+    )
+    reference: str | None = strawberry.field(
+        default=UNSET,
+        description=f"The new reference ({ONE_LINE}); null or blank clears it, omitted "
+        "leaves it unchanged.",
+    )

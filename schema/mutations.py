@@ -11,7 +11,7 @@ from typing import Any
 import strawberry
 from strawberry.types.field import StrawberryField
 
-from ordergraph.resolvers import admin, inventory, orders, webhooks
+from ordergraph.resolvers import admin, inventory, orders, receipts, webhooks
 
 INPUT = "What to change; see the input type for each field's rules."
 
@@ -57,6 +57,23 @@ class Mutation:
         inventory.adjust_stock,
         "Correct a product's count on hand (INVENTORY). Going up fills waiting lines like a "
         "receipt; going below `allocated` moves the newest lines' units back to backorder.",
+    )
+    schedule_receipt = mutation(
+        receipts.schedule_receipt,
+        "Record stock on its way (INVENTORY): units of a product expected on a day. Open "
+        "receipts date the waiting lines (`OrderLine.expectedFillDate`) and lower "
+        "`Product.unitsToReorder`; stock itself moves only with receiveStock.",
+    )
+    update_receipt = mutation(
+        receipts.update_receipt,
+        "Change an open receipt's quantity still expected, expected day or reference "
+        "(INVENTORY); a quantity of 0 closes it.",
+    )
+    cancel_receipt = mutation(
+        receipts.cancel_receipt,
+        "Cancel an open receipt (INVENTORY): nothing more is coming on it, and it stops "
+        "dating waiting lines. Cancelling again changes nothing.",
+        id="The receipt's global ID (`IncomingReceipt.id`).",
     )
     place_order = mutation(
         orders.place_order,

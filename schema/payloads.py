@@ -8,6 +8,7 @@ import strawberry
 
 from ordergraph.schema.types import (
     ApiKeyType,
+    IncomingReceiptType,
     OrderLineType,
     OrderType,
     ProductType,
@@ -70,6 +71,10 @@ class ReceiveStockPayload:
         description="The waiting order lines that the receipt gave stock to, in fill order; "
         "empty when none."
     )
+    receipt: IncomingReceiptType | None = strawberry.field(
+        description="The scheduled receipt named by `receiptId`, after this delivery (what "
+        "it still expects, what it received); null when none was named or when refused."
+    )
     user_errors: list[UserError] = _user_errors()
 
 
@@ -101,5 +106,30 @@ class ShipOrderPayload:
 class CancelOrderPayload:
     order: OrderType | None = strawberry.field(
         description="The order after the cancellation; null when refused."
+    )
+    user_errors: list[UserError] = _user_errors()
+
+
+@strawberry.type(description="What scheduleReceipt answers.")
+class ScheduleReceiptPayload:
+    receipt: IncomingReceiptType | None = strawberry.field(
+        description="The receipt scheduled; null when refused."
+    )
+    user_errors: list[UserError] = _user_errors()
+
+
+@strawberry.type(description="What updateReceipt answers.")
+class UpdateReceiptPayload:
+    receipt: IncomingReceiptType | None = strawberry.field(
+        description="The receipt as changed; null when refused."
+    )
+    user_errors: list[UserError] = _user_errors()
+
+
+@strawberry.type(description="What cancelReceipt answers.")
+class CancelReceiptPayload:
+    receipt: IncomingReceiptType | None = strawberry.field(
+        description="The receipt, now CANCELLED (cancelling again changes nothing); null "
+        "when refused."
     )
     user_errors: list[UserError] = _user_errors()

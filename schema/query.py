@@ -7,7 +7,7 @@ from typing import Annotated
 
 import strawberry
 
-from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.model import Order, OrderLine, Product, Receipt, Store
 from ordergraph.domain.paging import PageRequest
 from ordergraph.domain.reads import KeyRecord
 from ordergraph.domain.webhooks import WebhookRecord
@@ -15,7 +15,14 @@ from ordergraph.resolvers import queries as q
 from ordergraph.resolvers.context import bad_input
 from ordergraph.schema.connections import After, Connection, First
 from ordergraph.schema.nodes import Ctx, Node
-from ordergraph.schema.types import ApiKeyType, OrderLineType, OrderType, ProductType, StoreType
+from ordergraph.schema.types import (
+    ApiKeyType,
+    IncomingReceiptType,
+    OrderLineType,
+    OrderType,
+    ProductType,
+    StoreType,
+)
 from ordergraph.schema.webhooks import WebhookSubscriptionType
 
 
@@ -29,6 +36,8 @@ def wrap_node(found: object) -> Node | None:
         return OrderType(_order=found)
     if isinstance(found, OrderLine):
         return OrderLineType(_line=found)
+    if isinstance(found, Receipt):
+        return IncomingReceiptType(_receipt=found)
     if isinstance(found, KeyRecord):
         return ApiKeyType(_key=found)
     if isinstance(found, WebhookRecord):

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from ordergraph.domain.expected import ship_date
 from ordergraph.domain.feed import FEED_SCAN
-from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.model import Order, OrderLine, Product, Receipt, Store
 from ordergraph.domain.paging import PageRequest, encode_cursor
 from ordergraph.domain.reads import EventRecord, KeyRecord, OrderFilter, OrderSort
-from ordergraph.domain.validation import MAX_LINE_QUANTITY, MAX_TEXT
+from ordergraph.domain.services.receipts import MAX_REFERENCE
+from ordergraph.domain.validation import MAX_LINE_QUANTITY, MAX_STOCK_CHANGE, MAX_TEXT
 from ordergraph.resolvers import figures as fig
 from ordergraph.resolvers import ids, webhook_reads
 from ordergraph.resolvers import queries as q
@@ -36,6 +38,7 @@ from ordergraph.schema.enums import (
     OrderEventType,
     OrderSortKey,
     OrderStatus,
+    ReceiptStatus,
     StockStatus,
 )
 from ordergraph.schema.figures import BacklogPoint, BacklogSummary, TrendInterval
@@ -59,7 +62,7 @@ if TYPE_CHECKING:
 
 # Ctx is re-exported: the mutation and subscription modules take it from here.
 __all__ = ["ApiKeyType", "Ctx", "Node", "OrderEventType_", "OrderLineType", "OrderType"]
-__all__ += ["ProductType", "StoreType", "UserError"]
+__all__ += ["IncomingReceiptType", "ProductType", "StoreType", "UserError"]
 
 
 @strawberry.type(
@@ -392,7 +395,9 @@ class ProductType(Node):
     )
     restock_date = attribute(
         dt.date | None,
-        "When the merchant expects new stock (as they set it); null when not known.",
+        "When the merchant expects new stock (as they set it); null when not known. It "
+        "counts as a receipt of unknown quantity: it dates the waiting units that no open "
+        "receipt (`incoming`) covers.",
     )
     on_hand = attribute(int, "Units in stock and not yet shipped (allocated ones included).")
     allocated = attribute(int, "Units of `onHand` reserved for order lines not yet shipped.")
@@ -425,6 +430,77 @@ class ProductType(Node):
             lambda line: OrderLineType(_line=line),
             _count=lambda ctx: q.backorder_queue_count(ctx, product),
         )
+
+    @strawberry.field(
+        description="The product's open receipts (stock on its way), earliest expected "
+        "first (ties: the earlier scheduled). Needs READ."
+    )
+    async def incoming(self, info: Ctx) -> list[IncomingReceiptType]:
+        await traverse(info)
+        product = self._product
+        found = await info.context.loaders.incoming.load((product.store_id, product.id))
+        return [IncomingReceiptType(_receipt=r) for r in found]
+
+    @strawberry.field(
+        description="Units awaiting stock that no open receipt covers: walking the "
+        "backorder queue in fill order against `incoming` in date order, the units left "
+        "over. What to order to drive this product's backorders to zero; `restockDate` "
+        "does not lower it (its quantity is unknown). Needs READ."
+    )
+    async def units_to_reorder(self, info: Ctx) -> int:
+        await traverse(info)
+        product = self._product
+        if product.backordered == 0:
+            return 0
+        plan = await info.context.loaders.fill_plan.load((product.store_id, product.id))
+        return plan.units_to_reorder
+
+
+@strawberry.type(
+    name="IncomingReceipt",
+    description="Stock on its way (scheduleReceipt): units of a product expected on a "
+    "date. Open receipts date the waiting order lines (`OrderLine.expectedFillDate`); "
+    "receiveStock naming it lowers what it still expects.",
+)
+class IncomingReceiptType(Node):
+    _receipt: strawberry.Private[Receipt]
+
+    def domain(self) -> Receipt:
+        return self._receipt
+
+    id = plain(
+        strawberry.ID,
+        lambda s: ids.encode("IncomingReceipt", s._receipt.store_id, s._receipt.id),
+        ID_DESCRIPTION,
+    )
+
+    @strawberry.field(description="The product expected (needs READ).")
+    async def product(self, info: Ctx) -> ProductType:
+        await traverse(info)
+        found = await info.context.loaders.product.load(
+            (self._receipt.store_id, self._receipt.product_id)
+        )
+        assert found is not None
+        return ProductType(_product=found)
+
+    quantity = attribute(
+        int,
+        f"Units still expected: 0 to {MAX_STOCK_CHANGE:,} (0 once closed). Receiving "
+        "against the receipt lowers it.",
+    )
+    received = attribute(int, "Units already received against this receipt.")
+    expected_at = attribute(
+        dt.date, "The day the units are expected (the merchant's word; it may have passed)."
+    )
+    reference = attribute(
+        str | None,
+        f"The merchant's purchase order or shipment reference (one line, at most "
+        f"{MAX_REFERENCE} characters); null when none was given.",
+    )
+    status = attribute(
+        ReceiptStatus, "Whether units are still expected (OPEN), or it is closed or cancelled."
+    )
+    created_at = attribute(dt.datetime, "When the receipt was scheduled.")
 
 
 # -- orders -------------------------------------------------------------------
@@ -494,6 +570,21 @@ class OrderLineType(Node):
     shipped = attribute(int, "Units shipped.")
     cancelled = attribute(int, "Units cancelled.")
 
+    @strawberry.field(
+        description="When this line's backordered units are expected to get stock: the "
+        "product's backorder queue walked in fill order against its open receipts in date "
+        "order, this line's date being that of the receipt covering its last unit (units "
+        "beyond every receipt take the product's `restockDate`). Null when nothing waits "
+        "on the line, or some of its units are covered by no receipt and there is no "
+        "restock date."
+    )
+    async def expected_fill_date(self, info: Ctx) -> dt.date | None:
+        line = self._line
+        if line.backordered == 0:
+            return None
+        plan = await info.context.loaders.fill_plan.load((line.store_id, line.product_id))
+        return plan.date_of(line.id)
+
 
 @strawberry.type(
     name="Order",
@@ -551,20 +642,18 @@ class OrderType(Node):
         return self._order.is_overdue(info.context.clock())
 
     @strawberry.field(
-        description="When the order can ship if it waits for stock: the latest restock "
-        "date of the products it awaits; null when one of them has none."
+        description="When the order can ship if it waits for stock: the latest "
+        "`expectedFillDate` of its waiting lines (open receipts first, then the products' "
+        "`restockDate`); null when nothing waits or a waiting line has no date."
     )
     async def expected_ship_date(self, info: Ctx) -> dt.date | None:
         waiting = [line for line in self._order.lines if line.backordered]
         if not waiting:
             return None
-        products = await info.context.loaders.product.load_many(
+        plans = await info.context.loaders.fill_plan.load_many(
             [(line.store_id, line.product_id) for line in waiting]
         )
-        dates = [p.restock_date if p else None for p in products]
-        if any(d is None for d in dates):
-            return None
-        return max(d for d in dates if d is not None)
+        return ship_date([plan.date_of(line.id) for plan, line in zip(plans, waiting, strict=True)])
 
     lines = plain(
         list[OrderLineType],

@@ -26,6 +26,9 @@ _TOPICS = {
     "ORDER_SHIPPED": "An order shipped in full.",
     "ORDER_CANCELLED": "An order was cancelled.",
     "ORDER_OVERDUE": "An open order's requested ship date ended.",
+    "ORDER_EXPECTED_SHIP_DATE_CHANGED": "A waiting order's expected ship date changed, "
+    "because a receipt was scheduled, changed, cancelled or received against "
+    "(EXPECTED_SHIP_DATE_CHANGED).",
     "INVENTORY_RECEIVED": "Stock was received for a product.",
     "INVENTORY_ADJUSTED": "A product's stock was adjusted.",
     "INVENTORY_OUT_OF_STOCK": "A product ran out of available stock.",
@@ -55,6 +58,10 @@ class WebhookTopic(Enum):
         "ORDER_CANCELLED", description=_TOPICS["ORDER_CANCELLED"]
     )
     ORDER_OVERDUE = strawberry.enum_value("ORDER_OVERDUE", description=_TOPICS["ORDER_OVERDUE"])
+    ORDER_EXPECTED_SHIP_DATE_CHANGED = strawberry.enum_value(
+        "ORDER_EXPECTED_SHIP_DATE_CHANGED",
+        description=_TOPICS["ORDER_EXPECTED_SHIP_DATE_CHANGED"],
+    )
     INVENTORY_RECEIVED = strawberry.enum_value(
         "INVENTORY_RECEIVED", description=_TOPICS["INVENTORY_RECEIVED"]
     )

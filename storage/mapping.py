@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
+from ordergraph.domain.model import (
+    BackorderPolicy,
+    Order,
+    OrderLine,
+    Product,
+    Receipt,
+    ReceiptStatus,
+    Store,
+)
 from ordergraph.domain.reads import EventRecord
 
 
@@ -120,6 +128,34 @@ def order_values(order: Order) -> dict[str, Any]:
         "in_backlog": order.in_backlog,
         "is_backordered": order.is_backordered,
         "overdue_notified": order.overdue_notified,
+    }
+
+
+def receipt_from(row: Mapping[Any, Any]) -> Receipt:
+    return Receipt(
+        store_id=row["store_id"],
+        id=row["id"],
+        product_id=row["product_id"],
+        quantity=row["quantity"],
+        received=row["received"],
+        expected_at=row["expected_at"],
+        reference=row["reference"],
+        status=ReceiptStatus(row["status"]),
+        created_at=row["created_at"],
+    )
+
+
+def receipt_values(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "store_id": receipt.store_id,
+        "id": receipt.id,
+        "product_id": receipt.product_id,
+        "quantity": receipt.quantity,
+        "received": receipt.received,
+        "expected_at": receipt.expected_at,
+        "reference": receipt.reference,
+        "status": receipt.status.value,
+        "created_at": receipt.created_at,
     }
 
 

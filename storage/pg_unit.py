@@ -155,6 +155,8 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
         ("new_lines", t.order_lines, writes.new_lines),
         ("orders", t.orders, writes.orders),
         ("lines", t.order_lines, writes.lines),
+        ("new_receipts", t.incoming_receipts, writes.new_receipts),
+        ("receipts", t.incoming_receipts, writes.receipts),
         ("events", t.events, writes.events),
         ("remember", t.idempotency_keys, writes.remember),
     ):
@@ -189,4 +191,7 @@ async def commit(raw: asyncpg.Connection, store_id: int, writes: Writes) -> None
         await raw.execute("COMMIT")
         return
     text = json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
-    await raw.execute(f"SELECT og_apply({_quoted(text)}::jsonb); COMMIT")
+    receipts = ""
+    if writes.new_receipts or writes.receipts:  # migration 0006; og_apply skips these keys
+        receipts = f"SELECT og_apply_receipts({_quoted(text)}::jsonb); "
+    await raw.execute(f"SELECT og_apply({_quoted(text)}::jsonb); {receipts}COMMIT")

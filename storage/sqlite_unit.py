@@ -123,7 +123,14 @@ _FORGET = delete(t.idempotency_keys).where(
 )
 _INSERT = {
     table.name: insert(table)
-    for table in (t.products, t.orders, t.order_lines, t.events, t.idempotency_keys)
+    for table in (
+        t.products,
+        t.orders,
+        t.order_lines,
+        t.incoming_receipts,
+        t.events,
+        t.idempotency_keys,
+    )
 }
 
 
@@ -293,5 +300,9 @@ async def _write_rows(conn: Statements, writes: Writes) -> None:
         await conn.execute(*_update_many(t.orders, writes.orders))
     if writes.lines:
         await conn.execute(*_update_many(t.order_lines, writes.lines))
+    if writes.new_receipts:
+        await conn.execute(_INSERT["incoming_receipts"], writes.new_receipts)
+    if writes.receipts:
+        await conn.execute(*_update_many(t.incoming_receipts, writes.receipts))
     if writes.events:
         await conn.execute(_INSERT["events"], writes.events)

@@ -230,7 +230,7 @@ events = Table(
     Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("stream", String(10), nullable=False),  # "order" or "inventory"
-    Column("type", String(24), nullable=False),
+    Column("type", String(32), nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("order_id", BigInteger, nullable=True),
     Column("product_id", BigInteger, nullable=True),
@@ -254,6 +254,34 @@ idempotency_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("store_id", "operation", "key"),
     Index("ix_idempotency_keys_age", "store_id", "created_at"),
+)
+
+
+# Stock on its way (domain/model.py Receipt): `quantity` still expected on
+# `expected_at`, `received` already arrived against it; status OPEN, CLOSED or CANCELLED.
+incoming_receipts = Table(
+    "incoming_receipts",
+    metadata,
+    Column("store_id", Id, nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("product_id", BigInteger, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("received", BigInteger, nullable=False),
+    Column("expected_at", Date, nullable=False),
+    Column("reference", String(255), nullable=True),
+    Column("status", String(10), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("store_id", "id"),
+    ForeignKeyConstraint(["store_id", "product_id"], ["products.store_id", "products.id"]),
+    Index(
+        "ix_incoming_receipts_open",
+        "store_id",
+        "product_id",
+        "expected_at",
+        "id",
+        postgresql_where=text("status = 'OPEN'"),
+        sqlite_where=text("status = 'OPEN'"),
+    ),
 )
 
 

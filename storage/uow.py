@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordergraph.domain.commands import NO_READS, Reads
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
-from ordergraph.domain.model import Order, OrderLine, Product, Store
+from ordergraph.domain.expected import FillInputs
+from ordergraph.domain.model import Order, OrderLine, Product, Receipt, Store
 from ordergraph.domain.ports import Loaded
 from ordergraph.domain.tallies import NOTHING, Contribution, contribution
 from ordergraph.storage import history, pg_unit, sqlite_unit
@@ -36,6 +37,8 @@ from ordergraph.storage.mapping import (
     order_values,
     product_from,
     product_values,
+    receipt_from,
+    receipt_values,
     store_from,
 )
 from ordergraph.storage.pg_unit import Opened
@@ -69,6 +72,8 @@ class Writes:
     new_lines: list[dict[str, Any]]
     orders: list[dict[str, Any]]
     lines: list[dict[str, Any]]
+    new_receipts: list[dict[str, Any]]
+    receipts: list[dict[str, Any]]
     events: list[dict[str, Any]]
     tally: history.TallyChange | None
     remember: list[dict[str, Any]]
@@ -91,6 +96,7 @@ _PRODUCT_MUTABLE = [
 ]
 _ORDER_MUTABLE = ["status", "stock_status", "in_backlog", "is_backordered", "overdue_notified"]
 _LINE_MUTABLE = ["allocated", "backordered", "shipped", "cancelled"]
+_RECEIPT_MUTABLE = ["quantity", "received", "expected_at", "reference", "status"]
 
 
 class SqlStoreSession:
@@ -114,6 +120,13 @@ class SqlStoreSession:
         self._contribution_before: dict[int, Contribution] = {}
         self._new_products: list[Product] = []
         self._new_orders: list[Order] = []
+        self._receipts: dict[int, Receipt] = {}
+        self._receipts_before: dict[int, dict[str, Any]] = {}
+        self._new_receipts: list[Receipt] = []
+        # Per product, as the database had them when first asked (this unit writes only
+        # at commit): its waiting lines (line id, order id, backordered, placed at,
+        # order number) in fill order, and its open receipts.
+        self._fill_rows: dict[int, tuple[list[tuple[Any, ...]], list[Receipt]]] = {}
         self.events: list[tuple[int, Event]] = []
         self._remembered: list[dict[str, Any]] = []
         self._forget_before: dt.datetime | None = None
@@ -324,6 +337,94 @@ class SqlStoreSession:
     def order_of(self, line: OrderLine) -> Order:
         return self._orders[line.order_id]
 
+    async def receipt(self, receipt_id: int) -> Receipt | None:
+        if receipt_id not in self._receipts:
+            r = t.incoming_receipts
+            row = (
+                (
+                    await self.conn.execute(
+                        select(r).where(r.c.store_id == self.store.id, r.c.id == receipt_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            receipt = receipt_from(row)
+            self._receipts[receipt.id] = receipt
+            self._receipts_before[receipt.id] = receipt_values(receipt)
+        return self._receipts[receipt_id]
+
+    async def orders_by_id(self, ids: Iterable[int]) -> dict[int, Order]:
+        wanted = set(ids)
+        await self._load_orders(wanted)
+        return {i: self._orders[i] for i in wanted if i in self._orders}
+
+    async def fill_inputs(self, product_ids: Iterable[int]) -> dict[int, FillInputs]:
+        products = await self.products_by_id(product_ids)
+        missing = products.keys() - self._fill_rows.keys()
+        if missing:
+            await self.reading(lambda: self._fetch_fill_rows(missing))
+        return {pid: self._fill_inputs(product) for pid, product in products.items()}
+
+    async def _fetch_fill_rows(self, product_ids: set[int]) -> None:
+        ol, r = t.order_lines, t.incoming_receipts
+        lines = await self.conn.execute(
+            select(
+                ol.c.product_id,
+                ol.c.id,
+                ol.c.order_id,
+                ol.c.backordered,
+                ol.c.placed_at,
+                ol.c.order_number,
+            )
+            .where(ol.c.store_id == self.store.id, ol.c.product_id.in_(product_ids))
+            .where(ol.c.backordered > 0)
+            .order_by(ol.c.product_id, ol.c.placed_at, ol.c.order_number, ol.c.id)
+        )
+        receipts = await self.conn.execute(
+            select(r)
+            .where(r.c.store_id == self.store.id, r.c.product_id.in_(product_ids))
+            .where(r.c.status == "OPEN")
+        )
+        for pid in product_ids:
+            self._fill_rows[pid] = ([], [])
+        for row in lines:
+            self._fill_rows[row[0]][0].append(tuple(row[1:]))
+        for receipt in map(receipt_from, receipts.mappings()):
+            self._fill_rows[receipt.product_id][1].append(receipt)
+
+    def _fill_inputs(self, product: Product) -> FillInputs:
+        """The product's rows as read, with this session's changes laid over them."""
+        rows, stored = self._fill_rows[product.id]
+        loaded = {line.id: line for line in self._loaded_lines(product)}
+        waiting: dict[int, tuple[Any, ...]] = {}
+        for line_id, order_id, backordered, placed_at, number in rows:
+            line = loaded.get(line_id)
+            units = line.backordered if line is not None else backordered
+            if units > 0:
+                waiting[line_id] = (placed_at, number, line_id, order_id, units)
+        for line in loaded.values():
+            if line.id not in waiting and line.backordered > 0:
+                waiting[line.id] = (*line.queue_key, line.order_id, line.backordered)
+        queue = [
+            (line_id, order_id, units)
+            for _, _, line_id, order_id, units in sorted(
+                waiting.values(), key=lambda entry: entry[:3]
+            )
+        ]
+        receipts = {receipt.id: receipt for receipt in stored}
+        for receipt in self._receipts.values():
+            if receipt.product_id == product.id:
+                receipts[receipt.id] = receipt
+        incoming = [receipt for receipt in receipts.values() if receipt.is_open]
+        return FillInputs(product.restock_date, queue, incoming)
+
+    def add_receipt(self, receipt: Receipt) -> None:
+        self._receipts[receipt.id] = receipt
+        self._new_receipts.append(receipt)
+
     def add_product(self, product: Product) -> None:
         self._products[product.id] = product
         self._new_products.append(product)
@@ -340,7 +441,7 @@ class SqlStoreSession:
 
     def loaded(self) -> Loaded:
         """The store and every order and product this session holds, as saved."""
-        return Loaded(self.store, dict(self._orders), dict(self._products))
+        return Loaded(self.store, dict(self._orders), dict(self._products), dict(self._receipts))
 
     def writes(self) -> Writes:
         """Every row this session changes, decided: what the unit's commit writes."""
@@ -362,6 +463,13 @@ class SqlStoreSession:
                 lv = line_values(line)
                 if lv != self._lines_before[line.id]:
                     lines.append(_only(lv, _LINE_MUTABLE))
+        new_receipts = {r.id for r in self._new_receipts}
+        receipts = [
+            _only(values, _RECEIPT_MUTABLE)
+            for rid, receipt in self._receipts.items()
+            if rid not in new_receipts
+            and (values := receipt_values(receipt)) != self._receipts_before[rid]
+        ]
         counters: dict[str, Any] = {
             "next_id": self._next_id,
             "next_order_number": self._next_number,
@@ -379,6 +487,8 @@ class SqlStoreSession:
             new_lines=[line_values(line) for o in self._new_orders for line in o.lines],
             orders=orders,
             lines=lines,
+            new_receipts=[receipt_values(r) for r in self._new_receipts],
+            receipts=receipts,
             events=[self._event_row(s, e) for s, e in self.events],
             tally=history.change_of(
                 [

@@ -22,12 +22,14 @@ from ordergraph.domain.commands import (
 )
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent
+from ordergraph.domain.expected import FillInputs
 from ordergraph.domain.keys import hash_token, new_token
-from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Store
+from ordergraph.domain.model import BackorderPolicy, Order, OrderLine, Product, Receipt, Store
 from ordergraph.domain.ports import Loaded
 from ordergraph.domain.reads import KeyRecord
 from ordergraph.resolvers.context import Loaders
 from ordergraph.resolvers.keyguard import KeyGuard
+from ordergraph.storage.queries import Waiting
 
 START = dt.datetime(2027, 1, 24, 9, 30, tzinfo=dt.UTC)
 
@@ -59,6 +61,7 @@ class MemorySession:
         self.now = now
         self.products: dict[int, Product] = {}
         self.orders: dict[int, Order] = {}
+        self.receipts: dict[int, Receipt] = {}
         self.events: list[Event] = []
         self._next_id = 1
         self._next_number = 1001
@@ -103,6 +106,31 @@ class MemorySession:
     def order_of(self, line: OrderLine) -> Order:
         return self.orders[line.order_id]
 
+    async def receipt(self, receipt_id: int) -> Receipt | None:
+        return self.receipts.get(receipt_id)
+
+    async def orders_by_id(self, ids: Iterable[int]) -> dict[int, Order]:
+        return {i: self.orders[i] for i in set(ids) if i in self.orders}
+
+    async def fill_inputs(self, product_ids: Iterable[int]) -> dict[int, FillInputs]:
+        found = {}
+        for pid in set(product_ids):
+            product = self.products.get(pid)
+            if product is None:
+                continue
+            queue = await self.backorder_queue(product, limit=10**9)
+            receipts = [r for r in self.receipts.values() if r.product_id == pid and r.is_open]
+            found[pid] = FillInputs(
+                product.restock_date,
+                [(line.id, line.order_id, line.backordered) for line in queue],
+                receipts,
+            )
+        return found
+
+    def add_receipt(self, receipt: Receipt) -> None:
+        assert receipt.id not in self.receipts
+        self.receipts[receipt.id] = receipt
+
     def next_id(self) -> int:
         value = self._next_id
         self._next_id += 1
@@ -122,7 +150,7 @@ class MemorySession:
         self.orders[order.id] = order
 
     def loaded(self) -> Loaded:
-        return Loaded(self.store, dict(self.orders), dict(self.products))
+        return Loaded(self.store, dict(self.orders), dict(self.products), dict(self.receipts))
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
@@ -145,14 +173,26 @@ class MemorySession:
     def state(self) -> tuple[object, ...]:
         """A deep copy of everything a service could change, to compare before/after."""
         return copy.deepcopy(
-            (self.products, self.orders, self._next_id, self._next_number, self.events)
+            (
+                self.products,
+                self.orders,
+                self.receipts,
+                self._next_id,
+                self._next_number,
+                self.events,
+            )
         )
 
     def restore(self, state: tuple[Any, ...]) -> None:
         """Go back to a `state()` taken earlier (a rolled-back unit of work)."""
-        self.products, self.orders, self._next_id, self._next_number, self.events = copy.deepcopy(
-            state
-        )
+        (
+            self.products,
+            self.orders,
+            self.receipts,
+            self._next_id,
+            self._next_number,
+            self.events,
+        ) = copy.deepcopy(state)
 
     def line(self, line_id: int) -> OrderLine | None:
         for order in self.orders.values():
@@ -375,3 +415,27 @@ class MemoryLoaders(Loaders):
 
     async def _line(self, keys: list[tuple[int, int]]) -> Sequence[OrderLine | None]:
         return [s.line(i) if (s := self._session(k)) else None for k, i in keys]
+
+    async def _receipts(self, keys: list[tuple[int, int]]) -> Sequence[Receipt | None]:
+        return [s.receipts.get(i) if (s := self._session(k)) else None for k, i in keys]
+
+    async def _incoming(self, keys: list[tuple[int, int]]) -> Sequence[list[Receipt]]:
+        found = []
+        for store_id, product_id in keys:
+            session = self._session(store_id)
+            receipts = session.receipts.values() if session else ()
+            mine = [r for r in receipts if r.product_id == product_id and r.is_open]
+            found.append(sorted(mine, key=lambda r: (r.expected_at, r.id)))
+        return found
+
+    async def _waiting(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Waiting]:
+        found: dict[tuple[int, int], Waiting] = {}
+        for store_id, product_id in keys:
+            session = self._session(store_id)
+            product = session.products.get(product_id) if session else None
+            if session is None or product is None:
+                continue
+            queue = await session.backorder_queue(product, limit=10**9)
+            lines = [(line.id, line.order_id, line.backordered) for line in queue]
+            found[(store_id, product_id)] = Waiting(product.restock_date, lines)
+        return found

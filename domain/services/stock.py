@@ -9,8 +9,9 @@ from __future__ import annotations
 from ordergraph.domain import validation as check
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import InventoryEvent, InventoryEventType, OrderEvent, OrderEventType
-from ordergraph.domain.model import Order, OrderLine, Product
+from ordergraph.domain.model import Order, OrderLine, Product, Receipt
 from ordergraph.domain.ports import StoreSession
+from ordergraph.domain.services.receipts import ShipDateWatch, receipt_to_change
 
 
 class StockWatch:
@@ -67,10 +68,28 @@ async def _product(session: StoreSession, sku: str) -> Product:
 
 
 async def receive_stock(
-    session: StoreSession, sku: str, quantity: int, note: str | None = None
+    session: StoreSession,
+    sku: str,
+    quantity: int,
+    note: str | None = None,
+    receipt_id: int | None = None,
 ) -> tuple[Product, list[OrderLine]]:
+    """Add stock and fill the queue; naming a receipt lowers what it still expects
+    (more than expected is allowed: the receipt closes, the rest is plain stock)."""
     check.positive(quantity, ["quantity"], maximum=check.MAX_STOCK_CHANGE)
     product = await _product(session, sku)
+    receipt: Receipt | None = None
+    if receipt_id is not None:
+        receipt, of = await receipt_to_change(session, receipt_id, "receiptId")
+        if of.id != product.id:
+            raise DomainError.one(
+                ErrorCode.INVALID, f"the receipt is not for sku {sku!r}", ["receiptId"]
+            )
+    dates: ShipDateWatch | None = None
+    if receipt is not None:
+        dates = ShipDateWatch(product)
+        await dates.start(session)
+        receipt.receive(quantity)
     watch = StockWatch()
     watch.watch(product)
     product.on_hand += quantity
@@ -79,6 +98,8 @@ async def receive_stock(
     )
     filled = await fill_backorders(session, product)
     watch.flush(session, {product.id: product})
+    if dates is not None:
+        await dates.flush(session)
     return product, filled
 
 

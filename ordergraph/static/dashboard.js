@@ -519,6 +519,7 @@
     SHIPPED: "shipped",
     CANCELLED: "cancelled",
     OVERDUE: "overdue",
+    EXPECTED_SHIP_DATE_CHANGED: "ship date moved",
   };
 
   function addEvent(event) {

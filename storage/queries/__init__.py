@@ -35,10 +35,17 @@ from ordergraph.storage.queries.products import (
     products_count,
     products_page,
 )
+from ordergraph.storage.queries.receipts import (
+    Waiting,
+    open_receipts,
+    receipts_by_id,
+    waiting_lines,
+)
 from ordergraph.storage.queries.stores import any_store, store_by_handle, stores_by_id, stores_page
 
 __all__ = [
     "ExportBounds",
+    "Waiting",
     "any_store",
     "api_key_by_token_hash",
     "api_keys_by_id",
@@ -50,6 +57,7 @@ __all__ = [
     "export_products_page",
     "lines_by_id",
     "lines_by_order",
+    "open_receipts",
     "order_by_number",
     "order_events_page",
     "orders_by_id",
@@ -59,9 +67,11 @@ __all__ = [
     "products_by_id",
     "products_count",
     "products_page",
+    "receipts_by_id",
     "revoked_key_ids",
     "store_by_handle",
     "store_events_page",
     "stores_by_id",
     "stores_page",
+    "waiting_lines",
 ]

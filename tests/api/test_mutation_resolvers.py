@@ -342,6 +342,65 @@ async def test_receive_stock_reports_bad_quantities_and_unknown_skus(api: Memory
     assert codes(unknown) == [("NOT_FOUND", ["input", "sku"])]
 
 
+SCHEDULE = """
+mutation($input: ScheduleReceiptInput!) {
+  scheduleReceipt(input: $input) {
+    receipt { id quantity received expectedAt reference status }
+    userErrors { field code }
+  }
+}"""
+UPDATE_RECEIPT = """
+mutation($input: UpdateReceiptInput!) {
+  updateReceipt(input: $input) { receipt { quantity expectedAt status } userErrors { field code } }
+}"""
+CANCEL_RECEIPT = """
+mutation($id: ID!) {
+  cancelReceipt(id: $id) { receipt { status } userErrors { field code } }
+}"""
+RECEIVE_AGAINST = """
+mutation($input: ReceiveStockInput!) {
+  receiveStock(input: $input) {
+    product { onHand } receipt { quantity received status } userErrors { field code }
+  }
+}"""
+
+
+async def test_receipts_are_scheduled_moved_received_against_and_cancelled(
+    api: MemoryApi,
+) -> None:
+    store = await stocked(api, on_hand=0)
+    order = {"storeId": store.id, "sku": "MUG", "quantity": 5, "expectedAt": "2027-03-09"}
+    made = await api.run(SCHEDULE, store.token, input=order | {"reference": "PO-1"})
+    assert made["userErrors"] == []
+    rid = made["receipt"]["id"]
+    assert made["receipt"] | {"id": None} == {
+        "id": None,
+        "quantity": 5,
+        "received": 0,
+        "expectedAt": "2027-03-09",
+        "reference": "PO-1",
+        "status": "OPEN",
+    }
+    moved = await api.run(
+        UPDATE_RECEIPT, store.token, input={"id": rid, "expectedAt": "2027-04-01"}
+    )
+    assert moved["receipt"] == {"quantity": 5, "expectedAt": "2027-04-01", "status": "OPEN"}
+    got = await api.run(
+        RECEIVE_AGAINST,
+        store.token,
+        input={"storeId": store.id, "sku": "MUG", "quantity": 2, "receiptId": rid},
+    )
+    assert got["receipt"] == {"quantity": 3, "received": 2, "status": "OPEN"}
+    assert got["product"] == {"onHand": 2}
+    cancelled = await api.run(CANCEL_RECEIPT, store.token, id=rid)
+    assert cancelled == {"receipt": {"status": "CANCELLED"}, "userErrors": []}
+    unknown = await api.run(SCHEDULE, store.token, input=order | {"sku": "NOPE"})
+    assert codes(unknown) == [("NOT_FOUND", ["input", "sku"])]
+    late = await api.run(UPDATE_RECEIPT, store.token, input={"id": rid, "quantity": 1})
+    assert codes(late) == [("ALREADY_CLOSED", ["input", "id"])]
+    assert codes(await api.run(CANCEL_RECEIPT, store.token, id="nope")) == [("NOT_FOUND", ["id"])]
+
+
 async def test_adjust_stock_takes_back_allocation_below_the_count(api: MemoryApi) -> None:
     store = await stocked(api, on_hand=5)
     order = await place(api, store, 4)

@@ -221,6 +221,27 @@ async def test_bodies_carry_what_the_api_gives_for_the_same_selection(hooks: Hoo
     assert stock_event["type"] == "RECEIVED"
 
 
+SCHEDULE = """mutation($input: ScheduleReceiptInput!) {
+  scheduleReceipt(input: $input) { receipt { id } userErrors { code } } }"""
+
+
+async def test_a_receipt_that_dates_a_waiting_order_sends_its_new_ship_date(hooks: Hooks) -> None:
+    store = await hooks.store()
+    await hooks.api.upsert(store, "LATE")
+    await hooks.subscribe(store, ["ORDER_EXPECTED_SHIP_DATE_CHANGED"])
+    await hooks.api.place(store, [("LATE", 2)])
+    await hooks.api.place(store, [("SKU", 1)])  # in stock: never dated
+    receipt = {"storeId": store.id, "sku": "LATE", "quantity": 2, "expectedAt": "2027-03-09"}
+    await hooks.api.gql(SCHEDULE, {"input": receipt}, token=store.token)
+    await hooks.drain()
+    [got] = hooks.receiver.received
+    assert got.json["topic"] == "ORDER_EXPECTED_SHIP_DATE_CHANGED"
+    event = got.json["payload"]["orderEvent"]
+    assert event["type"] == "EXPECTED_SHIP_DATE_CHANGED"
+    assert event["order"]["number"] == 1001
+    assert event["order"]["expectedShipDate"] == "2027-03-09"
+
+
 async def test_a_new_subscription_starts_after_the_log_as_it_stands_or_after_a_cursor(
     hooks: Hooks,
 ) -> None:

@@ -81,6 +81,9 @@ ROOTS: dict[str, str] = {
     "Mutation.upsertProduct": "INVENTORY",
     "Mutation.receiveStock": "INVENTORY",
     "Mutation.adjustStock": "INVENTORY",
+    "Mutation.scheduleReceipt": "INVENTORY",
+    "Mutation.updateReceipt": "INVENTORY",
+    "Mutation.cancelReceipt": "INVENTORY",
     "Mutation.placeOrder": "ORDERS",
     "Mutation.shipOrder": "ORDERS",
     "Mutation.cancelOrder": "ORDERS",
@@ -89,6 +92,7 @@ ROOTS: dict[str, str] = {
     "Mutation.deleteWebhookSubscription": "WEBHOOKS",
     "Mutation.rotateWebhookSecret": "WEBHOOKS",
     "Mutation.redeliverWebhook": "WEBHOOKS",
+    "Mutation.redeliverWebhookEvent": "WEBHOOKS",
     "Subscription.orderEvents": "READ",
     "Subscription.inventoryEvents": "READ",
     "Subscription.backlogChanged": "READ",
@@ -96,6 +100,7 @@ ROOTS: dict[str, str] = {
 NODE_NEEDS = {"Store": "READ", "Product": "READ", "Order": "READ", "OrderLine": "READ"}
 NODE_NEEDS["ApiKey"] = "ADMIN"
 NODE_NEEDS["WebhookSubscription"] = "WEBHOOKS"
+NODE_NEEDS["IncomingReceipt"] = "READ"
 
 
 def _own(*names: str) -> dict[str, str]:
@@ -143,6 +148,12 @@ FIELDS: dict[str, dict[str, str]] = {
         ),
         "store": READ,
         "backorderQueue": READ,
+        "incoming": READ,
+        "unitsToReorder": READ,
+    },
+    "IncomingReceipt": {
+        **_own("id", "quantity", "received", "expectedAt", "reference", "status", "createdAt"),
+        "product": READ,
     },
     "Order": {
         **_own(
@@ -175,6 +186,7 @@ FIELDS: dict[str, dict[str, str]] = {
             "backordered",
             "shipped",
             "cancelled",
+            "expectedFillDate",
         ),
         "order": READ,  # another object (even its own order): past what was returned
         "product": READ,
@@ -214,7 +226,10 @@ FIELDS: dict[str, dict[str, str]] = {
     "CreateApiKeyPayload": _own("apiKey", "token", "userErrors"),
     "RevokeApiKeyPayload": _own("apiKey", "userErrors"),
     "UpsertProductPayload": _own("product", "userErrors"),
-    "ReceiveStockPayload": _own("product", "filledLines", "userErrors"),
+    "ReceiveStockPayload": _own("product", "filledLines", "receipt", "userErrors"),
+    "ScheduleReceiptPayload": _own("receipt", "userErrors"),
+    "UpdateReceiptPayload": _own("receipt", "userErrors"),
+    "CancelReceiptPayload": _own("receipt", "userErrors"),
     "AdjustStockPayload": _own("product", "userErrors"),
     "PlaceOrderPayload": _own("order", "userErrors"),
     "ShipOrderPayload": _own("order", "userErrors"),
@@ -232,6 +247,7 @@ FIELDS: dict[str, dict[str, str]] = {
             "attempts",
             "nextAttemptAt",
             "deliveredThrough",
+            "skus",
         ),
         "store": READ,
         "deliveries": HOOKS,
@@ -387,8 +403,16 @@ class World:
             ),
             ("Mutation", "receiveStock"): (
                 f'(input: {{storeId: {_q(s.id)}, sku: "F", quantity: 1, '
-                f'idempotencyKey: "walk-receive"}})'
+                f'receiptId: {_q(self.ids["receive"])}, idempotencyKey: "walk-receive"}})'
             ),
+            ("Mutation", "scheduleReceipt"): (
+                f'(input: {{storeId: {_q(s.id)}, sku: "B", quantity: 3, '
+                f'expectedAt: "2030-01-02", idempotencyKey: "walk-schedule"}})'
+            ),
+            ("Mutation", "updateReceipt"): (
+                f'(input: {{id: {_q(self.ids["IncomingReceipt"])}, expectedAt: "2030-01-01"}})'
+            ),
+            ("Mutation", "cancelReceipt"): f"(id: {_q(self.ids['cancel-receipt'])})",
             ("Mutation", "adjustStock"): (
                 f'(input: {{storeId: {_q(s.id)}, sku: "B", setOnHand: 0, reason: "count", '
                 f'idempotencyKey: "walk-adjust"}})'
@@ -422,6 +446,10 @@ class World:
             ("Mutation", "redeliverWebhook"): (
                 f"(input: {{id: {_q(self.ids.get('hook', ''))}, "
                 f"after: {_q(self.ids.get('hook-after', ''))}}})"
+            ),
+            ("Mutation", "redeliverWebhookEvent"): (
+                f"(input: {{id: {_q(self.ids.get('hook-resend', ''))}, "
+                f"eventId: {_q(self.ids.get('hook-event', ''))}}})"
             ),
             ("WebhookSubscription", "deliveries"): "(first: 5)",
         }.get((parent, name))
@@ -561,8 +589,23 @@ async def _world(api: Api) -> tuple[World, dict[str, Token], list[Key]]:
         "ApiKey": throwaway.id,
         "ship": shipped["id"],
         "cancel": cancelled["id"],
+        "IncomingReceipt": await _receipt(api, store, "B", 5),
+        "cancel-receipt": await _receipt(api, store, "B", 1),
+        "receive": await _receipt(api, store, "F", 100),
     }
     return World(store, ids, {"order": shipped["number"]}), tokens, keys
+
+
+SCHEDULE = """mutation($input: ScheduleReceiptInput!) {
+  scheduleReceipt(input: $input) { receipt { id } userErrors { code } } }"""
+
+
+async def _receipt(api: Api, store: StoreHandle, sku: str, quantity: int) -> str:
+    """A new open receipt of `sku` in the world's store; its id."""
+    variables = {"storeId": store.id, "sku": sku, "quantity": quantity, "expectedAt": "2030-01-05"}
+    data = await api.gql(SCHEDULE, {"input": variables}, token=store.token)
+    found: str = data["scheduleReceipt"]["receipt"]["id"]
+    return found
 
 
 def _roots(schema: GraphQLSchema, world: World) -> list[tuple[str, Step, GraphQLObjectType, str]]:
@@ -632,13 +675,17 @@ HOOK = """mutation($input: CreateWebhookSubscriptionInput!) {
   createWebhookSubscription(input: $input) { webhookSubscription { id } } }"""
 
 
+DELIVERED = """query($id: ID!) { node(id: $id) { ... on WebhookSubscription {
+  deliveries(first: 1) { nodes { eventId } } } } }"""
+
+
 async def _hooks(api: Api, world: World, database: Database, clock: Clock) -> None:
-    """Two webhook subscriptions on the world's store (one for deleteWebhookSubscription
-    to delete), the first with a delivery in its log."""
+    """Three webhook subscriptions on the world's store (one for deleteWebhookSubscription
+    to delete, one for redeliverWebhookEvent to resend), with deliveries in their logs."""
     receiver = await Receiver().start()
     try:
         store, made = world.store, []
-        for _ in range(2):
+        for _ in range(3):
             data = await api.gql(
                 HOOK,
                 {
@@ -658,8 +705,13 @@ async def _hooks(api: Api, world: World, database: Database, clock: Clock) -> No
         assert receiver.received, "the walk's subscription got no delivery"
     finally:
         await receiver.stop()
+    # The third one only for redeliverWebhookEvent (redeliverWebhook moves the first's
+    # cursor back, after which its events are no longer delivered).
+    delivered = await api.gql(DELIVERED, {"id": made[2]}, token=store.token)
     world.ids.update(
         {
+            "hook-resend": made[2],
+            "hook-event": delivered["node"]["deliveries"]["nodes"][0]["eventId"],
             "hook": made[0],
             "WebhookSubscription": made[0],
             "hook-throwaway": made[1],
