@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.api import create_store
 from bench.harness import Server, free_port, serve_command, start
 from bench.pg import (
+    add_pg_dsn,
     create_database,
     drop_database,
     safe_dsn,
@@ -82,13 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="rounds per format (default 3)")
     parser.add_argument("--smoke", action="store_true", help="2,000 orders (what CI runs)")
     parser.add_argument("--log-dir", type=Path, help="keep the server's log in this folder")
-    parser.add_argument(
-        "--pg-dsn",
-        default=os.environ.get(
-            "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
-    )
+    add_pg_dsn(parser)
     args = parser.parse_args(argv)
     args.orders = args.orders or (2000 if args.smoke else 1_000_000)
     return args

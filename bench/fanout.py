@@ -61,7 +61,14 @@ from bench.fanout_clients import (
 )
 from bench.fanout_floor import measure as measure_floor
 from bench.harness import Server, free_port, serve_command, start
-from bench.pg import create_database, drop_database, safe_dsn, store_id_of, with_database
+from bench.pg import (
+    add_pg_dsn,
+    create_database,
+    drop_database,
+    safe_dsn,
+    store_id_of,
+    with_database,
+)
 from bench.proc import machine_busy, process_cpu_seconds, raise_fd_limit, vm_kib
 
 GOAL_SUBSCRIBERS = 5000
@@ -297,13 +304,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for the server (repeatable)",
     )
-    parser.add_argument(
-        "--pg-dsn",
-        default=os.environ.get(
-            "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
-    )
+    add_pg_dsn(parser)
     args = parser.parse_args(argv)
     smoke = args.smoke
     args.subscribers = args.subscribers or (50 if smoke else 2000)

@@ -66,7 +66,7 @@ from bench.figures_replay import check_replay
 from bench.figures_trends import check_hour_trend, measure_trends, trend_table
 from bench.figures_world import HISTORY, Timeline
 from bench.harness import Server, ServerFailed, running, start_serve
-from bench.pg import admin_execute, with_database
+from bench.pg import add_pg_dsn, admin_execute, with_database
 
 # -- the run ---------------------------------------------------------------------------
 
@@ -212,13 +212,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--verbose", action="store_true", help="time each step of the load")
-    parser.add_argument(
-        "--pg-dsn",
-        default=os.environ.get(
-            "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
-    )
+    add_pg_dsn(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.sizes, args.samples, args.warmup, args.replay_orders = [200, 2_000], 5, 2, 150

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.api import BenchStore, add_product, create_store
 from bench.harness import Server, free_port, serve_command, start
 from bench.light_client import Connection, HttpError, client_cpu_seconds, encode_head
-from bench.pg import safe_dsn, scratch
+from bench.pg import add_pg_dsn, safe_dsn, scratch
 from bench.pg_wire import Wire, proxy
 from bench.place_orders_load import UNTHROTTLED
 from bench.proc import cpu_seconds
@@ -600,13 +600,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=16, help="connections and stores")
     parser.add_argument("--waiting", type=int, default=1000, help="lines receiveStock fills")
-    parser.add_argument(
-        "--pg-dsn",
-        default=os.environ.get(
-            "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
-    )
+    add_pg_dsn(parser)
     return parser.parse_args(argv)
 
 

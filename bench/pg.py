@@ -3,6 +3,7 @@ DSN, and the few reads of its rows they check."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import tempfile
@@ -13,6 +14,17 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def add_pg_dsn(parser: argparse.ArgumentParser) -> None:
+    """The benches' --pg-dsn: the admin DSN (ORDERGRAPH_BENCH_PG_DSN by default)."""
+    parser.add_argument(
+        "--pg-dsn",
+        default=os.environ.get("ORDERGRAPH_BENCH_PG_DSN", DEFAULT_ADMIN_DSN),
+        help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
+    )
 
 
 def with_database(dsn: str, database: str) -> str:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.api import PLACE_ORDER, SKU, BenchStore, make_store
 from bench.harness import Server, free_port, serve_command, start
-from bench.pg import last_seq, safe_dsn, scratch, store_id_of
+from bench.pg import add_pg_dsn, last_seq, safe_dsn, scratch, store_id_of
 from bench.pgbench_place import NAME as PGBENCH
 from bench.pgbench_place import drive_pgbench, install, pgbench_binary
 from bench.place_orders_load import UNTHROTTLED, Request, Result, Target, drive, graphql_ok
@@ -243,13 +243,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-pgbench", action="store_true", help="leave pgbench out even where it is installed"
     )
-    parser.add_argument(
-        "--pg-dsn",
-        default=os.environ.get(
-            "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
-    )
+    add_pg_dsn(parser)
     args = parser.parse_args(argv)
     args.pool_size = args.pool_size or args.concurrency
     return args

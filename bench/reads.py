@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.api import PLACE_ORDER, SKU, STOCK, BenchStore, add_product, gql, make_store
 from bench.harness import Server, free_port, serve_command, start
-from bench.pg import safe_dsn, scratch
+from bench.pg import add_pg_dsn, safe_dsn, scratch
 from bench.place_orders_load import UNTHROTTLED, Request, Result, Target, drive, graphql_ok
 from bench.rounds import one_line, ratio_line, rotation, summary
 
@@ -145,13 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(QUERIES),
         help=f"which reads, comma-separated (of {', '.join(QUERIES)})",
     )
-    parser.add_argument(
-        "--pg-dsn",
-        default=os.environ.get(
-            "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
-    )
+    add_pg_dsn(parser)
     args = parser.parse_args(argv)
     args.pool_size = args.pool_size or args.concurrency
     return args

@@ -69,7 +69,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.api import PLACE_ORDER, SKU, BenchStore, gql, make_store
 from bench.harness import Server, free_port, serve_command, start
 from bench.light_client import Connection, HttpError, client_cpu_seconds, encode_head
-from bench.pg import create_database, drop_database, safe_dsn, store_id_of, with_database
+from bench.pg import (
+    add_pg_dsn,
+    create_database,
+    drop_database,
+    safe_dsn,
+    store_id_of,
+    with_database,
+)
 from bench.proc import cpu_seconds, process_cpu_seconds
 from bench.rounds import rotation, spread
 from bench.webhooks_baseline import Done, Job, baseline_process
@@ -720,13 +727,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for the server (repeatable)",
     )
-    parser.add_argument(
-        "--pg-dsn",
-        default=os.environ.get(
-            "ORDERGRAPH_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
-    )
+    add_pg_dsn(parser)
     args = parser.parse_args(argv)
     smoke = args.smoke
     raw = args.subscriptions or ("2" if smoke else "1,10")

@@ -14,6 +14,7 @@ from ordergraph.domain.webhooks import (
     ROTATION_OVERLAP,
     Target,
     WebhookPort,
+    WebhookRecord,
     check_skus,
     check_topics,
     check_url,
@@ -168,6 +169,16 @@ async def rotate_webhook_secret(info: Ctx, id: strawberry.ID) -> RotateWebhookSe
     )
 
 
+def _redelivered(found: WebhookRecord | None) -> RedeliverWebhookPayload:
+    if found is None:
+        return RedeliverWebhookPayload(
+            webhook_subscription=None, user_errors=user_errors(_not_found())
+        )
+    return RedeliverWebhookPayload(
+        webhook_subscription=WebhookSubscriptionType(_record=found), user_errors=[]
+    )
+
+
 async def redeliver_webhook(info: Ctx, input: RedeliverWebhookInput) -> RedeliverWebhookPayload:
     ctx = info.context
     key = await _owned(ctx, str(input.id))
@@ -182,13 +193,7 @@ async def redeliver_webhook(info: Ctx, input: RedeliverWebhookInput) -> Redelive
         return RedeliverWebhookPayload(
             webhook_subscription=None, user_errors=user_errors(err.problems)
         )
-    if found is None:
-        return RedeliverWebhookPayload(
-            webhook_subscription=None, user_errors=user_errors(_not_found())
-        )
-    return RedeliverWebhookPayload(
-        webhook_subscription=WebhookSubscriptionType(_record=found), user_errors=[]
-    )
+    return _redelivered(found)
 
 
 async def redeliver_webhook_event(
@@ -212,10 +217,4 @@ async def redeliver_webhook_event(
         return RedeliverWebhookPayload(
             webhook_subscription=None, user_errors=user_errors(err.problems)
         )
-    if found is None:
-        return RedeliverWebhookPayload(
-            webhook_subscription=None, user_errors=user_errors(_not_found())
-        )
-    return RedeliverWebhookPayload(
-        webhook_subscription=WebhookSubscriptionType(_record=found), user_errors=[]
-    )
+    return _redelivered(found)
