@@ -4,7 +4,9 @@ The world is laid out on a timeline that starts at S = end - 90 days, where `end
 is the seeding instant (or `--now`). Everything happens at a fixed offset from S
 that only the seed decides: the stores' opening stock, every order, the morning
 deliveries, the afternoon shipping waves, cancellations and the nightly overdue
-sweeps. Calendar dates (requested ship dates, restock dates) are whole days after
+sweeps. Purchase orders are scheduled receipts (scheduleReceipt): some move when the
+supplier is late, some arrive in two parts, each received against its receipt.
+Calendar dates (requested ship dates, expected receipt dates) are whole days after
 S's local date in the store's timezone. So the same seed gives the same orders,
 lines, quantities and event sequence, with every time shifted by the start instant
 (save for a daylight-saving change in a store's timezone moving a local date

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 from ordergraph.clock import Clock
 from ordergraph.demo.units import Units, preload_orders
-from ordergraph.demo.world import DAY, DAYS, Item, Plan
+from ordergraph.demo.world import DAY, DAYS, Incoming, Item, Plan
 from ordergraph.domain import services
+from ordergraph.domain.commands import ScheduleReceipt, UpdateReceipt
 from ordergraph.domain.model import CancelReason, Product, StockStatus, Store
 from ordergraph.domain.model import OrderStatus as Status
 from ordergraph.domain.reads import OrderFilter
@@ -93,10 +94,6 @@ class Runner:
 
     async def _opening_in(self, session: SqlStoreSession) -> None:
         for item in self.plan.items:
-            restock = None
-            if item.opening_stock == 0:  # pre-order: first delivery after the lead time
-                self.plan.pending[item.sku] = (item.lead_days, item.reorder_qty * 2)
-                restock = self.plan.start_date + dt.timedelta(days=item.lead_days)
             await services.upsert_product(
                 session,
                 services.UpsertProduct(
@@ -106,15 +103,15 @@ class Runner:
                     backorder_policy=item.policy,
                     backorder_limit=item.limit,
                     backorder_limit_given=item.limit is not None,
-                    restock_date=restock,
-                    restock_date_given=True,
                 ),
             )
-        for item in self.plan.items:
+        for index, item in enumerate(self.plan.items):
             if item.opening_stock:
                 await services.receive_stock(
                     session, item.sku, item.opening_stock, note="opening stock"
                 )
+            else:  # pre-order: the first delivery is on its way, due after the lead time
+                await self._schedule(session, index, 0, item.lead_days, item.reorder_qty * 2)
 
     async def sweep(self, day: int) -> None:
         """The nightly overdue sweep, at the start of each day (a whole number of days after S).
@@ -135,7 +132,7 @@ class Runner:
         self.tick()
 
     async def deliveries(self, day: int) -> None:
-        """8 h into the day: receipts due, new purchase orders (with restock dates), count fixes."""
+        """8 h into the day: receipts due, new purchase orders (scheduled receipts), count fixes."""
         self.at(day * 86400 + 8 * 3600)
         async with self.units.session() as session:
             await session.reading(lambda: self._deliveries_in(session, day))
@@ -143,26 +140,63 @@ class Runner:
 
     async def _deliveries_in(self, session: SqlStoreSession, day: int) -> None:
         products = await session.products_by_sku([i.sku for i in self.plan.items])
+        # The receipts below re-date the waiting lines of the products due or to reorder:
+        # read their queues, open receipts and waiting orders in a few queries rather than
+        # a few per receipt (an optimization only: the services read what is missing).
+        pending = self.plan.pending
+        touched = [
+            products[item.sku].id
+            for item in self.plan.items
+            if (item.sku in pending and pending[item.sku].day <= day)
+            or (
+                item.sku not in pending
+                and products[item.sku].available - products[item.sku].backordered
+                <= item.reorder_point
+            )
+        ]
+        if touched:
+            queues = await session.fill_inputs(touched)
+            waiting = {order for pid in touched for _, order, _ in queues[pid].queue}
+            await preload_orders(session, waiting)
+            held = await session.orders_by_id(waiting)  # and the other products they wait for
+            await session.fill_inputs(
+                {line.product_id for o in held.values() for line in o.lines if line.backordered}
+            )
         await self._receive_due(session, day)
         await self._reorder(session, day, products)
         await self._count_fix(session, products)
 
     async def _receive_due(self, session: SqlStoreSession, day: int) -> None:
-        plan = self.plan
+        """Each receipt due today: the supplier may be late (once: the receipt moves a few
+        days), send part now and the rest a few days later (once), or send it all."""
+        plan, rng = self.plan, self.plan.rng
         for item in plan.items:
             due = plan.pending.get(item.sku)
-            if due is not None and due[0] <= day:
+            if due is None or due.day > day:
+                continue
+            if not due.delayed and rng.random() < 0.2:
+                due.delayed = True
+                await self._move(session, due, day + rng.randint(2, 6))
+                continue
+            units, note = due.quantity, due.reference + (", the rest" if due.partial else "")
+            if not due.partial and units >= 2 and rng.random() < 0.25:
+                units = max(1, round(units * rng.uniform(0.3, 0.7)))
+                note = f"{due.reference}, part"
+            await services.receive_stock(
+                session, item.sku, units, note=note, receipt_id=due.receipt_id
+            )
+            if units < due.quantity:  # the rest follows
+                due.partial = True
+                due.quantity -= units
+                await self._move(session, due, day + rng.randint(2, 5))
+            else:
                 del plan.pending[item.sku]
-                await services.receive_stock(
-                    session, item.sku, due[1], note=f"PO {plan.spec.order_prefix}-{day:02d}"
-                )
-                await self._restock_date(session, item.sku, None)
 
     async def _reorder(
         self, session: SqlStoreSession, day: int, products: dict[str, Product]
     ) -> None:
         plan, rng = self.plan, self.plan.rng
-        for item in plan.items:
+        for index, item in enumerate(plan.items):
             product = products[item.sku]
             position = product.available - product.backordered
             if item.sku in plan.pending or position > item.reorder_point:
@@ -171,10 +205,35 @@ class Runner:
             quantity = item.reorder_qty
             if not item.constrained:
                 quantity += product.backordered
-            plan.pending[item.sku] = (day + lead, quantity)
-            await self._restock_date(
-                session, item.sku, plan.start_date + dt.timedelta(days=day + lead)
-            )
+            await self._schedule(session, index, day, day + lead, quantity)
+
+    async def _schedule(
+        self, session: SqlStoreSession, index: int, day: int, arrives: int, quantity: int
+    ) -> None:
+        """A purchase order placed on `day`: a receipt expected `arrives` days after the start."""
+        plan = self.plan
+        item = plan.items[index]
+        reference = f"PO {plan.spec.order_prefix}-{day:02d}-{index + 1:03d}"
+        receipt = await services.schedule_receipt(
+            session,
+            ScheduleReceipt(
+                sku=item.sku,
+                quantity=quantity,
+                expected_at=plan.start_date + dt.timedelta(days=arrives),
+                reference=reference,
+            ),
+        )
+        plan.pending[item.sku] = Incoming(receipt.id, reference, arrives, quantity)
+
+    async def _move(self, session: SqlStoreSession, due: Incoming, arrives: int) -> None:
+        due.day = arrives
+        await services.update_receipt(
+            session,
+            UpdateReceipt(
+                receipt_id=due.receipt_id,
+                expected_at=self.plan.start_date + dt.timedelta(days=arrives),
+            ),
+        )
 
     async def _count_fix(self, session: SqlStoreSession, products: dict[str, Product]) -> None:
         rng = self.plan.rng
@@ -189,11 +248,6 @@ class Runner:
                 set_on_hand=None,
                 reason="cycle count" if delta < 0 else "found in the back room",
             )
-
-    async def _restock_date(self, session: SqlStoreSession, sku: str, date: dt.date | None) -> None:
-        await services.upsert_product(
-            session, services.UpsertProduct(sku=sku, restock_date=date, restock_date_given=True)
-        )
 
     async def wave(self, day: int) -> None:
         """16 h into the day: ship what is allocated; some cancel, some decline to wait longer."""

@@ -105,6 +105,18 @@ class Item:
 
 
 @dataclass
+class Incoming:
+    """A purchase order on its way: a scheduled receipt, and what the runner knows of it."""
+
+    receipt_id: int
+    reference: str  # the purchase order's number, the note of what arrives against it
+    day: int  # the day it is now expected (days after the start)
+    quantity: int  # units still to come
+    delayed: bool = False  # the supplier has moved it once already
+    partial: bool = False  # part of it has arrived already
+
+
+@dataclass
 class Plan:
     spec: DemoStore
     items: list[Item]
@@ -112,7 +124,7 @@ class Plan:
     rng: random.Random
     start: dt.datetime
     start_date: dt.date  # the local date of the start instant
-    pending: dict[str, tuple[int, int]] = field(default_factory=dict)  # sku -> (day, qty)
+    pending: dict[str, Incoming] = field(default_factory=dict)  # sku -> its open receipt
     # For each order with a requested ship date: the first day whose sweep may flag it.
     due_from: list[int] = field(default_factory=list)
     order_seq: int = 0

@@ -24,7 +24,8 @@
   const SUMMARY = `asOf backlog { ${TALLY} } backorders { ${TALLY} } overdue { ${TALLY} }
     overdueBackorders { ${TALLY} } oldestBackorderPlacedAt`;
   const PRODUCTS = `backorderedProducts(first: ${PRODUCTS_SHOWN}) {
-    sku title backordered onHand available restockDate backorderPolicy }`;
+    sku title backordered onHand available restockDate backorderPolicy unitsToReorder
+    incoming { quantity expectedAt } }`;
 
   const STORE_QUERY = `query DashboardStore($handle: String!, $from: DateTime!, $to: DateTime!) {
     store(handle: $handle) {
@@ -44,7 +45,7 @@
   const EVENTS_SUBSCRIPTION = `subscription DashboardEvents($storeId: ID!, $after: String) {
     orderEvents(storeId: $storeId, after: $after) {
       cursor type occurredAt status stockStatus
-      order { number customerRef total { amount currencyCode } }
+      order { number customerRef total { amount currencyCode } isBackordered expectedShipDate }
     }
   }`;
 
@@ -474,6 +475,24 @@
 
   // -- products ----------------------------------------------------------------
 
+  // The first open receipt (units and date), else the restock date (quantity unknown).
+  function nextReceiptCell(product) {
+    const cell = element("td", "muted next-receipt");
+    const next = product.incoming.reduce(
+      (first, r) => (first === null || r.expectedAt < first.expectedAt ? r : first), null);
+    const date = next ? next.expectedAt : product.restockDate;
+    cell.dataset.date = date || "";
+    if (!date) {
+      cell.textContent = "—";
+      return cell;
+    }
+    const when = element("time", null, shipDayText(date));
+    when.setAttribute("datetime", date);
+    cell.appendChild(when);
+    if (next) cell.appendChild(document.createTextNode(" · " + integer.format(next.quantity) + " units"));
+    return cell;
+  }
+
   function renderProducts(products) {
     const body = $("products").querySelector("tbody");
     body.textContent = "";
@@ -489,7 +508,8 @@
       cell.appendChild(element("span", "bar-value", integer.format(product.backordered)));
       row.appendChild(cell);
       row.appendChild(element("td", "num", integer.format(product.onHand)));
-      row.appendChild(element("td", "muted", product.restockDate || "—"));
+      row.appendChild(element("td", "num to-reorder", integer.format(product.unitsToReorder)));
+      row.appendChild(nextReceiptCell(product));
       body.appendChild(row);
     }
     $("products").hidden = products.length === 0;
@@ -522,6 +542,28 @@
     EXPECTED_SHIP_DATE_CHANGED: "ship date moved",
   };
 
+  // The order's expected ship date, as the order is when the event is read, while it waits
+  // for stock: "unknown" while a waiting line has no receipt to cover it. For
+  // EXPECTED_SHIP_DATE_CHANGED it is the new date. Nothing for orders not waiting.
+  function shipsElement(event) {
+    if (!event.order.isBackordered) return null;
+    const date = event.order.expectedShipDate;
+    const moved = event.type === "EXPECTED_SHIP_DATE_CHANGED";
+    const ships = element("span", "event-ships", moved ? " · new ship date " : " · ships ");
+    ships.dataset.shipDate = date || "";
+    const when = element(date ? "time" : "span", "ship-date", date ? shipDayText(date) : "unknown");
+    if (date) when.setAttribute("datetime", date);
+    ships.appendChild(when);
+    return ships;
+  }
+
+  function shipDayText(date) {
+    // A calendar date (YYYY-MM-DD): shown as that day, whatever the browser's time zone.
+    const at = new Date(date + "T00:00:00Z");
+    if (isNaN(at)) return date;
+    return at.toLocaleDateString(undefined, { month: "short", day: "numeric", year: "numeric", timeZone: "UTC" });
+  }
+
   function addEvent(event) {
     const feed = $("feed");
     const item = element("li", "event event-" + event.type.toLowerCase());
@@ -535,6 +577,8 @@
     if (event.stockStatus) details.push(event.stockStatus.toLowerCase().replace(/_/g, " "));
     if (event.order.customerRef) details.push(event.order.customerRef);
     what.appendChild(element("span", "muted", " " + details.join(" · ")));
+    const ships = shipsElement(event);
+    if (ships) what.appendChild(ships);
     item.appendChild(what);
     feed.insertBefore(item, feed.firstChild);
     while (feed.children.length > FEED_MAX) feed.removeChild(feed.lastChild);

@@ -24,7 +24,7 @@ from tests.conftest import run_outside_loop
 
 END = dt.datetime(2026, 7, 15, 12, 0, tzinfo=dt.UTC)
 ORDERS = 150
-DATA = ("stores", "products", "orders", "order_lines", "events")
+DATA = ("stores", "products", "orders", "order_lines", "events", "incoming_receipts")
 HISTORY = ("tally_points", "overdue_points")
 TOTALS = tuple(
     f"{part}_{unit}" for part in ("backlog", "backorder") for unit in ("orders", "units", "value")
@@ -82,6 +82,7 @@ def test_shared_units_write_the_same_data_as_one_session_per_operation(
     one_by_one: Seeded, shared: Seeded
 ) -> None:
     assert len(one_by_one["orders"]) > 0.9 * ORDERS
+    assert len(one_by_one["incoming_receipts"]) > 0  # purchase orders, scheduled receipts
     for name in DATA:
         assert shared[name] == one_by_one[name], name
 

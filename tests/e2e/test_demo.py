@@ -24,12 +24,15 @@ import pytest
 from sqlalchemy import select
 
 from bench import harness
+from ordergraph.demo import demo_stores
 from ordergraph.storage import tables as t
+from ordergraph.storage.admin import create_api_key
 from ordergraph.storage.db import Database
 from tests.conftest import (
     LiveServer,
     _create_pg_database,
     _drop_pg_database,
+    app_client,
     free_port,
     run_outside_loop,
 )
@@ -130,7 +133,7 @@ class Relative:
         for key in ("placedAt", "overdueAt"):
             if key in out:
                 out[key] = self.at(out[key])
-        for key in ("requestedShipDate", "restockDate"):
+        for key in ("requestedShipDate", "restockDate", "expectedShipDate"):
             if key in out:
                 out[key] = self.day(out[key])
         return out
@@ -174,6 +177,12 @@ async def _dump(url: str, end: dt.datetime) -> dict[str, Any]:
                      e["product_id"], rel.data(e["data"]))
                     for e in await rows(t.events, t.events.c.seq)
                 ]  # fmt: skip
+                receipts = [
+                    (r["id"], r["product_id"], r["quantity"], r["received"],
+                     rel.day(r["expected_at"]), r["reference"], r["status"],
+                     rel.at(r["created_at"]))
+                    for r in await rows(t.incoming_receipts, t.incoming_receipts.c.id)
+                ]  # fmt: skip
                 world[store["handle"]] = {
                     "store": (store["name"], store["currency_code"], store["timezone"],
                               store["default_backorder_policy"], rel.at(store["created_at"])),
@@ -181,6 +190,7 @@ async def _dump(url: str, end: dt.datetime) -> dict[str, Any]:
                     "orders": orders,
                     "lines": lines,
                     "events": events,
+                    "receipts": receipts,
                 }  # fmt: skip
     finally:
         await db.dispose()
@@ -204,7 +214,19 @@ async def test_seed_demo_makes_three_stores_with_ninety_days_of_trade(
     policies = Counter(p[4] for p in products)
     assert all(policies[p] >= len(products) // 5 for p in ("DENY", "ALLOW", "LIMIT")), policies
     assert all((p[5] is not None) == (p[4] == "LIMIT") for p in products)
-    assert any(p[6] is not None and p[6] > 90 for p in products)  # restock expected ahead
+    # purchase orders are scheduled receipts: some still on their way, expected ahead,
+    # some received in full, some in part, some moved by a late supplier
+    receipts = [r for w in world.values() for r in w["receipts"]]
+    assert any(r[6] == "OPEN" and r[4] > 90 for r in receipts)
+    assert any(r[6] == "CLOSED" and r[2] == 0 for r in receipts)
+    notes = Counter(
+        e[6]["note"].rsplit(", ", 1)[-1]
+        for w in world.values()
+        for e in w["events"]
+        if e[2] == "RECEIVED" and e[6].get("note", "").startswith("PO ")
+    )
+    assert notes["part"] > 0, notes  # partial deliveries
+    assert notes["the rest"] > 0, notes
     assert {len(w["products"]) for w in world.values()} == {120, 100, 80}
     assert len({(p[1]) for p in products}) == len(products)
 
@@ -241,6 +263,66 @@ async def test_seed_demo_makes_three_stores_with_ninety_days_of_trade(
         assert times[-1] <= 90 * 86400
 
 
+WAITING = """query($h: String!) { store(handle: $h) {
+  backorderedProducts(first: 100) { sku backordered unitsToReorder incoming { quantity } }
+  orders(first: 100, filter: {isBackordered: true}) { nodes { number expectedShipDate
+    lines { backordered expectedFillDate } } } } }"""
+
+
+async def test_the_demo_ends_with_dated_waiting_lines_units_to_reorder_and_moved_dates(
+    sqlite_demo: str,
+) -> None:
+    """What a merchant sees of the receipts at the end of the ninety days: waiting lines
+    with an expected fill date (and orders with an expected ship date), others no
+    receipt covers (units to reorder), and orders told their ship date moved."""
+    world = await _dump(sqlite_demo, END_A)
+    moved = [e for w in world.values() for e in w["events"] if e[2] == "EXPECTED_SHIP_DATE_CHANGED"]
+    assert len(moved) > 0
+    assert any(e[6]["expectedShipDate"] is not None for e in moved)
+
+    db = Database(sqlite_demo)
+    try:
+        stores = await demo_stores(db)
+        _, token = await create_api_key(
+            db, name="demo check", store_ids=[s.id for s in stores.values()],
+            scopes=["READ"], now=dt.datetime.now(dt.UTC),
+        )  # fmt: skip
+        dated = uncovered = ship_dates = 0
+        to_reorder = incoming = 0
+        async with app_client(db) as http:
+            for handle in EXPECTED:
+                body = (
+                    await http.post(
+                        "/graphql",
+                        json={"query": WAITING, "variables": {"h": handle}},
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                ).json()
+                assert "errors" not in body, body
+                store = body["data"]["store"]
+                for product in store["backorderedProducts"]:
+                    to_reorder += product["unitsToReorder"]
+                    incoming += sum(r["quantity"] for r in product["incoming"])
+                for order in store["orders"]["nodes"]:
+                    waiting = [li for li in order["lines"] if li["backordered"] > 0]
+                    assert waiting, order
+                    dates = [li["expectedFillDate"] for li in waiting]
+                    dated += sum(1 for d in dates if d is not None)
+                    uncovered += sum(1 for d in dates if d is None)
+                    if None in dates:
+                        assert order["expectedShipDate"] is None, order
+                    else:
+                        assert order["expectedShipDate"] == max(dates), order
+                        ship_dates += 1
+        assert dated > 0, dated
+        assert ship_dates > 0, ship_dates
+        assert uncovered > 0, uncovered
+        assert to_reorder > 0, to_reorder
+        assert incoming > 0
+    finally:
+        await db.dispose()
+
+
 async def test_the_same_seed_gives_the_same_world_relative_to_its_start(
     sqlite_demo: str, pg_demo: str
 ) -> None:
@@ -248,7 +330,7 @@ async def test_the_same_seed_gives_the_same_world_relative_to_its_start(
     a = await _dump(sqlite_demo, END_A)
     b = await _dump(pg_demo, END_B)
     for handle in EXPECTED:
-        for part in ("store", "products", "orders", "lines", "events"):
+        for part in ("store", "products", "orders", "lines", "events", "receipts"):
             assert a[handle][part] == b[handle][part], (handle, part)
 
 
