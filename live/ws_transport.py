@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, cast
 
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from strawberry.exceptions import ConnectionRejectionError
@@ -16,6 +16,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.types.unset import UnsetType
 
 from ordergraph.live.follow import LIVE_OPERATION, LiveOperation
+from ordergraph.live.pings import Pings
 from ordergraph.live.websockets import (
     FORBIDDEN,
     TOO_MANY,
@@ -30,7 +31,7 @@ from ordergraph.resolvers.context import Context
 
 
 class TransportWSHandler(KeyedSocket, BaseGraphQLTransportWSHandler[Context, None]):
-    _pinger: asyncio.Task[None] | None = None
+    _pinged = False
 
     async def handle_connection_init(self, message: Any) -> None:
         if self.connection_timed_out:
@@ -60,8 +61,13 @@ class TransportWSHandler(KeyedSocket, BaseGraphQLTransportWSHandler[Context, Non
         else:
             await self.send_message({"type": "connection_ack", "payload": ack_payload})
         self.connection_acknowledged = True
-        if self._pinger is None:
-            self._pinger = asyncio.create_task(self._ping_forever())
+        if not self._pinged:
+            self._pinged = True
+            self._pings().add(self)  # one task pings every connection (live/pings.py)
+
+    def _pings(self) -> Pings:
+        pings: Pings = cast(Any, self.view).pings  # the app's view (app/view.py) has one
+        return pings
 
     async def handle_subscribe(self, message: Any) -> None:
         allowed = await self._authorized() if self.connection_acknowledged else True
@@ -81,13 +87,6 @@ class TransportWSHandler(KeyedSocket, BaseGraphQLTransportWSHandler[Context, Non
             await self.cleanup_operation(operation_id)
         with contextlib.suppress(Exception):
             await self.websocket.close(code=code, reason=reason)
-
-    async def _ping_forever(self) -> None:
-        with contextlib.suppress(Exception):
-            interval = float(getattr(self.view, "ws_ping_seconds", 15.0))
-            while True:
-                await asyncio.sleep(interval)
-                await self.send_message({"type": "ping"})
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         # Lets the operation's subscription write ready-made `next` frames of results it
@@ -124,8 +123,6 @@ class TransportWSHandler(KeyedSocket, BaseGraphQLTransportWSHandler[Context, Non
 
     async def shutdown(self) -> None:
         self._unregister()
-        if self._pinger is not None:
-            self._pinger.cancel()
-            with contextlib.suppress(BaseException):
-                await self._pinger
+        if self._pinged:
+            self._pings().discard(self)
         await super().shutdown()

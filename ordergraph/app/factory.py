@@ -135,6 +135,7 @@ def _lifespan(
             if sweeper is not None:
                 await sweeper
             await view.hub.stop()
+            await view.pings.close()
             await view.guard.stop()
             await view.throttle.close()
             if owns_db:

@@ -23,6 +23,7 @@ from ordergraph.graphiql import page_headers, render_page
 from ordergraph.http import GraphQLOverHTTP
 from ordergraph.live.follow import LiveDelivery
 from ordergraph.live.hub import EventHub
+from ordergraph.live.pings import Pings
 from ordergraph.live.websockets import SizedWebSocketAdapter, accept_connection
 from ordergraph.live.ws_legacy import LegacyWSHandler
 from ordergraph.live.ws_transport import TransportWSHandler
@@ -118,6 +119,7 @@ class OrdergraphView(GraphQL[Context, None]):
             **kwargs,
         )
         self.ws_ping_seconds = settings.ws_ping_seconds
+        self.pings = Pings(float(settings.ws_ping_seconds))
         self.ws_init_timeout_seconds = settings.ws_init_timeout_seconds
         self.hub = hub
         self.live = LiveDelivery(hub, clock)
