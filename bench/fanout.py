@@ -62,7 +62,7 @@ from bench.fanout_clients import (
 from bench.fanout_floor import measure as measure_floor
 from bench.harness import Server, free_port, serve_command, start
 from bench.pg import (
-    add_pg_dsn,
+    add_server_options,
     create_database,
     drop_database,
     safe_dsn,
@@ -296,15 +296,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="skip the bare write floor measured after the run (bench/fanout_floor.py)",
     )
     parser.add_argument("--smoke", action="store_true", help="50 subscribers, 3 s, 5 orders/s")
-    parser.add_argument("--log-dir", type=Path, help="keep the server's log in this folder")
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment for the server (repeatable)",
-    )
-    add_pg_dsn(parser)
+    add_server_options(parser)
     args = parser.parse_args(argv)
     smoke = args.smoke
     args.subscribers = args.subscribers or (50 if smoke else 2000)

@@ -18,6 +18,19 @@ import asyncpg
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """--log-dir, --server-env and --pg-dsn, for the benches that start a server."""
+    parser.add_argument("--log-dir", type=Path, help="keep the server's log in this folder")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the server (repeatable)",
+    )
+    add_pg_dsn(parser)
+
+
 def add_pg_dsn(parser: argparse.ArgumentParser) -> None:
     """The benches' --pg-dsn: the admin DSN (ORDERGRAPH_BENCH_PG_DSN by default)."""
     parser.add_argument(

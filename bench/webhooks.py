@@ -70,7 +70,7 @@ from bench.api import PLACE_ORDER, SKU, BenchStore, gql, make_store
 from bench.harness import Server, free_port, serve_command, start
 from bench.light_client import Connection, HttpError, client_cpu_seconds, encode_head
 from bench.pg import (
-    add_pg_dsn,
+    add_server_options,
     create_database,
     drop_database,
     safe_dsn,
@@ -719,15 +719,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--drain", type=float, default=120.0, help="seconds to wait for every delivery"
     )
     parser.add_argument("--smoke", action="store_true", help="N = 2, 10 orders/s, 2 s, 1 round")
-    parser.add_argument("--log-dir", type=Path, help="keep the server's log in this folder")
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment for the server (repeatable)",
-    )
-    add_pg_dsn(parser)
+    add_server_options(parser)
     args = parser.parse_args(argv)
     smoke = args.smoke
     raw = args.subscriptions or ("2" if smoke else "1,10")
