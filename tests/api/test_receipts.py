@@ -305,7 +305,9 @@ async def test_fill_dates_of_a_page_take_a_fixed_number_of_statements(api: Api) 
     # the page's lines become ready at different turns of the event loop: never per order.
     for total, batches in counts.values():
         assert batches <= 2, counts  # two products
-        assert total <= 7 + 2 * batches, counts
+        # The rest (token, store, page, lines, products) is 7 or 8 statements by backend
+        # and batching; a load per order would be 40 more.
+        assert total - 2 * batches <= 8, counts
     nodes = data["store"]["orders"]["nodes"]
     assert nodes[0]["expectedShipDate"] == "2027-03-05"
     assert nodes[-1]["expectedShipDate"] is None  # A's 30 units run out before the last
