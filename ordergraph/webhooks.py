@@ -66,6 +66,8 @@ log = logging.getLogger("ordergraph.webhooks")
 USER_AGENT = "ordergraph-webhooks/1"
 # Events one claim may deliver in a row before the subscription is let go (fairness).
 BATCH = 50
+# Time a claim must have left, beyond the timeout, for an attempt to start without renewing.
+LEASE_MARGIN_SECONDS = 1.0
 # How often a process forgets old delivery attempts.
 PRUNE_EVERY_SECONDS = 3600.0
 
@@ -317,16 +319,19 @@ async def send(
         extensions={"sni_hostname": hostname},
     )
     try:
-        response = await client.send(request, stream=True, follow_redirects=False)
-        try:
-            read = 0
-            async for chunk in response.aiter_raw():
-                read += len(chunk)
-                if read >= settings.max_response_bytes:
-                    break
-        finally:
-            await response.aclose()
-    except httpx.TimeoutException:
+        # The timeout bounds the whole attempt (httpx's bounds each connect, write and read
+        # on its own), so that an attempt never outlasts the claim it is made under.
+        async with asyncio.timeout(settings.timeout_seconds):
+            response = await client.send(request, stream=True, follow_redirects=False)
+            try:
+                read = 0
+                async for chunk in response.aiter_raw():
+                    read += len(chunk)
+                    if read >= settings.max_response_bytes:
+                        break
+            finally:
+                await response.aclose()
+    except (httpx.TimeoutException, TimeoutError):
         return Sent(None, f"timed out after {settings.timeout_seconds:g} s", took())
     except httpx.HTTPError as err:
         return Sent(None, f"connection failed: {type(err).__name__}: {err}"[:300], took())
@@ -471,10 +476,14 @@ class WebhookWorker:
                 for index, slot in enumerate(slots):
                     if slot.position <= sub.position:
                         continue  # read ahead, but a single resend's return passed it
-                    last = through is not None and index == len(slots) - 1
-                    if not await self._send_one(client, sub, slot, through if last else None):
+                    if not await self._lease_covers_attempt(sub):
+                        await self._let_go(sub)
                         return
-                    sub = store.advanced(sub, slot)
+                    last = through is not None and index == len(slots) - 1
+                    until = await self._send_one(client, sub, slot, through if last else None)
+                    if until is None:
+                        return
+                    sub = store.advanced(sub, slot, until)
                     sent += 1
         except Exception:
             log.exception("webhook %s: delivery failed", sub.id)
@@ -483,11 +492,23 @@ class WebhookWorker:
         else:
             await store.release(self.db, sub, self.name)
 
+    async def _lease_covers_attempt(self, sub: Claimed) -> bool:
+        """Make sure the claim outlasts one more attempt (its timeout and a margin), renewing
+        it if a slow read or a busy process ate into it, so that it does not lapse while the
+        attempt is in flight and another process sends the same event. False if lost."""
+        lease = dt.timedelta(seconds=self.settings.claim_seconds)
+        needed = dt.timedelta(seconds=self.settings.timeout_seconds + LEASE_MARGIN_SECONDS)
+        now = self.clock()
+        if sub.claimed_until is not None and sub.claimed_until - now >= needed:
+            return True
+        return await store.renew(self.db, sub, self.name, now + lease)
+
     async def _send_one(
         self, client: httpx.AsyncClient, sub: Claimed, slot: Slot, through: int | None
-    ) -> bool:
-        """Attempt one slot and record it; True if the claim is kept to send the next one
-        (False: it failed, the claim was let go, or `through` ended the batch)."""
+    ) -> dt.datetime | None:
+        """Attempt one slot and record it; when the claim is kept to send the next one,
+        the time it now lasts until (None: it failed, the claim was let go, or `through`
+        ended the batch)."""
         outcome = await self._attempt(client, sub, slot)
         keep = (
             outcome.status is DeliveryStatus.SUCCEEDED
@@ -506,7 +527,7 @@ class WebhookWorker:
         )
         if not held:
             await self._let_go(sub)
-        return held and keep
+        return outcome.at + lease if held and keep else None
 
     async def _let_go(self, sub: Claimed) -> None:
         """The position moved under the claim (a redeliver meanwhile): let the claim go

@@ -335,6 +335,7 @@ class Claimed:
     first_failure_at: dt.datetime | None
     skus: tuple[str, ...] | None = None
     resume_position: int | None = None
+    claimed_until: dt.datetime | None = None  # when the worker's claim lapses
 
     def after(self, position: int) -> int:
         """Where the cursor goes once the slot at `position` was acknowledged: past it,
@@ -414,6 +415,7 @@ def _claimed(row: RowMapping, now: dt.datetime) -> Claimed:
         first_failure_at=row["first_failure_at"],
         skus=_skus(row["skus"]),
         resume_position=row["resume_position"],
+        claimed_until=row["claimed_until"],
     )
 
 
@@ -554,6 +556,13 @@ async def move_on(db: Database, sub: Claimed, worker: str, position: int) -> boo
         return bool(done.rowcount)
 
 
+async def renew(db: Database, sub: Claimed, worker: str, until: dt.datetime) -> bool:
+    """Extend the worker's claim to `until`; False if it was lost or the position moved."""
+    async with db.write() as conn:
+        done = await conn.execute(update(ws).where(_held(sub, worker)).values(claimed_until=until))
+        return bool(done.rowcount)
+
+
 async def release(db: Database, sub: Claimed, worker: str) -> None:
     async with db.write() as conn:
         await conn.execute(
@@ -590,8 +599,9 @@ async def record(
     the claim is let go, or (`keep_for`) renewed to send the next one. `through`: on
     success, move the position on to it (a position `next_slots` gave as caught up, when
     this slot was the last one it read: what `move_on` would do next, in the same
-    statement). False if the claim was lost or the position moved meanwhile (the attempt
-    is still logged)."""
+    statement). False if the claim was lost or the position moved meanwhile: the attempt
+    is still logged, and a success whose claim lapsed still moves the position if it is
+    where the attempt found it."""
     succeeded = outcome.status is DeliveryStatus.SUCCEEDED
     error = outcome.error[:MAX_ERROR] if outcome.error else None
     keep = keep_for is not None
@@ -625,15 +635,35 @@ async def record(
             update(ws).where(_held(sub, worker)).values(**values).returning(ws.c.log_serial)
         )
         serial = done.scalar()
-        if serial is None:  # lost the claim or redelivered meanwhile: log only
+        if serial is None:
+            # The claim lapsed (another worker may hold it now) or a redeliver moved the
+            # cursor. A 2xx is still a 2xx: if the cursor is where this attempt found it,
+            # it moves past the slot, so that the event is not sent again for a lapse
+            # alone (another holder's record then finds the cursor moved and lets go).
+            # The claim is left as it is; anything else is logged only.
+            claim = ("claimed_by", "claimed_until")
+            moved = (
+                {k: v for k, v in values.items() if k not in claim}
+                if succeeded
+                else {"log_serial": ws.c.log_serial + 1}
+            )
             serial = (
                 await conn.execute(
                     update(ws)
-                    .where(_key(sub.store_id, sub.id))
-                    .values(log_serial=ws.c.log_serial + 1)
+                    .where(_key(sub.store_id, sub.id), ws.c.position == sub.position)
+                    .values(**moved)
                     .returning(ws.c.log_serial)
                 )
             ).scalar()
+            if serial is None:  # the cursor moved meanwhile: log only
+                serial = (
+                    await conn.execute(
+                        update(ws)
+                        .where(_key(sub.store_id, sub.id))
+                        .values(log_serial=ws.c.log_serial + 1)
+                        .returning(ws.c.log_serial)
+                    )
+                ).scalar()
             if serial is None:  # deleted meanwhile
                 return False
             held = False
@@ -658,14 +688,16 @@ async def record(
     return held
 
 
-def advanced(sub: Claimed, slot: Slot) -> Claimed:
-    """The claim after the slot was acknowledged: the position past it, a fresh head."""
+def advanced(sub: Claimed, slot: Slot, until: dt.datetime | None = None) -> Claimed:
+    """The claim after the slot was acknowledged: the position past it, a fresh head, the
+    claim renewed to `until`."""
     return replace(
         sub,
         position=sub.after(slot.position),
         resume_position=None,
         attempts=0,
         first_failure_at=None,
+        claimed_until=until,
     )
 
 

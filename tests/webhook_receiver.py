@@ -1,8 +1,8 @@
 """A real HTTP receiver for webhook tests: an asyncio server on 127.0.0.1 that records
 every request and answers as told: a status (200, 500, 410, 302...), "timeout" (never
 answers), "close" (drops the connection without an answer), "endless" (200 with a body
-that never ends); `stop()` takes it down. With `tls`, it serves https, as
-https://localhost:<port>/."""
+that never ends), "drip" (a 200 whose headers come a byte every 0.2 s, never ending);
+`stop()` takes it down. With `tls`, it serves https, as https://localhost:<port>/."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-Answer = int | str  # a status code, "timeout" or "close"
+Answer = int | str  # a status code, "timeout", "close", "endless" or "drip"
 
 
 @dataclass
@@ -94,6 +94,12 @@ class Receiver:
                 )
                 await writer.drain()
                 await asyncio.sleep(3600)
+            if request.answer == "drip":  # each read is quick; the answer never ends
+                writer.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while True:
+                    await writer.drain()
+                    await asyncio.sleep(0.2)
+                    writer.write(b"a")
             status = int(request.answer)
             extra = "Location: https://example.invalid/\r\n" if 300 <= status < 400 else ""
             reply = b"x" * 100_000 if status == 200 else b"no"

@@ -25,9 +25,11 @@ import pytest
 from sqlalchemy import delete
 
 from ordergraph.clock import Clock
-from ordergraph.domain.webhooks import RetryPolicy, verify
+from ordergraph.domain.paging import encode_cursor
+from ordergraph.domain.webhooks import DeliveryStatus, RetryPolicy, event_id, verify
 from ordergraph.live.hub import EventHub
 from ordergraph.metrics import Metrics
+from ordergraph.resolvers import ids
 from ordergraph.settings import Settings, SettingsError
 from ordergraph.storage import tables as t
 from ordergraph.storage import webhooks as webhook_store
@@ -384,6 +386,78 @@ async def test_only_the_start_of_an_answer_is_read(hooks: Hooks) -> None:
     assert sub["state"] == "ACTIVE"
     assert sub["lastSuccessAt"] is not None
     assert sub["deliveries"]["nodes"][0]["lastLatencyMs"] < 1000
+
+
+async def test_the_timeout_bounds_the_whole_attempt_not_each_read(hooks: Hooks) -> None:
+    """An answer that trickles in a byte at a time never lets one read wait for 1 s; the
+    attempt is still cut at the 1 s timeout (so it cannot outlast the claim it runs under)."""
+    store = await hooks.store()
+    hooks.receiver.answer = lambda _: "drip"
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store)
+    await asyncio.wait_for(hooks.drain(), 5)  # bounded per read only, it would never end
+    [sub] = await hooks.listed(store)
+    assert sub["state"] == "FAILING"
+    [attempt] = sub["deliveries"]["nodes"]
+    assert attempt["error"].startswith("timed out"), attempt
+    assert 900 <= attempt["lastLatencyMs"] < 2000
+
+
+async def test_a_success_whose_claim_lapsed_still_moves_the_cursor_once(hooks: Hooks) -> None:
+    """Worker A's claim lapses while its attempt is in flight and worker B takes the
+    subscription and sends the same event. A's 2xx still moves the cursor past it (so a
+    lapse alone does not send the event a third time), B's record of it is logged only,
+    and B lets the claim go: the next event goes once, to whoever claims next."""
+    store = await hooks.store()
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store, 2)
+    db, lease = hooks.worker.db, dt.timedelta(seconds=60)
+    [a] = await webhook_store.claim(db, "A", hooks.clock(), lease, 10)
+    [slot, second] = (await webhook_store.next_slots(db, a, 10))[0]
+    hooks.clock.advance(dt.timedelta(seconds=61))  # A's claim lapses
+    [b] = await webhook_store.claim(db, "B", hooks.clock(), lease, 10)
+    assert b.position == a.position
+    ok = webhook_store.Outcome(DeliveryStatus.SUCCEEDED, 200, 5, None, hooks.clock())
+    assert not await webhook_store.record(db, a, "A", slot, ok, keep_for=lease)
+    assert not await webhook_store.record(db, b, "B", slot, ok, keep_for=lease)
+    [sub] = await hooks.listed(store)
+    assert sub["deliveredThrough"] == slot_cursor(slot)
+    assert [d["status"] for d in sub["deliveries"]["nodes"]] == ["SUCCEEDED", "SUCCEEDED"]
+    # B still holds the claim until it lets go (the worker does at once); then the next
+    # event is the one due, and it goes once.
+    await webhook_store.release(db, b, "B")
+    await hooks.drain()
+    assert [r.json["id"] for r in hooks.receiver.received] == [slot_id(store, second)]
+
+
+async def test_a_claim_about_to_lapse_is_renewed_before_an_attempt(hooks: Hooks) -> None:
+    """A worker whose claim has less than the timeout and a margin left (a slow read, a
+    busy process) renews it before it sends, and stops if another worker took it."""
+    store = await hooks.store()
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store)
+    db, worker = hooks.worker.db, hooks.worker
+    lease = dt.timedelta(seconds=worker.settings.claim_seconds)
+    [sub] = await webhook_store.claim(db, worker.name, hooks.clock(), lease, 10)
+    assert await worker._lease_covers_attempt(sub)  # plenty left: no write
+    hooks.clock.advance(lease - dt.timedelta(seconds=1.5))
+    assert await worker._lease_covers_attempt(sub)
+    later = hooks.clock() + dt.timedelta(seconds=30)
+    assert await webhook_store.claim(db, "other", later, lease, 10) == []  # renewed: held
+    hooks.clock.advance(lease + dt.timedelta(seconds=1))
+    [taken] = await webhook_store.claim(db, "other", hooks.clock(), lease, 10)
+    assert taken.id == sub.id
+    assert not await worker._lease_covers_attempt(dataclasses.replace(sub, claimed_until=None))
+
+
+def slot_cursor(slot: webhook_store.Slot) -> str:
+    return encode_cursor([slot.seq])
+
+
+def slot_id(store: StoreHandle, slot: webhook_store.Slot) -> str:
+    store_id = ids.store_id(store.id)
+    assert store_id is not None
+    return event_id(store_id, slot.seq, slot.topic)
 
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path]:
