@@ -36,11 +36,13 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
 )
 from sqlalchemy import update as sql_update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.storage import history
@@ -120,6 +122,21 @@ _IDEMPOTENCY = select(t.idempotency_keys).where(
 _FORGET = delete(t.idempotency_keys).where(
     t.idempotency_keys.c.store_id == bindparam("store"),
     t.idempotency_keys.c.created_at < bindparam("before"),
+)
+_days = sqlite_insert(t.backorder_days)
+_ADD_DAYS = _days.on_conflict_do_update(
+    index_elements=[c.name for c in t.backorder_days.primary_key.columns],
+    set_={
+        "units": t.backorder_days.c.units + _days.excluded.units,
+        "value": t.backorder_days.c.value + _days.excluded.value,
+        "episodes": t.backorder_days.c.episodes + _days.excluded.episodes,
+        "short": t.backorder_days.c.short + _days.excluded.short,
+        # max() of SQLite is NULL when either is: the larger of those there are
+        "max_wait": func.max(
+            func.coalesce(t.backorder_days.c.max_wait, _days.excluded.max_wait),
+            func.coalesce(_days.excluded.max_wait, t.backorder_days.c.max_wait),
+        ),
+    },
 )
 _INSERT = {
     table.name: insert(table)
@@ -318,3 +335,5 @@ async def _write_outcomes(conn: Statements, writes: Writes) -> None:
         await conn.execute(*_update_many(t.order_lines, writes.outcome_lines))
     if writes.facts:
         await conn.execute(_INSERT["backorder_facts"], writes.facts)
+    if writes.fact_days:
+        await conn.execute(_ADD_DAYS, writes.fact_days)

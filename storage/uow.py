@@ -88,6 +88,7 @@ class Writes:
     facts: list[dict[str, Any]] = field(default_factory=list)
     outcome_orders: list[dict[str, Any]] = field(default_factory=list)
     outcome_lines: list[dict[str, Any]] = field(default_factory=list)
+    fact_days: list[dict[str, Any]] = field(default_factory=list)  # increments of the sums
 
 
 _PRODUCT_MUTABLE = [
@@ -499,7 +500,9 @@ class SqlStoreSession:
 
     def _outcome_rows(
         self,
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[
+        list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]
+    ]:
         """The facts taken, and the orders and lines whose waiting began elsewhere than
         the database has it."""
         self.settle_outcomes()
@@ -528,6 +531,7 @@ class SqlStoreSession:
             }
             for n, (seq, fact) in enumerate(self._facts)
         ]
+        days = _fact_days(store_id, [fact for _, fact in self._facts], self._new_orders)
         orders, lines = [], []
         for oid, order in self._orders.items():
             before = self._orders_before.get(oid)
@@ -541,11 +545,13 @@ class SqlStoreSession:
                     lines.append(
                         {"store_id": store_id, "id": line.id, "waiting_since": line.waiting_since}
                     )
-        return facts, orders, lines
+        return facts, orders, lines, days
 
     def writes(self) -> Writes:
         """Every row this session changes, decided: what the unit's commit writes."""
-        facts, outcome_orders, outcome_lines = self._outcome_rows() if self.events else ([], [], [])
+        facts, outcome_orders, outcome_lines, fact_days = (
+            self._outcome_rows() if self.events else ([], [], [], [])
+        )
         new_products = {p.id for p in self._new_products}
         new_orders = {o.id for o in self._new_orders}
         products = []
@@ -608,6 +614,7 @@ class SqlStoreSession:
             facts=facts,
             outcome_orders=outcome_orders,
             outcome_lines=outcome_lines,
+            fact_days=fact_days,
         )
 
     def _event_row(self, seq: int, event: Event) -> dict[str, Any]:
@@ -622,6 +629,73 @@ class SqlStoreSession:
             "product_id": None if isinstance(event, OrderEvent) else event.product_id,
             "data": event.data,
         }
+
+
+def _fact_days(store_id: int, facts: list[Fact], placed: list[Order]) -> list[dict[str, Any]]:
+    """What the change adds to the day sums (`backorder_days`): per UTC day, kind, reason
+    and wait bucket, for the store (product 0, its order episodes) and for each product
+    (its line episodes); the orders placed (PLACED)."""
+    sums: dict[tuple[int, dt.date, str, str, int], dict[str, Any]] = {}
+
+    def add(
+        product_id: int,
+        at: dt.datetime,
+        kind: str,
+        reason: str = "",
+        bucket: int = -1,
+        units: int = 0,
+        value: Any = 0,
+        episodes: int = 0,
+        short: int = 0,
+        wait: float | None = None,
+    ) -> None:
+        key = (product_id, at.astimezone(dt.UTC).date(), kind, reason, bucket)
+        row = sums.get(key)
+        if row is None:
+            row = sums[key] = {
+                "store_id": store_id,
+                "product_id": product_id,
+                "day": key[1],
+                "kind": kind,
+                "reason": reason,
+                "wait_bucket": bucket,
+                "units": 0,
+                "value": 0,
+                "episodes": 0,
+                "short": 0,
+                "max_wait": None,
+            }
+        row["units"] += units
+        row["value"] += value
+        row["episodes"] += episodes
+        row["short"] += short
+        if wait is not None and (row["max_wait"] is None or wait > row["max_wait"]):
+            row["max_wait"] = wait
+
+    for fact in facts:
+        is_fill = fact.kind is FactKind.FILL
+        reason = fact.reason.value if fact.reason else ""
+        bucket = wait_bucket(fact.wait_seconds) if is_fill else -1
+        wait = fact.wait_seconds if is_fill else None
+        for product_id, episode in ((0, fact.order_episode), (fact.product_id, fact.line_episode)):
+            opened = episode is not None
+            add(
+                product_id,
+                fact.at,
+                fact.kind.value,
+                reason,
+                bucket,
+                fact.units,
+                fact.value,
+                int(opened),
+                int(opened and fact.at_placement),
+                wait,
+            )
+    for order in placed:
+        add(0, order.placed_at, "PLACED", episodes=1)
+        for line in order.lines:
+            add(line.product_id, order.placed_at, "PLACED", episodes=1)
+    return list(sums.values())
 
 
 async def store_row(conn: AsyncConnection, store_id: int) -> Any:

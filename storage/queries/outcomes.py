@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Date,
     Integer,
     and_,
     case,
@@ -57,6 +58,7 @@ from ordergraph.storage import tables as t
 
 f = t.backorder_facts
 _START, _FILL, _CANCEL = FactKind.START.value, FactKind.FILL.value, FactKind.CANCEL.value
+_PLACED = "PLACED"  # the day sums' count of orders (a product's: lines) placed
 _DAY = 86400.0
 
 
@@ -92,9 +94,9 @@ def _seconds(conn: AsyncConnection, later: Any, earlier: Any) -> Any:
     return (func.julianday(later) - func.julianday(earlier)) * _DAY
 
 
-def _periods(bounds: Sequence[dt.datetime]) -> Any:
-    """The periods as a common table b(i, lo, hi, recent): recent is RECENT before hi
-    (computed here: SQLite has no arithmetic on its datetime text)."""
+def _periods(rows: Sequence[tuple[int, dt.datetime, dt.datetime]], name: str = "b") -> Any:
+    """Periods (or parts of them) as a common table (i, lo, hi, recent): recent is RECENT
+    before hi (computed here: SQLite has no arithmetic on its datetime text)."""
     stamp = t.UtcDateTime
     return (
         values(
@@ -102,11 +104,38 @@ def _periods(bounds: Sequence[dt.datetime]) -> Any:
             column("lo", stamp),
             column("hi", stamp),
             column("recent", stamp),
-            name="b",
+            name=name,
         )
-        .data([(i, lo, hi, hi - RECENT) for i, (lo, hi) in enumerate(pairwise(bounds))])
-        .cte("b")
+        .data([(i, lo, hi, hi - RECENT) for i, lo, hi in rows])
+        .cte(name)
     )
+
+
+def _midnight(at: dt.datetime, up: bool) -> dt.datetime:
+    """The UTC midnight at or after (up) or at or before `at`."""
+    day = at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day + dt.timedelta(days=1) if up and day < at else day
+
+
+def split(
+    bounds: Sequence[dt.datetime],
+) -> tuple[list[tuple[int, dt.datetime, dt.datetime]], list[tuple[int, dt.date, dt.date]]]:
+    """Each period as the whole UTC days inside it (read from the day sums) and the parts
+    before and after them (read from the facts): (parts, days), each tagged with its
+    period's index."""
+    parts: list[tuple[int, dt.datetime, dt.datetime]] = []
+    days: list[tuple[int, dt.date, dt.date]] = []
+    for i, (lo, hi) in enumerate(pairwise(bounds)):
+        first, last = _midnight(lo, up=True), _midnight(hi, up=False)
+        if first >= last:
+            parts.append((i, lo, hi))
+            continue
+        days.append((i, first.date(), last.date()))
+        if lo < first:
+            parts.append((i, lo, first))
+        if last < hi:
+            parts.append((i, last, hi))
+    return parts, days
 
 
 @dataclass
@@ -130,14 +159,20 @@ async def outcomes_over(
     most `now`)."""
     if len(bounds) < 2:
         return []
-    b = _periods(bounds)
+    b = _periods([(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds))])
     periods = [_Period() for _ in bounds[1:]]
-    in_period = and_(f.c.at >= b.c.lo, f.c.at < b.c.hi)
-    await _by_kind(conn, scope, b, in_period, periods)
-    if any(p.filled.units for p in periods):
-        await _wait_buckets(conn, scope, b, in_period, periods)
-    await _placed(conn, scope, b, periods)
+    parts, days = split(bounds)
+    if days:
+        await _by_day(conn, scope, days, periods)
+    if parts:
+        e = _periods(parts, "e")
+        in_part = and_(f.c.at >= e.c.lo, f.c.at < e.c.hi)
+        await _by_kind(conn, scope, e, in_part, periods)
+        if any(p.filled.units for p in periods):
+            await _wait_buckets(conn, scope, e, in_part, periods)
+        await _placed(conn, scope, e, periods)
     if any(p.started.orders for p in periods):
+        in_period = and_(f.c.at >= b.c.lo, f.c.at < b.c.hi)
         for i, n in await conn.execute(_overdue_episodes(scope, b, in_period)):
             periods[i].overdue = int(n)
     await _recent_at_ends(conn, scope, b, periods)
@@ -146,6 +181,56 @@ async def outcomes_over(
         _outcomes(lo, hi, p, total)
         for (lo, hi), p, total in zip(pairwise(bounds), periods, totals, strict=True)
     ]
+
+
+async def _by_day(
+    conn: AsyncConnection,
+    scope: Scope,
+    days: Sequence[tuple[int, dt.date, dt.date]],
+    periods: list[_Period],
+) -> None:
+    """Statements 1 to 3 for the whole days of the periods, from the day sums."""
+    d, bd = (
+        values(column("i", Integer), column("a", Date), column("z", Date), name="d")
+        .data(list(days))
+        .cte("d"),
+        t.backorder_days,
+    )
+    rows = await conn.execute(
+        select(
+            d.c.i,
+            bd.c.kind,
+            bd.c.reason,
+            bd.c.wait_bucket,
+            func.sum(bd.c.units),
+            _sum_money(bd.c.value),
+            func.sum(bd.c.episodes),
+            func.sum(bd.c.short),
+            func.max(bd.c.max_wait),
+        )
+        .select_from(d.join(bd, and_(bd.c.day >= d.c.a, bd.c.day < d.c.z)))
+        .where(bd.c.store_id == scope.store_id, bd.c.product_id == (scope.product_id or 0))
+        .group_by(d.c.i, bd.c.kind, bd.c.reason, bd.c.wait_bucket)
+    )
+    for i, kind, reason, bucket, units, value, episodes, short, wait in rows:
+        p = periods[i]
+        tally = Tally(int(episodes), int(units), _money(value))
+        if kind == _PLACED:
+            p.placed += int(episodes)
+        elif kind == _START:
+            p.started = p.started + tally
+            p.placed_short += int(short)
+            p.net = p.net + tally
+        else:
+            p.net = p.net - tally
+            if kind == _FILL:
+                p.filled = p.filled + tally
+                p.sketch.add(int(bucket), int(units))
+                if wait is not None and (p.longest is None or float(wait) > p.longest):
+                    p.longest = float(wait)
+            else:
+                found = CancelReason(reason)
+                p.cancelled[found] = p.cancelled.get(found, Tally()) + tally
 
 
 async def _by_kind(
@@ -179,7 +264,8 @@ async def _by_kind(
         p.net = p.net - tally
         if kind == _FILL:
             p.filled = p.filled + tally
-            p.longest = float(wait) if wait is not None else p.longest
+            if wait is not None and (p.longest is None or float(wait) > p.longest):
+                p.longest = float(wait)
         else:
             found = CancelReason(reason)
             p.cancelled[found] = p.cancelled.get(found, Tally()) + tally
@@ -216,7 +302,7 @@ async def _placed(conn: AsyncConnection, scope: Scope, b: Any, periods: list[_Pe
             .where(ol.c.store_id == scope.store_id, ol.c.product_id == scope.product_id)
         )
     for i, n in await conn.execute(placed.group_by(b.c.i)):
-        periods[i].placed = int(n)
+        periods[i].placed += int(n)
 
 
 def _outcomes(lo: dt.datetime, hi: dt.datetime, p: _Period, total: Tally) -> Outcomes:
@@ -274,7 +360,7 @@ async def _recent_at_ends(
     """Statement 5: per period, what waited at its end for under 15 days, by age bucket
     (units and value by their own start, episodes by their opening)."""
     is_start = f.c.kind == _START
-    recent = and_(f.c.since > b.c.recent, f.c.at < b.c.hi)
+    recent = and_(f.c.since > b.c.recent, f.c.since < b.c.hi, f.c.at < b.c.hi)
     age = _seconds(conn, b.c.hi, f.c.since)
     bucket_of = case(
         *(
