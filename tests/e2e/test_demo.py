@@ -245,6 +245,7 @@ async def test_seed_demo_makes_three_stores_with_ninety_days_of_trade(
     reasons = Counter(e[6].get("reason") for e in events if e[2] == "CANCELLED")
     assert reasons["CUSTOMER_DECLINED_BACKORDER"] > 0, reasons
     assert reasons["CUSTOMER_REQUEST"] > 0, reasons
+    _customers_decline_after_long_waits(world)
 
     # what stands at the end: a backlog, backorders, and overdue orders among them
     status = Counter(o[7] for o in orders)
@@ -261,6 +262,37 @@ async def test_seed_demo_makes_three_stores_with_ninety_days_of_trade(
         assert times == sorted(times)
         assert [e[0] for e in w["events"]] == list(range(1, len(times) + 1))
         assert times[-1] <= 90 * 86400
+
+
+def _customers_decline_after_long_waits(world: dict[str, Any]) -> None:
+    """Every CUSTOMER_DECLINED_BACKORDER cancels units that were waiting for stock, of an
+    order waiting for days; in every store; and waiting orders cancel for other reasons too."""
+    declined: Counter[str] = Counter()
+    waits: list[float] = []  # days from first waiting to declining
+    other: Counter[str] = Counter()  # reasons of other cancellations of waiting orders
+    for handle, w in world.items():
+        waiting: dict[int, int] = {}  # order -> units backordered, as of its last event
+        since: dict[int, float] = {}  # order -> when it first had units waiting
+        for _, stream, kind, at, order, _, data in w["events"]:
+            if stream != "order":
+                continue
+            if kind == "CANCELLED" and waiting.get(order, 0) > 0:
+                if data["reason"] == "CUSTOMER_DECLINED_BACKORDER":
+                    declined[handle] += 1
+                    waits.append((at - since[order]) / 86400)
+                    assert at - data["placedAt"] >= 5 * 86400, (handle, order, data)
+                else:
+                    other[data["reason"]] += 1
+            elif kind == "CANCELLED":
+                assert data["reason"] != "CUSTOMER_DECLINED_BACKORDER", (handle, order, data)
+            waiting[order] = sum(line["backordered"] for line in data["lines"])
+            if waiting[order] and order not in since:
+                since[order] = at
+    assert set(declined) == set(EXPECTED), declined
+    waits.sort()
+    assert waits[0] >= 4, waits
+    assert waits[len(waits) // 2] >= 7, waits  # the median decline waited a week or more
+    assert sum(other.values()) > 0, other
 
 
 WAITING = """query($h: String!) { store(handle: $h) {
