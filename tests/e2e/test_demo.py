@@ -43,6 +43,7 @@ ORDERS = "450"
 # ninety days before either (nor in the weeks after, where ship dates fall).
 END_A = dt.datetime(2026, 7, 15, 12, 0, tzinfo=dt.UTC)
 END_B = END_A + dt.timedelta(days=7)
+DAY = dt.timedelta(days=1)
 EXPECTED = {
     "demo-new-york": ("USD", "America/New_York"),
     "demo-berlin": ("EUR", "Europe/Berlin"),
@@ -351,6 +352,52 @@ async def test_the_demo_ends_with_dated_waiting_lines_units_to_reorder_and_moved
         assert uncovered > 0, uncovered
         assert to_reorder > 0, to_reorder
         assert incoming > 0
+    finally:
+        await db.dispose()
+
+
+OUTCOMES = """query($h: String!, $from: DateTime!, $to: DateTime!) { store(handle: $h) {
+  backorderOutcomes(from: $from, to: $to) { lostRevenue { amount } wait { p50 p90 }
+    ordersPlaced backorderRate stillWaiting { label tally { orders units } } }
+  backorderLeaders(by: LOST_REVENUE, from: $from, to: $to, first: 5) {
+    product { sku } unitsToReorder outcomes { lostRevenue { amount } wait { p90 } } } } }"""
+
+
+async def test_what_waiting_costs_has_figures_in_every_demo_store(sqlite_demo: str) -> None:
+    """The dashboard's panel over the last 30 days of the demo: revenue lost to customers
+    who would not wait, waits, a backorder rate, orders still waiting, and leaders."""
+    db = Database(sqlite_demo)
+    try:
+        stores = await demo_stores(db)
+        _, token = await create_api_key(
+            db, name="demo outcomes", store_ids=[s.id for s in stores.values()],
+            scopes=["READ"], now=dt.datetime.now(dt.UTC),
+        )  # fmt: skip
+        period = {"from": (END_A - 30 * DAY).isoformat(), "to": END_A.isoformat()}
+        async with app_client(db) as http:
+            for handle in EXPECTED:
+                body = (
+                    await http.post(
+                        "/graphql",
+                        json={"query": OUTCOMES, "variables": {"h": handle, **period}},
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                ).json()
+                assert "errors" not in body, body
+                store = body["data"]["store"]
+                outcomes = store["backorderOutcomes"]
+                assert Decimal(outcomes["lostRevenue"]["amount"]) > 0, (handle, outcomes)
+                assert outcomes["wait"]["p50"] > 0, (handle, outcomes)
+                assert outcomes["wait"]["p90"] >= outcomes["wait"]["p50"], (handle, outcomes)
+                assert outcomes["ordersPlaced"] > 0, (handle, outcomes)
+                assert 0 < outcomes["backorderRate"] < 1, (handle, outcomes)
+                waiting = [b["tally"]["orders"] for b in outcomes["stillWaiting"]]
+                assert sum(waiting) > 0, (handle, outcomes)
+                leaders = store["backorderLeaders"]
+                assert leaders, handle
+                lost = [Decimal(p["outcomes"]["lostRevenue"]["amount"]) for p in leaders]
+                assert lost[0] > 0, (handle, leaders)
+                assert lost == sorted(lost, reverse=True), (handle, leaders)
     finally:
         await db.dispose()
 
