@@ -107,6 +107,9 @@ class OrderLine:
     backordered: int = 0
     shipped: int = 0
     cancelled: int = 0
+    # When its waiting units began to wait (domain/outcomes.py encode_waiting); None
+    # when none wait or all began at placement.
+    waiting_since: str | None = None
 
     @property
     def open_units(self) -> int:
@@ -144,6 +147,8 @@ class Order:
     overdue_at: dt.datetime | None = None
     overdue_notified: bool = False
     lines: list[OrderLine] = field(default_factory=list)
+    # When it last became backordered, while it is (domain/outcomes.py).
+    backordered_since: dt.datetime | None = None
 
     @property
     def open_units(self) -> int:

@@ -18,6 +18,7 @@ from ordergraph.domain.model import (
     ReceiptStatus,
     StockStatus,
 )
+from ordergraph.domain.outcomes import OutcomeInterval, OutcomeRanking
 
 
 def described(
@@ -90,6 +91,26 @@ described(
         "OUT_OF_STOCK": "The merchant could not supply the item.",
         "FRAUD": "The order was judged fraudulent.",
         "OTHER": "Any other reason.",
+    },
+)
+described(
+    OutcomeRanking,
+    "What ranks products in backorderLeaders.",
+    {
+        "LOST_REVENUE": "The value cancelled while waiting with CUSTOMER_DECLINED_BACKORDER "
+        "in the period, most first.",
+        "WAIT_P90": "The 90th percentile of the waits of the units filled in the period, "
+        "longest first.",
+        "UNITS_WAITING": "The units still waiting at the end of the period, most first.",
+    },
+)
+described(
+    OutcomeInterval,
+    "The step of a backorder outcomes trend, in the store's time zone.",
+    {
+        "DAY": "Each day, from local midnight (23 to 25 hours around a clock change).",
+        "WEEK": "Each week, from Monday at local midnight.",
+        "MONTH": "Each calendar month, from the 1st at local midnight.",
     },
 )
 described(
@@ -191,6 +212,8 @@ __all__ = [
     "OrderEventType",
     "OrderSortKey",
     "OrderStatus",
+    "OutcomeInterval",
+    "OutcomeRanking",
     "ReceiptStatus",
     "StockStatus",
 ]

@@ -20,6 +20,7 @@ from ordergraph.domain.services.receipts import MAX_REFERENCE
 from ordergraph.domain.validation import MAX_LINE_QUANTITY, MAX_STOCK_CHANGE, MAX_TEXT
 from ordergraph.resolvers import figures as fig
 from ordergraph.resolvers import ids, webhook_reads
+from ordergraph.resolvers import outcomes as oc
 from ordergraph.resolvers import queries as q
 from ordergraph.resolvers.queries import BACKORDERED_PRODUCTS_MAX
 from ordergraph.schema.connections import (
@@ -38,6 +39,8 @@ from ordergraph.schema.enums import (
     OrderEventType,
     OrderSortKey,
     OrderStatus,
+    OutcomeInterval,
+    OutcomeRanking,
     ReceiptStatus,
     StockStatus,
 )
@@ -55,6 +58,7 @@ from ordergraph.schema.nodes import (
     store_detail,
     traverse,
 )
+from ordergraph.schema.outcomes import BackorderOutcomes, BackorderOutcomesPoint
 
 if TYPE_CHECKING:
     from ordergraph.schema.feed import StoreEventConnection
@@ -81,6 +85,16 @@ class UserError:
 
 
 # -- stores -------------------------------------------------------------------
+
+
+From = Annotated[
+    dt.datetime,
+    strawberry.argument(name="from", description="The period's first instant (included)."),
+]
+To = Annotated[
+    dt.datetime,
+    strawberry.argument(description="The period's end (excluded; after `from`). After now: now."),
+]
 
 
 @strawberry.type(
@@ -281,6 +295,67 @@ class StoreType(Node):
         return [BacklogPoint.of(f, self._store.currency_code) for f in found]
 
     @strawberry.field(
+        description="What waiting cost over the period [from, to): backorders started, "
+        "filled and cancelled, the waits, the lost revenue, the backorder rate and what "
+        "still waited at `to`. `to` after now is taken as now. Needs READ."
+    )
+    async def backorder_outcomes(self, info: Ctx, from_: From, to: To) -> BackorderOutcomes:
+        await traverse(info)
+        found = await oc.store_outcomes(info.context, self._store, from_, to)
+        return BackorderOutcomes.of(found, self._store.currency_code)
+
+    @strawberry.field(
+        description="The outcomes per interval of the store's calendar from `from` to `to` "
+        "(the first and last periods may be partial: they add up to the whole period); at "
+        "most 1,000 points. Needs READ."
+    )
+    async def backorder_outcomes_trend(
+        self,
+        info: Ctx,
+        from_: From,
+        to: To,
+        interval: Annotated[
+            OutcomeInterval, strawberry.argument(description="The length of each period.")
+        ],
+    ) -> list[BackorderOutcomesPoint]:
+        await traverse(info)
+        found = await oc.outcomes_trend(info.context, self._store, from_, to, interval.value)
+        currency = self._store.currency_code
+        return [
+            BackorderOutcomesPoint(at=point.start, outcomes=BackorderOutcomes.of(point, currency))
+            for point in found
+        ]
+
+    @strawberry.field(
+        description="The products that lead by `by` over the period, with their outcomes: "
+        "only products with something to rank (e.g. some lost revenue), ties by age of the "
+        f"product. `first` 1 to {oc.MAX_LEADERS}. Needs READ."
+    )
+    async def backorder_leaders(
+        self,
+        info: Ctx,
+        by: Annotated[OutcomeRanking, strawberry.argument(description="What ranks them.")],
+        from_: From,
+        to: To,
+        first: Annotated[
+            int | None,
+            strawberry.argument(description="How many products, at most (null: 10)."),
+        ] = 10,
+    ) -> list[ProductOutcome]:
+        await traverse(info)
+        wanted = 10 if first is None else first
+        found = await oc.leaders(info.context, self._store, by.value, from_, to, wanted)
+        loaded = await info.context.loaders.product.load_many(
+            [(self._store.id, pid) for pid, _ in found]
+        )
+        currency = self._store.currency_code
+        return [
+            ProductOutcome(_product=product, outcomes=BackorderOutcomes.of(outcomes, currency))
+            for product, (_, outcomes) in zip(loaded, found, strict=True)
+            if product is not None
+        ]
+
+    @strawberry.field(
         description="The store's event log after `after`, oldest first: its order and "
         "inventory events in one sequence. The cursors are those of the `orderEvents` and "
         "`inventoryEvents` subscriptions (and `Order.events`): pass the last cursor you "
@@ -449,6 +524,38 @@ class ProductType(Node):
     )
     async def units_to_reorder(self, info: Ctx) -> int:
         await traverse(info)
+        product = self._product
+        if product.backordered == 0:
+            return 0
+        plan = await info.context.loaders.fill_plan.load((product.store_id, product.id))
+        return plan.units_to_reorder
+
+    @strawberry.field(
+        description="What waiting cost for this product over the period [from, to) "
+        "(Store.backorderOutcomes, counted over its order lines). Needs READ."
+    )
+    async def backorder_outcomes(self, info: Ctx, from_: From, to: To) -> BackorderOutcomes:
+        await traverse(info)
+        found = await oc.product_outcomes(info.context, self._product, from_, to)
+        store = await info.context.loaders.store.load(self._product.store_id)
+        assert store is not None
+        return BackorderOutcomes.of(found, store.currency_code)
+
+
+@strawberry.type(description="A product's outcomes in backorderLeaders.")
+class ProductOutcome:
+    _product: strawberry.Private[Product]
+    outcomes: BackorderOutcomes = strawberry.field(description="Its outcomes over the period.")
+
+    @strawberry.field(description="The product.")
+    def product(self) -> ProductType:
+        return ProductType(_product=self._product)
+
+    @strawberry.field(
+        description="Its backordered units that no open receipt covers, now "
+        "(Product.unitsToReorder)."
+    )
+    async def units_to_reorder(self, info: Ctx) -> int:
         product = self._product
         if product.backordered == 0:
             return 0

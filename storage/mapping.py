@@ -76,6 +76,7 @@ def line_from(row: Mapping[Any, Any]) -> OrderLine:
         backordered=row["backordered"],
         shipped=row["shipped"],
         cancelled=row["cancelled"],
+        waiting_since=row.get("waiting_since"),
     )
 
 
@@ -94,6 +95,7 @@ def line_values(line: OrderLine) -> dict[str, Any]:
         "cancelled": line.cancelled,
         "placed_at": line.placed_at,
         "order_number": line.order_number,
+        "waiting_since": line.waiting_since,
     }
 
 
@@ -109,6 +111,7 @@ def order_from(row: Mapping[Any, Any], lines: list[OrderLine]) -> Order:
         overdue_at=row["overdue_at"],
         overdue_notified=row["overdue_notified"],
         lines=sorted(lines, key=lambda line: line.id),
+        backordered_since=row.get("backordered_since"),
     )
 
 
@@ -128,6 +131,7 @@ def order_values(order: Order) -> dict[str, Any]:
         "in_backlog": order.in_backlog,
         "is_backordered": order.is_backordered,
         "overdue_notified": order.overdue_notified,
+        "backordered_since": order.backordered_since,
     }
 
 

@@ -170,6 +170,13 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
         doc["notify"] = {"channel": NOTIFY_CHANNEL, "payload": writes.notify}
     if writes.counters is not None:
         doc["counters"] = to_json(t.stores, writes.counters)
+    for name, table, rows in (
+        ("outcome_orders", t.orders, writes.outcome_orders),
+        ("outcome_lines", t.order_lines, writes.outcome_lines),
+        ("facts", t.backorder_facts, writes.facts),
+    ):
+        if rows:
+            doc[name] = [to_json(table, row) for row in rows]
     return doc
 
 
@@ -191,7 +198,10 @@ async def commit(raw: asyncpg.Connection, store_id: int, writes: Writes) -> None
         await raw.execute("COMMIT")
         return
     text = json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
-    receipts = ""
+    quoted = _quoted(text)
+    more = ""
     if writes.new_receipts or writes.receipts:  # migration 0006; og_apply skips these keys
-        receipts = f"SELECT og_apply_receipts({_quoted(text)}::jsonb); "
-    await raw.execute(f"SELECT og_apply({_quoted(text)}::jsonb); {receipts}COMMIT")
+        more += f"SELECT og_apply_receipts({quoted}::jsonb); "
+    if writes.facts or writes.outcome_orders or writes.outcome_lines:  # migration 0007
+        more += f"SELECT og_apply_outcomes({quoted}::jsonb); "
+    await raw.execute(f"SELECT og_apply({quoted}::jsonb); {more}COMMIT")

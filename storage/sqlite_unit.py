@@ -130,6 +130,7 @@ _INSERT = {
         t.incoming_receipts,
         t.events,
         t.idempotency_keys,
+        t.backorder_facts,
     )
 }
 
@@ -306,3 +307,14 @@ async def _write_rows(conn: Statements, writes: Writes) -> None:
         await conn.execute(*_update_many(t.incoming_receipts, writes.receipts))
     if writes.events:
         await conn.execute(_INSERT["events"], writes.events)
+    await _write_outcomes(conn, writes)
+
+
+async def _write_outcomes(conn: Statements, writes: Writes) -> None:
+    """What og_apply_outcomes does on PostgreSQL (migration 0007)."""
+    if writes.outcome_orders:
+        await conn.execute(*_update_many(t.orders, writes.outcome_orders))
+    if writes.outcome_lines:
+        await conn.execute(*_update_many(t.order_lines, writes.outcome_lines))
+    if writes.facts:
+        await conn.execute(_INSERT["backorder_facts"], writes.facts)

@@ -159,6 +159,8 @@ orders = Table(
     Column("in_backlog", Boolean, nullable=False),
     Column("is_backordered", Boolean, nullable=False),
     Column("overdue_notified", Boolean, nullable=False, server_default=text("false")),
+    # When it last became backordered, while it is (domain/outcomes.py).
+    Column("backordered_since", UtcDateTime, nullable=True),
     PrimaryKeyConstraint("store_id", "id"),
     UniqueConstraint("store_id", "number"),
     Index("ix_orders_placed", "store_id", "placed_at", "number"),
@@ -197,10 +199,14 @@ order_lines = Table(
     # Copied from the order: the fill-order key lives on the line for its index.
     Column("placed_at", UtcDateTime, nullable=False),
     Column("order_number", BigInteger, nullable=False),
+    # When its waiting units began to wait, if not all at placement (domain/outcomes.py).
+    Column("waiting_since", Text, nullable=True),
     PrimaryKeyConstraint("store_id", "id"),
     ForeignKeyConstraint(["store_id", "order_id"], ["orders.store_id", "orders.id"]),
     ForeignKeyConstraint(["store_id", "product_id"], ["products.store_id", "products.id"]),
     Index("ix_order_lines_order", "store_id", "order_id"),
+    # A product's orders placed in a period (what waiting costs, per product).
+    Index("ix_order_lines_product_placed", "store_id", "product_id", "placed_at"),
     Index("ix_order_lines_sku", "store_id", "sku", "order_id"),
     Index(
         "ix_order_lines_queue",
@@ -404,4 +410,36 @@ webhook_deliveries = Table(
         ["webhook_subscriptions.store_id", "webhook_subscriptions.id"],
     ),
     Index("ix_webhook_deliveries_at", "at"),
+)
+
+
+# What waiting costs (domain/outcomes.py): one row per line and kind of each change that
+# moved the line's backordered units, written with the change. Keyed by the change's last
+# event position and the fact's place in it.
+backorder_facts = Table(
+    "backorder_facts",
+    metadata,
+    Column("store_id", Id, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),  # START, FILL, CANCEL
+    Column("product_id", BigInteger, nullable=False),
+    Column("order_id", BigInteger, nullable=False),
+    Column("line_id", BigInteger, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Column("units", Integer, nullable=False),
+    Column("value", Money, nullable=False),
+    Column("reason", String(32), nullable=True),
+    Column("line_episode", UtcDateTime, nullable=True),
+    Column("order_episode", UtcDateTime, nullable=True),
+    Column("at_placement", Boolean, nullable=False),
+    Column("overdue_at", UtcDateTime, nullable=True),
+    Column("wait_bucket", Integer, nullable=True),  # FILL: the wait's histogram bucket
+    PrimaryKeyConstraint("store_id", "seq", "n"),
+    Index("ix_backorder_facts_at", "store_id", "at"),
+    Index("ix_backorder_facts_product_at", "store_id", "product_id", "at"),
+    Index("ix_backorder_facts_since", "store_id", "since"),
+    Index("ix_backorder_facts_product_since", "store_id", "product_id", "since"),
+    Index("ix_backorder_facts_order", "store_id", "order_id"),
 )

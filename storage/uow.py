@@ -13,7 +13,7 @@ import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.commands import NO_READS, Reads
 from ordergraph.domain.errors import DomainError, ErrorCode
-from ordergraph.domain.events import Event, OrderEvent
+from ordergraph.domain.events import Event, OrderEvent, OrderEventType
 from ordergraph.domain.expected import FillInputs
-from ordergraph.domain.model import Order, OrderLine, Product, Receipt, Store
+from ordergraph.domain.model import CancelReason, Order, OrderLine, Product, Receipt, Store
+from ordergraph.domain.outcomes import Fact, FactKind, LineBefore, order_facts, wait_bucket
 from ordergraph.domain.ports import Loaded
 from ordergraph.domain.tallies import NOTHING, Contribution, contribution
 from ordergraph.storage import history, pg_unit, sqlite_unit
@@ -82,6 +83,11 @@ class Writes:
     notify: str | None
     seq: int  # the store's last event position after the change
     at: dt.datetime  # the change's instant
+    # What waiting costs (domain/outcomes.py): the change's facts, and the orders and
+    # lines whose `backordered_since` / `waiting_since` moved.
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    outcome_orders: list[dict[str, Any]] = field(default_factory=list)
+    outcome_lines: list[dict[str, Any]] = field(default_factory=list)
 
 
 _PRODUCT_MUTABLE = [
@@ -128,6 +134,12 @@ class SqlStoreSession:
         # order number) in fill order, and its open receipts.
         self._fill_rows: dict[int, tuple[list[tuple[Any, ...]], list[Receipt]]] = {}
         self.events: list[tuple[int, Event]] = []
+        # What waiting costs (settle_outcomes): the facts taken, with the event position
+        # of the operation that made each, and the state they were last taken against.
+        self._facts: list[tuple[int, Fact]] = []
+        self._settled_events = 0
+        self._settled_orders: dict[int, bool] = {}
+        self._settled_lines: dict[int, LineBefore] = {}
         self._remembered: list[dict[str, Any]] = []
         self._forget_before: dt.datetime | None = None
         # An idempotency record read with the store (PostgreSQL): (operation, key) -> row.
@@ -443,8 +455,97 @@ class SqlStoreSession:
         """The store and every order and product this session holds, as saved."""
         return Loaded(self.store, dict(self._orders), dict(self._products), dict(self._receipts))
 
+    def settle_outcomes(self) -> None:
+        """Take the backorder facts (domain/outcomes.py) of what changed since the last
+        call, at the session's instant, and set on the orders and lines when their
+        waiting began. `writes` calls it; a session that runs several operations, each at
+        its own instant (the demo's shared units), calls it after each."""
+        new_events = self.events[self._settled_events :]
+        self._settled_events = len(self.events)
+        reasons = {
+            event.order_id: CancelReason(str(event.data["reason"]))
+            for _, event in new_events
+            if isinstance(event, OrderEvent) and event.type is OrderEventType.CANCELLED
+        }
+        for oid, order in self._orders.items():
+            was = self._settled_orders.get(oid)
+            if was is None and oid in self._orders_before:
+                was = bool(self._orders_before[oid]["is_backordered"])
+            befores: dict[int, LineBefore] = {}
+            moved = was is None  # placed since: every line is new
+            for line in order.lines:
+                prior = self._settled_lines.get(line.id)
+                if prior is None and line.id in self._lines_before:
+                    row = self._lines_before[line.id]
+                    prior = LineBefore(row["backordered"], row["cancelled"], row["waiting_since"])
+                if prior is not None:
+                    befores[line.id] = prior
+                    moved = moved or prior.backordered != line.backordered
+            if not moved:
+                continue
+            reason = reasons.get(oid)
+            found, waiting, since = order_facts(order, befores, bool(was), self.now, reason)
+            for line_id, text in waiting.items():
+                changed = order.line(line_id)
+                assert changed is not None
+                changed.waiting_since = text
+            order.backordered_since = since
+            self._settled_orders[oid] = order.is_backordered
+            for line in order.lines:
+                self._settled_lines[line.id] = LineBefore(
+                    line.backordered, line.cancelled, line.waiting_since
+                )
+            self._facts.extend((self._last_seq, fact) for fact in found)
+
+    def _outcome_rows(
+        self,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """The facts taken, and the orders and lines whose waiting began elsewhere than
+        the database has it."""
+        self.settle_outcomes()
+        store_id = self.store.id
+        facts = [
+            {
+                "store_id": store_id,
+                "seq": seq,
+                "n": n,
+                "kind": fact.kind.value,
+                "product_id": fact.product_id,
+                "order_id": fact.order_id,
+                "line_id": fact.line_id,
+                "at": fact.at,
+                "since": fact.since,
+                "units": fact.units,
+                "value": fact.value,
+                "reason": fact.reason.value if fact.reason else None,
+                "line_episode": fact.line_episode,
+                "order_episode": fact.order_episode,
+                "at_placement": fact.at_placement,
+                "overdue_at": fact.overdue_at,
+                "wait_bucket": wait_bucket(fact.wait_seconds)
+                if fact.kind is FactKind.FILL
+                else None,
+            }
+            for n, (seq, fact) in enumerate(self._facts)
+        ]
+        orders, lines = [], []
+        for oid, order in self._orders.items():
+            before = self._orders_before.get(oid)
+            if order.backordered_since != (before["backordered_since"] if before else None):
+                orders.append(
+                    {"store_id": store_id, "id": oid, "backordered_since": order.backordered_since}
+                )
+            for line in order.lines:
+                row = self._lines_before.get(line.id)
+                if line.waiting_since != (row["waiting_since"] if row else None):
+                    lines.append(
+                        {"store_id": store_id, "id": line.id, "waiting_since": line.waiting_since}
+                    )
+        return facts, orders, lines
+
     def writes(self) -> Writes:
         """Every row this session changes, decided: what the unit's commit writes."""
+        facts, outcome_orders, outcome_lines = self._outcome_rows() if self.events else ([], [], [])
         new_products = {p.id for p in self._new_products}
         new_orders = {o.id for o in self._new_orders}
         products = []
@@ -504,6 +605,9 @@ class SqlStoreSession:
             notify=f"{self.store.id}:{self._last_seq}" if self.events else None,
             seq=self._last_seq,
             at=self.now,
+            facts=facts,
+            outcome_orders=outcome_orders,
+            outcome_lines=outcome_lines,
         )
 
     def _event_row(self, seq: int, event: Event) -> dict[str, Any]:

@@ -95,6 +95,7 @@ class Units:
         except BaseException as err:
             await self._abandon(err)
             raise
+        session.settle_outcomes()  # its backorder facts at its own instant
         self._instants.extend([session.now] * (len(session.events) - len(self._instants)))
         if not self.batched:
             await self.close()
