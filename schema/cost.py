@@ -49,6 +49,7 @@ from graphql.execution.values import (
 )
 from strawberry.extensions import SchemaExtension
 
+from ordergraph.domain.outcomes import MAX_OUTCOME_POINTS
 from ordergraph.domain.paging import DEFAULT_PAGE, MAX_PAGE
 from ordergraph.domain.tallies import MAX_TREND_POINTS, TREND_STEPS
 
@@ -77,6 +78,12 @@ TREND_QUERY = 4.0
 #: completes a list of points without yielding, so this also bounds how long one trend
 #: holds the event loop: about one 1,000-point trend fits the default maximum).
 TREND_POINT = 0.5
+#: `backorderOutcomes` (a store's or a product's): a fixed eight statements over the
+#: period's backorder facts (storage/queries/outcomes.py), and their sums.
+OUTCOMES = 6.0
+#: `backorderOutcomesTrend`: the same statements for every point at once, plus each
+#: point's part of the sums and the answer.
+OUTCOMES_POINT = 0.5
 #: A mutation: one write transaction with its checks, events and idempotency record.
 MUTATION = 15.0
 #: Subscribing: charged once, when the subscription starts (not per event).
@@ -122,6 +129,8 @@ GUESSED_LISTS = {
     ("ReceiveStockPayload", "filledLines"): LIST_GUESS,
     ("Product", "incoming"): LIST_GUESS,
 }
+# Fields whose cost depends on the time (a trend's points stop at now).
+TIMED = {("Store", "backlogTrend"), ("Store", "backorderOutcomesTrend")}
 FILL_DATE_FIELDS = {
     ("Order", "expectedShipDate"),
     ("OrderLine", "expectedFillDate"),
@@ -200,6 +209,51 @@ def trend_points(args: Mapping[str, Any], now: dt.datetime) -> int:
     return min(steps + 2, MAX_TREND_POINTS)
 
 
+# The shortest a trend's period can be (a day around a clock change is 23 hours).
+_OUTCOME_STEPS = {
+    "DAY": dt.timedelta(hours=23),
+    "WEEK": dt.timedelta(days=7, hours=-1),
+    "MONTH": dt.timedelta(days=28, hours=-1),
+}
+
+
+def outcome_points(args: Mapping[str, Any], now: dt.datetime) -> int:
+    """An upper bound of `backorderOutcomesTrend`'s points."""
+    start, end, interval = args.get("from"), args.get("to"), args.get("interval")
+    step = _OUTCOME_STEPS.get(str(getattr(interval, "value", interval)))
+    if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime) or step is None:
+        return MAX_OUTCOME_POINTS
+    if start.tzinfo is None or end.tzinfo is None:
+        return 1  # refused by the resolver
+    end = min(end, now)
+    if end <= start:
+        return 0
+    steps = int((end - start) / step)
+    if steps - 1 > MAX_OUTCOME_POINTS:
+        return 0  # surely over the resolver's cap: refused there before any query
+    return min(steps + 2, MAX_OUTCOME_POINTS)
+
+
+OUTCOME_FIELDS = {
+    ("Store", "backorderOutcomes"),
+    ("Product", "backorderOutcomes"),
+    ("Store", "backorderOutcomesTrend"),
+    ("Store", "backorderLeaders"),
+}
+
+
+def _outcome_field(f: Selected, now: dt.datetime) -> float:
+    """What waiting costs: one period, a trend's points, or each leader's period."""
+    if f.name == "backorderOutcomesTrend":
+        n = outcome_points(f.args, now)
+        return FIELD + OUTCOMES + n * (OUTCOMES_POINT + ITEM + _children(f.children, now))
+    if f.name == "backorderLeaders":
+        first = f.args.get("first")
+        n = max(0, min(int(10 if first is None else first), 100))
+        return FIELD + OUTCOMES + n * (OUTCOMES + ITEM + _children(f.children, now))
+    return FIELD + OUTCOMES + _children(f.children, now)
+
+
 def _field(f: Selected, now: dt.datetime) -> float:
     key = (f.parent, f.name)
     if key in CONNECTIONS:
@@ -222,6 +276,8 @@ def _field(f: Selected, now: dt.datetime) -> float:
     if key == ("Store", "backlogTrend"):
         n = trend_points(f.args, now)
         return FIELD + TREND_QUERY + n * (TREND_POINT + ITEM + _children(f.children, now))
+    if key in OUTCOME_FIELDS:
+        return _outcome_field(f, now)
     if key in GUESSED_LISTS:
         n = GUESSED_LISTS[key]
         return FIELD + n * (ITEM + LOADED + _children(f.children, now))
@@ -316,9 +372,7 @@ def fixed(document: DocumentNode, operation_name: str | None, fields: Sequence[S
         return False
 
     def timeless(found: Sequence[Selected]) -> bool:
-        return all(
-            (f.parent, f.name) != ("Store", "backlogTrend") and timeless(f.children) for f in found
-        )
+        return all((f.parent, f.name) not in TIMED and timeless(f.children) for f in found)
 
     return timeless(fields)
 

@@ -22,9 +22,11 @@ from ordergraph.schema.cost import (
     FIGURES,
     MUTATION,
     OPERATION,
+    OUTCOMES,
     TREND_POINT,
     Selected,
     cost,
+    outcome_points,
     trend_points,
 )
 from ordergraph.settings import Settings
@@ -93,6 +95,23 @@ def test_a_trend_costs_its_points_and_mutations_cost_a_write() -> None:
     assert cost("Query", [summary], NOW) >= OPERATION + FIGURES
     place = Selected("Mutation", "placeOrder", {}, (Selected("PlaceOrderPayload", "userErrors"),))
     assert cost("Mutation", [place], NOW) >= OPERATION + MUTATION
+
+
+def test_what_waiting_costs_is_charged_per_point_and_per_leader() -> None:
+    week = {"from": NOW - dt.timedelta(days=364), "to": NOW, "interval": "WEEK"}
+    day = {**week, "interval": "DAY"}
+    assert 52 <= outcome_points(week, NOW) <= 55
+    assert 364 <= outcome_points(day, NOW) <= 382
+    at = (Selected("BackorderOutcomesPoint", "at"),)
+    weekly = cost("Query", [Selected("Store", "backorderOutcomesTrend", week, at)], NOW)
+    daily = cost("Query", [Selected("Store", "backorderOutcomesTrend", day, at)], NOW)
+    assert daily > 5 * weekly > 5 * OUTCOMES
+    # a span surely over the 1,000 points is refused by the resolver before any query
+    long = {**day, "from": NOW - dt.timedelta(days=1100)}
+    assert outcome_points(long, NOW) == 0
+    one = cost("Query", [Selected("Store", "backorderOutcomes", week, ())], NOW)
+    leaders = Selected("Store", "backorderLeaders", {"first": 100}, ())
+    assert cost("Query", [leaders], NOW) >= 100 * OUTCOMES > one
 
 
 def test_the_bucket_leaks_at_its_restore_rate() -> None:
