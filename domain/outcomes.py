@@ -25,8 +25,8 @@ The outcomes over a period [from, to) (`Outcomes`):
 - `wait`: over the units filled, the time from becoming backordered to being filled,
   p50 and p90 from a log-bucket histogram (`WaitSketch`, relative error at most
   RELATIVE_ERROR), the max exact;
-- `cancelled` by reason: units and value cancelled while waiting, and the cancellations
-  that took waiting units (orders); CUSTOMER_DECLINED_BACKORDER is the lost revenue;
+- `cancelled` by reason: units and value cancelled while waiting, and episodes closed by
+  a cancellation (orders); CUSTOMER_DECLINED_BACKORDER is the lost revenue;
 - `orders_placed` and the backorder rate: the share of them placed short (with a unit
   backordered at placement);
 - the overdue share: of the episodes opened in the period, those whose order's requested

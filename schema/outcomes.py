@@ -61,8 +61,8 @@ class AgeBucket:
 class CancelledTally:
     reason: CancelReason = strawberry.field(description="The cancellation's reason.")
     tally: OrderTally = strawberry.field(
-        description="Units and value cancelled while backordered; orders: the "
-        "cancellations that took waiting units (a product's: of its lines)."
+        description="Units and value cancelled while backordered; orders: the orders "
+        "whose wait a cancellation ended (no unit left waiting; a product's: its lines)."
     )
 
 
