@@ -175,6 +175,8 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
         ("outcome_lines", t.order_lines, writes.outcome_lines),
         ("facts", t.backorder_facts, writes.facts),
         ("fact_days", t.backorder_days, writes.fact_days),
+        ("order_closings", t.backorder_facts, writes.order_closings),
+        ("line_closings", t.backorder_facts, writes.line_closings),
     ):
         if rows:
             doc[name] = [to_json(table, row) for row in rows]

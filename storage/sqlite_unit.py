@@ -138,6 +138,45 @@ _ADD_DAYS = _days.on_conflict_do_update(
         ),
     },
 )
+_bf = t.backorder_facts
+# (The parameters are named apart from the columns: SQLAlchemy keeps a column's own name
+# for its SET value.)
+_CLOSE_ORDER_EPISODE = (
+    sql_update(_bf)
+    .where(
+        _bf.c.store_id == bindparam("b_store"),
+        _bf.c.order_id == bindparam("b_order"),
+        _bf.c.kind == "START",
+        _bf.c.order_episode == bindparam("b_episode", type_=t.UtcDateTime),
+    )
+    .values(closed_at=bindparam("b_closed", type_=t.UtcDateTime))
+)
+_CLOSE_LINE_EPISODE = (
+    sql_update(_bf)
+    .where(
+        _bf.c.store_id == bindparam("b_store"),
+        _bf.c.order_id == bindparam("b_order"),
+        _bf.c.line_id == bindparam("b_line"),
+        _bf.c.kind == "START",
+        _bf.c.line_episode == bindparam("b_episode", type_=t.UtcDateTime),
+    )
+    .values(line_closed_at=bindparam("b_closed", type_=t.UtcDateTime))
+)
+
+
+def _closing_params(rows: list[dict[str, Any]], episode: str, closed: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "b_store": row["store_id"],
+            "b_order": row["order_id"],
+            "b_line": row.get("line_id"),
+            "b_episode": row[episode],
+            "b_closed": row[closed],
+        }
+        for row in rows
+    ]
+
+
 _INSERT = {
     table.name: insert(table)
     for table in (
@@ -337,3 +376,9 @@ async def _write_outcomes(conn: Statements, writes: Writes) -> None:
         await conn.execute(_INSERT["backorder_facts"], writes.facts)
     if writes.fact_days:
         await conn.execute(_ADD_DAYS, writes.fact_days)
+    if writes.order_closings:
+        params = _closing_params(writes.order_closings, "order_episode", "closed_at")
+        await conn.execute(_CLOSE_ORDER_EPISODE, params)
+    if writes.line_closings:
+        params = _closing_params(writes.line_closings, "line_episode", "line_closed_at")
+        await conn.execute(_CLOSE_LINE_EPISODE, params)

@@ -436,12 +436,24 @@ backorder_facts = Table(
     Column("at_placement", Boolean, nullable=False),
     Column("overdue_at", UtcDateTime, nullable=True),
     Column("wait_bucket", Integer, nullable=True),  # FILL: the wait's histogram bucket
+    # A START that opened the order's (line's) episode: when that episode closed, set by
+    # the change that closed it (the overdue share reads it).
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("line_closed_at", UtcDateTime, nullable=True),
     PrimaryKeyConstraint("store_id", "seq", "n"),
     Index("ix_backorder_facts_at", "store_id", "at"),
     Index("ix_backorder_facts_product_at", "store_id", "product_id", "at"),
     Index("ix_backorder_facts_since", "store_id", "since"),
     Index("ix_backorder_facts_product_since", "store_id", "product_id", "since"),
     Index("ix_backorder_facts_order", "store_id", "order_id"),
+    # the STARTs the overdue share reads
+    Index(
+        "ix_backorder_facts_due_starts",
+        "store_id",
+        "at",
+        postgresql_where=text("kind = 'START' AND overdue_at IS NOT NULL"),
+        sqlite_where=text("kind = 'START' AND overdue_at IS NOT NULL"),
+    ),
 )
 
 

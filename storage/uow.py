@@ -89,6 +89,9 @@ class Writes:
     outcome_orders: list[dict[str, Any]] = field(default_factory=list)
     outcome_lines: list[dict[str, Any]] = field(default_factory=list)
     fact_days: list[dict[str, Any]] = field(default_factory=list)  # increments of the sums
+    # Episodes the change closed: their opening STARTs get closed_at / line_closed_at.
+    order_closings: list[dict[str, Any]] = field(default_factory=list)
+    line_closings: list[dict[str, Any]] = field(default_factory=list)
 
 
 _PRODUCT_MUTABLE = [
@@ -141,6 +144,7 @@ class SqlStoreSession:
         self._settled_events = 0
         self._settled_orders: dict[int, bool] = {}
         self._settled_lines: dict[int, LineBefore] = {}
+        self._closings: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
         self._remembered: list[dict[str, Any]] = []
         self._forget_before: dt.datetime | None = None
         # An idempotency record read with the store (PostgreSQL): (operation, key) -> row.
@@ -532,6 +536,7 @@ class SqlStoreSession:
             for n, (seq, fact) in enumerate(self._facts)
         ]
         days = _fact_days(store_id, [fact for _, fact in self._facts], self._new_orders)
+        self._closings = _closings(store_id, [fact for _, fact in self._facts])
         orders, lines = [], []
         for oid, order in self._orders.items():
             before = self._orders_before.get(oid)
@@ -615,6 +620,8 @@ class SqlStoreSession:
             outcome_orders=outcome_orders,
             outcome_lines=outcome_lines,
             fact_days=fact_days,
+            order_closings=self._closings[0] if fact_days else [],
+            line_closings=self._closings[1] if fact_days else [],
         )
 
     def _event_row(self, seq: int, event: Event) -> dict[str, Any]:
@@ -629,6 +636,37 @@ class SqlStoreSession:
             "product_id": None if isinstance(event, OrderEvent) else event.product_id,
             "data": event.data,
         }
+
+
+def _closings(
+    store_id: int, facts: list[Fact]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The order and line episodes these facts closed: (order id, when it opened, when it
+    closed) and (order id, line id, when it opened, when it closed)."""
+    orders, lines = [], []
+    for fact in facts:
+        if fact.kind is FactKind.START:
+            continue
+        if fact.order_episode is not None:
+            orders.append(
+                {
+                    "store_id": store_id,
+                    "order_id": fact.order_id,
+                    "order_episode": fact.order_episode,
+                    "closed_at": fact.at,
+                }
+            )
+        if fact.line_episode is not None:
+            lines.append(
+                {
+                    "store_id": store_id,
+                    "order_id": fact.order_id,
+                    "line_id": fact.line_id,
+                    "line_episode": fact.line_episode,
+                    "line_closed_at": fact.at,
+                }
+            )
+    return orders, lines
 
 
 def _fact_days(store_id: int, facts: list[Fact], placed: list[Order]) -> list[dict[str, Any]]:

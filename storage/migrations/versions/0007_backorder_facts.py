@@ -53,6 +53,18 @@ BEGIN
                wait_bucket
         FROM jsonb_populate_recordset(NULL::backorder_facts, w->'facts');
     END IF;
+    IF w ? 'order_closings' THEN
+        UPDATE backorder_facts b SET closed_at = x.closed_at
+        FROM jsonb_populate_recordset(NULL::backorder_facts, w->'order_closings') x
+        WHERE b.store_id = x.store_id AND b.order_id = x.order_id AND b.kind = 'START'
+          AND b.order_episode = x.order_episode;
+    END IF;
+    IF w ? 'line_closings' THEN
+        UPDATE backorder_facts b SET line_closed_at = x.line_closed_at
+        FROM jsonb_populate_recordset(NULL::backorder_facts, w->'line_closings') x
+        WHERE b.store_id = x.store_id AND b.order_id = x.order_id AND b.line_id = x.line_id
+          AND b.kind = 'START' AND b.line_episode = x.line_episode;
+    END IF;
     IF w ? 'fact_days' THEN
         INSERT INTO backorder_days AS d (store_id, product_id, day, kind, reason,
                                          wait_bucket, units, value, episodes, short,
@@ -140,6 +152,8 @@ def upgrade() -> None:
         sa.Column("at_placement", sa.Boolean(), nullable=False),
         sa.Column("overdue_at", Utc(timezone=True), nullable=True),
         sa.Column("wait_bucket", sa.Integer(), nullable=True),
+        sa.Column("closed_at", Utc(timezone=True), nullable=True),
+        sa.Column("line_closed_at", Utc(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("store_id", "seq", "n", name=op.f("pk_backorder_facts")),
     )
     for name, columns in (
@@ -150,6 +164,13 @@ def upgrade() -> None:
         ("ix_backorder_facts_order", ["store_id", "order_id"]),
     ):
         op.create_index(name, "backorder_facts", columns)
+    op.create_index(
+        "ix_backorder_facts_due_starts",
+        "backorder_facts",
+        ["store_id", "at"],
+        postgresql_where=sa.text("kind = 'START' AND overdue_at IS NOT NULL"),
+        sqlite_where=sa.text("kind = 'START' AND overdue_at IS NOT NULL"),
+    )
     op.create_index(
         "ix_order_lines_product_placed", "order_lines", ["store_id", "product_id", "placed_at"]
     )
@@ -187,6 +208,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS og_apply_outcomes(jsonb)")
     op.drop_index("ix_order_lines_product_placed", table_name="order_lines")
+    op.drop_index("ix_backorder_facts_due_starts", table_name="backorder_facts")
     for name in (
         "ix_backorder_facts_order",
         "ix_backorder_facts_product_since",
