@@ -62,6 +62,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.figures_http import Client, Measured, check_all_http, measure, read_key
 from bench.figures_load import Store, load_all
+from bench.figures_outcomes import check_all_outcomes, measure_outcomes, outcomes_table
+from bench.figures_queue import check_queue, measure_queue, queue_table, schedule_receipts
 from bench.figures_replay import check_replay
 from bench.figures_trends import check_hour_trend, measure_trends, trend_table
 from bench.figures_world import HISTORY, Timeline
@@ -109,14 +111,16 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
     timeline = Timeline(start=end - HISTORY, end=end)
     began = time.perf_counter()
     plan = [("replay", args.replay_orders)] + [("figures", n) for n in args.sizes]
-    replayed, *stores = asyncio.run(load_all(dsn, plan, timeline, args.seed, args.verbose))
+    plan.append(("queue", args.queue_lines))
+    replayed, *stores, queue = asyncio.run(load_all(dsn, plan, timeline, args.seed, args.verbose))
     total = sum(n for _, n in plan)
     print(f"loaded {total:,} orders in {time.perf_counter() - began:.1f} s", flush=True)
 
     problems = asyncio.run(check_replay(dsn, url, replayed, timeline))
+    receipts = asyncio.run(schedule_receipts(url, queue))
     admin_token = "og_admin_bench_" + secrets.token_urlsafe(16)
     with running(start_server(url, admin_token, logs / "server.log")) as server:
-        token = read_key(server.url, admin_token, [s.loaded.store_id for s in stores])
+        token = read_key(server.url, admin_token, [s.loaded.store_id for s in [*stores, queue]])
         client = Client(server.url, token)
         try:
             problems += check_all_http(client, stores, timeline)
@@ -124,6 +128,8 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             problems += [
                 f"N={trended.orders:,}: {p}" for p in check_hour_trend(client, trended, timeline)
             ]
+            problems += check_all_outcomes(client, stores, timeline)
+            problems += check_queue(client, queue, receipts)
             if problems:
                 print("consistency: FAILED", *problems[:20], sep="\n  ", file=sys.stderr)
                 return 1
@@ -143,6 +149,17 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             )
             print()
             print(trend_table(trended, trends, args.rounds, args.trend_samples), flush=True)
+            pid = server.process.pid
+            outcomes = measure_outcomes(
+                client, stores, timeline, pid, dsn, args.rounds, args.outcome_samples, args.warmup
+            )
+            print()
+            print(outcomes_table(outcomes, args.rounds, args.outcome_samples), flush=True)
+            queued = measure_queue(
+                client, queue, pid, dsn, args.rounds, args.queue_samples, args.warmup
+            )
+            print()
+            print(queue_table(queue, queued, args.rounds, args.queue_samples), flush=True)
         finally:
             client.close()
     return 0
@@ -202,13 +219,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--trend-samples", type=int, default=10, help="timed requests per trend and round"
     )
     parser.add_argument(
+        "--outcome-samples",
+        type=int,
+        default=10,
+        help="timed requests per outcome query, store and round",
+    )
+    parser.add_argument(
+        "--queue-lines",
+        type=int,
+        default=10_000,
+        help="waiting lines of the queue store's product (expectedFillDate rows)",
+    )
+    parser.add_argument(
+        "--queue-samples", type=int, default=5, help="timed reads of the queue per round"
+    )
+    parser.add_argument(
         "--replay-orders",
         type=int,
         default=300,
         help="orders of the store loaded in bulk and replayed through the services to compare",
     )
     parser.add_argument(
-        "--smoke", action="store_true", help="a quick run: N = 200 and 2,000, 5 samples"
+        "--smoke",
+        action="store_true",
+        help="a quick run: N = 200 and 2,000, 5 samples, a queue of 600 lines",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--verbose", action="store_true", help="time each step of the load")
@@ -216,7 +250,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.smoke:
         args.sizes, args.samples, args.warmup, args.replay_orders = [200, 2_000], 5, 2, 150
-        args.trend_samples = 2
+        args.trend_samples = args.outcome_samples = args.queue_samples = 2
+        args.queue_lines = 600
     return args
 
 
@@ -224,10 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if (
         args.samples < 1
-        or min(args.rounds, args.trend_samples) < 1
+        or min(args.rounds, args.trend_samples, args.outcome_samples, args.queue_samples) < 1
         or args.warmup < 0
         or not args.sizes
-        or min(args.sizes[0], args.replay_orders) < 10
+        or min(args.sizes[0], args.replay_orders, args.queue_lines) < 10
     ):
         print("need --samples >= 1, --warmup >= 0 and sizes of at least 10", file=sys.stderr)
         return 2
