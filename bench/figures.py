@@ -5,7 +5,8 @@ size N with N orders spread over the past 365 days. The rows are loaded in bulk 
 (INSERT ... SELECT with window functions for the running totals), not through the API,
 but they are exactly the rows the application writes for that history: orders and
 lines, the event log with its payloads, the figures' history (tally_points,
-overdue_points, overdue_totals), the products' stock and the stores' counters.
+overdue_points, overdue_totals), the backorder facts (backorder_facts, with
+orders.backordered_since), the products' stock and the stores' counters.
 
 Each order has one line and a short fixed life, drawn at random in Python: placed at
 p; on a product at zero stock (policy ALLOW) it waits until a receipt of exactly its
@@ -21,7 +22,13 @@ Before measuring it checks the load two ways and prints "consistency: ok":
   change, the clock at the change's time) into a twin store; every row of every table
   must equal the bulk load;
 - HTTP: `backlog(asOf)` at a dozen instants, now, and a 30-day trend, on every store,
-  must equal the figures computed directly from the order lives in Python.
+  must equal the figures computed directly from the order lives in Python; so must
+  `backorderOutcomes` over the last 90 days, both `backorderLeaders` lists and three
+  weeks of the 52-week outcomes trend (bench/figures_outcomes.py);
+- queue: a store whose `--queue-lines` orders (10,000) all wait on one product, with
+  four receipts scheduled through the application's service: every line's
+  `expectedFillDate` and the product's `unitsToReorder` must equal a walk of the lives
+  (bench/figures_queue.py).
 
 Then it starts `python -m ordergraph serve` on the database, creates a READ key with
 the admin `createApiKey` mutation, and times sequential requests (after warm-up) of
@@ -35,11 +42,19 @@ against the 30-point DAY trend: three rounds (`--rounds`) of 10 requests each
 round medians, its ratio to the 30-point trend, and the CPU per request of the server
 process and of its PostgreSQL backends, read from /proc.
 
+Then what waiting costs, on every store, in the same rounds (`--outcome-samples`
+requests per query, store and round): `backorderOutcomes` over the last 90 days,
+`backorderLeaders(by: LOST_REVENUE)` and `(by: WAIT_P90)` over those days, and a 52-point
+WEEK `backorderOutcomesTrend`, each with its ratio to the smallest store (goal: 3x).
+And the queue store's product: its whole backorder queue read page after page with
+`expectedFillDate` (goal: under 100 ms), its first page, and `unitsToReorder` (one
+walk of the whole queue), `--queue-samples` reads per round.
+
 Run from the repository root, in the project's environment:
 
     python bench/figures.py                       # N = 1,000, 100,000, 1,000,000
     python bench/figures.py --sizes 1000,20000 --samples 10
-    python bench/figures.py --smoke               # N = 200 and 2,000, 5 samples
+    python bench/figures.py --smoke               # N = 200 and 2,000, 5 samples, queue 600
 """
 
 from __future__ import annotations
