@@ -14,6 +14,7 @@ import asyncpg
 
 from bench.figures_sql import (
     CHANGES_SQL,
+    DAYS_SQL,
     EVENTS_SQL,
     FACTS_SQL,
     LINES_SQL,
@@ -165,6 +166,7 @@ async def load_store(
         "overdue_points": OVERDUE_POINTS_SQL.format(store=store_id),
         "overdue_totals": OVERDUE_TOTALS_SQL.format(store=store_id),
         "backorder_facts": FACTS_SQL.format(store=store_id),
+        "backorder_days": DAYS_SQL.format(store=store_id),
     }
     took = {}
     for step, statement in steps.items():

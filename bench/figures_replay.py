@@ -114,6 +114,7 @@ _ORDER_BY = {
     "overdue_points": "overdue_at, seq",
     "overdue_totals": "overdue_at",
     "backorder_facts": "seq, n",
+    "backorder_days": "product_id, day, kind, reason, wait_bucket",
 }
 
 

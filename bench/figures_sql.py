@@ -230,17 +230,42 @@ ORDER BY overdue_at, seq DESC
 FACTS_SQL = """
 INSERT INTO backorder_facts (store_id, seq, n, kind, product_id, order_id, line_id, at, since,
                              units, value, reason, line_episode, order_episode, at_placement,
-                             overdue_at, wait_bucket)
+                             overdue_at, wait_bucket, closed_at, line_closed_at)
 SELECT {store}, c.seq_last, 0,
        CASE c.kind WHEN 0 THEN 'START' WHEN 1 THEN 'FILL' ELSE 'CANCEL' END,
        l.product_id, l.order_id, l.line_id, c.at, l.placed_at, l.qty, c.val,
        CASE WHEN c.kind = 2 THEN l.cancel_reason END,
        l.placed_at, l.placed_at, c.kind = 0,
        CASE WHEN c.kind = 0 THEN l.overdue_at END,
-       CASE WHEN c.kind = 1 THEN l.fill_bucket END
+       CASE WHEN c.kind = 1 THEN l.fill_bucket END,
+       CASE WHEN c.kind = 0 THEN coalesce(l.fill_at, l.cancel_at) END,
+       CASE WHEN c.kind = 0 THEN coalesce(l.fill_at, l.cancel_at) END
 FROM chg c JOIN life l ON l.number = c.number
 WHERE NOT c.stocked AND c.kind IN (0, 1, 2)
 ORDER BY c.seq_last
+"""
+
+# The facts summed per UTC day, for the store (product 0: its order episodes) and per
+# product (its line episodes; one line per order here, so the same counts), and the
+# orders (a product's: lines) placed per day, as the unit of work adds them up.
+DAYS_SQL = """
+INSERT INTO backorder_days (store_id, product_id, day, kind, reason, wait_bucket, units,
+                            value, episodes, short, max_wait)
+SELECT {store}, p.product_id, (f.at AT TIME ZONE 'UTC')::date, f.kind,
+       coalesce(f.reason, ''), coalesce(f.wait_bucket, -1), sum(f.units), sum(f.value),
+       count(*) FILTER (WHERE f.order_episode IS NOT NULL),
+       count(*) FILTER (WHERE f.at_placement AND f.order_episode IS NOT NULL),
+       max(extract(epoch FROM f.at - f.since)) FILTER (WHERE f.kind = 'FILL')
+FROM backorder_facts f CROSS JOIN LATERAL (VALUES (0), (f.product_id)) p(product_id)
+WHERE f.store_id = {store}
+GROUP BY 2, 3, 4, 5, 6;
+INSERT INTO backorder_days (store_id, product_id, day, kind, reason, wait_bucket, units,
+                            value, episodes, short, max_wait)
+SELECT {store}, p.product_id, (l.placed_at AT TIME ZONE 'UTC')::date, 'PLACED', '', -1, 0, 0,
+       count(*), 0, NULL
+FROM order_lines l CROSS JOIN LATERAL (VALUES (0), (l.product_id)) p(product_id)
+WHERE l.store_id = {store}
+GROUP BY 2, 3;
 """
 
 # The final state of each order and its line; an order waiting at the end has waited

@@ -31,6 +31,7 @@ TABLES = (
     "overdue_points",
     "overdue_totals",
     "backorder_facts",
+    "backorder_days",
 )
 BULK_TABLES = TABLES[1:]  # their keys and indexes are dropped during the load
 
