@@ -417,51 +417,57 @@ async def _recent_at_ends(
             return
         b = _periods([(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds[:-1]))])
     is_start = f.c.kind == _START
-    recent = and_(f.c.since > b.c.recent, f.c.since < b.c.hi, f.c.at < b.c.hi)
-    age = _seconds(conn, b.c.hi, f.c.since)
-    bucket_of = case(
-        *(
-            (age < (bucket.max_days + 1) * _DAY, index)
-            for index, bucket in enumerate(AGE_BUCKETS[:-1])
-            if bucket.max_days is not None
-        ),
-        else_=len(AGE_BUCKETS) - 1,
-    )
     episode = scope.episode()
-    episode_age = _seconds(conn, b.c.hi, episode)
-    episode_bucket = case(
-        *(
-            (episode_age < (bucket.max_days + 1) * _DAY, index)
-            for index, bucket in enumerate(AGE_BUCKETS[:-1])
-            if bucket.max_days is not None
+    last = len(AGE_BUCKETS) - 1
+
+    def bucket_of(age: Any) -> Any:
+        return case(
+            *(
+                (age < (bucket.max_days + 1) * _DAY, index)
+                for index, bucket in enumerate(AGE_BUCKETS[:-1])
+                if bucket.max_days is not None
+            ),
+            else_=last,
+        )
+
+    # One pass over each period's last 15 days of facts (a LATERAL range scan of
+    # (store, since) on PostgreSQL): each fact's units by their own age, and, for a fact
+    # that opened or closed an episode of those 15 days, the episode by its age.
+    counts_episode = and_(episode.is_not(None), episode > b.c.recent)
+    x = _each(
+        conn,
+        b,
+        scope,
+        [f.c.since > b.c.recent, f.c.since < b.c.hi, f.c.at < b.c.hi],
+        units_age=bucket_of(_seconds(conn, b.c.hi, f.c.since)),
+        episode_age=case((counts_episode, bucket_of(_seconds(conn, b.c.hi, episode))), else_=-1),
+        units=case((is_start, f.c.units), else_=-f.c.units),
+        value=case(
+            (is_start, type_coerce(f.c.value, BigInteger)),
+            else_=-type_coerce(f.c.value, BigInteger),
         ),
-        else_=len(AGE_BUCKETS) - 1,
+        episodes=case((counts_episode, case((is_start, 1), else_=-1)), else_=0),
     )
-    signed_units = case((is_start, f.c.units), else_=-f.c.units)
-    signed_value = case(
-        (is_start, type_coerce(f.c.value, BigInteger)),
-        else_=-type_coerce(f.c.value, BigInteger),
+    rows = await conn.execute(
+        select(
+            x.c.i,
+            x.c.units_age,
+            x.c.episode_age,
+            func.sum(x.c.units),
+            func.sum(x.c.value),
+            func.sum(x.c.episodes),
+        ).group_by(x.c.i, x.c.units_age, x.c.episode_age)
     )
-    units_rows = await conn.execute(
-        select(b.c.i, bucket_of, func.sum(signed_units), func.sum(signed_value))
-        .select_from(b.join(f, recent))
-        .where(*scope.facts())
-        .group_by(b.c.i, bucket_of)
-    )
-    found: dict[tuple[int, int], list[Any]] = {}
-    for i, bucket, units, value in units_rows:
-        found[(i, int(bucket))] = [0, int(units), _money(value)]
-    episode_rows = await conn.execute(
-        select(b.c.i, episode_bucket, func.sum(case((is_start, 1), else_=-1)))
-        .select_from(b.join(f, and_(recent, episode > b.c.recent)))
-        .where(*scope.facts(), episode.is_not(None))
-        .group_by(b.c.i, episode_bucket)
-    )
-    for i, bucket, n in episode_rows:
-        found.setdefault((i, int(bucket)), [0, 0, ZERO])[0] = int(n)
-    for (i, bucket), (orders, units, value) in found.items():
-        if bucket < len(periods[i].recent):
-            periods[i].recent[bucket] = Tally(orders, units, value)
+    found: dict[int, list[list[Any]]] = {}
+    for i, units_age, episode_age, units, value, episodes in rows:
+        tallies = found.setdefault(i, [[0, 0, ZERO] for _ in range(last)])
+        if int(units_age) < last:
+            tallies[int(units_age)][1] += int(units)
+            tallies[int(units_age)][2] += _money(value)
+        if 0 <= int(episode_age) < last:
+            tallies[int(episode_age)][0] += int(episodes)
+    for i, tallies in found.items():
+        periods[i].recent = [Tally(o, u, v) for o, u, v in tallies]
 
 
 async def _recent_now(
