@@ -345,6 +345,16 @@ class OutcomeInterval(StrEnum):
     MONTH = "MONTH"
 
 
+@dataclass(frozen=True)
+class Want:
+    """What to work out beyond a period's sums: the overdue share and what still waits
+    cost reads of their own (storage/queries/outcomes.py), done only when asked for."""
+
+    overdue: bool = True
+    waiting: bool = True
+
+
+EVERYTHING = Want()
 MAX_OUTCOME_POINTS = 1000
 
 
@@ -434,6 +444,7 @@ class Outcomes:
 
 __all__ = [
     "AGE_BUCKETS",
+    "EVERYTHING",
     "MAX_OUTCOME_POINTS",
     "RECENT",
     "RELATIVE_ERROR",
@@ -448,6 +459,7 @@ __all__ = [
     "Wait",
     "WaitSketch",
     "Waiting",
+    "Want",
     "age_bucket",
     "bucket_value",
     "decode_waiting",

@@ -13,6 +13,7 @@ from ordergraph.domain.outcomes import (
     OutcomeInterval,
     OutcomeRanking,
     Outcomes,
+    Want,
     period_bounds,
 )
 from ordergraph.resolvers.context import ApiError, Context
@@ -44,7 +45,7 @@ def _span(ctx: Context, start: dt.datetime, end: dt.datetime) -> tuple[dt.dateti
 
 
 async def store_outcomes(
-    ctx: Context, store: Store, start: dt.datetime, end: dt.datetime, want: q.Want
+    ctx: Context, store: Store, start: dt.datetime, end: dt.datetime, want: Want
 ) -> Outcomes:
     start, end = _span(ctx, start, end)
     async with ctx.db.read() as conn:
@@ -52,7 +53,7 @@ async def store_outcomes(
 
 
 async def product_outcomes(
-    ctx: Context, product: Product, start: dt.datetime, end: dt.datetime, want: q.Want
+    ctx: Context, product: Product, start: dt.datetime, end: dt.datetime, want: Want
 ) -> Outcomes:
     start, end = _span(ctx, start, end)
     scope = q.Scope(product.store_id, product.id)
@@ -66,7 +67,7 @@ async def outcomes_trend(
     start: dt.datetime,
     end: dt.datetime,
     interval: str,
-    want: q.Want,
+    want: Want,
 ) -> list[Outcomes]:
     """One point per interval of the store's calendar from `from` to `to` (the first and
     last may be partial): their figures add up to the whole period's."""
@@ -89,7 +90,7 @@ async def leaders(
     start: dt.datetime,
     end: dt.datetime,
     first: int,
-    want: q.Want,
+    want: Want,
 ) -> list[tuple[int, Outcomes]]:
     """The leading products' ids with their outcomes, best first."""
     if not 1 <= first <= MAX_LEADERS:

@@ -9,11 +9,10 @@ from typing import Any
 import strawberry
 
 from ordergraph.domain.model import CancelReason
-from ordergraph.domain.outcomes import AGE_BUCKETS, RELATIVE_ERROR, Outcomes, Wait
+from ordergraph.domain.outcomes import AGE_BUCKETS, RELATIVE_ERROR, Outcomes, Wait, Want
 from ordergraph.domain.tallies import Tally
 from ordergraph.schema.figures import OrderTally
 from ordergraph.schema.money import Money, money
-from ordergraph.storage.queries.outcomes import Want
 
 
 def wanted(info: Any) -> Want:

@@ -49,12 +49,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordergraph.domain.model import CancelReason
 from ordergraph.domain.outcomes import (
     AGE_BUCKETS,
+    EVERYTHING,
     RECENT,
     FactKind,
     OutcomeRanking,
     Outcomes,
     Wait,
     WaitSketch,
+    Want,
     age_bucket,
     decode_waiting,
 )
@@ -155,18 +157,6 @@ class _Period:
     overdue: int = 0
     net: Tally = field(default_factory=Tally)  # what waits: the change over the period
     recent: list[Tally] = field(default_factory=lambda: [Tally()] * (len(AGE_BUCKETS) - 1))
-
-
-@dataclass(frozen=True)
-class Want:
-    """The figures to work out beyond the period's sums (statements 4 to 6): a request
-    that does not select them does not pay for them."""
-
-    overdue: bool = True
-    waiting: bool = True
-
-
-EVERYTHING = Want()
 
 
 def _each(conn: AsyncConnection, p: Any, scope: Scope, where: Sequence[Any], **columns: Any) -> Any:
@@ -648,4 +638,4 @@ async def leading_products(
     return [pid for _, pid in ranked[:first]]
 
 
-__all__ = ["EVERYTHING", "Scope", "Want", "leading_products", "outcomes", "outcomes_over"]
+__all__ = ["Scope", "leading_products", "outcomes", "outcomes_over"]
