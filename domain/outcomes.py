@@ -31,8 +31,9 @@ The outcomes over a period [from, to) (`Outcomes`):
   backordered at placement);
 - the overdue share: of the episodes opened in the period, those whose order's requested
   ship date ended (its overdue instant, at or before `to`) while they were still open;
-- still waiting at `to`, by age (`AGE_BUCKETS`): units and value by how long those units
-  had waited, orders by how long their episode had been open.
+- still waiting at `to`, by age (`AGE_BUCKETS`, calendar days in the store's zone):
+  units and value by the day those units began to wait, orders by the day their episode
+  opened.
 """
 
 from __future__ import annotations
@@ -118,18 +119,28 @@ AGE_BUCKETS = (
     AgeBucket("8-14 days", 8, 14),
     AgeBucket("over 14 days", 15, None),
 )
-# How far back the bounded buckets reach: waits shorter than this are in the first three.
-RECENT = dt.timedelta(days=15)
+# The days the bounded buckets reach back: a start this many days before, or more, is in
+# the last bucket.
+RECENT_DAYS = 15
 
 
-def age_bucket(since: dt.datetime, at: dt.datetime) -> int:
-    """The index in AGE_BUCKETS of something waiting since `since`, at `at`: whole days
-    of 24 hours elapsed."""
-    days = (at - since) // dt.timedelta(days=1)
+def local_day(at: dt.datetime, tz: dt.tzinfo) -> dt.date:
+    """The calendar day of an instant in the store's zone."""
+    return at.astimezone(tz).date()
+
+
+def bucket_of_days(days: int) -> int:
+    """The index in AGE_BUCKETS of a wait of `days` calendar days."""
     for index, bucket in enumerate(AGE_BUCKETS):
         if bucket.max_days is None or days <= bucket.max_days:
             return index
     raise AssertionError("unreachable: the last bucket has no end")
+
+
+def age_bucket(since: dt.datetime, at: dt.datetime, tz: dt.tzinfo) -> int:
+    """The index in AGE_BUCKETS of something waiting since `since`, at `at`: calendar
+    days in the store's zone (0: it began that day; 1: the day before; ...)."""
+    return bucket_of_days((local_day(at, tz) - local_day(since, tz)).days)
 
 
 # -- facts ------------------------------------------------------------------------------
@@ -446,7 +457,7 @@ __all__ = [
     "AGE_BUCKETS",
     "EVERYTHING",
     "MAX_OUTCOME_POINTS",
-    "RECENT",
+    "RECENT_DAYS",
     "RELATIVE_ERROR",
     "AgeBucket",
     "Chunk",
@@ -461,10 +472,12 @@ __all__ = [
     "Waiting",
     "Want",
     "age_bucket",
+    "bucket_of_days",
     "bucket_value",
     "decode_waiting",
     "encode_waiting",
     "line_facts",
+    "local_day",
     "order_facts",
     "period_bounds",
     "wait_bucket",

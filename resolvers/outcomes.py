@@ -49,14 +49,15 @@ async def store_outcomes(
 ) -> Outcomes:
     start, end = _span(ctx, start, end)
     async with ctx.db.read() as conn:
-        return await q.outcomes(conn, q.Scope(store.id), start, end, ctx.clock(), want)
+        scope = q.Scope(store.id, None, store.tz)
+        return await q.outcomes(conn, scope, start, end, ctx.clock(), want)
 
 
 async def product_outcomes(
-    ctx: Context, product: Product, start: dt.datetime, end: dt.datetime, want: Want
+    ctx: Context, store: Store, product: Product, start: dt.datetime, end: dt.datetime, want: Want
 ) -> Outcomes:
     start, end = _span(ctx, start, end)
-    scope = q.Scope(product.store_id, product.id)
+    scope = q.Scope(product.store_id, product.id, store.tz)
     async with ctx.db.read() as conn:
         return await q.outcomes(conn, scope, start, end, ctx.clock(), want)
 
@@ -80,7 +81,8 @@ async def outcomes_trend(
             field=["interval"],
         )
     async with ctx.db.read() as conn:
-        return await q.outcomes_over(conn, q.Scope(store.id), bounds, ctx.clock(), want)
+        scope = q.Scope(store.id, None, store.tz)
+        return await q.outcomes_over(conn, scope, bounds, ctx.clock(), want)
 
 
 async def leaders(
@@ -103,6 +105,6 @@ async def leaders(
         )
         found = []
         for pid in ranked:
-            scope = q.Scope(store.id, pid)
+            scope = q.Scope(store.id, pid, store.tz)
             found.append((pid, await q.outcomes(conn, scope, start, end, now, want)))
         return found

@@ -138,6 +138,14 @@ _ADD_DAYS = _days.on_conflict_do_update(
         ),
     },
 )
+_ages = sqlite_insert(t.backorder_ages)
+_ADD_AGES = _ages.on_conflict_do_update(
+    index_elements=[c.name for c in t.backorder_ages.primary_key.columns],
+    set_={
+        name: t.backorder_ages.c[name] + _ages.excluded[name]
+        for name in ("units", "value", "episodes")
+    },
+)
 _bf = t.backorder_facts
 # (The parameters are named apart from the columns: SQLAlchemy keeps a column's own name
 # for its SET value.)
@@ -376,6 +384,8 @@ async def _write_outcomes(conn: Statements, writes: Writes) -> None:
         await conn.execute(_INSERT["backorder_facts"], writes.facts)
     if writes.fact_days:
         await conn.execute(_ADD_DAYS, writes.fact_days)
+    if writes.fact_ages:
+        await conn.execute(_ADD_AGES, writes.fact_ages)
     if writes.order_closings:
         params = _closing_params(writes.order_closings, "order_episode", "closed_at")
         await conn.execute(_CLOSE_ORDER_EPISODE, params)

@@ -457,7 +457,8 @@ backorder_facts = Table(
 )
 
 
-# The backorder facts summed per UTC day (what a long period reads instead of its facts),
+# The backorder facts summed per day of the store's calendar (what a long period reads
+# instead of its facts),
 # per product and for the whole store (product_id 0), written with the facts. Kinds:
 # those of the facts, and PLACED (orders placed; a product's: its lines). `episodes`:
 # the store's order episodes opened or closed (its PLACED: orders), a product's line
@@ -477,4 +478,24 @@ backorder_days = Table(
     Column("short", BigInteger, nullable=False),
     Column("max_wait", Float, nullable=True),  # FILL: the longest wait, seconds
     PrimaryKeyConstraint("store_id", "product_id", "day", "kind", "reason", "wait_bucket"),
+)
+
+
+# What waits, by the day (the store's calendar) it began and the day it moved: kind U,
+# units and value by the day those units began to wait (START +, FILL and CANCEL -);
+# kind E, episodes by the day they opened (+1 opening, -1 closing). What waited at a
+# day's start, by age, is the sum of the rows of the 15 days before it that moved before
+# it (storage/queries/outcomes.py).
+backorder_ages = Table(
+    "backorder_ages",
+    metadata,
+    Column("store_id", Id, nullable=False),
+    Column("product_id", BigInteger, nullable=False),  # 0: the whole store
+    Column("kind", String(1), nullable=False),
+    Column("start_day", Date, nullable=False),
+    Column("at_day", Date, nullable=False),
+    Column("units", BigInteger, nullable=False),
+    Column("value", Money, nullable=False),
+    Column("episodes", BigInteger, nullable=False),
+    PrimaryKeyConstraint("store_id", "product_id", "kind", "start_day", "at_day"),
 )
