@@ -236,7 +236,7 @@ SELECT {store}, c.seq_last, 0,
        l.product_id, l.order_id, l.line_id, c.at, l.placed_at, l.qty, c.val,
        CASE WHEN c.kind = 2 THEN l.cancel_reason END,
        l.placed_at, l.placed_at, c.kind = 0,
-       CASE WHEN c.kind = 0 THEN l.overdue_at END,
+       l.overdue_at,
        CASE WHEN c.kind = 1 THEN l.fill_bucket END,
        CASE WHEN c.kind = 0 THEN coalesce(l.fill_at, l.cancel_at) END,
        CASE WHEN c.kind = 0 THEN coalesce(l.fill_at, l.cancel_at) END
@@ -252,19 +252,23 @@ ORDER BY c.seq_last
 # the unit of work adds them up.
 DAYS_SQL = """
 INSERT INTO backorder_days (store_id, product_id, day, kind, reason, wait_bucket, units,
-                            value, episodes, short, max_wait)
+                            value, episodes, short, max_wait, due, early)
 SELECT {store}, p.product_id, (f.at AT TIME ZONE '{tz}')::date, f.kind,
        coalesce(f.reason, ''), coalesce(f.wait_bucket, -1), sum(f.units), sum(f.value),
        count(*) FILTER (WHERE f.order_episode IS NOT NULL),
        count(*) FILTER (WHERE f.at_placement AND f.order_episode IS NOT NULL),
-       max(extract(epoch FROM f.at - f.since)) FILTER (WHERE f.kind = 'FILL')
+       max(extract(epoch FROM f.at - f.since)) FILTER (WHERE f.kind = 'FILL'),
+       count(*) FILTER (WHERE f.kind = 'START' AND f.order_episode IS NOT NULL
+                          AND f.overdue_at IS NOT NULL),
+       count(*) FILTER (WHERE f.kind = 'START' AND f.order_episode IS NOT NULL
+                          AND f.closed_at <= f.overdue_at)
 FROM backorder_facts f CROSS JOIN LATERAL (VALUES (0), (f.product_id)) p(product_id)
 WHERE f.store_id = {store}
 GROUP BY 2, 3, 4, 5, 6;
 INSERT INTO backorder_days (store_id, product_id, day, kind, reason, wait_bucket, units,
-                            value, episodes, short, max_wait)
+                            value, episodes, short, max_wait, due, early)
 SELECT {store}, p.product_id, (l.placed_at AT TIME ZONE '{tz}')::date, 'PLACED', '', -1, 0,
-       0, count(*), 0, NULL
+       0, count(*), 0, NULL, 0, 0
 FROM order_lines l CROSS JOIN LATERAL (VALUES (0), (l.product_id)) p(product_id)
 WHERE l.store_id = {store}
 GROUP BY 2, 3;

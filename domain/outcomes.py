@@ -184,7 +184,7 @@ class Fact:
     line_episode: dt.datetime | None = None
     order_episode: dt.datetime | None = None
     at_placement: bool = False  # START: the order was placed short
-    overdue_at: dt.datetime | None = None  # START: the order's overdue instant
+    overdue_at: dt.datetime | None = None  # the order's overdue instant
 
     @property
     def wait_seconds(self) -> float:
@@ -325,11 +325,8 @@ def order_facts(
         found, text = line_facts(line, prior, at, reason)
         facts.extend(found)
         waiting[line.id] = text
-    if order.overdue_at is not None:  # every START: its overdue share is read from it
-        facts = [
-            replace(x, overdue_at=order.overdue_at) if x.kind is FactKind.START else x
-            for x in facts
-        ]
+    if order.overdue_at is not None:  # the overdue share is read from the facts
+        facts = [replace(x, overdue_at=order.overdue_at) for x in facts]
     since = order.backordered_since
     if facts and not was_backordered and order.is_backordered:
         first = next(i for i, f in enumerate(facts) if f.kind is FactKind.START)

@@ -131,6 +131,8 @@ _ADD_DAYS = _days.on_conflict_do_update(
         "value": t.backorder_days.c.value + _days.excluded.value,
         "episodes": t.backorder_days.c.episodes + _days.excluded.episodes,
         "short": t.backorder_days.c.short + _days.excluded.short,
+        "due": t.backorder_days.c.due + _days.excluded.due,
+        "early": t.backorder_days.c.early + _days.excluded.early,
         # max() of SQLite is NULL when either is: the larger of those there are
         "max_wait": func.max(
             func.coalesce(t.backorder_days.c.max_wait, _days.excluded.max_wait),

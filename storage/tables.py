@@ -446,7 +446,14 @@ backorder_facts = Table(
     Index("ix_backorder_facts_since", "store_id", "since"),
     Index("ix_backorder_facts_product_since", "store_id", "product_id", "since"),
     Index("ix_backorder_facts_order", "store_id", "order_id"),
-    # the STARTs the overdue share reads
+    # the STARTs the overdue share reads: by when they began, and by their overdue instant
+    Index(
+        "ix_backorder_facts_due",
+        "store_id",
+        "overdue_at",
+        postgresql_where=text("kind = 'START' AND overdue_at IS NOT NULL"),
+        sqlite_where=text("kind = 'START' AND overdue_at IS NOT NULL"),
+    ),
     Index(
         "ix_backorder_facts_due_starts",
         "store_id",
@@ -477,6 +484,10 @@ backorder_days = Table(
     Column("episodes", BigInteger, nullable=False),
     Column("short", BigInteger, nullable=False),
     Column("max_wait", Float, nullable=True),  # FILL: the longest wait, seconds
+    # START: of the episodes opened that day, those with an overdue instant (due) and,
+    # added when they close, those closed at or before it (early)
+    Column("due", BigInteger, nullable=False),
+    Column("early", BigInteger, nullable=False),
     PrimaryKeyConstraint("store_id", "product_id", "day", "kind", "reason", "wait_bucket"),
 )
 

@@ -734,6 +734,8 @@ def _fact_days(
         episodes: int = 0,
         short: int = 0,
         wait: float | None = None,
+        due: int = 0,
+        early: int = 0,
     ) -> None:
         key = (product_id, local_day(at, tz), kind, reason, bucket)
         row = sums.get(key)
@@ -750,7 +752,11 @@ def _fact_days(
                 "episodes": 0,
                 "short": 0,
                 "max_wait": None,
+                "due": 0,
+                "early": 0,
             }
+        row["due"] += due
+        row["early"] += early
         row["units"] += units
         row["value"] += value
         row["episodes"] += episodes
@@ -763,6 +769,8 @@ def _fact_days(
         reason = fact.reason.value if fact.reason else ""
         bucket = wait_bucket(fact.wait_seconds) if is_fill else -1
         wait = fact.wait_seconds if is_fill else None
+        is_start = fact.kind is FactKind.START
+        dated = fact.overdue_at is not None
         for product_id, episode in ((0, fact.order_episode), (fact.product_id, fact.line_episode)):
             opened = episode is not None
             add(
@@ -776,7 +784,12 @@ def _fact_days(
                 int(opened),
                 int(opened and fact.at_placement),
                 wait,
+                due=int(opened and is_start and dated),
             )
+            if episode is not None and not is_start and dated:
+                assert fact.overdue_at is not None
+                if fact.at <= fact.overdue_at:  # closed in time: counted on its opening day
+                    add(product_id, episode, "START", early=1)
     for order in placed:
         add(0, order.placed_at, "PLACED", episodes=1)
         for line in order.lines:

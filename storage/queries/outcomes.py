@@ -167,6 +167,8 @@ class _Period:
     placed: int = 0
     overdue: int = 0
     net: Tally = field(default_factory=Tally)  # what waits: the change over the period
+    # the whole days' episodes with an overdue instant, less those closed in time
+    dated_not_early: int = 0
     recent: list[Tally] = field(default_factory=lambda: [Tally()] * (len(AGE_BUCKETS) - 1))
 
 
@@ -212,8 +214,11 @@ async def outcomes_over(
             await _wait_buckets(conn, scope, e, periods)
         await _placed(conn, scope, e, periods)
     if want.overdue and any(p.started.orders for p in periods):
-        for i, n in await conn.execute(_overdue_episodes(conn, scope, b)):
-            periods[i].overdue = int(n)
+        if len(periods) == 1 and days:
+            await _overdue_by_days(conn, scope, bounds, parts, days, periods[0])
+        else:
+            for i, n in await conn.execute(_overdue_episodes(conn, scope, b)):
+                periods[i].overdue = int(n)
     if want.waiting:
         await _recent_at_ends(conn, scope, bounds, periods, now)
         totals = await _waiting_at_ends(conn, scope, bounds, periods, now)
@@ -249,12 +254,13 @@ async def _by_day(
             func.sum(bd.c.episodes),
             func.sum(bd.c.short),
             func.max(bd.c.max_wait),
+            func.sum(bd.c.due - bd.c.early),
         )
         .select_from(d.join(bd, and_(bd.c.day >= d.c.a, bd.c.day < d.c.z)))
         .where(bd.c.store_id == scope.store_id, bd.c.product_id == (scope.product_id or 0))
         .group_by(d.c.i, bd.c.kind, bd.c.reason, bd.c.wait_bucket)
     )
-    for i, kind, reason, bucket, units, value, episodes, short, wait in rows:
+    for i, kind, reason, bucket, units, value, episodes, short, wait, late in rows:
         p = periods[i]
         tally = Tally(int(episodes), int(units), _money(value))
         if kind == _PLACED:
@@ -263,6 +269,7 @@ async def _by_day(
             p.started = p.started + tally
             p.placed_short += int(short)
             p.net = p.net + tally
+            p.dated_not_early += int(late)
         else:
             p.net = p.net - tally
             if kind == _FILL:
@@ -399,6 +406,57 @@ def _overdue_episodes(conn: AsyncConnection, scope: Scope, b: Any) -> Any:
         one=literal(1),
     )
     return select(x.c.i, func.count()).group_by(x.c.i)
+
+
+async def _overdue_by_days(
+    conn: AsyncConnection,
+    scope: Scope,
+    bounds: Sequence[dt.datetime],
+    parts: Sequence[Row],
+    days: Sequence[tuple[int, dt.date, dt.date]],
+    period: _Period,
+) -> None:
+    """Statement 4 for one period, without reading its whole days' facts: of the episodes
+    opened on its whole days, those with an overdue instant less those closed in time
+    (the day sums), less those whose instant is not before the end and were not closed in
+    time (STARTs read by overdue instant, from the end on: for a period that ends now,
+    the orders still due); plus the parts' episodes, read as for a trend."""
+    end = bounds[-1]
+    [(_, first_day, last_day)] = days
+    first, last = _midnight(first_day, scope.tz), _midnight(last_day, scope.tz)
+    closed = f.c.line_closed_at if scope.product_id is not None else f.c.closed_at
+    not_in_time = or_(closed.is_(None), closed > f.c.overdue_at)
+    later = await conn.execute(
+        select(func.count()).where(
+            *scope.facts(),
+            f.c.kind == _START,
+            f.c.overdue_at >= end,
+            f.c.at >= first,
+            f.c.at < last,
+            scope.episode().is_not(None),
+            not_in_time,
+        )
+    )
+    count = period.dated_not_early - int(later.scalar() or 0)
+    if parts:
+        e = _periods(parts, "e")
+        x = _each(
+            conn,
+            e,
+            scope,
+            [
+                f.c.kind == _START,
+                f.c.overdue_at.is_not(None),
+                f.c.at >= e.c.lo,
+                f.c.at < e.c.hi,
+                scope.episode().is_not(None),
+                f.c.overdue_at < end,
+                not_in_time,
+            ],
+            one=literal(1),
+        )
+        count += int((await conn.execute(select(func.count()).select_from(x))).scalar() or 0)
+    period.overdue = count
 
 
 async def _recent_at_ends(

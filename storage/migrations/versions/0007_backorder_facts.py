@@ -74,16 +74,18 @@ BEGIN
     IF w ? 'fact_days' THEN
         INSERT INTO backorder_days AS d (store_id, product_id, day, kind, reason,
                                          wait_bucket, units, value, episodes, short,
-                                         max_wait)
+                                         max_wait, due, early)
         SELECT store_id, product_id, day, kind, reason, wait_bucket, units, value,
-               episodes, short, max_wait
+               episodes, short, max_wait, due, early
         FROM jsonb_populate_recordset(NULL::backorder_days, w->'fact_days')
         ON CONFLICT (store_id, product_id, day, kind, reason, wait_bucket) DO UPDATE SET
             units = d.units + EXCLUDED.units,
             value = d.value + EXCLUDED.value,
             episodes = d.episodes + EXCLUDED.episodes,
             short = d.short + EXCLUDED.short,
-            max_wait = greatest(d.max_wait, EXCLUDED.max_wait);
+            max_wait = greatest(d.max_wait, EXCLUDED.max_wait),
+            due = d.due + EXCLUDED.due,
+            early = d.early + EXCLUDED.early;
     END IF;
     IF w ? 'fact_ages' THEN
         INSERT INTO backorder_ages AS a (store_id, product_id, kind, start_day, at_day,
@@ -138,7 +140,7 @@ def _backfill_sums() -> None:
             at = at.replace(tzinfo=dt.UTC)
         return at.astimezone(zones[store]).date()
 
-    days: Days = defaultdict(lambda: [0, 0, 0, 0])
+    days: Days = defaultdict(lambda: [0, 0, 0, 0, 0])
     ages: Ages = defaultdict(lambda: [0, 0, 0])
     for store, at in bind.execute(sa.text("SELECT store_id, placed_at FROM orders")):
         days[(int(store), 0, day_of(int(store), at), "PLACED")][2] += 1
@@ -170,11 +172,11 @@ def _insert_sums(bind: Any, days: Days, ages: Ages) -> None:
         bind.execute(
             sa.text(
                 "INSERT INTO backorder_days (store_id, product_id, day, kind, reason,"
-                " wait_bucket, units, value, episodes, short, max_wait) VALUES (:s, :p, :d,"
-                " :k, '', -1, :u, :v, :e, :sh, NULL)"
+                " wait_bucket, units, value, episodes, short, max_wait, due, early) VALUES"
+                " (:s, :p, :d, :k, '', -1, :u, :v, :e, :sh, NULL, :due, 0)"
             ),
             [
-                dict(zip(("s", "p", "d", "k", "u", "v", "e", "sh"), (*k, *v), strict=True))
+                dict(zip(("s", "p", "d", "k", "u", "v", "e", "sh", "due"), (*k, *v), strict=True))
                 for k, v in days.items()
             ],
         )
@@ -227,6 +229,13 @@ def upgrade() -> None:
     ):
         op.create_index(name, "backorder_facts", columns)
     op.create_index(
+        "ix_backorder_facts_due",
+        "backorder_facts",
+        ["store_id", "overdue_at"],
+        postgresql_where=sa.text("kind = 'START' AND overdue_at IS NOT NULL"),
+        sqlite_where=sa.text("kind = 'START' AND overdue_at IS NOT NULL"),
+    )
+    op.create_index(
         "ix_backorder_facts_due_starts",
         "backorder_facts",
         ["store_id", "at"],
@@ -249,6 +258,8 @@ def upgrade() -> None:
         sa.Column("episodes", sa.BigInteger(), nullable=False),
         sa.Column("short", sa.BigInteger(), nullable=False),
         sa.Column("max_wait", sa.Float(), nullable=True),
+        sa.Column("due", sa.BigInteger(), nullable=False),
+        sa.Column("early", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint(
             "store_id",
             "product_id",
@@ -289,6 +300,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS og_apply_outcomes(jsonb)")
     op.drop_index("ix_order_lines_product_placed", table_name="order_lines")
     op.drop_index("ix_backorder_facts_due_starts", table_name="backorder_facts")
+    op.drop_index("ix_backorder_facts_due", table_name="backorder_facts")
     for name in (
         "ix_backorder_facts_order",
         "ix_backorder_facts_product_since",
