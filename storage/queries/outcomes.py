@@ -346,7 +346,7 @@ async def _waiting_at_ends(
     ).one()
     total = Tally(int(row[2]), int(row[0]), _money(row[1]))
     last = bounds[-1]
-    if last < now:
+    if last <= now:  # changes at `now` itself came after what waited "at" it
         is_start = f.c.kind == _START
         episode = scope.episode()
         after = (
@@ -437,7 +437,7 @@ async def leading_products(
             select(p.c.id, p.c.backordered).where(p.c.store_id == store_id, p.c.backordered > 0)
         )
     }
-    if end < now:
+    if end <= now:
         is_start = f.c.kind == _START
         rows = await conn.execute(
             select(f.c.product_id, func.sum(case((is_start, f.c.units), else_=-f.c.units)))

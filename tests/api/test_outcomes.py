@@ -250,3 +250,20 @@ async def test_too_many_points_and_leaders_are_refused(api: Api, clock: Clock) -
         token=store.token,
     )
     assert result["errors"][0]["extensions"]["code"] == "INVALID"
+
+
+async def test_what_changed_at_the_end_does_not_wait_at_it(api: Api, clock: Clock) -> None:
+    """Still waiting at `to` is after every change before it: an order placed short at
+    `to` itself (now) is not waiting yet, in no bucket."""
+    clock.freeze(day(0, 9))
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "MUG", price="20.00")
+    clock.freeze(day(0))
+    await api.place(store, [("MUG", 2)])
+    found = await outcomes(api, store, day(-1), day(0))
+    assert set(buckets(found).values()) == {(0, 0, "0.00")}
+    assert found["started"]["units"] == 0
+    clock.freeze(day(0, 11))
+    assert buckets(await outcomes(api, store, day(-1), day(0))) == buckets(found)
+    later = await outcomes(api, store, day(-1), day(0, 11))
+    assert buckets(later)["0-2 days"] == (1, 2, "40.00")
