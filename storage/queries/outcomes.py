@@ -86,10 +86,19 @@ def _sum_money(column_: Any) -> Any:
     return func.coalesce(func.sum(type_coerce(column_, BigInteger)), 0)
 
 
+def _sqlite_micros(stamp: Any) -> Any:
+    """Microseconds since the epoch of a datetime SQLite keeps as text ("YYYY-MM-DD
+    HH:MM:SS.ffffff"), as an integer: exact where julianday's days in a double are not
+    (their step is some 40 microseconds)."""
+    whole = func.strftime("%s", func.substr(stamp, 1, 19))  # (it rounds a fraction)
+    return whole * 1_000_000 + func.substr(stamp, 21, 6).cast(Integer)
+
+
 def _seconds(conn: AsyncConnection, later: Any, earlier: Any) -> Any:
+    """Seconds from `earlier` to `later`, exact to the microsecond on both databases."""
     if conn.dialect.name == "postgresql":
         return func.extract("epoch", later - earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * _DAY
+    return (_sqlite_micros(later) - _sqlite_micros(earlier)) / 1_000_000.0
 
 
 def _periods(bounds: Sequence[dt.datetime]) -> Any:
