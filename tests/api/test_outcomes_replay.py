@@ -671,8 +671,10 @@ class OutcomeHistory(History):
         if self.pick(st.integers(0, 3), "cancel all") == 0:
             await self.api.cancel(self.store, order["id"], reason)
             return
+        # a partly filled line if there is one, else a waiting one
         waiting = [line for line in left if line["backordered"] > 0]
-        line = self.pick(st.sampled_from(waiting or left), "cancel line")
+        partly = [line for line in waiting if line["allocated"] > 0]
+        line = self.pick(st.sampled_from(partly or waiting or left), "cancel line")
         quantity = self.pick(st.integers(1, line["allocated"] + line["backordered"]), "qty")
         cancelled = await self.api.cancel(self.store, order["id"], reason, [(line["id"], quantity)])
         assert cancelled["userErrors"] == []
