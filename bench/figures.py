@@ -5,7 +5,8 @@ size N with N orders spread over the past 365 days. The rows are loaded in bulk 
 (INSERT ... SELECT with window functions for the running totals), not through the API,
 but they are exactly the rows the application writes for that history: orders and
 lines, the event log with its payloads, the figures' history (tally_points,
-overdue_points, overdue_totals), the products' stock and the stores' counters.
+overdue_points, overdue_totals), the backorder facts (backorder_facts, with
+orders.backordered_since), the products' stock and the stores' counters.
 
 Each order has one line and a short fixed life, drawn at random in Python: placed at
 p; on a product at zero stock (policy ALLOW) it waits until a receipt of exactly its
@@ -21,7 +22,13 @@ Before measuring it checks the load two ways and prints "consistency: ok":
   change, the clock at the change's time) into a twin store; every row of every table
   must equal the bulk load;
 - HTTP: `backlog(asOf)` at a dozen instants, now, and a 30-day trend, on every store,
-  must equal the figures computed directly from the order lives in Python.
+  must equal the figures computed directly from the order lives in Python; so must
+  `backorderOutcomes` over the last 90 days, both `backorderLeaders` lists and three
+  weeks of the 52-week outcomes trend (bench/figures_outcomes.py);
+- queue: a store whose `--queue-lines` orders (10,000) all wait on one product, with
+  four receipts scheduled through the application's service: every line's
+  `expectedFillDate` and the product's `unitsToReorder` must equal a walk of the lives
+  (bench/figures_queue.py).
 
 Then it starts `python -m ordergraph serve` on the database, creates a READ key with
 the admin `createApiKey` mutation, and times sequential requests (after warm-up) of
@@ -35,11 +42,19 @@ against the 30-point DAY trend: three rounds (`--rounds`) of 10 requests each
 round medians, its ratio to the 30-point trend, and the CPU per request of the server
 process and of its PostgreSQL backends, read from /proc.
 
+Then what waiting costs, on every store, in the same rounds (`--outcome-samples`
+requests per query, store and round): `backorderOutcomes` over the last 90 days,
+`backorderLeaders(by: LOST_REVENUE)` and `(by: WAIT_P90)` over those days, and a 52-point
+WEEK `backorderOutcomesTrend`, each with its ratio to the smallest store (goal: 3x).
+And the queue store's product: its whole backorder queue read page after page with
+`expectedFillDate` (goal: under 100 ms), its first page, and `unitsToReorder` (one
+walk of the whole queue), `--queue-samples` reads per round.
+
 Run from the repository root, in the project's environment:
 
     python bench/figures.py                       # N = 1,000, 100,000, 1,000,000
     python bench/figures.py --sizes 1000,20000 --samples 10
-    python bench/figures.py --smoke               # N = 200 and 2,000, 5 samples
+    python bench/figures.py --smoke               # N = 200 and 2,000, 5 samples, queue 600
 """
 
 from __future__ import annotations
@@ -62,6 +77,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.figures_http import Client, Measured, check_all_http, measure, read_key
 from bench.figures_load import Store, load_all
+from bench.figures_outcomes import check_all_outcomes, measure_outcomes, outcomes_table
+from bench.figures_queue import check_queue, measure_queue, queue_table, schedule_receipts
 from bench.figures_replay import check_replay
 from bench.figures_trends import check_hour_trend, measure_trends, trend_table
 from bench.figures_world import HISTORY, Timeline
@@ -109,14 +126,16 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
     timeline = Timeline(start=end - HISTORY, end=end)
     began = time.perf_counter()
     plan = [("replay", args.replay_orders)] + [("figures", n) for n in args.sizes]
-    replayed, *stores = asyncio.run(load_all(dsn, plan, timeline, args.seed, args.verbose))
+    plan.append(("queue", args.queue_lines))
+    replayed, *stores, queue = asyncio.run(load_all(dsn, plan, timeline, args.seed, args.verbose))
     total = sum(n for _, n in plan)
     print(f"loaded {total:,} orders in {time.perf_counter() - began:.1f} s", flush=True)
 
     problems = asyncio.run(check_replay(dsn, url, replayed, timeline))
+    receipts = asyncio.run(schedule_receipts(url, queue))
     admin_token = "og_admin_bench_" + secrets.token_urlsafe(16)
     with running(start_server(url, admin_token, logs / "server.log")) as server:
-        token = read_key(server.url, admin_token, [s.loaded.store_id for s in stores])
+        token = read_key(server.url, admin_token, [s.loaded.store_id for s in [*stores, queue]])
         client = Client(server.url, token)
         try:
             problems += check_all_http(client, stores, timeline)
@@ -124,6 +143,8 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             problems += [
                 f"N={trended.orders:,}: {p}" for p in check_hour_trend(client, trended, timeline)
             ]
+            problems += check_all_outcomes(client, stores, timeline)
+            problems += check_queue(client, queue, receipts)
             if problems:
                 print("consistency: FAILED", *problems[:20], sep="\n  ", file=sys.stderr)
                 return 1
@@ -143,6 +164,17 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             )
             print()
             print(trend_table(trended, trends, args.rounds, args.trend_samples), flush=True)
+            pid = server.process.pid
+            outcomes = measure_outcomes(
+                client, stores, timeline, pid, dsn, args.rounds, args.outcome_samples, args.warmup
+            )
+            print()
+            print(outcomes_table(outcomes, args.rounds, args.outcome_samples), flush=True)
+            queued = measure_queue(
+                client, queue, pid, dsn, args.rounds, args.queue_samples, args.warmup
+            )
+            print()
+            print(queue_table(queue, queued, args.rounds, args.queue_samples), flush=True)
         finally:
             client.close()
     return 0
@@ -202,13 +234,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--trend-samples", type=int, default=10, help="timed requests per trend and round"
     )
     parser.add_argument(
+        "--outcome-samples",
+        type=int,
+        default=10,
+        help="timed requests per outcome query, store and round",
+    )
+    parser.add_argument(
+        "--queue-lines",
+        type=int,
+        default=10_000,
+        help="waiting lines of the queue store's product (expectedFillDate rows)",
+    )
+    parser.add_argument(
+        "--queue-samples", type=int, default=5, help="timed reads of the queue per round"
+    )
+    parser.add_argument(
         "--replay-orders",
         type=int,
         default=300,
         help="orders of the store loaded in bulk and replayed through the services to compare",
     )
     parser.add_argument(
-        "--smoke", action="store_true", help="a quick run: N = 200 and 2,000, 5 samples"
+        "--smoke",
+        action="store_true",
+        help="a quick run: N = 200 and 2,000, 5 samples, a queue of 600 lines",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--verbose", action="store_true", help="time each step of the load")
@@ -216,7 +265,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.smoke:
         args.sizes, args.samples, args.warmup, args.replay_orders = [200, 2_000], 5, 2, 150
-        args.trend_samples = 2
+        args.trend_samples = args.outcome_samples = args.queue_samples = 2
+        args.queue_lines = 600
     return args
 
 
@@ -224,10 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if (
         args.samples < 1
-        or min(args.rounds, args.trend_samples) < 1
+        or min(args.rounds, args.trend_samples, args.outcome_samples, args.queue_samples) < 1
         or args.warmup < 0
         or not args.sizes
-        or min(args.sizes[0], args.replay_orders) < 10
+        or min(args.sizes[0], args.replay_orders, args.queue_lines) < 10
     ):
         print("need --samples >= 1, --warmup >= 0 and sizes of at least 10", file=sys.stderr)
         return 2

@@ -14,7 +14,9 @@ import asyncpg
 
 from bench.figures_sql import (
     CHANGES_SQL,
+    DAYS_SQL,
     EVENTS_SQL,
+    FACTS_SQL,
     LINES_SQL,
     ORDERS_SQL,
     OVERDUE_POINTS_SQL,
@@ -35,7 +37,9 @@ from bench.figures_world import (
     ProductSpec,
     Timeline,
     make_lives,
+    make_queue_lives,
 )
+from ordergraph.domain.outcomes import wait_bucket
 
 
 def _inventory_state(spec: ProductSpec, on_hand: int, **extra: Any) -> str:
@@ -58,6 +62,7 @@ class Loaded:
     events: int
     tally_points: int
     overdue_points: int
+    facts: int
     seconds: float
 
 
@@ -132,6 +137,10 @@ async def load_store(
                 life.cancel_reason,
                 life.ship_at,
                 life.sweep_at,
+                # the fill's wait bucket, as the application computes it
+                wait_bucket((life.fill_at - life.placed_at).total_seconds())
+                if life.fill_at is not None
+                else None,
             )
             for life in lives
         ],
@@ -156,6 +165,8 @@ async def load_store(
         "tally_points": TALLY_SQL.format(store=store_id, no_end=NO_END),
         "overdue_points": OVERDUE_POINTS_SQL.format(store=store_id),
         "overdue_totals": OVERDUE_TOTALS_SQL.format(store=store_id),
+        "backorder_facts": FACTS_SQL.format(store=store_id),
+        "backorder_days": DAYS_SQL.format(store=store_id),
     }
     took = {}
     for step, statement in steps.items():
@@ -183,7 +194,7 @@ async def load_store(
         table: int(
             await conn.fetchval(f"SELECT count(*) FROM {table} WHERE store_id = $1", store_id)
         )
-        for table in ("events", "tally_points", "overdue_points")
+        for table in ("events", "tally_points", "overdue_points", "backorder_facts")
     }
     if counts["events"] != last["seq"]:
         raise SystemExit(f"store {handle}: {counts['events']} events but last seq {last['seq']}")
@@ -194,6 +205,7 @@ async def load_store(
         counts["events"],
         counts["tally_points"],
         counts["overdue_points"],
+        counts["backorder_facts"],
         time.perf_counter() - began,
     )
 
@@ -262,7 +274,9 @@ class Store:
 async def load_all(
     dsn: str, plan: list[tuple[str, int]], timeline: Timeline, seed: int, verbose: bool = False
 ) -> list[Store]:
-    """Load a store per (name, orders) in the plan; keys and indexes are rebuilt once at the end."""
+    """Load a store per (name, orders) in the plan; keys and indexes are rebuilt once at the end.
+    A store named "queue" gets a product's long queue (make_queue_lives), the others the
+    drawn order lives (make_lives)."""
     conn = await asyncpg.connect(dsn)
     try:
         await prepare_session(conn)
@@ -270,13 +284,15 @@ async def load_all(
         stores = []
         for name, n in plan:
             began = time.perf_counter()
-            lives = make_lives(n, timeline, seed + n)
+            make = make_queue_lives if name == "queue" else make_lives
+            lives = make(n, timeline, seed + n)
             made = time.perf_counter() - began
             handle = f"{name}-{n}-{uuid.uuid4().hex[:6]}"
             result = await load_store(conn, lives, timeline, handle, verbose)
             print(
                 f"store {handle}: {n:,} orders, {result.events:,} events,"
-                f" {result.tally_points:,} tally points, {result.overdue_points:,} overdue points;"
+                f" {result.tally_points:,} tally points, {result.overdue_points:,} overdue points,"
+                f" {result.facts:,} backorder facts;"
                 f" lives drawn in {made:.1f} s, loaded in {result.seconds:.1f} s",
                 flush=True,
             )

@@ -113,6 +113,8 @@ _ORDER_BY = {
     "tally_points": "seq",
     "overdue_points": "overdue_at, seq",
     "overdue_totals": "overdue_at",
+    "backorder_facts": "seq, n",
+    "backorder_days": "product_id, day, kind, reason, wait_bucket",
 }
 
 

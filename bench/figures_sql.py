@@ -36,7 +36,7 @@ SQL_FUNCTIONS = [
         number bigint PRIMARY KEY, order_id bigint, line_id bigint, product_id bigint,
         qty int, placed_at timestamptz, rsd date, overdue_at timestamptz,
         fill_at timestamptz, cancel_at timestamptz, cancel_reason text,
-        ship_at timestamptz, sweep_at timestamptz)""",
+        ship_at timestamptz, sweep_at timestamptz, fill_bucket int)""",
     """CREATE TEMP TABLE prod (
         id bigint PRIMARY KEY, sku text, title text, price_units bigint, price_text text,
         policy text, stocked boolean, initial bigint, created_at timestamptz)""",
@@ -222,20 +222,72 @@ FROM overdue_points WHERE store_id = {store}
 ORDER BY overdue_at, seq DESC
 """
 
-# The final state of each order and its line.
+# What waiting costs (domain/outcomes.py): a zero-stock order's line waits from its
+# placement (a START opening the line's and the order's episodes, with the order's overdue
+# instant) until a receipt fills it or the customer cancels (a FILL or CANCEL closing both,
+# since = placement). One fact per change, keyed by the change's last event position; the
+# fill's wait bucket is computed in Python (domain.outcomes.wait_bucket).
+FACTS_SQL = """
+INSERT INTO backorder_facts (store_id, seq, n, kind, product_id, order_id, line_id, at, since,
+                             units, value, reason, line_episode, order_episode, at_placement,
+                             overdue_at, wait_bucket, closed_at, line_closed_at)
+SELECT {store}, c.seq_last, 0,
+       CASE c.kind WHEN 0 THEN 'START' WHEN 1 THEN 'FILL' ELSE 'CANCEL' END,
+       l.product_id, l.order_id, l.line_id, c.at, l.placed_at, l.qty, c.val,
+       CASE WHEN c.kind = 2 THEN l.cancel_reason END,
+       l.placed_at, l.placed_at, c.kind = 0,
+       CASE WHEN c.kind = 0 THEN l.overdue_at END,
+       CASE WHEN c.kind = 1 THEN l.fill_bucket END,
+       CASE WHEN c.kind = 0 THEN coalesce(l.fill_at, l.cancel_at) END,
+       CASE WHEN c.kind = 0 THEN coalesce(l.fill_at, l.cancel_at) END
+FROM chg c JOIN life l ON l.number = c.number
+WHERE NOT c.stocked AND c.kind IN (0, 1, 2)
+ORDER BY c.seq_last
+"""
+
+# The facts summed per UTC day, for the store (product 0: its order episodes) and per
+# product (its line episodes; one line per order here, so the same counts), and the
+# orders (a product's: lines) placed per day, as the unit of work adds them up.
+DAYS_SQL = """
+INSERT INTO backorder_days (store_id, product_id, day, kind, reason, wait_bucket, units,
+                            value, episodes, short, max_wait)
+SELECT {store}, p.product_id, (f.at AT TIME ZONE 'UTC')::date, f.kind,
+       coalesce(f.reason, ''), coalesce(f.wait_bucket, -1), sum(f.units), sum(f.value),
+       count(*) FILTER (WHERE f.order_episode IS NOT NULL),
+       count(*) FILTER (WHERE f.at_placement AND f.order_episode IS NOT NULL),
+       max(extract(epoch FROM f.at - f.since)) FILTER (WHERE f.kind = 'FILL')
+FROM backorder_facts f CROSS JOIN LATERAL (VALUES (0), (f.product_id)) p(product_id)
+WHERE f.store_id = {store}
+GROUP BY 2, 3, 4, 5, 6;
+INSERT INTO backorder_days (store_id, product_id, day, kind, reason, wait_bucket, units,
+                            value, episodes, short, max_wait)
+SELECT {store}, p.product_id, (l.placed_at AT TIME ZONE 'UTC')::date, 'PLACED', '', -1, 0, 0,
+       count(*), 0, NULL
+FROM order_lines l CROSS JOIN LATERAL (VALUES (0), (l.product_id)) p(product_id)
+WHERE l.store_id = {store}
+GROUP BY 2, 3;
+"""
+
+# The final state of each order and its line; an order waiting at the end has waited
+# since its placement (backordered_since); its line's waiting_since stays null (all its
+# units began to wait at placement).
 ORDERS_SQL = """
 INSERT INTO orders (store_id, id, number, external_id, customer_ref, placed_at,
                     requested_ship_date, overdue_at, status, stock_status, in_backlog,
-                    is_backordered, overdue_notified)
+                    is_backordered, overdue_notified, backordered_since)
 SELECT {store}, l.order_id, l.number, NULL, NULL, l.placed_at, l.rsd, l.overdue_at,
        CASE WHEN l.ship_at IS NOT NULL THEN 'SHIPPED'
             WHEN l.cancel_at IS NOT NULL THEN 'CANCELLED' ELSE 'OPEN' END,
        CASE WHEN l.ship_at IS NOT NULL OR l.cancel_at IS NOT NULL THEN NULL
             WHEN p.stocked OR l.fill_at IS NOT NULL THEN 'ALLOCATED' ELSE 'BACKORDERED' END,
-       l.ship_at IS NULL AND l.cancel_at IS NULL,
-       l.ship_at IS NULL AND l.cancel_at IS NULL AND NOT p.stocked AND l.fill_at IS NULL,
-       l.sweep_at IS NOT NULL
+       l.ship_at IS NULL AND l.cancel_at IS NULL, x.is_backordered,
+       l.sweep_at IS NOT NULL,
+       CASE WHEN x.is_backordered THEN l.placed_at END
 FROM life l JOIN prod p ON p.id = l.product_id
+CROSS JOIN LATERAL (
+    SELECT l.ship_at IS NULL AND l.cancel_at IS NULL AND NOT p.stocked
+           AND l.fill_at IS NULL AS is_backordered
+) x
 ORDER BY l.number
 """
 

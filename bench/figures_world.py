@@ -30,6 +30,8 @@ TABLES = (
     "tally_points",
     "overdue_points",
     "overdue_totals",
+    "backorder_facts",
+    "backorder_days",
 )
 BULK_TABLES = TABLES[1:]  # their keys and indexes are dropped during the load
 
@@ -80,6 +82,7 @@ PRODUCTS = catalogue()
 BY_ID = {p.id: p for p in PRODUCTS}
 STOCKED = [p for p in PRODUCTS if p.stocked]
 ZERO_STOCK = [p for p in PRODUCTS if not p.stocked]
+QUEUE_PRODUCT = ZERO_STOCK[0].id  # the product of the queue store's orders
 FIRST_ORDER_ID = len(PRODUCTS) + 1  # products take ids 1..50, then order id, line id, ...
 
 
@@ -189,6 +192,22 @@ def make_lives(n: int, timeline: Timeline, seed: int) -> list[Life]:
         sweep = _sweep_at(overdue_at, ship or cancel, end)
         lives.append(
             Life(1001 + i, spec.id, qty, placed, rsd, overdue_at, fill, cancel, reason, ship, sweep)
+        )
+    return lives
+
+
+def make_queue_lives(n: int, timeline: Timeline, seed: int) -> list[Life]:
+    """A product's long queue: n orders on one zero-stock product (QUEUE_PRODUCT), placed
+    over the history and all still waiting at its end (no ship date, no receipt yet)."""
+    rng = random.Random(seed)
+    start, end = timeline.start, timeline.end
+    step_us = (end - start) / dt.timedelta(microseconds=1) / n
+    lives = []
+    for i in range(n):
+        placed = start + dt.timedelta(microseconds=int((i + rng.random()) * step_us))
+        qty = 1 + int(rng.random() ** 2 * 6)
+        lives.append(
+            Life(1001 + i, QUEUE_PRODUCT, qty, placed, None, None, None, None, None, None, None)
         )
     return lives
 

@@ -25,8 +25,8 @@ The outcomes over a period [from, to) (`Outcomes`):
 - `wait`: over the units filled, the time from becoming backordered to being filled,
   p50 and p90 from a log-bucket histogram (`WaitSketch`, relative error at most
   RELATIVE_ERROR), the max exact;
-- `cancelled` by reason: units and value cancelled while waiting, and the cancellations
-  that took waiting units (orders); CUSTOMER_DECLINED_BACKORDER is the lost revenue;
+- `cancelled` by reason: units and value cancelled while waiting, and episodes closed by
+  a cancellation (orders); CUSTOMER_DECLINED_BACKORDER is the lost revenue;
 - `orders_placed` and the backorder rate: the share of them placed short (with a unit
   backordered at placement);
 - the overdue share: of the episodes opened in the period, those whose order's requested
@@ -174,7 +174,7 @@ class Fact:
     line_episode: dt.datetime | None = None
     order_episode: dt.datetime | None = None
     at_placement: bool = False  # START: the order was placed short
-    overdue_at: dt.datetime | None = None  # START opening the order's: its overdue instant
+    overdue_at: dt.datetime | None = None  # START: the order's overdue instant
 
     @property
     def wait_seconds(self) -> float:
@@ -315,6 +315,11 @@ def order_facts(
         found, text = line_facts(line, prior, at, reason)
         facts.extend(found)
         waiting[line.id] = text
+    if order.overdue_at is not None:  # every START: its overdue share is read from it
+        facts = [
+            replace(x, overdue_at=order.overdue_at) if x.kind is FactKind.START else x
+            for x in facts
+        ]
     since = order.backordered_since
     if facts and not was_backordered and order.is_backordered:
         first = next(i for i, f in enumerate(facts) if f.kind is FactKind.START)

@@ -13,6 +13,7 @@ page's own (by hash), and frame protection.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import gzip
 import hashlib
@@ -87,6 +88,31 @@ query Backorders($handle: String!, $after: String) {
   }
 }
 
+# What waiting costs over a period (from, to): the revenue lost to customers
+# who declined to wait, how long backordered units waited for stock (hours),
+# the share of orders placed short, what still waits by age, and the products
+# that lost the most. The Variables tab opens on the last 30 days.
+query WhatWaitingCosts($handle: String!, $from: DateTime!, $to: DateTime!) {
+  store(handle: $handle) {
+    backorderOutcomes(from: $from, to: $to) {
+      lostRevenue { amount currencyCode }
+      wait { p50 p90 max }
+      ordersPlaced
+      backorderRate
+      cancelledWhileWaiting { reason tally { ...Tally } }
+      stillWaiting { label tally { ...Tally } }
+    }
+    backorderLeaders(by: LOST_REVENUE, from: $from, to: $to, first: 5) {
+      product { sku title }
+      unitsToReorder
+      outcomes {
+        lostRevenue { amount currencyCode }
+        wait { p90 }
+      }
+    }
+  }
+}
+
 # Place an order (the token needs the WRITE scope). Give it an
 # idempotencyKey and a retry returns the same order instead of a second one.
 mutation PlaceOrder($storeId: ID!, $sku: String!, $quantity: Int! = 1, $key: String) {
@@ -128,6 +154,20 @@ EXAMPLE_VARIABLES = {
     "sku": "<a product sku>",
     "quantity": 1,
 }
+EXAMPLE_PERIOD_DAYS = 30  # WhatWaitingCosts' period: whole UTC days, up to the end of today
+
+
+def example_variables(now: dt.datetime | None = None) -> dict[str, object]:
+    """The Variables tab's start: EXAMPLE_VARIABLES, and the period of WhatWaitingCosts."""
+    today = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
+    end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.UTC)
+    start = end - dt.timedelta(days=EXAMPLE_PERIOD_DAYS)
+    return {
+        **EXAMPLE_VARIABLES,
+        "from": start.isoformat().replace("+00:00", "Z"),
+        "to": end.isoformat().replace("+00:00", "Z"),
+    }
+
 
 EXAMPLE_HEADERS = {"Authorization": "Bearer <paste a token here>"}
 
@@ -172,11 +212,11 @@ def _script_json(value: object) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def start_state() -> dict[str, str]:
+def start_state(now: dt.datetime | None = None) -> dict[str, str]:
     """What a first visit opens with: the document, its variables, the headers tab."""
     return {
         "query": EXAMPLES,
-        "variables": json.dumps(EXAMPLE_VARIABLES, indent=2),
+        "variables": json.dumps(example_variables(now), indent=2),
         "headers": json.dumps(EXAMPLE_HEADERS, indent=2),
     }
 

@@ -44,24 +44,29 @@ def _span(ctx: Context, start: dt.datetime, end: dt.datetime) -> tuple[dt.dateti
 
 
 async def store_outcomes(
-    ctx: Context, store: Store, start: dt.datetime, end: dt.datetime
+    ctx: Context, store: Store, start: dt.datetime, end: dt.datetime, want: q.Want
 ) -> Outcomes:
     start, end = _span(ctx, start, end)
     async with ctx.db.read() as conn:
-        return await q.outcomes(conn, q.Scope(store.id), start, end, ctx.clock())
+        return await q.outcomes(conn, q.Scope(store.id), start, end, ctx.clock(), want)
 
 
 async def product_outcomes(
-    ctx: Context, product: Product, start: dt.datetime, end: dt.datetime
+    ctx: Context, product: Product, start: dt.datetime, end: dt.datetime, want: q.Want
 ) -> Outcomes:
     start, end = _span(ctx, start, end)
     scope = q.Scope(product.store_id, product.id)
     async with ctx.db.read() as conn:
-        return await q.outcomes(conn, scope, start, end, ctx.clock())
+        return await q.outcomes(conn, scope, start, end, ctx.clock(), want)
 
 
 async def outcomes_trend(
-    ctx: Context, store: Store, start: dt.datetime, end: dt.datetime, interval: str
+    ctx: Context,
+    store: Store,
+    start: dt.datetime,
+    end: dt.datetime,
+    interval: str,
+    want: q.Want,
 ) -> list[Outcomes]:
     """One point per interval of the store's calendar from `from` to `to` (the first and
     last may be partial): their figures add up to the whole period's."""
@@ -74,7 +79,7 @@ async def outcomes_trend(
             field=["interval"],
         )
     async with ctx.db.read() as conn:
-        return await q.outcomes_over(conn, q.Scope(store.id), bounds, ctx.clock())
+        return await q.outcomes_over(conn, q.Scope(store.id), bounds, ctx.clock(), want)
 
 
 async def leaders(
@@ -84,6 +89,7 @@ async def leaders(
     start: dt.datetime,
     end: dt.datetime,
     first: int,
+    want: q.Want,
 ) -> list[tuple[int, Outcomes]]:
     """The leading products' ids with their outcomes, best first."""
     if not 1 <= first <= MAX_LEADERS:
@@ -94,6 +100,8 @@ async def leaders(
         ranked = await q.leading_products(
             conn, store.id, OutcomeRanking(by), start, end, now, first
         )
-        return [
-            (pid, await q.outcomes(conn, q.Scope(store.id, pid), start, end, now)) for pid in ranked
-        ]
+        found = []
+        for pid in ranked:
+            scope = q.Scope(store.id, pid)
+            found.append((pid, await q.outcomes(conn, scope, start, end, now, want)))
+        return found

@@ -4,6 +4,7 @@ rules; README "What waiting costs" the worked example)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import strawberry
 
@@ -12,6 +13,24 @@ from ordergraph.domain.outcomes import AGE_BUCKETS, RELATIVE_ERROR, Outcomes, Wa
 from ordergraph.domain.tallies import Tally
 from ordergraph.schema.figures import OrderTally
 from ordergraph.schema.money import Money, money
+from ordergraph.storage.queries.outcomes import Want
+
+
+def wanted(info: Any) -> Want:
+    """What the request selects of the outcomes beyond their sums (storage/queries/
+    outcomes.py `Want`): the overdue share and what still waits cost statements of their
+    own, worked out only when asked for (in any alias or fragment)."""
+    names: set[str] = set()
+
+    def walk(selections: Any) -> None:
+        for selection in selections:
+            name = getattr(selection, "name", None)
+            if name:
+                names.add(name)
+            walk(getattr(selection, "selections", None) or ())
+
+    walk(info.selected_fields)
+    return Want(overdue="overdueShare" in names, waiting="stillWaiting" in names)
 
 
 def _tally(tally: Tally, currency: str) -> OrderTally:
@@ -61,8 +80,8 @@ class AgeBucket:
 class CancelledTally:
     reason: CancelReason = strawberry.field(description="The cancellation's reason.")
     tally: OrderTally = strawberry.field(
-        description="Units and value cancelled while backordered; orders: the "
-        "cancellations that took waiting units (a product's: of its lines)."
+        description="Units and value cancelled while backordered; orders: the orders "
+        "whose wait a cancellation ended (no unit left waiting; a product's: its lines)."
     )
 
 

@@ -58,7 +58,7 @@ from ordergraph.schema.nodes import (
     store_detail,
     traverse,
 )
-from ordergraph.schema.outcomes import BackorderOutcomes, BackorderOutcomesPoint
+from ordergraph.schema.outcomes import BackorderOutcomes, BackorderOutcomesPoint, wanted
 
 if TYPE_CHECKING:
     from ordergraph.schema.feed import StoreEventConnection
@@ -301,7 +301,7 @@ class StoreType(Node):
     )
     async def backorder_outcomes(self, info: Ctx, from_: From, to: To) -> BackorderOutcomes:
         await traverse(info)
-        found = await oc.store_outcomes(info.context, self._store, from_, to)
+        found = await oc.store_outcomes(info.context, self._store, from_, to, wanted(info))
         return BackorderOutcomes.of(found, self._store.currency_code)
 
     @strawberry.field(
@@ -319,7 +319,9 @@ class StoreType(Node):
         ],
     ) -> list[BackorderOutcomesPoint]:
         await traverse(info)
-        found = await oc.outcomes_trend(info.context, self._store, from_, to, interval.value)
+        found = await oc.outcomes_trend(
+            info.context, self._store, from_, to, interval.value, wanted(info)
+        )
         currency = self._store.currency_code
         return [
             BackorderOutcomesPoint(at=point.start, outcomes=BackorderOutcomes.of(point, currency))
@@ -343,8 +345,9 @@ class StoreType(Node):
         ] = 10,
     ) -> list[ProductOutcome]:
         await traverse(info)
-        wanted = 10 if first is None else first
-        found = await oc.leaders(info.context, self._store, by.value, from_, to, wanted)
+        count = 10 if first is None else first
+        want = wanted(info)
+        found = await oc.leaders(info.context, self._store, by.value, from_, to, count, want)
         loaded = await info.context.loaders.product.load_many(
             [(self._store.id, pid) for pid, _ in found]
         )
@@ -536,7 +539,7 @@ class ProductType(Node):
     )
     async def backorder_outcomes(self, info: Ctx, from_: From, to: To) -> BackorderOutcomes:
         await traverse(info)
-        found = await oc.product_outcomes(info.context, self._product, from_, to)
+        found = await oc.product_outcomes(info.context, self._product, from_, to, wanted(info))
         store = await info.context.loaders.store.load(self._product.store_id)
         assert store is not None
         return BackorderOutcomes.of(found, store.currency_code)

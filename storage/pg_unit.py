@@ -174,6 +174,9 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
         ("outcome_orders", t.orders, writes.outcome_orders),
         ("outcome_lines", t.order_lines, writes.outcome_lines),
         ("facts", t.backorder_facts, writes.facts),
+        ("fact_days", t.backorder_days, writes.fact_days),
+        ("order_closings", t.backorder_facts, writes.order_closings),
+        ("line_closings", t.backorder_facts, writes.line_closings),
     ):
         if rows:
             doc[name] = [to_json(table, row) for row in rows]
@@ -202,6 +205,6 @@ async def commit(raw: asyncpg.Connection, store_id: int, writes: Writes) -> None
     more = ""
     if writes.new_receipts or writes.receipts:  # migration 0006; og_apply skips these keys
         more += f"SELECT og_apply_receipts({quoted}::jsonb); "
-    if writes.facts or writes.outcome_orders or writes.outcome_lines:  # migration 0007
+    if writes.facts or writes.outcome_orders or writes.outcome_lines or writes.fact_days:
         more += f"SELECT og_apply_outcomes({quoted}::jsonb); "
     await raw.execute(f"SELECT og_apply({quoted}::jsonb); {more}COMMIT")

@@ -36,11 +36,13 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
 )
 from sqlalchemy import update as sql_update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.storage import history
@@ -121,6 +123,60 @@ _FORGET = delete(t.idempotency_keys).where(
     t.idempotency_keys.c.store_id == bindparam("store"),
     t.idempotency_keys.c.created_at < bindparam("before"),
 )
+_days = sqlite_insert(t.backorder_days)
+_ADD_DAYS = _days.on_conflict_do_update(
+    index_elements=[c.name for c in t.backorder_days.primary_key.columns],
+    set_={
+        "units": t.backorder_days.c.units + _days.excluded.units,
+        "value": t.backorder_days.c.value + _days.excluded.value,
+        "episodes": t.backorder_days.c.episodes + _days.excluded.episodes,
+        "short": t.backorder_days.c.short + _days.excluded.short,
+        # max() of SQLite is NULL when either is: the larger of those there are
+        "max_wait": func.max(
+            func.coalesce(t.backorder_days.c.max_wait, _days.excluded.max_wait),
+            func.coalesce(_days.excluded.max_wait, t.backorder_days.c.max_wait),
+        ),
+    },
+)
+_bf = t.backorder_facts
+# (The parameters are named apart from the columns: SQLAlchemy keeps a column's own name
+# for its SET value.)
+_CLOSE_ORDER_EPISODE = (
+    sql_update(_bf)
+    .where(
+        _bf.c.store_id == bindparam("b_store"),
+        _bf.c.order_id == bindparam("b_order"),
+        _bf.c.kind == "START",
+        _bf.c.order_episode == bindparam("b_episode", type_=t.UtcDateTime),
+    )
+    .values(closed_at=bindparam("b_closed", type_=t.UtcDateTime))
+)
+_CLOSE_LINE_EPISODE = (
+    sql_update(_bf)
+    .where(
+        _bf.c.store_id == bindparam("b_store"),
+        _bf.c.order_id == bindparam("b_order"),
+        _bf.c.line_id == bindparam("b_line"),
+        _bf.c.kind == "START",
+        _bf.c.line_episode == bindparam("b_episode", type_=t.UtcDateTime),
+    )
+    .values(line_closed_at=bindparam("b_closed", type_=t.UtcDateTime))
+)
+
+
+def _closing_params(rows: list[dict[str, Any]], episode: str, closed: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "b_store": row["store_id"],
+            "b_order": row["order_id"],
+            "b_line": row.get("line_id"),
+            "b_episode": row[episode],
+            "b_closed": row[closed],
+        }
+        for row in rows
+    ]
+
+
 _INSERT = {
     table.name: insert(table)
     for table in (
@@ -318,3 +374,11 @@ async def _write_outcomes(conn: Statements, writes: Writes) -> None:
         await conn.execute(*_update_many(t.order_lines, writes.outcome_lines))
     if writes.facts:
         await conn.execute(_INSERT["backorder_facts"], writes.facts)
+    if writes.fact_days:
+        await conn.execute(_ADD_DAYS, writes.fact_days)
+    if writes.order_closings:
+        params = _closing_params(writes.order_closings, "order_episode", "closed_at")
+        await conn.execute(_CLOSE_ORDER_EPISODE, params)
+    if writes.line_closings:
+        params = _closing_params(writes.line_closings, "line_episode", "line_closed_at")
+        await conn.execute(_CLOSE_LINE_EPISODE, params)

@@ -436,10 +436,45 @@ backorder_facts = Table(
     Column("at_placement", Boolean, nullable=False),
     Column("overdue_at", UtcDateTime, nullable=True),
     Column("wait_bucket", Integer, nullable=True),  # FILL: the wait's histogram bucket
+    # A START that opened the order's (line's) episode: when that episode closed, set by
+    # the change that closed it (the overdue share reads it).
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("line_closed_at", UtcDateTime, nullable=True),
     PrimaryKeyConstraint("store_id", "seq", "n"),
     Index("ix_backorder_facts_at", "store_id", "at"),
     Index("ix_backorder_facts_product_at", "store_id", "product_id", "at"),
     Index("ix_backorder_facts_since", "store_id", "since"),
     Index("ix_backorder_facts_product_since", "store_id", "product_id", "since"),
     Index("ix_backorder_facts_order", "store_id", "order_id"),
+    # the STARTs the overdue share reads
+    Index(
+        "ix_backorder_facts_due_starts",
+        "store_id",
+        "at",
+        postgresql_where=text("kind = 'START' AND overdue_at IS NOT NULL"),
+        sqlite_where=text("kind = 'START' AND overdue_at IS NOT NULL"),
+    ),
+)
+
+
+# The backorder facts summed per UTC day (what a long period reads instead of its facts),
+# per product and for the whole store (product_id 0), written with the facts. Kinds:
+# those of the facts, and PLACED (orders placed; a product's: its lines). `episodes`:
+# the store's order episodes opened or closed (its PLACED: orders), a product's line
+# episodes (its PLACED: lines); `short`: of those opened, placed short.
+backorder_days = Table(
+    "backorder_days",
+    metadata,
+    Column("store_id", Id, nullable=False),
+    Column("product_id", BigInteger, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("reason", String(32), nullable=False),  # '' unless CANCEL
+    Column("wait_bucket", Integer, nullable=False),  # -1 unless FILL
+    Column("units", BigInteger, nullable=False),
+    Column("value", Money, nullable=False),
+    Column("episodes", BigInteger, nullable=False),
+    Column("short", BigInteger, nullable=False),
+    Column("max_wait", Float, nullable=True),  # FILL: the longest wait, seconds
+    PrimaryKeyConstraint("store_id", "product_id", "day", "kind", "reason", "wait_bucket"),
 )

@@ -88,6 +88,10 @@ class Writes:
     facts: list[dict[str, Any]] = field(default_factory=list)
     outcome_orders: list[dict[str, Any]] = field(default_factory=list)
     outcome_lines: list[dict[str, Any]] = field(default_factory=list)
+    fact_days: list[dict[str, Any]] = field(default_factory=list)  # increments of the sums
+    # Episodes the change closed: their opening STARTs get closed_at / line_closed_at.
+    order_closings: list[dict[str, Any]] = field(default_factory=list)
+    line_closings: list[dict[str, Any]] = field(default_factory=list)
 
 
 _PRODUCT_MUTABLE = [
@@ -140,6 +144,7 @@ class SqlStoreSession:
         self._settled_events = 0
         self._settled_orders: dict[int, bool] = {}
         self._settled_lines: dict[int, LineBefore] = {}
+        self._closings: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
         self._remembered: list[dict[str, Any]] = []
         self._forget_before: dt.datetime | None = None
         # An idempotency record read with the store (PostgreSQL): (operation, key) -> row.
@@ -499,7 +504,9 @@ class SqlStoreSession:
 
     def _outcome_rows(
         self,
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[
+        list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]
+    ]:
         """The facts taken, and the orders and lines whose waiting began elsewhere than
         the database has it."""
         self.settle_outcomes()
@@ -528,6 +535,8 @@ class SqlStoreSession:
             }
             for n, (seq, fact) in enumerate(self._facts)
         ]
+        days = _fact_days(store_id, [fact for _, fact in self._facts], self._new_orders)
+        self._closings = _closings(store_id, [fact for _, fact in self._facts])
         orders, lines = [], []
         for oid, order in self._orders.items():
             before = self._orders_before.get(oid)
@@ -541,11 +550,13 @@ class SqlStoreSession:
                     lines.append(
                         {"store_id": store_id, "id": line.id, "waiting_since": line.waiting_since}
                     )
-        return facts, orders, lines
+        return facts, orders, lines, days
 
     def writes(self) -> Writes:
         """Every row this session changes, decided: what the unit's commit writes."""
-        facts, outcome_orders, outcome_lines = self._outcome_rows() if self.events else ([], [], [])
+        facts, outcome_orders, outcome_lines, fact_days = (
+            self._outcome_rows() if self.events else ([], [], [], [])
+        )
         new_products = {p.id for p in self._new_products}
         new_orders = {o.id for o in self._new_orders}
         products = []
@@ -608,6 +619,9 @@ class SqlStoreSession:
             facts=facts,
             outcome_orders=outcome_orders,
             outcome_lines=outcome_lines,
+            fact_days=fact_days,
+            order_closings=self._closings[0] if fact_days else [],
+            line_closings=self._closings[1] if fact_days else [],
         )
 
     def _event_row(self, seq: int, event: Event) -> dict[str, Any]:
@@ -622,6 +636,104 @@ class SqlStoreSession:
             "product_id": None if isinstance(event, OrderEvent) else event.product_id,
             "data": event.data,
         }
+
+
+def _closings(
+    store_id: int, facts: list[Fact]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The order and line episodes these facts closed: (order id, when it opened, when it
+    closed) and (order id, line id, when it opened, when it closed)."""
+    orders, lines = [], []
+    for fact in facts:
+        if fact.kind is FactKind.START:
+            continue
+        if fact.order_episode is not None:
+            orders.append(
+                {
+                    "store_id": store_id,
+                    "order_id": fact.order_id,
+                    "order_episode": fact.order_episode,
+                    "closed_at": fact.at,
+                }
+            )
+        if fact.line_episode is not None:
+            lines.append(
+                {
+                    "store_id": store_id,
+                    "order_id": fact.order_id,
+                    "line_id": fact.line_id,
+                    "line_episode": fact.line_episode,
+                    "line_closed_at": fact.at,
+                }
+            )
+    return orders, lines
+
+
+def _fact_days(store_id: int, facts: list[Fact], placed: list[Order]) -> list[dict[str, Any]]:
+    """What the change adds to the day sums (`backorder_days`): per UTC day, kind, reason
+    and wait bucket, for the store (product 0, its order episodes) and for each product
+    (its line episodes); the orders placed (PLACED)."""
+    sums: dict[tuple[int, dt.date, str, str, int], dict[str, Any]] = {}
+
+    def add(
+        product_id: int,
+        at: dt.datetime,
+        kind: str,
+        reason: str = "",
+        bucket: int = -1,
+        units: int = 0,
+        value: Any = 0,
+        episodes: int = 0,
+        short: int = 0,
+        wait: float | None = None,
+    ) -> None:
+        key = (product_id, at.astimezone(dt.UTC).date(), kind, reason, bucket)
+        row = sums.get(key)
+        if row is None:
+            row = sums[key] = {
+                "store_id": store_id,
+                "product_id": product_id,
+                "day": key[1],
+                "kind": kind,
+                "reason": reason,
+                "wait_bucket": bucket,
+                "units": 0,
+                "value": 0,
+                "episodes": 0,
+                "short": 0,
+                "max_wait": None,
+            }
+        row["units"] += units
+        row["value"] += value
+        row["episodes"] += episodes
+        row["short"] += short
+        if wait is not None and (row["max_wait"] is None or wait > row["max_wait"]):
+            row["max_wait"] = wait
+
+    for fact in facts:
+        is_fill = fact.kind is FactKind.FILL
+        reason = fact.reason.value if fact.reason else ""
+        bucket = wait_bucket(fact.wait_seconds) if is_fill else -1
+        wait = fact.wait_seconds if is_fill else None
+        for product_id, episode in ((0, fact.order_episode), (fact.product_id, fact.line_episode)):
+            opened = episode is not None
+            add(
+                product_id,
+                fact.at,
+                fact.kind.value,
+                reason,
+                bucket,
+                fact.units,
+                fact.value,
+                int(opened),
+                int(opened and fact.at_placement),
+                wait,
+            )
+    for order in placed:
+        add(0, order.placed_at, "PLACED", episodes=1)
+        for line in order.lines:
+            add(line.product_id, order.placed_at, "PLACED", episodes=1)
+    return list(sums.values())
 
 
 async def store_row(conn: AsyncConnection, store_id: int) -> Any:

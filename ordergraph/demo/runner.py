@@ -250,7 +250,8 @@ class Runner:
             )
 
     async def wave(self, day: int) -> None:
-        """16 h into the day: ship what is allocated; some cancel, some decline to wait longer."""
+        """16 h into the day: ship what is allocated; some cancel, some decline to wait longer
+        (`_gives_up`)."""
         self.at(day * 86400 + 16 * 3600)
         async with self.units.session() as session:
             await session.reading(lambda: self._wave_in(session))
@@ -302,8 +303,8 @@ class Runner:
                     )
                 elif age >= 0.5 and roll < min(0.95, 0.15 + 0.3 * age):
                     ships[order.id] = _tracking(rng)
-            elif age >= 6 and roll < 0.035:
-                cancels[order.id] = CancelReason.CUSTOMER_DECLINED_BACKORDER
+            elif (reason := _gives_up(age, roll)) is not None:
+                cancels[order.id] = reason
             elif (
                 stock == StockStatus.PARTIALLY_BACKORDERED
                 and order.status == Status.OPEN
@@ -413,6 +414,31 @@ class Runner:
     @property
     def steps(self) -> int:
         return 1 + (DAYS - 1) + 2 * DAYS + len(self.plan.order_offsets)
+
+
+# What becomes of an order waiting for stock, on each day's wave (on the wave's one roll
+# per order): from DECLINE_AFTER days on, more and more customers decline to wait longer
+# (CUSTOMER_DECLINED_BACKORDER: the lost revenue), a few cancel for their own reasons,
+# and after GIVE_UP_AFTER days the merchant cancels some that no delivery clears.
+DECLINE_AFTER = 5
+GIVE_UP_AFTER = 30
+
+
+def _gives_up(age: float, roll: float) -> CancelReason | None:
+    """Whether a waiting order placed `age` days ago cancels on this roll (in [0, 1)), and why."""
+    declines = min(0.06, 0.015 + 0.003 * (age - DECLINE_AFTER)) if age >= DECLINE_AFTER else 0.0
+    chances = (
+        (CancelReason.CUSTOMER_DECLINED_BACKORDER, declines),
+        (CancelReason.CUSTOMER_REQUEST, 0.002 if age >= 1 else 0.0),
+        (CancelReason.OUT_OF_STOCK, 0.02 if age >= GIVE_UP_AFTER else 0.0),
+        (CancelReason.OTHER, 0.001 if age >= 3 else 0.0),
+    )
+    below = 0.0
+    for reason, chance in chances:
+        below += chance
+        if roll < below:
+            return reason
+    return None
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -8,12 +8,16 @@
 (() => {
   const TOKEN_KEY = "ordergraph.dashboard.token";
   const STORE_KEY = "ordergraph.dashboard.store";
+  const PERIOD_KEY = "ordergraph.dashboard.period";
   // The last event cursor seen per store: a reload resumes after it, showing what
   // happened while the page was closed (each event once).
   const CURSOR_KEY = "ordergraph.dashboard.cursor.";
   const FEED_MAX = 100;
   const TREND_DAYS = 30;
   const PRODUCTS_SHOWN = 10;
+  const LEADERS_SHOWN = 5;
+  const PERIODS = [7, 30, 90]; // days, for "What waiting costs"
+  const DECLINED = "CUSTOMER_DECLINED_BACKORDER";
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   const STORES_QUERY = `query DashboardStores {
@@ -42,6 +46,25 @@
     store(handle: $handle) { ${PRODUCTS} }
   }`;
 
+  // What waiting costs over the chosen period, ending now: the store's backorder outcomes
+  // and the products that lost the most revenue to customers who would not wait.
+  const MONEY = "{ amount currencyCode }";
+  const OUTCOMES_QUERY = `query DashboardOutcomes($handle: String!, $from: DateTime!, $to: DateTime!) {
+    store(handle: $handle) {
+      backorderOutcomes(from: $from, to: $to) {
+        from to lostRevenue ${MONEY} wait { p50 p90 }
+        ordersPlaced backorderRate overdueShare
+        cancelledWhileWaiting { reason tally { orders units } }
+        stillWaiting { label minDays maxDays tally { ${TALLY} } }
+      }
+      backorderLeaders(by: LOST_REVENUE, from: $from, to: $to, first: ${LEADERS_SHOWN}) {
+        product { sku title backordered }
+        unitsToReorder
+        outcomes { lostRevenue ${MONEY} wait { p90 } }
+      }
+    }
+  }`;
+
   const EVENTS_SUBSCRIPTION = `subscription DashboardEvents($storeId: ID!, $after: String) {
     orderEvents(storeId: $storeId, after: $after) {
       cursor type occurredAt status stockStatus
@@ -65,6 +88,9 @@
     live: null,
     productsTimer: null,
     eventCount: 0,
+    periodDays: 30,
+    outcomesTimer: null,
+    outcomesAsked: 0, // the latest outcomes request: an older answer is dropped
   };
 
   // -- errors ------------------------------------------------------------------
@@ -297,6 +323,20 @@
   // -- formatting --------------------------------------------------------------
 
   const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
+
+  // A wait given in hours, as a person would say it: minutes, hours, or days past two days.
+  function waitText(hours) {
+    if (hours === null || hours === undefined) return "—";
+    if (hours < 1) return integer.format(Math.max(1, Math.round(hours * 60))) + " min";
+    if (hours < 48) return decimal.format(hours) + " h";
+    return decimal.format(hours / 24) + " days";
+  }
+
+  function plural(count, one, many) {
+    return integer.format(count) + " " + (count === 1 ? one : many);
+  }
 
   function moneyText(money) {
     if (!money) return "–";
@@ -529,6 +569,130 @@
     }, 400);
   }
 
+  // -- what waiting costs ------------------------------------------------------
+
+  function setPeriodButtons() {
+    for (const button of document.querySelectorAll(".period-button")) {
+      const active = Number(button.dataset.days) === state.periodDays;
+      button.classList.toggle("active", active);
+      button.setAttribute("aria-pressed", String(active));
+    }
+  }
+
+  async function loadOutcomes() {
+    const store = state.store;
+    if (!store) return;
+    clearTimeout(state.outcomesTimer);
+    state.outcomesTimer = null;
+    const asked = ++state.outcomesAsked;
+    const days = state.periodDays;
+    const to = new Date();
+    const from = new Date(to.getTime() - days * 24 * 3600 * 1000);
+    $("outcomes").setAttribute("aria-busy", "true");
+    let data;
+    try {
+      data = await gql(OUTCOMES_QUERY, { handle: store.handle, from: from.toISOString(), to: to.toISOString() });
+    } catch (err) {
+      if (state.store === store && asked === state.outcomesAsked) {
+        $("outcomes").removeAttribute("aria-busy");
+        showError($("outcomes-error"), "What waiting costs: " + explain(err));
+      }
+      return;
+    }
+    if (state.store !== store || asked !== state.outcomesAsked) return;
+    $("outcomes").removeAttribute("aria-busy");
+    if (!data.store) return; // the board says why
+    showError($("outcomes-error"), "");
+    renderOutcomes(data.store.backorderOutcomes, data.store.backorderLeaders, days);
+  }
+
+  // After order events: at most one refresh every two seconds, however busy the store.
+  function refreshOutcomesSoon() {
+    if (state.outcomesTimer) return;
+    state.outcomesTimer = setTimeout(loadOutcomes, 2000);
+  }
+
+  function renderOutcomes(outcomes, leaders, days) {
+    const zone = state.store.timezone;
+    $("outcomes-period").textContent =
+      `Last ${days} days (${dayText(outcomes.from, zone)} – ${dayText(outcomes.to, zone)})`;
+    const card = $("outcomes");
+    card.dataset.days = String(days);
+
+    const lost = card.querySelector(".lost-revenue");
+    lost.textContent = moneyText(outcomes.lostRevenue);
+    lost.dataset.amount = outcomes.lostRevenue.amount;
+    const declined = outcomes.cancelledWhileWaiting.find((c) => c.reason === DECLINED);
+    const others = outcomes.cancelledWhileWaiting
+      .filter((c) => c.reason !== DECLINED)
+      .reduce((sum, c) => sum + c.tally.orders, 0);
+    const said = [declined && declined.tally.orders
+      ? `${plural(declined.tally.orders, "order", "orders")} declined (${plural(declined.tally.units, "unit", "units")})`
+      : "No customer declined to wait"];
+    if (others) said.push(`${plural(others, "order", "orders")} cancelled for other reasons while waiting`);
+    card.querySelector(".declined").textContent = said.join(" · ");
+
+    const wait = card.querySelector("#outcome-wait");
+    wait.querySelector(".wait-p50").textContent = waitText(outcomes.wait.p50);
+    wait.querySelector(".wait-p90").textContent = waitText(outcomes.wait.p90);
+    wait.querySelector(".unit").textContent = outcomes.wait.p50 === null ? "nothing filled" : "median";
+
+    card.querySelector(".backorder-rate").textContent = percent.format(outcomes.backorderRate);
+    card.querySelector(".placed").textContent = "of " + plural(outcomes.ordersPlaced, "order", "orders") + " placed";
+    card.querySelector(".overdue-share").textContent =
+      percent.format(outcomes.overdueShare) + " of backorders went overdue";
+
+    const aged = $("still-waiting").querySelector("tbody");
+    aged.textContent = "";
+    for (const bucket of outcomes.stillWaiting) {
+      const row = element("tr");
+      row.dataset.minDays = String(bucket.minDays);
+      row.appendChild(element("td", "age", bucket.label));
+      row.appendChild(element("td", "num orders", integer.format(bucket.tally.orders)));
+      row.appendChild(element("td", "num units", integer.format(bucket.tally.units)));
+      row.appendChild(element("td", "num value", moneyText(bucket.tally.value)));
+      aged.appendChild(row);
+    }
+
+    const body = $("leaders").querySelector("tbody");
+    body.textContent = "";
+    for (const leader of leaders) {
+      const row = element("tr");
+      row.dataset.sku = leader.product.sku;
+      const sku = element("td", "sku", leader.product.sku);
+      sku.title = leader.product.title;
+      row.appendChild(sku);
+      const lostCell = element("td", "num lost", moneyText(leader.outcomes.lostRevenue));
+      lostCell.dataset.amount = leader.outcomes.lostRevenue.amount;
+      row.appendChild(lostCell);
+      row.appendChild(element("td", "num wait-p90", waitText(leader.outcomes.wait.p90)));
+      row.appendChild(element("td", "num waiting", integer.format(leader.product.backordered)));
+      row.appendChild(element("td", "num to-reorder", integer.format(leader.unitsToReorder)));
+      body.appendChild(row);
+    }
+    $("leaders").hidden = leaders.length === 0;
+    $("leaders-empty").hidden = leaders.length !== 0;
+  }
+
+  function clearOutcomes() {
+    clearTimeout(state.outcomesTimer);
+    state.outcomesTimer = null;
+    state.outcomesAsked += 1; // an answer on its way is for a store no longer shown
+    const card = $("outcomes");
+    card.removeAttribute("aria-busy");
+    delete card.dataset.days;
+    for (const name of [".lost-revenue", ".declined", ".wait-p50", ".wait-p90", ".backorder-rate", ".placed", ".overdue-share"]) {
+      card.querySelector(name).textContent = "–";
+    }
+    delete card.querySelector(".lost-revenue").dataset.amount;
+    $("outcomes-period").textContent = "";
+    $("still-waiting").querySelector("tbody").textContent = "";
+    $("leaders").querySelector("tbody").textContent = "";
+    $("leaders").hidden = false;
+    $("leaders-empty").hidden = true;
+    showError($("outcomes-error"), "");
+  }
+
   // -- feed --------------------------------------------------------------------
 
   const EVENT_WORDS = {
@@ -586,6 +750,7 @@
     $("feed-empty").hidden = true;
     $("feed-count").textContent = integer.format(state.eventCount) + " since opened";
     refreshProductsSoon();
+    refreshOutcomesSoon();
   }
 
   // -- flow --------------------------------------------------------------------
@@ -606,6 +771,7 @@
     state.trend = [];
     state.eventCount = 0;
     clearTimeout(state.productsTimer);
+    clearOutcomes();
     $("feed").textContent = "";
     $("feed-empty").hidden = false;
     $("feed-count").textContent = "";
@@ -688,6 +854,7 @@
       tokenRefused: () => signOut("The live connection refused this token (it may have been revoked)."),
     });
     state.live.start();
+    loadOutcomes(); // its own query: the board shows even where it fails
     const to = new Date();
     const from = new Date(to.getTime() - TREND_DAYS * 24 * 3600 * 1000);
     let data;
@@ -780,13 +947,24 @@
       }
     });
     $("sign-out").addEventListener("click", () => signOut(""));
-    for (const button of document.querySelectorAll(".toggle-button")) {
+    for (const button of document.querySelectorAll(".toggle-button[data-metric]")) {
       button.addEventListener("click", () => {
         state.metric = button.dataset.metric;
-        for (const other of document.querySelectorAll(".toggle-button")) {
+        for (const other of document.querySelectorAll(".toggle-button[data-metric]")) {
           other.classList.toggle("active", other === button);
         }
         renderChart();
+      });
+    }
+    const period = Number(sessionStorage.getItem(PERIOD_KEY));
+    if (PERIODS.includes(period)) state.periodDays = period;
+    setPeriodButtons();
+    for (const button of document.querySelectorAll(".period-button")) {
+      button.addEventListener("click", () => {
+        state.periodDays = Number(button.dataset.days);
+        sessionStorage.setItem(PERIOD_KEY, String(state.periodDays));
+        setPeriodButtons();
+        loadOutcomes();
       });
     }
     let resizeTimer = null;

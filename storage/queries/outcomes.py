@@ -31,12 +31,16 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Date,
     Integer,
     and_,
     case,
     column,
     func,
+    literal,
+    or_,
     select,
+    true,
     type_coerce,
     values,
 )
@@ -51,12 +55,15 @@ from ordergraph.domain.outcomes import (
     Outcomes,
     Wait,
     WaitSketch,
+    age_bucket,
+    decode_waiting,
 )
 from ordergraph.domain.tallies import ZERO, Tally
 from ordergraph.storage import tables as t
 
 f = t.backorder_facts
 _START, _FILL, _CANCEL = FactKind.START.value, FactKind.FILL.value, FactKind.CANCEL.value
+_PLACED = "PLACED"  # the day sums' count of orders (a product's: lines) placed
 _DAY = 86400.0
 
 
@@ -101,9 +108,9 @@ def _seconds(conn: AsyncConnection, later: Any, earlier: Any) -> Any:
     return (_sqlite_micros(later) - _sqlite_micros(earlier)) / 1_000_000.0
 
 
-def _periods(bounds: Sequence[dt.datetime]) -> Any:
-    """The periods as a common table b(i, lo, hi, recent): recent is RECENT before hi
-    (computed here: SQLite has no arithmetic on its datetime text)."""
+def _periods(rows: Sequence[tuple[int, dt.datetime, dt.datetime]], name: str = "b") -> Any:
+    """Periods (or parts of them) as a common table (i, lo, hi, recent): recent is RECENT
+    before hi (computed here: SQLite has no arithmetic on its datetime text)."""
     stamp = t.UtcDateTime
     return (
         values(
@@ -111,11 +118,38 @@ def _periods(bounds: Sequence[dt.datetime]) -> Any:
             column("lo", stamp),
             column("hi", stamp),
             column("recent", stamp),
-            name="b",
+            name=name,
         )
-        .data([(i, lo, hi, hi - RECENT) for i, (lo, hi) in enumerate(pairwise(bounds))])
-        .cte("b")
+        .data([(i, lo, hi, hi - RECENT) for i, lo, hi in rows])
+        .cte(name)
     )
+
+
+def _midnight(at: dt.datetime, up: bool) -> dt.datetime:
+    """The UTC midnight at or after (up) or at or before `at`."""
+    day = at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day + dt.timedelta(days=1) if up and day < at else day
+
+
+def split(
+    bounds: Sequence[dt.datetime],
+) -> tuple[list[tuple[int, dt.datetime, dt.datetime]], list[tuple[int, dt.date, dt.date]]]:
+    """Each period as the whole UTC days inside it (read from the day sums) and the parts
+    before and after them (read from the facts): (parts, days), each tagged with its
+    period's index."""
+    parts: list[tuple[int, dt.datetime, dt.datetime]] = []
+    days: list[tuple[int, dt.date, dt.date]] = []
+    for i, (lo, hi) in enumerate(pairwise(bounds)):
+        first, last = _midnight(lo, up=True), _midnight(hi, up=False)
+        if first >= last:
+            parts.append((i, lo, hi))
+            continue
+        days.append((i, first.date(), last.date()))
+        if lo < first:
+            parts.append((i, lo, first))
+        if last < hi:
+            parts.append((i, last, hi))
+    return parts, days
 
 
 @dataclass
@@ -132,50 +166,150 @@ class _Period:
     recent: list[Tally] = field(default_factory=lambda: [Tally()] * (len(AGE_BUCKETS) - 1))
 
 
+@dataclass(frozen=True)
+class Want:
+    """The figures to work out beyond the period's sums (statements 4 to 6): a request
+    that does not select them does not pay for them."""
+
+    overdue: bool = True
+    waiting: bool = True
+
+
+EVERYTHING = Want()
+
+
+def _each(conn: AsyncConnection, p: Any, scope: Scope, where: Sequence[Any], **columns: Any) -> Any:
+    """The facts of each row of the periods table `p` that meet `where` (which refers to
+    p's columns), as a subquery of `i` and the named columns. On PostgreSQL a LATERAL
+    join: one index range scan per period, whatever the planner thinks of a join on two
+    inequalities; SQLite's planner does that of itself (a nested loop, the periods
+    outside)."""
+    picked = [value.label(name) for name, value in columns.items()]
+    if conn.dialect.name == "postgresql":
+        # OFFSET 0 keeps the planner from pulling the subquery up into a plain join
+        inner = select(*picked).where(*scope.facts(), *where).offset(0).lateral("x")
+        return select(p.c.i, *inner.c).select_from(p.join(inner, true())).subquery("each")
+    return (
+        select(p.c.i, *picked)
+        .select_from(p.join(f, and_(*where)))
+        .where(*scope.facts())
+        .subquery("each")
+    )
+
+
 async def outcomes_over(
-    conn: AsyncConnection, scope: Scope, bounds: Sequence[dt.datetime], now: dt.datetime
+    conn: AsyncConnection,
+    scope: Scope,
+    bounds: Sequence[dt.datetime],
+    now: dt.datetime,
+    want: Want = EVERYTHING,
 ) -> list[Outcomes]:
     """The outcomes of each period between consecutive `bounds` (ascending, the last at
-    most `now`)."""
+    most `now`); with `want`, only what is wanted beyond the sums (the rest left 0)."""
     if len(bounds) < 2:
         return []
-    b = _periods(bounds)
+    b = _periods([(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds))])
     periods = [_Period() for _ in bounds[1:]]
-    in_period = and_(f.c.at >= b.c.lo, f.c.at < b.c.hi)
-    await _by_kind(conn, scope, b, in_period, periods)
-    if any(p.filled.units for p in periods):
-        await _wait_buckets(conn, scope, b, in_period, periods)
-    await _placed(conn, scope, b, periods)
-    if any(p.started.orders for p in periods):
-        for i, n in await conn.execute(_overdue_episodes(scope, b, in_period)):
+    parts, days = split(bounds)
+    if days:
+        await _by_day(conn, scope, days, periods)
+    if parts:
+        e = _periods(parts, "e")
+        await _by_kind(conn, scope, e, periods)
+        if any(p.filled.units for p in periods):
+            await _wait_buckets(conn, scope, e, periods)
+        await _placed(conn, scope, e, periods)
+    if want.overdue and any(p.started.orders for p in periods):
+        for i, n in await conn.execute(_overdue_episodes(conn, scope, b)):
             periods[i].overdue = int(n)
-    await _recent_at_ends(conn, scope, b, periods)
-    totals = await _waiting_at_ends(conn, scope, bounds, periods, now)
+    if want.waiting:
+        await _recent_at_ends(conn, scope, b, bounds, periods, now)
+        totals = await _waiting_at_ends(conn, scope, bounds, periods, now)
+    else:
+        totals = [sum(p.recent, Tally()) for p in periods]
     return [
         _outcomes(lo, hi, p, total)
         for (lo, hi), p, total in zip(pairwise(bounds), periods, totals, strict=True)
     ]
 
 
-async def _by_kind(
-    conn: AsyncConnection, scope: Scope, b: Any, in_period: Any, periods: list[_Period]
+async def _by_day(
+    conn: AsyncConnection,
+    scope: Scope,
+    days: Sequence[tuple[int, dt.date, dt.date]],
+    periods: list[_Period],
 ) -> None:
-    """Statement 1: each period's facts by kind and reason."""
-    episode = scope.episode()
+    """Statements 1 to 3 for the whole days of the periods, from the day sums."""
+    d, bd = (
+        values(column("i", Integer), column("a", Date), column("z", Date), name="d")
+        .data(list(days))
+        .cte("d"),
+        t.backorder_days,
+    )
     rows = await conn.execute(
         select(
-            b.c.i,
-            f.c.kind,
-            f.c.reason,
-            func.sum(f.c.units),
-            _sum_money(f.c.value),
-            func.count(episode),
-            func.sum(case((and_(f.c.at_placement, episode.is_not(None)), 1), else_=0)),
-            func.max(_seconds(conn, f.c.at, f.c.since)),
+            d.c.i,
+            bd.c.kind,
+            bd.c.reason,
+            bd.c.wait_bucket,
+            func.sum(bd.c.units),
+            _sum_money(bd.c.value),
+            func.sum(bd.c.episodes),
+            func.sum(bd.c.short),
+            func.max(bd.c.max_wait),
         )
-        .select_from(b.join(f, in_period))
-        .where(*scope.facts())
-        .group_by(b.c.i, f.c.kind, f.c.reason)
+        .select_from(d.join(bd, and_(bd.c.day >= d.c.a, bd.c.day < d.c.z)))
+        .where(bd.c.store_id == scope.store_id, bd.c.product_id == (scope.product_id or 0))
+        .group_by(d.c.i, bd.c.kind, bd.c.reason, bd.c.wait_bucket)
+    )
+    for i, kind, reason, bucket, units, value, episodes, short, wait in rows:
+        p = periods[i]
+        tally = Tally(int(episodes), int(units), _money(value))
+        if kind == _PLACED:
+            p.placed += int(episodes)
+        elif kind == _START:
+            p.started = p.started + tally
+            p.placed_short += int(short)
+            p.net = p.net + tally
+        else:
+            p.net = p.net - tally
+            if kind == _FILL:
+                p.filled = p.filled + tally
+                p.sketch.add(int(bucket), int(units))
+                if wait is not None and (p.longest is None or float(wait) > p.longest):
+                    p.longest = float(wait)
+            else:
+                found = CancelReason(reason)
+                p.cancelled[found] = p.cancelled.get(found, Tally()) + tally
+
+
+async def _by_kind(conn: AsyncConnection, scope: Scope, e: Any, periods: list[_Period]) -> None:
+    """Statement 1: the facts of each period's parts by kind and reason."""
+    episode = scope.episode()
+    x = _each(
+        conn,
+        e,
+        scope,
+        [f.c.at >= e.c.lo, f.c.at < e.c.hi],
+        kind=f.c.kind,
+        reason=f.c.reason,
+        units=f.c.units,
+        value=type_coerce(f.c.value, BigInteger),
+        opened=case((episode.is_not(None), 1), else_=0),
+        short=case((and_(f.c.at_placement, episode.is_not(None)), 1), else_=0),
+        wait=_seconds(conn, f.c.at, f.c.since),
+    )
+    rows = await conn.execute(
+        select(
+            x.c.i,
+            x.c.kind,
+            x.c.reason,
+            func.sum(x.c.units),
+            func.sum(x.c.value),
+            func.sum(x.c.opened),
+            func.sum(x.c.short),
+            func.max(x.c.wait),
+        ).group_by(x.c.i, x.c.kind, x.c.reason)
     )
     for i, kind, reason, units, value, episodes, short, wait in rows:
         p = periods[i]
@@ -188,21 +322,27 @@ async def _by_kind(
         p.net = p.net - tally
         if kind == _FILL:
             p.filled = p.filled + tally
-            p.longest = float(wait) if wait is not None else p.longest
+            if wait is not None and (p.longest is None or float(wait) > p.longest):
+                p.longest = float(wait)
         else:
             found = CancelReason(reason)
             p.cancelled[found] = p.cancelled.get(found, Tally()) + tally
 
 
 async def _wait_buckets(
-    conn: AsyncConnection, scope: Scope, b: Any, in_period: Any, periods: list[_Period]
+    conn: AsyncConnection, scope: Scope, e: Any, periods: list[_Period]
 ) -> None:
-    """Statement 2: each period's wait histogram."""
+    """Statement 2: the wait histogram of each period's parts."""
+    x = _each(
+        conn,
+        e,
+        scope,
+        [f.c.at >= e.c.lo, f.c.at < e.c.hi, f.c.kind == _FILL],
+        bucket=f.c.wait_bucket,
+        units=f.c.units,
+    )
     rows = await conn.execute(
-        select(b.c.i, f.c.wait_bucket, func.sum(f.c.units))
-        .select_from(b.join(f, in_period))
-        .where(*scope.facts(), f.c.kind == _FILL)
-        .group_by(b.c.i, f.c.wait_bucket)
+        select(x.c.i, x.c.bucket, func.sum(x.c.units)).group_by(x.c.i, x.c.bucket)
     )
     for i, bucket, units in rows:
         periods[i].sketch.add(int(bucket), int(units))
@@ -225,7 +365,7 @@ async def _placed(conn: AsyncConnection, scope: Scope, b: Any, periods: list[_Pe
             .where(ol.c.store_id == scope.store_id, ol.c.product_id == scope.product_id)
         )
     for i, n in await conn.execute(placed.group_by(b.c.i)):
-        periods[i].placed = int(n)
+        periods[i].placed += int(n)
 
 
 def _outcomes(lo: dt.datetime, hi: dt.datetime, p: _Period, total: Tally) -> Outcomes:
@@ -245,89 +385,142 @@ def _outcomes(lo: dt.datetime, hi: dt.datetime, p: _Period, total: Tally) -> Out
     )
 
 
-def _overdue_episodes(scope: Scope, b: Any, in_period: Any) -> Any:
-    o, closing = t.orders, f.alias("closing")
-    closed_in_time = (
-        select(closing.c.seq)
-        .where(
-            closing.c.store_id == f.c.store_id,
-            closing.c.order_id == f.c.order_id,
-            closing.c.kind != _START,
-            scope.episode(closing) == f.c.at,
-            closing.c.at <= o.c.overdue_at,
-        )
-        .correlate(f, o)
-    )
-    if scope.product_id is not None:
-        closed_in_time = closed_in_time.where(closing.c.line_id == f.c.line_id)
-    return (
-        select(b.c.i, func.count())
-        .select_from(
-            b.join(f, in_period).join(o, and_(o.c.store_id == f.c.store_id, o.c.id == f.c.order_id))
-        )
-        .where(
-            *scope.facts(),
+def _overdue_episodes(conn: AsyncConnection, scope: Scope, b: Any) -> Any:
+    """Statement 4: per period, the episodes opened in it whose order's overdue instant
+    came before its end while they were still open (not closed by then: their START's
+    closed_at). Only STARTs with an overdue instant are read (a partial index holds
+    them)."""
+    closed = f.c.line_closed_at if scope.product_id is not None else f.c.closed_at
+    x = _each(
+        conn,
+        b,
+        scope,
+        [
             f.c.kind == _START,
+            f.c.overdue_at.is_not(None),
+            f.c.at >= b.c.lo,
+            f.c.at < b.c.hi,
             scope.episode().is_not(None),
-            o.c.overdue_at.is_not(None),
-            o.c.overdue_at < b.c.hi,
-            ~closed_in_time.exists(),
-        )
-        .group_by(b.c.i)
+            f.c.overdue_at < b.c.hi,
+            or_(closed.is_(None), closed > f.c.overdue_at),
+        ],
+        one=literal(1),
     )
+    return select(x.c.i, func.count()).group_by(x.c.i)
 
 
 async def _recent_at_ends(
-    conn: AsyncConnection, scope: Scope, b: Any, periods: list[_Period]
+    conn: AsyncConnection,
+    scope: Scope,
+    b: Any,
+    bounds: Sequence[dt.datetime],
+    periods: list[_Period],
+    now: dt.datetime,
 ) -> None:
     """Statement 5: per period, what waited at its end for under 15 days, by age bucket
-    (units and value by their own start, episodes by their opening)."""
+    (units and value by their own start, episodes by their opening). A period that ends
+    now reads what waits now instead (the waiting lines), not the last 15 days' facts."""
+    if bounds[-1] >= now:
+        await _recent_now(conn, scope, bounds[-1], periods[-1])
+        if len(periods) == 1:
+            return
+        b = _periods([(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds[:-1]))])
     is_start = f.c.kind == _START
-    recent = and_(f.c.since > b.c.recent, f.c.at < b.c.hi)
-    age = _seconds(conn, b.c.hi, f.c.since)
-    bucket_of = case(
-        *(
-            (age < (bucket.max_days + 1) * _DAY, index)
-            for index, bucket in enumerate(AGE_BUCKETS[:-1])
-            if bucket.max_days is not None
-        ),
-        else_=len(AGE_BUCKETS) - 1,
-    )
     episode = scope.episode()
-    episode_age = _seconds(conn, b.c.hi, episode)
-    episode_bucket = case(
-        *(
-            (episode_age < (bucket.max_days + 1) * _DAY, index)
-            for index, bucket in enumerate(AGE_BUCKETS[:-1])
-            if bucket.max_days is not None
+    last = len(AGE_BUCKETS) - 1
+
+    def bucket_of(age: Any) -> Any:
+        return case(
+            *(
+                (age < (bucket.max_days + 1) * _DAY, index)
+                for index, bucket in enumerate(AGE_BUCKETS[:-1])
+                if bucket.max_days is not None
+            ),
+            else_=last,
+        )
+
+    # One pass over each period's last 15 days of facts (a LATERAL range scan of
+    # (store, since) on PostgreSQL): each fact's units by their own age, and, for a fact
+    # that opened or closed an episode of those 15 days, the episode by its age.
+    counts_episode = and_(episode.is_not(None), episode > b.c.recent)
+    x = _each(
+        conn,
+        b,
+        scope,
+        [f.c.since > b.c.recent, f.c.since < b.c.hi, f.c.at < b.c.hi],
+        units_age=bucket_of(_seconds(conn, b.c.hi, f.c.since)),
+        episode_age=case((counts_episode, bucket_of(_seconds(conn, b.c.hi, episode))), else_=-1),
+        units=case((is_start, f.c.units), else_=-f.c.units),
+        value=case(
+            (is_start, type_coerce(f.c.value, BigInteger)),
+            else_=-type_coerce(f.c.value, BigInteger),
         ),
-        else_=len(AGE_BUCKETS) - 1,
+        episodes=case((counts_episode, case((is_start, 1), else_=-1)), else_=0),
     )
-    signed_units = case((is_start, f.c.units), else_=-f.c.units)
-    signed_value = case(
-        (is_start, type_coerce(f.c.value, BigInteger)),
-        else_=-type_coerce(f.c.value, BigInteger),
+    rows = await conn.execute(
+        select(
+            x.c.i,
+            x.c.units_age,
+            x.c.episode_age,
+            func.sum(x.c.units),
+            func.sum(x.c.value),
+            func.sum(x.c.episodes),
+        ).group_by(x.c.i, x.c.units_age, x.c.episode_age)
     )
-    units_rows = await conn.execute(
-        select(b.c.i, bucket_of, func.sum(signed_units), func.sum(signed_value))
-        .select_from(b.join(f, recent))
-        .where(*scope.facts())
-        .group_by(b.c.i, bucket_of)
+    found: dict[int, list[list[Any]]] = {}
+    for i, units_age, episode_age, units, value, episodes in rows:
+        tallies = found.setdefault(i, [[0, 0, ZERO] for _ in range(last)])
+        if int(units_age) < last:
+            tallies[int(units_age)][1] += int(units)
+            tallies[int(units_age)][2] += _money(value)
+        if 0 <= int(episode_age) < last:
+            tallies[int(episode_age)][0] += int(episodes)
+    for i, tallies in found.items():
+        periods[i].recent = [Tally(o, u, v) for o, u, v in tallies]
+
+
+async def _recent_now(
+    conn: AsyncConnection, scope: Scope, end: dt.datetime, period: _Period
+) -> None:
+    """What waits now for under 15 days (at `end`, now), from the waiting lines: units and
+    value by the chunks of `waiting_since`, orders by when their episode opened (the
+    order's `backordered_since`, a product's line's episode)."""
+    ol, o = t.order_lines, t.orders
+    query = (
+        select(
+            ol.c.order_id,
+            ol.c.backordered,
+            ol.c.unit_price,
+            ol.c.waiting_since,
+            ol.c.placed_at,
+            o.c.backordered_since,
+        )
+        .select_from(ol.join(o, and_(o.c.store_id == ol.c.store_id, o.c.id == ol.c.order_id)))
+        .where(ol.c.store_id == scope.store_id, ol.c.backordered > 0)
     )
-    found: dict[tuple[int, int], list[Any]] = {}
-    for i, bucket, units, value in units_rows:
-        found[(i, int(bucket))] = [0, int(units), _money(value)]
-    episode_rows = await conn.execute(
-        select(b.c.i, episode_bucket, func.sum(case((is_start, 1), else_=-1)))
-        .select_from(b.join(f, and_(recent, episode > b.c.recent)))
-        .where(*scope.facts(), episode.is_not(None))
-        .group_by(b.c.i, episode_bucket)
-    )
-    for i, bucket, n in episode_rows:
-        found.setdefault((i, int(bucket)), [0, 0, ZERO])[0] = int(n)
-    for (i, bucket), (orders, units, value) in found.items():
-        if bucket < len(periods[i].recent):
-            periods[i].recent[bucket] = Tally(orders, units, value)
+    if scope.product_id is not None:
+        query = query.where(ol.c.product_id == scope.product_id)
+    last = len(AGE_BUCKETS) - 1
+    units, value, orders = [0] * last, [ZERO] * last, [0] * last
+    seen: set[int] = set()
+    for order_id, backordered, price, text, placed_at, order_since in await conn.execute(query):
+        waiting = decode_waiting(text, placed_at, int(backordered))
+        assert waiting is not None
+        for chunk in waiting.chunks:
+            at = age_bucket(chunk.since, end)
+            if at < last:
+                units[at] += chunk.units
+                value[at] += chunk.units * price
+        if scope.product_id is not None:
+            opened: dt.datetime | None = waiting.episode
+        elif order_id not in seen:
+            seen.add(order_id)
+            opened = order_since
+        else:
+            continue
+        if opened is not None and (at := age_bucket(opened, end)) < last:
+            orders[at] += 1
+    period.recent = [Tally(orders[i], units[i], value[i]) for i in range(last)]
 
 
 async def _waiting_at_ends(
@@ -386,10 +579,15 @@ async def _waiting_at_ends(
 
 
 async def outcomes(
-    conn: AsyncConnection, scope: Scope, start: dt.datetime, end: dt.datetime, now: dt.datetime
+    conn: AsyncConnection,
+    scope: Scope,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    want: Want = EVERYTHING,
 ) -> Outcomes:
     """The outcomes of [start, end)."""
-    [found] = await outcomes_over(conn, scope, [start, end], now)
+    [found] = await outcomes_over(conn, scope, [start, end], now, want)
     return found
 
 
@@ -459,4 +657,4 @@ async def leading_products(
     return [pid for _, pid in ranked[:first]]
 
 
-__all__ = ["Scope", "leading_products", "outcomes", "outcomes_over"]
+__all__ = ["EVERYTHING", "Scope", "Want", "leading_products", "outcomes", "outcomes_over"]

@@ -461,3 +461,94 @@ async def test_a_reloaded_dashboard_shows_what_happened_while_it_was_closed(
             page.locator(f'#feed li[data-order="{fourth}"][data-type="BACKORDERED"]')
         ).to_be_visible()
         assert len(await _feed_items(page)) == 6
+
+
+async def test_what_waiting_costs_shows_the_lost_revenue_and_the_products_that_lost_it(
+    live_pg_server: LiveServer, browser_page: Any
+) -> None:
+    """A customer declines to wait for two kettles: the panel shows the lost revenue, and
+    the kettle leads the products that lost the most, with what still waits for it."""
+    from playwright.async_api import expect
+
+    page = browser_page
+    problems: list[str] = []
+    page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+    page.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+        ),
+    )
+    costs = _record_costs(page)
+    async with httpx.AsyncClient(base_url=live_pg_server.url, timeout=30) as http:
+        api = Api(http, ADMIN_TOKEN, None)
+        store = await api.create_store(policy="ALLOW", currency="EUR")
+        await api.upsert(store, "KETTLE-01", title="Copper kettle", price="39.90")
+        await api.upsert(store, "MUG-02", title="Stone mug", price="8.00")
+        await api.receive(store, "MUG-02", 10)
+        assert (await api.place(store, [("MUG-02", 1)]))["userErrors"] == []  # in stock
+
+        await page.goto(live_pg_server.url + "/dashboard")
+        await page.fill("#token", store.token)
+        await page.click("#connect")
+        await expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+        panel = page.locator("#outcomes")
+        lost = panel.locator(".lost-revenue")
+        await expect(panel).to_have_attribute("data-days", "30")  # the default period
+        await expect(lost).to_have_attribute("data-amount", re.compile(r"^0(\.0+)?$"))
+        await expect(panel.locator(".backorder-rate")).to_have_text("0%")
+        await expect(page.locator("#leaders-empty")).to_be_visible()
+
+        # Two orders wait for kettles; the customer of the first will not wait any longer.
+        declines = await api.place(store, [("KETTLE-01", 2)])
+        waits = await api.place(store, [("KETTLE-01", 1), ("MUG-02", 1)])
+        assert declines["order"]["stockStatus"] == "BACKORDERED"
+        assert waits["order"]["stockStatus"] == "PARTIALLY_BACKORDERED"
+        cancelled = await api.cancel(store, declines["order"]["id"], "CUSTOMER_DECLINED_BACKORDER")
+        assert cancelled["userErrors"] == []
+
+        # The panel refreshes on the events: 2 x 39.90 lost, 2 of the 3 orders placed short.
+        await expect(lost).to_have_attribute("data-amount", re.compile(r"^79\.80?$"))
+        await expect(lost).to_contain_text("79.80")
+        await expect(panel.locator(".declined")).to_contain_text("1 order declined (2 units)")
+        await expect(panel.locator(".backorder-rate")).to_have_text(re.compile(r"^66\.7\s?%$"))
+        await expect(panel.locator(".placed")).to_have_text("of 3 orders placed")
+        # Nothing was filled in the period yet: no wait to show.
+        await expect(panel.locator("#outcome-wait .wait-p50")).to_have_text("—")
+        fresh = panel.locator('#still-waiting tr[data-min-days="0"]')
+        await expect(fresh.locator(".orders")).to_have_text("1")
+        await expect(fresh.locator(".units")).to_have_text("1")
+        assert await panel.locator("#still-waiting tbody tr").count() == 4
+
+        row = page.locator('#leaders tbody tr[data-sku="KETTLE-01"]')
+        await expect(row).to_have_count(1)
+        await expect(page.locator("#leaders tbody tr").first).to_have_attribute(
+            "data-sku", "KETTLE-01"
+        )
+        await expect(row.locator(".lost")).to_contain_text("79.80")
+        await expect(row.locator(".waiting")).to_have_text("1")  # the second order's kettle
+        await expect(row.locator(".to-reorder")).to_have_text("1")  # no receipt covers it
+        await expect(page.locator("#leaders-empty")).to_be_hidden()
+
+        # The kettle arrives: the wait of the filled unit shows, nothing waits any more.
+        await api.receive(store, "KETTLE-01", 5)
+        short = re.compile(r"^\d+ (min|h)$")  # a wait of seconds, shown as minutes at least
+        await expect(panel.locator("#outcome-wait .wait-p50")).to_have_text(short)
+        await expect(panel.locator("#outcome-wait .wait-p90")).to_have_text(short)
+        await expect(row.locator(".wait-p90")).to_have_text(short)
+        await expect(fresh.locator(".orders")).to_have_text("0")
+        await expect(row.locator(".waiting")).to_have_text("0")
+
+        # Another period: the same figures over the last 7 days, and it is remembered.
+        await panel.locator('.period-button[data-days="7"]').click()
+        await expect(panel).to_have_attribute("data-days", "7")
+        await expect(page.locator("#outcomes-period")).to_contain_text("Last 7 days")
+        await expect(lost).to_have_attribute("data-amount", re.compile(r"^79\.80?$"))
+        assert await page.evaluate("sessionStorage.getItem('ordergraph.dashboard.period')") == "7"
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        await panel.screenshot(path=str(ARTIFACTS / "dashboard-outcomes.png"))
+
+    assert "DashboardOutcomes" in costs, costs
+    assert costs["DashboardOutcomes"] < 100, costs
+    assert problems == []

@@ -39,7 +39,7 @@ async def _seeded(path: Path, *, batched: bool) -> Seeded:
         await demo.seed_demo(db, seed=3, orders=ORDERS, now=END, batched=batched)
         tables: dict[str, list[dict[str, Any]]] = {}
         async with db.read() as conn:
-            for name in (*DATA, *HISTORY, "overdue_totals"):
+            for name in (*DATA, *HISTORY, "overdue_totals", "backorder_facts"):
                 table = t.metadata.tables[name]
                 rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
                 tables[name] = [dict(row) for row in rows.mappings()]
@@ -78,13 +78,24 @@ def _as_of(points: list[dict[str, Any]], name: str, store: int, seq: int) -> dic
     return {k: v for k, v in newest.items() if any(v[name] for name in TOTALS)}
 
 
+def _facts(seeded: Seeded) -> list[tuple[Any, ...]]:
+    rows = [{k: v for k, v in f.items() if k != "n"} for f in seeded["backorder_facts"]]
+    return sorted((tuple(row.values()) for row in rows), key=repr)
+
+
 def test_shared_units_write_the_same_data_as_one_session_per_operation(
     one_by_one: Seeded, shared: Seeded
 ) -> None:
     assert len(one_by_one["orders"]) > 0.9 * ORDERS
     assert len(one_by_one["incoming_receipts"]) > 0  # purchase orders, scheduled receipts
+    kinds = {(f["kind"], f["reason"]) for f in one_by_one["backorder_facts"]}
+    assert {("START", None), ("FILL", None), ("CANCEL", "CUSTOMER_DECLINED_BACKORDER")} <= kinds
     for name in DATA:
         assert shared[name] == one_by_one[name], name
+    # What waiting costs: the same backorder facts, each at its own operation's instant
+    # and event position (numbered in another order within a position, which no figure
+    # reads).
+    assert _facts(shared) == _facts(one_by_one)
 
     # The running totals per overdue instant: the same, but for instants an order entered
     # and left within one unit of work (its totals back at zero: no row).

@@ -3,9 +3,11 @@ introspection can be switched off."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -13,13 +15,20 @@ import pytest
 from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse, validate
 
 from ordergraph.app import create_app
-from ordergraph.graphiql import EXAMPLE_HEADERS, EXAMPLES, render_page, start_state
+from ordergraph.graphiql import (
+    EXAMPLE_HEADERS,
+    EXAMPLES,
+    example_variables,
+    render_page,
+    start_state,
+)
 from ordergraph.schema.build import build_schema
 from ordergraph.settings import Settings, SettingsError
 from ordergraph.storage.db import Database
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN
 
+PRICE = Decimal("12.50")
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 
@@ -66,6 +75,21 @@ def test_the_examples_cover_tallies_backorders_placing_and_a_subscription() -> N
     assert "pageInfo" in fields(ops["Backorders"])
     assert "placeOrder" in fields(ops["PlaceOrder"])
     assert "orderEvents" in fields(ops["OrderEvents"])
+    assert kinds["WhatWaitingCosts"] == "query"
+    costs = fields(ops["WhatWaitingCosts"])
+    assert {"backorderOutcomes", "backorderLeaders", "lostRevenue", "wait"} <= costs
+    assert {"backorderRate", "stillWaiting", "unitsToReorder"} <= costs
+    assert "backorderLeaders(by: LOST_REVENUE" in EXAMPLES
+
+
+def test_the_variables_open_on_the_last_30_whole_days_for_what_waiting_costs() -> None:
+    now = dt.datetime(2026, 3, 9, 23, 59, tzinfo=dt.UTC)
+    variables = json.loads(start_state(now)["variables"])
+    assert variables["from"] == "2026-02-08T00:00:00Z"
+    assert variables["to"] == "2026-03-10T00:00:00Z"  # the end of today
+    assert json.loads(start_state(now + dt.timedelta(minutes=1))["variables"])["to"] == (
+        "2026-03-11T00:00:00Z"
+    )
 
 
 def page_state(page: str) -> dict[str, str]:
@@ -87,7 +111,9 @@ async def test_a_browser_gets_graphiql_opening_on_the_examples_and_the_header_ta
     assert "graphiql" in page.lower()
     assert "<title>ordergraph" in page
     state = page_state(page)
-    assert state == start_state()
+    asked = dt.datetime.now(dt.UTC)
+    # the period of WhatWaitingCosts ends with the day the page was served
+    assert state in (start_state(asked), start_state(asked - dt.timedelta(minutes=5)))
     assert state["query"] == EXAMPLES
     assert (
         json.loads(state["headers"])
@@ -110,7 +136,7 @@ def test_nothing_in_the_start_state_can_end_the_script_early() -> None:
 
 async def test_the_example_queries_and_mutation_run_against_a_real_store(api: Api) -> None:
     store = await api.create_store(policy="ALLOW")
-    await api.upsert(store, "MUG")
+    await api.upsert(store, "MUG", price=str(PRICE))
     variables = {"handle": store.handle, "storeId": store.id, "sku": "MUG", "quantity": 2}
 
     async def run(name: str) -> dict[str, Any]:
@@ -133,6 +159,19 @@ async def test_the_example_queries_and_mutation_run_against_a_real_store(api: Ap
     assert tallies["backorders"]["units"] == 2
     page = (await run("Backorders"))["store"]["orders"]
     assert [o["number"] for o in page["nodes"]] == [placed["order"]["number"]]
+
+    # The customer will not wait: the two waiting mugs are lost revenue, within the
+    # period the Variables tab opens on.
+    variables.update({k: v for k, v in example_variables().items() if k in ("from", "to")})
+    declined = await api.cancel(store, placed["order"]["id"], "CUSTOMER_DECLINED_BACKORDER")
+    assert declined["userErrors"] == []
+    costs = (await run("WhatWaitingCosts"))["store"]
+    assert Decimal(costs["backorderOutcomes"]["lostRevenue"]["amount"]) == 2 * PRICE
+    assert costs["backorderOutcomes"]["ordersPlaced"] == 1
+    assert costs["backorderOutcomes"]["backorderRate"] == 1
+    [leader] = costs["backorderLeaders"]
+    assert leader["product"]["sku"] == "MUG"
+    assert Decimal(leader["outcomes"]["lostRevenue"]["amount"]) == 2 * PRICE
 
 
 @pytest.fixture

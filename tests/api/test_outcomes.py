@@ -221,6 +221,27 @@ async def test_a_take_back_starts_a_wait_filled_oldest_first(api: Api, clock: Cl
     assert found["backorderRate"] == 1.0
 
 
+async def test_an_order_filled_before_its_date_is_not_overdue(api: Api, clock: Clock) -> None:
+    """Of two orders due by day 2, the one filled on day 1 never became overdue while
+    waiting; the other still waited when day 2 ended. A product's share counts its lines."""
+    clock.freeze(day(0, 9))
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "MUG", price="20.00")
+    clock.freeze(day(0))
+    await api.place(store, [("MUG", 1)], requestedShipDate="2026-03-04")
+    await api.place(store, [("MUG", 1)], requestedShipDate="2026-03-04")
+    clock.freeze(day(1))
+    await api.receive(store, "MUG", 1)  # the first: filled before its date
+    clock.freeze(day(5))
+    found = await outcomes(api, store, DAY0, day(5))
+    assert found["started"]["orders"] == 2
+    assert found["overdueShare"] == 0.5
+    data = await ask(api, store, PRODUCT_OUTCOMES, sku="MUG", **{"from": DAY0, "to": day(5)})
+    assert data["store"]["product"]["backorderOutcomes"]["overdueShare"] == 0.5
+    # before day 2 ended, neither had become overdue
+    assert (await outcomes(api, store, DAY0, day(2)))["overdueShare"] == 0.0
+
+
 @pytest.mark.parametrize(
     ("variables", "message"),
     [

@@ -16,6 +16,17 @@ TREND = re.compile(
     r"\s+([0-9.]+) ms\s+([0-9.]+) ms$",
     re.MULTILINE,
 )
+OUTCOME = re.compile(
+    r"^(outcomes, 90 days|leaders LOST_REVENUE|leaders WAIT_P90|trend, 52 WEEKs)\s+([0-9,]+)"
+    r"\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+)\s+([0-9.]+) ms\s+([0-9.]+) ms$",
+    re.MULTILINE,
+)
+OUTCOME_GOAL = re.compile(r"^\s+(outcomes|leaders|trend)\S*.*?\s([0-9.]+) <= 3 (met|MISSED)$", re.M)
+QUEUE = re.compile(
+    r"^(whole queue, 3 pages|first page \(250 lines\)|unitsToReorder)\s+([0-9]+)"
+    r"\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+) ms$",
+    re.MULTILINE,
+)
 
 
 @pytest.mark.postgres
@@ -25,7 +36,13 @@ def test_smoke_run_checks_consistency_and_prints_medians_with_ratios(pg_url: str
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "consistency: ok" in done.stdout, output
-    assert "every row of 7 tables equal the bulk load" in done.stdout, output
+    assert "every row of 9 tables equal the bulk load" in done.stdout, output
+    for size in ("200", "2,000"):
+        assert (
+            f"checked N={size} over HTTP: 90-day backorderOutcomes, both backorderLeaders"
+            in done.stdout
+        ), output
+    assert "checked the queue over HTTP: 600 waiting lines" in done.stdout, output
 
     rows = {int(found[0].replace(",", "")): found[1:] for found in ROW.findall(done.stdout)}
     assert sorted(rows) == [200, 2_000], output
@@ -51,5 +68,26 @@ def test_smoke_run_checks_consistency_and_prints_medians_with_ratios(pg_url: str
     assert trends["30 DAY"][3] == 1.0, output
     ratio = trends["1,000 HOUR"][1] / trends["30 DAY"][1]
     assert trends["1,000 HOUR"][3] == pytest.approx(ratio, rel=0.02), output
+
+    # What waiting costs: each query on both stores, ratios to the smaller one, a verdict each.
+    outcomes = OUTCOME.findall(done.stdout)
+    assert len(outcomes) == 8, output
+    smallest = {name: float(m) for name, size, _, m, *_ in outcomes if size == "200"}
+    for name, _, low, middle, high, times, *_ in outcomes:
+        assert 0 < float(low) <= float(middle) <= float(high), output
+        assert float(times) == pytest.approx(float(middle) / smallest[name], abs=0.01), output
+    assert len(OUTCOME_GOAL.findall(done.stdout)) == 4, output
+
+    # The queue of 600 lines: read in 3 pages, each read timed, and the goal's verdict.
+    queue = {name: rest for name, *rest in QUEUE.findall(done.stdout)}
+    assert sorted(queue) == ["first page (250 lines)", "unitsToReorder", "whole queue, 3 pages"]
+    assert queue["whole queue, 3 pages"][0] == "3", output
+    for _, low, middle, high, *_ in queue.values():
+        assert 0 < float(low) <= float(middle) <= float(high), output
+    assert re.search(
+        r"^goal: the whole queue's expectedFillDate [0-9.]+ < 100 ms (met|MISSED)$",
+        done.stdout,
+        re.M,
+    ), output
 
     assert bench_dropped_its_database(done.stdout, "ordergraph_figures"), output

@@ -43,6 +43,7 @@ ORDERS = "450"
 # ninety days before either (nor in the weeks after, where ship dates fall).
 END_A = dt.datetime(2026, 7, 15, 12, 0, tzinfo=dt.UTC)
 END_B = END_A + dt.timedelta(days=7)
+DAY = dt.timedelta(days=1)
 EXPECTED = {
     "demo-new-york": ("USD", "America/New_York"),
     "demo-berlin": ("EUR", "Europe/Berlin"),
@@ -245,6 +246,7 @@ async def test_seed_demo_makes_three_stores_with_ninety_days_of_trade(
     reasons = Counter(e[6].get("reason") for e in events if e[2] == "CANCELLED")
     assert reasons["CUSTOMER_DECLINED_BACKORDER"] > 0, reasons
     assert reasons["CUSTOMER_REQUEST"] > 0, reasons
+    _customers_decline_after_long_waits(world)
 
     # what stands at the end: a backlog, backorders, and overdue orders among them
     status = Counter(o[7] for o in orders)
@@ -261,6 +263,37 @@ async def test_seed_demo_makes_three_stores_with_ninety_days_of_trade(
         assert times == sorted(times)
         assert [e[0] for e in w["events"]] == list(range(1, len(times) + 1))
         assert times[-1] <= 90 * 86400
+
+
+def _customers_decline_after_long_waits(world: dict[str, Any]) -> None:
+    """Every CUSTOMER_DECLINED_BACKORDER cancels units that were waiting for stock, of an
+    order waiting for days; in every store; and waiting orders cancel for other reasons too."""
+    declined: Counter[str] = Counter()
+    waits: list[float] = []  # days from first waiting to declining
+    other: Counter[str] = Counter()  # reasons of other cancellations of waiting orders
+    for handle, w in world.items():
+        waiting: dict[int, int] = {}  # order -> units backordered, as of its last event
+        since: dict[int, float] = {}  # order -> when it first had units waiting
+        for _, stream, kind, at, order, _, data in w["events"]:
+            if stream != "order":
+                continue
+            if kind == "CANCELLED" and waiting.get(order, 0) > 0:
+                if data["reason"] == "CUSTOMER_DECLINED_BACKORDER":
+                    declined[handle] += 1
+                    waits.append((at - since[order]) / 86400)
+                    assert at - data["placedAt"] >= 5 * 86400, (handle, order, data)
+                else:
+                    other[data["reason"]] += 1
+            elif kind == "CANCELLED":
+                assert data["reason"] != "CUSTOMER_DECLINED_BACKORDER", (handle, order, data)
+            waiting[order] = sum(line["backordered"] for line in data["lines"])
+            if waiting[order] and order not in since:
+                since[order] = at
+    assert set(declined) == set(EXPECTED), declined
+    waits.sort()
+    assert waits[0] >= 4, waits
+    assert waits[len(waits) // 2] >= 7, waits  # the median decline waited a week or more
+    assert sum(other.values()) > 0, other
 
 
 WAITING = """query($h: String!) { store(handle: $h) {
@@ -319,6 +352,52 @@ async def test_the_demo_ends_with_dated_waiting_lines_units_to_reorder_and_moved
         assert uncovered > 0, uncovered
         assert to_reorder > 0, to_reorder
         assert incoming > 0
+    finally:
+        await db.dispose()
+
+
+OUTCOMES = """query($h: String!, $from: DateTime!, $to: DateTime!) { store(handle: $h) {
+  backorderOutcomes(from: $from, to: $to) { lostRevenue { amount } wait { p50 p90 }
+    ordersPlaced backorderRate stillWaiting { label tally { orders units } } }
+  backorderLeaders(by: LOST_REVENUE, from: $from, to: $to, first: 5) {
+    product { sku } unitsToReorder outcomes { lostRevenue { amount } wait { p90 } } } } }"""
+
+
+async def test_what_waiting_costs_has_figures_in_every_demo_store(sqlite_demo: str) -> None:
+    """The dashboard's panel over the last 30 days of the demo: revenue lost to customers
+    who would not wait, waits, a backorder rate, orders still waiting, and leaders."""
+    db = Database(sqlite_demo)
+    try:
+        stores = await demo_stores(db)
+        _, token = await create_api_key(
+            db, name="demo outcomes", store_ids=[s.id for s in stores.values()],
+            scopes=["READ"], now=dt.datetime.now(dt.UTC),
+        )  # fmt: skip
+        period = {"from": (END_A - 30 * DAY).isoformat(), "to": END_A.isoformat()}
+        async with app_client(db) as http:
+            for handle in EXPECTED:
+                body = (
+                    await http.post(
+                        "/graphql",
+                        json={"query": OUTCOMES, "variables": {"h": handle, **period}},
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                ).json()
+                assert "errors" not in body, body
+                store = body["data"]["store"]
+                outcomes = store["backorderOutcomes"]
+                assert Decimal(outcomes["lostRevenue"]["amount"]) > 0, (handle, outcomes)
+                assert outcomes["wait"]["p50"] > 0, (handle, outcomes)
+                assert outcomes["wait"]["p90"] >= outcomes["wait"]["p50"], (handle, outcomes)
+                assert outcomes["ordersPlaced"] > 0, (handle, outcomes)
+                assert 0 < outcomes["backorderRate"] < 1, (handle, outcomes)
+                waiting = [b["tally"]["orders"] for b in outcomes["stillWaiting"]]
+                assert sum(waiting) > 0, (handle, outcomes)
+                leaders = store["backorderLeaders"]
+                assert leaders, handle
+                lost = [Decimal(p["outcomes"]["lostRevenue"]["amount"]) for p in leaders]
+                assert lost[0] > 0, (handle, leaders)
+                assert lost == sorted(lost, reverse=True), (handle, leaders)
     finally:
         await db.dispose()
 

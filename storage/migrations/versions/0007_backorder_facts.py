@@ -53,6 +53,32 @@ BEGIN
                wait_bucket
         FROM jsonb_populate_recordset(NULL::backorder_facts, w->'facts');
     END IF;
+    IF w ? 'order_closings' THEN
+        UPDATE backorder_facts b SET closed_at = x.closed_at
+        FROM jsonb_populate_recordset(NULL::backorder_facts, w->'order_closings') x
+        WHERE b.store_id = x.store_id AND b.order_id = x.order_id AND b.kind = 'START'
+          AND b.order_episode = x.order_episode;
+    END IF;
+    IF w ? 'line_closings' THEN
+        UPDATE backorder_facts b SET line_closed_at = x.line_closed_at
+        FROM jsonb_populate_recordset(NULL::backorder_facts, w->'line_closings') x
+        WHERE b.store_id = x.store_id AND b.order_id = x.order_id AND b.line_id = x.line_id
+          AND b.kind = 'START' AND b.line_episode = x.line_episode;
+    END IF;
+    IF w ? 'fact_days' THEN
+        INSERT INTO backorder_days AS d (store_id, product_id, day, kind, reason,
+                                         wait_bucket, units, value, episodes, short,
+                                         max_wait)
+        SELECT store_id, product_id, day, kind, reason, wait_bucket, units, value,
+               episodes, short, max_wait
+        FROM jsonb_populate_recordset(NULL::backorder_days, w->'fact_days')
+        ON CONFLICT (store_id, product_id, day, kind, reason, wait_bucket) DO UPDATE SET
+            units = d.units + EXCLUDED.units,
+            value = d.value + EXCLUDED.value,
+            episodes = d.episodes + EXCLUDED.episodes,
+            short = d.short + EXCLUDED.short,
+            max_wait = greatest(d.max_wait, EXCLUDED.max_wait);
+    END IF;
 END
 $fn$;
 """
@@ -73,6 +99,34 @@ SELECT l.store_id, 0, l.id, 'START', l.product_id, l.order_id, l.id, l.placed_at
 FROM order_lines l JOIN orders o ON o.store_id = l.store_id AND o.id = l.order_id
 WHERE l.backordered > 0
 """
+
+
+def _backfill_days(dialect: str) -> list[str]:
+    """The day sums of what is already there: the orders placed (per store and per
+    product) and the START facts of the lines waiting now."""
+    pg = dialect == "postgresql"
+    day = "CAST(placed_at AT TIME ZONE 'UTC' AS date)" if pg else "date(placed_at)"
+    fact_day = "CAST(at AT TIME ZONE 'UTC' AS date)" if pg else "date(at)"
+    columns = (
+        "store_id, product_id, day, kind, reason, wait_bucket, units, value, episodes, "
+        "short, max_wait"
+    )
+    return [
+        f"""INSERT INTO backorder_days ({columns})
+        SELECT store_id, 0, {day}, 'PLACED', '', -1, 0, 0, count(*), 0, NULL
+        FROM orders GROUP BY store_id, {day}""",
+        f"""INSERT INTO backorder_days ({columns})
+        SELECT store_id, product_id, {day}, 'PLACED', '', -1, 0, 0, count(*), 0, NULL
+        FROM order_lines GROUP BY store_id, product_id, {day}""",
+        f"""INSERT INTO backorder_days ({columns})
+        SELECT store_id, 0, {fact_day}, 'START', '', -1, sum(units), sum(value),
+               count(order_episode), count(order_episode), NULL
+        FROM backorder_facts GROUP BY store_id, {fact_day}""",
+        f"""INSERT INTO backorder_days ({columns})
+        SELECT store_id, product_id, {fact_day}, 'START', '', -1, sum(units), sum(value),
+               count(line_episode), count(line_episode), NULL
+        FROM backorder_facts GROUP BY store_id, product_id, {fact_day}""",
+    ]
 
 
 def upgrade() -> None:
@@ -98,6 +152,8 @@ def upgrade() -> None:
         sa.Column("at_placement", sa.Boolean(), nullable=False),
         sa.Column("overdue_at", Utc(timezone=True), nullable=True),
         sa.Column("wait_bucket", sa.Integer(), nullable=True),
+        sa.Column("closed_at", Utc(timezone=True), nullable=True),
+        sa.Column("line_closed_at", Utc(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("store_id", "seq", "n", name=op.f("pk_backorder_facts")),
     )
     for name, columns in (
@@ -109,9 +165,41 @@ def upgrade() -> None:
     ):
         op.create_index(name, "backorder_facts", columns)
     op.create_index(
+        "ix_backorder_facts_due_starts",
+        "backorder_facts",
+        ["store_id", "at"],
+        postgresql_where=sa.text("kind = 'START' AND overdue_at IS NOT NULL"),
+        sqlite_where=sa.text("kind = 'START' AND overdue_at IS NOT NULL"),
+    )
+    op.create_index(
         "ix_order_lines_product_placed", "order_lines", ["store_id", "product_id", "placed_at"]
     )
+    op.create_table(
+        "backorder_days",
+        sa.Column("store_id", Id, nullable=False),
+        sa.Column("product_id", sa.BigInteger(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=False),
+        sa.Column("wait_bucket", sa.Integer(), nullable=False),
+        sa.Column("units", sa.BigInteger(), nullable=False),
+        sa.Column("value", ordergraph.storage.tables.Money(), nullable=False),
+        sa.Column("episodes", sa.BigInteger(), nullable=False),
+        sa.Column("short", sa.BigInteger(), nullable=False),
+        sa.Column("max_wait", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint(
+            "store_id",
+            "product_id",
+            "day",
+            "kind",
+            "reason",
+            "wait_bucket",
+            name=op.f("pk_backorder_days"),
+        ),
+    )
     op.execute(BACKFILL)
+    for statement in _backfill_days(op.get_bind().dialect.name):
+        op.execute(statement)
     if op.get_bind().dialect.name == "postgresql":
         op.execute(APPLY_OUTCOMES)
 
@@ -120,6 +208,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS og_apply_outcomes(jsonb)")
     op.drop_index("ix_order_lines_product_placed", table_name="order_lines")
+    op.drop_index("ix_backorder_facts_due_starts", table_name="backorder_facts")
     for name in (
         "ix_backorder_facts_order",
         "ix_backorder_facts_product_since",
@@ -128,6 +217,7 @@ def downgrade() -> None:
         "ix_backorder_facts_at",
     ):
         op.drop_index(name, table_name="backorder_facts")
+    op.drop_table("backorder_days")
     op.drop_table("backorder_facts")
     with op.batch_alter_table("order_lines") as batch:
         batch.drop_column("waiting_since")

@@ -126,6 +126,9 @@ FIELDS: dict[str, dict[str, str]] = {
                 "backlog",
                 "backlogTrend",
                 "events",
+                "backorderOutcomes",
+                "backorderOutcomesTrend",
+                "backorderLeaders",
             ],
             READ,
         ),
@@ -150,6 +153,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "backorderQueue": READ,
         "incoming": READ,
         "unitsToReorder": READ,
+        "backorderOutcomes": READ,
     },
     "IncomingReceipt": {
         **_own("id", "quantity", "received", "expectedAt", "reference", "status", "createdAt"),
@@ -222,6 +226,25 @@ FIELDS: dict[str, dict[str, str]] = {
         "oldestBackorderPlacedAt",
     ),
     "BacklogPoint": _own("at", "backlog", "backorders", "overdue"),
+    "BackorderOutcomes": _own(
+        "from",
+        "to",
+        "started",
+        "filled",
+        "wait",
+        "cancelledWhileWaiting",
+        "lostRevenue",
+        "ordersPlaced",
+        "backorderRate",
+        "overdueShare",
+        "stillWaiting",
+    ),
+    "WaitQuantiles": _own("p50", "p90", "max", "relativeError"),
+    "AgeBucket": _own("label", "minDays", "maxDays", "tally"),
+    "CancelledTally": _own("reason", "tally"),
+    "BackorderOutcomesPoint": _own("at", "outcomes"),
+    # reached through Store.backorderLeaders (READ) only
+    "ProductOutcome": _own("product", "outcomes", "unitsToReorder"),
     "CreateStorePayload": _own("store", "apiKey", "token", "userErrors"),
     "CreateApiKeyPayload": _own("apiKey", "token", "userErrors"),
     "RevokeApiKeyPayload": _own("apiKey", "userErrors"),
@@ -383,6 +406,10 @@ class World:
     def args(self, parent: str, name: str) -> str:
         s = self.store
         now = dt.datetime.now(dt.UTC)
+        period = (
+            f"(from: {_q((now - dt.timedelta(days=3)).isoformat())}, "
+            f"to: {_q((now + dt.timedelta(hours=1)).isoformat())})"
+        )
         found = {
             ("Store", "product"): '(sku: "B")',
             ("Store", "products"): "(first: 5)",
@@ -393,6 +420,10 @@ class World:
                 f"(from: {_q((now - dt.timedelta(days=3)).isoformat())}, "
                 f"to: {_q(now.isoformat())}, interval: DAY)"
             ),
+            ("Store", "backorderOutcomes"): period,
+            ("Product", "backorderOutcomes"): period,
+            ("Store", "backorderOutcomesTrend"): period[:-1] + ", interval: DAY)",
+            ("Store", "backorderLeaders"): period[:-1] + ", by: LOST_REVENUE)",
             ("Product", "backorderQueue"): "(first: 5)",
             ("Order", "events"): "(first: 5)",
             ("Store", "events"): "(first: 5)",
@@ -569,6 +600,9 @@ async def _world(api: Api) -> tuple[World, dict[str, Token], list[Key]]:
     shipped = (await api.place(store, [("A", 1), ("B", 1)]))["order"]
     cancelled = (await api.place(store, [("A", 1), ("B", 1)]))["order"]
     await api.place(store, [("F", 2)])  # waits for 2; receiveStock of 1 fills it partly
+    for sku in ("B", "F"):  # what waiting cost: lost revenue on the products reached
+        declined = (await api.place(store, [(sku, 1)]))["order"]
+        await api.cancel(store, declined["id"], "CUSTOMER_DECLINED_BACKORDER")
     throwaway = await make_key(api, [store], ["READ"], "to revoke")
     tokens = {
         "anonymous": Token("anonymous", None),
