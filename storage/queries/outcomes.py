@@ -419,7 +419,8 @@ async def _recent_at_ends(
 ) -> None:
     """Statement 5: per period, what waited at its end for under 15 days, by age bucket
     (units and value by their own start, episodes by their opening). A period that ends
-    now reads what waits now instead (the waiting lines), not the last 15 days' facts."""
+    now reads what waits now instead (the waiting lines, less the changes at now itself),
+    not the last 15 days' facts."""
     if bounds[-1] >= now:
         await _recent_now(conn, scope, bounds[-1], periods[-1])
         if len(periods) == 1:
@@ -520,7 +521,31 @@ async def _recent_now(
             continue
         if opened is not None and (at := age_bucket(opened, end)) < last:
             orders[at] += 1
+    await _undo_changes_at(conn, scope, end, units, value, orders)
     period.recent = [Tally(orders[i], units[i], value[i]) for i in range(last)]
+
+
+async def _undo_changes_at(
+    conn: AsyncConnection,
+    scope: Scope,
+    end: dt.datetime,
+    units: list[int],
+    value: list[Decimal],
+    orders: list[int],
+) -> None:
+    """What waited at `end` is after every change before it: undo, in the recent buckets
+    read from the waiting lines, the changes at `end` itself (now) that they show."""
+    last = len(AGE_BUCKETS) - 1
+    undo = select(f.c.kind, f.c.since, f.c.units, f.c.value, scope.episode()).where(
+        *scope.facts(), f.c.at >= end
+    )
+    for kind, since, n, worth, opened in await conn.execute(undo):
+        sign = -1 if kind == _START else 1
+        if (at := age_bucket(since, end)) < last:
+            units[at] += sign * int(n)
+            value[at] += sign * worth
+        if opened is not None and (at := age_bucket(opened, end)) < last:
+            orders[at] += sign
 
 
 async def _waiting_at_ends(
