@@ -12,7 +12,8 @@ every unit when it began and stopped waiting and why, and of every line and orde
 its episodes opened and closed and how (by the event that took its last waiting unit).
 From that alone it computes every figure of `backorderOutcomes` over a period [from, to),
 for the store (orders' episodes) and for each product (its lines' episodes), and of each
-point of a DAY or WEEK trend, whose points must also add up to the whole period. What
+point of a DAY or WEEK trend, whose points must also add up to the whole period. Orders
+filled or cancelled are the episodes a fill or a cancellation ended. What
 waits "at `to`" is what waits after every change before it; an episode is overdue when
 its order's ship date ended before `to` and the episode had not closed at or before that
 instant. Only constants are shared (the age buckets, the histogram's relative error and
@@ -156,23 +157,12 @@ class Placement:
     lines: dict[int, bool]  # product id: whether its line was placed short
 
 
-@dataclass(frozen=True)
-class Cancellation:
-    """A CANCELLED event that took waiting units, and the products whose lines gave them."""
-
-    at: dt.datetime
-    order_id: int
-    reason: str
-    products: frozenset[int]
-
-
 @dataclass
 class Replayed:
     starts: list[Start] = field(default_factory=list)
     pieces: list[Piece] = field(default_factory=list)
     episodes: list[Episode] = field(default_factory=list)
     placements: list[Placement] = field(default_factory=list)
-    cancellations: list[Cancellation] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)  # what the history did, for the statistics
 
 
@@ -253,23 +243,16 @@ class Replay:
             state["reason"] if event.type == "CANCELLED" else None,
             overdue_at,
         )
-        gave = {
-            line["productId"]
-            for line in lines
-            if self.line(change, line, before.get(line["id"])) and change.cancelling
-        }
+        for line in lines:
+            self.line(change, line, before.get(line["id"]))
         if len(lines) > 1:
             self.found.seen.add("multi-line order")
-        if gave:
-            self.found.cancellations.append(
-                Cancellation(event.at, event.order_id, str(change.reason), frozenset(gave))
-            )
         was = sum(line["backordered"] for line in before.values())
         self.episode(change, (event.order_id, None), was, sum(x["backordered"] for x in lines))
         self.lines_before[event.order_id] = {line["id"]: line for line in lines}
 
-    def line(self, change: Change, line: dict[str, Any], prior: dict[str, Any] | None) -> bool:
-        """One line's change; whether units stopped waiting."""
+    def line(self, change: Change, line: dict[str, Any], prior: dict[str, Any] | None) -> None:
+        """One line's change."""
         line_id, product_id = line["id"], line["productId"]
         was: int = prior["backordered"] if prior else 0
         now: int = line["backordered"]
@@ -300,7 +283,6 @@ class Replay:
                 self.found.seen.add(f"{change.reason} while waiting")
         assert sum(c.units for c in waiting) == now
         self.episode(change, (line_id, product_id), was, now)
-        return now < was
 
     def episode(self, change: Change, key: tuple[int, int | None], was: int, now: int) -> None:
         """Opens or closes the episode of a line (key: line id, product id) or of an order
@@ -384,11 +366,15 @@ class View:
             else:
                 assert p.reason is not None
                 cancelled[p.reason] = add(cancelled.get(p.reason, NO_TALLY), (0, p.units, p.value))
-        closed = [e for e in self.episodes if e.closed is not None and lo <= e.closed < hi]
-        filled = add(filled, (sum(e.how == "FILL" for e in closed), 0, Decimal(0)))
-        for c in self.found.cancellations:
-            if lo <= c.at < hi and (self.product_id is None or self.product_id in c.products):
-                cancelled[c.reason] = add(cancelled.get(c.reason, NO_TALLY), (1, 0, Decimal(0)))
+        # orders: the episodes a fill or a cancellation (by its reason) ended
+        for e in self.episodes:
+            if e.closed is None or not lo <= e.closed < hi:
+                continue
+            if e.how == "FILL":
+                filled = add(filled, (1, 0, Decimal(0)))
+            else:
+                assert e.reason is not None
+                cancelled[e.reason] = add(cancelled.get(e.reason, NO_TALLY), (1, 0, Decimal(0)))
         return filled, cancelled, waits
 
     def placed(self, lo: dt.datetime, hi: dt.datetime) -> tuple[int, int]:
