@@ -166,7 +166,7 @@ async def load_store(
         "overdue_points": OVERDUE_POINTS_SQL.format(store=store_id),
         "overdue_totals": OVERDUE_TOTALS_SQL.format(store=store_id),
         "backorder_facts": FACTS_SQL.format(store=store_id),
-        "backorder_days": DAYS_SQL.format(store=store_id),
+        "backorder_days": DAYS_SQL.format(store=store_id, tz=TIMEZONE),
     }
     took = {}
     for step, statement in steps.items():

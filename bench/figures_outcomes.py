@@ -44,7 +44,7 @@ TREND_QUERY = (
     " backorderOutcomesTrend(from: $from, to: $to, interval: WEEK) {"
     f" at outcomes {{ {OUTCOMES} }} }} }} }}"
 )
-AGES = ((0, 2), (3, 7), (8, 14), (15, None))  # the age buckets, in whole days
+AGES = ((0, 2), (3, 7), (8, 14), (15, None))  # the age buckets, in the store's calendar days
 
 
 def period(timeline: Timeline) -> tuple[dt.datetime, dt.datetime]:
@@ -116,7 +116,7 @@ def expected_outcomes(lives: list[Life], lo: dt.datetime, hi: dt.datetime) -> Ex
         if _within(life.cancel_at, lo, hi):
             fig.declined.add(life)
         if closed is None or closed >= hi:
-            days = (hi - life.placed_at) // dt.timedelta(days=1)
+            days = (hi.astimezone(TZ).date() - life.placed_at.astimezone(TZ).date()).days
             index = next(i for i, (_, top) in enumerate(AGES) if top is None or days <= top)
             fig.still[index].add(life)
     return fig

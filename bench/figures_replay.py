@@ -115,6 +115,7 @@ _ORDER_BY = {
     "overdue_totals": "overdue_at",
     "backorder_facts": "seq, n",
     "backorder_days": "product_id, day, kind, reason, wait_bucket",
+    "backorder_ages": "product_id, kind, start_day, at_day",
 }
 
 

@@ -236,7 +236,7 @@ SELECT {store}, c.seq_last, 0,
        l.product_id, l.order_id, l.line_id, c.at, l.placed_at, l.qty, c.val,
        CASE WHEN c.kind = 2 THEN l.cancel_reason END,
        l.placed_at, l.placed_at, c.kind = 0,
-       CASE WHEN c.kind = 0 THEN l.overdue_at END,
+       l.overdue_at,
        CASE WHEN c.kind = 1 THEN l.fill_bucket END,
        CASE WHEN c.kind = 0 THEN coalesce(l.fill_at, l.cancel_at) END,
        CASE WHEN c.kind = 0 THEN coalesce(l.fill_at, l.cancel_at) END
@@ -245,27 +245,52 @@ WHERE NOT c.stocked AND c.kind IN (0, 1, 2)
 ORDER BY c.seq_last
 """
 
-# The facts summed per UTC day, for the store (product 0: its order episodes) and per
-# product (its line episodes; one line per order here, so the same counts), and the
-# orders (a product's: lines) placed per day, as the unit of work adds them up.
+# The facts summed per day of the store's calendar ({tz}), for the store (product 0: its
+# order episodes) and per product (its line episodes; one line per order here, so the
+# same counts), and the orders (a product's: lines) placed per day; and what waits by
+# the day it began and the day it moved (units by `since`, episodes by their opening), as
+# the unit of work adds them up.
 DAYS_SQL = """
 INSERT INTO backorder_days (store_id, product_id, day, kind, reason, wait_bucket, units,
-                            value, episodes, short, max_wait)
-SELECT {store}, p.product_id, (f.at AT TIME ZONE 'UTC')::date, f.kind,
+                            value, episodes, short, max_wait, due, early)
+SELECT {store}, p.product_id, (f.at AT TIME ZONE '{tz}')::date, f.kind,
        coalesce(f.reason, ''), coalesce(f.wait_bucket, -1), sum(f.units), sum(f.value),
        count(*) FILTER (WHERE f.order_episode IS NOT NULL),
        count(*) FILTER (WHERE f.at_placement AND f.order_episode IS NOT NULL),
-       max(extract(epoch FROM f.at - f.since)) FILTER (WHERE f.kind = 'FILL')
+       max(extract(epoch FROM f.at - f.since)) FILTER (WHERE f.kind = 'FILL'),
+       count(*) FILTER (WHERE f.kind = 'START' AND f.order_episode IS NOT NULL
+                          AND f.overdue_at IS NOT NULL),
+       count(*) FILTER (WHERE f.kind = 'START' AND f.order_episode IS NOT NULL
+                          AND f.closed_at <= f.overdue_at)
 FROM backorder_facts f CROSS JOIN LATERAL (VALUES (0), (f.product_id)) p(product_id)
 WHERE f.store_id = {store}
 GROUP BY 2, 3, 4, 5, 6;
 INSERT INTO backorder_days (store_id, product_id, day, kind, reason, wait_bucket, units,
-                            value, episodes, short, max_wait)
-SELECT {store}, p.product_id, (l.placed_at AT TIME ZONE 'UTC')::date, 'PLACED', '', -1, 0, 0,
-       count(*), 0, NULL
+                            value, episodes, short, max_wait, due, early)
+SELECT {store}, p.product_id, (l.placed_at AT TIME ZONE '{tz}')::date, 'PLACED', '', -1, 0,
+       0, count(*), 0, NULL, 0, 0
 FROM order_lines l CROSS JOIN LATERAL (VALUES (0), (l.product_id)) p(product_id)
 WHERE l.store_id = {store}
 GROUP BY 2, 3;
+INSERT INTO backorder_ages (store_id, product_id, kind, start_day, at_day, units, value,
+                            episodes)
+SELECT {store}, p.product_id, 'U', (f.since AT TIME ZONE '{tz}')::date,
+       (f.at AT TIME ZONE '{tz}')::date,
+       sum(CASE WHEN f.kind = 'START' THEN f.units ELSE -f.units END),
+       sum(CASE WHEN f.kind = 'START' THEN f.value ELSE -f.value END), 0
+FROM backorder_facts f CROSS JOIN LATERAL (VALUES (0), (f.product_id)) p(product_id)
+WHERE f.store_id = {store}
+GROUP BY 2, 4, 5;
+INSERT INTO backorder_ages (store_id, product_id, kind, start_day, at_day, units, value,
+                            episodes)
+SELECT {store}, p.product_id, 'E', (p.episode AT TIME ZONE '{tz}')::date,
+       (f.at AT TIME ZONE '{tz}')::date, 0, 0,
+       sum(CASE WHEN f.kind = 'START' THEN 1 ELSE -1 END)
+FROM backorder_facts f
+CROSS JOIN LATERAL (VALUES (0, f.order_episode), (f.product_id, f.line_episode))
+    p(product_id, episode)
+WHERE f.store_id = {store} AND p.episode IS NOT NULL
+GROUP BY 2, 4, 5;
 """
 
 # The final state of each order and its line; an order waiting at the end has waited

@@ -32,6 +32,7 @@ TABLES = (
     "overdue_totals",
     "backorder_facts",
     "backorder_days",
+    "backorder_ages",
 )
 BULK_TABLES = TABLES[1:]  # their keys and indexes are dropped during the load
 

@@ -32,8 +32,9 @@ The outcomes over a period [from, to) (`Outcomes`):
 - the overdue share: of the episodes opened in the period, those whose order's requested
   ship date ended (its overdue instant, before `to`) while they were still open (not
   closed at or before that instant);
-- still waiting at `to`, by age (`AGE_BUCKETS`): units and value by how long those units
-  had waited, orders by how long their episode had been open.
+- still waiting at `to`, by age (`AGE_BUCKETS`, calendar days in the store's zone):
+  units and value by the day those units began to wait, orders by the day their episode
+  opened.
 """
 
 from __future__ import annotations
@@ -119,18 +120,28 @@ AGE_BUCKETS = (
     AgeBucket("8-14 days", 8, 14),
     AgeBucket("over 14 days", 15, None),
 )
-# How far back the bounded buckets reach: waits shorter than this are in the first three.
-RECENT = dt.timedelta(days=15)
+# The days the bounded buckets reach back: a start this many days before, or more, is in
+# the last bucket.
+RECENT_DAYS = 15
 
 
-def age_bucket(since: dt.datetime, at: dt.datetime) -> int:
-    """The index in AGE_BUCKETS of something waiting since `since`, at `at`: whole days
-    of 24 hours elapsed."""
-    days = (at - since) // dt.timedelta(days=1)
+def local_day(at: dt.datetime, tz: dt.tzinfo) -> dt.date:
+    """The calendar day of an instant in the store's zone."""
+    return at.astimezone(tz).date()
+
+
+def bucket_of_days(days: int) -> int:
+    """The index in AGE_BUCKETS of a wait of `days` calendar days."""
     for index, bucket in enumerate(AGE_BUCKETS):
         if bucket.max_days is None or days <= bucket.max_days:
             return index
     raise AssertionError("unreachable: the last bucket has no end")
+
+
+def age_bucket(since: dt.datetime, at: dt.datetime, tz: dt.tzinfo) -> int:
+    """The index in AGE_BUCKETS of something waiting since `since`, at `at`: calendar
+    days in the store's zone (0: it began that day; 1: the day before; ...)."""
+    return bucket_of_days((local_day(at, tz) - local_day(since, tz)).days)
 
 
 # -- facts ------------------------------------------------------------------------------
@@ -174,7 +185,7 @@ class Fact:
     line_episode: dt.datetime | None = None
     order_episode: dt.datetime | None = None
     at_placement: bool = False  # START: the order was placed short
-    overdue_at: dt.datetime | None = None  # START: the order's overdue instant
+    overdue_at: dt.datetime | None = None  # the order's overdue instant
 
     @property
     def wait_seconds(self) -> float:
@@ -315,11 +326,8 @@ def order_facts(
         found, text = line_facts(line, prior, at, reason)
         facts.extend(found)
         waiting[line.id] = text
-    if order.overdue_at is not None:  # every START: its overdue share is read from it
-        facts = [
-            replace(x, overdue_at=order.overdue_at) if x.kind is FactKind.START else x
-            for x in facts
-        ]
+    if order.overdue_at is not None:  # the overdue share is read from the facts
+        facts = [replace(x, overdue_at=order.overdue_at) for x in facts]
     since = order.backordered_since
     if facts and not was_backordered and order.is_backordered:
         first = next(i for i, f in enumerate(facts) if f.kind is FactKind.START)
@@ -346,6 +354,16 @@ class OutcomeInterval(StrEnum):
     MONTH = "MONTH"
 
 
+@dataclass(frozen=True)
+class Want:
+    """What to work out beyond a period's sums: the overdue share and what still waits
+    cost reads of their own (storage/queries/outcomes.py), done only when asked for."""
+
+    overdue: bool = True
+    waiting: bool = True
+
+
+EVERYTHING = Want()
 MAX_OUTCOME_POINTS = 1000
 
 
@@ -435,8 +453,9 @@ class Outcomes:
 
 __all__ = [
     "AGE_BUCKETS",
+    "EVERYTHING",
     "MAX_OUTCOME_POINTS",
-    "RECENT",
+    "RECENT_DAYS",
     "RELATIVE_ERROR",
     "AgeBucket",
     "Chunk",
@@ -449,11 +468,14 @@ __all__ = [
     "Wait",
     "WaitSketch",
     "Waiting",
+    "Want",
     "age_bucket",
+    "bucket_of_days",
     "bucket_value",
     "decode_waiting",
     "encode_waiting",
     "line_facts",
+    "local_day",
     "order_facts",
     "period_bounds",
     "wait_bucket",

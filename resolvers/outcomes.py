@@ -13,6 +13,7 @@ from ordergraph.domain.outcomes import (
     OutcomeInterval,
     OutcomeRanking,
     Outcomes,
+    Want,
     period_bounds,
 )
 from ordergraph.resolvers.context import ApiError, Context
@@ -44,18 +45,19 @@ def _span(ctx: Context, start: dt.datetime, end: dt.datetime) -> tuple[dt.dateti
 
 
 async def store_outcomes(
-    ctx: Context, store: Store, start: dt.datetime, end: dt.datetime, want: q.Want
+    ctx: Context, store: Store, start: dt.datetime, end: dt.datetime, want: Want
 ) -> Outcomes:
     start, end = _span(ctx, start, end)
     async with ctx.db.read() as conn:
-        return await q.outcomes(conn, q.Scope(store.id), start, end, ctx.clock(), want)
+        scope = q.Scope(store.id, None, store.tz)
+        return await q.outcomes(conn, scope, start, end, ctx.clock(), want)
 
 
 async def product_outcomes(
-    ctx: Context, product: Product, start: dt.datetime, end: dt.datetime, want: q.Want
+    ctx: Context, store: Store, product: Product, start: dt.datetime, end: dt.datetime, want: Want
 ) -> Outcomes:
     start, end = _span(ctx, start, end)
-    scope = q.Scope(product.store_id, product.id)
+    scope = q.Scope(product.store_id, product.id, store.tz)
     async with ctx.db.read() as conn:
         return await q.outcomes(conn, scope, start, end, ctx.clock(), want)
 
@@ -66,7 +68,7 @@ async def outcomes_trend(
     start: dt.datetime,
     end: dt.datetime,
     interval: str,
-    want: q.Want,
+    want: Want,
 ) -> list[Outcomes]:
     """One point per interval of the store's calendar from `from` to `to` (the first and
     last may be partial): their figures add up to the whole period's."""
@@ -79,7 +81,8 @@ async def outcomes_trend(
             field=["interval"],
         )
     async with ctx.db.read() as conn:
-        return await q.outcomes_over(conn, q.Scope(store.id), bounds, ctx.clock(), want)
+        scope = q.Scope(store.id, None, store.tz)
+        return await q.outcomes_over(conn, scope, bounds, ctx.clock(), want)
 
 
 async def leaders(
@@ -89,7 +92,7 @@ async def leaders(
     start: dt.datetime,
     end: dt.datetime,
     first: int,
-    want: q.Want,
+    want: Want,
 ) -> list[tuple[int, Outcomes]]:
     """The leading products' ids with their outcomes, best first."""
     if not 1 <= first <= MAX_LEADERS:
@@ -102,6 +105,6 @@ async def leaders(
         )
         found = []
         for pid in ranked:
-            scope = q.Scope(store.id, pid)
+            scope = q.Scope(store.id, pid, store.tz)
             found.append((pid, await q.outcomes(conn, scope, start, end, now, want)))
         return found

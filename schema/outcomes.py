@@ -9,11 +9,10 @@ from typing import Any
 import strawberry
 
 from ordergraph.domain.model import CancelReason
-from ordergraph.domain.outcomes import AGE_BUCKETS, RELATIVE_ERROR, Outcomes, Wait
+from ordergraph.domain.outcomes import AGE_BUCKETS, RELATIVE_ERROR, Outcomes, Wait, Want
 from ordergraph.domain.tallies import Tally
 from ordergraph.schema.figures import OrderTally
 from ordergraph.schema.money import Money, money
-from ordergraph.storage.queries.outcomes import Want
 
 
 def wanted(info: Any) -> Want:
@@ -61,9 +60,10 @@ class WaitQuantiles:
 
 
 @strawberry.type(
-    description="What still waited at the end of the period, by how long it had waited "
-    "(whole days of 24 hours): units and value by when those units began to wait, orders "
-    "by when the order became backordered (a product's: when its line did)."
+    description="What still waited at the end of the period, by how long it had waited in "
+    "calendar days of the store's time zone (0: it began to wait that day; 1: the day "
+    "before): units and value by the day those units began to wait, orders by the day the "
+    "order became backordered (a product's: its line)."
 )
 class AgeBucket:
     label: str = strawberry.field(

@@ -539,9 +539,11 @@ class ProductType(Node):
     )
     async def backorder_outcomes(self, info: Ctx, from_: From, to: To) -> BackorderOutcomes:
         await traverse(info)
-        found = await oc.product_outcomes(info.context, self._product, from_, to, wanted(info))
         store = await info.context.loaders.store.load(self._product.store_id)
         assert store is not None
+        found = await oc.product_outcomes(
+            info.context, store, self._product, from_, to, wanted(info)
+        )
         return BackorderOutcomes.of(found, store.currency_code)
 
 

@@ -177,6 +177,7 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
         ("fact_days", t.backorder_days, writes.fact_days),
         ("order_closings", t.backorder_facts, writes.order_closings),
         ("line_closings", t.backorder_facts, writes.line_closings),
+        ("fact_ages", t.backorder_ages, writes.fact_ages),
     ):
         if rows:
             doc[name] = [to_json(table, row) for row in rows]

@@ -131,11 +131,21 @@ _ADD_DAYS = _days.on_conflict_do_update(
         "value": t.backorder_days.c.value + _days.excluded.value,
         "episodes": t.backorder_days.c.episodes + _days.excluded.episodes,
         "short": t.backorder_days.c.short + _days.excluded.short,
+        "due": t.backorder_days.c.due + _days.excluded.due,
+        "early": t.backorder_days.c.early + _days.excluded.early,
         # max() of SQLite is NULL when either is: the larger of those there are
         "max_wait": func.max(
             func.coalesce(t.backorder_days.c.max_wait, _days.excluded.max_wait),
             func.coalesce(_days.excluded.max_wait, t.backorder_days.c.max_wait),
         ),
+    },
+)
+_ages = sqlite_insert(t.backorder_ages)
+_ADD_AGES = _ages.on_conflict_do_update(
+    index_elements=[c.name for c in t.backorder_ages.primary_key.columns],
+    set_={
+        name: t.backorder_ages.c[name] + _ages.excluded[name]
+        for name in ("units", "value", "episodes")
     },
 )
 _bf = t.backorder_facts
@@ -376,6 +386,8 @@ async def _write_outcomes(conn: Statements, writes: Writes) -> None:
         await conn.execute(_INSERT["backorder_facts"], writes.facts)
     if writes.fact_days:
         await conn.execute(_ADD_DAYS, writes.fact_days)
+    if writes.fact_ages:
+        await conn.execute(_ADD_AGES, writes.fact_ages)
     if writes.order_closings:
         params = _closing_params(writes.order_closings, "order_episode", "closed_at")
         await conn.execute(_CLOSE_ORDER_EPISODE, params)

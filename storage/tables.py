@@ -446,7 +446,14 @@ backorder_facts = Table(
     Index("ix_backorder_facts_since", "store_id", "since"),
     Index("ix_backorder_facts_product_since", "store_id", "product_id", "since"),
     Index("ix_backorder_facts_order", "store_id", "order_id"),
-    # the STARTs the overdue share reads
+    # the STARTs the overdue share reads: by when they began, and by their overdue instant
+    Index(
+        "ix_backorder_facts_due",
+        "store_id",
+        "overdue_at",
+        postgresql_where=text("kind = 'START' AND overdue_at IS NOT NULL"),
+        sqlite_where=text("kind = 'START' AND overdue_at IS NOT NULL"),
+    ),
     Index(
         "ix_backorder_facts_due_starts",
         "store_id",
@@ -457,7 +464,8 @@ backorder_facts = Table(
 )
 
 
-# The backorder facts summed per UTC day (what a long period reads instead of its facts),
+# The backorder facts summed per day of the store's calendar (what a long period reads
+# instead of its facts),
 # per product and for the whole store (product_id 0), written with the facts. Kinds:
 # those of the facts, and PLACED (orders placed; a product's: its lines). `episodes`:
 # the store's order episodes opened or closed (its PLACED: orders), a product's line
@@ -476,5 +484,29 @@ backorder_days = Table(
     Column("episodes", BigInteger, nullable=False),
     Column("short", BigInteger, nullable=False),
     Column("max_wait", Float, nullable=True),  # FILL: the longest wait, seconds
+    # START: of the episodes opened that day, those with an overdue instant (due) and,
+    # added when they close, those closed at or before it (early)
+    Column("due", BigInteger, nullable=False),
+    Column("early", BigInteger, nullable=False),
     PrimaryKeyConstraint("store_id", "product_id", "day", "kind", "reason", "wait_bucket"),
+)
+
+
+# What waits, by the day (the store's calendar) it began and the day it moved: kind U,
+# units and value by the day those units began to wait (START +, FILL and CANCEL -);
+# kind E, episodes by the day they opened (+1 opening, -1 closing). What waited at a
+# day's start, by age, is the sum of the rows of the 15 days before it that moved before
+# it (storage/queries/outcomes.py).
+backorder_ages = Table(
+    "backorder_ages",
+    metadata,
+    Column("store_id", Id, nullable=False),
+    Column("product_id", BigInteger, nullable=False),  # 0: the whole store
+    Column("kind", String(1), nullable=False),
+    Column("start_day", Date, nullable=False),
+    Column("at_day", Date, nullable=False),
+    Column("units", BigInteger, nullable=False),
+    Column("value", Money, nullable=False),
+    Column("episodes", BigInteger, nullable=False),
+    PrimaryKeyConstraint("store_id", "product_id", "kind", "start_day", "at_day"),
 )

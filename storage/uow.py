@@ -25,7 +25,14 @@ from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.events import Event, OrderEvent, OrderEventType
 from ordergraph.domain.expected import FillInputs
 from ordergraph.domain.model import CancelReason, Order, OrderLine, Product, Receipt, Store
-from ordergraph.domain.outcomes import Fact, FactKind, LineBefore, order_facts, wait_bucket
+from ordergraph.domain.outcomes import (
+    Fact,
+    FactKind,
+    LineBefore,
+    local_day,
+    order_facts,
+    wait_bucket,
+)
 from ordergraph.domain.ports import Loaded
 from ordergraph.domain.tallies import NOTHING, Contribution, contribution
 from ordergraph.storage import history, pg_unit, sqlite_unit
@@ -92,6 +99,7 @@ class Writes:
     # Episodes the change closed: their opening STARTs get closed_at / line_closed_at.
     order_closings: list[dict[str, Any]] = field(default_factory=list)
     line_closings: list[dict[str, Any]] = field(default_factory=list)
+    fact_ages: list[dict[str, Any]] = field(default_factory=list)  # increments of the sums
 
 
 _PRODUCT_MUTABLE = [
@@ -145,6 +153,7 @@ class SqlStoreSession:
         self._settled_orders: dict[int, bool] = {}
         self._settled_lines: dict[int, LineBefore] = {}
         self._closings: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+        self._ages: list[dict[str, Any]] = []
         self._remembered: list[dict[str, Any]] = []
         self._forget_before: dt.datetime | None = None
         # An idempotency record read with the store (PostgreSQL): (operation, key) -> row.
@@ -535,8 +544,11 @@ class SqlStoreSession:
             }
             for n, (seq, fact) in enumerate(self._facts)
         ]
-        days = _fact_days(store_id, [fact for _, fact in self._facts], self._new_orders)
-        self._closings = _closings(store_id, [fact for _, fact in self._facts])
+        taken = [fact for _, fact in self._facts]
+        tz = self.store.tz
+        days = _fact_days(store_id, tz, taken, self._new_orders)
+        self._ages = _fact_ages(store_id, tz, taken)
+        self._closings = _closings(store_id, taken)
         orders, lines = [], []
         for oid, order in self._orders.items():
             before = self._orders_before.get(oid)
@@ -622,6 +634,7 @@ class SqlStoreSession:
             fact_days=fact_days,
             order_closings=self._closings[0] if fact_days else [],
             line_closings=self._closings[1] if fact_days else [],
+            fact_ages=self._ages if fact_days else [],
         )
 
     def _event_row(self, seq: int, event: Event) -> dict[str, Any]:
@@ -669,10 +682,45 @@ def _closings(
     return orders, lines
 
 
-def _fact_days(store_id: int, facts: list[Fact], placed: list[Order]) -> list[dict[str, Any]]:
-    """What the change adds to the day sums (`backorder_days`): per UTC day, kind, reason
-    and wait bucket, for the store (product 0, its order episodes) and for each product
-    (its line episodes); the orders placed (PLACED)."""
+def _fact_ages(store_id: int, tz: dt.tzinfo, facts: list[Fact]) -> list[dict[str, Any]]:
+    """What the change adds to the age sums (`backorder_ages`), by the store's calendar:
+    units by the day they began to wait (U), episodes by the day they opened (E), each
+    under the day they moved; for the store (product 0) and each product."""
+    sums: dict[tuple[int, str, dt.date, dt.date], dict[str, Any]] = {}
+
+    def add(product_id: int, kind: str, start: dt.datetime, at: dt.datetime) -> dict[str, Any]:
+        key = (product_id, kind, local_day(start, tz), local_day(at, tz))
+        row = sums.get(key)
+        if row is None:
+            row = sums[key] = {
+                "store_id": store_id,
+                "product_id": product_id,
+                "kind": kind,
+                "start_day": key[2],
+                "at_day": key[3],
+                "units": 0,
+                "value": 0,
+                "episodes": 0,
+            }
+        return row
+
+    for fact in facts:
+        sign = 1 if fact.kind is FactKind.START else -1
+        for product_id, episode in ((0, fact.order_episode), (fact.product_id, fact.line_episode)):
+            row = add(product_id, "U", fact.since, fact.at)
+            row["units"] += sign * fact.units
+            row["value"] += sign * fact.value
+            if episode is not None:
+                add(product_id, "E", episode, fact.at)["episodes"] += sign
+    return list(sums.values())
+
+
+def _fact_days(
+    store_id: int, tz: dt.tzinfo, facts: list[Fact], placed: list[Order]
+) -> list[dict[str, Any]]:
+    """What the change adds to the day sums (`backorder_days`): per day of the store's
+    calendar, kind, reason and wait bucket, for the store (product 0, its order episodes)
+    and for each product (its line episodes); the orders placed (PLACED)."""
     sums: dict[tuple[int, dt.date, str, str, int], dict[str, Any]] = {}
 
     def add(
@@ -686,8 +734,10 @@ def _fact_days(store_id: int, facts: list[Fact], placed: list[Order]) -> list[di
         episodes: int = 0,
         short: int = 0,
         wait: float | None = None,
+        due: int = 0,
+        early: int = 0,
     ) -> None:
-        key = (product_id, at.astimezone(dt.UTC).date(), kind, reason, bucket)
+        key = (product_id, local_day(at, tz), kind, reason, bucket)
         row = sums.get(key)
         if row is None:
             row = sums[key] = {
@@ -702,7 +752,11 @@ def _fact_days(store_id: int, facts: list[Fact], placed: list[Order]) -> list[di
                 "episodes": 0,
                 "short": 0,
                 "max_wait": None,
+                "due": 0,
+                "early": 0,
             }
+        row["due"] += due
+        row["early"] += early
         row["units"] += units
         row["value"] += value
         row["episodes"] += episodes
@@ -715,6 +769,8 @@ def _fact_days(store_id: int, facts: list[Fact], placed: list[Order]) -> list[di
         reason = fact.reason.value if fact.reason else ""
         bucket = wait_bucket(fact.wait_seconds) if is_fill else -1
         wait = fact.wait_seconds if is_fill else None
+        is_start = fact.kind is FactKind.START
+        dated = fact.overdue_at is not None
         for product_id, episode in ((0, fact.order_episode), (fact.product_id, fact.line_episode)):
             opened = episode is not None
             add(
@@ -728,7 +784,12 @@ def _fact_days(store_id: int, facts: list[Fact], placed: list[Order]) -> list[di
                 int(opened),
                 int(opened and fact.at_placement),
                 wait,
+                due=int(opened and is_start and dated),
             )
+            if episode is not None and not is_start and dated:
+                assert fact.overdue_at is not None
+                if fact.at <= fact.overdue_at:  # closed in time: counted on its opening day
+                    add(product_id, episode, "START", early=1)
     for order in placed:
         add(0, order.placed_at, "PLACED", episodes=1)
         for line in order.lines:

@@ -10,8 +10,10 @@ periods are a `VALUES` list joined to the facts, and the database sums per perio
 3. the orders placed in each period (`orders`, or the product's `order_lines`);
 4. the overdue share's numerator: the episodes opened in the period whose order's
    overdue instant came, by the period's end, while they were still open;
-5. what waited at each period's end for less than RECENT (15 days), by age bucket: the
-   facts before the end whose units (episodes) began in the 15 days before it;
+5. what waited at each period's end that began on one of the 15 days up to it (the
+   store's calendar), by age bucket: the age sums of those days (`backorder_ages`) that
+   moved before the end's day, and the facts of the end's day before the end; for a
+   period that ends now, the waiting lines instead;
 6. what waits now and the net of the facts from the last end on: with the periods' net
    changes, what waited at each end in all, of which the part not in 5 waited 15 days
    or more.
@@ -22,7 +24,7 @@ What "waited at `end`" means: after every change before `end`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import pairwise
@@ -49,14 +51,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordergraph.domain.model import CancelReason
 from ordergraph.domain.outcomes import (
     AGE_BUCKETS,
-    RECENT,
+    EVERYTHING,
+    RECENT_DAYS,
     FactKind,
     OutcomeRanking,
     Outcomes,
     Wait,
     WaitSketch,
+    Want,
     age_bucket,
+    bucket_of_days,
     decode_waiting,
+    local_day,
 )
 from ordergraph.domain.tallies import ZERO, Tally
 from ordergraph.storage import tables as t
@@ -69,10 +75,11 @@ _DAY = 86400.0
 
 @dataclass(frozen=True)
 class Scope:
-    """A store's figures, or (product_id) one product's."""
+    """A store's figures, or (product_id) one product's; days are the store's (`tz`)."""
 
     store_id: int
     product_id: int | None = None
+    tz: dt.tzinfo = dt.UTC
 
     def episode(self, table: Any = f) -> Any:
         """The order's episodes for a store, the line's for a product."""
@@ -108,43 +115,49 @@ def _seconds(conn: AsyncConnection, later: Any, earlier: Any) -> Any:
     return (_sqlite_micros(later) - _sqlite_micros(earlier)) / 1_000_000.0
 
 
-def _periods(rows: Sequence[tuple[int, dt.datetime, dt.datetime]], name: str = "b") -> Any:
-    """Periods (or parts of them) as a common table (i, lo, hi, recent): recent is RECENT
-    before hi (computed here: SQLite has no arithmetic on its datetime text)."""
+Row = tuple[int, dt.datetime, dt.datetime]
+
+
+def _periods(rows: Sequence[Row], name: str = "b", starts: Sequence[Any] = ()) -> Any:
+    """Periods (or parts of them) as a common table (i, lo, hi, since): `since`, when
+    given, bounds the start of what a row reads (else it is lo)."""
     stamp = t.UtcDateTime
+    since = list(starts) or [lo for _, lo, _ in rows]
     return (
         values(
             column("i", Integer),
             column("lo", stamp),
             column("hi", stamp),
-            column("recent", stamp),
+            column("since", stamp),
             name=name,
         )
-        .data([(i, lo, hi, hi - RECENT) for i, lo, hi in rows])
+        .data([(i, lo, hi, first) for (i, lo, hi), first in zip(rows, since, strict=True)])
         .cte(name)
     )
 
 
-def _midnight(at: dt.datetime, up: bool) -> dt.datetime:
-    """The UTC midnight at or after (up) or at or before `at`."""
-    day = at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return day + dt.timedelta(days=1) if up and day < at else day
+def _midnight(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
 
 
 def split(
-    bounds: Sequence[dt.datetime],
-) -> tuple[list[tuple[int, dt.datetime, dt.datetime]], list[tuple[int, dt.date, dt.date]]]:
-    """Each period as the whole UTC days inside it (read from the day sums) and the parts
-    before and after them (read from the facts): (parts, days), each tagged with its
-    period's index."""
-    parts: list[tuple[int, dt.datetime, dt.datetime]] = []
+    bounds: Sequence[dt.datetime], tz: dt.tzinfo
+) -> tuple[list[Row], list[tuple[int, dt.date, dt.date]]]:
+    """Each period as the whole days (the store's calendar) inside it, read from the day
+    sums, and the parts before and after them, read from the facts: (parts, days), each
+    tagged with its period's index."""
+    parts: list[Row] = []
     days: list[tuple[int, dt.date, dt.date]] = []
     for i, (lo, hi) in enumerate(pairwise(bounds)):
-        first, last = _midnight(lo, up=True), _midnight(hi, up=False)
+        first_day = local_day(lo, tz)
+        if _midnight(first_day, tz) < lo:
+            first_day += dt.timedelta(days=1)
+        last_day = local_day(hi, tz)
+        first, last = _midnight(first_day, tz), _midnight(last_day, tz)
         if first >= last:
             parts.append((i, lo, hi))
             continue
-        days.append((i, first.date(), last.date()))
+        days.append((i, first_day, last_day))
         if lo < first:
             parts.append((i, lo, first))
         if last < hi:
@@ -163,19 +176,9 @@ class _Period:
     placed: int = 0
     overdue: int = 0
     net: Tally = field(default_factory=Tally)  # what waits: the change over the period
+    # the whole days' episodes with an overdue instant, less those closed in time
+    dated_not_early: int = 0
     recent: list[Tally] = field(default_factory=lambda: [Tally()] * (len(AGE_BUCKETS) - 1))
-
-
-@dataclass(frozen=True)
-class Want:
-    """The figures to work out beyond the period's sums (statements 4 to 6): a request
-    that does not select them does not pay for them."""
-
-    overdue: bool = True
-    waiting: bool = True
-
-
-EVERYTHING = Want()
 
 
 def _each(conn: AsyncConnection, p: Any, scope: Scope, where: Sequence[Any], **columns: Any) -> Any:
@@ -210,7 +213,7 @@ async def outcomes_over(
         return []
     b = _periods([(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds))])
     periods = [_Period() for _ in bounds[1:]]
-    parts, days = split(bounds)
+    parts, days = split(bounds, scope.tz)
     if days:
         await _by_day(conn, scope, days, periods)
     if parts:
@@ -220,10 +223,13 @@ async def outcomes_over(
             await _wait_buckets(conn, scope, e, periods)
         await _placed(conn, scope, e, periods)
     if want.overdue and any(p.started.orders for p in periods):
-        for i, n in await conn.execute(_overdue_episodes(conn, scope, b)):
-            periods[i].overdue = int(n)
+        if len(periods) == 1 and days:
+            await _overdue_by_days(conn, scope, bounds, parts, days, periods[0])
+        else:
+            for i, n in await conn.execute(_overdue_episodes(conn, scope, b)):
+                periods[i].overdue = int(n)
     if want.waiting:
-        await _recent_at_ends(conn, scope, b, bounds, periods, now)
+        await _recent_at_ends(conn, scope, bounds, periods, now)
         totals = await _waiting_at_ends(conn, scope, bounds, periods, now)
     else:
         totals = [sum(p.recent, Tally()) for p in periods]
@@ -257,12 +263,13 @@ async def _by_day(
             func.sum(bd.c.episodes),
             func.sum(bd.c.short),
             func.max(bd.c.max_wait),
+            func.sum(bd.c.due - bd.c.early),
         )
         .select_from(d.join(bd, and_(bd.c.day >= d.c.a, bd.c.day < d.c.z)))
         .where(bd.c.store_id == scope.store_id, bd.c.product_id == (scope.product_id or 0))
         .group_by(d.c.i, bd.c.kind, bd.c.reason, bd.c.wait_bucket)
     )
-    for i, kind, reason, bucket, units, value, episodes, short, wait in rows:
+    for i, kind, reason, bucket, units, value, episodes, short, wait, late in rows:
         p = periods[i]
         tally = Tally(int(episodes), int(units), _money(value))
         if kind == _PLACED:
@@ -271,6 +278,7 @@ async def _by_day(
             p.started = p.started + tally
             p.placed_short += int(short)
             p.net = p.net + tally
+            p.dated_not_early += int(late)
         else:
             p.net = p.net - tally
             if kind == _FILL:
@@ -409,75 +417,160 @@ def _overdue_episodes(conn: AsyncConnection, scope: Scope, b: Any) -> Any:
     return select(x.c.i, func.count()).group_by(x.c.i)
 
 
+async def _overdue_by_days(
+    conn: AsyncConnection,
+    scope: Scope,
+    bounds: Sequence[dt.datetime],
+    parts: Sequence[Row],
+    days: Sequence[tuple[int, dt.date, dt.date]],
+    period: _Period,
+) -> None:
+    """Statement 4 for one period, without reading its whole days' facts: of the episodes
+    opened on its whole days, those with an overdue instant less those closed in time
+    (the day sums), less those whose instant is not before the end and were not closed in
+    time (STARTs read by overdue instant, from the end on: for a period that ends now,
+    the orders still due); plus the parts' episodes, read as for a trend."""
+    end = bounds[-1]
+    [(_, first_day, last_day)] = days
+    first, last = _midnight(first_day, scope.tz), _midnight(last_day, scope.tz)
+    closed = f.c.line_closed_at if scope.product_id is not None else f.c.closed_at
+    not_in_time = or_(closed.is_(None), closed > f.c.overdue_at)
+    later = await conn.execute(
+        select(func.count()).where(
+            *scope.facts(),
+            f.c.kind == _START,
+            f.c.overdue_at >= end,
+            f.c.at >= first,
+            f.c.at < last,
+            scope.episode().is_not(None),
+            not_in_time,
+        )
+    )
+    count = period.dated_not_early - int(later.scalar() or 0)
+    if parts:
+        e = _periods(parts, "e")
+        x = _each(
+            conn,
+            e,
+            scope,
+            [
+                f.c.kind == _START,
+                f.c.overdue_at.is_not(None),
+                f.c.at >= e.c.lo,
+                f.c.at < e.c.hi,
+                scope.episode().is_not(None),
+                f.c.overdue_at < end,
+                not_in_time,
+            ],
+            one=literal(1),
+        )
+        count += int((await conn.execute(select(func.count()).select_from(x))).scalar() or 0)
+    period.overdue = count
+
+
 async def _recent_at_ends(
     conn: AsyncConnection,
     scope: Scope,
-    b: Any,
     bounds: Sequence[dt.datetime],
     periods: list[_Period],
     now: dt.datetime,
 ) -> None:
-    """Statement 5: per period, what waited at its end for under 15 days, by age bucket
-    (units and value by their own start, episodes by their opening). A period that ends
-    now reads what waits now instead (the waiting lines, less the changes at now itself),
-    not the last 15 days' facts."""
+    """Statement 5: per period, what waited at its end that began to wait (or whose
+    episode opened) on one of the 15 days up to the end's day (the store's calendar), by
+    age bucket. A period that ends now reads what waits now (the waiting lines, less the
+    changes at now itself); the
+    others read the age sums of those 15 days that moved before the end's day, and the
+    facts of the end's day before the end (none when it ends at a midnight)."""
+    ends = list(enumerate(bounds[1:]))
     if bounds[-1] >= now:
         await _recent_now(conn, scope, bounds[-1], periods[-1])
-        if len(periods) == 1:
-            return
-        b = _periods([(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds[:-1]))])
-    is_start = f.c.kind == _START
-    episode = scope.episode()
-    last = len(AGE_BUCKETS) - 1
+        ends = ends[:-1]
+    if not ends:
+        return
+    tz, last = scope.tz, len(AGE_BUCKETS) - 1
+    reach = dt.timedelta(days=RECENT_DAYS - 1)
+    found: dict[int, list[list[Any]]] = {i: [[0, 0, ZERO] for _ in range(last)] for i, _ in ends}
 
-    def bucket_of(age: Any) -> Any:
-        return case(
-            *(
-                (age < (bucket.max_days + 1) * _DAY, index)
-                for index, bucket in enumerate(AGE_BUCKETS[:-1])
-                if bucket.max_days is not None
-            ),
-            else_=last,
+    def add(i: int, days: int, units: int, value: Decimal, episodes: int) -> None:
+        bucket = bucket_of_days(days)
+        if bucket < last:
+            row = found[i][bucket]
+            row[0] += episodes
+            row[1] += units
+            row[2] += value
+
+    r, a = (
+        values(column("i", Integer), column("lo", Date), column("day", Date), name="r")
+        .data([(i, local_day(end, tz) - reach, local_day(end, tz)) for i, end in ends])
+        .cte("r"),
+        t.backorder_ages,
+    )
+    rows = await conn.execute(
+        select(
+            r.c.i,
+            r.c.day,
+            a.c.kind,
+            a.c.start_day,
+            func.sum(a.c.units),
+            _sum_money(a.c.value),
+            func.sum(a.c.episodes),
         )
+        .select_from(
+            r.join(
+                a,
+                and_(a.c.start_day >= r.c.lo, a.c.start_day <= r.c.day, a.c.at_day < r.c.day),
+            )
+        )
+        .where(a.c.store_id == scope.store_id, a.c.product_id == (scope.product_id or 0))
+        .group_by(r.c.i, r.c.day, a.c.kind, a.c.start_day)
+    )
+    for i, day, kind, start_day, units, value, episodes in rows:
+        days = (day - start_day).days
+        if kind == "U":
+            add(i, days, int(units), _money(value), 0)
+        else:
+            add(i, days, 0, ZERO, int(episodes))
+    await _recent_partial(conn, scope, ends, add)
+    for i, tallies in found.items():
+        periods[i].recent = [Tally(o, u, v) for o, u, v in tallies]
 
-    # One pass over each period's last 15 days of facts (a LATERAL range scan of
-    # (store, since) on PostgreSQL): each fact's units by their own age, and, for a fact
-    # that opened or closed an episode of those 15 days, the episode by its age.
-    counts_episode = and_(episode.is_not(None), episode > b.c.recent)
+
+async def _recent_partial(
+    conn: AsyncConnection,
+    scope: Scope,
+    ends: Sequence[tuple[int, dt.datetime]],
+    add: Callable[[int, int, int, Decimal, int], None],
+) -> None:
+    """Statement 5's facts: those of each end's own day before the end that began to wait
+    (or whose episode opened) on one of the 15 days up to it."""
+    tz, reach = scope.tz, dt.timedelta(days=RECENT_DAYS - 1)
+    partial = [(i, _midnight(local_day(end, tz), tz), end) for i, end in ends]
+    partial = [row for row in partial if row[1] < row[2]]
+    if not partial:
+        return
+    first = [_midnight(local_day(end, tz) - reach, tz) for _, _, end in partial]
+    e = _periods(partial, "e", first)
+    is_start = f.c.kind == _START
     x = _each(
         conn,
-        b,
+        e,
         scope,
-        [f.c.since > b.c.recent, f.c.since < b.c.hi, f.c.at < b.c.hi],
-        units_age=bucket_of(_seconds(conn, b.c.hi, f.c.since)),
-        episode_age=case((counts_episode, bucket_of(_seconds(conn, b.c.hi, episode))), else_=-1),
+        [f.c.at >= e.c.lo, f.c.at < e.c.hi, f.c.since >= e.c.since],
+        since=f.c.since,
+        episode=scope.episode(),
         units=case((is_start, f.c.units), else_=-f.c.units),
         value=case(
             (is_start, type_coerce(f.c.value, BigInteger)),
             else_=-type_coerce(f.c.value, BigInteger),
         ),
-        episodes=case((counts_episode, case((is_start, 1), else_=-1)), else_=0),
+        sign=case((is_start, 1), else_=-1),
     )
-    rows = await conn.execute(
-        select(
-            x.c.i,
-            x.c.units_age,
-            x.c.episode_age,
-            func.sum(x.c.units),
-            func.sum(x.c.value),
-            func.sum(x.c.episodes),
-        ).group_by(x.c.i, x.c.units_age, x.c.episode_age)
-    )
-    found: dict[int, list[list[Any]]] = {}
-    for i, units_age, episode_age, units, value, episodes in rows:
-        tallies = found.setdefault(i, [[0, 0, ZERO] for _ in range(last)])
-        if int(units_age) < last:
-            tallies[int(units_age)][1] += int(units)
-            tallies[int(units_age)][2] += _money(value)
-        if 0 <= int(episode_age) < last:
-            tallies[int(episode_age)][0] += int(episodes)
-    for i, tallies in found.items():
-        periods[i].recent = [Tally(o, u, v) for o, u, v in tallies]
+    ending = {i: local_day(end, tz) for i, end in ends}
+    for i, since, episode, units, value, sign in await conn.execute(select(x)):
+        day = ending[i]
+        add(i, (day - local_day(since, tz)).days, int(units), _money(value), 0)
+        if episode is not None and local_day(episode, tz) >= day - reach:
+            add(i, (day - local_day(episode, tz)).days, 0, ZERO, int(sign))
 
 
 async def _recent_now(
@@ -508,7 +601,7 @@ async def _recent_now(
         waiting = decode_waiting(text, placed_at, int(backordered))
         assert waiting is not None
         for chunk in waiting.chunks:
-            at = age_bucket(chunk.since, end)
+            at = age_bucket(chunk.since, end, scope.tz)
             if at < last:
                 units[at] += chunk.units
                 value[at] += chunk.units * price
@@ -519,7 +612,7 @@ async def _recent_now(
             opened = order_since
         else:
             continue
-        if opened is not None and (at := age_bucket(opened, end)) < last:
+        if opened is not None and (at := age_bucket(opened, end, scope.tz)) < last:
             orders[at] += 1
     await _undo_changes_at(conn, scope, end, units, value, orders)
     period.recent = [Tally(orders[i], units[i], value[i]) for i in range(last)]
@@ -541,10 +634,10 @@ async def _undo_changes_at(
     )
     for kind, since, n, worth, opened in await conn.execute(undo):
         sign = -1 if kind == _START else 1
-        if (at := age_bucket(since, end)) < last:
+        if (at := age_bucket(since, end, scope.tz)) < last:
             units[at] += sign * int(n)
             value[at] += sign * worth
-        if opened is not None and (at := age_bucket(opened, end)) < last:
+        if opened is not None and (at := age_bucket(opened, end, scope.tz)) < last:
             orders[at] += sign
 
 
@@ -682,4 +775,4 @@ async def leading_products(
     return [pid for _, pid in ranked[:first]]
 
 
-__all__ = ["EVERYTHING", "Scope", "Want", "leading_products", "outcomes", "outcomes_over"]
+__all__ = ["Scope", "leading_products", "outcomes", "outcomes_over"]

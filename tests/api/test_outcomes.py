@@ -123,10 +123,15 @@ async def test_the_worked_example(api: Api, clock: Clock) -> None:
     assert early["lostRevenue"]["amount"] == "0.00"
     assert early["filled"]["units"] == 0
     assert early["wait"] == {"p50": None, "p90": None, "max": None, "relativeError": 0.02}
-    # on day 9 at 09:00, 1001 had waited 8 days 23 hours, 1002 7 days 23 hours
+    # ages are calendar days of the store: on day 9 at 09:00, 1001 (placed on day 0) had
+    # waited 9 days, 1002 (day 1) 8, though only 7 days and 23 hours had passed
     late = await outcomes(api, store, day(8), day(9, 9))
-    assert buckets(late)["8-14 days"] == (1, 3, "60.00")
-    assert buckets(late)["3-7 days"] == (1, 2, "40.00")
+    assert buckets(late)["8-14 days"] == (2, 5, "100.00")
+    assert buckets(late)["3-7 days"] == (0, 0, "0.00")
+    # on day 8 just before midnight, 1002 had waited 7 days
+    eve = await outcomes(api, store, day(7), day(8, 23) + dt.timedelta(minutes=59))
+    assert buckets(eve)["3-7 days"] == (1, 2, "40.00")
+    assert buckets(eve)["8-14 days"] == (1, 3, "60.00")
     assert late["started"]["units"] == 0
     assert late["ordersPlaced"] == 0
     assert late["backorderRate"] == 0.0

@@ -13,10 +13,10 @@ its episodes opened and closed and how (by the event that took its last waiting 
 From that alone it computes every figure of `backorderOutcomes` over a period [from, to),
 for the store (orders' episodes) and for each product (its lines' episodes), and of each
 point of a DAY or WEEK trend, whose points must also add up to the whole period. Orders
-filled or cancelled are the episodes a fill or a cancellation ended. What
-waits "at `to`" is what waits after every change before it; an episode is overdue when
-its order's ship date ended before `to` and the episode had not closed at or before that
-instant. Only constants are shared (the age buckets, the histogram's relative error and
+filled or cancelled are the episodes a fill or a cancellation ended. What waits "at `to`"
+is what waits after every change before it, aged in the store's calendar days (from the
+day it began to `to`'s day); an episode is overdue when its order's ship date ended
+before `to` and the episode had not closed at or before that instant. Only constants are shared (the age buckets, the histogram's relative error and
 its one-second floor): the API's p50 and p90 must be within that error of the exact lower
 quantiles over the units filled, the longest wait exact.
 
@@ -85,7 +85,6 @@ BASE_DAYS = (
     dt.date(2028, 11, 2),
 )
 MOVES = ("still", "minutes", "hours", "hours", "days", "days", "weeks", "midnight")
-DAY = dt.timedelta(days=1)
 MICRO = dt.timedelta(microseconds=1)
 PERIODS = 6  # random periods checked per history, each for the store and every product
 
@@ -159,6 +158,7 @@ class Placement:
 
 @dataclass
 class Replayed:
+    tz: ZoneInfo  # the store's
     starts: list[Start] = field(default_factory=list)
     pieces: list[Piece] = field(default_factory=list)
     episodes: list[Episode] = field(default_factory=list)
@@ -214,8 +214,8 @@ class Replay:
     """Walks the order events in order, comparing each order's lines with their state at
     the order's previous event."""
 
-    def __init__(self) -> None:
-        self.found = Replayed()
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.found = Replayed(tz)
         self.lines_before: dict[int, dict[int, dict[str, Any]]] = {}  # order: line id: line
         self.chunks: dict[int, list[Piece]] = {}  # line id: its waiting units, oldest first
         self.episodes: dict[tuple[int, int | None], Episode] = {}  # the open ones
@@ -297,7 +297,7 @@ class Replay:
 
 
 def replay(log: list[LoggedEvent], tz: ZoneInfo) -> Replayed:
-    walk = Replay()
+    walk = Replay(tz)
     for event in log:
         walk.event(event, tz)
     return walk.found
@@ -318,8 +318,9 @@ class Expected:
     wait_max: float | None  # hours
 
 
-def age_index(since: dt.datetime, at: dt.datetime) -> int:
-    days = (at - since) // DAY  # whole days of 24 hours
+def age_index(since: dt.datetime, at: dt.datetime, tz: ZoneInfo) -> int:
+    """Calendar days in the store's zone: 0 when it began on at's day, 1 the day before..."""
+    days = (at.astimezone(tz).date() - since.astimezone(tz).date()).days
     for index, bucket in enumerate(AGE_BUCKETS):
         if bucket.max_days is None or days <= bucket.max_days:
             return index
@@ -403,11 +404,11 @@ class View:
         still = [NO_TALLY] * len(AGE_BUCKETS)
         for p in self.found.pieces:
             if self.ours(p.product_id) and p.waits_at(hi):
-                i = age_index(p.since, hi)
+                i = age_index(p.since, hi, self.found.tz)
                 still[i] = add(still[i], (0, p.units, p.value))
         for e in self.episodes:
             if e.open_at(hi):
-                i = age_index(e.opened, hi)
+                i = age_index(e.opened, hi, self.found.tz)
                 still[i] = add(still[i], (1, 0, Decimal(0)))
         return still
 
@@ -672,10 +673,15 @@ def instants(
     """Instants to bound periods with: the changes and just before them, the ends of the
     requested ship dates, the edges of the age buckets, and some at random."""
     changes = sorted({s.at for s in found.starts} | {p.until for p in found.pieces if p.until})
+    # the local midnights that start the days on which a wait moves to the next bucket
+    began = {p.since for p in found.pieces} | {e.opened for e in found.episodes}
     edges = sorted(
         {
-            since + dt.timedelta(days=b.min_days) + nudge
-            for since in {p.since for p in found.pieces} | {e.opened for e in found.episodes}
+            date_ends(
+                since.astimezone(history.tz).date() + dt.timedelta(b.min_days - 1), history.tz
+            )
+            + nudge
+            for since in began
             for b in AGE_BUCKETS[1:]
             for nudge in (-MICRO, dt.timedelta(0))
         }

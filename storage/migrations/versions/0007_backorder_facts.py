@@ -1,7 +1,8 @@
 """backorder facts: what waiting costs, and og_apply_outcomes to write them (PostgreSQL)
 
 `backorder_facts` keeps one row per line and kind of each change that moved a line's
-backordered units (domain/outcomes.py); `orders.backordered_since` and
+backordered units (domain/outcomes.py), `backorder_days` their sums per day of the
+store's calendar, `backorder_ages` what waits by the day it began and the day it moved; `orders.backordered_since` and
 `order_lines.waiting_since` keep when the waiting began. On PostgreSQL a unit of work
 that writes them sends `og_apply_outcomes` in the same simple query as `og_apply`
 (storage/pg_unit.py), so the commit stays one round trip.
@@ -16,6 +17,11 @@ Create Date: 2026-11-30 00:30:00.000000
 """
 
 from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from alembic import op
@@ -68,16 +74,28 @@ BEGIN
     IF w ? 'fact_days' THEN
         INSERT INTO backorder_days AS d (store_id, product_id, day, kind, reason,
                                          wait_bucket, units, value, episodes, short,
-                                         max_wait)
+                                         max_wait, due, early)
         SELECT store_id, product_id, day, kind, reason, wait_bucket, units, value,
-               episodes, short, max_wait
+               episodes, short, max_wait, due, early
         FROM jsonb_populate_recordset(NULL::backorder_days, w->'fact_days')
         ON CONFLICT (store_id, product_id, day, kind, reason, wait_bucket) DO UPDATE SET
             units = d.units + EXCLUDED.units,
             value = d.value + EXCLUDED.value,
             episodes = d.episodes + EXCLUDED.episodes,
             short = d.short + EXCLUDED.short,
-            max_wait = greatest(d.max_wait, EXCLUDED.max_wait);
+            max_wait = greatest(d.max_wait, EXCLUDED.max_wait),
+            due = d.due + EXCLUDED.due,
+            early = d.early + EXCLUDED.early;
+    END IF;
+    IF w ? 'fact_ages' THEN
+        INSERT INTO backorder_ages AS a (store_id, product_id, kind, start_day, at_day,
+                                         units, value, episodes)
+        SELECT store_id, product_id, kind, start_day, at_day, units, value, episodes
+        FROM jsonb_populate_recordset(NULL::backorder_ages, w->'fact_ages')
+        ON CONFLICT (store_id, product_id, kind, start_day, at_day) DO UPDATE SET
+            units = a.units + EXCLUDED.units,
+            value = a.value + EXCLUDED.value,
+            episodes = a.episodes + EXCLUDED.episodes;
     END IF;
 END
 $fn$;
@@ -101,32 +119,78 @@ WHERE l.backordered > 0
 """
 
 
-def _backfill_days(dialect: str) -> list[str]:
-    """The day sums of what is already there: the orders placed (per store and per
-    product) and the START facts of the lines waiting now."""
-    pg = dialect == "postgresql"
-    day = "CAST(placed_at AT TIME ZONE 'UTC' AS date)" if pg else "date(placed_at)"
-    fact_day = "CAST(at AT TIME ZONE 'UTC' AS date)" if pg else "date(at)"
-    columns = (
-        "store_id, product_id, day, kind, reason, wait_bucket, units, value, episodes, "
-        "short, max_wait"
+Days = dict[tuple[int, int, dt.date, str], list[int]]
+Ages = dict[tuple[int, int, str, dt.date, dt.date], list[int]]
+
+
+def _backfill_sums() -> None:
+    """The day sums and age sums of what is already there, by the store's calendar (which
+    SQL cannot reach on SQLite, so in Python): the orders (and lines) placed per day, and
+    the START facts of the lines waiting now."""
+    bind = op.get_bind()
+    zones = {
+        int(store): ZoneInfo(zone)
+        for store, zone in bind.execute(sa.text("SELECT id, timezone FROM stores"))
+    }
+
+    def day_of(store: int, at: Any) -> dt.date:
+        if isinstance(at, str):
+            at = dt.datetime.fromisoformat(at)
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=dt.UTC)
+        return at.astimezone(zones[store]).date()
+
+    days: Days = defaultdict(lambda: [0, 0, 0, 0, 0])
+    ages: Ages = defaultdict(lambda: [0, 0, 0])
+    for store, at in bind.execute(sa.text("SELECT store_id, placed_at FROM orders")):
+        days[(int(store), 0, day_of(int(store), at), "PLACED")][2] += 1
+    lines = bind.execute(sa.text("SELECT store_id, product_id, placed_at FROM order_lines"))
+    for store, product, at in lines:
+        days[(int(store), int(product), day_of(int(store), at), "PLACED")][2] += 1
+    starts = bind.execute(
+        sa.text("SELECT store_id, product_id, at, units, value, order_episode FROM backorder_facts")
     )
-    return [
-        f"""INSERT INTO backorder_days ({columns})
-        SELECT store_id, 0, {day}, 'PLACED', '', -1, 0, 0, count(*), 0, NULL
-        FROM orders GROUP BY store_id, {day}""",
-        f"""INSERT INTO backorder_days ({columns})
-        SELECT store_id, product_id, {day}, 'PLACED', '', -1, 0, 0, count(*), 0, NULL
-        FROM order_lines GROUP BY store_id, product_id, {day}""",
-        f"""INSERT INTO backorder_days ({columns})
-        SELECT store_id, 0, {fact_day}, 'START', '', -1, sum(units), sum(value),
-               count(order_episode), count(order_episode), NULL
-        FROM backorder_facts GROUP BY store_id, {fact_day}""",
-        f"""INSERT INTO backorder_days ({columns})
-        SELECT store_id, product_id, {fact_day}, 'START', '', -1, sum(units), sum(value),
-               count(line_episode), count(line_episode), NULL
-        FROM backorder_facts GROUP BY store_id, product_id, {fact_day}""",
-    ]
+    for store, product, at, units, value, order_episode in starts:
+        day = day_of(int(store), at)
+        for scope, opened in ((0, order_episode is not None), (int(product), True)):
+            _add(days[(int(store), scope, day, "START")], units, value, opened, opened)
+            _add(ages[(int(store), scope, "U", day, day)], units, value)
+            if opened:
+                _add(ages[(int(store), scope, "E", day, day)], 0, 0, True)
+    _insert_sums(bind, days, ages)
+
+
+def _add(row: list[int], units: Any, value: Any, *counted: bool) -> None:
+    row[0] += int(units)
+    row[1] += int(value)
+    for at, flag in enumerate(counted, start=2):
+        row[at] += int(flag)
+
+
+def _insert_sums(bind: Any, days: Days, ages: Ages) -> None:
+    if days:
+        bind.execute(
+            sa.text(
+                "INSERT INTO backorder_days (store_id, product_id, day, kind, reason,"
+                " wait_bucket, units, value, episodes, short, max_wait, due, early) VALUES"
+                " (:s, :p, :d, :k, '', -1, :u, :v, :e, :sh, NULL, :due, 0)"
+            ),
+            [
+                dict(zip(("s", "p", "d", "k", "u", "v", "e", "sh", "due"), (*k, *v), strict=True))
+                for k, v in days.items()
+            ],
+        )
+    if ages:
+        bind.execute(
+            sa.text(
+                "INSERT INTO backorder_ages (store_id, product_id, kind, start_day, at_day,"
+                " units, value, episodes) VALUES (:s, :p, :k, :sd, :ad, :u, :v, :e)"
+            ),
+            [
+                dict(zip(("s", "p", "k", "sd", "ad", "u", "v", "e"), (*k, *v), strict=True))
+                for k, v in ages.items()
+            ],
+        )
 
 
 def upgrade() -> None:
@@ -165,6 +229,13 @@ def upgrade() -> None:
     ):
         op.create_index(name, "backorder_facts", columns)
     op.create_index(
+        "ix_backorder_facts_due",
+        "backorder_facts",
+        ["store_id", "overdue_at"],
+        postgresql_where=sa.text("kind = 'START' AND overdue_at IS NOT NULL"),
+        sqlite_where=sa.text("kind = 'START' AND overdue_at IS NOT NULL"),
+    )
+    op.create_index(
         "ix_backorder_facts_due_starts",
         "backorder_facts",
         ["store_id", "at"],
@@ -187,6 +258,8 @@ def upgrade() -> None:
         sa.Column("episodes", sa.BigInteger(), nullable=False),
         sa.Column("short", sa.BigInteger(), nullable=False),
         sa.Column("max_wait", sa.Float(), nullable=True),
+        sa.Column("due", sa.BigInteger(), nullable=False),
+        sa.Column("early", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint(
             "store_id",
             "product_id",
@@ -197,9 +270,27 @@ def upgrade() -> None:
             name=op.f("pk_backorder_days"),
         ),
     )
+    op.create_table(
+        "backorder_ages",
+        sa.Column("store_id", Id, nullable=False),
+        sa.Column("product_id", sa.BigInteger(), nullable=False),
+        sa.Column("kind", sa.String(length=1), nullable=False),
+        sa.Column("start_day", sa.Date(), nullable=False),
+        sa.Column("at_day", sa.Date(), nullable=False),
+        sa.Column("units", sa.BigInteger(), nullable=False),
+        sa.Column("value", ordergraph.storage.tables.Money(), nullable=False),
+        sa.Column("episodes", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "store_id",
+            "product_id",
+            "kind",
+            "start_day",
+            "at_day",
+            name=op.f("pk_backorder_ages"),
+        ),
+    )
     op.execute(BACKFILL)
-    for statement in _backfill_days(op.get_bind().dialect.name):
-        op.execute(statement)
+    _backfill_sums()
     if op.get_bind().dialect.name == "postgresql":
         op.execute(APPLY_OUTCOMES)
 
@@ -209,6 +300,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS og_apply_outcomes(jsonb)")
     op.drop_index("ix_order_lines_product_placed", table_name="order_lines")
     op.drop_index("ix_backorder_facts_due_starts", table_name="backorder_facts")
+    op.drop_index("ix_backorder_facts_due", table_name="backorder_facts")
     for name in (
         "ix_backorder_facts_order",
         "ix_backorder_facts_product_since",
@@ -217,6 +309,7 @@ def downgrade() -> None:
         "ix_backorder_facts_at",
     ):
         op.drop_index(name, table_name="backorder_facts")
+    op.drop_table("backorder_ages")
     op.drop_table("backorder_days")
     op.drop_table("backorder_facts")
     with op.batch_alter_table("order_lines") as batch:
