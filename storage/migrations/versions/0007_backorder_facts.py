@@ -241,6 +241,14 @@ def upgrade() -> None:
         ["store_id", "at"],
         postgresql_where=sa.text("kind = 'START' AND overdue_at IS NOT NULL"),
         sqlite_where=sa.text("kind = 'START' AND overdue_at IS NOT NULL"),
+        postgresql_include=[
+            "overdue_at",
+            "order_episode",
+            "line_episode",
+            "closed_at",
+            "line_closed_at",
+            "product_id",
+        ],
     )
     op.create_index(
         "ix_order_lines_product_placed", "order_lines", ["store_id", "product_id", "placed_at"]
@@ -312,7 +320,7 @@ def downgrade() -> None:
     op.drop_table("backorder_ages")
     op.drop_table("backorder_days")
     op.drop_table("backorder_facts")
-    with op.batch_alter_table("order_lines") as batch:
-        batch.drop_column("waiting_since")
-    with op.batch_alter_table("orders") as batch:
-        batch.drop_column("backordered_since")
+    # Dropped in place (SQLite 3.35 and later can): a batch copy of these tables would
+    # drop and recreate them under the foreign keys of the rows that reference them.
+    op.execute("ALTER TABLE order_lines DROP COLUMN waiting_since")
+    op.execute("ALTER TABLE orders DROP COLUMN backordered_since")
