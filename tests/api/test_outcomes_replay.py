@@ -16,9 +16,10 @@ point of a DAY or WEEK trend, whose points must also add up to the whole period.
 filled or cancelled are the episodes a fill or a cancellation ended. What waits "at `to`"
 is what waits after every change before it, aged in the store's calendar days (from the
 day it began to `to`'s day); an episode is overdue when its order's ship date ended
-before `to` and the episode had not closed at or before that instant. Only constants are shared (the age buckets, the histogram's relative error and
-its one-second floor): the API's p50 and p90 must be within that error of the exact lower
-quantiles over the units filled, the longest wait exact.
+before `to` and the episode had not closed at or before that instant. Only constants are
+shared (the age buckets, the histogram's relative error and its one-second floor): the
+API's p50 and p90 must be within that error of the exact lower quantiles over the units
+filled, the longest wait exact.
 
 Hypothesis writes the histories (with the helpers of tests/api/test_figures_replay.py):
 stores in several zones (some crossing a daylight-saving change), several products,
