@@ -30,7 +30,8 @@ The outcomes over a period [from, to) (`Outcomes`):
 - `orders_placed` and the backorder rate: the share of them placed short (with a unit
   backordered at placement);
 - the overdue share: of the episodes opened in the period, those whose order's requested
-  ship date ended (its overdue instant, at or before `to`) while they were still open;
+  ship date ended (its overdue instant, before `to`) while they were still open (not
+  closed at or before that instant);
 - still waiting at `to`, by age (`AGE_BUCKETS`, calendar days in the store's zone):
   units and value by the day those units began to wait, orders by the day their episode
   opened.

@@ -100,10 +100,19 @@ def _sum_money(column_: Any) -> Any:
     return func.coalesce(func.sum(type_coerce(column_, BigInteger)), 0)
 
 
+def _sqlite_micros(stamp: Any) -> Any:
+    """Microseconds since the epoch of a datetime SQLite keeps as text ("YYYY-MM-DD
+    HH:MM:SS.ffffff"), as an integer: exact where julianday's days in a double are not
+    (their step is some 40 microseconds)."""
+    whole = func.strftime("%s", func.substr(stamp, 1, 19))  # (it rounds a fraction)
+    return whole * 1_000_000 + func.substr(stamp, 21, 6).cast(Integer)
+
+
 def _seconds(conn: AsyncConnection, later: Any, earlier: Any) -> Any:
+    """Seconds from `earlier` to `later`, exact to the microsecond on both databases."""
     if conn.dialect.name == "postgresql":
         return func.extract("epoch", later - earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * _DAY
+    return (_sqlite_micros(later) - _sqlite_micros(earlier)) / 1_000_000.0
 
 
 Row = tuple[int, dt.datetime, dt.datetime]
@@ -468,7 +477,8 @@ async def _recent_at_ends(
 ) -> None:
     """Statement 5: per period, what waited at its end that began to wait (or whose
     episode opened) on one of the 15 days up to the end's day (the store's calendar), by
-    age bucket. A period that ends now reads what waits now (the waiting lines); the
+    age bucket. A period that ends now reads what waits now (the waiting lines, less the
+    changes at now itself); the
     others read the age sums of those 15 days that moved before the end's day, and the
     facts of the end's day before the end (none when it ends at a midnight)."""
     ends = list(enumerate(bounds[1:]))
@@ -612,7 +622,31 @@ async def _recent_now(
             continue
         if opened is not None and (at := age_bucket(opened, end, scope.tz)) < last:
             orders[at] += 1
+    await _undo_changes_at(conn, scope, end, units, value, orders)
     period.recent = [Tally(orders[i], units[i], value[i]) for i in range(last)]
+
+
+async def _undo_changes_at(
+    conn: AsyncConnection,
+    scope: Scope,
+    end: dt.datetime,
+    units: list[int],
+    value: list[Decimal],
+    orders: list[int],
+) -> None:
+    """What waited at `end` is after every change before it: undo, in the recent buckets
+    read from the waiting lines, the changes at `end` itself (now) that they show."""
+    last = len(AGE_BUCKETS) - 1
+    undo = select(f.c.kind, f.c.since, f.c.units, f.c.value, scope.episode()).where(
+        *scope.facts(), f.c.at >= end
+    )
+    for kind, since, n, worth, opened in await conn.execute(undo):
+        sign = -1 if kind == _START else 1
+        if (at := age_bucket(since, end, scope.tz)) < last:
+            units[at] += sign * int(n)
+            value[at] += sign * worth
+        if opened is not None and (at := age_bucket(opened, end, scope.tz)) < last:
+            orders[at] += sign
 
 
 async def _waiting_at_ends(
@@ -640,7 +674,7 @@ async def _waiting_at_ends(
     ).one()
     total = Tally(int(row[2]), int(row[0]), _money(row[1]))
     last = bounds[-1]
-    if last < now:
+    if last <= now:  # changes at `now` itself came after what waited "at" it
         is_start = f.c.kind == _START
         episode = scope.episode()
         after = (
@@ -736,7 +770,7 @@ async def leading_products(
             select(p.c.id, p.c.backordered).where(p.c.store_id == store_id, p.c.backordered > 0)
         )
     }
-    if end < now:
+    if end <= now:
         is_start = f.c.kind == _START
         rows = await conn.execute(
             select(f.c.product_id, func.sum(case((is_start, f.c.units), else_=-f.c.units)))

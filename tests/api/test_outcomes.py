@@ -276,3 +276,35 @@ async def test_too_many_points_and_leaders_are_refused(api: Api, clock: Clock) -
         token=store.token,
     )
     assert result["errors"][0]["extensions"]["code"] == "INVALID"
+
+
+async def test_what_changed_at_the_end_does_not_wait_at_it(api: Api, clock: Clock) -> None:
+    """Still waiting at `to` is after every change before it: an order placed short at
+    `to` itself (now) is not waiting yet, in no bucket."""
+    clock.freeze(day(0, 9))
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "MUG", price="20.00")
+    clock.freeze(day(0))
+    await api.place(store, [("MUG", 2)])
+    found = await outcomes(api, store, day(-1), day(0))
+    assert set(buckets(found).values()) == {(0, 0, "0.00")}
+    assert found["started"]["units"] == 0
+    clock.freeze(day(0, 11))
+    assert buckets(await outcomes(api, store, day(-1), day(0))) == buckets(found)
+    later = await outcomes(api, store, day(-1), day(0, 11))
+    assert buckets(later)["0-2 days"] == (1, 2, "40.00")
+
+
+async def test_the_longest_wait_is_exact_to_the_microsecond(api: Api, clock: Clock) -> None:
+    clock.freeze(day(0, 9))
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "MUG", price="20.00")
+    placed_at = day(0) + dt.timedelta(microseconds=1)
+    clock.freeze(placed_at)
+    await api.place(store, [("MUG", 1)])
+    filled_at = day(3, 7) + dt.timedelta(seconds=59, microseconds=250_000)
+    clock.freeze(filled_at)
+    await api.receive(store, "MUG", 1)
+    clock.freeze(day(4))
+    found = await outcomes(api, store, DAY0, day(4))
+    assert found["wait"]["max"] == (filled_at - placed_at).total_seconds() / 3600
