@@ -478,9 +478,9 @@ async def _recent_at_ends(
     """Statement 5: per period, what waited at its end that began to wait (or whose
     episode opened) on one of the 15 days up to the end's day (the store's calendar), by
     age bucket. A period that ends now reads what waits now (the waiting lines, less the
-    changes at now itself); the
-    others read the age sums of those 15 days that moved before the end's day, and the
-    facts of the end's day before the end (none when it ends at a midnight)."""
+    changes at now itself); the others read the age sums of those 15 days that moved
+    before the end's day, and the facts of the end's day before the end (none when it
+    ends at a midnight)."""
     ends = list(enumerate(bounds[1:]))
     if bounds[-1] >= now:
         await _recent_now(conn, scope, bounds[-1], periods[-1])
