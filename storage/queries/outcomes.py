@@ -393,12 +393,17 @@ def _outcomes(lo: dt.datetime, hi: dt.datetime, p: _Period, total: Tally) -> Out
     )
 
 
-def _overdue_episodes(conn: AsyncConnection, scope: Scope, b: Any) -> Any:
-    """Statement 4: per period, the episodes opened in it whose order's overdue instant
-    came before its end while they were still open (not closed by then: their START's
-    closed_at). Only STARTs with an overdue instant are read (a partial index holds
-    them)."""
+def _not_in_time(scope: Scope) -> Any:
+    """An episode's START whose episode was not closed by its order's overdue instant."""
     closed = f.c.line_closed_at if scope.product_id is not None else f.c.closed_at
+    return or_(closed.is_(None), closed > f.c.overdue_at)
+
+
+def _overdue_episodes(conn: AsyncConnection, scope: Scope, b: Any, due_before: Any = None) -> Any:
+    """Statement 4: per period (or part of one), the episodes opened in it whose order's
+    overdue instant came before the period's end (`due_before`, else the row's hi) while
+    they were still open (not closed by then: their START's closed_at). Only STARTs with
+    an overdue instant are read (a partial index holds them)."""
     x = _each(
         conn,
         b,
@@ -409,8 +414,8 @@ def _overdue_episodes(conn: AsyncConnection, scope: Scope, b: Any) -> Any:
             f.c.at >= b.c.lo,
             f.c.at < b.c.hi,
             scope.episode().is_not(None),
-            f.c.overdue_at < b.c.hi,
-            or_(closed.is_(None), closed > f.c.overdue_at),
+            f.c.overdue_at < (b.c.hi if due_before is None else due_before),
+            _not_in_time(scope),
         ],
         one=literal(1),
     )
@@ -433,8 +438,6 @@ async def _overdue_by_days(
     end = bounds[-1]
     [(_, first_day, last_day)] = days
     first, last = _midnight(first_day, scope.tz), _midnight(last_day, scope.tz)
-    closed = f.c.line_closed_at if scope.product_id is not None else f.c.closed_at
-    not_in_time = or_(closed.is_(None), closed > f.c.overdue_at)
     later = await conn.execute(
         select(func.count()).where(
             *scope.facts(),
@@ -443,28 +446,13 @@ async def _overdue_by_days(
             f.c.at >= first,
             f.c.at < last,
             scope.episode().is_not(None),
-            not_in_time,
+            _not_in_time(scope),
         )
     )
     count = period.dated_not_early - int(later.scalar() or 0)
     if parts:
-        e = _periods(parts, "e")
-        x = _each(
-            conn,
-            e,
-            scope,
-            [
-                f.c.kind == _START,
-                f.c.overdue_at.is_not(None),
-                f.c.at >= e.c.lo,
-                f.c.at < e.c.hi,
-                scope.episode().is_not(None),
-                f.c.overdue_at < end,
-                not_in_time,
-            ],
-            one=literal(1),
-        )
-        count += int((await conn.execute(select(func.count()).select_from(x))).scalar() or 0)
+        rows = await conn.execute(_overdue_episodes(conn, scope, _periods(parts, "e"), end))
+        count += sum(int(n) for _, n in rows)
     period.overdue = count
 
 

@@ -41,8 +41,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import event as label
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -54,6 +54,7 @@ from ordergraph.storage import tables
 from ordergraph.storage.db import Database
 from tests.api.test_figures_replay import (
     PRICES,
+    REPLAY_SETTINGS,
     SHIP_BY,
     ZONES,
     History,
@@ -812,13 +813,6 @@ async def run_history(url: str, draw: st.DataObject) -> None:
             await check_agreement(history, db, first)
     finally:
         await db.dispose()
-
-
-REPLAY_SETTINGS = settings(
-    max_examples=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 
 def run_example(url: str, draw: st.DataObject) -> None:
