@@ -191,22 +191,36 @@ def _item_cost(fields: Sequence[Selected], now: dt.datetime) -> float:
     return each
 
 
-def trend_points(args: Mapping[str, Any], now: dt.datetime) -> int:
-    """An upper bound of `backlogTrend`'s points, before the store's zone is known."""
+def _points(
+    args: Mapping[str, Any],
+    now: dt.datetime,
+    steps: Mapping[str, dt.timedelta],
+    cap: int,
+    *,
+    empty_span_has_a_point: bool,
+) -> int:
+    """An upper bound of a trend's points, before the store's zone is known: the span
+    from `from` to `to` (clipped at now) over the interval's shortest step, plus a
+    boundary on each side; 0 when surely over `cap` (the resolver refuses it before any
+    query) or when the span is empty (`backlogTrend` still gives its one instant)."""
     start, end, interval = args.get("from"), args.get("to"), args.get("interval")
-    step = TREND_STEPS.get(str(getattr(interval, "value", interval)))
+    step = steps.get(str(getattr(interval, "value", interval)))
     if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime) or step is None:
-        return MAX_TREND_POINTS
+        return cap
     if start.tzinfo is None or end.tzinfo is None:
         return 1  # refused by the resolver
     end = min(end, now)
-    if end < start:
+    if end < start or (end == start and not empty_span_has_a_point):
         return 0
-    steps = int((end - start) / step)
-    if steps - 1 > MAX_TREND_POINTS:
-        return 0  # surely over the resolver's cap: refused there before any query
-    # +2: a boundary on each side when the zone's offset is not a whole step.
-    return min(steps + 2, MAX_TREND_POINTS)
+    count = int((end - start) / step)
+    if count - 1 > cap:
+        return 0
+    return min(count + 2, cap)
+
+
+def trend_points(args: Mapping[str, Any], now: dt.datetime) -> int:
+    """An upper bound of `backlogTrend`'s points."""
+    return _points(args, now, TREND_STEPS, MAX_TREND_POINTS, empty_span_has_a_point=True)
 
 
 # The shortest a trend's period can be (a day around a clock change is 23 hours).
@@ -219,19 +233,7 @@ _OUTCOME_STEPS = {
 
 def outcome_points(args: Mapping[str, Any], now: dt.datetime) -> int:
     """An upper bound of `backorderOutcomesTrend`'s points."""
-    start, end, interval = args.get("from"), args.get("to"), args.get("interval")
-    step = _OUTCOME_STEPS.get(str(getattr(interval, "value", interval)))
-    if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime) or step is None:
-        return MAX_OUTCOME_POINTS
-    if start.tzinfo is None or end.tzinfo is None:
-        return 1  # refused by the resolver
-    end = min(end, now)
-    if end <= start:
-        return 0
-    steps = int((end - start) / step)
-    if steps - 1 > MAX_OUTCOME_POINTS:
-        return 0  # surely over the resolver's cap: refused there before any query
-    return min(steps + 2, MAX_OUTCOME_POINTS)
+    return _points(args, now, _OUTCOME_STEPS, MAX_OUTCOME_POINTS, empty_span_has_a_point=False)
 
 
 OUTCOME_FIELDS = {

@@ -159,6 +159,14 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
         ("receipts", t.incoming_receipts, writes.receipts),
         ("events", t.events, writes.events),
         ("remember", t.idempotency_keys, writes.remember),
+        # migration 0007 (og_apply_outcomes; og_apply skips these keys)
+        ("outcome_orders", t.orders, writes.outcome_orders),
+        ("outcome_lines", t.order_lines, writes.outcome_lines),
+        ("facts", t.backorder_facts, writes.facts),
+        ("fact_days", t.backorder_days, writes.fact_days),
+        ("order_closings", t.backorder_facts, writes.order_closings),
+        ("line_closings", t.backorder_facts, writes.line_closings),
+        ("fact_ages", t.backorder_ages, writes.fact_ages),
     ):
         if rows:
             doc[name] = [to_json(table, row) for row in rows]
@@ -170,17 +178,6 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
         doc["notify"] = {"channel": NOTIFY_CHANNEL, "payload": writes.notify}
     if writes.counters is not None:
         doc["counters"] = to_json(t.stores, writes.counters)
-    for name, table, rows in (
-        ("outcome_orders", t.orders, writes.outcome_orders),
-        ("outcome_lines", t.order_lines, writes.outcome_lines),
-        ("facts", t.backorder_facts, writes.facts),
-        ("fact_days", t.backorder_days, writes.fact_days),
-        ("order_closings", t.backorder_facts, writes.order_closings),
-        ("line_closings", t.backorder_facts, writes.line_closings),
-        ("fact_ages", t.backorder_ages, writes.fact_ages),
-    ):
-        if rows:
-            doc[name] = [to_json(table, row) for row in rows]
     return doc
 
 
@@ -207,5 +204,6 @@ async def commit(raw: asyncpg.Connection, store_id: int, writes: Writes) -> None
     if writes.new_receipts or writes.receipts:  # migration 0006; og_apply skips these keys
         more += f"SELECT og_apply_receipts({quoted}::jsonb); "
     if writes.facts or writes.outcome_orders or writes.outcome_lines or writes.fact_days:
+        # (closings and age sums come only with facts, and facts only with day sums)
         more += f"SELECT og_apply_outcomes({quoted}::jsonb); "
     await raw.execute(f"SELECT og_apply({quoted}::jsonb); {more}COMMIT")

@@ -152,8 +152,6 @@ class SqlStoreSession:
         self._settled_events = 0
         self._settled_orders: dict[int, bool] = {}
         self._settled_lines: dict[int, LineBefore] = {}
-        self._closings: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
-        self._ages: list[dict[str, Any]] = []
         self._remembered: list[dict[str, Any]] = []
         self._forget_before: dt.datetime | None = None
         # An idempotency record read with the store (PostgreSQL): (operation, key) -> row.
@@ -511,13 +509,10 @@ class SqlStoreSession:
                 )
             self._facts.extend((self._last_seq, fact) for fact in found)
 
-    def _outcome_rows(
-        self,
-    ) -> tuple[
-        list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]
-    ]:
-        """The facts taken, and the orders and lines whose waiting began elsewhere than
-        the database has it."""
+    def _outcome_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """The change's writes of what waiting costs, by `Writes` field: the facts taken,
+        their day sums, age sums and closed episodes, and the orders and lines whose
+        waiting began elsewhere than the database has it."""
         self.settle_outcomes()
         store_id = self.store.id
         facts = [
@@ -546,9 +541,7 @@ class SqlStoreSession:
         ]
         taken = [fact for _, fact in self._facts]
         tz = self.store.tz
-        days = _fact_days(store_id, tz, taken, self._new_orders)
-        self._ages = _fact_ages(store_id, tz, taken)
-        self._closings = _closings(store_id, taken)
+        order_closings, line_closings = _closings(store_id, taken)
         orders, lines = [], []
         for oid, order in self._orders.items():
             before = self._orders_before.get(oid)
@@ -562,13 +555,19 @@ class SqlStoreSession:
                     lines.append(
                         {"store_id": store_id, "id": line.id, "waiting_since": line.waiting_since}
                     )
-        return facts, orders, lines, days
+        return {
+            "facts": facts,
+            "outcome_orders": orders,
+            "outcome_lines": lines,
+            "fact_days": _fact_days(store_id, tz, taken, self._new_orders),
+            "fact_ages": _fact_ages(store_id, tz, taken),
+            "order_closings": order_closings,
+            "line_closings": line_closings,
+        }
 
     def writes(self) -> Writes:
         """Every row this session changes, decided: what the unit's commit writes."""
-        facts, outcome_orders, outcome_lines, fact_days = (
-            self._outcome_rows() if self.events else ([], [], [], [])
-        )
+        outcomes = self._outcome_rows() if self.events else {}
         new_products = {p.id for p in self._new_products}
         new_orders = {o.id for o in self._new_orders}
         products = []
@@ -628,13 +627,7 @@ class SqlStoreSession:
             notify=f"{self.store.id}:{self._last_seq}" if self.events else None,
             seq=self._last_seq,
             at=self.now,
-            facts=facts,
-            outcome_orders=outcome_orders,
-            outcome_lines=outcome_lines,
-            fact_days=fact_days,
-            order_closings=self._closings[0] if fact_days else [],
-            line_closings=self._closings[1] if fact_days else [],
-            fact_ages=self._ages if fact_days else [],
+            **outcomes,
         )
 
     def _event_row(self, seq: int, event: Event) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -544,11 +545,16 @@ REPLAY_SETTINGS = settings(
 )
 
 
-def run_example(url: str, draw: st.DataObject) -> None:
-    """Each example on a loop of its own, with its own engine, app and client."""
+def run_example(
+    url: str,
+    draw: st.DataObject,
+    history: Callable[[str, st.DataObject], Coroutine[Any, Any, None]] | None = None,
+) -> None:
+    """Each example (a run of `history`, this module's by default) on a loop of its own,
+    with its own engine, app and client."""
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(run_history(url, draw))
+        loop.run_until_complete((history or run_history)(url, draw))
     finally:
         loop.close()
 

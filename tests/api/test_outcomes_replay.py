@@ -31,7 +31,6 @@ a week or two, or to just around a local midnight.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import math
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from tests.api.test_figures_replay import (
     LoggedEvent,
     date_ends,
     order_log,
+    run_example,
     store_id_of,
 )
 from tests.client import Api, StoreHandle
@@ -815,22 +815,13 @@ async def run_history(url: str, draw: st.DataObject) -> None:
         await db.dispose()
 
 
-def run_example(url: str, draw: st.DataObject) -> None:
-    """Each example on a loop of its own, with its own engine, app and client."""
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(run_history(url, draw))
-    finally:
-        loop.close()
-
-
 @pytest.mark.exhaustive
 @REPLAY_SETTINGS
 @given(draw=st.data())
 def test_outcomes_agree_with_a_replay_of_the_events_on_sqlite(
     own_sqlite_url: str, draw: st.DataObject
 ) -> None:
-    run_example(own_sqlite_url, draw)
+    run_example(own_sqlite_url, draw, run_history)
 
 
 @pytest.mark.postgres
@@ -839,4 +830,4 @@ def test_outcomes_agree_with_a_replay_of_the_events_on_sqlite(
 def test_outcomes_agree_with_a_replay_of_the_events_on_postgresql(
     own_pg_url: str, draw: st.DataObject
 ) -> None:
-    run_example(own_pg_url, draw)
+    run_example(own_pg_url, draw, run_history)
