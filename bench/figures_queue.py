@@ -34,6 +34,11 @@ QUEUE_QUERY = (
     f" product(sku: $sku) {{ backorderQueue(first: {PAGE}, after: $after) {{"
     " nodes { id backordered expectedFillDate } pageInfo { hasNextPage endCursor } } } } }"
 )
+RUNS_QUERY = (
+    "query($h: String!, $sku: String!) { store(handle: $h) { product(sku: $sku) {"
+    " expectedFills { expectedFillDate firstPosition lines units receipt { id }"
+    " firstLine { id } lastLine { id } } } } }"
+)
 REORDER_QUERY = (
     "query($h: String!, $sku: String!) { store(handle: $h) {"
     " product(sku: $sku) { backordered unitsToReorder } } }"
@@ -110,6 +115,7 @@ def check_queue(client: Client, store: Store, receipts: list[tuple[dt.date, int]
         if a != b:
             problems.append(f"queue line {index + 1}: expectedFillDate {a}, expected {b}")
             break
+    problems += check_runs(client, store, want)
     units = sum(life.qty for life in store.lives)
     reorder = client.post(REORDER_QUERY, {"h": store.handle, "sku": BY_ID[QUEUE_PRODUCT].sku})
     left = reorder["data"]["store"]["product"]["unitsToReorder"]
@@ -120,11 +126,42 @@ def check_queue(client: Client, store: Store, receipts: list[tuple[dt.date, int]
         dated = sum(d is not None for d in want)
         print(
             f"checked the queue over HTTP: {len(lines):,} waiting lines ({units:,} units),"
-            f" {len(receipts)} open receipts; expectedFillDate of every line ({dated:,} dated)"
-            " and unitsToReorder equal a walk of the order lives",
+            f" {len(receipts)} open receipts; expectedFillDate of every line ({dated:,} dated),"
+            " the runs of expectedFills and unitsToReorder equal a walk of the order lives",
             flush=True,
         )
     return problems
+
+
+def read_runs(client: Client, handle: str) -> list[dict[str, Any]]:
+    variables = {"h": handle, "sku": BY_ID[QUEUE_PRODUCT].sku}
+    found = client.post(RUNS_QUERY, variables)["data"]["store"]["product"]
+    runs: list[dict[str, Any]] = found["expectedFills"]
+    return runs
+
+
+def check_runs(client: Client, store: Store, want: list[str | None]) -> list[str]:
+    """expectedFills, expanded line by line (each run's lines are the next `lines` of the
+    queue), gives every line the date of the walk; its first and last lines are the
+    lives' at those positions."""
+    runs = read_runs(client, store.handle)
+    line_ids = [life.line_id for life in store.lives]
+    expanded: list[str | None] = []
+    for run in runs:
+        start = run["firstPosition"] - 1
+        if start != len(expanded):
+            return [f"expectedFills: a run starts at {start + 1}, not {len(expanded) + 1}"]
+        ends = [ids.decode(run[end]["id"], "OrderLine") for end in ("firstLine", "lastLine")]
+        want_ends = [line_ids[start], line_ids[start + run["lines"] - 1]]
+        if [end[1][-1] if end else None for end in ends] != want_ends:
+            return [f"expectedFills: the run at {start + 1} names other first/last lines"]
+        units = sum(life.qty for life in store.lives[start : start + run["lines"]])
+        if run["units"] != units:
+            return [f"expectedFills: the run at {start + 1} has {run['units']} units, not {units}"]
+        expanded += [run["expectedFillDate"]] * run["lines"]
+    if expanded != want:
+        return [f"expectedFills: {len(runs)} runs do not expand to the walk's dates"]
+    return []
 
 
 @dataclass
@@ -161,7 +198,11 @@ def measure_queue(
     def units_to_reorder() -> object:
         return client.post(REORDER_QUERY, reorder)
 
+    def runs() -> object:
+        return read_runs(client, store.handle)
+
     reads: list[tuple[QueueTimed, Callable[[], object]]] = [
+        (QueueTimed("whole queue as runs", 1), runs),
         (QueueTimed(f"whole queue, {pages} pages", pages), whole),
         (QueueTimed(f"first page ({PAGE} lines)", 1), first_page),
         (QueueTimed("unitsToReorder", 1), units_to_reorder),
@@ -203,8 +244,12 @@ def queue_table(store: Store, found: list[QueueTimed], rounds: int, samples: int
             f" {ms[-1]:>6.1f} ms  {statistics.median(t.app_cpu_ms):>5.1f} ms"
             f" {statistics.median(t.db_cpu_ms):>5.1f} ms"
         )
-    whole = statistics.median(found[0].round_ms)
-    verdict = "met" if whole < GOAL_MS else "MISSED"
+    runs, pages = (statistics.median(t.round_ms) for t in found[:2])
+    verdict = "met" if runs < GOAL_MS else "MISSED"
     lines.append("")
-    lines.append(f"goal: the whole queue's expectedFillDate {whole:.1f} < {GOAL_MS:g} ms {verdict}")
+    lines.append(
+        f"goal: the whole queue's expectedFillDate (Product.expectedFills, one request)"
+        f" {runs:.1f} < {GOAL_MS:g} ms {verdict}"
+    )
+    lines.append(f"      line by line (backorderQueue pages with expectedFillDate): {pages:.1f} ms")
     return "\n".join(lines)

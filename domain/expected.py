@@ -17,6 +17,12 @@ and `Order.expectedShipDate`:
 - `units_to_reorder` is the waiting units no open quantified receipt covers: what to
   order to drive the product's backorders to zero. A restock date does not lower it
   (its quantity is unknown).
+
+The same walk gives each waiting line its 1-based position in the queue and cuts the
+queue into runs (`FillRun`): consecutive lines whose last units come from the same
+source (one receipt, the restock date, or nothing) and so share a date. A product's
+runs are at most its open receipts plus two, so the whole queue's dates fit in a
+short list however long the queue is.
 """
 
 from __future__ import annotations
@@ -24,20 +30,41 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ordergraph.domain.model import Order, Receipt
 
 
 @dataclass(frozen=True)
+class FillRun:
+    """Consecutive waiting lines (fill order) whose last units come from one source:
+    the receipt `receipt_id`, or (None) the restock date or nothing (`date` None)."""
+
+    date: dt.date | None
+    receipt_id: int | None
+    first_position: int  # 1-based, in the product's queue
+    first_line_id: int
+    last_line_id: int
+    lines: int
+    units: int
+
+
+@dataclass(frozen=True)
 class FillPlan:
     """One product's expected fill dates: per waiting line id, its date (None:
-    uncovered); and the units no open receipt covers."""
+    uncovered); the units no open receipt covers; each waiting line's 1-based position
+    in the queue; and the queue's runs of one date, in fill order."""
 
     dates: dict[int, dt.date | None]
     units_to_reorder: int
+    positions: dict[int, int] = field(default_factory=dict)
+    runs: tuple[FillRun, ...] = ()
 
     def date_of(self, line_id: int) -> dt.date | None:
         return self.dates.get(line_id)
+
+    def position_of(self, line_id: int) -> int | None:
+        return self.positions.get(line_id)
 
 
 NO_PLAN = FillPlan(dates={}, units_to_reorder=0)
@@ -55,26 +82,56 @@ def plan_fills(
         key=lambda r: (r.expected_at, r.id),
     )
     dates: dict[int, dt.date | None] = {}
+    positions: dict[int, int] = {}
+    runs: list[list[Any]] = []
     uncovered = 0
     at = 0  # the receipt covering the next unit
     left = incoming[0].quantity if incoming else 0  # units it still has for the queue
     for line_id, waiting in queue:
         if waiting <= 0:
             continue
-        need, last = waiting, None
+        need, last, source = waiting, None, None
         while need > 0 and at < len(incoming):
             take = min(need, left)
             need -= take
             left -= take
-            last = incoming[at].expected_at
+            last, source = incoming[at].expected_at, incoming[at].id
             if left == 0:
                 at += 1
                 left = incoming[at].quantity if at < len(incoming) else 0
         if need > 0:
             uncovered += need
+            source = None
             last = None if restock_date is None else max(last or restock_date, restock_date)
         dates[line_id] = last
-    return FillPlan(dates=dates, units_to_reorder=uncovered)
+        positions[line_id] = len(positions) + 1
+        _extend(runs, line_id, positions[line_id], waiting, last, source)
+    return FillPlan(
+        dates=dates,
+        units_to_reorder=uncovered,
+        positions=positions,
+        runs=tuple(FillRun(*run) for run in runs),
+    )
+
+
+def _extend(
+    runs: list[list[Any]],
+    line_id: int,
+    position: int,
+    units: int,
+    date: dt.date | None,
+    source: int | None,
+) -> None:
+    """Add a dated line to the last run (as a list: FillRun's fields) if it has the
+    same source and date, else start a run."""
+    if runs:
+        run = runs[-1]
+        if run[1] == source and run[0] == date:
+            run[4] = line_id
+            run[5] += 1
+            run[6] += units
+            return
+    runs.append([date, source, position, line_id, line_id, 1, units])
 
 
 def ship_date(waiting_dates: Sequence[dt.date | None]) -> dt.date | None:

@@ -90,11 +90,13 @@ MUTATION = 15.0
 SUBSCRIBE = 2.0
 #: Lines assumed per order for `Order.lines` (an order has at most 100; the demo, 2-3).
 LINES_PER_ORDER = 5
-#: Items assumed for `ApiKey.stores`, `ReceiveStockPayload.filledLines` and
-#: `Product.incoming`.
+#: Items assumed for `ApiKey.stores`, `ReceiveStockPayload.filledLines`,
+#: `Product.incoming` and `Product.expectedFills` (each at most the product's open
+#: receipts plus two: MAX_OPEN_RECEIPTS).
 LIST_GUESS = 10
 #: A field answered from its product's fill-date walk (`Order.expectedShipDate`,
-#: `OrderLine.expectedFillDate`, `Product.unitsToReorder`): batched per product (two
+#: `OrderLine.expectedFillDate`, `OrderLine.queuePosition`, `Product.unitsToReorder`,
+#: `Product.expectedFills`): batched per product (two
 #: statements), the walk itself linear in the product's waiting lines.
 FILL_DATES = 0.2
 
@@ -114,6 +116,9 @@ LOADED_FIELDS = {
     ("Product", "store"),
     ("Order", "store"),
     ("IncomingReceipt", "product"),
+    ("ExpectedFillRun", "receipt"),
+    ("ExpectedFillRun", "firstLine"),
+    ("ExpectedFillRun", "lastLine"),
     ("OrderLine", "order"),
     ("OrderLine", "product"),
     ("OrderEvent", "order"),
@@ -128,13 +133,16 @@ GUESSED_LISTS = {
     ("ApiKey", "stores"): LIST_GUESS,
     ("ReceiveStockPayload", "filledLines"): LIST_GUESS,
     ("Product", "incoming"): LIST_GUESS,
+    ("Product", "expectedFills"): LIST_GUESS,
 }
 # Fields whose cost depends on the time (a trend's points stop at now).
 TIMED = {("Store", "backlogTrend"), ("Store", "backorderOutcomesTrend")}
 FILL_DATE_FIELDS = {
     ("Order", "expectedShipDate"),
     ("OrderLine", "expectedFillDate"),
+    ("OrderLine", "queuePosition"),
     ("Product", "unitsToReorder"),
+    ("Product", "expectedFills"),
 }
 
 

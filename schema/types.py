@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from ordergraph.domain.expected import ship_date
+from ordergraph.domain.expected import FillRun, ship_date
 from ordergraph.domain.feed import FEED_SCAN
 from ordergraph.domain.model import Order, OrderLine, Product, Receipt, Store
 from ordergraph.domain.paging import PageRequest, encode_cursor
@@ -534,6 +534,23 @@ class ProductType(Node):
         return plan.units_to_reorder
 
     @strawberry.field(
+        description="The whole backorder queue's expected fill dates in one short list: "
+        "the queue (fill order, as `backorderQueue`) cut into runs of consecutive lines "
+        "that get their last units from the same open receipt (or from `restockDate`, or "
+        "from nothing: undated), so each line's `expectedFillDate` is its run's. A "
+        "product has at most its open receipts plus two runs, however long its queue; "
+        "`OrderLine.queuePosition` places a line in them. Empty when nothing waits. "
+        "Needs READ."
+    )
+    async def expected_fills(self, info: Ctx) -> list[ExpectedFillRunType]:
+        await traverse(info)
+        product = self._product
+        if product.backordered == 0:
+            return []
+        plan = await info.context.loaders.fill_plan.load((product.store_id, product.id))
+        return [ExpectedFillRunType(_run=run, _store_id=product.store_id) for run in plan.runs]
+
+    @strawberry.field(
         description="What waiting cost for this product over the period [from, to) "
         "(Store.backorderOutcomes, counted over its order lines). Needs READ."
     )
@@ -619,6 +636,67 @@ class IncomingReceiptType(Node):
 
 
 @strawberry.type(
+    name="ExpectedFillRun",
+    description="Consecutive lines of a product's backorder queue (fill order) whose last "
+    "units come from the same source, so they share one expected fill date "
+    "(Product.expectedFills).",
+)
+class ExpectedFillRunType:
+    _run: strawberry.Private[FillRun]
+    _store_id: strawberry.Private[int]
+
+    @strawberry.field(
+        description="The run's lines' `expectedFillDate`: its receipt's date, or the "
+        "product's `restockDate`; null when no receipt covers their units and there is no "
+        "restock date (they count in `unitsToReorder`)."
+    )
+    def expected_fill_date(self) -> dt.date | None:
+        return self._run.date
+
+    @strawberry.field(
+        description="The open receipt whose units complete the run's lines (a line's "
+        "first units may come from the receipt before); null when the restock date or "
+        "nothing does."
+    )
+    async def receipt(self, info: Ctx) -> IncomingReceiptType | None:
+        if self._run.receipt_id is None:
+            return None
+        found = await info.context.loaders.receipt.load((self._store_id, self._run.receipt_id))
+        return IncomingReceiptType(_receipt=found) if found is not None else None
+
+    @strawberry.field(
+        description="The 1-based position of the run's first line in the queue "
+        "(`OrderLine.queuePosition`); its lines are that one and the next `lines - 1`."
+    )
+    def first_position(self) -> int:
+        return self._run.first_position
+
+    @strawberry.field(description="How many waiting lines the run holds.")
+    def lines(self) -> int:
+        return self._run.lines
+
+    @strawberry.field(
+        description="The backordered units of the run's lines (all of them, including "
+        "first units that an earlier receipt covers)."
+    )
+    def units(self) -> int:
+        return self._run.units
+
+    @strawberry.field(description="The run's first line in fill order.")
+    async def first_line(self, info: Ctx) -> OrderLineType:
+        return await self._line(info, self._run.first_line_id)
+
+    @strawberry.field(description="The run's last line in fill order.")
+    async def last_line(self, info: Ctx) -> OrderLineType:
+        return await self._line(info, self._run.last_line_id)
+
+    async def _line(self, info: Ctx, line_id: int) -> OrderLineType:
+        found = await info.context.loaders.line.load((self._store_id, line_id))
+        assert found is not None
+        return OrderLineType(_line=found)
+
+
+@strawberry.type(
     name="OrderLine",
     description="One product of an order. Its units are always split four ways: `quantity` "
     "= `allocated` + `backordered` + `shipped` + `cancelled`.",
@@ -696,6 +774,18 @@ class OrderLineType(Node):
             return None
         plan = await info.context.loaders.fill_plan.load((line.store_id, line.product_id))
         return plan.date_of(line.id)
+
+    @strawberry.field(
+        description="This line's 1-based position in its product's backorder queue (fill "
+        "order, as `Product.backorderQueue`): 1 gets the next stock. Null when nothing "
+        "waits on the line."
+    )
+    async def queue_position(self, info: Ctx) -> int | None:
+        line = self._line
+        if line.backordered == 0:
+            return None
+        plan = await info.context.loaders.fill_plan.load((line.store_id, line.product_id))
+        return plan.position_of(line.id)
 
 
 @strawberry.type(

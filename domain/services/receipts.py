@@ -20,6 +20,9 @@ from ordergraph.domain.ports import StoreSession
 
 #: The longest reference (the merchant's purchase order or shipment number).
 MAX_REFERENCE = check.MAX_TEXT
+#: Open receipts one product may have at once: it bounds `Product.incoming` and
+#: `Product.expectedFills` (at most this plus two runs).
+MAX_OPEN_RECEIPTS = 100
 
 
 class ShipDateWatch:
@@ -37,10 +40,12 @@ class ShipDateWatch:
     def __init__(self, product: Product) -> None:
         self.product = product
         self.before: FillPlan | None = None
+        self.open_receipts = 0
 
     async def start(self, session: StoreSession) -> None:
         inputs = await session.fill_inputs([self.product.id])
         self.before = inputs[self.product.id].plan()
+        self.open_receipts = len(inputs[self.product.id].receipts)
         self._order_of = {line: order for line, order, _ in inputs[self.product.id].queue}
 
     async def flush(self, session: StoreSession) -> None:
@@ -113,6 +118,13 @@ async def schedule_receipt(session: StoreSession, cmd: ScheduleReceipt) -> Recei
         raise DomainError.one(ErrorCode.NOT_FOUND, f"no product with sku {cmd.sku!r}", ["sku"])
     watch = ShipDateWatch(product)
     await watch.start(session)
+    if watch.open_receipts >= MAX_OPEN_RECEIPTS:
+        raise DomainError.one(
+            ErrorCode.INVALID,
+            f"{cmd.sku} has {MAX_OPEN_RECEIPTS} open receipts, the most a product may have:"
+            " receive, merge or cancel one first",
+            ["sku"],
+        )
     receipt = Receipt(
         store_id=session.store.id,
         id=session.next_id(),

@@ -273,6 +273,108 @@ async def test_the_restock_date_dates_what_no_receipt_covers(api: Api) -> None:
     assert (await dates(api, store))[1002] == (None, {"A": None})
 
 
+FILLS = """query($h: String!, $sku: String!) { store(handle: $h) { product(sku: $sku) {
+  expectedFills { expectedFillDate receipt { id reference } firstPosition lines units
+    firstLine { order { number } } lastLine { order { number } } }
+  backorderQueue(first: 50) { nodes { order { number } queuePosition expectedFillDate } } } } }"""
+
+
+async def fills(api: Api, store: StoreHandle, sku: str) -> dict[str, Any]:
+    data = await api.gql(FILLS, {"h": store.handle, "sku": sku}, token=store.token)
+    found: dict[str, Any] = data["store"]["product"]
+    return found
+
+
+def run_of(run: dict[str, Any]) -> tuple[Any, ...]:
+    receipt = run["receipt"]["reference"] if run["receipt"] else None
+    ends = (run["firstLine"]["order"]["number"], run["lastLine"]["order"]["number"])
+    place = (run["firstPosition"], run["lines"], run["units"])
+    return (run["expectedFillDate"], receipt, *place, ends)
+
+
+async def test_the_whole_queue_is_dated_in_runs_that_each_lines_position_finds(
+    api: Api,
+) -> None:
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "A", restockDate="2027-04-01")
+    for quantity in (3, 2, 4, 1, 5, 2):  # 1001-1006
+        await api.place(store, [("A", quantity)])
+    assert [run_of(r) for r in (await fills(api, store, "A"))["expectedFills"]] == [
+        ("2027-04-01", None, 1, 6, 17, (1001, 1006))  # all by the restock date
+    ]
+    await schedule(api, store, "A", 4, "2027-03-03", reference="PO-1")
+    await schedule(api, store, "A", 5, "2027-03-09", reference="PO-2")
+    await schedule(api, store, "A", 1, "2027-03-09", reference="PO-3")
+    found = await fills(api, store, "A")
+    # Units in fill order: 1001 (3) 1002 (2) 1003 (4) 1004 (1) 1005 (5) 1006 (2).
+    # PO-1's 4 cover 1001 and 1002's first unit; PO-2's 5 the rest of 1002 and 1003;
+    # PO-3's 1 covers 1004; 1005 and 1006 are left to the restock date.
+    assert [run_of(r) for r in found["expectedFills"]] == [
+        ("2027-03-03", "PO-1", 1, 1, 3, (1001, 1001)),
+        ("2027-03-09", "PO-2", 2, 2, 6, (1002, 1003)),
+        ("2027-03-09", "PO-3", 4, 1, 1, (1004, 1004)),
+        ("2027-04-01", None, 5, 2, 7, (1005, 1006)),
+    ]
+    queue = found["backorderQueue"]["nodes"]
+    assert [line["queuePosition"] for line in queue] == [1, 2, 3, 4, 5, 6]
+    runs = found["expectedFills"]
+    for line in queue:  # each line's date is its run's
+        run = next(
+            r
+            for r in runs
+            if r["firstPosition"] <= line["queuePosition"] < r["firstPosition"] + r["lines"]
+        )
+        assert line["expectedFillDate"] == run["expectedFillDate"]
+
+    await api.upsert(store, "A", restockDate=None)
+    await receive(api, store, "A", 4, None)  # 1001 filled, 1002 gets 1 of its 2
+    found = await fills(api, store, "A")
+    # The receipts still expect 4, 5 and 1: PO-1 covers 1002's last unit and 1003's
+    # first 3; PO-2 the rest of 1003, 1004 and 3 of 1005; PO-3 one more; 1005's last unit
+    # and 1006 are covered by nothing now the restock date is gone.
+    assert [run_of(r) for r in found["expectedFills"]] == [
+        ("2027-03-03", "PO-1", 1, 1, 1, (1002, 1002)),
+        ("2027-03-09", "PO-2", 2, 2, 5, (1003, 1004)),
+        (None, None, 4, 2, 7, (1005, 1006)),
+    ]
+    queue = found["backorderQueue"]["nodes"]
+    assert [(n["order"]["number"], n["queuePosition"]) for n in queue] == [
+        (1002, 1),
+        (1003, 2),
+        (1004, 3),
+        (1005, 4),
+        (1006, 5),
+    ]
+
+
+async def test_a_product_with_nothing_waiting_has_no_runs_and_lines_no_position(
+    api: Api,
+) -> None:
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "A")
+    await api.receive(store, "A", 5)
+    await api.place(store, [("A", 2)])  # allocated: nothing waits
+    await schedule(api, store, "A", 4, "2027-03-03")
+    found = await fills(api, store, "A")
+    assert found["expectedFills"] == []
+    assert found["backorderQueue"]["nodes"] == []
+    data = await api.gql(ORDERS, {"h": store.handle, "first": 5}, token=store.token)
+    assert data["store"]["orders"]["nodes"][0]["lines"][0]["expectedFillDate"] is None
+
+
+async def test_a_product_takes_at_most_100_open_receipts(api: Api) -> None:
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "A")
+    made = [await schedule(api, store, "A", 1, "2027-03-03") for _ in range(100)]
+    assert all(not m["userErrors"] for m in made)
+    refused = await schedule(api, store, "A", 1, "2027-03-04")
+    assert refused["receipt"] is None
+    assert codes(refused) == [("INVALID", ["input", "sku"])]
+    assert "100 open receipts" in refused["userErrors"][0]["message"]
+    await cancel(api, store, made[0]["receipt"]["id"])  # room again
+    assert not (await schedule(api, store, "A", 1, "2027-03-04"))["userErrors"]
+
+
 PAGE = """query($h: String!, $first: Int!) { store(handle: $h) { orders(first: $first) {
   nodes { number expectedShipDate lines { expectedFillDate } } }
   product(sku: "A") { unitsToReorder } } }"""

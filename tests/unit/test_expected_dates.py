@@ -117,3 +117,37 @@ def test_the_walk_agrees_with_giving_out_each_unit_in_turn(
         expected = mine[-1] if len(mine) == count else None
         assert plan.dates[line_id] == expected
     assert plan.units_to_reorder == max(0, sum(waiting) - len(units))
+
+
+@given(
+    waiting=st.lists(st.integers(1, 20), max_size=12),
+    incoming=st.lists(st.tuples(st.integers(1, 20), st.integers(0, 30)), max_size=6),
+    restock=st.none() | st.integers(0, 30),
+)
+def test_the_runs_cut_the_queue_into_lines_of_one_date_and_source(
+    waiting: list[int], incoming: list[tuple[int, int]], restock: int | None
+) -> None:
+    receipts = [receipt(i, q, on) for i, (q, on) in enumerate(incoming)]
+    queue = [(100 + i, units) for i, units in enumerate(waiting)]
+    plan = plan_fills(queue, receipts, None if restock is None else day(restock))
+    assert plan.positions == {line: i + 1 for i, (line, _) in enumerate(queue)}
+    expanded = []
+    for run in plan.runs:
+        members = queue[run.first_position - 1 : run.first_position - 1 + run.lines]
+        assert (members[0][0], members[-1][0]) == (run.first_line_id, run.last_line_id)
+        assert run.units == sum(units for _, units in members)
+        expanded += [(line, run.date) for line, _ in members]
+    assert expanded == list(plan.dates.items())  # the runs hold every line once, in order
+    for before, after in zip(plan.runs, plan.runs[1:], strict=False):
+        assert (before.receipt_id, before.date) != (after.receipt_id, after.date)
+    assert len(plan.runs) <= len(receipts) + 2
+
+
+def test_a_run_names_the_receipt_completing_its_lines() -> None:
+    plan = plan_fills([(10, 3), (11, 4), (12, 2)], [receipt(1, 5, 3), receipt(2, 10, 3)])
+    # 11 takes 2 units from receipt 1 and its last 2 from receipt 2 (same day): its run
+    # is receipt 2's, with 12.
+    assert [(r.receipt_id, r.date, r.first_line_id, r.lines, r.units) for r in plan.runs] == [
+        (1, day(3), 10, 1, 3),
+        (2, day(3), 11, 2, 6),
+    ]

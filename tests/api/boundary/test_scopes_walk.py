@@ -153,6 +153,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "backorderQueue": READ,
         "incoming": READ,
         "unitsToReorder": READ,
+        "expectedFills": READ,
         "backorderOutcomes": READ,
     },
     "IncomingReceipt": {
@@ -191,6 +192,7 @@ FIELDS: dict[str, dict[str, str]] = {
             "shipped",
             "cancelled",
             "expectedFillDate",
+            "queuePosition",
         ),
         "order": READ,  # another object (even its own order): past what was returned
         "product": READ,
@@ -243,6 +245,10 @@ FIELDS: dict[str, dict[str, str]] = {
     "AgeBucket": _own("label", "minDays", "maxDays", "tally"),
     "CancelledTally": _own("reason", "tally"),
     "BackorderOutcomesPoint": _own("at", "outcomes"),
+    # reached through Product.expectedFills (READ) only
+    "ExpectedFillRun": _own(
+        "expectedFillDate", "receipt", "firstPosition", "lines", "units", "firstLine", "lastLine"
+    ),
     # reached through Store.backorderLeaders (READ) only
     "ProductOutcome": _own("product", "outcomes", "unitsToReorder"),
     "CreateStorePayload": _own("store", "apiKey", "token", "userErrors"),
