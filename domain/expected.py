@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ordergraph.domain.model import Order, Receipt
@@ -55,13 +56,17 @@ class FillPlan:
     uncovered); the units no open receipt covers; each waiting line's 1-based position
     in the queue; and the queue's runs of one date, in fill order."""
 
-    dates: dict[int, dt.date | None]
+    dates: dict[int, dt.date | None]  # in fill order
     units_to_reorder: int
-    positions: dict[int, int] = field(default_factory=dict)
     runs: tuple[FillRun, ...] = ()
 
     def date_of(self, line_id: int) -> dt.date | None:
         return self.dates.get(line_id)
+
+    @cached_property
+    def positions(self) -> dict[int, int]:
+        """Each waiting line's 1-based position in the queue (worked out when asked)."""
+        return {line_id: index for index, line_id in enumerate(self.dates, start=1)}
 
     def position_of(self, line_id: int) -> int | None:
         return self.positions.get(line_id)
@@ -82,8 +87,8 @@ def plan_fills(
         key=lambda r: (r.expected_at, r.id),
     )
     dates: dict[int, dt.date | None] = {}
-    positions: dict[int, int] = {}
-    runs: list[list[Any]] = []
+    runs: list[list[Any]] = []  # FillRun's fields, the last one still growing
+    run: list[Any] = [None, None]
     uncovered = 0
     at = 0  # the receipt covering the next unit
     left = incoming[0].quantity if incoming else 0  # units it still has for the queue
@@ -104,34 +109,18 @@ def plan_fills(
             source = None
             last = None if restock_date is None else max(last or restock_date, restock_date)
         dates[line_id] = last
-        positions[line_id] = len(positions) + 1
-        _extend(runs, line_id, positions[line_id], waiting, last, source)
+        if run[1] == source and run[0] == last and runs:
+            run[4] = line_id
+            run[5] += 1
+            run[6] += waiting
+        else:
+            run = [last, source, len(dates), line_id, line_id, 1, waiting]
+            runs.append(run)
     return FillPlan(
         dates=dates,
         units_to_reorder=uncovered,
-        positions=positions,
-        runs=tuple(FillRun(*run) for run in runs),
+        runs=tuple(FillRun(*found) for found in runs),
     )
-
-
-def _extend(
-    runs: list[list[Any]],
-    line_id: int,
-    position: int,
-    units: int,
-    date: dt.date | None,
-    source: int | None,
-) -> None:
-    """Add a dated line to the last run (as a list: FillRun's fields) if it has the
-    same source and date, else start a run."""
-    if runs:
-        run = runs[-1]
-        if run[1] == source and run[0] == date:
-            run[4] = line_id
-            run[5] += 1
-            run[6] += units
-            return
-    runs.append([date, source, position, line_id, line_id, 1, units])
 
 
 def ship_date(waiting_dates: Sequence[dt.date | None]) -> dt.date | None:
