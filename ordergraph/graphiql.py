@@ -103,7 +103,12 @@ query WhatWaitingCosts($handle: String!, $from: DateTime!, $to: DateTime!) {
       stillWaiting { label tally { ...Tally } }
     }
     backorderLeaders(by: LOST_REVENUE, from: $from, to: $to, first: 5) {
-      product { sku title }
+      product {
+        sku
+        title
+        # when the waiting lines get stock: the queue in runs of one date
+        expectedFills { expectedFillDate receipt { reference } lines units }
+      }
       unitsToReorder
       outcomes {
         lostRevenue { amount currencyCode }
