@@ -62,12 +62,58 @@ async def admin_execute(admin_dsn: str, statement: str) -> None:
         await conn.close()
 
 
-async def create_database(admin_dsn: str, name: str) -> None:
+def citus_workers(raw: str | None = None) -> list[tuple[str, int]]:
+    """The Citus workers ("host:port,...", ORDERGRAPH_CITUS_WORKERS by default): when set,
+    the admin DSN names a Citus coordinator and each new database is made on every node
+    (docs/citus.md)."""
+    text = os.environ.get("ORDERGRAPH_CITUS_WORKERS", "") if raw is None else raw
+    found = []
+    for item in text.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if host:
+            found.append((host, int(port)))
+    return found
+
+
+def _on_node(admin_dsn: str, host: str, port: int, database: str = "") -> str:
+    parts = urlsplit(admin_dsn)
+    user = parts.netloc.rpartition("@")[0]
+    netloc = f"{user}@{host}:{port}" if user else f"{host}:{port}"
+    path = "/" + database if database else parts.path
+    return urlunsplit((parts.scheme, netloc, path, parts.query, ""))
+
+
+async def create_database(
+    admin_dsn: str, name: str, workers: list[tuple[str, int]] | None = None
+) -> None:
+    """CREATE DATABASE; on a Citus coordinator (`workers`, default citus_workers()) also on
+    every worker, with the citus extension everywhere and the nodes registered."""
     await admin_execute(admin_dsn, f'CREATE DATABASE "{name}"')
+    workers = citus_workers() if workers is None else workers
+    if not workers:
+        return
+    for host, port in workers:
+        await admin_execute(_on_node(admin_dsn, host, port), f'CREATE DATABASE "{name}"')
+        await admin_execute(_on_node(admin_dsn, host, port, name), "CREATE EXTENSION citus")
+    coordinator = urlsplit(admin_dsn)
+    here = with_database(admin_dsn, name)
+    await admin_execute(here, "CREATE EXTENSION citus")
+    await admin_execute(
+        here,
+        f"SELECT citus_set_coordinator_host('{coordinator.hostname}', {coordinator.port or 5432})",
+    )
+    for host, port in workers:
+        await admin_execute(here, f"SELECT citus_add_node('{host}', {port})")
 
 
-async def drop_database(admin_dsn: str, name: str) -> None:
-    await admin_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+async def drop_database(
+    admin_dsn: str, name: str, workers: list[tuple[str, int]] | None = None
+) -> None:
+    """DROP DATABASE, on the Citus workers too (after the coordinator: its connections)."""
+    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    await admin_execute(admin_dsn, drop)
+    for host, port in citus_workers() if workers is None else workers:
+        await admin_execute(_on_node(admin_dsn, host, port), drop)
 
 
 @contextmanager

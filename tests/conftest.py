@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 import pytest
 
-from bench import harness
+from bench import harness, pg
 from bench.harness import free_port as free_port  # the tests import it from here
 from ordergraph.app import create_app
 from ordergraph.clock import Clock
@@ -48,21 +48,14 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 # A Citus cluster instead of one PostgreSQL server (docs/citus.md): PG_HOST and PG_PORT
-# name its coordinator, ORDERGRAPH_TEST_CITUS_WORKERS its workers ("host:port,..."). Each
-# test database is then made on every node with the citus extension, the nodes are
-# registered in it, and `ordergraph migrate` distributes the tables.
-CITUS_WORKERS = [
-    (host, int(port))
-    for host, _, port in (
-        w.strip().rpartition(":")
-        for w in os.environ.get("ORDERGRAPH_TEST_CITUS_WORKERS", "").split(",")
-        if w.strip()
-    )
-]
+# name its coordinator, ORDERGRAPH_CITUS_WORKERS its workers ("host:port,..."). Each test
+# database is then made on every node with the citus extension, the nodes are registered
+# in it, and `ordergraph migrate` distributes the tables.
+CITUS_WORKERS = pg.citus_workers()
 
 
-def _pg_admin_dsn(database: str = "postgres", host: str = "", port: int = 0) -> str:
-    return f"postgresql://{PG_USER}@{host or PG_HOST}:{port or PG_PORT}/{database}"
+def _pg_admin_dsn(database: str = "postgres") -> str:
+    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
 
 
 async def _pg_reachable() -> str | None:
@@ -80,42 +73,15 @@ def run_outside_loop(coro: Any) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-async def _admin_execute(dsn: str, *statements: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 async def _create_pg_database(name: str) -> str:
-    await _admin_execute(_pg_admin_dsn(), f'CREATE DATABASE "{name}"')
-    if CITUS_WORKERS:
-        await _make_citus_database(name)
+    await pg.create_database(_pg_admin_dsn(), name, CITUS_WORKERS)
     url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     await _migrate(url)
     return url
 
 
-async def _make_citus_database(name: str) -> None:
-    """The database on every worker, the extension everywhere, the nodes registered."""
-    for host, port in CITUS_WORKERS:
-        await _admin_execute(_pg_admin_dsn(host=host, port=port), f'CREATE DATABASE "{name}"')
-        await _admin_execute(_pg_admin_dsn(name, host, port), "CREATE EXTENSION citus")
-    await _admin_execute(
-        _pg_admin_dsn(name),
-        "CREATE EXTENSION citus",
-        f"SELECT citus_set_coordinator_host('{PG_HOST}', {PG_PORT})",
-        *(f"SELECT citus_add_node('{host}', {port})" for host, port in CITUS_WORKERS),
-    )
-
-
 async def _drop_pg_database(name: str) -> None:
-    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-    await _admin_execute(_pg_admin_dsn(), drop)  # the coordinator first: its connections
-    for host, port in CITUS_WORKERS:
-        await _admin_execute(_pg_admin_dsn(host=host, port=port), drop)
+    await pg.drop_database(_pg_admin_dsn(), name, CITUS_WORKERS)
 
 
 async def _migrate(url: str) -> None:
