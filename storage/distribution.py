@@ -111,6 +111,7 @@ async def _to_lay_out(conn: AsyncConnection) -> list[str]:
                 text(
                     "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p')"
                     " AND relnamespace = current_schema()::regnamespace"
+                    " AND NOT relation_is_a_known_shard(oid)"  # a node's placements
                 )
             )
         ).scalars()
@@ -149,7 +150,7 @@ async def _laid_out(conn: AsyncConnection) -> dict[str, str]:
     """The tables Citus knows, as 'reference', 'local' or 'distributed by <column>'."""
     rows = await conn.execute(
         text(
-            "SELECT c.relname, p.partmethod, p.repmodel,"
+            "SELECT c.relname, p.partmethod::text AS partmethod, p.repmodel::text AS repmodel,"
             " column_to_column_name(p.logicalrelid, p.partkey) AS col"
             " FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid"
             " WHERE c.relnamespace = current_schema()::regnamespace"
