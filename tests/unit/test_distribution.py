@@ -6,7 +6,7 @@ ones through that column, and a reference table references only reference tables
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import ForeignKeyConstraint, Table, UniqueConstraint
+from sqlalchemy import ForeignKeyConstraint, PrimaryKeyConstraint, Table, UniqueConstraint
 
 from ordergraph.storage.distribution import ANCHOR, TABLES, unclassified
 from ordergraph.storage.tables import metadata
@@ -45,11 +45,16 @@ def _tables() -> list[Table]:
 @pytest.mark.parametrize("table", [t for t in _tables() if _column(t.name)], ids=str)
 def test_a_distributed_tables_unique_keys_hold_its_distribution_column(table: Table) -> None:
     column = _column(table.name)
+    assert column is not None
     assert column in table.c
-    keys = [table.primary_key, *(c for c in table.constraints if isinstance(c, UniqueConstraint))]
-    keys += [index for index in table.indexes if index.unique]
-    for key in keys:
-        assert column in {c.name for c in key.columns}, (table.name, key.name)
+    keys: list[tuple[object, set[str]]] = [
+        (key.name, {c.name for c in key.columns})
+        for key in [table.primary_key, *table.constraints]
+        if isinstance(key, (PrimaryKeyConstraint, UniqueConstraint))
+    ]
+    keys += [(ix.name, {c.name for c in ix.columns}) for ix in table.indexes if ix.unique]
+    for name, columns in keys:
+        assert column in columns, (table.name, name)
     if table.name != ANCHOR:
         assert table.c[column].type.python_type is int
 
