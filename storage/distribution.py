@@ -68,6 +68,15 @@ async def has_citus(conn: AsyncConnection) -> bool:
     return found is not None
 
 
+async def before_migrating(conn: AsyncConnection) -> None:
+    """On Citus, let the migrations about to run create a table with foreign keys to
+    reference tables and distributed ones alike: it stays a plain local table (Citus
+    would otherwise make it a Citus local table at once, which may not reference a
+    distributed one) until `distribute`, after the migrations, lays it out."""
+    if await has_citus(conn):
+        await conn.execute(text("SET LOCAL citus.enable_local_reference_table_foreign_keys TO off"))
+
+
 async def distribute(conn: AsyncConnection) -> list[str]:
     """On a database with the citus extension, lay out every table not yet laid out as
     TABLES says: reference tables, then `stores`, then the store-keyed tables co-located

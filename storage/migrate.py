@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.storage.db import Database
-from ordergraph.storage.distribution import distribute
+from ordergraph.storage.distribution import before_migrating, distribute
 from ordergraph.storage.tables import metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -66,6 +66,7 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         return
     async with db.engine.begin() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+        await before_migrating(conn)
         await conn.run_sync(lambda sync: command.upgrade(_config(sync), revision))
         if revision == "head":
             await distribute(conn)
