@@ -18,7 +18,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from ordergraph.storage.db import Database
-from ordergraph.storage.distribution import TABLES
+from ordergraph.storage.distribution import TABLES, distribute, has_citus
 from ordergraph.storage.migrate import downgrade, upgrade
 from tests.api.test_schema_and_queries_count import counting_statements
 from tests.client import Api
@@ -175,3 +175,13 @@ async def test_0008_fills_the_directory_from_the_stores_and_is_undone(
             assert await _count(db, "SELECT count(*) FROM store_directory") == 2
         finally:
             await db.dispose()
+
+
+async def test_without_citus_the_distribution_step_lays_out_nothing(pg_url: str) -> None:
+    db = Database(pg_url)
+    try:
+        async with db.engine.begin() as conn:
+            assert not await has_citus(conn)
+            assert await distribute(conn) == []
+    finally:
+        await db.dispose()
