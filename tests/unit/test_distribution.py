@@ -59,11 +59,12 @@ def test_a_distributed_tables_unique_keys_hold_its_distribution_column(table: Ta
         assert table.c[column].type.python_type is int
 
 
-@pytest.mark.parametrize(
-    "fk",
-    [fk for t in _tables() for fk in t.constraints if isinstance(fk, ForeignKeyConstraint)],
-    ids=lambda fk: str(fk.name),
-)
+def _foreign_keys() -> list[ForeignKeyConstraint]:
+    found = [fk for t in _tables() for fk in t.constraints if isinstance(fk, ForeignKeyConstraint)]
+    return sorted(found, key=lambda fk: str(fk.name))  # the same order in every xdist worker
+
+
+@pytest.mark.parametrize("fk", _foreign_keys(), ids=lambda fk: str(fk.name))
 def test_every_foreign_key_is_one_citus_accepts(fk: ForeignKeyConstraint) -> None:
     source, target = fk.table.name, fk.referred_table.name
     if TABLES[target] == "reference":
