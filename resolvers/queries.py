@@ -46,8 +46,10 @@ def checked_filter(flt: OrderFilter) -> OrderFilter:
 
 async def store_by_handle(ctx: Context, handle: str) -> Store | None:
     who = await ctx.require("READ")
+    if who.key is None:
+        return None
     async with ctx.db.connection() as conn:
-        store = await queries.store_by_handle(conn, handle)
+        store = await queries.store_by_handle(conn, handle, who.key.store_ids)
     if store is None or not who.can_see(store.id):
         return None
     ctx.loaders.store.prime(store.id, store)  # its fields' prices need its currency

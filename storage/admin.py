@@ -59,18 +59,25 @@ async def create_store(
             if key_name is not None:
                 first = CreateApiKey(name=key_name, store_ids=[row["id"]], scopes=list(SCOPES))
                 key = await _insert_key(conn, first.checked(), now)
-    except IntegrityError:
+    except IntegrityError:  # another store took the handle first: the directory's unique
         raise taken from None
     return store_from(row), key
 
 
+# The reads before an admin write go to the directory, never to the stores' rows: on
+# Citus a read of every store's shard would forbid the writes to the reference tables
+# (api_keys, store_directory, api_key_stores) that follow in the same transaction.
+
+
 async def _handle_taken(conn: AsyncConnection, handle: str) -> bool:
-    found = await conn.execute(select(t.stores.c.id).where(t.stores.c.handle == handle))
+    d = t.store_directory
+    found = await conn.execute(select(d.c.store_id).where(d.c.handle == handle))
     return found.first() is not None
 
 
 async def _insert_store(conn: AsyncConnection, cmd: CreateStore, now: dt.datetime) -> RowMapping:
-    """Insert a checked store (CreateStore.checked); returns its row as stored."""
+    """Insert a checked store (CreateStore.checked) and its directory entry, whose unique
+    handle refuses a second store of one handle; returns the store's row as stored."""
     values = {
         "handle": cmd.handle,
         "name": cmd.name,
@@ -79,10 +86,13 @@ async def _insert_store(conn: AsyncConnection, cmd: CreateStore, now: dt.datetim
         "default_backorder_policy": cmd.default_policy.value,
         "created_at": now,
     }
-    store_id = (
-        await conn.execute(insert(t.stores).values(values).returning(t.stores.c.id))
-    ).scalar_one()
-    return (await conn.execute(select(t.stores).where(t.stores.c.id == store_id))).mappings().one()
+    row = (
+        (await conn.execute(insert(t.stores).values(values).returning(*t.stores.c)))
+        .mappings()
+        .one()
+    )
+    await conn.execute(insert(t.store_directory).values(store_id=row["id"], handle=cmd.handle))
+    return row
 
 
 async def create_api_key(
@@ -104,7 +114,8 @@ async def _insert_key(
 ) -> tuple[KeyRecord, str]:
     """Insert a checked key (CreateApiKey.checked) if all its stores exist."""
     ids = set(key.store_ids)
-    found = set((await conn.execute(select(t.stores.c.id).where(t.stores.c.id.in_(ids)))).scalars())
+    d = t.store_directory
+    found = set((await conn.execute(select(d.c.store_id).where(d.c.store_id.in_(ids)))).scalars())
     if found != ids:
         raise DomainError.one(ErrorCode.NOT_FOUND, "store not found", ["storeIds"])
     token = new_token()

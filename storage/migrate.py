@@ -18,6 +18,7 @@ grows. So, after migrating:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.storage.db import Database
+from ordergraph.storage.distribution import before_migrating, distribute
 from ordergraph.storage.tables import metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -59,12 +61,46 @@ def _config(connection: Any = None) -> Config:
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
+    if db.is_sqlite:
+        await run_sqlite(db, lambda sync: command.upgrade(_config(sync), revision))
+        return
     async with db.engine.begin() as conn:
-        if not db.is_sqlite:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+        await before_migrating(conn)
         await conn.run_sync(lambda sync: command.upgrade(_config(sync), revision))
-        if not db.is_sqlite and revision == "head":
+        if revision == "head":
+            await distribute(conn)
             await prepare_statistics(conn)
+
+
+async def downgrade(db: Database, revision: str) -> None:
+    """Undo migrations down to `revision` (for tests and for the hand of an operator)."""
+    if db.is_sqlite:
+        await run_sqlite(db, lambda sync: command.downgrade(_config(sync), revision))
+        return
+    async with db.engine.begin() as conn:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+        await conn.run_sync(lambda sync: command.downgrade(_config(sync), revision))
+
+
+async def run_sqlite(db: Database, migrate: Callable[[Connection], None]) -> None:
+    """Run `migrate` in one SQLite transaction with foreign keys off, as SQLite's own
+    advice for changing a table goes: a batch alteration copies the table and drops the
+    old one, which the rows referencing it would refuse. Before the commit, every
+    reference must hold again (PRAGMA foreign_key_check), else nothing is kept."""
+    async with db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.execute("PRAGMA foreign_keys=OFF")  # no-op inside a transaction
+        try:
+            async with conn.begin():
+                await conn.run_sync(migrate)
+                broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    raise RuntimeError(f"the migration breaks foreign keys: {broken[:5]}")
+        finally:
+            await driver.execute("PRAGMA foreign_keys=ON")
 
 
 async def prepare_statistics(conn: AsyncConnection) -> None:

@@ -89,7 +89,8 @@ stores = Table(
     "stores",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("handle", String(40), nullable=False, unique=True),
+    # Unique through store_directory (a table keyed by store may not be unique without it).
+    Column("handle", String(40), nullable=False),
     Column("name", String(255), nullable=False),
     Column("currency_code", String(3), nullable=False),
     Column("timezone", String(64), nullable=False),
@@ -101,6 +102,17 @@ stores = Table(
     Column("last_event_seq", BigInteger, nullable=False, server_default=text("0")),
     # Business time never runs backwards within a store (the history relies on it).
     Column("last_event_at", UtcDateTime, nullable=True),
+)
+
+# Every store's handle, written with the store: handles are unique here, and a handle is
+# found here without asking every store's rows (a reference table on Citus:
+# storage/distribution.py). No foreign key to `stores`: a reference table may not
+# reference a distributed one.
+store_directory = Table(
+    "store_directory",
+    metadata,
+    Column("store_id", Id, primary_key=True, autoincrement=False),
+    Column("handle", String(40), nullable=False, unique=True),
 )
 
 api_keys = Table(
@@ -117,7 +129,7 @@ api_keys = Table(
 api_key_stores = Table(
     "api_key_stores",
     metadata,
-    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("store_id", Id, ForeignKey("store_directory.store_id"), nullable=False),
     Column("api_key_id", Id, ForeignKey("api_keys.id"), nullable=False),
     PrimaryKeyConstraint("store_id", "api_key_id"),
     Index("ix_api_key_stores_key", "api_key_id"),

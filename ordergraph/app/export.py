@@ -187,7 +187,7 @@ class BulkExport:
                     parameter="store",
                 )
             async with self.db.read() as conn:
-                found = await queries.store_by_handle(conn, given)
+                found = await queries.store_by_handle(conn, given, key.store_ids)
         else:
             async with self.db.read() as conn:
                 found = (await queries.stores_by_id(conn, [store_id])).get(store_id)

@@ -49,15 +49,13 @@ def cmd_create_store(args: argparse.Namespace) -> int:
 
 
 async def _stores_by_handle(db: Database, handles: list[str]) -> dict[str, int]:
-    from ordergraph.storage.queries import store_by_handle
+    from ordergraph.storage.queries import store_ids_by_handle
 
-    found: dict[str, int] = {}
     async with db.read() as conn:
-        for handle in handles:
-            store = await store_by_handle(conn, handle)
-            if store is None:
-                raise CliError(f"no store with handle {handle!r}")
-            found[handle] = store.id
+        found = await store_ids_by_handle(conn, handles)
+    for handle in handles:
+        if handle not in found:
+            raise CliError(f"no store with handle {handle!r}")
     return found
 
 

@@ -41,7 +41,13 @@ from ordergraph.storage.queries.receipts import (
     receipts_by_id,
     waiting_lines,
 )
-from ordergraph.storage.queries.stores import any_store, store_by_handle, stores_by_id, stores_page
+from ordergraph.storage.queries.stores import (
+    any_store,
+    store_by_handle,
+    store_ids_by_handle,
+    stores_by_id,
+    stores_page,
+)
 
 __all__ = [
     "ExportBounds",
@@ -71,6 +77,7 @@ __all__ = [
     "revoked_key_ids",
     "store_by_handle",
     "store_events_page",
+    "store_ids_by_handle",
     "stores_by_id",
     "stores_page",
     "waiting_lines",

@@ -1,4 +1,4 @@
-"""Stores: by id, by handle, whether there is any, and a page of the stores a key may see."""
+"""Stores: by id, by handle (through the directory), whether there is any, a page of them."""
 
 from __future__ import annotations
 
@@ -19,11 +19,27 @@ async def stores_by_id(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, S
     return {row["id"]: store_from(row) for row in rows.mappings()}
 
 
-async def store_by_handle(conn: AsyncConnection, handle: str) -> Store | None:
-    row = (
-        (await conn.execute(select(t.stores).where(t.stores.c.handle == handle))).mappings().first()
+async def store_by_handle(
+    conn: AsyncConnection, handle: str, among: Iterable[int] | None = None
+) -> Store | None:
+    """The store of this handle, found through the directory, in one statement; with
+    `among` (the store ids a key may see), only one of those: on Citus that statement
+    then goes only to the workers holding them, not to every one."""
+    d = t.store_directory
+    query = select(t.stores).where(
+        t.stores.c.id == select(d.c.store_id).where(d.c.handle == handle).scalar_subquery()
     )
+    if among is not None:
+        query = query.where(t.stores.c.id.in_(set(among)))
+    row = (await conn.execute(query)).mappings().first()
     return store_from(row) if row else None
+
+
+async def store_ids_by_handle(conn: AsyncConnection, handles: Iterable[str]) -> dict[str, int]:
+    """The ids of the stores of these handles (those that exist), from the directory alone."""
+    d = t.store_directory
+    rows = await conn.execute(select(d.c.handle, d.c.store_id).where(d.c.handle.in_(set(handles))))
+    return {handle: store_id for handle, store_id in rows.tuples()}
 
 
 async def any_store(conn: AsyncConnection) -> bool:
