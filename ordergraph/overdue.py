@@ -23,23 +23,20 @@ log = logging.getLogger("ordergraph.overdue")
 
 
 async def sweep_overdue(db: Database, clock: Callable[[], dt.datetime]) -> int:
-    """Flag every order that has become overdue; returns how many were flagged."""
-    o = t.orders
+    """Flag every order that has become overdue; returns how many were flagged.
+
+    The stores to visit are those whose overdue alarm has rung (`overdue_alarms`, one
+    small table: no store's orders are read to find them). Each visit flags the store's
+    orders due by now and sets its alarm to the next one to fall due, under its lock."""
+    a = t.overdue_alarms
     async with db.read() as conn:
-        store_ids = list(
-            (
-                await conn.execute(
-                    select(o.c.store_id)
-                    .where(o.c.overdue_at <= clock())
-                    .where(o.c.in_backlog.is_(True), o.c.overdue_notified.is_(False))
-                    .distinct()
-                )
-            ).scalars()
-        )
+        rung = select(a.c.store_id).where(a.c.due_at <= clock()).order_by(a.c.due_at)
+        store_ids = list((await conn.execute(rung)).scalars())
     flagged = 0
     for store_id in store_ids:
         async with store_session(db, store_id, clock) as session:
             flagged += len(await services.mark_overdue(session))
+            await session.rearm_overdue_alarm()
     return flagged
 
 

@@ -32,6 +32,7 @@ TABLES: dict[str, Layout] = {
     "api_keys": "reference",
     "store_directory": "reference",
     "api_key_stores": "reference",
+    "overdue_alarms": "reference",  # the overdue sweep's: which stores have work
     # the stores, and everything keyed by store: one store's rows on one worker
     ANCHOR: _by_store("id"),
     "products": _by_store(),

@@ -178,6 +178,8 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
         doc["notify"] = {"channel": NOTIFY_CHANNEL, "payload": writes.notify}
     if writes.counters is not None:
         doc["counters"] = to_json(t.stores, writes.counters)
+    if writes.alarm_moved:  # migration 0009 (og_apply_alarm; og_apply skips this key)
+        doc["alarm"] = {"due_at": writes.alarm.isoformat() if writes.alarm else None}
     return doc
 
 
@@ -206,4 +208,6 @@ async def commit(raw: asyncpg.Connection, store_id: int, writes: Writes) -> None
     if writes.facts or writes.outcome_orders or writes.outcome_lines or writes.fact_days:
         # (closings and age sums come only with facts, and facts only with day sums)
         more += f"SELECT og_apply_outcomes({quoted}::jsonb); "
+    if writes.alarm_moved:
+        more += f"SELECT og_apply_alarm({quoted}::jsonb); "
     await raw.execute(f"SELECT og_apply({quoted}::jsonb); {more}COMMIT")

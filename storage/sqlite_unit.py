@@ -23,6 +23,7 @@ unit's first.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -352,6 +353,26 @@ async def write_changes(conn: Statements, store_id: int, writes: Writes) -> None
     if writes.counters is not None:
         counters = tuple(writes.counters)
         await conn.execute(_update(t.stores, counters), {**writes.counters, "k_id": store_id})
+    if writes.alarm_moved:
+        await _write_alarm(conn, store_id, writes.alarm)
+
+
+_SET_ALARM = _update(t.stores, ("overdue_alarm_at",))
+_alarms = sqlite_insert(t.overdue_alarms)
+_ARM = _alarms.on_conflict_do_update(
+    index_elements=["store_id"], set_={"due_at": _alarms.excluded.due_at}
+)
+_DISARM = delete(t.overdue_alarms).where(t.overdue_alarms.c.store_id == bindparam("store_id"))
+
+
+async def _write_alarm(conn: Statements, store_id: int, due_at: dt.datetime | None) -> None:
+    """What og_apply_alarm does on PostgreSQL (migration 0009): the store's alarm column
+    and its row in `overdue_alarms`, together."""
+    await conn.execute(_SET_ALARM, {"overdue_alarm_at": due_at, "k_id": store_id})
+    if due_at is None:
+        await conn.execute(_DISARM, {"store_id": store_id})
+    else:
+        await conn.execute(_ARM, {"store_id": store_id, "due_at": due_at})
 
 
 async def _write_rows(conn: Statements, writes: Writes) -> None:

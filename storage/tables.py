@@ -102,6 +102,9 @@ stores = Table(
     Column("last_event_seq", BigInteger, nullable=False, server_default=text("0")),
     # Business time never runs backwards within a store (the history relies on it).
     Column("last_event_at", UtcDateTime, nullable=True),
+    # The store's overdue alarm, as `overdue_alarms` has it (written together, under the
+    # store's lock): read with the store, so a unit knows without asking when to move it.
+    Column("overdue_alarm_at", UtcDateTime, nullable=True),
 )
 
 # Every store's handle, written with the store: handles are unique here, and a handle is
@@ -349,6 +352,26 @@ overdue_totals = Table(
     Column("overdue_at", UtcDateTime, nullable=False),
     *_tally_columns(),
     PrimaryKeyConstraint("store_id", "overdue_at"),
+)
+
+# When each store next needs the overdue sweep: at or before the earliest `overdue_at`
+# of its orders in the backlog not yet flagged overdue (no row: none). The sweep reads
+# this table alone to find the stores with work (a reference table on Citus, so it
+# touches no shard); a unit placing an order due earlier moves the alarm earlier, the
+# sweep moves it on after flagging (ordergraph/overdue.py). An early alarm costs a
+# visit that flags nothing; it is never late.
+overdue_alarms = Table(
+    "overdue_alarms",
+    metadata,
+    Column(
+        "store_id",
+        Id,
+        ForeignKey("store_directory.store_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("due_at", UtcDateTime, nullable=False),
+    Index("ix_overdue_alarms_due", "due_at"),
 )
 
 # Rate limits shared by every server process (ordergraph.throttle): each API key's

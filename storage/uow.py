@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Executable, Result, select
+from sqlalchemy import Executable, Result, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.commands import NO_READS, Reads
@@ -100,6 +100,10 @@ class Writes:
     order_closings: list[dict[str, Any]] = field(default_factory=list)
     line_closings: list[dict[str, Any]] = field(default_factory=list)
     fact_ages: list[dict[str, Any]] = field(default_factory=list)  # increments of the sums
+    # The store's overdue alarm (tables.overdue_alarms), when `alarm_moved`: its new
+    # instant, or None when nothing is due any more.
+    alarm_moved: bool = False
+    alarm: dt.datetime | None = None
 
 
 _PRODUCT_MUTABLE = [
@@ -121,11 +125,19 @@ class SqlStoreSession:
     """The StoreSession port over one connection: SQLAlchemy's, or the SQLite writer's."""
 
     def __init__(
-        self, conn: Statements, store: Store, counters: dict[str, int], now: dt.datetime
+        self,
+        conn: Statements,
+        store: Store,
+        counters: dict[str, int],
+        now: dt.datetime,
+        alarm: dt.datetime | None = None,
     ) -> None:
         self.conn = conn
         self.store = store
         self.now = now
+        # The store's overdue alarm as read, and as this unit leaves it.
+        self._alarm_before = alarm
+        self._alarm = alarm
         self._next_id = counters["next_id"]
         self._next_number = counters["next_order_number"]
         self._last_seq = counters["last_event_seq"]
@@ -601,6 +613,7 @@ class SqlStoreSession:
         if self.events:
             counters["last_event_at"] = self.now
         changed_counters = any(self._counters_before.get(k) != v for k, v in counters.items())
+        alarm = self._alarm_after()
         return Writes(
             new_products=[
                 {**product_values(p), "created_at": self.now} for p in self._new_products
@@ -627,8 +640,39 @@ class SqlStoreSession:
             notify=f"{self.store.id}:{self._last_seq}" if self.events else None,
             seq=self._last_seq,
             at=self.now,
+            alarm_moved=alarm != self._alarm_before,
+            alarm=alarm,
             **outcomes,
         )
+
+    def _alarm_after(self) -> dt.datetime | None:
+        """The alarm, moved earlier for the orders this unit placed that will fall due."""
+        due = [
+            o.overdue_at
+            for o in self._new_orders
+            if o.overdue_at is not None and o.in_backlog and not o.overdue_notified
+        ]
+        if not due:
+            return self._alarm
+        earliest = min(due)
+        return earliest if self._alarm is None else min(self._alarm, earliest)
+
+    async def rearm_overdue_alarm(self) -> None:
+        """Set the alarm to the earliest instant an order of the store not yet flagged
+        falls due after now (the sweep calls it under the lock, once it has flagged the
+        orders due by now); no alarm when there is none."""
+        o = t.orders
+        query = (
+            select(func.min(o.c.overdue_at))
+            .where(o.c.store_id == self.store.id, o.c.overdue_at > self.now)
+            .where(o.c.in_backlog.is_(True), o.c.overdue_notified.is_(False))
+        )
+
+        async def earliest() -> dt.datetime | None:
+            found: dt.datetime | None = (await self.conn.execute(query)).scalar()
+            return found
+
+        self._alarm = await self.reading(earliest)
 
     def _event_row(self, seq: int, event: Event) -> dict[str, Any]:
         is_order = isinstance(event, OrderEvent)
@@ -810,7 +854,7 @@ def session_for(conn: Statements, row: Mapping[Any, Any], clock: Clock) -> SqlSt
     now = clock()
     if row["last_event_at"] is not None and now < row["last_event_at"]:
         now = row["last_event_at"]  # never before the store's previous event
-    return SqlStoreSession(conn, store_from(row), counters, now)
+    return SqlStoreSession(conn, store_from(row), counters, now, row.get("overdue_alarm_at"))
 
 
 def _no_store() -> DomainError:

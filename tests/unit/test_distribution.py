@@ -34,6 +34,7 @@ def test_the_global_tables_are_reference_tables_and_stores_is_distributed_by_id(
         "api_keys",
         "api_key_stores",
         "store_directory",
+        "overdue_alarms",
     }
     assert TABLES[ANCHOR] == ("distributed", "id")
 
