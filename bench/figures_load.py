@@ -101,6 +101,9 @@ async def load_store(
             1001 + n,
         )
     )
+    await conn.execute(
+        "INSERT INTO store_directory (store_id, handle) VALUES ($1, $2)", store_id, handle
+    )
     await conn.execute("TRUNCATE life, prod")
     await conn.execute("DROP TABLE IF EXISTS chg")
     await conn.copy_records_to_table(
@@ -189,6 +192,18 @@ async def load_store(
         store_id,
         last["seq"],
         last["occurred_at"],
+    )
+    # The overdue alarm, as the units leave it: the earliest instant still to be flagged.
+    await conn.execute(
+        "INSERT INTO overdue_alarms (store_id, due_at) SELECT store_id, min(overdue_at)"
+        " FROM orders WHERE store_id = $1 AND in_backlog AND NOT overdue_notified"
+        " AND overdue_at IS NOT NULL GROUP BY store_id",
+        store_id,
+    )
+    await conn.execute(
+        "UPDATE stores SET overdue_alarm_at = (SELECT due_at FROM overdue_alarms"
+        " WHERE store_id = $1) WHERE id = $1",
+        store_id,
     )
     counts = {
         table: int(
