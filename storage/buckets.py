@@ -9,6 +9,7 @@ processes need not agree on theirs), and the new levels come back.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import Float, bindparam, cast, delete, func, literal_column
 from sqlalchemy.dialects.postgresql import insert
@@ -19,9 +20,9 @@ from ordergraph.storage import tables as t
 BucketKey = tuple[int, int]  # (store id, api key id)
 
 
-def _leaked(rate: float) -> object:
+def _leaked(rate: float, now: Any) -> object:
     b = t.rate_buckets
-    elapsed = func.extract("epoch", func.now() - b.c.updated_at)
+    elapsed = func.extract("epoch", now - b.c.updated_at)
     return func.greatest(
         cast(0.0, Float), b.c.level - cast(bindparam("rate", rate), Float) * elapsed
     )
@@ -39,12 +40,12 @@ async def reconcile(
         for (s, k), c in sorted(charges.items())
     ]
     values = insert(b).values(rows)
+    # The conflict branch takes the instant from the row offered (`now()`, evaluated once
+    # for the statement): Citus allows no function that is not immutable there.
+    now = values.excluded.updated_at
     statement = values.on_conflict_do_update(
         index_elements=[b.c.store_id, b.c.api_key_id],
-        set_={
-            "level": _leaked(rate) + values.excluded.level,
-            "updated_at": func.now(),
-        },
+        set_={"level": _leaked(rate, now) + values.excluded.level, "updated_at": now},
     ).returning(b.c.store_id, b.c.api_key_id, b.c.level)
     found = await conn.execute(statement)
     return {(int(r.store_id), int(r.api_key_id)): float(r.level) for r in found}

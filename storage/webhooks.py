@@ -5,9 +5,10 @@ domain/webhooks.py, `ctx.webhooks`). The module functions below it are the deliv
 worker's (ordergraph/webhooks.py): claim due subscriptions, find a subscription's next
 matching slot in the log, and record each attempt.
 
-Claims: a worker sets `claimed_by` / `claimed_until` on the rows it takes, in one
-statement that only takes rows whose claim is free or expired (on PostgreSQL with
-`FOR UPDATE SKIP LOCKED`, so two processes never take the same row); it sends, then
+Claims: a worker reads which subscriptions are due, then sets `claimed_by` /
+`claimed_until` on them, one UPDATE per store that only takes rows whose claim is free
+or expired (checked again on each row it locks, so two processes never take the same
+row; one store per transaction, so on Citus each touches one shard); it sends, then
 records the outcome only while it still holds the claim and the position did not move
 (a redeliver meanwhile wins). A process that dies leaves its claims to expire.
 """
@@ -379,22 +380,24 @@ async def claim(
     # A read first: most rounds find nothing due, and need no write transaction (on
     # SQLite, no write lock).
     async with db.read() as conn:
-        if not (await conn.execute(due)).first():
-            return []
-    if not db.is_sqlite:
-        due = due.with_for_update(of=ws, skip_locked=True)
-    async with db.write() as conn:
         keys = [(int(r[0]), int(r[1])) for r in await conn.execute(due)]
-        if not keys:
-            return []
-        taken = await conn.execute(
-            update(ws)
-            .where(or_(*(_key(a, b) for a, b in keys)))
-            .where(or_(ws.c.claimed_until.is_(None), ws.c.claimed_until < now))
-            .values(claimed_by=worker, claimed_until=now + lease)
-            .returning(ws)
-        )
-        rows = list(taken.mappings())
+    by_store: dict[int, list[int]] = {}
+    for store_id, webhook_id in keys:
+        by_store.setdefault(store_id, []).append(webhook_id)
+    # Then each store's in a transaction of its own (one shard on Citus): the UPDATE
+    # checks the claim again on each row it locks, so of two processes that read the
+    # same rows, one takes each; the other's UPDATE finds it claimed and skips it.
+    rows = []
+    for store_id, webhook_ids in by_store.items():
+        async with db.write() as conn:
+            taken = await conn.execute(
+                update(ws)
+                .where(ws.c.store_id == store_id, ws.c.id.in_(webhook_ids))
+                .where(or_(ws.c.claimed_until.is_(None), ws.c.claimed_until < now))
+                .values(claimed_by=worker, claimed_until=now + lease)
+                .returning(ws)
+            )
+            rows += list(taken.mappings())
     return [_claimed(r, now) for r in rows]
 
 
