@@ -50,19 +50,27 @@ class Wire:
             self._pending = []
 
     async def _client_to_server(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: asyncio.StreamWriter,
     ) -> None:
-        # Untyped messages first: SSL/GSS requests (answered by the server), then startup.
+        # Untyped messages first: SSL/GSS requests, which the proxy refuses itself ('N':
+        # the client goes on in plain text, so the stream stays readable whatever the
+        # server would accept), then the startup message (or a cancel request).
         while True:
             head = await reader.readexactly(8)
             length, code = struct.unpack("!ii", head)
             rest = await reader.readexactly(length - 8)
+            if code in (_SSL_REQUEST, _GSS_REQUEST):
+                client.write(b"N")
+                await client.drain()
+                continue
             writer.write(head + rest)
             await writer.drain()
-            if code not in (_SSL_REQUEST, _GSS_REQUEST):
-                break
             if code == _CANCEL_REQUEST:
                 return
+            break
         while True:
             head = await reader.readexactly(5)
             kind, length = head[:1], struct.unpack("!i", head[1:])[0]
@@ -84,8 +92,9 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 async def proxy(host: str, port: int) -> AsyncIterator[Wire]:
     """A counting proxy in front of host:port, on a free local port (`wire.port`).
 
-    Note: asyncpg asks for SSL first; the server here answers 'N' (no SSL), so the
-    stream stays readable. A server that accepts SSL would make the count meaningless.
+    asyncpg asks for SSL first; the proxy answers 'N' (no SSL) itself, so the stream
+    stays readable even in front of a server with SSL on (a Citus coordinator made with
+    Debian's pg_createcluster has it on).
     """
     wire = Wire()
     tasks: set[asyncio.Task[None]] = set()
@@ -95,7 +104,7 @@ async def proxy(host: str, port: int) -> AsyncIterator[Wire]:
 
         async def upstream() -> None:
             with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-                await wire._client_to_server(client_r, server_w)
+                await wire._client_to_server(client_r, server_w, client_w)
             server_w.close()
 
         both = asyncio.gather(upstream(), _pipe(server_r, client_w))
