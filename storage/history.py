@@ -261,14 +261,16 @@ async def _overdue_at(conn: AsyncConnection, store_id: int, at: dt.datetime) -> 
     return _contribution(_typed(row))
 
 
-def _newest_point_by(at: Any, *names: str) -> Select[Any]:
-    """The named columns of the newest point at or before `at` of the overdue instant
-    in the enclosing query's overdue_totals row: one row at most."""
+def _newest_point_by(store_id: Any, at: Any, *names: str) -> Select[Any]:
+    """The named columns of the store's newest point at or before `at` of the overdue
+    instant in the enclosing query's overdue_totals row: one row at most. (The store is
+    named, not correlated, so that every table of the query is restricted to it: a
+    sharded database sends the query to that store's shard alone.)"""
     ot, latest = t.overdue_totals, t.overdue_points.alias("latest")
     return (
         select(*(latest.c[name] for name in names))
         .where(
-            latest.c.store_id == ot.c.store_id,
+            latest.c.store_id == store_id,
             latest.c.overdue_at == ot.c.overdue_at,
             latest.c.at <= at,
         )
@@ -282,7 +284,7 @@ def _overdue_at_lateral(store_id: int, at: dt.datetime) -> Select[Any]:
     the portable form, PostgreSQL memoizes the join on the subquery's value and runs the
     subquery again for the index lookup: two probes per instant, plus one.)"""
     ot = t.overdue_totals
-    point = _newest_point_by(at, *_COLUMNS).lateral("point")
+    point = _newest_point_by(store_id, at, *_COLUMNS).lateral("point")
     return (
         select(*(_sum(point.c[name], name) for name in _COLUMNS))
         .select_from(ot.join(point, true()))
@@ -293,7 +295,7 @@ def _overdue_at_lateral(store_id: int, at: dt.datetime) -> Select[Any]:
 def _overdue_at_correlated(store_id: int, at: dt.datetime) -> Select[Any]:
     """The portable form: each instant joined to its point whose seq is the newest's."""
     ot, op = t.overdue_totals, t.overdue_points
-    last_seq = _newest_point_by(at, "seq").correlate(ot).scalar_subquery()
+    last_seq = _newest_point_by(store_id, at, "seq").correlate(ot).scalar_subquery()
     return (
         select(*(_sum(op.c[name], name) for name in _COLUMNS))
         .select_from(ot)
@@ -569,12 +571,12 @@ def _points_that_matter(
     names = ("overdue_at", "at", "seq", *columns)
     since = case((ot.c.overdue_at > first, ot.c.overdue_at), else_=first)
     if postgres:
-        newest = _newest_point_by(since, *names).lateral("newest")
+        newest = _newest_point_by(store_id, since, *names).lateral("newest")
         before: Select[Any] = select(*(newest.c[name] for name in names)).select_from(
             ot.join(newest, true())
         )
     else:
-        newest_seq = _newest_point_by(since, "seq").correlate(ot).scalar_subquery()
+        newest_seq = _newest_point_by(store_id, since, "seq").correlate(ot).scalar_subquery()
         before = select(*(op.c[name] for name in names)).select_from(
             ot.join(
                 op,
@@ -586,7 +588,7 @@ def _points_that_matter(
     before = before.where(ot.c.store_id == store_id, ot.c.overdue_at <= last)
     later = t.overdue_points.alias("later")
     changes = select(*(later.c[name] for name in names)).where(
-        later.c.store_id == ot.c.store_id,
+        later.c.store_id == store_id,
         later.c.overdue_at == ot.c.overdue_at,
         later.c.at > since,
         later.c.at <= last,

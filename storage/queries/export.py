@@ -83,7 +83,7 @@ async def export_orders_page(
     if updated_since is not None:
         wanted = wanted.where(
             exists().where(
-                e.c.store_id == o.c.store_id,
+                e.c.store_id == store_id,
                 e.c.order_id == o.c.id,
                 e.c.seq <= bounds.last_seq,
                 e.c.occurred_at >= updated_since,
@@ -93,7 +93,8 @@ async def export_orders_page(
     query = (
         select(page, *(ol.c[name].label("l_" + name) for name in _LINE_COLUMNS))
         .select_from(
-            page.join(ol, and_(ol.c.store_id == page.c.store_id, ol.c.order_id == page.c.id))
+            # The store named for each table, so a sharded database reads its shard alone.
+            page.join(ol, and_(ol.c.store_id == store_id, ol.c.order_id == page.c.id))
         )
         .order_by(page.c.id, ol.c.id)
     )
