@@ -131,7 +131,9 @@ def scratch(admin_dsn: str, label: str) -> Iterator[tuple[str, Path]]:
 async def store_id_of(dsn: str, handle: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
-        value = await conn.fetchval("SELECT id FROM stores WHERE handle = $1", handle)
+        value = await conn.fetchval(
+            "SELECT store_id FROM store_directory WHERE handle = $1", handle
+        )
     finally:
         await conn.close()
     return int(value)
