@@ -88,6 +88,7 @@ async def distribute(conn: AsyncConnection) -> list[str]:
     table referencing a reference table must be created so)."""
     if not await has_citus(conn):
         return []
+    await _plan_units_per_call(conn)
     todo = await _to_lay_out(conn)
     if not todo:
         return []
@@ -110,6 +111,23 @@ async def distribute(conn: AsyncConnection) -> list[str]:
     for table, name, definition in keys:
         await conn.execute(text(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}'))
     return todo
+
+
+async def _plan_units_per_call(conn: AsyncConnection) -> None:
+    """The unit's functions (`og_open`, `og_apply`, ...) plan their statements for each
+    call's values: with PostgreSQL's generic plan (from a function's sixth call on) Citus
+    cannot see which store a statement names and sends it to every shard. Set again on
+    every `migrate`, since a migration that re-creates a function drops the setting."""
+    functions = await conn.execute(
+        text(
+            "SELECT proname, pg_get_function_identity_arguments(oid) FROM pg_proc"
+            " WHERE proname LIKE 'og\\_%' AND pronamespace = current_schema()::regnamespace"
+        )
+    )
+    for name, arguments in list(functions):
+        await conn.execute(
+            text(f'ALTER FUNCTION "{name}"({arguments}) SET plan_cache_mode = force_custom_plan')
+        )
 
 
 async def _to_lay_out(conn: AsyncConnection) -> list[str]:
