@@ -8,7 +8,10 @@ One event at a time per subscription, in log order: a crash anywhere only means 
 head is sent again (at least once). It wakes on this process's commits and on its
 changes to subscriptions (create, resume, redeliver), on PostgreSQL on other
 processes' commits too (the live hub's LISTEN connection hands them on), and polls
-(ORDERGRAPH_WEBHOOK_POLL_MS) in case a notification was lost.
+(ORDERGRAPH_WEBHOOK_POLL_MS) in case a notification was lost. A round woken by commits
+claims among the stores that committed only (on Citus: their shards); a round after the
+poll's wait, or after a round that found work, looks at every store (retries come due
+without a commit).
 
 Each attempt resolves the URL's host once, refuses unsafe addresses (unless
 ORDERGRAPH_WEBHOOK_ALLOW_PRIVATE), and connects to the address it checked, with the
@@ -27,7 +30,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -387,13 +390,20 @@ class WebhookWorker:
         self.name = f"{socket.gethostname()[:40]}:{uuid.uuid4().hex[:12]}"
         self.counters = Counters()
         self._wake = asyncio.Event()
+        # What the next round looks at: the stores whose commits woke it, or everything.
+        self._dirty: set[int] = set()
+        self._everything = True
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._currencies: dict[int, str] = {}
         self._transport = transport
         self._last_prune = -PRUNE_EVERY_SECONDS
 
-    def wake(self, _store_id: int | None = None) -> None:
+    def wake(self, store_id: int | None = None) -> None:
+        if store_id is None:
+            self._everything = True
+        else:
+            self._dirty.add(store_id)
         self._wake.set()
 
     def start(self) -> None:
@@ -417,29 +427,36 @@ class WebhookWorker:
         async with new_client(self.settings, self._transport) as client:
             while not self._stop.is_set():
                 self._wake.clear()
+                stores = None if self._everything else self._dirty
+                self._dirty, self._everything = set(), False
                 busy = False
                 try:
-                    busy = await self.round(client)
+                    busy = await self.round(client, stores)
                     if time.monotonic() - self._last_prune >= PRUNE_EVERY_SECONDS:
                         self._last_prune = time.monotonic()
                         await self.prune()
                 except Exception:
                     log.exception("webhook delivery round failed; trying again")
+                    self._everything = True
                 if busy:
+                    self._everything = True
                     continue
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+                except TimeoutError:
+                    self._everything = True
 
     async def prune(self) -> int:
         """Forget delivery attempts older than log_days; how many were forgotten."""
         before = self.clock() - dt.timedelta(days=self.settings.log_days)
         return await store.prune_log(self.db, before)
 
-    async def round(self, client: httpx.AsyncClient) -> bool:
-        """One pass: claim what is due and deliver it. True if anything was claimed."""
+    async def round(self, client: httpx.AsyncClient, stores: Collection[int] | None = None) -> bool:
+        """One pass: claim what is due (in `stores`, or in any store) and deliver it.
+        True if anything was claimed."""
         lease = dt.timedelta(seconds=self.settings.claim_seconds)
         claimed = await store.claim(
-            self.db, self.name, self.clock(), lease, self.settings.concurrency
+            self.db, self.name, self.clock(), lease, self.settings.concurrency, stores
         )
         if not claimed:
             return False

@@ -407,6 +407,25 @@ async def test_the_timeout_bounds_the_whole_attempt_not_each_read(hooks: Hooks) 
     assert TIMEOUT * 1000 - 100 <= attempt["lastLatencyMs"] < 2 * TIMEOUT * 1000
 
 
+async def test_a_round_woken_by_commits_claims_among_those_stores_only(hooks: Hooks) -> None:
+    """A commit's wake-up names its store: the claim looks there alone (one shard on
+    Citus); a round after the poll's wait looks at every store."""
+    store = await hooks.store()
+    await hooks.subscribe(store, ["ORDER_PLACED"])
+    await hooks.place(store)
+    db, lease = hooks.worker.db, dt.timedelta(seconds=60)
+    decoded = ids.decode(store.id, "Store")
+    assert decoded is not None
+    own = decoded[1][0]
+    assert await webhook_store.claim(db, "A", hooks.clock(), lease, 10, stores={own + 1}) == []
+    assert await webhook_store.claim(db, "A", hooks.clock(), lease, 10, stores=set()) == []
+    [claimed] = await webhook_store.claim(db, "A", hooks.clock(), lease, 10, stores={own})
+    assert claimed.store_id == own
+    await webhook_store.release(db, claimed, "A")
+    [again] = await webhook_store.claim(db, "B", hooks.clock(), lease, 10)  # every store
+    assert again.id == claimed.id
+
+
 async def test_a_success_whose_claim_lapsed_still_moves_the_cursor_once(hooks: Hooks) -> None:
     """Worker A's claim lapses while its attempt is in flight and worker B takes the
     subscription and sends the same event. A's 2xx still moves the cursor past it (so a
