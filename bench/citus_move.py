@@ -202,7 +202,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         with running(server):
             store = make_store(server.url, admin_token)
-            return asyncio.run(scenario(args, server.url, dsn, store))
+            status = asyncio.run(scenario(args, server.url, dsn, store))
+        if status:
+            print("the server's log, its errors:")
+            lines = (logs / "server.log").read_text().splitlines()
+            print(*(line for line in lines if '"level": "ERROR"' in line), sep="\n")
+        return status
 
 
 async def _migrate(url: str) -> None:

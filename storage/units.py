@@ -21,7 +21,12 @@ from ordergraph.storage.admin import SqlAdmin
 from ordergraph.storage.db import Database
 from ordergraph.storage.uow import Clock, SqlStoreSession, store_session
 
-_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
+# Serialization failure, deadlock; and a unique violation: a store's unit inserts rows
+# whose keys come from the store's counters, read under its row lock, so a duplicate
+# means another unit read the same counters, which happens only when the lock did not
+# hold (on Citus, a unit that locked the store's row on its old worker while a shard
+# move switched it to the new one). Run again, the unit reads the counters anew.
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
 
 
 class SqlStoreUnit:
