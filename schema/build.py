@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from types import CoroutineType, GeneratorType
 from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, specified_rules
 from graphql.validation.rules import overlapping_fields_can_be_merged as overlapping
-from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
@@ -23,6 +21,7 @@ from strawberry.types import ExecutionContext
 from ordergraph.schema.caching import DocumentCache
 from ordergraph.schema.enums import InventoryEventType
 from ordergraph.schema.errors import MASKED, client_errors, coded, is_unexpected, log_unexpected
+from ordergraph.schema.execution import PlainFields, is_awaitable
 from ordergraph.schema.input_guard import find_forbidden, refusal
 from ordergraph.schema.mutations import Mutation
 from ordergraph.schema.query import Query
@@ -193,35 +192,9 @@ class Gate(MaskUnexpectedErrors):
         yield
 
 
-# Types seen to be not awaitable (the schema's object types, Money, datetime, enums...),
-# so that their values are not asked three questions each again; bounded, in case
-# classes are made at run time.
-_NOT_AWAITABLE: set[type] = set()
-NOT_AWAITABLE_TYPES = 512
-
-
-def is_awaitable(value: Any) -> bool:
-    """Strawberry's `optimized_is_awaitable` (graphql-core asks it of every resolved
-    value, about five times per field), answering at once for the types already seen
-    not to be awaitable: a type without `__await__` never is (await looks there), and
-    coroutines and generators have theirs looked at every time."""
-    kind = type(value)
-    if kind in _NOT_AWAITABLE:
-        return False
-    if optimized_is_awaitable(value):
-        return True
-    if (
-        not hasattr(kind, "__await__")
-        and kind is not CoroutineType
-        and kind is not GeneratorType
-        and len(_NOT_AWAITABLE) < NOT_AWAITABLE_TYPES
-    ):
-        _NOT_AWAITABLE.add(kind)
-    return False
-
-
-class Executor(SharedEventExecutor):
-    """The schema's execution context: SharedEventExecutor, with `is_awaitable` above."""
+class Executor(SharedEventExecutor, PlainFields):
+    """The schema's execution context: SharedEventExecutor, plain fields completed in
+    one pass (schema/execution.py), and `is_awaitable` above."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -105,6 +105,11 @@ class _Attribute(StrawberryField):
             read = self._read = attrgetter(self.python_name)
         return read(source.domain())
 
+    def plain_read(self) -> Callable[[Any], Any]:
+        """The value from the object alone (schema/execution.py's one pass)."""
+        read = attrgetter(self.python_name)
+        return lambda source: read(source.domain())
+
 
 class _Plain(StrawberryField):
     """A field computed from its object alone, by `metadata["value"](source)`: a
@@ -112,6 +117,10 @@ class _Plain(StrawberryField):
 
     def get_result(self, source: Any, info: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
         return self.metadata["value"](source)
+
+    def plain_read(self) -> Callable[[Any], Any]:
+        """The value from the object alone (schema/execution.py's one pass)."""
+        return self.metadata["value"]  # type: ignore[no-any-return]
 
 
 def plain(graphql_type: Any, value: Callable[[Any], Any], description: str | None = None) -> Any:

@@ -4,7 +4,8 @@ Creates a fresh PostgreSQL database, builds the app as the tests do (create_app 
 migrated database), makes a store with three products in stock and places --orders orders
 of 1-3 lines there (a fixed seed, as bench/reads.py), then sends N placeOrder mutations, N
 trivial queries (`{ store(handle:) { handle } }`), N `{ __typename }` (the layer alone)
-and N pages of 50 orders with their lines and products (the page of bench/reads.py)
+and N pages of 50 orders with their lines and products (the page of bench/reads.py), and
+N `backlogTrend`s of 30 DAY and 1,000 HOUR points (the figures bench's trends)
 straight through the ASGI app (no HTTP client, no sockets), one at a time, interleaved
 over rounds (--kinds picks some), and prints the process CPU per request (min/median/max
 over rounds) and the part of it outside the database work: outside SQLAlchemy's async
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import datetime as dt
 import json
 import pstats
 import random
@@ -62,6 +64,13 @@ TRIVIAL = "query($h: String!) { store(handle: $h) { handle } }"
 PAGE = """query($h: String!) { store(handle: $h) { orders(first: 50) { nodes {
   id number placedAt status stockStatus lines { id sku quantity allocated backordered
   unitPrice { amount currencyCode } product { id sku title } } } } } }"""
+# The figures bench's trends (bench/figures_trends.py): 30 DAY points and 1,000 HOUR points.
+TALLY = "orders units value { amount }"
+TREND = (
+    "query($h: String!, $from: DateTime!, $to: DateTime!) { store(handle: $h) {"
+    " backlogTrend(from: $from, to: $to, interval: %s) {"
+    f" at backlog {{ {TALLY} }} backorders {{ {TALLY} }} overdue {{ {TALLY} }} }} }} }}"
+)
 SKUS = (SKU, "BENCH-2", "BENCH-3")
 SEED = 11
 # Where a frame's own time is counted: the database side (driver, SQLAlchemy, our storage
@@ -169,6 +178,17 @@ def place_body(gid: str) -> dict[str, Any]:
     return {
         "query": PLACE_ORDER,
         "variables": {"input": {"storeId": gid, "lines": [{"sku": SKU, "quantity": 1}]}},
+    }
+
+
+def trend_body(handle: str, interval: str, points: int) -> dict[str, Any]:
+    """`backlogTrend` of `points` points ending at the current hour."""
+    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    step = dt.timedelta(days=1) if interval == "DAY" else dt.timedelta(hours=1)
+    start = end - step * (points - 1)
+    return {
+        "query": TREND % interval,
+        "variables": {"h": handle, "from": start.isoformat(), "to": end.isoformat()},
     }
 
 
@@ -296,6 +316,8 @@ async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
         "trivial": trivial,
         "typename": {"query": "{ __typename }"},  # the layer alone: no database work
         "page": {"query": PAGE, "variables": {"h": handle}},
+        "trend30": trend_body(handle, "DAY", 30),
+        "trend1000": trend_body(handle, "HOUR", 1000),
     }
     kinds = {k: v for k, v in kinds.items() if k in args.kinds.split(",")}
     for body in kinds.values():  # warm up
@@ -366,7 +388,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--kinds",
         default="placeOrder,trivial,typename,page",
-        help="which requests, comma-separated (placeOrder, trivial, typename, page)",
+        help="which requests, comma-separated: placeOrder, trivial, typename, page, trend30,"
+        " trend1000",
     )
     parser.add_argument("--gzip-min-bytes", type=int, default=None)
     parser.add_argument("--callers", nargs="*", default=[], help="print who calls these")

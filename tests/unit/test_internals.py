@@ -117,7 +117,41 @@ USED_ATTRIBUTES = (
     # schema/build.py Executor replaces it per instance (a cache of non-awaitable types)
     ("strawberry.schema.schema", "StrawberryGraphQLCoreExecutionContext", "is_awaitable"),
     ("strawberry.execution", None, "optimized_is_awaitable"),
+    # schema/execution.py finds Strawberry's field behind a graphql-core field, and asks
+    # whether a middleware resolves fields
+    ("strawberry.schema.schema_converter", "GraphQLCoreConverter", "DEFINITION_BACKREF"),
+    ("graphql.execution.middleware", "MiddlewareManager", "_middleware_resolvers"),
+    ("graphql.execution.collect_fields", "CollectedFields", "new_defer_usages"),
+    ("graphql.execution.collect_fields", "CollectedFields", "grouped_field_set"),
 )
+
+# graphql-core's methods that schema/execution.py calls on the executor, with the
+# signatures it calls them by.
+CALLED_METHODS = {
+    "execute_field": "(self, parent_type, source, field_details_list, path, position_context)",
+    "handle_field_error": "(self, raw_error, return_type, field_details_list, path)",
+    "collect_subfields": "(self, return_type, field_details_list)",
+    "settle_in_background": "(self, awaitables)",
+}
+
+
+def test_the_internal_methods_called_are_as_recorded() -> None:
+    from graphql.execution.executor import Executor
+
+    now = {name: _shape(getattr(Executor, name, None)) for name in CALLED_METHODS}
+    assert now == CALLED_METHODS
+
+
+def test_strawberry_still_marks_the_fields_it_resolves_without_an_info() -> None:
+    """schema/execution.py completes a field itself when Strawberry's resolver of it is
+    marked `_is_default` (a "basic" field: no resolver, no arguments, no extensions)."""
+    from ordergraph.schema.build import build_schema
+
+    schema = build_schema()._schema
+    tally = schema.type_map["OrderTally"].fields  # type: ignore[attr-defined]
+    assert getattr(tally["orders"].resolve, "_is_default", False) is True
+    store = schema.type_map["Store"].fields  # type: ignore[attr-defined]
+    assert not getattr(store["orders"].resolve, "_is_default", False)
 
 
 def test_the_internal_attributes_used_are_still_there() -> None:

@@ -1,0 +1,394 @@
+"""The schema's execution: plain fields completed in one pass, beside graphql-core's
+per-field execution.
+
+graphql-core executes every field the same way: a path, a resolve info, the resolver,
+then `complete_value` asking of the result whether it is an exception, non-null, null, a
+list, a leaf, abstract or an object, and asking about five times whether it is
+awaitable. That costs 5-8 µs per field, which is most of a response of many small
+objects: a 1,000-point `backlogTrend` is 16,000 fields, a page of 50 orders with their
+lines about 1,500.
+
+`PlainFields.execute_fields` plans each selection set once per operation (graphql-core
+collects a selection set once per type and field, so the items of a list share it) and
+completes itself the fields Strawberry resolves without an Info, its "basic" fields (no
+resolver, no arguments, no field extensions; ours in schema/nodes.py `plain` and
+`attribute`, and the dataclass fields of the figures' types): a leaf is read and coerced,
+an object or a list of objects is read and its selection executed the same way. Any other
+field of the selection (resolvers, arguments, abstract types, lists of leaves...) goes to
+graphql-core's `execute_field`, in the same dict and order.
+
+A plain field whose value the one pass does not expect (null for a non-null field, a
+value that does not coerce, an awaitable, a list that is not a list) is executed again
+by graphql-core, which reads it once more (a plain read has no side effects) and raises,
+coerces or awaits exactly as it would have: errors, their paths and null propagation
+stay graphql-core's. With a middleware that resolves fields (a schema extension with a
+`resolve` hook), or a deferred selection, graphql-core executes everything.
+
+tests/unit/test_internals.py records the graphql-core and Strawberry internals this
+relies on; tests/api/test_plain_fields.py compares its answers with graphql-core's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from operator import attrgetter
+from types import CoroutineType, GeneratorType
+from typing import Any
+
+from graphql import (
+    GraphQLBoolean,
+    GraphQLError,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLString,
+    is_leaf_type,
+    is_object_type,
+)
+from graphql.pyutils import Path, Undefined, gather_with_cancel
+from strawberry.execution import optimized_is_awaitable
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
+
+# Types seen to be not awaitable (the schema's object types, Money, datetime, enums...),
+# so that their values are not asked three questions each again; bounded, in case
+# classes are made at run time.
+_NOT_AWAITABLE: set[type] = set()
+NOT_AWAITABLE_TYPES = 512
+
+
+def is_awaitable(value: Any) -> bool:
+    """Strawberry's `optimized_is_awaitable` (graphql-core asks it of every resolved
+    value), answering at once for the types already seen not to be awaitable: a type
+    without `__await__` never is (await looks there), and coroutines and generators have
+    theirs looked at every time."""
+    kind = type(value)
+    if kind in _NOT_AWAITABLE:
+        return False
+    if optimized_is_awaitable(value):
+        return True
+    if (
+        not hasattr(kind, "__await__")
+        and kind is not CoroutineType
+        and kind is not GeneratorType
+        and len(_NOT_AWAITABLE) < NOT_AWAITABLE_TYPES
+    ):
+        _NOT_AWAITABLE.add(kind)
+    return False
+
+
+# The kinds of step of a plan.
+SLOW = 0  # graphql-core's execute_field
+LEAF = 1  # read, coerce
+OBJECT = 2  # read, execute the object's selection
+LIST = 3  # read a list of objects, execute each item's selection
+TYPENAME = 4  # the parent type's name
+
+
+class _Redo:
+    """A field for graphql-core to execute (returned in place of a value)."""
+
+
+REDO = _Redo()
+# Completed values that are never awaitable: an object's fields, a list's items.
+_DONE = (dict, list)
+
+# Values a leaf type gives back unchanged: a str for String and ID, a bool for Boolean,
+# an int within 32 bits for Int (graphql-core's coercion does the rest, and the errors).
+_SAME = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool, GraphQLInt: int}
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+# A step: (response name, kind, read, same, field details, detail, the field's type,
+# nested), where read(source) gives the field's value; same is the type of a leaf's
+# values kept as they are (str for String...), or None; detail is the coercion of a
+# leaf, the object type of an object or of a list's items, the name for __typename;
+# nested is a one-item list keeping the object's collected and planned selection.
+Step = tuple[str, int, Any, Any, Any, Any, GraphQLOutputType, list[Any]]
+
+
+def plain_read(field: Any) -> Callable[[Any], Any] | None:
+    """How to read a field Strawberry resolves without an Info, else None: the
+    Strawberry field's own `plain_read()` when it has one (schema/nodes.py), an attribute
+    getter for a field read by the default resolver, else Strawberry's resolver."""
+    resolve = field.resolve
+    if resolve is None or not getattr(resolve, "_is_default", False) or field.args:
+        return None
+    declared: Any = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    own = getattr(declared, "plain_read", None)
+    if own is not None:
+        return own()  # type: ignore[no-any-return]
+    if (
+        type(declared).get_result is StrawberryField.get_result
+        and declared.default_resolver is getattr
+    ):
+        return attrgetter(declared.python_name)
+    return lambda source: resolve(source, None)
+
+
+def _step(schema: Any, parent_type: GraphQLObjectType, name: str, details: Any) -> Step:
+    node = details[0].node
+    field_name = node.name.value
+    if field_name == "__typename":
+        return (name, TYPENAME, None, None, details, parent_type.name, GraphQLString, [None])
+    field = schema.get_field(parent_type, field_name)
+    read = plain_read(field) if field is not None and not node.arguments else None
+    if read is None:
+        return (name, SLOW, None, None, details, None, GraphQLString, [None])
+    shown = field.type
+    inner = shown.of_type if isinstance(shown, GraphQLNonNull) else shown
+    if is_leaf_type(inner):
+        same = _SAME.get(inner)  # type: ignore[arg-type]
+        return (name, LEAF, read, same, details, inner.coerce_output_value, shown, [None])
+    if is_object_type(inner):
+        return (name, OBJECT, read, None, details, inner, shown, [None])
+    if isinstance(inner, GraphQLList):
+        item = inner.of_type
+        item = item.of_type if isinstance(item, GraphQLNonNull) else item
+        if is_object_type(item):
+            return (name, LIST, read, None, details, item, shown, [None])
+    return (name, SLOW, None, None, details, None, shown, [None])
+
+
+def plan_selection(
+    schema: Any, parent_type: GraphQLObjectType, grouped_field_set: Any
+) -> list[Step] | None:
+    """The steps of a selection set, or None when none of its fields is plain."""
+    steps = [
+        _step(schema, parent_type, name, details) for name, details in grouped_field_set.items()
+    ]
+    return steps if any(step[1] != SLOW for step in steps) else None
+
+
+def _leaf(read: Callable[[Any], Any], source: Any, coerce: Any, non_null: bool) -> Any:
+    """A leaf's coerced value, or REDO."""
+    try:
+        value = read(source)
+        if value is None:
+            return REDO if non_null else None
+        if type(value) not in _NOT_AWAITABLE and is_awaitable(value):
+            return REDO
+        coerced = coerce(value)
+    except Exception:  # graphql-core reads it again and reports it
+        return REDO
+    return REDO if coerced is None or coerced is Undefined else coerced
+
+
+class PlainFields(StrawberryGraphQLCoreExecutionContext):
+    """An execution context that completes plain fields itself (see the module)."""
+
+    _plans: dict[int, tuple[Any, list[Step] | None]] | None = None
+    _fast: bool | None = None
+
+    def _steps(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> list[Step] | None:
+        plans = self._plans
+        if plans is None:
+            plans = self._plans = {}
+            manager = self.middleware_manager  # a resolve hook sees every field: none plain
+            self._fast = manager is None or manager._middleware_resolvers is None
+        if not self._fast:
+            return None
+        found = plans.get(id(grouped_field_set))
+        if found is not None and found[0] is grouped_field_set:
+            return found[1]
+        steps = plan_selection(self.schema, parent_type, grouped_field_set)
+        plans[id(grouped_field_set)] = (grouped_field_set, steps)  # kept alive: ids stay unique
+        return steps
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: Any,
+        position_context: Any,
+    ) -> Any:
+        steps = None
+        if position_context is None:  # (not None: under incremental delivery)
+            steps = self._steps(parent_type, grouped_field_set)
+        if steps is None:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        return self._run(parent_type, source_value, path, (grouped_field_set, steps))
+
+    def _run(
+        self, parent_type: GraphQLObjectType, source: Any, path: Path | None, plan: Any
+    ) -> Any:
+        """The object's fields: a leaf read as it is inline (the common case), every
+        other field through `_field`."""
+        results: dict[str, Any] = {}
+        pending: list[str] = []
+        try:
+            for step in plan[1]:
+                name, kind, read, same = step[:4]
+                if kind == LEAF:
+                    value = read(source)
+                    if type(value) is same and (same is not int or _INT_MIN <= value <= _INT_MAX):
+                        results[name] = value
+                        continue
+                done = self._field(step, parent_type, source, path)
+                if done is not Undefined:
+                    results[name] = done
+                    if type(done) not in _DONE and self.is_awaitable(done):
+                        pending.append(name)
+        except GraphQLError:  # a non-null field's error, propagating
+            self._abandon(results, pending)
+            raise
+        except Exception:  # a read that raised: graphql-core's way, which reports it
+            self._abandon(results, pending)
+            return super().execute_fields(parent_type, source, path, plan[0], None)
+        if not pending:
+            return results
+        return self._gather(results, pending)
+
+    def _abandon(self, results: dict[str, Any], pending: list[str]) -> None:
+        if pending:
+            self.settle_in_background([results[name] for name in pending])
+
+    def _field(
+        self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Path | None
+    ) -> Any:
+        name, kind, read, _, details, detail, shown, _ = step
+        if kind == LEAF:
+            done = _leaf(read, source, detail, type(shown) is GraphQLNonNull)
+        elif kind == TYPENAME:
+            return detail
+        elif kind == SLOW:
+            done = REDO
+        else:
+            done = self._complete(step, parent_type, source, path)
+        if done is REDO:
+            field_path = Path(path, name, parent_type.name)
+            return self.execute_field(parent_type, source, details, field_path, None)
+        return done
+
+    def _nested(self, step: Step) -> tuple[Any, list[Step] | None] | None:
+        """The object's collected selection and its plan (kept in the step), or None
+        when graphql-core must complete the field (a deferred part)."""
+        nested = step[7]
+        if nested[0] is None:
+            collected = self.collect_subfields(step[5], step[4])
+            if collected.new_defer_usages:
+                return None
+            fields = collected.grouped_field_set
+            nested[0] = (fields, self._steps(step[5], fields))
+        return nested[0]  # type: ignore[no-any-return]
+
+    def _complete(self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Any) -> Any:
+        """An object's or a list of objects' completed value, or REDO."""
+        name, kind, read, _, details, object_type, shown, _ = step
+        try:
+            value = read(source)
+        except Exception:
+            return REDO
+        if value is None:
+            return REDO if type(shown) is GraphQLNonNull else None
+        items = (value,) if kind == OBJECT else value
+        if not _completable(items, kind, object_type):
+            return REDO
+        nested = self._nested(step)
+        if nested is None:
+            return REDO
+        field_path = Path(path, name, parent_type.name)
+        try:
+            if kind == OBJECT:
+                done = self._execute(object_type, value, field_path, nested)
+            else:
+                done = self._complete_items(items, step, field_path, nested)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, shown, details, field_path)
+            return None
+        if self.is_awaitable(done):
+            return self._settle(done, shown, details, field_path)
+        return done
+
+    def _execute(
+        self, object_type: GraphQLObjectType, value: Any, path: Path, nested: tuple[Any, Any]
+    ) -> Any:
+        if nested[1] is None:
+            return super().execute_fields(object_type, value, path, nested[0], None)
+        return self._run(object_type, value, path, nested)
+
+    def _complete_items(
+        self, items: Any, step: Step, field_path: Path, nested: tuple[Any, Any]
+    ) -> Any:
+        details, item_type, shown = step[4:7]
+        inner: Any = shown.of_type if isinstance(shown, GraphQLNonNull) else shown
+        item_shown = inner.of_type
+        completed: list[Any] = []
+        waiting: list[int] = []
+        for index, item in enumerate(items):
+            item_path = Path(field_path, index, None)
+            try:
+                if item is None:
+                    if type(item_shown) is GraphQLNonNull:
+                        raise TypeError(
+                            f"Cannot return null for non-nullable field {field_path.typename}."
+                            f"{field_path.key}."
+                        )
+                    done = None
+                else:
+                    done = self._execute(item_type, item, item_path, nested)
+                    if self.is_awaitable(done):
+                        done = self._settle(done, item_shown, details, item_path)
+                        waiting.append(index)
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, item_shown, details, item_path)
+                done = None
+            completed.append(done)
+        if not waiting:
+            return completed
+        return self._gather_items(completed, waiting)
+
+    async def _settle(
+        self, done: Awaitable[Any], shown: GraphQLOutputType, details: Any, path: Path
+    ) -> Any:
+        """The awaited value; an error settled as graphql-core's execute_field does (null
+        and the error recorded for a nullable field, raised on for a non-null one)."""
+        try:
+            return await done
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, shown, details, path)
+            return None
+
+    @staticmethod
+    async def _gather_items(completed: list[Any], waiting: list[int]) -> list[Any]:
+        # Together, as graphql-core does: the items' DataLoader reads go out in one batch.
+        awaited = await gather_with_cancel(*(completed[index] for index in waiting))
+        for index, value in zip(waiting, awaited, strict=True):
+            completed[index] = value
+        return completed
+
+    @staticmethod
+    async def _gather(results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
+        if len(pending) == 1:
+            results[pending[0]] = await results[pending[0]]
+            return results
+        awaited = await gather_with_cancel(*(results[name] for name in pending))
+        results.update(zip(pending, awaited, strict=True))
+        return results
+
+
+def _completable(items: Any, kind: int, object_type: GraphQLObjectType) -> bool:
+    """Whether the one pass can complete these values of an object type: a list (or
+    tuple) for a list, no awaitable, and each of the type by its `is_type_of` (Strawberry's
+    ignores the Info; one that wants it raises, and graphql-core does it instead)."""
+    if kind == LIST and not isinstance(items, list | tuple):
+        return False
+    is_type_of = object_type.is_type_of
+    try:
+        for item in items:
+            if item is None:
+                continue
+            if is_type_of is None:
+                if is_awaitable(item):
+                    return False
+            elif is_type_of(item, None) is not True:  # type: ignore[arg-type]
+                return False
+    except Exception:
+        return False
+    return True
