@@ -183,14 +183,19 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
     _plans: dict[int, tuple[Any, list[Step] | None]] | None = None
     _fast: bool | None = None
 
+    def _steps_allowed(self) -> bool:
+        fast = self._fast
+        if fast is None:
+            manager = self.middleware_manager  # a resolve hook sees every field: none plain
+            fast = self._fast = manager is None or manager._middleware_resolvers is None
+        return fast
+
     def _steps(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> list[Step] | None:
+        if not self._steps_allowed():
+            return None
         plans = self._plans
         if plans is None:
             plans = self._plans = {}
-            manager = self.middleware_manager  # a resolve hook sees every field: none plain
-            self._fast = manager is None or manager._middleware_resolvers is None
-        if not self._fast:
-            return None
         found = plans.get(id(grouped_field_set))
         if found is not None and found[0] is grouped_field_set:
             return found[1]
@@ -266,74 +271,93 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
             return self.execute_field(parent_type, source, details, field_path, None)
         return done
 
-    def _nested(self, step: Step) -> tuple[Any, list[Step] | None] | None:
-        """The object's collected selection and its plan (kept in the step), or None
-        when graphql-core must complete the field (a deferred part)."""
-        nested = step[7]
-        if nested[0] is None:
-            collected = self.collect_subfields(step[5], step[4])
-            if collected.new_defer_usages:
-                return None
-            fields = collected.grouped_field_set
-            nested[0] = (fields, self._steps(step[5], fields))
-        return nested[0]  # type: ignore[no-any-return]
+    def _nested(self, object_type: GraphQLObjectType, details: Any) -> Any:
+        """The collected selection of an object type under these fields and its plan, or
+        None when graphql-core must complete it (a deferred part, or nothing plain)."""
+        collected = self.collect_subfields(object_type, details)
+        if collected.new_defer_usages:
+            return None
+        steps = self._steps(object_type, collected.grouped_field_set)
+        return None if steps is None else (collected.grouped_field_set, steps)
 
     def _complete(self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Any) -> Any:
         """An object's or a list of objects' completed value, or REDO."""
-        name, kind, read, _, details, object_type, shown, _ = step
+        name, kind, read, _, details, object_type, shown, kept = step
         try:
             value = read(source)
         except Exception:
             return REDO
         if value is None:
             return REDO if type(shown) is GraphQLNonNull else None
-        items = (value,) if kind == OBJECT else value
-        if not _completable(items, kind, object_type):
-            return REDO
-        nested = self._nested(step)
-        if nested is None:
+        nested = kept[0]
+        if nested is None:  # planned once per operation, kept in the step
+            nested = kept[0] = self._nested(object_type, details) or REDO
+        if nested is REDO or not _completable(value, kind, object_type):
             return REDO
         field_path = Path(path, name, parent_type.name)
         try:
             if kind == OBJECT:
-                done = self._execute(object_type, value, field_path, nested)
+                done = self._run(object_type, value, field_path, nested)
             else:
-                done = self._complete_items(items, step, field_path, nested)
+                done = self._complete_items(value, details, shown, field_path, nested)
         except Exception as raw_error:
             self.handle_field_error(raw_error, shown, details, field_path)
             return None
-        if self.is_awaitable(done):
+        if type(done) not in _DONE and self.is_awaitable(done):
             return self._settle(done, shown, details, field_path)
         return done
 
-    def _execute(
-        self, object_type: GraphQLObjectType, value: Any, path: Path, nested: tuple[Any, Any]
+    def complete_list_value(
+        self,
+        return_type: GraphQLList[Any],
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
     ) -> Any:
-        if nested[1] is None:
-            return super().execute_fields(object_type, value, path, nested[0], None)
-        return self._run(object_type, value, path, nested)
+        """A list of objects a resolver returned (a connection's nodes, a trend's
+        points): its items completed in one pass, when its item type's selection has
+        plain fields; otherwise, or for anything unusual, graphql-core's way."""
+        item_type = return_type.of_type
+        if isinstance(item_type, GraphQLNonNull):
+            item_type = item_type.of_type
+        if (
+            position_context is None
+            and is_object_type(item_type)
+            and self._steps_allowed()
+            and _completable(result, LIST, item_type)
+        ):
+            nested = self._nested(item_type, field_details_list)
+            if nested is not None:
+                return self._complete_items(result, field_details_list, return_type, path, nested)
+        return super().complete_list_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
 
     def _complete_items(
-        self, items: Any, step: Step, field_path: Path, nested: tuple[Any, Any]
+        self, items: Any, details: Any, shown: GraphQLOutputType, field_path: Path, nested: Any
     ) -> Any:
-        details, item_type, shown = step[4:7]
+        """The items of a list of objects; an item's error settled as graphql-core's
+        list completion does (null for a nullable item, raised on for a non-null one)."""
         inner: Any = shown.of_type if isinstance(shown, GraphQLNonNull) else shown
         item_shown = inner.of_type
+        item_type = item_shown.of_type if isinstance(item_shown, GraphQLNonNull) else item_shown
         completed: list[Any] = []
         waiting: list[int] = []
         for index, item in enumerate(items):
             item_path = Path(field_path, index, None)
             try:
                 if item is None:
-                    if type(item_shown) is GraphQLNonNull:
+                    if item_shown is not item_type:
                         raise TypeError(
                             f"Cannot return null for non-nullable field {field_path.typename}."
                             f"{field_path.key}."
                         )
                     done = None
                 else:
-                    done = self._execute(item_type, item, item_path, nested)
-                    if self.is_awaitable(done):
+                    done = self._run(item_type, item, item_path, nested)
+                    if type(done) is not dict and self.is_awaitable(done):
                         done = self._settle(done, item_shown, details, item_path)
                         waiting.append(index)
             except Exception as raw_error:
@@ -373,21 +397,24 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
         return results
 
 
-def _completable(items: Any, kind: int, object_type: GraphQLObjectType) -> bool:
-    """Whether the one pass can complete these values of an object type: a list (or
-    tuple) for a list, no awaitable, and each of the type by its `is_type_of` (Strawberry's
-    ignores the Info; one that wants it raises, and graphql-core does it instead)."""
-    if kind == LIST and not isinstance(items, list | tuple):
-        return False
+def _completable(value: Any, kind: int, object_type: GraphQLObjectType) -> bool:
+    """Whether the one pass can complete this value of an object type (kind OBJECT) or
+    list of them (LIST): a list or tuple for a list, nothing awaitable, and each of the
+    type by its `is_type_of` (Strawberry's ignores the Info; one that wants it raises,
+    and graphql-core does it instead)."""
+    if kind == LIST:
+        if not isinstance(value, list | tuple):
+            return False
+        items = value
+    else:
+        items = (value,)
     is_type_of = object_type.is_type_of
     try:
         for item in items:
-            if item is None:
-                continue
-            if is_type_of is None:
-                if is_awaitable(item):
+            if is_type_of is not None:
+                if item is not None and is_type_of(item, None) is not True:  # type: ignore[arg-type]
                     return False
-            elif is_type_of(item, None) is not True:  # type: ignore[arg-type]
+            elif type(item) not in _NOT_AWAITABLE and is_awaitable(item):
                 return False
     except Exception:
         return False

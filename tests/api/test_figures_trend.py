@@ -241,7 +241,7 @@ def product_calls() -> Iterator[Counter[str]]:
 # and (SQLite) its instant bound as text. Money's own two fields are read by Strawberry,
 # as are the others' before: the count guards against a resolver or a loader per point.
 CALLS_PER_POINT = 25
-ALL_CALLS_PER_POINT = 130
+ALL_CALLS_PER_POINT = 80
 
 
 async def test_a_trend_point_costs_a_fixed_few_calls_and_no_awaitable(
