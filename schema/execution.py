@@ -81,6 +81,10 @@ def is_awaitable(value: Any) -> bool:
     return False
 
 
+# The metadata key of a Strawberry field read from its object and the request's context
+# (schema/nodes.py `contextual`): `metadata[CONTEXT_READ](source, context)`.
+CONTEXT_READ = "ordergraph.context_read"
+
 # The kinds of step of a plan.
 SLOW = 0  # graphql-core's execute_field
 LEAF = 1  # read, coerce
@@ -110,14 +114,22 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 Step = tuple[str, int, Any, Any, Any, Any, GraphQLOutputType, list[Any]]
 
 
-def plain_read(field: Any) -> Callable[[Any], Any] | None:
-    """How to read a field Strawberry resolves without an Info, else None: the
-    Strawberry field's own `plain_read()` when it has one (schema/nodes.py), an attribute
-    getter for a field read by the default resolver, else Strawberry's resolver."""
-    resolve = field.resolve
-    if resolve is None or not getattr(resolve, "_is_default", False) or field.args:
+def plain_read(field: Any, context: Any) -> Callable[[Any], Any] | None:
+    """How to read a field without graphql-core, else None. A field Strawberry resolves
+    without an Info: the Strawberry field's own `plain_read()` when it has one
+    (schema/nodes.py), an attribute getter for a field read by the default resolver, else
+    Strawberry's resolver. A field declared with a CONTEXT_READ (and no arguments or field
+    extensions): that read with the request's context."""
+    if field.args:
         return None
     declared: Any = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    metadata = getattr(declared, "metadata", None) or {}
+    if CONTEXT_READ in metadata and not declared.extensions:
+        read = metadata[CONTEXT_READ]
+        return lambda source: read(source, context)
+    resolve = field.resolve
+    if resolve is None or not getattr(resolve, "_is_default", False):
+        return None
     own = getattr(declared, "plain_read", None)
     if own is not None:
         return own()  # type: ignore[no-any-return]
@@ -129,13 +141,15 @@ def plain_read(field: Any) -> Callable[[Any], Any] | None:
     return lambda source: resolve(source, None)
 
 
-def _step(schema: Any, parent_type: GraphQLObjectType, name: str, details: Any) -> Step:
+def _step(
+    schema: Any, context: Any, parent_type: GraphQLObjectType, name: str, details: Any
+) -> Step:
     node = details[0].node
     field_name = node.name.value
     if field_name == "__typename":
         return (name, TYPENAME, None, None, details, parent_type.name, GraphQLString, [None])
     field = schema.get_field(parent_type, field_name)
-    read = plain_read(field) if field is not None and not node.arguments else None
+    read = plain_read(field, context) if field is not None and not node.arguments else None
     if read is None:
         return (name, SLOW, None, None, details, None, GraphQLString, [None])
     shown = field.type
@@ -154,11 +168,12 @@ def _step(schema: Any, parent_type: GraphQLObjectType, name: str, details: Any) 
 
 
 def plan_selection(
-    schema: Any, parent_type: GraphQLObjectType, grouped_field_set: Any
+    schema: Any, context: Any, parent_type: GraphQLObjectType, grouped_field_set: Any
 ) -> list[Step] | None:
     """The steps of a selection set, or None when none of its fields is plain."""
     steps = [
-        _step(schema, parent_type, name, details) for name, details in grouped_field_set.items()
+        _step(schema, context, parent_type, name, details)
+        for name, details in grouped_field_set.items()
     ]
     return steps if any(step[1] != SLOW for step in steps) else None
 
@@ -170,7 +185,7 @@ def _leaf(read: Callable[[Any], Any], source: Any, coerce: Any, non_null: bool) 
         if value is None:
             return REDO if non_null else None
         if type(value) not in _NOT_AWAITABLE and is_awaitable(value):
-            return REDO
+            return _dropped(value)
         coerced = coerce(value)
     except Exception:  # graphql-core reads it again and reports it
         return REDO
@@ -199,7 +214,7 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
         found = plans.get(id(grouped_field_set))
         if found is not None and found[0] is grouped_field_set:
             return found[1]
-        steps = plan_selection(self.schema, parent_type, grouped_field_set)
+        steps = plan_selection(self.schema, self.context_value, parent_type, grouped_field_set)
         plans[id(grouped_field_set)] = (grouped_field_set, steps)  # kept alive: ids stay unique
         return steps
 
@@ -289,6 +304,8 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
             return REDO
         if value is None:
             return REDO if type(shown) is GraphQLNonNull else None
+        if kind == OBJECT and type(value) not in _NOT_AWAITABLE and is_awaitable(value):
+            return _dropped(value)
         nested = kept[0]
         if nested is None:  # planned once per operation, kept in the step
             nested = kept[0] = self._nested(object_type, details) or REDO
@@ -395,6 +412,14 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
         awaited = await gather_with_cancel(*(results[name] for name in pending))
         results.update(zip(pending, awaited, strict=True))
         return results
+
+
+def _dropped(value: Any) -> _Redo:
+    """REDO for an awaitable read the one pass does not await: graphql-core reads the
+    field again and awaits its own. A coroutine is closed (never started, it did nothing)."""
+    if type(value) is CoroutineType:
+        value.close()
+    return REDO
 
 
 def _completable(value: Any, kind: int, object_type: GraphQLObjectType) -> bool:

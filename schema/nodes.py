@@ -15,6 +15,7 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.nodes import SelectedField, Selection
 
 from ordergraph.resolvers.context import Context
+from ordergraph.schema.execution import CONTEXT_READ
 from ordergraph.schema.money import Money, money
 
 Ctx = Info[Context, None]
@@ -49,23 +50,44 @@ def store_detail(info: Ctx) -> None:
 
 async def currency(info: Ctx, store_id: int) -> str:
     """The store's currency code, for a Money field (through the store loader)."""
-    store = await info.context.loaders.store.load(store_id)
+    return await _currency(info.context, store_id)
+
+
+async def _currency(ctx: Context, store_id: int) -> str:
+    store = await ctx.loaders.store.load(store_id)
     assert store is not None
     return store.currency_code
 
 
-async def _priced_later(info: Ctx, amount: Decimal, store_id: int) -> Money:
-    return money(amount, await currency(info, store_id))
+async def _priced_later(ctx: Context, amount: Decimal, store_id: int) -> Money:
+    return money(amount, await _currency(ctx, store_id))
 
 
-def priced(info: Ctx, amount: Decimal, store_id: int) -> Money | Awaitable[Money]:
+def priced(ctx: Context, amount: Decimal, store_id: int) -> Money | Awaitable[Money]:
     """A Money field's value: at once when the request already holds the store (a page
     of orders has many of them, and an awaited field costs far more than a plain one);
     else an awaitable, which graphql-core awaits as it would an async resolver's."""
-    store = info.context.loaders.known_store(store_id)
+    store = ctx.loaders.known_store(store_id)
     if store is not None:
         return money(amount, store.currency_code)
-    return _priced_later(info, amount, store_id)
+    return _priced_later(ctx, amount, store_id)
+
+
+def contextual(graphql_type: Any, read: Callable[[Any, Context], Any], description: str) -> Any:
+    """A field that `read(obj, context)` gives, needing of the request its context only
+    (its loaders, its key), without arguments: a resolver to graphql-core, read directly
+    by schema/execution.py's one pass. `read` may return an awaitable (graphql-core then
+    awaits it)."""
+
+    def resolve(root: Any, info: Ctx) -> Any:
+        return read(root, info.context)
+
+    return strawberry.field(
+        resolver=resolve,
+        graphql_type=graphql_type,
+        description=description,
+        metadata={CONTEXT_READ: read},
+    )
 
 
 def selects(selections: Sequence[Selection], chain: tuple[str, ...]) -> bool:

@@ -22,6 +22,7 @@ from ordergraph.resolvers import figures as fig
 from ordergraph.resolvers import ids, webhook_reads
 from ordergraph.resolvers import outcomes as oc
 from ordergraph.resolvers import queries as q
+from ordergraph.resolvers.context import Context
 from ordergraph.resolvers.queries import BACKORDERED_PRODUCTS_MAX
 from ordergraph.schema.connections import (
     After,
@@ -52,6 +53,7 @@ from ordergraph.schema.nodes import (
     Ctx,
     Node,
     attribute,
+    contextual,
     plain,
     priced,
     selects,
@@ -456,12 +458,11 @@ class ProductType(Node):
     )
     title = attribute(str, f"The product's name (one line, at most {MAX_TEXT} characters).")
 
-    @strawberry.field(
-        graphql_type=Money,
-        description="The unit price new orders pay; lines already placed keep theirs.",
+    price = contextual(
+        Money,
+        lambda s, ctx: priced(ctx, s._product.price, s._product.store_id),
+        "The unit price new orders pay; lines already placed keep theirs.",
     )
-    def price(self, info: Ctx) -> Money | Awaitable[Money]:
-        return priced(info, self._product.price, self._product.store_id)
 
     backorder_policy = attribute(
         BackorderPolicy, "Whether orders may take more units than are available."
@@ -720,25 +721,25 @@ class OrderLineType(Node):
         assert found is not None
         return OrderType(_order=found)
 
-    @strawberry.field(
-        graphql_type=ProductType,
-        description="The product ordered, as it is now (needs READ).",
-    )
-    def product(self, info: Ctx) -> ProductType | Awaitable[ProductType]:
+    def _product(self, ctx: Context) -> ProductType | Awaitable[ProductType]:
         # At once when the request has the product and knows the caller (a page of
         # orders fetched its products first); else awaited.
-        ctx, key = info.context, (self._line.store_id, self._line.product_id)
+        key = (self._line.store_id, self._line.product_id)
         found = ctx.loaders.known(ctx.loaders.product, key)
         if found is None or ctx.known_principal is None:
-            return self._product_later(info)
+            return self._product_later(ctx)
         ctx.require_now("READ")
         return ProductType(_product=found)
 
-    async def _product_later(self, info: Ctx) -> ProductType:
-        await traverse(info)
-        found = await info.context.loaders.product.load(
-            (self._line.store_id, self._line.product_id)
-        )
+    product = contextual(
+        ProductType,
+        lambda s, ctx: s._product(ctx),
+        "The product ordered, as it is now (needs READ).",
+    )
+
+    async def _product_later(self, ctx: Context) -> ProductType:
+        await ctx.require("READ")
+        found = await ctx.loaders.product.load((self._line.store_id, self._line.product_id))
         assert found is not None
         return ProductType(_product=found)
 
@@ -747,13 +748,11 @@ class OrderLineType(Node):
         int, f"Units ordered: 1 to {MAX_LINE_QUANTITY:,} (lines of one SKU are merged)."
     )
 
-    @strawberry.field(
-        graphql_type=Money,
-        description="The product's price when the order was placed; later price changes "
-        "do not touch it.",
+    unit_price = contextual(
+        Money,
+        lambda s, ctx: priced(ctx, s._line.unit_price, s._line.store_id),
+        "The product's price when the order was placed; later price changes do not touch it.",
     )
-    def unit_price(self, info: Ctx) -> Money | Awaitable[Money]:
-        return priced(info, self._line.unit_price, self._line.store_id)
 
     allocated = attribute(int, "Units reserved from stock for this line, ready to ship.")
     backordered = attribute(int, "Units awaiting stock.")
@@ -863,20 +862,16 @@ class OrderType(Node):
         "The order's lines (at most 100, one per SKU), in the order they were given.",
     )
 
-    @strawberry.field(
-        graphql_type=Money,
-        description="The value of the units not cancelled (shipped ones included), at their "
-        "line prices.",
+    total = contextual(
+        Money,
+        lambda s, ctx: priced(ctx, s._order.total, s._order.store_id),
+        "The value of the units not cancelled (shipped ones included), at their line prices.",
     )
-    def total(self, info: Ctx) -> Money | Awaitable[Money]:
-        return priced(info, self._order.total, self._order.store_id)
-
-    @strawberry.field(
-        graphql_type=Money,
-        description="The value of the units awaiting stock, at their line prices.",
+    backordered_value = contextual(
+        Money,
+        lambda s, ctx: priced(ctx, s._order.backordered_value, s._order.store_id),
+        "The value of the units awaiting stock, at their line prices.",
     )
-    def backordered_value(self, info: Ctx) -> Money | Awaitable[Money]:
-        return priced(info, self._order.backordered_value, self._order.store_id)
 
     @strawberry.field(
         description="The order's events, oldest first; their cursors are those of the "

@@ -1,7 +1,9 @@
 """The work a read does, counted (not timed): a document sent again is neither parsed nor
 validated again, nor costed again when its cost depends on it alone; a page of 50 orders
 with their lines and products resolves through resolvers (with an Info built for each
-call) only where it needs the request; each operation runs five extension hooks."""
+call) only where it needs the request, and graphql-core executes only its three root
+fields, whatever the number of orders (schema/execution.py completes the rest); each
+operation runs five extension hooks."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from strawberry.extensions import SchemaExtension
 from ordergraph.app import create_app
 from ordergraph.app.view import CountedAndCosted
 from ordergraph.clock import Clock
-from ordergraph.schema.build import Gate, build_schema
+from ordergraph.schema.build import Executor, Gate, build_schema
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
 from tests.client import Api
@@ -101,6 +103,43 @@ async def test_a_document_sent_again_is_not_parsed_or_validated_again(
             assert len(data["store"]["orders"]["nodes"]) == 3
         after = (documents.parses, documents.misses, documents.hits)
     assert (after[0] - before[0], after[1] - before[1], after[2] - before[2]) == (1, 1, 4)
+
+
+async def test_graphql_core_executes_three_fields_of_a_page_whatever_its_size(
+    database: Database, monkeypatch: Any
+) -> None:
+    """The store, its page and the page's nodes: every other field of the page (ids,
+    statuses, lines, their prices and products) is completed by the schema's one pass of
+    plain and contextual fields, not field by field by graphql-core."""
+    executed: list[str] = []
+    original = Executor.execute_field
+
+    def counting(self: Any, parent_type: Any, *args: Any) -> Any:
+        executed.append(parent_type.name)
+        return original(self, parent_type, *args)
+
+    monkeypatch.setattr(Executor, "execute_field", counting)
+    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN)
+    app = create_app(settings, clock=Clock(), db=database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        api = Api(http, ADMIN_TOKEN, database)
+        store = await api.create_store(policy="ALLOW")
+        await api.upsert(store, "A")
+        await api.upsert(store, "B")
+        placed = 0
+        for orders in (2, 12):
+            for _ in range(orders - placed):
+                await api.place(store, [("A", 1), ("B", 2)])
+            placed = orders
+            executed.clear()
+            data = await api.gql(PAGE, {"h": store.handle}, store.token)
+            nodes = data["store"]["orders"]["nodes"]
+            assert len(nodes) == orders
+            line = nodes[0]["lines"][1]
+            assert line["product"]["sku"] == "B"
+            assert line["unitPrice"]["currencyCode"] == "USD"
+            assert sorted(executed) == ["OrderConnection", "Query", "Store"], executed
 
 
 async def test_a_cost_that_depends_on_the_document_alone_is_kept_with_it(
