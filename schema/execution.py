@@ -37,7 +37,6 @@ from typing import Any
 
 from graphql import (
     GraphQLBoolean,
-    GraphQLError,
     GraphQLID,
     GraphQLInt,
     GraphQLList,
@@ -238,32 +237,34 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
     def _run(
         self, parent_type: GraphQLObjectType, source: Any, path: Path | None, plan: Any
     ) -> Any:
-        """The object's fields: a leaf read as it is inline (the common case), every
-        other field through `_field`."""
+        """The object's fields: a leaf whose value is kept as it is, inline (the common
+        case); every other field, and a read that raised, through `_field`."""
         results: dict[str, Any] = {}
         pending: list[str] = []
         try:
             for step in plan[1]:
                 name, kind, read, same = step[:4]
                 if kind == LEAF:
-                    value = read(source)
+                    try:
+                        value = read(source)
+                    except Exception:  # graphql-core reads it again and reports it
+                        value = REDO
                     if type(value) is same and (same is not int or _INT_MIN <= value <= _INT_MAX):
                         results[name] = value
                         continue
-                done = self._field(step, parent_type, source, path)
-                if done is not Undefined:
-                    results[name] = done
-                    if type(done) not in _DONE and self.is_awaitable(done):
-                        pending.append(name)
-        except GraphQLError:  # a non-null field's error, propagating
+                self._keep(results, pending, name, self._field(step, parent_type, source, path))
+        except Exception:  # a non-null field's error, propagating
             self._abandon(results, pending)
             raise
-        except Exception:  # a read that raised: graphql-core's way, which reports it
-            self._abandon(results, pending)
-            return super().execute_fields(parent_type, source, path, plan[0], None)
         if not pending:
             return results
         return self._gather(results, pending)
+
+    def _keep(self, results: dict[str, Any], pending: list[str], name: str, done: Any) -> None:
+        if done is not Undefined:
+            results[name] = done
+            if type(done) not in _DONE and self.is_awaitable(done):
+                pending.append(name)
 
     def _abandon(self, results: dict[str, Any], pending: list[str]) -> None:
         if pending:

@@ -68,6 +68,12 @@ class Item(Named):
     def with_arg(self, times: int) -> int:
         return len(self.name) * times
 
+    @strawberry.field
+    def oops(self) -> str | None:
+        raise ValueError("resolver failed")
+
+    shaky: str | None = plain(str | None, lambda item: item.leaf.broken)
+
 
 def leaf(n: int, **changes: Any) -> Leaf:
     fields: dict[str, Any] = {
@@ -182,6 +188,9 @@ async def test_a_full_selection_answers_as_graphql_core_does() -> None:
         # a plain read that raises: nullable, then non-null
         ("{ items { leaf { n fragile } } }", World([item(0), item(1)])),
         ("{ items { name maybe { n fragileRequired } } }", World([item(1), item(3)])),
+        # a resolver's error beside a plain read that raises, in the same object: each
+        # reported once
+        ("{ items { oops shaky name } }", World([item(0), item(1)])),
         # a null item of a list of non-null items (of nullable items: FULL's `holes`)
         ("{ items { strict { n } } }", World([item(0, strict=[leaf(0), None])])),
         # a non-null object that is null, and a list that is not a list
