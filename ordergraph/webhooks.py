@@ -27,6 +27,7 @@ import datetime as dt
 import ipaddress
 import json
 import logging
+import math
 import socket
 import time
 import uuid
@@ -393,6 +394,15 @@ class WebhookWorker:
         # What the next round looks at: the stores whose commits woke it, or everything.
         self._dirty: set[int] = set()
         self._everything = True
+        # The stores with a delivering subscription, as of the last round that looked at
+        # every store (None before it), with those changed in this process since: a
+        # round woken by commits claims among those only, and makes no query when none
+        # of the committing stores has one (most commits). A subscription another process
+        # creates or resumes is delivered by that process at once, and by this one from
+        # its next look at every store (within `poll_seconds`).
+        self._hooked: set[int] | None = None
+        self._changed: set[int] = set()
+        self._looked_at = -math.inf
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._currencies: dict[int, str] = {}
@@ -406,9 +416,16 @@ class WebhookWorker:
             self._dirty.add(store_id)
         self._wake.set()
 
+    def changed(self, store_id: int) -> None:
+        """A subscription of the store was made, resumed or redelivered here."""
+        self._changed.add(store_id)
+        if self._hooked is not None:
+            self._hooked.add(store_id)
+        self.wake(store_id)
+
     def start(self) -> None:
         self.db.on_commit.append(self.wake)
-        self.db.on_webhooks_changed.append(self.wake)
+        self.db.on_webhooks_changed.append(self.changed)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -417,7 +434,7 @@ class WebhookWorker:
         with contextlib.suppress(ValueError):
             self.db.on_commit.remove(self.wake)
         with contextlib.suppress(ValueError):
-            self.db.on_webhooks_changed.remove(self.wake)
+            self.db.on_webhooks_changed.remove(self.changed)
         if self._task is not None:
             with contextlib.suppress(BaseException):
                 await self._task
@@ -427,6 +444,10 @@ class WebhookWorker:
         async with new_client(self.settings, self._transport) as client:
             while not self._stop.is_set():
                 self._wake.clear()
+                if time.monotonic() - self._looked_at >= self.settings.poll_seconds:
+                    # every store at least once a poll, however often commits wake it:
+                    # retries come due in stores that commit nothing
+                    self._everything = True
                 stores = None if self._everything else self._dirty
                 self._dirty, self._everything = set(), False
                 busy = False
@@ -454,6 +475,15 @@ class WebhookWorker:
     async def round(self, client: httpx.AsyncClient, stores: Collection[int] | None = None) -> bool:
         """One pass: claim what is due (in `stores`, or in any store) and deliver it.
         True if anything was claimed."""
+        if stores is None:
+            self._changed = set()
+            found = await store.delivering_stores(self.db)
+            self._hooked = found | self._changed
+            self._looked_at = time.monotonic()
+        elif self._hooked is not None:
+            stores = [s for s in stores if s in self._hooked]
+            if not stores:
+                return False
         lease = dt.timedelta(seconds=self.settings.claim_seconds)
         claimed = await store.claim(
             self.db, self.name, self.clock(), lease, self.settings.concurrency, stores

@@ -359,6 +359,15 @@ class Slot:
 DELIVERING = (WebhookState.ACTIVE.value, WebhookState.FAILING.value)
 
 
+async def delivering_stores(db: Database) -> set[int]:
+    """The stores that have a subscription delivering (active or failing): the only ones
+    a round woken by commits needs to look at."""
+    async with db.read() as conn:
+        query = select(ws.c.store_id).where(ws.c.state.in_(DELIVERING)).distinct()
+        rows = await conn.execute(query)
+    return {int(row[0]) for row in rows}
+
+
 async def claim(
     db: Database,
     worker: str,

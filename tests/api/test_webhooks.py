@@ -426,6 +426,79 @@ async def test_a_round_woken_by_commits_claims_among_those_stores_only(hooks: Ho
     assert again.id == claimed.id
 
 
+def store_number(store: StoreHandle) -> int:
+    decoded = ids.decode(store.id, "Store")
+    assert decoded is not None
+    return int(decoded[1][0])
+
+
+async def test_commits_in_stores_without_a_subscription_claim_nothing(
+    hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most commits are in stores without webhooks: the rounds they wake make no query.
+    A subscription made in this process is known to the worker at once."""
+    looked: list[Any] = []  # the `stores` of each claim (None: every store)
+    original = webhook_store.claim
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        looked.append(args[5] if len(args) > 5 else kwargs.get("stores"))
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(webhook_store, "claim", counting)
+    settings = dataclasses.replace(hooks.worker.settings, poll_seconds=120.0)
+    worker = WebhookWorker(hooks.worker.db, hooks.clock, settings)
+    quiet, hooked = await hooks.store(), await hooks.store()
+    worker.start()
+    try:
+        await within(10, lambda: looked == [None])  # the first round looks at every store
+        await hooks.place(quiet, 5)
+        await asyncio.sleep(0.3)
+        assert looked == [None]
+        await hooks.subscribe(hooked, ["ORDER_PLACED"])
+        await hooks.place(hooked)
+        await within(10, lambda: numbers(hooks) == [1001])
+        # Woken by the subscription and the order: claims in that store (and, after a
+        # round that delivered, in every store); never one for the quiet store's commits.
+        named = [list(stores) for stores in looked[1:] if stores is not None]
+        assert named, looked
+        assert all(stores == [store_number(hooked)] for stores in named), looked
+    finally:
+        await worker.stop()
+
+
+async def test_every_store_is_looked_at_each_poll_however_often_commits_wake_it(
+    hooks: Hooks,
+) -> None:
+    """A subscription this process did not see made (another process's change) is
+    delivered within a poll, even while commits elsewhere wake the worker without pause
+    (they used to keep it from ever looking past their stores)."""
+    settings = dataclasses.replace(hooks.worker.settings, poll_seconds=0.5)
+    worker = WebhookWorker(hooks.worker.db, hooks.clock, settings)
+    busy = await hooks.store()
+    worker.start()
+    # As if in another process: it hears no commit or change of this one's.
+    hooks.worker.db.on_commit.remove(worker.wake)
+    hooks.worker.db.on_webhooks_changed.remove(worker.changed)
+    waking = True
+
+    async def wake_again_and_again() -> None:
+        while waking:
+            worker.wake(store_number(busy))
+            await asyncio.sleep(0.02)
+
+    task = asyncio.create_task(wake_again_and_again())
+    try:
+        await asyncio.sleep(0.3)
+        store = await hooks.store()
+        await hooks.subscribe(store, ["ORDER_PLACED"])
+        await hooks.place(store)
+        await within(10, lambda: numbers(hooks) == [1001])
+    finally:
+        waking = False
+        await task
+        await worker.stop()
+
+
 async def test_a_success_whose_claim_lapsed_still_moves_the_cursor_once(hooks: Hooks) -> None:
     """Worker A's claim lapses while its attempt is in flight and worker B takes the
     subscription and sends the same event. A's 2xx still moves the cursor past it (so a
