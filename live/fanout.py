@@ -18,8 +18,8 @@ frame goes the ordinary way, through the server's send, in a task of the member'
 each burst (`start_send`, eager on Python 3.12+), in log order behind what the member
 already has waiting. A member whose backlog passes the subscriber buffer, or whose send
 waits SEND_TIMEOUT_SECONDS, is cut off like any slow subscriber (close 4503, the waiting
-send cancelled), without holding up the others. A group writes to its members a few
-milliseconds at a time (SLICE_SECONDS), so queries and mutations on the same process are
+send cancelled), without holding up the others. A group writes to its members about a
+millisecond at a time (SLICE_SECONDS), so queries and mutations on the same process are
 served between slices. A result with errors
 is sent the way the ordinary path sends it, masked and logged once. Which events a
 member gets, and from where a reconnecting client resumes, is unchanged: the member
@@ -56,8 +56,12 @@ SEND_TIMEOUT_SECONDS = 30.0
 # `Task(...)`, with no scheduling and no wake-up; only a send that waits leaves a
 # scheduled task. On 3.11 each burst of a member's frames is an ordinary task.
 _EAGER = sys.version_info >= (3, 12)
-# A group writing one event to thousands of members lets other work run this often.
-SLICE_SECONDS = 0.004
+# A group writing one event to thousands of members lets other work run this often,
+# looking at the clock every SLICE_CHECK_EVERY members. A request on the same process
+# waits about one slice each time it needs the loop (a dozen times or more), so slices
+# are short: at 4 ms they added 50-150 ms to a request's time (docs/fanout-benchmark.md).
+SLICE_SECONDS = 0.001
+SLICE_CHECK_EVERY = 16
 
 
 def start_send(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -252,18 +256,20 @@ class Group:
             del _groups[self.key]
 
     async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + SLICE_SECONDS
+        done = 0
         try:
             while self._batches:
                 event, members = self._batches[0]
                 payload = await self._payload(event)
                 data = payload.encode()
-                # Time-sliced: at thousands of members, a few milliseconds at a time, so
+                # Time-sliced: at thousands of members, a millisecond at a time, so
                 # that requests on the same process are served meanwhile.
-                loop = asyncio.get_running_loop()
-                until = loop.time() + SLICE_SECONDS
-                for done, member in enumerate(members, 1):
+                for member in members:
                     member.deliver(payload, data)
-                    if not done & 63 and loop.time() > until:
+                    done += 1
+                    if not done % SLICE_CHECK_EVERY and loop.time() > until:
                         await asyncio.sleep(0)  # members joining this event meanwhile
                         until = loop.time() + SLICE_SECONDS  # are appended to the batch
                 self._batches.popleft()

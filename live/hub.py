@@ -29,6 +29,10 @@ from ordergraph.storage.notify import NOTIFY_CHANNEL
 
 log = logging.getLogger("ordergraph.hub")
 LISTENER_NAME = "ordergraph-listener"
+# The pump offers an event to a store's subscribers this long at a time, looking at the
+# clock every OFFER_CHECK_EVERY subscribers, then lets other work run.
+OFFER_SLICE_SECONDS = 0.001
+OFFER_CHECK_EVERY = 128
 
 
 class SubscriberOverflow(Exception):
@@ -47,8 +51,9 @@ class Subscriber:
     A consumer may hand its events to a `sink` instead (see live.fanout): while it is
     set and nothing is queued, each event that follows the last one the consumer saw
     (`passed_upto`) goes to the sink, which delivers it (or passes over it) without
-    waking the consumer. The first event the sink cannot take, or that does not follow
-    on, ends that for good: it and every later event are queued as usual, and the
+    waking the consumer; an event of another stream that follows on is passed over
+    without asking the sink. The first event the sink cannot take, or that does not
+    follow on, ends that for good: it and every later event are queued as usual, and the
     consumer, woken, carries on from `passed_upto`.
     """
 
@@ -75,6 +80,10 @@ class Subscriber:
             return
         seq = event.record.seq
         if self.sink is not None:
+            if seq == self.passed_upto + 1 and self.queue.empty() and self.passes_over(event):
+                self.passed_upto = self._last_offered = seq
+                self._run_start = seq + 1
+                return
             if seq == self.passed_upto + 1 and self.queue.empty() and self.sink(event):
                 self.passed_upto = self._last_offered = seq
                 self._run_start = seq + 1
@@ -83,7 +92,7 @@ class Subscriber:
         if seq != self._last_offered + 1:
             self._run_start = seq  # a break: positions before this one were not offered
         self._last_offered = seq
-        if self.streams is not None and event.record.stream not in self.streams:
+        if self.passes_over(event):
             return
         if self.queue.qsize() >= self.buffer:
             # Cut off at once: the consumer may be stuck sending to a client that stopped
@@ -92,6 +101,11 @@ class Subscriber:
             return
         self.queue.put_nowait((event, self._run_start))
         self._run_start = seq + 1
+
+    def passes_over(self, event: LiveEvent) -> bool:
+        """An event of another stream: not even a sink's business (a member's filter
+        takes only its own stream's events)."""
+        return self.streams is not None and event.record.stream not in self.streams
 
     def hand_to(self, sink: Callable[[LiveEvent], bool], delivered_upto: int) -> bool:
         """Send later events to `sink`; the consumer has seen up to `delivered_upto`.
@@ -276,16 +290,36 @@ class EventHub:
             async with self.db.read() as conn:
                 records = await events_after_many(conn, positions, self.batch)
                 events = await _enrich(conn, records, live=True)
-            for event in events:
-                store_id = event.record.store_id
-                if store_id not in self._positions:
-                    continue
-                self._positions[store_id] = max(self._positions[store_id], event.record.seq)
-                for subscriber in list(self._subscribers.get(store_id, ())):
-                    subscriber.offer(event)
+            await self._offer(events)
             if len(records) < self.batch:
                 return
             positions = {s: self._positions[s] for s in positions if s in self._positions}
+
+    async def _offer(self, events: list[LiveEvent]) -> None:
+        """Offer each event to every subscriber of its store, in slices of
+        OFFER_SLICE_SECONDS that let other work run: at thousands of subscribers one event
+        takes 10-20 ms, and a request waiting for the loop would wait that long
+        (docs/fanout-benchmark.md).
+
+        Each subscriber still gets every event in log order: the next event is offered
+        only when every subscriber has been offered this one. One that subscribes
+        meanwhile finds the event in the log (its stream reads the log first), and one
+        that leaves meanwhile is offered it in vain.
+        """
+        loop = asyncio.get_running_loop()
+        until = loop.time() + OFFER_SLICE_SECONDS
+        done = 0
+        for event in events:
+            store_id = event.record.store_id
+            if store_id not in self._positions:
+                continue  # no one watches the store any more
+            self._positions[store_id] = max(self._positions[store_id], event.record.seq)
+            for subscriber in list(self._subscribers.get(store_id, ())):
+                subscriber.offer(event)
+                done += 1
+                if not done % OFFER_CHECK_EVERY and loop.time() > until:
+                    await asyncio.sleep(0)
+                    until = loop.time() + OFFER_SLICE_SECONDS
 
     # -- PostgreSQL wake-ups ----------------------------------------------------
     async def _listen_forever(self) -> None:

@@ -79,7 +79,7 @@ class Settings:
     tail_poll_ms: int = 500
     ws_compression: bool = False
     gc_freeze_seconds: int = 10  # ordergraph.gc_governor; 0 = CPython's collector as is
-    gc_full_seconds: int = 3600  # 0 = a full pass only when the frozen objects doubled
+    gc_full_seconds: int = 3600  # 0 = a full pass only when the memory in use doubled
     log_level: str = "INFO"
     log_format: str = "json"
     graphiql: bool = True

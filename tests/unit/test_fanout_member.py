@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -222,10 +223,52 @@ async def test_a_large_group_writes_in_slices_and_a_member_drains_only_once_writ
         assert all(member.pending == 1 for member in members)
         await members[-1].drained()  # waits while the group's slices reach it
         assert frames[-1].frames == ["<2999:x}"]
-        assert ticks >= count // 64 - 1, "other work ran between the slices"
+        assert ticks >= count // fanout.SLICE_CHECK_EVERY - 1, "other work ran between slices"
         assert all(f.frames == [f"<{n}:x}}"] for n, f in enumerate(frames))
         assert all(member.pending == 0 for member in members)
     finally:
         fanout.SLICE_SECONDS = original
+        stop.set()
+        await other
+
+
+async def test_a_large_group_lets_other_work_run_at_least_every_slice_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counted, not timed: with no time to spare per slice the group yields at every
+    check, so no more than SLICE_CHECK_EVERY members are written in one turn of the loop."""
+    monkeypatch.setattr(fanout, "SLICE_SECONDS", 0.0)
+    count = 2000
+    ticks = 0
+    turns: list[int] = []
+
+    class Counted(FakeFrames):
+        def write(self, prefix: bytes, payload: bytes, suffix: bytes) -> bool:
+            turns.append(ticks)
+            return super().write(prefix, payload, suffix)
+
+    frames: list[FakeFrames] = [Counted() for _ in range(count)]
+    _, members, key = _grouped(count, frames, [FakeSocket() for _ in range(count)])
+    stop = asyncio.Event()
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    try:
+        for seq in (1, 2):
+            event = _event(seq, f"e{seq}", key)
+            for member in members:
+                member.offer(event)
+        await members[-1].drained()
+        assert all(f.frames == [f"<{n}:e1}}", f"<{n}:e2}}"] for n, f in enumerate(frames))
+        per_turn = Counter(turns)
+        assert max(per_turn.values()) <= fanout.SLICE_CHECK_EVERY
+        assert len(per_turn) >= 2 * count // fanout.SLICE_CHECK_EVERY
+    finally:
         stop.set()
         await other
