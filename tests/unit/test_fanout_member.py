@@ -155,6 +155,31 @@ async def _unexpected(_: LiveEvent) -> ExecutionResult:
     raise AssertionError("the payload was made already")
 
 
+class OtherWork:
+    """A request on the same process, as a task counting its turns of the loop while the
+    block runs."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            self.ticks += 1
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> OtherWork:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+
 def _grouped(
     count: int, frames: list[FakeFrames], sockets: list[FakeSocket]
 ) -> tuple[fanout.Group, list[fanout.Member], tuple[Any, ...]]:
@@ -204,32 +229,20 @@ async def test_a_large_group_writes_in_slices_and_a_member_drains_only_once_writ
     count = 3000
     frames = [FakeFrames() for _ in range(count)]
     _, members, key = _grouped(count, frames, [FakeSocket() for _ in range(count)])
-    ticks = 0
-    stop = asyncio.Event()
-
-    async def other_work() -> None:  # a request on the same process
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(other_work())
-    await asyncio.sleep(0)
     event = _event(1, "x", key)
     original, fanout.SLICE_SECONDS = fanout.SLICE_SECONDS, 0.0  # yield at every chance
     try:
-        for member in members:
-            member.offer(event)
-        assert all(member.pending == 1 for member in members)
-        await members[-1].drained()  # waits while the group's slices reach it
+        async with OtherWork() as other:
+            for member in members:
+                member.offer(event)
+            assert all(member.pending == 1 for member in members)
+            await members[-1].drained()  # waits while the group's slices reach it
         assert frames[-1].frames == ["<2999:x}"]
-        assert ticks >= count // fanout.SLICE_CHECK_EVERY - 1, "other work ran between slices"
+        assert other.ticks >= count // fanout.SLICE_CHECK_EVERY - 1, "other work ran between"
         assert all(f.frames == [f"<{n}:x}}"] for n, f in enumerate(frames))
         assert all(member.pending == 0 for member in members)
     finally:
         fanout.SLICE_SECONDS = original
-        stop.set()
-        await other
 
 
 async def test_a_large_group_lets_other_work_run_at_least_every_slice_check(
@@ -239,36 +252,23 @@ async def test_a_large_group_lets_other_work_run_at_least_every_slice_check(
     check, so no more than SLICE_CHECK_EVERY members are written in one turn of the loop."""
     monkeypatch.setattr(fanout, "SLICE_SECONDS", 0.0)
     count = 2000
-    ticks = 0
     turns: list[int] = []
+    other = OtherWork()
 
     class Counted(FakeFrames):
         def write(self, prefix: bytes, payload: bytes, suffix: bytes) -> bool:
-            turns.append(ticks)
+            turns.append(other.ticks)
             return super().write(prefix, payload, suffix)
 
     frames: list[FakeFrames] = [Counted() for _ in range(count)]
     _, members, key = _grouped(count, frames, [FakeSocket() for _ in range(count)])
-    stop = asyncio.Event()
-
-    async def other_work() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(other_work())
-    await asyncio.sleep(0)
-    try:
+    async with other:
         for seq in (1, 2):
             event = _event(seq, f"e{seq}", key)
             for member in members:
                 member.offer(event)
         await members[-1].drained()
-        assert all(f.frames == [f"<{n}:e1}}", f"<{n}:e2}}"] for n, f in enumerate(frames))
-        per_turn = Counter(turns)
-        assert max(per_turn.values()) <= fanout.SLICE_CHECK_EVERY
-        assert len(per_turn) >= 2 * count // fanout.SLICE_CHECK_EVERY
-    finally:
-        stop.set()
-        await other
+    assert all(f.frames == [f"<{n}:e1}}", f"<{n}:e2}}"] for n, f in enumerate(frames))
+    per_turn = Counter(turns)
+    assert max(per_turn.values()) <= fanout.SLICE_CHECK_EVERY
+    assert len(per_turn) >= 2 * count // fanout.SLICE_CHECK_EVERY
