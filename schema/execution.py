@@ -177,14 +177,13 @@ def plan_selection(
     return steps if any(step[1] != SLOW for step in steps) else None
 
 
-def _leaf(read: Callable[[Any], Any], source: Any, coerce: Any, non_null: bool) -> Any:
-    """A leaf's coerced value, or REDO."""
+def _leaf(value: Any, coerce: Any, non_null: bool) -> Any:
+    """A leaf's value (read once, by `_run`) coerced, or REDO."""
+    if value is None:
+        return REDO if non_null else None
+    if type(value) not in _NOT_AWAITABLE and is_awaitable(value):
+        return _dropped(value)
     try:
-        value = read(source)
-        if value is None:
-            return REDO if non_null else None
-        if type(value) not in _NOT_AWAITABLE and is_awaitable(value):
-            return _dropped(value)
         coerced = coerce(value)
     except Exception:  # graphql-core reads it again and reports it
         return REDO
@@ -237,8 +236,8 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
     def _run(
         self, parent_type: GraphQLObjectType, source: Any, path: Path | None, plan: Any
     ) -> Any:
-        """The object's fields: a leaf whose value is kept as it is, inline (the common
-        case); every other field, and a read that raised, through `_field`."""
+        """The object's fields: a leaf read here, and kept as it is inline (the common
+        case); every other field, and a leaf's value to coerce, through `_field`."""
         results: dict[str, Any] = {}
         pending: list[str] = []
         try:
@@ -252,7 +251,10 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
                     if type(value) is same and (same is not int or _INT_MIN <= value <= _INT_MAX):
                         results[name] = value
                         continue
-                self._keep(results, pending, name, self._field(step, parent_type, source, path))
+                else:
+                    value = None
+                done = self._field(step, parent_type, source, path, value)
+                self._keep(results, pending, name, done)
         except Exception:  # a non-null field's error, propagating
             self._abandon(results, pending)
             raise
@@ -271,11 +273,18 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
             self.settle_in_background([results[name] for name in pending])
 
     def _field(
-        self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Path | None
+        self,
+        step: Step,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        path: Path | None,
+        value: Any,
     ) -> Any:
-        name, kind, read, _, details, detail, shown, _ = step
+        """A field's completed value; `value` is a leaf's, as `_run` read it (REDO when
+        the read raised)."""
+        name, kind, _, _, details, detail, shown, _ = step
         if kind == LEAF:
-            done = _leaf(read, source, detail, type(shown) is GraphQLNonNull)
+            done = REDO if value is REDO else _leaf(value, detail, type(shown) is GraphQLNonNull)
         elif kind == TYPENAME:
             return detail
         elif kind == SLOW:
