@@ -53,8 +53,10 @@ async def check_writes(dsn: str, store_id: int, seq_before: int) -> tuple[int, s
     """The orders the store holds, and what is wrong with their rows (None: as placeOrder writes).
 
     Each one-unit order must have written one orders row, one order_lines row, a PLACED
-    and an ALLOCATED event with gapless positions after `seq_before`, one `tally_points`
-    row growing the backlog by one, one unit allocated, and advanced the store's counters.
+    and an ALLOCATED event with gapless positions after `seq_before`, one unit allocated,
+    and advanced the store's counters; the `tally_points` rows grow the backlog to the
+    number of orders, one row per unit of work: one per order, or fewer where ordergraph
+    ran orders that arrived together in one unit (resolvers/batches.py).
     """
     conn = await asyncpg.connect(dsn)
     try:
@@ -91,7 +93,9 @@ async def check_writes(dsn: str, store_id: int, seq_before: int) -> tuple[int, s
         "next order number": store["next_order_number"],
         "last event seq": store["last_event_seq"],
         "events stored, last position": (events["n"], events["last"]),
-        "tally points, backlog orders, units": tuple(tally),
+        "backlog orders, units at the last tally point": (tally["backlog"], tally["units"]),
+        "one tally point per unit of work": tally["points"] <= placed
+        and (tally["points"] >= 1 or not placed),
     }
     new_events = {"order/PLACED": placed, "inventory/ALLOCATED": placed} if placed else {}
     last = seq_before + 2 * placed
@@ -102,7 +106,8 @@ async def check_writes(dsn: str, store_id: int, seq_before: int) -> tuple[int, s
         "next order number": 1001 + placed,
         "last event seq": last,
         "events stored, last position": (last, last),
-        "tally points, backlog orders, units": (placed, placed or None, placed or None),
+        "backlog orders, units at the last tally point": (placed or None, placed or None),
+        "one tally point per unit of work": True,
     }
     if found != wanted:
         return placed, f"for {placed} orders expected {wanted}, found {found}"
@@ -190,7 +195,15 @@ def lock_hold_line(results: list[Result]) -> str:
         return "n/a (server has no lock-hold metric)"
     mean = spread([h.mean_ms for h in holds]).text(2)
     median = spread([h.median_ms for h in holds]).text(2)
-    return f"mean {mean} ms, median about {median} ms (from the histogram's buckets)"
+    line = f"mean {mean} ms, median about {median} ms (from the histogram's buckets)"
+    shares = [h.per_change_ms for h in holds if h.per_change_ms is not None]
+    sizes = [h.changes_per_unit for h in holds if h.changes_per_unit is not None]
+    if shares and sizes:
+        line = (
+            f"per unit of work {line}; {spread(sizes).text(2)} orders per unit, so "
+            f"{spread(shares).text(2)} ms of hold per order"
+        )
+    return line
 
 
 def report(workload: str, width: int, contenders: list[Contender], args: argparse.Namespace) -> str:
@@ -206,7 +219,7 @@ def report(workload: str, width: int, contenders: list[Contender], args: argpars
         ratio = ratio_line(runs, "ordergraph", other)
         if ratio:
             lines.append(ratio)
-    lines.append(f"store lock hold per order, ordergraph: {lock_hold_line(runs['ordergraph'])}")
+    lines.append(f"store lock hold, ordergraph: {lock_hold_line(runs['ordergraph'])}")
     lines.append("store lock hold per order, baseline and pgbench: n/a (not measured)")
     return "\n".join(lines)
 
@@ -292,8 +305,8 @@ def _check_contender(dsn: str, contender: Contender, seq_before: dict[int, int])
         print(
             f"{contender.name}: {total} orders (warm-up included) in {len(store_ids)} "
             "store(s) checked in the database: "
-            "1 order, 1 line, PLACED + ALLOCATED events gapless, 1 tally point, "
-            "1 unit allocated, counters each"
+            "1 order, 1 line, PLACED + ALLOCATED events gapless, 1 unit allocated, "
+            "counters each; the backlog's tally points add up"
         )
     return failed or wrong
 

@@ -5,6 +5,10 @@ _bucket series, summed over every label set and process) is scraped before and a
 measured run; the difference gives the mean hold per locked transaction and an
 approximate median, interpolated within the bucket that holds it. A server without the
 histogram gives None: the bench prints that it has none.
+
+A server that runs the changes to one store that arrive together in one unit of work
+(resolvers/batches.py) also counts the changes per unit (`ordergraph_store_unit_changes`):
+then the lock's hold per change is the hold time over the changes, not over the units.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from bench.light_client import Connection, HttpError, encode_head
 
 METRIC = "ordergraph_store_lock_hold_seconds"
+CHANGES = "ordergraph_store_unit_changes"
 
 
 @dataclass
@@ -28,9 +33,20 @@ class Histogram:
 
 @dataclass
 class LockHold:
-    holds: float  # lock holds during the run
-    mean_ms: float
-    median_ms: float
+    holds: float  # lock holds (units of work) during the run
+    mean_ms: float  # per unit
+    median_ms: float  # per unit
+    changes: float | None = None  # changes those units ran (None: not counted by the server)
+
+    @property
+    def changes_per_unit(self) -> float | None:
+        return self.changes / self.holds if self.changes and self.holds else None
+
+    @property
+    def per_change_ms(self) -> float | None:
+        """The lock's hold per change: the units' hold time over the changes they ran."""
+        per_unit = self.changes_per_unit
+        return self.mean_ms / per_unit if per_unit else None
 
 
 def _labels_le(labels: str) -> float | None:
@@ -41,22 +57,23 @@ def _labels_le(labels: str) -> float | None:
     return None
 
 
-def parse(text: str) -> Histogram | None:
-    """The lock-hold histogram in a Prometheus text exposition, summed; None if absent."""
+def parse(text: str, metric: str = METRIC) -> Histogram | None:
+    """A histogram (by default the lock hold's) in a Prometheus text exposition, summed;
+    None if absent."""
     total = count = 0.0
     buckets: dict[float, float] = {}
     seen = False
     for line in text.splitlines():
-        if not line.startswith(METRIC):
+        if not line.startswith(metric):
             continue
         name_part, _, value = line.rpartition(" ")
         name, _, labels = name_part.partition("{")
-        if name == METRIC + "_sum":
+        if name == metric + "_sum":
             total += float(value)
             seen = True
-        elif name == METRIC + "_count":
+        elif name == metric + "_count":
             count += float(value)
-        elif name == METRIC + "_bucket":
+        elif name == metric + "_bucket":
             le = _labels_le(labels.rstrip("}"))
             if le is not None:
                 buckets[le] = buckets.get(le, 0.0) + float(value)
@@ -90,23 +107,35 @@ def median_seconds(buckets: dict[float, float], count: float) -> float:
     return float("nan")
 
 
-def lock_hold_between(before: Histogram | None, after: Histogram | None) -> LockHold | None:
+@dataclass
+class Scrape:
+    hold: Histogram
+    changes: Histogram | None  # changes per unit; None when the server does not count them
+
+
+def lock_hold_between(before: Scrape | None, after: Scrape | None) -> LockHold | None:
     if before is None or after is None:
         return None
-    count = after.count - before.count
+    count = after.hold.count - before.hold.count
     if count <= 0:
         return LockHold(0, float("nan"), float("nan"))
-    buckets = {le: n - before.buckets.get(le, 0.0) for le, n in after.buckets.items()}
+    buckets = {le: n - before.hold.buckets.get(le, 0.0) for le, n in after.hold.buckets.items()}
+    changes = None
+    if before.changes is not None and after.changes is not None:
+        changes = after.changes.total - before.changes.total
     return LockHold(
         count,
-        (after.total - before.total) / count * 1000,
+        (after.hold.total - before.hold.total) / count * 1000,
         median_seconds(buckets, count) * 1000,
+        changes,
     )
 
 
-async def scrape_lock_hold(urls: list[str]) -> Histogram | None:
-    """The histogram summed over the servers at `urls`; None if any of them lacks it."""
-    found = []
+async def scrape_lock_hold(urls: list[str]) -> Scrape | None:
+    """The histograms summed over the servers at `urls`; None if any of them lacks the
+    lock hold's."""
+    found: list[Histogram] = []
+    changes: list[Histogram] | None = []
     for url in urls:
         connection = Connection(url, timeout=10)
         try:
@@ -116,8 +145,16 @@ async def scrape_lock_hold(urls: list[str]) -> Histogram | None:
             return None
         finally:
             await connection.close()
-        histogram = parse(body.decode()) if status == 200 else None
+        text = body.decode() if status == 200 else ""
+        histogram = parse(text)
         if histogram is None:
             return None
         found.append(histogram)
-    return merge(found) if found else None
+        counted = parse(text, CHANGES)
+        if counted is None or changes is None:
+            changes = None
+        else:
+            changes.append(counted)
+    if not found:
+        return None
+    return Scrape(merge(found), merge(changes) if changes else None)

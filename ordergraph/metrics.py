@@ -71,6 +71,7 @@ OTHER = "other"
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,99}$")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LOCK_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_CHANGES_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class OperationNames:
@@ -136,6 +137,12 @@ class Metrics:
             "ordergraph_store_lock_hold_seconds",
             "Time a change held its store's lock, from taking it to commit.",
             buckets=_LOCK_BUCKETS,
+            registry=self.registry,
+        )
+        self.unit_changes = Histogram(
+            "ordergraph_store_unit_changes",
+            "Changes run in one unit of work of the mutation queues (one lock, one commit).",
+            buckets=_CHANGES_BUCKETS,
             registry=self.registry,
         )
         self.websockets = 0

@@ -94,6 +94,7 @@ class Settings:
     document_cache_bytes: int = 8_000_000
     operation_timeout_ms: int = 10_000
     max_connections_per_request: int = 2
+    store_batch_max: int = 32
     max_cost: int = 1000
     rate_limit_capacity: int = 5000
     rate_limit_restore_per_second: int = 250
@@ -165,6 +166,7 @@ class Settings:
             document_cache_bytes=_int(env, "ORDERGRAPH_DOCUMENT_CACHE_BYTES", 8_000_000),
             operation_timeout_ms=_int(env, "ORDERGRAPH_OPERATION_TIMEOUT_MS", 10_000),
             max_connections_per_request=_int(env, "ORDERGRAPH_MAX_CONNECTIONS_PER_REQUEST", 2),
+            store_batch_max=_int(env, "ORDERGRAPH_STORE_BATCH_MAX", 32),
             max_cost=_int(env, "ORDERGRAPH_MAX_COST", 1000),
             rate_limit_capacity=_int(env, "ORDERGRAPH_RATE_LIMIT_CAPACITY", 5000),
             rate_limit_restore_per_second=_int(

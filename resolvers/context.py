@@ -22,6 +22,7 @@ from ordergraph.domain.ports import Loaded, Units
 from ordergraph.domain.reads import KeyRecord, LiveEvent
 from ordergraph.domain.tallies import Figures
 from ordergraph.domain.webhooks import WebhookPort
+from ordergraph.resolvers.batches import StoreBatches
 from ordergraph.resolvers.keyguard import KeyGuard, SubscriptionLimitReached
 from ordergraph.storage import queries
 from ordergraph.storage.db import Database, RequestDatabase
@@ -217,6 +218,9 @@ class Context:
     guard: KeyGuard | None = None
     # Where mutations get their units of work (storage.units.SqlUnits; a memory one in tests).
     units: Units[KeyRecord] = field(kw_only=True)
+    # This process's queues of changes per store (resolvers.batches), shared by every
+    # request; None: each mutation runs in a unit of its own.
+    batches: StoreBatches | None = field(default=None, kw_only=True)
     # Webhook subscriptions' storage and DNS (ordergraph.webhooks); None: not offered.
     webhooks: WebhookPort | None = field(default=None, kw_only=True)
     _principal: Principal | None = field(default=None, init=False)

@@ -11,7 +11,6 @@ commit, and an idempotent retry returns the same ids as the first request.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,13 +18,13 @@ from ordergraph.domain import services
 from ordergraph.domain import validation as check
 from ordergraph.domain.commands import Changed, StoreCommand, reads_of
 from ordergraph.domain.errors import DomainError, ErrorCode, Problem
-from ordergraph.domain.ports import Loaded
+from ordergraph.domain.ports import Loaded, StoreUnit
 from ordergraph.resolvers import ids
+from ordergraph.resolvers.batches import alone
 from ordergraph.resolvers.context import Context
 from ordergraph.schema.types import OrderType, ProductType, UserError
 
 MAX_KEY_LENGTH = 255
-ATTEMPTS = 5  # runs of a store unit that meets a concurrent change (then the error shows)
 
 
 @dataclass(frozen=True)
@@ -68,36 +67,41 @@ def user_errors(problems: list[Problem]) -> list[UserError]:
 async def run(ctx: Context, store_id: int, cmd: StoreCommand, *, key: str | None) -> Outcome:
     """Run `cmd` in a locked unit of work on the store, honouring an idempotency key.
 
-    A conflict with a concurrent change (as the factory judges it) runs the unit
-    again, a few times; a refusal by the domain rolls back and becomes userErrors.
+    With the context's batches (resolvers/batches.py) the unit may also run other
+    requests' changes to the same store, queued while it waited; without, it is the
+    command's own. A conflict with a concurrent change (as the factory judges it) runs
+    the unit again, a few times; a refusal by the domain changes nothing and becomes
+    userErrors.
     """
     if key is not None and (
         problems := checked(lambda: check.token(key, "idempotencyKey", max_len=MAX_KEY_LENGTH))
     ):
         return Outcome(problems=problems, store_id=store_id)
-    units = ctx.units
     request = cmd.request()
+
+    async def work(unit: StoreUnit) -> tuple[Changed, bool]:
+        if key is not None:
+            earlier = await unit.recall(cmd.operation, key, request)
+            if earlier is not None:
+                return Changed.from_record(earlier), True
+        changed = await services.execute(unit.session, cmd)
+        if key is not None:
+            await unit.remember(cmd.operation, key, request, changed.to_record())
+        return changed, False
+
     reads = reads_of(cmd, key)
-    for attempt in range(ATTEMPTS):
-        try:
-            async with units.store(store_id, reads) as unit:
-                if key is not None:
-                    earlier = await unit.recall(cmd.operation, key, request)
-                    if earlier is not None:
-                        return Outcome(Changed.from_record(earlier), store_id=store_id)
-                changed = await services.execute(unit.session, cmd)
-                if key is not None:
-                    await unit.remember(cmd.operation, key, request, changed.to_record())
-            loaded = unit.session.loaded()
-            ctx.show(loaded)
-            return Outcome(changed, store_id=store_id, loaded=loaded)
-        except DomainError as err:
-            return Outcome(problems=err.problems, store_id=store_id)
-        except Exception as err:
-            if not units.is_contention(err) or attempt == ATTEMPTS - 1:
-                raise
-            await asyncio.sleep(0.01 * (attempt + 1))
-    raise AssertionError("unreachable")
+    try:
+        if ctx.batches is None:
+            (changed, recalled), loaded = await alone(ctx.units, store_id, reads, work)
+        else:
+            keyed = (cmd.operation, key) if key is not None else None
+            (changed, recalled), loaded = await ctx.batches.run(store_id, reads, work, key=keyed)
+    except DomainError as err:
+        return Outcome(problems=err.problems, store_id=store_id)
+    if recalled:
+        return Outcome(changed, store_id=store_id)
+    ctx.show(loaded)
+    return Outcome(changed, store_id=store_id, loaded=loaded)
 
 
 def no_store() -> list[Problem]:

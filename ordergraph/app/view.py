@@ -30,6 +30,7 @@ from ordergraph.live.ws_transport import TransportWSHandler
 from ordergraph.logs import RequestInfo, current_request
 from ordergraph.metrics import Metrics, Telemetry
 from ordergraph.middleware import cors_origins
+from ordergraph.resolvers.batches import StoreBatches
 from ordergraph.resolvers.context import Context, Limits
 from ordergraph.resolvers.keyguard import KeyGuard
 from ordergraph.schema.build import SchemaLimits, build_schema
@@ -131,6 +132,12 @@ class OrdergraphView(GraphQL[Context, None]):
             max_connections_per_request=settings.max_connections_per_request,
         )
         self.guard = _key_guard(db, settings)
+        # One process-wide queue of changes per store (resolvers/batches.py).
+        self.batches = StoreBatches(
+            SqlUnits(db, clock, idempotency_ttl=settings.idempotency_ttl),
+            settings.store_batch_max,
+        )
+        self.batches.on_unit.append(self.metrics.unit_changes.observe)
         self._ide_page = render_page()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -195,6 +202,7 @@ class OrdergraphView(GraphQL[Context, None]):
         context = Context(
             db=db,
             units=SqlUnits(db, self.clock, idempotency_ttl=self.limits.idempotency_ttl),
+            batches=self.batches,
             clock=self.clock,
             admin_token=self.settings.admin_token,
             authorization=request.headers.get("authorization"),

@@ -1,0 +1,256 @@
+"""The queues of changes per store (resolvers/batches.py), on the memory units of work:
+changes that arrive while a store's unit runs are run together in the next one, in
+arrival order, through the domain services, each refused or failing on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from ordergraph.domain import services
+from ordergraph.domain.commands import Reads
+from ordergraph.domain.errors import DomainError, ErrorCode
+from ordergraph.domain.model import BackorderPolicy
+from ordergraph.domain.ports import StoreUnit
+from ordergraph.domain.services import LineRequest, PlaceOrder
+from ordergraph.resolvers.batches import StoreBatches, merged
+from tests.memory_session import MemorySession, MemoryUnits
+
+STORE = 1
+
+
+def _units() -> MemoryUnits:
+    units = MemoryUnits()
+    units.sessions[STORE] = MemorySession()
+    return units
+
+
+class Held:
+    """A change that holds its unit (and so the store) until released."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, unit: StoreUnit) -> str:
+        self.entered.set()
+        await self.release.wait()
+        return "held"
+
+
+def _logged(log: list[tuple[str, int]], name: str) -> Any:
+    async def work(unit: StoreUnit) -> str:
+        log.append((name, id(unit)))
+        return name
+
+    return work
+
+
+async def _queued_behind(batches: StoreBatches, *works: Any, keys: Any = None) -> list[Any]:
+    """Run `works` queued behind a held unit; their outcomes (result or exception)."""
+    held = Held()
+    first = asyncio.create_task(batches.run(STORE, Reads(), held, key=None))
+    await held.entered.wait()
+    keys = keys or [None] * len(works)
+    tasks = [
+        asyncio.create_task(batches.run(STORE, Reads(), work, key=key))
+        for work, key in zip(works, keys, strict=True)
+    ]
+    await asyncio.sleep(0)  # all queued
+    held.release.set()
+    assert (await first)[0] == "held"
+    return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+
+async def test_changes_queued_while_the_store_is_busy_run_together_in_arrival_order() -> None:
+    units = _units()
+    batches = StoreBatches(units, max_changes=32)
+    sizes: list[int] = []
+    batches.on_unit.append(sizes.append)
+    log: list[tuple[str, int]] = []
+    outcomes = await _queued_behind(batches, *(_logged(log, f"c{i}") for i in range(5)))
+    assert [result for result, _loaded in outcomes] == [f"c{i}" for i in range(5)]
+    assert [name for name, _unit in log] == [f"c{i}" for i in range(5)]
+    assert len({unit for _name, unit in log}) == 1  # one unit of work for the five
+    assert units.units_opened == 2
+    assert sizes == [1, 5]
+
+
+async def test_a_unit_runs_at_most_max_changes() -> None:
+    units = _units()
+    batches = StoreBatches(units, max_changes=2)
+    log: list[tuple[str, int]] = []
+    await _queued_behind(batches, *(_logged(log, f"c{i}") for i in range(5)))
+    assert [name for name, _unit in log] == [f"c{i}" for i in range(5)]
+    assert len({unit for _name, unit in log}) == 3  # 2 + 2 + 1
+    assert units.units_opened == 4
+
+
+async def test_max_changes_of_one_gives_each_change_its_own_unit() -> None:
+    units = _units()
+    batches = StoreBatches(units, max_changes=1)
+    log: list[tuple[str, int]] = []
+    results = await asyncio.gather(
+        *(batches.run(STORE, Reads(), _logged(log, f"c{i}"), key=None) for i in range(4))
+    )
+    assert len(results) == 4
+    assert units.units_opened == 4
+
+
+async def test_a_unit_holds_one_keyed_change_and_never_two_with_the_same_key() -> None:
+    units = _units()
+    batches = StoreBatches(units, max_changes=32)
+    log: list[tuple[str, int]] = []
+    keys = [("placeOrder", "k1"), None, ("placeOrder", "k2"), None, ("placeOrder", "k1")]
+    await _queued_behind(batches, *(_logged(log, f"c{i}") for i in range(5)), keys=keys)
+    assert [name for name, _unit in log] == [f"c{i}" for i in range(5)]
+    units_of = [unit for _name, unit in log]
+    assert units_of[0] == units_of[1] != units_of[2] == units_of[3] != units_of[4]
+
+
+async def test_the_domain_decides_each_queued_order_on_what_the_earlier_ones_left() -> None:
+    """Three units of stock under DENY, six one-unit orders queued together: the first
+    three are placed, the other three refused with INSUFFICIENT_STOCK, in one unit."""
+    units = _units()
+    session = units.sessions[STORE]
+    product = session.add_stocked_product("A", 3, policy=BackorderPolicy.DENY)
+    batches = StoreBatches(units, max_changes=32)
+
+    def place(quantity: int) -> Any:
+        async def work(unit: StoreUnit) -> int:
+            cmd = PlaceOrder(lines=[LineRequest("A", quantity)])
+            return (await services.place_order(unit.session, cmd)).number
+
+        return work
+
+    outcomes = await _queued_behind(batches, *(place(1) for _ in range(6)))
+    numbers = [o[0] for o in outcomes[:3]]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 3
+    for refused in outcomes[3:]:
+        assert isinstance(refused, DomainError)
+        assert refused.problems[0].code is ErrorCode.INSUFFICIENT_STOCK
+    assert product.allocated == 3 and product.available == 0
+    assert len(session.orders) == 3
+    assert units.units_opened == 2
+
+
+async def test_a_change_that_fails_is_rerun_alone_and_the_others_still_commit() -> None:
+    units = _units()
+    batches = StoreBatches(units, max_changes=32)
+    log: list[tuple[str, int]] = []
+
+    async def broken(unit: StoreUnit) -> str:
+        log.append(("broken", id(unit)))
+        raise RuntimeError("not a refusal")
+
+    outcomes = await _queued_behind(
+        batches, _logged(log, "a"), broken, _logged(log, "b"), _logged(log, "c")
+    )
+    assert outcomes[0][0] == "a" and outcomes[2][0] == "b" and outcomes[3][0] == "c"
+    assert isinstance(outcomes[1], RuntimeError)
+    # together first (rolled back at the failure), then each in a unit of its own
+    assert [name for name, _unit in log] == ["a", "broken", "a", "broken", "b", "c"]
+    assert len({unit for _name, unit in log[2:]}) == 4
+
+
+async def test_a_unit_that_meets_a_concurrent_change_runs_again_whole() -> None:
+    units = _units()
+    batches = StoreBatches(units, max_changes=32)
+    log: list[tuple[str, int]] = []
+    held = Held()
+    first = asyncio.create_task(batches.run(STORE, Reads(), held, key=None))
+    await held.entered.wait()
+    tasks = [
+        asyncio.create_task(batches.run(STORE, Reads(), _logged(log, n), key=None))
+        for n in ("a", "b")
+    ]
+    await asyncio.sleep(0)
+    units.contend(1)  # the first unit's commit fails as a serialization failure would
+    held.release.set()
+    assert (await first)[0] == "held"  # run again, then committed
+    await asyncio.gather(*tasks)
+    assert [name for name, _unit in log] == ["a", "b"]
+
+
+async def test_a_request_gone_before_its_unit_began_changes_nothing() -> None:
+    units = _units()
+    batches = StoreBatches(units, max_changes=32)
+    log: list[tuple[str, int]] = []
+    held = Held()
+    first = asyncio.create_task(batches.run(STORE, Reads(), held, key=None))
+    await held.entered.wait()
+    gone = asyncio.create_task(batches.run(STORE, Reads(), _logged(log, "gone"), key=None))
+    kept = asyncio.create_task(batches.run(STORE, Reads(), _logged(log, "kept"), key=None))
+    await asyncio.sleep(0)
+    gone.cancel()
+    held.release.set()
+    await first
+    assert (await kept)[0] == "kept"
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert [name for name, _unit in log] == ["kept"]
+
+
+async def test_a_unit_whose_requests_all_went_away_while_it_waited_is_stopped() -> None:
+    """The unit waits to open (the store's lock, on a database); when every request in
+    it has gone it stops waiting, and nothing of it runs."""
+    units = _units()
+    opening = asyncio.Event()
+    never = asyncio.Event()
+    plain_store = units.store
+
+    def slow_store(store_id: int, reads: Reads = Reads()) -> Any:
+        class Opening:
+            async def __aenter__(self) -> Any:
+                opening.set()
+                await never.wait()  # the lock never comes
+                raise AssertionError("unreachable")
+
+            async def __aexit__(self, *exc: object) -> None:
+                return None
+
+        return Opening()
+
+    units.store = slow_store  # type: ignore[method-assign]
+    batches = StoreBatches(units, max_changes=32)
+    log: list[tuple[str, int]] = []
+    a = asyncio.create_task(batches.run(STORE, Reads(), _logged(log, "a"), key=None))
+    b = asyncio.create_task(batches.run(STORE, Reads(), _logged(log, "b"), key=None))
+    await opening.wait()
+    a.cancel()
+    b.cancel()
+    await asyncio.gather(a, b, return_exceptions=True)
+    await asyncio.sleep(0.01)
+    assert not batches._draining  # the store's queue is done with: the unit was stopped
+    units.store = plain_store  # type: ignore[method-assign]
+    assert (await batches.run(STORE, Reads(), _logged(log, "c"), key=None))[0] == "c"
+    assert [name for name, _unit in log] == ["c"]
+
+
+async def test_no_such_store_is_every_queued_change_s_answer() -> None:
+    batches = StoreBatches(_units(), max_changes=32)
+    results = await asyncio.gather(
+        *(batches.run(404, Reads(), _logged([], "x"), key=None) for _ in range(3)),
+        return_exceptions=True,
+    )
+    for result in results:
+        assert isinstance(result, DomainError)
+        assert result.problems[0].code is ErrorCode.NOT_FOUND
+
+
+def test_a_unit_reads_first_what_each_of_its_changes_reads_first() -> None:
+    reads = merged(
+        [
+            Reads(skus=("A", "B"), idempotency=("placeOrder", "k")),
+            Reads(skus=("B", "C"), order_ids=(7,)),
+            Reads(product_ids=(3,), order_ids=(7, 8)),
+        ]
+    )
+    assert reads == Reads(
+        skus=("A", "B", "C"),
+        product_ids=(3,),
+        order_ids=(7, 8),
+        idempotency=("placeOrder", "k"),
+    )
