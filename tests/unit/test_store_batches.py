@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ordergraph.domain import services
-from ordergraph.domain.commands import Reads
+from ordergraph.domain.commands import NO_READS, Reads
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.model import BackorderPolicy
 from ordergraph.domain.ports import StoreUnit
@@ -127,11 +127,13 @@ async def test_the_domain_decides_each_queued_order_on_what_the_earlier_ones_lef
 
     outcomes = await _queued_behind(batches, *(place(1) for _ in range(6)))
     numbers = [o[0] for o in outcomes[:3]]
-    assert numbers == sorted(numbers) and len(set(numbers)) == 3
+    assert numbers == sorted(numbers)
+    assert len(set(numbers)) == 3
     for refused in outcomes[3:]:
         assert isinstance(refused, DomainError)
         assert refused.problems[0].code is ErrorCode.INSUFFICIENT_STOCK
-    assert product.allocated == 3 and product.available == 0
+    assert product.allocated == 3
+    assert product.available == 0
     assert len(session.orders) == 3
     assert units.units_opened == 2
 
@@ -148,7 +150,9 @@ async def test_a_change_that_fails_is_rerun_alone_and_the_others_still_commit() 
     outcomes = await _queued_behind(
         batches, _logged(log, "a"), broken, _logged(log, "b"), _logged(log, "c")
     )
-    assert outcomes[0][0] == "a" and outcomes[2][0] == "b" and outcomes[3][0] == "c"
+    assert outcomes[0][0] == "a"
+    assert outcomes[2][0] == "b"
+    assert outcomes[3][0] == "c"
     assert isinstance(outcomes[1], RuntimeError)
     # together first (rolled back at the failure), then each in a unit of its own
     assert [name for name, _unit in log] == ["a", "broken", "a", "broken", "b", "c"]
@@ -201,7 +205,7 @@ async def test_a_unit_whose_requests_all_went_away_while_it_waited_is_stopped() 
     never = asyncio.Event()
     plain_store = units.store
 
-    def slow_store(store_id: int, reads: Reads = Reads()) -> Any:
+    def slow_store(store_id: int, reads: Reads = NO_READS) -> Any:
         class Opening:
             async def __aenter__(self) -> Any:
                 opening.set()
