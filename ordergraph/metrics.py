@@ -44,7 +44,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
@@ -143,6 +143,11 @@ class Metrics:
             "ordergraph_store_unit_changes",
             "Changes run in one unit of work of the mutation queues (one lock, one commit).",
             buckets=_CHANGES_BUCKETS,
+            registry=self.registry,
+        )
+        self.queued_changes = Gauge(
+            "ordergraph_store_queued_changes",
+            "Changes waiting in this process's store queues for their unit of work.",
             registry=self.registry,
         )
         self.websockets = 0

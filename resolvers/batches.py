@@ -104,6 +104,10 @@ class StoreBatches:
         # Called with the number of changes of each unit that committed (the metrics).
         self.on_unit: list[Callable[[int], None]] = []
 
+    def queued(self) -> int:
+        """Changes waiting for their unit (not yet taken into one), over every store."""
+        return sum(1 for queue in self._queues.values() for c in queue if not c.done.done())
+
     async def run(
         self, store_id: int, reads: Reads, work: Work[T], *, key: tuple[str, str] | None
     ) -> tuple[T, Any]:

@@ -138,6 +138,7 @@ class OrdergraphView(GraphQL[Context, None]):
             settings.store_batch_max,
         )
         self.batches.on_unit.append(self.metrics.unit_changes.observe)
+        self.metrics.queued_changes.set_function(self.batches.queued)
         self._ide_page = render_page()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,0 +1,152 @@
+"""Orders that reach one store together run in one unit of work (resolvers/batches.py),
+against a served process on PostgreSQL: each decided in turn on what the earlier ones
+left, the refused ones changing nothing, one lock and one commit for the lot.
+
+The store's lock is held by another connection while the orders arrive, so that they
+queue in the server (its `ordergraph_store_queued_changes` gauge says when all have).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from bench.prom import CHANGES, parse
+from ordergraph.resolvers.ids import store_id
+from tests.client import ERRORS, Api, StoreHandle
+from tests.conftest import ADMIN_TOKEN, UNTHROTTLED, start_server
+
+PLACE = f"""mutation($input: PlaceOrderInput!) {{ placeOrder(input: $input) {{
+  order {{ number }} {ERRORS} }} }}"""
+QUEUED = "ordergraph_store_queued_changes"
+
+
+def _sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+async def _metrics(http: httpx.AsyncClient) -> str:
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    return response.text
+
+
+async def _until_queued(http: httpx.AsyncClient, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while _sample(await _metrics(http), QUEUED) != count:
+        assert time.monotonic() < deadline, "the orders never queued"
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def _store_locked(dsn: str, store: StoreHandle) -> AsyncIterator[None]:
+    holder = await asyncpg.connect(dsn)
+    try:
+        lock = holder.transaction()
+        await lock.start()
+        await holder.execute(
+            "SELECT id FROM stores WHERE id = $1 FOR NO KEY UPDATE", store_id(store.id)
+        )
+        try:
+            yield
+        finally:
+            await lock.rollback()
+    finally:
+        await holder.close()
+
+
+@pytest.mark.postgres
+async def test_orders_queued_behind_a_busy_store_are_decided_in_turn_in_one_unit(
+    pg_url: str, tmp_path: Path
+) -> None:
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    server = start_server(pg_url, tmp_path / "server.log", UNTHROTTLED)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            api = Api(http, ADMIN_TOKEN, None)
+            store = await api.create_store(policy="DENY")
+            await api.upsert(store, "LOT")
+            await api.receive(store, "LOT", 5)
+            before = parse(await _metrics(http), CHANGES)
+            conn = await asyncpg.connect(dsn)
+            sid = store_id(store.id)
+            points = "SELECT count(*) FROM tally_points WHERE store_id = $1"
+            points_before = await conn.fetchval(points, sid)
+
+            variables = {"input": {"storeId": store.id, "lines": [{"sku": "LOT", "quantity": 1}]}}
+            async with _store_locked(dsn, store):
+                tasks = [
+                    asyncio.create_task(api.raw(PLACE, variables, token=store.token))
+                    for _ in range(12)
+                ]
+                # the first waits for the lock in its unit; the eleven others queue
+                await _until_queued(http, 11)
+            bodies = await asyncio.gather(*tasks)
+
+            results = [body["data"]["placeOrder"] for body in bodies]
+            placed = sorted(r["order"]["number"] for r in results if r["order"] is not None)
+            refused = [r["userErrors"] for r in results if r["order"] is None]
+            assert placed == [1001, 1002, 1003, 1004, 1005]
+            assert len(refused) == 7
+            assert all([e["code"] for e in errors] == ["INSUFFICIENT_STOCK"] for errors in refused)
+            product = await api.product(store, "LOT")
+            assert (product["allocated"], product["available"]) == (5, 0)
+
+            after = parse(await _metrics(http), CHANGES)
+            assert before is not None
+            assert after is not None
+            # two units of work: the first order alone, then the eleven queued behind it
+            assert (after.count - before.count, after.total - before.total) == (2, 12)
+            assert await conn.fetchval(points, sid) == points_before + 2
+            seqs = await conn.fetch("SELECT seq FROM events WHERE store_id = $1 ORDER BY seq", sid)
+            assert [r["seq"] for r in seqs] == list(range(1, len(seqs) + 1))
+            await conn.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.postgres
+async def test_orders_queued_behind_a_lock_that_outlives_their_deadline_change_nothing(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Both requests go past ORDERGRAPH_OPERATION_TIMEOUT_MS: the one whose unit waits
+    for the lock and the one queued behind it. The unit stops waiting; once the lock is
+    free, no order has been placed, and the server places the next one at once."""
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    env = {**UNTHROTTLED, "ORDERGRAPH_OPERATION_TIMEOUT_MS": "1000"}
+    server = start_server(pg_url, tmp_path / "server.log", env)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            api = Api(http, ADMIN_TOKEN, None)
+            store = await api.create_store(policy="DENY")
+            await api.upsert(store, "LOT")
+            await api.receive(store, "LOT", 5)
+            variables = {"input": {"storeId": store.id, "lines": [{"sku": "LOT", "quantity": 1}]}}
+            async with _store_locked(dsn, store):
+                bodies = await asyncio.gather(
+                    *(api.raw(PLACE, variables, token=store.token) for _ in range(2))
+                )
+                for body in bodies:
+                    assert body["errors"][0]["extensions"]["code"] == "TIMEOUT"
+            assert _sample(await _metrics(http), QUEUED) == 0
+            conn = await asyncpg.connect(dsn)
+            try:
+                count = "SELECT count(*) FROM orders WHERE store_id = $1"
+                assert await conn.fetchval(count, store_id(store.id)) == 0
+            finally:
+                await conn.close()
+            body = await api.raw(PLACE, variables, token=store.token)
+            assert body["data"]["placeOrder"]["order"]["number"] == 1001
+    finally:
+        server.stop()
