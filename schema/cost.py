@@ -37,8 +37,12 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    ValueNode,
+    VariableNode,
     get_named_type,
     get_operation_ast,
 )
@@ -137,6 +141,9 @@ GUESSED_LISTS = {
 }
 # Fields whose cost depends on the time (a trend's points stop at now).
 TIMED = {("Store", "backlogTrend"), ("Store", "backorderOutcomesTrend")}
+# The arguments the cost reads (`_page_size`, `_points`, `ids`): a variable used only
+# elsewhere (a mutation's `input`, a directive) leaves the operation's cost as it is.
+COSTED_ARGUMENTS = frozenset({"first", "last", "from", "to", "interval", "ids"})
 FILL_DATE_FIELDS = {
     ("Order", "expectedShipDate"),
     ("OrderLine", "expectedFillDate"),
@@ -374,11 +381,43 @@ class _Walker:
         return Selected(parent.name, name, args, children)
 
 
+def _has_variable(value: ValueNode) -> bool:
+    if isinstance(value, VariableNode):
+        return True
+    if isinstance(value, ListValueNode):
+        return any(_has_variable(v) for v in value.values)
+    if isinstance(value, ObjectValueNode):
+        return any(_has_variable(f.value) for f in value.fields)
+    return False
+
+
+def _costed_by_variables(node: SelectionSetNode | None) -> bool:
+    """Whether a field under `node` takes a variable in an argument the cost reads."""
+    if node is None:
+        return False
+    for selection in node.selections:
+        if isinstance(selection, FieldNode) and any(
+            a.name.value in COSTED_ARGUMENTS and _has_variable(a.value)
+            for a in selection.arguments or ()
+        ):
+            return True
+        if _costed_by_variables(getattr(selection, "selection_set", None)):
+            return True
+    return False
+
+
 def fixed(document: DocumentNode, operation_name: str | None, fields: Sequence[Selected]) -> bool:
-    """Whether the operation's cost depends on its document alone: it declares no
-    variables, and asks for no trend (whose points depend on the time)."""
+    """Whether the operation's cost depends on its document alone: no variable in an
+    argument the cost reads (in the document's operations and fragments), and no trend
+    (whose points depend on the time). placeOrder's `input: $input` is such a variable."""
     operation = get_operation_ast(document, operation_name)
-    if operation is None or operation.variable_definitions:
+    if operation is None:
+        return False
+    if operation.variable_definitions and any(
+        _costed_by_variables(d.selection_set)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
+    ):
         return False
 
     def timeless(found: Sequence[Selected]) -> bool:

@@ -158,9 +158,22 @@ async def test_a_cost_that_depends_on_the_document_alone_is_kept_with_it(
             'from: "2026-01-01T00:00:00Z", to: "2026-01-02T00:00:00Z", interval: HOUR) '
             "{ at } } }"
         )
+        sized = PAGE.replace("query($h: String!)", "query($h: String!, $n: Int!)").replace(
+            "orders(first: 50)", "orders(first: $n)"
+        )
+        assert sized != PAGE
+        place = (
+            "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) "
+            "{ userErrors { code } } }"
+        )
+        place_input = {"input": {"storeId": store.id, "lines": [{"sku": "NONE", "quantity": 1}]}}
         for query, variables, kept in (
             (inline, None, True),
-            (PAGE, {"h": store.handle}, False),  # variables: costed each time
+            # a variable the cost does not read (a handle, a mutation's input): kept
+            (PAGE, {"h": store.handle}, True),
+            (place, place_input, True),
+            # a page's size from a variable: costed each time
+            (sized, {"h": store.handle, "n": 50}, False),
             (trend, None, False),  # a trend's points depend on the time
         ):
             costs = []
