@@ -1,6 +1,7 @@
 """Orders that reach one store together run in one unit of work (resolvers/batches.py),
 against a served process on PostgreSQL: each decided in turn on what the earlier ones
-left, the refused ones changing nothing, one lock and one commit for the lot.
+left, the refused ones changing nothing, one lock and one commit for the lot; while they
+wait, they hold no database connection, so other stores go on.
 
 The store's lock is held by another connection while the orders arrive, so that they
 queue in the server (its `ordergraph_store_queued_changes` gauge says when all have).
@@ -44,9 +45,23 @@ async def _metrics(http: httpx.AsyncClient) -> str:
 
 async def _until_queued(http: httpx.AsyncClient, count: int) -> None:
     deadline = time.monotonic() + 30
-    while _sample(await _metrics(http), QUEUED) != count:
-        assert time.monotonic() < deadline, "the orders never queued"
+    while (seen := _sample(await _metrics(http), QUEUED)) != count:
+        assert time.monotonic() < deadline, f"the orders never queued: {seen} of {count}"
         await asyncio.sleep(0.05)
+
+
+def _one(store: StoreHandle) -> dict[str, object]:
+    return {"input": {"storeId": store.id, "lines": [{"sku": "LOT", "quantity": 1}]}}
+
+
+async def _until_waiting_on_lock(conn: asyncpg.Connection) -> None:
+    deadline = time.monotonic() + 30
+    while not await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ):
+        assert time.monotonic() < deadline, "no unit ever waited for the lock"
+        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -84,14 +99,24 @@ async def test_orders_queued_behind_a_busy_store_are_decided_in_turn_in_one_unit
             points = "SELECT count(*) FROM tally_points WHERE store_id = $1"
             points_before = await conn.fetchval(points, sid)
 
-            variables = {"input": {"storeId": store.id, "lines": [{"sku": "LOT", "quantity": 1}]}}
             async with _store_locked(dsn, store):
-                tasks = [
-                    asyncio.create_task(api.raw(PLACE, variables, token=store.token))
-                    for _ in range(12)
+                # the first order's unit waits for the lock; the eleven others then queue
+                tasks = [asyncio.create_task(api.raw(PLACE, _one(store), token=store.token))]
+                await _until_waiting_on_lock(conn)
+                tasks += [
+                    asyncio.create_task(api.raw(PLACE, _one(store), token=store.token))
+                    for _ in range(11)
                 ]
-                # the first waits for the lock in its unit; the eleven others queue
                 await _until_queued(http, 11)
+                # ... without a database connection each: the busy store holds one (a
+                # unit per store at a time), and another store's orders go through
+                assert _sample(await _metrics(http), "ordergraph_db_pool_in_use") <= 3
+                other = await api.create_store(policy="DENY")
+                await api.upsert(other, "LOT")
+                await api.receive(other, "LOT", 1)
+                elsewhere = await api.raw(PLACE, _one(other), token=other.token)
+                assert elsewhere["data"]["placeOrder"]["order"]["number"] == 1001
+                assert not any(task.done() for task in tasks)
             bodies = await asyncio.gather(*tasks)
 
             results = [body["data"]["placeOrder"] for body in bodies]
@@ -107,7 +132,8 @@ async def test_orders_queued_behind_a_busy_store_are_decided_in_turn_in_one_unit
             assert before is not None
             assert after is not None
             # two units of work: the first order alone, then the eleven queued behind it
-            assert (after.count - before.count, after.total - before.total) == (2, 12)
+            # (and three in the other store, one change each)
+            assert (after.count - before.count, after.total - before.total) == (2 + 3, 12 + 3)
             assert await conn.fetchval(points, sid) == points_before + 2
             seqs = await conn.fetch("SELECT seq FROM events WHERE store_id = $1 ORDER BY seq", sid)
             assert [r["seq"] for r in seqs] == list(range(1, len(seqs) + 1))
