@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import hmac
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol, TypeVar
@@ -313,11 +313,18 @@ class Context:
             return None
         return store_id
 
-    def show(self, loaded: Loaded) -> None:
-        """Let the request's loaders answer from what a unit of work held at commit."""
+    def show(self, loaded: Loaded, orders: Collection[int] | None = None) -> None:
+        """Let the request's loaders answer from what a unit of work held at commit:
+        its store, products and receipts, and its orders (only those named in `orders`,
+        if given: a unit that ran other requests' changes too holds their orders)."""
         loaders, store_id = self.loaders, loaded.store.id
         loaders.store.prime(store_id, loaded.store)
-        for order in loaded.orders.values():
+        shown = (
+            loaded.orders.values()
+            if orders is None
+            else [loaded.orders[i] for i in orders if i in loaded.orders]
+        )
+        for order in shown:
             loaders.order.prime((store_id, order.id), order)
             loaders.lines.prime((store_id, order.id), list(order.lines))
             for line in order.lines:

@@ -100,8 +100,20 @@ async def run(ctx: Context, store_id: int, cmd: StoreCommand, *, key: str | None
         return Outcome(problems=err.problems, store_id=store_id)
     if recalled:
         return Outcome(changed, store_id=store_id)
-    ctx.show(loaded)
+    ctx.show(loaded, orders=_orders_of(changed, loaded))
     return Outcome(changed, store_id=store_id, loaded=loaded)
+
+
+def _orders_of(changed: Changed, loaded: Loaded) -> set[int]:
+    """The orders a change's payload shows: its order, and those of the lines it filled
+    (the unit may hold other changes' orders too, when it ran several)."""
+    ids = {changed.order_id} if changed.order_id is not None else set()
+    if changed.filled_line_ids:
+        filled = set(changed.filled_line_ids)
+        ids.update(
+            o.id for o in loaded.orders.values() if any(line.id in filled for line in o.lines)
+        )
+    return ids
 
 
 def no_store() -> list[Problem]:
