@@ -212,6 +212,8 @@ class Reads:
     product_ids: tuple[int, ...] = ()
     order_ids: tuple[int, ...] = ()
     idempotency: tuple[str, str] | None = None  # (operation, key)
+    # More idempotency records, when one unit runs several keyed changes.
+    more_keys: tuple[tuple[str, str], ...] = ()
 
 
 NO_READS = Reads()

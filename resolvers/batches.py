@@ -21,8 +21,8 @@ What stays as with a unit of its own:
 - a request that goes away (its deadline, its client) before the unit began its change
   changes nothing; when every request of a unit has gone before any change began, the
   unit stops waiting for the lock and rolls back;
-- at most one change with an idempotency key per unit, and never two with the same key
-  (a retry of a keyed change finds the first one's record once that unit committed).
+- never two changes with the same idempotency key in one unit (a retry of a keyed change
+  waits for the first one's unit to commit, then finds its record).
 
 All changes of one unit share its instant (the session's clock, read when the lock was
 taken): the orders placed together are placed at the same time, in queue order.
@@ -66,13 +66,15 @@ class _Unit:
 
 
 def merged(reads: list[Reads]) -> Reads:
-    """What a unit running all these changes reads first (at most one idempotency key)."""
-    keys = [r.idempotency for r in reads if r.idempotency is not None]
+    """What a unit running all these changes reads first: all their products and orders,
+    and their idempotency records (one key as `idempotency`, the others as `more_keys`)."""
+    keys = list(dict.fromkeys(r.idempotency for r in reads if r.idempotency is not None))
     return Reads(
         skus=tuple(dict.fromkeys(s for r in reads for s in r.skus)),
         product_ids=tuple(dict.fromkeys(p for r in reads for p in r.product_ids)),
         order_ids=tuple(dict.fromkeys(o for r in reads for o in r.order_ids)),
         idempotency=keys[0] if keys else None,
+        more_keys=tuple(keys[1:]),
     )
 
 
@@ -141,18 +143,20 @@ class StoreBatches:
             unit.task.cancel()
 
     def _take(self, queue: deque[_Change]) -> list[_Change]:
-        """The next unit's changes, in queue order: at most `max_changes`, one keyed."""
+        """The next unit's changes, in queue order: at most `max_changes`, and never two
+        with the same idempotency key (a retry waits for the first one's commit, then
+        finds its record)."""
         taken: list[_Change] = []
-        keyed = False
+        keys: set[tuple[str, str]] = set()
         while queue and len(taken) < self.max_changes:
             change = queue[0]
             if change.done.done():  # gone while queued
                 queue.popleft()
                 continue
             if change.key is not None:
-                if keyed:
+                if change.key in keys:
                     break
-                keyed = True
+                keys.add(change.key)
             taken.append(queue.popleft())
         return taken
 

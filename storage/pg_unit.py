@@ -43,6 +43,13 @@ if TYPE_CHECKING:  # the unit of work uses this module
 _ROLLBACK_SECONDS = 5.0
 
 OPEN = "SELECT og_open($1, $2, $3, $4::text[], $5::bigint[], $6::bigint[])"
+# The idempotency records of a unit's other keyed changes (resolvers/batches.py): one
+# more round trip, under the lock, for all of them.
+MORE_KEYS = (
+    "SELECT coalesce(jsonb_agg(to_jsonb(i)), '[]'::jsonb) FROM idempotency_keys i"
+    " WHERE i.store_id = $1 AND (i.operation, i.key) IN"
+    " (SELECT * FROM unnest($2::text[], $3::text[]))"
+)
 
 
 @dataclass
@@ -54,6 +61,8 @@ class Opened:
     products: list[dict[str, Any]] = field(default_factory=list)
     orders: list[dict[str, Any]] = field(default_factory=list)
     lines: list[dict[str, Any]] = field(default_factory=list)
+    # The records of `Reads.more_keys`, None where there is none.
+    more_keys: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
 
 
 async def _abandon(conn: AsyncConnection, raw: asyncpg.Connection) -> None:
@@ -122,7 +131,8 @@ def _rows(table: Table, values: Any) -> list[dict[str, Any]]:
 
 
 async def open_reads(raw: asyncpg.Connection, store_id: int, reads: Reads) -> Opened:
-    """Take the store's lock; then the store row and what `reads` names. One round trip."""
+    """Take the store's lock; then the store row and what `reads` names. One round trip
+    (two when `reads` names more than one idempotency key)."""
     operation, key = reads.idempotency or ("", "")
     found = await raw.fetchval(
         OPEN,
@@ -137,13 +147,24 @@ async def open_reads(raw: asyncpg.Connection, store_id: int, reads: Reads) -> Op
         return Opened(store=None)
     row = _decoded(found)
     idempotency = row["idempotency"]
-    return Opened(
+    opened = Opened(
         store=from_json(t.stores, row["store"]),
         idempotency=from_json(t.idempotency_keys, idempotency) if idempotency is not None else None,
         products=_rows(t.products, row["products"]),
         orders=_rows(t.orders, row["orders"]),
         lines=_rows(t.order_lines, row["lines"]),
     )
+    if reads.more_keys:
+        opened.more_keys = dict.fromkeys(reads.more_keys)
+        records = await raw.fetchval(
+            MORE_KEYS,
+            store_id,
+            [operation for operation, _ in reads.more_keys],
+            [key for _, key in reads.more_keys],
+        )
+        for record in _rows(t.idempotency_keys, _decoded(records)):
+            opened.more_keys[(record["operation"], record["key"])] = record
+    return opened
 
 
 def _document(store_id: int, writes: Writes) -> dict[str, Any]:

@@ -244,6 +244,10 @@ def _read(conn: Connection, store_id: int, reads: Reads) -> Opened:
         params = {"store": store_id, "operation": operation, "key": key}
         found = conn.execute(_IDEMPOTENCY, params).mappings().first()
         opened.idempotency = dict(found) if found is not None else None
+    for operation, key in reads.more_keys:
+        params = {"store": store_id, "operation": operation, "key": key}
+        found = conn.execute(_IDEMPOTENCY, params).mappings().first()
+        opened.more_keys[(operation, key)] = dict(found) if found is not None else None
     return opened
 
 

@@ -888,6 +888,7 @@ def _opened(conn: Statements, opened: Opened, clock: Clock, reads: Reads) -> Sql
     session.preload(opened.products, opened.orders, opened.lines)
     if reads.idempotency is not None:
         session.prefetched_keys[reads.idempotency] = opened.idempotency
+    session.prefetched_keys.update(opened.more_keys)
     return session
 
 

@@ -176,3 +176,51 @@ async def test_orders_queued_behind_a_lock_that_outlives_their_deadline_change_n
             assert body["data"]["placeOrder"]["order"]["number"] == 1001
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+async def test_keyed_orders_queued_together_share_a_unit_and_a_retry_finds_its_order(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Five orders with their own idempotency keys queue behind a busy store, then
+    retries of two of them: the five run in one unit (their records read together), the
+    retries in the next, and each retry answers its first order."""
+    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    server = start_server(pg_url, tmp_path / "server.log", UNTHROTTLED)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            api = Api(http, ADMIN_TOKEN, None)
+            store = await api.create_store(policy="DENY")
+            await api.upsert(store, "LOT")
+            await api.receive(store, "LOT", 100)
+            before = parse(await _metrics(http), CHANGES)
+            conn = await asyncpg.connect(dsn)
+
+            def keyed(key: str) -> asyncio.Task[dict[str, object]]:
+                variables = _one(store)
+                variables["input"]["idempotencyKey"] = key  # type: ignore[index]
+                return asyncio.create_task(api.raw(PLACE, variables, token=store.token))
+
+            async with _store_locked(dsn, store):
+                first = keyed("k0")
+                await _until_waiting_on_lock(conn)
+                keys = [keyed(f"k{i}") for i in range(1, 6)]
+                await _until_queued(http, 5)
+                retries = [keyed("k1"), keyed("k3")]
+                await _until_queued(http, 7)
+            bodies = await asyncio.gather(first, *keys, *retries)
+            await conn.close()
+
+            numbers = [body["data"]["placeOrder"]["order"]["number"] for body in bodies]  # type: ignore[index]
+            assert sorted(numbers[:6]) == [1001, 1002, 1003, 1004, 1005, 1006]
+            assert numbers[6:] == [numbers[1], numbers[3]]
+            product = await api.product(store, "LOT")
+            assert product["allocated"] == 6
+            after = parse(await _metrics(http), CHANGES)
+            assert before is not None
+            assert after is not None
+            # units of 1 (k0, alone with the lock), 5 (k1..k5) and 2 (the two retries)
+            assert (after.count - before.count, after.total - before.total) == (3, 8)
+            assert after.buckets[4.0] - before.buckets[4.0] == 2  # the 5 is in no bucket <= 4
+    finally:
+        server.stop()
