@@ -8,14 +8,16 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ordergraph.domain import services
-from ordergraph.domain.commands import NO_READS, Reads
+from ordergraph.domain.commands import NO_READS, Reads, ReceiveStock, StoreCommand
 from ordergraph.domain.errors import DomainError, ErrorCode
 from ordergraph.domain.model import BackorderPolicy
 from ordergraph.domain.ports import StoreUnit
 from ordergraph.domain.services import LineRequest, PlaceOrder
-from ordergraph.resolvers.batches import StoreBatches, merged
+from ordergraph.resolvers.batches import StoreBatches, alone, merged
 from tests.memory_session import MemorySession, MemoryUnits
 
 STORE = 1
@@ -282,3 +284,84 @@ def test_a_unit_reads_first_what_each_of_its_changes_reads_first() -> None:
         idempotency=("placeOrder", "k"),
         more_keys=(("shipOrder", "k"), ("placeOrder", "k2")),
     )
+
+
+_SKUS = ("DENIED", "ALLOWED", "LIMITED")
+_commands = st.lists(
+    st.one_of(
+        st.builds(
+            lambda lines: PlaceOrder(lines=[LineRequest(sku, qty) for sku, qty in lines]),
+            st.lists(st.tuples(st.sampled_from(_SKUS), st.integers(1, 6)), min_size=1, max_size=3),
+        ),
+        st.builds(ReceiveStock, st.sampled_from(_SKUS), st.integers(1, 8)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _stocked() -> MemoryUnits:
+    units = _units()
+    session = units.sessions[STORE]
+    session.add_stocked_product("DENIED", 4, policy=BackorderPolicy.DENY)
+    session.add_stocked_product("ALLOWED", 3, policy=BackorderPolicy.ALLOW)
+    session.add_stocked_product("LIMITED", 2, policy=BackorderPolicy.LIMIT, limit=5)
+    return units
+
+
+def _running(cmd: StoreCommand) -> Any:
+    async def work(unit: StoreUnit) -> object:
+        return await services.execute(unit.session, cmd)
+
+    return work
+
+
+def _lines(order: Any) -> list[tuple[str, int, int]]:
+    return [(x.sku, x.allocated, x.backordered) for x in order.lines]
+
+
+def _state(units: MemoryUnits) -> object:
+    session = units.sessions[STORE]
+    return (
+        sorted((p.sku, p.on_hand, p.allocated, p.backordered) for p in session.products.values()),
+        sorted((o.number, o.status, o.stock_status, _lines(o)) for o in session.orders.values()),
+        [(type(e).__name__, e.type) for e in session.events],
+    )
+
+
+def _answer(outcome: object) -> object:
+    if isinstance(outcome, DomainError):
+        return [p.code for p in outcome.problems]
+    assert isinstance(outcome, tuple)
+    return outcome[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(_commands)
+def test_changes_run_together_end_as_they_would_one_by_one(commands: list[StoreCommand]) -> None:
+    """Any mix of orders (refused or not) and receipts, queued behind a busy store and run
+    in one unit, leaves the store, its events and every answer as running each in a unit
+    of its own, in the same order, does."""
+
+    async def one_by_one() -> tuple[list[object], object]:
+        units = _stocked()
+        answers: list[object] = []
+        for cmd in commands:
+            try:
+                answers.append(_answer(await alone(units, STORE, Reads(), _running(cmd))))
+            except DomainError as refused:
+                answers.append(_answer(refused))
+        return answers, _state(units)
+
+    async def together() -> tuple[list[object], object]:
+        units = _stocked()
+        batches = StoreBatches(units, max_changes=32)
+        outcomes = await _queued_behind(batches, *(_running(cmd) for cmd in commands))
+        state = _state(units)
+        assert units.units_opened == 2  # the holding unit, then all of them
+        return [_answer(o) for o in outcomes], state
+
+    alone_answers, alone_state = asyncio.run(one_by_one())
+    together_answers, together_state = asyncio.run(together())
+    assert together_answers == alone_answers
+    assert together_state == alone_state
