@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -22,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from bench.prom import CHANGES, parse
 from ordergraph.resolvers.ids import store_id
+from tests.api.boundary.test_http_deadline import store_locked, waiting_on_lock
 from tests.client import ERRORS, Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN, UNTHROTTLED, start_server
 
@@ -50,96 +52,95 @@ async def _until_queued(http: httpx.AsyncClient, count: int) -> None:
         await asyncio.sleep(0.05)
 
 
-def _one(store: StoreHandle) -> dict[str, object]:
+def _one(store: StoreHandle) -> dict[str, Any]:
     return {"input": {"storeId": store.id, "lines": [{"sku": "LOT", "quantity": 1}]}}
 
 
-async def _until_waiting_on_lock(conn: asyncpg.Connection) -> None:
+async def _until_waiting_on_lock(pg_url: str) -> None:
     deadline = time.monotonic() + 30
-    while not await conn.fetchval(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    ):
+    while not await waiting_on_lock(pg_url):
         assert time.monotonic() < deadline, "no unit ever waited for the lock"
         await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
-async def _store_locked(dsn: str, store: StoreHandle) -> AsyncIterator[None]:
-    holder = await asyncpg.connect(dsn)
+async def _served(
+    pg_url: str, tmp_path: Path, stock: int, **env: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, Api, StoreHandle]]:
+    """A served process on PostgreSQL and a store whose product LOT has `stock` units
+    (DENY: no backorders)."""
+    server = start_server(pg_url, tmp_path / "server.log", {**UNTHROTTLED, **env})
     try:
-        lock = holder.transaction()
-        await lock.start()
-        await holder.execute(
-            "SELECT id FROM stores WHERE id = $1 FOR NO KEY UPDATE", store_id(store.id)
-        )
-        try:
-            yield
-        finally:
-            await lock.rollback()
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            api = Api(http, ADMIN_TOKEN, None)
+            yield http, api, await _stocked(api, stock)
     finally:
-        await holder.close()
+        server.stop()
+
+
+async def _stocked(api: Api, stock: int) -> StoreHandle:
+    store = await api.create_store(policy="DENY")
+    await api.upsert(store, "LOT")
+    await api.receive(store, "LOT", stock)
+    return store
+
+
+def _dsn(pg_url: str) -> str:
+    return make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _place(api: Api, store: StoreHandle, key: str | None = None) -> asyncio.Task[dict[str, Any]]:
+    variables = _one(store)
+    if key is not None:
+        variables["input"]["idempotencyKey"] = key
+    return asyncio.create_task(api.raw(PLACE, variables, token=store.token))
 
 
 @pytest.mark.postgres
 async def test_orders_queued_behind_a_busy_store_are_decided_in_turn_in_one_unit(
     pg_url: str, tmp_path: Path
 ) -> None:
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    server = start_server(pg_url, tmp_path / "server.log", UNTHROTTLED)
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-            api = Api(http, ADMIN_TOKEN, None)
-            store = await api.create_store(policy="DENY")
-            await api.upsert(store, "LOT")
-            await api.receive(store, "LOT", 5)
-            before = parse(await _metrics(http), CHANGES)
-            conn = await asyncpg.connect(dsn)
-            sid = store_id(store.id)
-            points = "SELECT count(*) FROM tally_points WHERE store_id = $1"
-            points_before = await conn.fetchval(points, sid)
+    async with _served(pg_url, tmp_path, 5) as (http, api, store):
+        before = parse(await _metrics(http), CHANGES)
+        conn = await asyncpg.connect(_dsn(pg_url))
+        sid = store_id(store.id)
+        points = "SELECT count(*) FROM tally_points WHERE store_id = $1"
+        points_before = await conn.fetchval(points, sid)
 
-            async with _store_locked(dsn, store):
-                # the first order's unit waits for the lock; the eleven others then queue
-                tasks = [asyncio.create_task(api.raw(PLACE, _one(store), token=store.token))]
-                await _until_waiting_on_lock(conn)
-                tasks += [
-                    asyncio.create_task(api.raw(PLACE, _one(store), token=store.token))
-                    for _ in range(11)
-                ]
-                await _until_queued(http, 11)
-                # ... without a database connection each: the busy store holds one (a
-                # unit per store at a time), and another store's orders go through
-                assert _sample(await _metrics(http), "ordergraph_db_pool_in_use") <= 3
-                other = await api.create_store(policy="DENY")
-                await api.upsert(other, "LOT")
-                await api.receive(other, "LOT", 1)
-                elsewhere = await api.raw(PLACE, _one(other), token=other.token)
-                assert elsewhere["data"]["placeOrder"]["order"]["number"] == 1001
-                assert not any(task.done() for task in tasks)
-            bodies = await asyncio.gather(*tasks)
+        async with store_locked(pg_url, store):
+            # the first order's unit waits for the lock; the eleven others then queue
+            tasks = [_place(api, store)]
+            await _until_waiting_on_lock(pg_url)
+            tasks += [_place(api, store) for _ in range(11)]
+            await _until_queued(http, 11)
+            # ... without a database connection each: the busy store holds one (a unit
+            # per store at a time), and another store's orders go through
+            assert _sample(await _metrics(http), "ordergraph_db_pool_in_use") <= 3
+            other = await _stocked(api, 1)
+            elsewhere = await _place(api, other)
+            assert elsewhere["data"]["placeOrder"]["order"]["number"] == 1001
+            assert not any(task.done() for task in tasks)
+        bodies = await asyncio.gather(*tasks)
 
-            results = [body["data"]["placeOrder"] for body in bodies]
-            placed = sorted(r["order"]["number"] for r in results if r["order"] is not None)
-            refused = [r["userErrors"] for r in results if r["order"] is None]
-            assert placed == [1001, 1002, 1003, 1004, 1005]
-            assert len(refused) == 7
-            assert all([e["code"] for e in errors] == ["INSUFFICIENT_STOCK"] for errors in refused)
-            product = await api.product(store, "LOT")
-            assert (product["allocated"], product["available"]) == (5, 0)
+        results = [body["data"]["placeOrder"] for body in bodies]
+        placed = sorted(r["order"]["number"] for r in results if r["order"] is not None)
+        refused = [r["userErrors"] for r in results if r["order"] is None]
+        assert placed == [1001, 1002, 1003, 1004, 1005]
+        assert len(refused) == 7
+        assert all([e["code"] for e in errors] == ["INSUFFICIENT_STOCK"] for errors in refused)
+        product = await api.product(store, "LOT")
+        assert (product["allocated"], product["available"]) == (5, 0)
 
-            after = parse(await _metrics(http), CHANGES)
-            assert before is not None
-            assert after is not None
-            # two units of work: the first order alone, then the eleven queued behind it
-            # (and three in the other store, one change each)
-            assert (after.count - before.count, after.total - before.total) == (2 + 3, 12 + 3)
-            assert await conn.fetchval(points, sid) == points_before + 2
-            seqs = await conn.fetch("SELECT seq FROM events WHERE store_id = $1 ORDER BY seq", sid)
-            assert [r["seq"] for r in seqs] == list(range(1, len(seqs) + 1))
-            await conn.close()
-    finally:
-        server.stop()
+        after = parse(await _metrics(http), CHANGES)
+        assert before is not None
+        assert after is not None
+        # two units of work: the first order alone, then the eleven queued behind it
+        # (and three in the other store, one change each)
+        assert (after.count - before.count, after.total - before.total) == (2 + 3, 12 + 3)
+        assert await conn.fetchval(points, sid) == points_before + 2
+        seqs = await conn.fetch("SELECT seq FROM events WHERE store_id = $1 ORDER BY seq", sid)
+        assert [r["seq"] for r in seqs] == list(range(1, len(seqs) + 1))
+        await conn.close()
 
 
 @pytest.mark.postgres
@@ -149,33 +150,21 @@ async def test_orders_queued_behind_a_lock_that_outlives_their_deadline_change_n
     """Both requests go past ORDERGRAPH_OPERATION_TIMEOUT_MS: the one whose unit waits
     for the lock and the one queued behind it. The unit stops waiting; once the lock is
     free, no order has been placed, and the server places the next one at once."""
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    env = {**UNTHROTTLED, "ORDERGRAPH_OPERATION_TIMEOUT_MS": "1000"}
-    server = start_server(pg_url, tmp_path / "server.log", env)
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-            api = Api(http, ADMIN_TOKEN, None)
-            store = await api.create_store(policy="DENY")
-            await api.upsert(store, "LOT")
-            await api.receive(store, "LOT", 5)
-            variables = {"input": {"storeId": store.id, "lines": [{"sku": "LOT", "quantity": 1}]}}
-            async with _store_locked(dsn, store):
-                bodies = await asyncio.gather(
-                    *(api.raw(PLACE, variables, token=store.token) for _ in range(2))
-                )
-                for body in bodies:
-                    assert body["errors"][0]["extensions"]["code"] == "TIMEOUT"
-            assert _sample(await _metrics(http), QUEUED) == 0
-            conn = await asyncpg.connect(dsn)
-            try:
-                count = "SELECT count(*) FROM orders WHERE store_id = $1"
-                assert await conn.fetchval(count, store_id(store.id)) == 0
-            finally:
-                await conn.close()
-            body = await api.raw(PLACE, variables, token=store.token)
-            assert body["data"]["placeOrder"]["order"]["number"] == 1001
-    finally:
-        server.stop()
+    timeout = {"ORDERGRAPH_OPERATION_TIMEOUT_MS": "1000"}
+    async with _served(pg_url, tmp_path, 5, **timeout) as (http, api, store):
+        async with store_locked(pg_url, store):
+            bodies = await asyncio.gather(*(_place(api, store) for _ in range(2)))
+            for body in bodies:
+                assert body["errors"][0]["extensions"]["code"] == "TIMEOUT"
+        assert _sample(await _metrics(http), QUEUED) == 0
+        conn = await asyncpg.connect(_dsn(pg_url))
+        try:
+            count = "SELECT count(*) FROM orders WHERE store_id = $1"
+            assert await conn.fetchval(count, store_id(store.id)) == 0
+        finally:
+            await conn.close()
+        body = await _place(api, store)
+        assert body["data"]["placeOrder"]["order"]["number"] == 1001
 
 
 @pytest.mark.postgres
@@ -185,42 +174,25 @@ async def test_keyed_orders_queued_together_share_a_unit_and_a_retry_finds_its_o
     """Five orders with their own idempotency keys queue behind a busy store, then
     retries of two of them: the five run in one unit (their records read together), the
     retries in the next, and each retry answers its first order."""
-    dsn = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    server = start_server(pg_url, tmp_path / "server.log", UNTHROTTLED)
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-            api = Api(http, ADMIN_TOKEN, None)
-            store = await api.create_store(policy="DENY")
-            await api.upsert(store, "LOT")
-            await api.receive(store, "LOT", 100)
-            before = parse(await _metrics(http), CHANGES)
-            conn = await asyncpg.connect(dsn)
+    async with _served(pg_url, tmp_path, 100) as (http, api, store):
+        before = parse(await _metrics(http), CHANGES)
+        async with store_locked(pg_url, store):
+            first = _place(api, store, "k0")
+            await _until_waiting_on_lock(pg_url)
+            keyed = [_place(api, store, f"k{i}") for i in range(1, 6)]
+            await _until_queued(http, 5)
+            retries = [_place(api, store, "k1"), _place(api, store, "k3")]
+            await _until_queued(http, 7)
+        bodies = await asyncio.gather(first, *keyed, *retries)
 
-            def keyed(key: str) -> asyncio.Task[dict[str, object]]:
-                variables = _one(store)
-                variables["input"]["idempotencyKey"] = key  # type: ignore[index]
-                return asyncio.create_task(api.raw(PLACE, variables, token=store.token))
-
-            async with _store_locked(dsn, store):
-                first = keyed("k0")
-                await _until_waiting_on_lock(conn)
-                keys = [keyed(f"k{i}") for i in range(1, 6)]
-                await _until_queued(http, 5)
-                retries = [keyed("k1"), keyed("k3")]
-                await _until_queued(http, 7)
-            bodies = await asyncio.gather(first, *keys, *retries)
-            await conn.close()
-
-            numbers = [body["data"]["placeOrder"]["order"]["number"] for body in bodies]  # type: ignore[index]
-            assert sorted(numbers[:6]) == [1001, 1002, 1003, 1004, 1005, 1006]
-            assert numbers[6:] == [numbers[1], numbers[3]]
-            product = await api.product(store, "LOT")
-            assert product["allocated"] == 6
-            after = parse(await _metrics(http), CHANGES)
-            assert before is not None
-            assert after is not None
-            # units of 1 (k0, alone with the lock), 5 (k1..k5) and 2 (the two retries)
-            assert (after.count - before.count, after.total - before.total) == (3, 8)
-            assert after.buckets[4.0] - before.buckets[4.0] == 2  # the 5 is in no bucket <= 4
-    finally:
-        server.stop()
+        numbers = [body["data"]["placeOrder"]["order"]["number"] for body in bodies]
+        assert sorted(numbers[:6]) == [1001, 1002, 1003, 1004, 1005, 1006]
+        assert numbers[6:] == [numbers[1], numbers[3]]
+        product = await api.product(store, "LOT")
+        assert product["allocated"] == 6
+        after = parse(await _metrics(http), CHANGES)
+        assert before is not None
+        assert after is not None
+        # units of 1 (k0, alone with the lock), 5 (k1..k5) and 2 (the two retries)
+        assert (after.count - before.count, after.total - before.total) == (3, 8)
+        assert after.buckets[4.0] - before.buckets[4.0] == 2  # the 5 is in no bucket <= 4

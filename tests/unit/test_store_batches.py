@@ -52,9 +52,7 @@ def _logged(log: list[tuple[str, int]], name: str) -> Any:
 
 async def _queued_behind(batches: StoreBatches, *works: Any, keys: Any = None) -> list[Any]:
     """Run `works` queued behind a held unit; their outcomes (result or exception)."""
-    held = Held()
-    first = asyncio.create_task(batches.run(STORE, Reads(), held, key=None))
-    await held.entered.wait()
+    held, first = await _holding(batches)
     keys = keys or [None] * len(works)
     tasks = [
         asyncio.create_task(batches.run(STORE, Reads(), work, key=key))
@@ -183,17 +181,24 @@ async def test_a_change_that_fails_is_rerun_alone_and_the_others_still_commit() 
     assert len({unit for _name, unit in log[2:]}) == 4
 
 
+async def _holding(batches: StoreBatches) -> tuple[Held, asyncio.Task[Any]]:
+    """A change holding the store's unit, once it holds it."""
+    held = Held()
+    first = asyncio.create_task(batches.run(STORE, Reads(), held, key=None))
+    await held.entered.wait()
+    return held, first
+
+
+def _queue(batches: StoreBatches, log: list[tuple[str, int]], name: str) -> asyncio.Task[Any]:
+    return asyncio.create_task(batches.run(STORE, Reads(), _logged(log, name), key=None))
+
+
 async def test_a_unit_that_meets_a_concurrent_change_runs_again_whole() -> None:
     units = _units()
     batches = StoreBatches(units, max_changes=32)
     log: list[tuple[str, int]] = []
-    held = Held()
-    first = asyncio.create_task(batches.run(STORE, Reads(), held, key=None))
-    await held.entered.wait()
-    tasks = [
-        asyncio.create_task(batches.run(STORE, Reads(), _logged(log, n), key=None))
-        for n in ("a", "b")
-    ]
+    held, first = await _holding(batches)
+    tasks = [_queue(batches, log, n) for n in ("a", "b")]
     await asyncio.sleep(0)
     units.contend(1)  # the first unit's commit fails as a serialization failure would
     held.release.set()
@@ -206,11 +211,9 @@ async def test_a_request_gone_before_its_unit_began_changes_nothing() -> None:
     units = _units()
     batches = StoreBatches(units, max_changes=32)
     log: list[tuple[str, int]] = []
-    held = Held()
-    first = asyncio.create_task(batches.run(STORE, Reads(), held, key=None))
-    await held.entered.wait()
-    gone = asyncio.create_task(batches.run(STORE, Reads(), _logged(log, "gone"), key=None))
-    kept = asyncio.create_task(batches.run(STORE, Reads(), _logged(log, "kept"), key=None))
+    held, first = await _holding(batches)
+    gone = _queue(batches, log, "gone")
+    kept = _queue(batches, log, "kept")
     await asyncio.sleep(0)
     gone.cancel()
     held.release.set()
