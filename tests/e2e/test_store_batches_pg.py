@@ -115,7 +115,8 @@ async def test_orders_queued_behind_a_busy_store_are_decided_in_turn_in_one_unit
             await _until_queued(http, 11)
             # ... without a database connection each: the busy store holds one (a unit
             # per store at a time), and another store's orders go through
-            assert _sample(await _metrics(http), "ordergraph_db_pool_in_use") <= 3
+            # (the rest: background reads of the tail, webhooks and rate limits, if any)
+            assert _sample(await _metrics(http), "ordergraph_db_pool_in_use") <= 5
             other = await _stocked(api, 1)
             elsewhere = await _place(api, other)
             assert elsewhere["data"]["placeOrder"]["order"]["number"] == 1001
