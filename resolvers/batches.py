@@ -27,8 +27,9 @@ What stays as with a unit of its own:
 All changes of one unit share its instant (the session's clock, read when the lock was
 taken): the orders placed together are placed at the same time, in queue order.
 
-`max_changes` bounds the changes per unit (ORDERGRAPH_STORE_BATCH_MAX); 1 gives every
-change a unit of its own, as does a context without batches (the tests' memory units).
+`max_changes` bounds the changes per unit (ORDERGRAPH_STORE_BATCH_MAX). With 1 the view
+gives the requests no queues, as the tests' memory units have none: each mutation runs in
+a unit of its own (`alone`), on the request's own connections.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ordergraph.domain.commands import Reads
@@ -51,9 +52,8 @@ ATTEMPTS = 5  # runs of a store unit that meets a concurrent change (then the er
 
 @dataclass(eq=False)
 class _Change:
-    reads: Reads
+    reads: Reads  # its idempotency key (operation, key), if any, among them
     work: Work[Any]
-    key: tuple[str, str] | None  # (operation, idempotency key)
     done: asyncio.Future[tuple[Any, Any]]
     unit: _Unit | None = None
 
@@ -62,7 +62,7 @@ class _Change:
 class _Unit:
     changes: list[_Change]
     task: asyncio.Task[None] | None = None
-    began: bool = field(default=False)
+    began: bool = False
 
 
 def merged(reads: list[Reads]) -> Reads:
@@ -86,9 +86,7 @@ async def alone(units: Units[Any], store_id: int, reads: Reads, work: Work[T]) -
             async with units.store(store_id, reads) as unit:
                 result = await work(unit)
             return result, unit.session.loaded()
-        except DomainError:
-            raise
-        except Exception as err:
+        except Exception as err:  # a DomainError is no contention: it is raised
             if not units.is_contention(err) or attempt == ATTEMPTS - 1:
                 raise
             await asyncio.sleep(0.01 * (attempt + 1))
@@ -110,14 +108,10 @@ class StoreBatches:
         """Changes waiting for their unit (not yet taken into one), over every store."""
         return sum(1 for queue in self._queues.values() for c in queue if not c.done.done())
 
-    async def run(
-        self, store_id: int, reads: Reads, work: Work[T], *, key: tuple[str, str] | None
-    ) -> tuple[T, Any]:
+    async def run(self, store_id: int, reads: Reads, work: Work[T]) -> tuple[T, Any]:
         """Run `work` on the store's locked unit, with whatever else is queued for it; its
         result and what the unit held at commit. A DomainError it raises is raised here."""
-        if self.max_changes == 1:
-            return await alone(self.units, store_id, reads, work)
-        change = _Change(reads, work, key, asyncio.get_running_loop().create_future())
+        change = _Change(reads, work, asyncio.get_running_loop().create_future())
         self._queues.setdefault(store_id, deque()).append(change)
         if store_id not in self._draining:
             self._draining[store_id] = asyncio.create_task(self._drain(store_id))
@@ -153,10 +147,11 @@ class StoreBatches:
             if change.done.done():  # gone while queued
                 queue.popleft()
                 continue
-            if change.key is not None:
-                if change.key in keys:
+            key = change.reads.idempotency
+            if key is not None:
+                if key in keys:
                     break
-                keys.add(change.key)
+                keys.add(key)
             taken.append(queue.popleft())
         return taken
 
@@ -175,13 +170,9 @@ class StoreBatches:
                 _fail_undone(unit.changes, unit.task)
         finally:
             del self._draining[store_id]
-            if not queue:
-                del self._queues[store_id]
-            else:  # stopped by the loop's end: nothing may wait for ever
-                for change in queue:
-                    change.done.cancel()
-                queue.clear()
-                del self._queues[store_id]
+            del self._queues[store_id]
+            for change in queue:  # left only when stopped by the loop's end
+                change.done.cancel()
 
     async def _run(self, store_id: int, unit: _Unit) -> None:
         reads = merged([c.reads for c in unit.changes])

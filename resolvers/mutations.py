@@ -94,8 +94,7 @@ async def run(ctx: Context, store_id: int, cmd: StoreCommand, *, key: str | None
         if ctx.batches is None:
             (changed, recalled), loaded = await alone(ctx.units, store_id, reads, work)
         else:
-            keyed = (cmd.operation, key) if key is not None else None
-            (changed, recalled), loaded = await ctx.batches.run(store_id, reads, work, key=keyed)
+            (changed, recalled), loaded = await ctx.batches.run(store_id, reads, work)
     except DomainError as err:
         return Outcome(problems=err.problems, store_id=store_id)
     if recalled:

@@ -203,7 +203,7 @@ class OrdergraphView(GraphQL[Context, None]):
         context = Context(
             db=db,
             units=SqlUnits(db, self.clock, idempotency_ttl=self.limits.idempotency_ttl),
-            batches=self.batches,
+            batches=self.batches if self.settings.store_batch_max > 1 else None,
             clock=self.clock,
             admin_token=self.settings.admin_token,
             authorization=request.headers.get("authorization"),

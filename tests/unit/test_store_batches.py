@@ -55,7 +55,7 @@ async def _queued_behind(batches: StoreBatches, *works: Any, keys: Any = None) -
     held, first = await _holding(batches)
     keys = keys or [None] * len(works)
     tasks = [
-        asyncio.create_task(batches.run(STORE, Reads(), work, key=key))
+        asyncio.create_task(batches.run(STORE, Reads(idempotency=key), work))
         for work, key in zip(works, keys, strict=True)
     ]
     await asyncio.sleep(0)  # all queued
@@ -93,7 +93,7 @@ async def test_max_changes_of_one_gives_each_change_its_own_unit() -> None:
     batches = StoreBatches(units, max_changes=1)
     log: list[tuple[str, int]] = []
     results = await asyncio.gather(
-        *(batches.run(STORE, Reads(), _logged(log, f"c{i}"), key=None) for i in range(4))
+        *(batches.run(STORE, Reads(), _logged(log, f"c{i}")) for i in range(4))
     )
     assert len(results) == 4
     assert units.units_opened == 4
@@ -184,13 +184,19 @@ async def test_a_change_that_fails_is_rerun_alone_and_the_others_still_commit() 
 async def _holding(batches: StoreBatches) -> tuple[Held, asyncio.Task[Any]]:
     """A change holding the store's unit, once it holds it."""
     held = Held()
-    first = asyncio.create_task(batches.run(STORE, Reads(), held, key=None))
+    first = asyncio.create_task(batches.run(STORE, Reads(), held))
     await held.entered.wait()
     return held, first
 
 
 def _queue(batches: StoreBatches, log: list[tuple[str, int]], name: str) -> asyncio.Task[Any]:
-    return asyncio.create_task(batches.run(STORE, Reads(), _logged(log, name), key=None))
+    return asyncio.create_task(
+        batches.run(
+            STORE,
+            Reads(),
+            _logged(log, name),
+        )
+    )
 
 
 async def test_a_unit_that_meets_a_concurrent_change_runs_again_whole() -> None:
@@ -247,8 +253,20 @@ async def test_a_unit_whose_requests_all_went_away_while_it_waited_is_stopped() 
     units.store = slow_store  # type: ignore[method-assign]
     batches = StoreBatches(units, max_changes=32)
     log: list[tuple[str, int]] = []
-    a = asyncio.create_task(batches.run(STORE, Reads(), _logged(log, "a"), key=None))
-    b = asyncio.create_task(batches.run(STORE, Reads(), _logged(log, "b"), key=None))
+    a = asyncio.create_task(
+        batches.run(
+            STORE,
+            Reads(),
+            _logged(log, "a"),
+        )
+    )
+    b = asyncio.create_task(
+        batches.run(
+            STORE,
+            Reads(),
+            _logged(log, "b"),
+        )
+    )
     await opening.wait()
     a.cancel()
     b.cancel()
@@ -256,14 +274,27 @@ async def test_a_unit_whose_requests_all_went_away_while_it_waited_is_stopped() 
     await asyncio.sleep(0.01)
     assert not batches._draining  # the store's queue is done with: the unit was stopped
     units.store = plain_store  # type: ignore[method-assign]
-    assert (await batches.run(STORE, Reads(), _logged(log, "c"), key=None))[0] == "c"
+    assert (
+        await batches.run(
+            STORE,
+            Reads(),
+            _logged(log, "c"),
+        )
+    )[0] == "c"
     assert [name for name, _unit in log] == ["c"]
 
 
 async def test_no_such_store_is_every_queued_change_s_answer() -> None:
     batches = StoreBatches(_units(), max_changes=32)
     results = await asyncio.gather(
-        *(batches.run(404, Reads(), _logged([], "x"), key=None) for _ in range(3)),
+        *(
+            batches.run(
+                404,
+                Reads(),
+                _logged([], "x"),
+            )
+            for _ in range(3)
+        ),
         return_exceptions=True,
     )
     for result in results:
