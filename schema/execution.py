@@ -17,6 +17,15 @@ an object or a list of objects is read and its selection executed the same way. 
 field of the selection (resolvers, arguments, abstract types, lists of leaves...) goes to
 graphql-core's `execute_field`, in the same dict and order.
 
+An object whose selection is only leaves, `__typename` and such objects (whose types have
+no `is_type_of`, as an interface's implementations do) is built in one call: per
+selection set a builder is compiled from generated source (`_maker`, cached by the
+selection's shape; the operation's reads and coercions are passed in), which reads the
+fields, coerces the leaves and makes the dict, with no call per field. A trend's points
+and their tallies are built so (1,000 points: about 4 ms of completion against 11 before).
+A builder that meets anything but the plain case gives up, and that object is completed
+field by field as below.
+
 A plain field whose value the one pass does not expect (null for a non-null field, a
 value that does not coerce, an awaitable, a list that is not a list) is executed again
 by graphql-core, which reads it once more (a plain read has no side effects) and raises,
@@ -31,6 +40,7 @@ relies on; tests/api/test_plain_fields.py compares its answers with graphql-core
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from operator import attrgetter
 from types import CoroutineType, GeneratorType
 from typing import Any
@@ -190,10 +200,96 @@ def _leaf(value: Any, coerce: Any, non_null: bool) -> Any:
     return REDO if coerced is None or coerced is Undefined else coerced
 
 
+class _Slow(Exception):
+    """What a compiled builder raises for a value it does not expect: the object is then
+    completed field by field instead (which reads it again; plain reads have no side
+    effects)."""
+
+
+_SLOW = _Slow()
+
+# A builder's shape: per field (response name, kind, leaf type kept as it is, non-null).
+Shape = tuple[tuple[str, int, Any, bool], ...]
+# The most fields of one selection set a builder takes (nested objects have their own).
+BUILDER_FIELDS = 64
+
+
+def _leaf_or_slow(value: Any, coerce: Any, non_null: bool) -> Any:
+    done = _leaf(value, coerce, non_null)
+    if done is REDO:
+        raise _SLOW
+    return done
+
+
+@lru_cache(maxsize=256)
+def _maker(shape: Shape) -> Callable[..., Callable[[Any], dict[str, Any]]]:
+    """Python source for a selection set of this shape, compiled once per shape: a
+    function that, given the fields' reads, coercions and nested builders, makes the
+    builder (as dataclasses generate their methods). The builder reads each field of its
+    object, coerces the leaves, calls the nested objects' builders and gives the result
+    dict in the selection's order; for anything but the plain case (a null non-null
+    field, a value that does not coerce, an awaitable or a type not yet seen not to be
+    one) it raises `_Slow`, or what a read raised."""
+    body = ["    def build(s):"]
+    arguments = ["_SLOW", "_leaf", "_NA", "_U"]
+    keys = []
+    for i, (name, kind, same, non_null) in enumerate(shape):
+        keys.append(f"{name!r}: v{i}")
+        arguments.append(f"a{i}")
+        if kind == TYPENAME:
+            body.append(f"        v{i} = a{i}")
+            continue
+        arguments.append(f"r{i}")
+        body.append(f"        v{i} = r{i}(s)")
+        if kind == LEAF:
+            if same is int:
+                inside = f"{_INT_MIN} <= v{i} <= {_INT_MAX}"
+                body.append(f"        if type(v{i}) is not int or not {inside}:")
+                body.append(f"            v{i} = _leaf(v{i}, a{i}, {non_null})")
+            elif same is not None:
+                body.append(f"        if type(v{i}) is not {same.__name__}:")
+                body.append(f"            v{i} = _leaf(v{i}, a{i}, {non_null})")
+            else:  # `_leaf` inline: a type seen not to be awaitable, coerced
+                body.append(f"        if type(v{i}) in _NA:")
+                body.append(f"            v{i} = a{i}(v{i})")
+                body.append(f"            if v{i} is None or v{i} is _U:")
+                body.append("                raise _SLOW")
+                body.append("        else:")
+                body.append(f"            v{i} = _leaf(v{i}, a{i}, {non_null})")
+            continue
+        body.append(f"        if v{i} is None:")
+        body.append("            raise _SLOW" if non_null else "            pass")
+        body.append(f"        elif type(v{i}) in _NA:")
+        body.append(f"            v{i} = a{i}(v{i})")
+        body.append("        else:")
+        body.append("            raise _SLOW")
+    body.append(f"        return {{{', '.join(keys)}}}")
+    source = "\n".join([f"def make({', '.join(arguments)}):", *body, "    return build"])
+    names: dict[str, Any] = {}
+    exec(compile(source, "<ordergraph builder>", "exec"), names)
+    return names["make"]  # type: ignore[no-any-return]
+
+
+def compile_builder(steps: list[Step], nested: list[Any]) -> Callable[[Any], dict[str, Any]]:
+    """The builder of an object of these steps (only LEAF, TYPENAME and OBJECT ones;
+    `nested[i]` is an OBJECT step's builder): see `_maker`."""
+    shape: list[tuple[str, int, Any, bool]] = []
+    arguments: list[Any] = [_SLOW, _leaf_or_slow, _NOT_AWAITABLE, Undefined]
+    for step, inner in zip(steps, nested, strict=True):
+        name, kind, read, same, _, detail, shown, _ = step
+        shape.append((name, kind, same, type(shown) is GraphQLNonNull))
+        if kind == TYPENAME:
+            arguments.append(detail)
+        else:
+            arguments.extend((inner if kind == OBJECT else detail, read))
+    return _maker(tuple(shape))(*arguments)
+
+
 class PlainFields(StrawberryGraphQLCoreExecutionContext):
     """An execution context that completes plain fields itself (see the module)."""
 
     _plans: dict[int, tuple[Any, list[Step] | None]] | None = None
+    _builders: dict[int, tuple[Any, Callable[[Any], dict[str, Any]] | None]] | None = None
     _fast: bool | None = None
 
     def _steps_allowed(self) -> bool:
@@ -215,6 +311,58 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
         steps = plan_selection(self.schema, self.context_value, parent_type, grouped_field_set)
         plans[id(grouped_field_set)] = (grouped_field_set, steps)  # kept alive: ids stay unique
         return steps
+
+    def _builder(self, plan: Any) -> Callable[[Any], dict[str, Any]] | None:
+        """The compiled builder of a plan (once per operation), or None when the plan
+        has a field a builder does not take: a resolver's, a list, or an object whose
+        type has an `is_type_of` (an interface's implementation)."""
+        builders = self._builders
+        if builders is None:
+            builders = self._builders = {}
+        grouped = plan[0]
+        found = builders.get(id(grouped))
+        if found is not None and found[0] is grouped:
+            return found[1]
+        build = self._compile(plan[1])
+        builders[id(grouped)] = (grouped, build)  # kept alive: ids stay unique
+        return build
+
+    def _kept(self, step: Step) -> Any:
+        """The nested plan of an OBJECT or LIST step (REDO: none), planned once per
+        operation and kept in the step."""
+        kept = step[7]
+        if kept[0] is None:
+            kept[0] = self._nested(step[5], step[4]) or REDO
+        return kept[0]
+
+    def _built(self, plan: Any, value: Any) -> Any:
+        """The object completed by the plan's builder, or REDO (no builder, or it gave up:
+        then it is completed field by field)."""
+        build = self._builder(plan)
+        if build is None:
+            return REDO
+        try:
+            return build(value)
+        except Exception:
+            return REDO
+
+    def _compile(self, steps: list[Step]) -> Callable[[Any], dict[str, Any]] | None:
+        if len(steps) > BUILDER_FIELDS:
+            return None
+        nested: list[Any] = []
+        for step in steps:
+            kind, object_type = step[1], step[5]
+            if kind in (LEAF, TYPENAME):
+                nested.append(None)
+                continue
+            if kind != OBJECT or object_type.is_type_of is not None:
+                return None
+            plan = self._kept(step)
+            inner = None if plan is REDO else self._builder(plan)
+            if inner is None:
+                return None
+            nested.append(inner)
+        return compile_builder(steps, nested)
 
     def execute_fields(
         self,
@@ -307,7 +455,7 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
 
     def _complete(self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Any) -> Any:
         """An object's or a list of objects' completed value, or REDO."""
-        name, kind, read, _, details, object_type, shown, kept = step
+        name, kind, read, _, details, object_type, shown, _ = step
         try:
             value = read(source)
         except Exception:
@@ -316,11 +464,13 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
             return REDO if type(shown) is GraphQLNonNull else None
         if kind == OBJECT and type(value) not in _NOT_AWAITABLE and is_awaitable(value):
             return _dropped(value)
-        nested = kept[0]
-        if nested is None:  # planned once per operation, kept in the step
-            nested = kept[0] = self._nested(object_type, details) or REDO
+        nested = self._kept(step)
         if nested is REDO or not _completable(value, kind, object_type):
             return REDO
+        if kind == OBJECT:
+            built = self._built(nested, value)
+            if built is not REDO:
+                return built
         field_path = Path(path, name, parent_type.name)
         try:
             if kind == OBJECT:
@@ -372,7 +522,14 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
         item_type = item_shown.of_type if isinstance(item_shown, GraphQLNonNull) else item_shown
         completed: list[Any] = []
         waiting: list[int] = []
+        build = self._builder(nested)
         for index, item in enumerate(items):
+            if build is not None and item is not None:
+                try:
+                    completed.append(build(item))
+                    continue
+                except Exception:  # completed field by field below
+                    pass
             item_path = Path(field_path, index, None)
             try:
                 if item is None:

@@ -8,6 +8,7 @@ object is made (`nodes.plain`): no resolver, no Info, no awaitable.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from enum import Enum
 from operator import attrgetter
 from typing import Any, Protocol
@@ -117,10 +118,14 @@ class BacklogPoint:
     )
 
     @classmethod
-    def of(cls, found: Point, currency: str) -> BacklogPoint:
-        return cls(
-            at=found.as_of,
-            backlog=_tally(found.backlog, currency),
-            backorders=_tally(found.backorders, currency),
-            overdue=_tally(found.overdue, currency),
-        )
+    def series(cls, found: Iterable[Point], currency: str) -> list[BacklogPoint]:
+        """A trend's points, as shown."""
+        return [
+            cls(
+                at=point.as_of,
+                backlog=_tally(point.backlog, currency),
+                backorders=_tally(point.backorders, currency),
+                overdue=_tally(point.overdue, currency),
+            )
+            for point in found
+        ]

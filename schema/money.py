@@ -22,5 +22,7 @@ class Money:
 
 def money(amount: Decimal, currency: str) -> Money:
     """At least two decimals ("12.50"); more only when the amount has them."""
-    exact = amount.quantize(CENT) if amount == amount.quantize(CENT) else amount.normalize()
+    exact = amount.quantize(CENT)
+    if exact != amount:
+        exact = amount.normalize()
     return Money(amount=exact, currency_code=currency)

@@ -294,7 +294,7 @@ class StoreType(Node):
     ) -> list[BacklogPoint]:
         await traverse(info)
         found = await fig.backlog_trend(info.context, self._store, from_, to, interval.value)
-        return [BacklogPoint.of(f, self._store.currency_code) for f in found]
+        return BacklogPoint.series(found, self._store.currency_code)
 
     @strawberry.field(
         description="What waiting cost over the period [from, to): backorders started, "

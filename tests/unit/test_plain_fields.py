@@ -200,6 +200,15 @@ async def test_a_full_selection_answers_as_graphql_core_does() -> None:
         ("{ items { leaf { n big } } }", World([item(0, leaf=leaf(0, big=2**40))])),
         ("{ items { leaf { n color } } }", World([item(0, leaf=leaf(0, color="GREEN"))])),
         ("{ items { leaf { must } } }", World([item(0, leaf=leaf(0, must=object()))])),
+        # the same in the middle of a list of objects that compiled builders complete:
+        # the item's builder gives up, and that item alone is completed field by field
+        (
+            "{ items { leaves { n big when } } }",
+            World([item(0, leaves=[leaf(0), leaf(1, big=2**40), leaf(2)])]),
+        ),
+        ("{ items { leaves { n must } } }", World([item(0, leaves=[leaf(0), leaf(1, must=None)])])),
+        ("{ items { leaves { n fragile } } }", World([item(0), item(1)])),
+        ("{ items { leaves { amount when } } }", World([item(0, leaves=[leaf(1, when="x")])])),
     ],
 )
 async def test_errors_and_nulls_are_graphql_cores(document: str, world: World) -> None:
@@ -248,3 +257,33 @@ async def test_plain_fields_skip_graphql_cores_per_field_execution() -> None:
     assert (await run(world, FULL, Ours))[0] == (await run(world, FULL, Theirs))[0]
     assert counts["ours"] == 3 + 12 * 2
     assert counts["theirs"] > 12 * 35
+
+
+async def test_lists_of_plain_objects_are_built_one_call_per_object() -> None:
+    """A list of objects whose selection is all plain leaves (Leaf has no interface) is
+    completed by a compiled builder: the per-field pass (`_run`) runs once per item (an
+    Item, which implements an interface), not once per leaf; and the answers are
+    graphql-core's."""
+    runs = {"n": 0}
+
+    class Ours(PlainFields):
+        def _run(self, *args: Any) -> Any:
+            runs["n"] += 1
+            return super()._run(*args)
+
+    document = "{ items { leaves { n label when amount color double __typename } leaf { n } } }"
+    world = World([item(i) for i in range(12)])
+    ours = await run(world, document, Ours)
+    assert ours == await run(world, document, StrawberryGraphQLCoreExecutionContext)
+    assert ours[0]["items"][2]["leaves"][1] == {
+        "n": 3,
+        "label": None,
+        "when": "2026-01-01T03:00:00+00:00",
+        "amount": "4.50",
+        "color": "RED",
+        "double": 6,
+        "__typename": "Leaf",
+    }
+    # the first item's leaves are seen once the per-field way (their types are not yet
+    # known not to be awaitable); every later leaf and `leaf` object is built
+    assert runs["n"] <= 12 + 4
