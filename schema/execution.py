@@ -206,12 +206,16 @@ class _Slow(Exception):
     effects)."""
 
 
-_SLOW = _Slow()
+# (raised as a class: a new instance each time, so that no traceback outlives its request)
+_SLOW = _Slow
 
-# A builder's shape: per field (response name, kind, leaf type kept as it is, non-null).
-Shape = tuple[tuple[str, int, Any, bool], ...]
+# A builder's shape: per field (response name, kind, leaf type kept as it is, non-null,
+# whether its object type has an `is_type_of`).
+Shape = tuple[tuple[str, int, Any, bool, bool], ...]
 # The most fields of one selection set a builder takes (nested objects have their own).
 BUILDER_FIELDS = 64
+# After this many objects a builder gave up on in one operation, it is not tried again.
+BUILDER_FAILURES = 3
 
 
 def _leaf_or_slow(value: Any, coerce: Any, non_null: bool) -> Any:
@@ -219,6 +223,13 @@ def _leaf_or_slow(value: Any, coerce: Any, non_null: bool) -> Any:
     if done is REDO:
         raise _SLOW
     return done
+
+
+def _fits(value: str, i: int, checked: bool) -> str:
+    """The generated test that an object value can be built, as `_completable` asks: of
+    its type by the type's `is_type_of` when it has one, else of a type seen not to be
+    awaitable (see `_maker`)."""
+    return f"k{i}({value}, None) is True" if checked else f"type({value}) in _NA"
 
 
 @lru_cache(maxsize=256)
@@ -233,7 +244,7 @@ def _maker(shape: Shape) -> Callable[..., Callable[[Any], dict[str, Any]]]:
     body = ["    def build(s):"]
     arguments = ["_SLOW", "_leaf", "_NA", "_U"]
     keys = []
-    for i, (name, kind, same, non_null) in enumerate(shape):
+    for i, (name, kind, same, non_null, checked) in enumerate(shape):
         keys.append(f"{name!r}: v{i}")
         arguments.append(f"a{i}")
         if kind == TYPENAME:
@@ -249,8 +260,10 @@ def _maker(shape: Shape) -> Callable[..., Callable[[Any], dict[str, Any]]]:
             elif same is not None:
                 body.append(f"        if type(v{i}) is not {same.__name__}:")
                 body.append(f"            v{i} = _leaf(v{i}, a{i}, {non_null})")
-            else:  # `_leaf` inline: a type seen not to be awaitable, coerced
-                body.append(f"        if type(v{i}) in _NA:")
+            else:  # `_leaf` inline: null, or a type seen not to be awaitable, coerced
+                body.append(f"        if v{i} is None:")
+                body.append("            raise _SLOW" if non_null else "            pass")
+                body.append(f"        elif type(v{i}) in _NA:")
                 body.append(f"            v{i} = a{i}(v{i})")
                 body.append(f"            if v{i} is None or v{i} is _U:")
                 body.append("                raise _SLOW")
@@ -259,8 +272,19 @@ def _maker(shape: Shape) -> Callable[..., Callable[[Any], dict[str, Any]]]:
             continue
         body.append(f"        if v{i} is None:")
         body.append("            raise _SLOW" if non_null else "            pass")
-        body.append(f"        elif type(v{i}) in _NA:")
-        body.append(f"            v{i} = a{i}(v{i})")
+        if checked:
+            arguments.append(f"k{i}")
+        if kind == OBJECT:
+            body.append(f"        elif {_fits(f'v{i}', i, checked)}:")
+            body.append(f"            v{i} = a{i}(v{i})")
+        else:  # a list (or tuple) of objects, none of them null
+            body.append(f"        elif type(v{i}) is list or type(v{i}) is tuple:")
+            body.append("            o = []")
+            body.append(f"            for x in v{i}:")
+            body.append(f"                if x is None or not ({_fits('x', i, checked)}):")
+            body.append("                    raise _SLOW")
+            body.append(f"                o.append(a{i}(x))")
+            body.append(f"            v{i} = o")
         body.append("        else:")
         body.append("            raise _SLOW")
     body.append(f"        return {{{', '.join(keys)}}}")
@@ -271,17 +295,21 @@ def _maker(shape: Shape) -> Callable[..., Callable[[Any], dict[str, Any]]]:
 
 
 def compile_builder(steps: list[Step], nested: list[Any]) -> Callable[[Any], dict[str, Any]]:
-    """The builder of an object of these steps (only LEAF, TYPENAME and OBJECT ones;
-    `nested[i]` is an OBJECT step's builder): see `_maker`."""
-    shape: list[tuple[str, int, Any, bool]] = []
+    """The builder of an object of these steps (LEAF, TYPENAME, OBJECT and LIST ones;
+    `nested[i]` is the builder of an OBJECT step's object or a LIST step's items): see
+    `_maker`."""
+    shape: list[tuple[str, int, Any, bool, bool]] = []
     arguments: list[Any] = [_SLOW, _leaf_or_slow, _NOT_AWAITABLE, Undefined]
     for step, inner in zip(steps, nested, strict=True):
         name, kind, read, same, _, detail, shown, _ = step
-        shape.append((name, kind, same, type(shown) is GraphQLNonNull))
+        is_type_of = detail.is_type_of if kind in (OBJECT, LIST) else None
+        shape.append((name, kind, same, type(shown) is GraphQLNonNull, is_type_of is not None))
         if kind == TYPENAME:
             arguments.append(detail)
-        else:
-            arguments.extend((inner if kind == OBJECT else detail, read))
+            continue
+        arguments.extend((inner if kind in (OBJECT, LIST) else detail, read))
+        if is_type_of is not None:
+            arguments.append(is_type_of)
     return _maker(tuple(shape))(*arguments)
 
 
@@ -290,6 +318,7 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
 
     _plans: dict[int, tuple[Any, list[Step] | None]] | None = None
     _builders: dict[int, tuple[Any, Callable[[Any], dict[str, Any]] | None]] | None = None
+    _failures: dict[int, int] | None = None
     _fast: bool | None = None
 
     def _steps_allowed(self) -> bool:
@@ -344,18 +373,32 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
         try:
             return build(value)
         except Exception:
+            self._gave_up(plan)
             return REDO
+
+    def _gave_up(self, plan: Any) -> None:
+        """A builder that gives up again and again (a field whose reads always go to
+        graphql-core) is dropped for the rest of the operation: after the first few
+        objects (whose types may be new to `_NOT_AWAITABLE`), the objects of its plan are
+        completed field by field without trying it first."""
+        failures = self._failures
+        if failures is None:
+            failures = self._failures = {}
+        grouped = plan[0]
+        failures[id(grouped)] = count = failures.get(id(grouped), 0) + 1
+        if count >= BUILDER_FAILURES and self._builders is not None:
+            self._builders[id(grouped)] = (grouped, None)  # (kept alive by the plans)
 
     def _compile(self, steps: list[Step]) -> Callable[[Any], dict[str, Any]] | None:
         if len(steps) > BUILDER_FIELDS:
             return None
         nested: list[Any] = []
         for step in steps:
-            kind, object_type = step[1], step[5]
+            kind = step[1]
             if kind in (LEAF, TYPENAME):
                 nested.append(None)
                 continue
-            if kind != OBJECT or object_type.is_type_of is not None:
+            if kind not in (OBJECT, LIST):
                 return None
             plan = self._kept(step)
             inner = None if plan is REDO else self._builder(plan)
@@ -529,7 +572,8 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
                     completed.append(build(item))
                     continue
                 except Exception:  # completed field by field below
-                    pass
+                    self._gave_up(nested)
+                    build = self._builder(nested)
             item_path = Path(field_path, index, None)
             try:
                 if item is None:

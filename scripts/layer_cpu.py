@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import cProfile
 import datetime as dt
+import gc
 import json
 import pstats
 import random
@@ -322,6 +323,10 @@ async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
     kinds = {k: v for k, v in kinds.items() if k in args.kinds.split(",")}
     for body in kinds.values():  # warm up
         await batch(app, body, token, 20)
+    # What lives after start is frozen, as `ordergraph serve` does (gc_governor.py): full
+    # collections then look only at objects made since, as in the served process.
+    gc.collect()
+    gc.freeze()
     figures: dict[str, list[float]] = {k: [] for k in kinds}
     layer: dict[str, list[float]] = {k: [] for k in kinds}
     for _ in range(args.rounds):

@@ -142,6 +142,47 @@ async def test_graphql_core_executes_three_fields_of_a_page_whatever_its_size(
             assert sorted(executed) == ["OrderConnection", "Query", "Store"], executed
 
 
+async def test_a_pages_orders_are_built_one_call_each_whatever_its_size(
+    database: Database, monkeypatch: Any
+) -> None:
+    """Each order of a page, with its lines, their prices and products, is completed by
+    one compiled builder (schema/execution.py), not field by field: the per-field pass
+    (`_run`) does not run, for a page of 2 or of 12 orders, once the process has seen the
+    page's types (the query, the store and the connection have no plain field: graphql-core
+    executes them)."""
+    runs: list[str] = []
+    original = Executor._run
+
+    def counting(self: Any, parent_type: Any, *args: Any) -> Any:
+        runs.append(parent_type.name)
+        return original(self, parent_type, *args)
+
+    monkeypatch.setattr(Executor, "_run", counting)
+    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN)
+    app = create_app(settings, clock=Clock(), db=database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        api = Api(http, ADMIN_TOKEN, database)
+        store = await api.create_store(policy="ALLOW")
+        await api.upsert(store, "A")
+        await api.upsert(store, "B")
+        placed = 0
+        seen = False
+        for orders in (2, 2, 12):
+            for _ in range(orders - placed):
+                await api.place(store, [("A", 1), ("B", 2)])
+            placed = orders
+            runs.clear()
+            data = await api.gql(PAGE, {"h": store.handle}, store.token)
+            nodes = data["store"]["orders"]["nodes"]
+            assert len(nodes) == orders
+            assert nodes[-1]["lines"][1]["product"]["sku"] == "B"
+            assert nodes[-1]["lines"][0]["unitPrice"] == {"amount": "10.00", "currencyCode": "USD"}
+            if seen:
+                assert runs == [], runs
+            seen = True
+
+
 async def test_a_cost_that_depends_on_the_document_alone_is_kept_with_it(
     database: Database,
 ) -> None:

@@ -18,13 +18,16 @@ from strawberry.dataloader import DataLoader
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from ordergraph.schema.execution import PlainFields
+from ordergraph.schema.execution import BUILDER_FAILURES, PlainFields
 from ordergraph.schema.nodes import plain
 
 
 class Color(Enum):
     RED = "red"
     BLUE = "blue"
+
+
+BROKEN_READS: list[int] = []
 
 
 @strawberry.interface
@@ -44,6 +47,7 @@ class Leaf:
 
     @property
     def broken(self) -> str:
+        BROKEN_READS.append(self.n)
         raise RuntimeError("broken read")
 
     double: int = plain(int, lambda leaf: leaf.n * 2)
@@ -287,3 +291,22 @@ async def test_lists_of_plain_objects_are_built_one_call_per_object() -> None:
     # the first item's leaves are seen once the per-field way (their types are not yet
     # known not to be awaitable); every later leaf and `leaf` object is built
     assert runs["n"] <= 12 + 4
+
+
+async def test_a_builder_that_gives_up_on_every_object_is_dropped() -> None:
+    """A field whose read always fails: the builder of its objects gives up on each, and
+    each is then completed field by field (which reads it once more, then graphql-core
+    once more). After BUILDER_FAILURES objects the builder is no longer tried, so the
+    other objects cost no read more than without builders."""
+    world = World([item(i, leaves=[leaf(i), leaf(i + 1)]) for i in range(12)])
+    document = "{ items { name leaves { n fragile } } }"
+    theirs = await run(world, document, StrawberryGraphQLCoreExecutionContext)
+    BROKEN_READS.clear()
+    ours = await run(world, document, PlainFields)
+    assert ours == theirs
+    assert len(ours[1]) == 24  # each leaf's `fragile` is an error (nullable: null)
+    # graphql-core reads it once per leaf (24); the per-field pass once more (24); the
+    # builder of the items, then of the leaves, at most BUILDER_FAILURES (3) times each
+    # (tried on every object, it would read it 83 times)
+    assert BUILDER_FAILURES == 3
+    assert len(BROKEN_READS) <= 24 + 24 + 2 * 3, len(BROKEN_READS)
