@@ -2,12 +2,13 @@
 validated again, nor costed again when its cost depends on it alone; a page of 50 orders
 with their lines and products resolves through resolvers (with an Info built for each
 call) only where it needs the request, and graphql-core executes only its three root
-fields, whatever the number of orders (schema/execution.py completes the rest); each
-operation runs five extension hooks."""
+fields, whatever the number of orders (schema/execution.py completes the rest, each order
+in one call of a compiled builder); each operation runs five extension hooks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from ordergraph.clock import Clock
 from ordergraph.schema.build import Executor, Gate, build_schema
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
-from tests.client import Api
+from tests.client import Api, StoreHandle
 from tests.conftest import ADMIN_TOKEN
 
 # The page of bench/reads.py and scripts/layer_cpu.py.
@@ -105,82 +106,60 @@ async def test_a_document_sent_again_is_not_parsed_or_validated_again(
     assert (after[0] - before[0], after[1] - before[1], after[2] - before[2]) == (1, 1, 4)
 
 
+@asynccontextmanager
+async def page_store(database: Database) -> AsyncIterator[tuple[Api, StoreHandle]]:
+    """An app on the database and a store selling A and B, for pages of its orders."""
+    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN)
+    app = create_app(settings, clock=Clock(), db=database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        api = Api(http, ADMIN_TOKEN, database)
+        store = await api.create_store(policy="ALLOW")
+        await api.upsert(store, "A")
+        await api.upsert(store, "B")
+        yield api, store
+
+
 async def test_graphql_core_executes_three_fields_of_a_page_whatever_its_size(
     database: Database, monkeypatch: Any
 ) -> None:
     """The store, its page and the page's nodes: every other field of the page (ids,
     statuses, lines, their prices and products) is completed by the schema's one pass of
-    plain and contextual fields, not field by field by graphql-core."""
+    plain and contextual fields, not field by field by graphql-core. And, once the
+    process has seen the page's types, each order with its lines, prices and products is
+    made by one compiled builder: the per-field pass (`_run`) does not run at all, for a
+    page of 2 or of 12 orders."""
     executed: list[str] = []
-    original = Executor.execute_field
+    runs: list[str] = []
+    execute_field, run = Executor.execute_field, Executor._run
 
     def counting(self: Any, parent_type: Any, *args: Any) -> Any:
         executed.append(parent_type.name)
-        return original(self, parent_type, *args)
+        return execute_field(self, parent_type, *args)
+
+    def running(self: Any, parent_type: Any, *args: Any) -> Any:
+        runs.append(parent_type.name)
+        return run(self, parent_type, *args)
 
     monkeypatch.setattr(Executor, "execute_field", counting)
-    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN)
-    app = create_app(settings, clock=Clock(), db=database)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        api = Api(http, ADMIN_TOKEN, database)
-        store = await api.create_store(policy="ALLOW")
-        await api.upsert(store, "A")
-        await api.upsert(store, "B")
+    monkeypatch.setattr(Executor, "_run", running)
+    async with page_store(database) as (api, store):
         placed = 0
-        for orders in (2, 12):
+        for page, orders in enumerate((2, 2, 12)):
             for _ in range(orders - placed):
                 await api.place(store, [("A", 1), ("B", 2)])
             placed = orders
             executed.clear()
-            data = await api.gql(PAGE, {"h": store.handle}, store.token)
-            nodes = data["store"]["orders"]["nodes"]
-            assert len(nodes) == orders
-            line = nodes[0]["lines"][1]
-            assert line["product"]["sku"] == "B"
-            assert line["unitPrice"]["currencyCode"] == "USD"
-            assert sorted(executed) == ["OrderConnection", "Query", "Store"], executed
-
-
-async def test_a_pages_orders_are_built_one_call_each_whatever_its_size(
-    database: Database, monkeypatch: Any
-) -> None:
-    """Each order of a page, with its lines, their prices and products, is completed by
-    one compiled builder (schema/execution.py), not field by field: the per-field pass
-    (`_run`) does not run, for a page of 2 or of 12 orders, once the process has seen the
-    page's types (the query, the store and the connection have no plain field: graphql-core
-    executes them)."""
-    runs: list[str] = []
-    original = Executor._run
-
-    def counting(self: Any, parent_type: Any, *args: Any) -> Any:
-        runs.append(parent_type.name)
-        return original(self, parent_type, *args)
-
-    monkeypatch.setattr(Executor, "_run", counting)
-    settings = Settings(database_url=database.url, admin_token=ADMIN_TOKEN)
-    app = create_app(settings, clock=Clock(), db=database)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        api = Api(http, ADMIN_TOKEN, database)
-        store = await api.create_store(policy="ALLOW")
-        await api.upsert(store, "A")
-        await api.upsert(store, "B")
-        placed = 0
-        seen = False
-        for orders in (2, 2, 12):
-            for _ in range(orders - placed):
-                await api.place(store, [("A", 1), ("B", 2)])
-            placed = orders
             runs.clear()
             data = await api.gql(PAGE, {"h": store.handle}, store.token)
             nodes = data["store"]["orders"]["nodes"]
             assert len(nodes) == orders
-            assert nodes[-1]["lines"][1]["product"]["sku"] == "B"
-            assert nodes[-1]["lines"][0]["unitPrice"] == {"amount": "10.00", "currencyCode": "USD"}
-            if seen:
+            line = nodes[-1]["lines"][1]
+            assert line["product"]["sku"] == "B"
+            assert line["unitPrice"] == {"amount": "10.00", "currencyCode": "USD"}
+            assert sorted(executed) == ["OrderConnection", "Query", "Store"], executed
+            if page > 0:
                 assert runs == [], runs
-            seen = True
 
 
 async def test_a_cost_that_depends_on_the_document_alone_is_kept_with_it(
