@@ -17,14 +17,15 @@ an object or a list of objects is read and its selection executed the same way. 
 field of the selection (resolvers, arguments, abstract types, lists of leaves...) goes to
 graphql-core's `execute_field`, in the same dict and order.
 
-An object whose selection is only leaves, `__typename` and such objects (whose types have
-no `is_type_of`, as an interface's implementations do) is built in one call: per
-selection set a builder is compiled from generated source (`_maker`, cached by the
-selection's shape; the operation's reads and coercions are passed in), which reads the
-fields, coerces the leaves and makes the dict, with no call per field. A trend's points
-and their tallies are built so (1,000 points: about 4 ms of completion against 11 before).
-A builder that meets anything but the plain case gives up, and that object is completed
-field by field as below.
+An object whose selection is only plain fields (leaves, `__typename`, objects and lists of
+objects whose selections are so too) is built in one call: per selection set a builder is
+compiled from generated source (`_maker`, cached by the selection's shape; the
+operation's reads, coercions and `is_type_of` checks are passed in), which reads the
+fields, coerces the leaves, builds the nested objects and makes the dict, with no call
+per field. A trend's points and a page's orders with their lines are built so (1,000
+points: about 4 ms of completion against 11 before). A builder that meets anything but
+the plain case gives up, and that object is completed field by field as below; after
+BUILDER_FAILURES objects in one operation it is not tried again.
 
 A plain field whose value the one pass does not expect (null for a non-null field, a
 value that does not coerce, an awaitable, a list that is not a list) is executed again
@@ -237,10 +238,11 @@ def _maker(shape: Shape) -> Callable[..., Callable[[Any], dict[str, Any]]]:
     """Python source for a selection set of this shape, compiled once per shape: a
     function that, given the fields' reads, coercions and nested builders, makes the
     builder (as dataclasses generate their methods). The builder reads each field of its
-    object, coerces the leaves, calls the nested objects' builders and gives the result
-    dict in the selection's order; for anything but the plain case (a null non-null
-    field, a value that does not coerce, an awaitable or a type not yet seen not to be
-    one) it raises `_Slow`, or what a read raised."""
+    object, coerces the leaves, calls the nested builders of its objects and of the items
+    of its lists of objects, and gives the result dict in the selection's order; for
+    anything but the plain case (a null non-null field or list item, a value that does not
+    coerce, an object that is not of its type or of a type not yet seen not to be
+    awaitable) it raises `_Slow`, or what a read raised."""
     body = ["    def build(s):"]
     arguments = ["_SLOW", "_leaf", "_NA", "_U"]
     keys = []
@@ -342,9 +344,9 @@ class PlainFields(StrawberryGraphQLCoreExecutionContext):
         return steps
 
     def _builder(self, plan: Any) -> Callable[[Any], dict[str, Any]] | None:
-        """The compiled builder of a plan (once per operation), or None when the plan
-        has a field a builder does not take: a resolver's, a list, or an object whose
-        type has an `is_type_of` (an interface's implementation)."""
+        """The compiled builder of a plan (once per operation), or None when the plan,
+        or a nested one, has a field that is not plain (a resolver's, a list of leaves...)
+        or more than BUILDER_FIELDS fields; None too once it gave up too often."""
         builders = self._builders
         if builders is None:
             builders = self._builders = {}

@@ -236,13 +236,12 @@ def product_calls() -> Iterator[Counter[str]]:
 
 
 # Per point of a trend asked with every field, in the product's code: `at` serialized, the
-# three amounts of its row, the point made (BacklogPoint.series: its three tallies looked
-# up, each made once with its Money while it repeats from hour to hour, as it does here)
-# and (SQLite) its instant bound as text; the 16 fields are read by the compiled builders
-# of schema/execution.py, one call per object (7), which are counted in "all" only. 8.1
-# product calls and 28 in all per point today (12 and 79 before the builders): the count
-# guards against a resolver, a loader or graphql-core's per-field execution per point.
-CALLS_PER_POINT = 12
+# three amounts of its row, the point made (BacklogPoint.series: three OrderTally with
+# their Money) and (SQLite) its instant bound as text; the 16 fields are read by the
+# compiled builders of schema/execution.py, one call per object (7), which are counted in
+# "all" only. The count guards against a resolver, a loader or graphql-core's per-field
+# execution per point (12 product calls and 79 in all before the builders).
+CALLS_PER_POINT = 14
 ALL_CALLS_PER_POINT = 36
 
 
