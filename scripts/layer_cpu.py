@@ -5,8 +5,9 @@ migrated database), makes a store with three products in stock and places --orde
 of 1-3 lines there (a fixed seed, as bench/reads.py), then sends N placeOrder mutations, N
 trivial queries (`{ store(handle:) { handle } }`), N `{ __typename }` (the layer alone)
 and N pages of 50 orders with their lines and products (the page of bench/reads.py), and
-N `backlogTrend`s of 30 DAY and 1,000 HOUR points (the figures bench's trends)
-straight through the ASGI app (no HTTP client, no sockets), one at a time, interleaved
+N `backlogTrend`s of 30 DAY and 1,000 HOUR points (the figures bench's trends) and N
+`backlog` reads (the figures now, as bench/reads.py) straight through the ASGI app (no
+HTTP client, no sockets), one at a time, interleaved
 over rounds (--kinds picks some), and prints the process CPU per request (min/median/max
 over rounds) and the part of it outside the database work: outside SQLAlchemy's async
 calls (driver, SQLAlchemy, socket I/O) or, with --whole, also outside the units of work
@@ -65,6 +66,11 @@ TRIVIAL = "query($h: String!) { store(handle: $h) { handle } }"
 PAGE = """query($h: String!) { store(handle: $h) { orders(first: 50) { nodes {
   id number placedAt status stockStatus lines { id sku quantity allocated backordered
   unitPrice { amount currencyCode } product { id sku title } } } } } }"""
+# The backlog read of bench/reads.py: the figures now.
+BACKLOG = (
+    "query($h: String!) { store(handle: $h) { backlog { backlog { orders units value { amount } }"
+    " backorders { orders units value { amount } } overdue { orders units value { amount } } } } }"
+)
 # The figures bench's trends (bench/figures_trends.py): 30 DAY points and 1,000 HOUR points.
 TALLY = "orders units value { amount }"
 TREND = (
@@ -319,6 +325,7 @@ async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
         "page": {"query": PAGE, "variables": {"h": handle}},
         "trend30": trend_body(handle, "DAY", 30),
         "trend1000": trend_body(handle, "HOUR", 1000),
+        "backlog": {"query": BACKLOG, "variables": {"h": handle}},
     }
     kinds = {k: v for k, v in kinds.items() if k in args.kinds.split(",")}
     for body in kinds.values():  # warm up
@@ -394,7 +401,7 @@ if __name__ == "__main__":
         "--kinds",
         default="placeOrder,trivial,typename,page",
         help="which requests, comma-separated: placeOrder, trivial, typename, page, trend30,"
-        " trend1000",
+        " trend1000, backlog",
     )
     parser.add_argument("--gzip-min-bytes", type=int, default=None)
     parser.add_argument("--callers", nargs="*", default=[], help="print who calls these")

@@ -328,7 +328,20 @@ async def figures_now(conn: AsyncConnection, store_id: int, now: dt.datetime) ->
     """Current figures: the latest running totals plus the overdue instants passed by now,
     in one statement (the overdue sums, always one row, joined to the latest point, if
     any)."""
+    found = await conn.execute(_figures_now_query(), {"store_id": store_id, "now": now})
+    row = found.mappings().one()
+    summed = _typed({name: row[f"overdue_{name}"] for name in _COLUMNS})
+    latest = row if row["seq"] is not None else None
+    oldest = row["oldest_backorder_placed_at"] if latest is not None else None
+    return figures(now, _contribution(latest), _contribution(summed), oldest)
+
+
+@cache
+def _figures_now_query() -> Select[Any]:
+    """`figures_now`'s statement, built once (parameters store_id and now): building it
+    took most of a `backlog` read's own work."""
     p, ot = t.tally_points, t.overdue_totals
+    store_id = bindparam("store_id", type_=BigInteger)
     point = (
         select(p)
         .where(p.c.store_id == store_id)
@@ -338,18 +351,10 @@ async def figures_now(conn: AsyncConnection, store_id: int, now: dt.datetime) ->
     )
     overdue = (
         select(*(_sum(ot.c[name], f"overdue_{name}") for name in _COLUMNS))
-        .where(ot.c.store_id == store_id, ot.c.overdue_at <= now)
+        .where(ot.c.store_id == store_id, ot.c.overdue_at <= bindparam("now", type_=t.UtcDateTime))
         .subquery("overdue")
     )
-    row = (
-        (await conn.execute(select(overdue, point).select_from(overdue.outerjoin(point, true()))))
-        .mappings()
-        .one()
-    )
-    summed = _typed({name: row[f"overdue_{name}"] for name in _COLUMNS})
-    latest = row if row["seq"] is not None else None
-    oldest = row["oldest_backorder_placed_at"] if latest is not None else None
-    return figures(now, _contribution(latest), _contribution(summed), oldest)
+    return select(overdue, point).select_from(overdue.outerjoin(point, true()))
 
 
 async def next_overdue_instant(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.model import Store
@@ -25,14 +25,22 @@ async def store_by_handle(
     """The store of this handle, found through the directory, in one statement; with
     `among` (the store ids a key may see), only one of those: on Citus that statement
     then goes only to the workers holding them, not to every one."""
-    d = t.store_directory
-    query = select(t.stores).where(
-        t.stores.c.id == select(d.c.store_id).where(d.c.handle == handle).scalar_subquery()
-    )
-    if among is not None:
-        query = query.where(t.stores.c.id.in_(set(among)))
-    row = (await conn.execute(query)).mappings().first()
+    if among is None:
+        found = await conn.execute(_BY_HANDLE, {"handle": handle})
+    else:
+        found = await conn.execute(_BY_HANDLE_AMONG, {"handle": handle, "among": list(set(among))})
+    row = found.mappings().first()
     return store_from(row) if row else None
+
+
+# Built once: the statement of every `store(handle:)`, so a request does not build it anew.
+_BY_HANDLE = select(t.stores).where(
+    t.stores.c.id
+    == select(t.store_directory.c.store_id)
+    .where(t.store_directory.c.handle == bindparam("handle"))
+    .scalar_subquery()
+)
+_BY_HANDLE_AMONG = _BY_HANDLE.where(t.stores.c.id.in_(bindparam("among", expanding=True)))
 
 
 async def store_ids_by_handle(conn: AsyncConnection, handles: Iterable[str]) -> dict[str, int]:
