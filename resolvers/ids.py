@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import lru_cache
 
 KINDS = (
     "Store",
@@ -16,6 +17,12 @@ KINDS = (
 )
 
 
+# Global IDs are encoded for every object of every answer (a page of 50 orders has about
+# 250), often the same ones (a store's products, a page read again): the latest are kept.
+ENCODED_IDS = 16_384
+
+
+@lru_cache(maxsize=ENCODED_IDS)
 def encode(kind: str, *parts: int) -> str:
     raw = ":".join([kind, *(str(p) for p in parts)])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
