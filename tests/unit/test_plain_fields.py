@@ -44,6 +44,7 @@ class Leaf:
     amount: Decimal
     color: Color
     big: int = 0
+    tint: Color | None = None  # a nullable enum, null: built as null, not given up on
 
     @property
     def broken(self) -> str:
@@ -275,7 +276,9 @@ async def test_lists_of_plain_objects_are_built_one_call_per_object() -> None:
             runs["n"] += 1
             return super()._run(*args)
 
-    document = "{ items { leaves { n label when amount color double __typename } leaf { n } } }"
+    document = (
+        "{ items { leaves { n label when amount color tint double __typename } leaf { n } } }"
+    )
     world = World([item(i) for i in range(12)])
     ours = await run(world, document, Ours)
     assert ours == await run(world, document, StrawberryGraphQLCoreExecutionContext)
@@ -285,6 +288,7 @@ async def test_lists_of_plain_objects_are_built_one_call_per_object() -> None:
         "when": "2026-01-01T03:00:00+00:00",
         "amount": "4.50",
         "color": "RED",
+        "tint": None,
         "double": 6,
         "__typename": "Leaf",
     }
