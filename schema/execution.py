@@ -207,9 +207,6 @@ class _Slow(Exception):
     effects)."""
 
 
-# (raised as a class: a new instance each time, so that no traceback outlives its request)
-_SLOW = _Slow
-
 # A builder's shape: per field (response name, kind, leaf type kept as it is, non-null,
 # whether its object type has an `is_type_of`).
 Shape = tuple[tuple[str, int, Any, bool, bool], ...]
@@ -222,7 +219,7 @@ BUILDER_FAILURES = 3
 def _leaf_or_slow(value: Any, coerce: Any, non_null: bool) -> Any:
     done = _leaf(value, coerce, non_null)
     if done is REDO:
-        raise _SLOW
+        raise _Slow  # (a new instance each time: no traceback outlives its request)
     return done
 
 
@@ -301,7 +298,7 @@ def compile_builder(steps: list[Step], nested: list[Any]) -> Callable[[Any], dic
     `nested[i]` is the builder of an OBJECT step's object or a LIST step's items): see
     `_maker`."""
     shape: list[tuple[str, int, Any, bool, bool]] = []
-    arguments: list[Any] = [_SLOW, _leaf_or_slow, _NOT_AWAITABLE, Undefined]
+    arguments: list[Any] = [_Slow, _leaf_or_slow, _NOT_AWAITABLE, Undefined]
     for step, inner in zip(steps, nested, strict=True):
         name, kind, read, same, _, detail, shown, _ = step
         is_type_of = detail.is_type_of if kind in (OBJECT, LIST) else None

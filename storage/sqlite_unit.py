@@ -240,15 +240,18 @@ def _read(conn: Connection, store_id: int, reads: Reads) -> Opened:
         opened.orders = _dicts(conn.execute(_ORDERS, params))
         opened.lines = _dicts(conn.execute(_LINES, params))
     if reads.idempotency is not None:
-        operation, key = reads.idempotency
-        params = {"store": store_id, "operation": operation, "key": key}
-        found = conn.execute(_IDEMPOTENCY, params).mappings().first()
-        opened.idempotency = dict(found) if found is not None else None
-    for operation, key in reads.more_keys:
-        params = {"store": store_id, "operation": operation, "key": key}
-        found = conn.execute(_IDEMPOTENCY, params).mappings().first()
-        opened.more_keys[(operation, key)] = dict(found) if found is not None else None
+        opened.idempotency = _record(conn, store_id, reads.idempotency)
+    for keyed in reads.more_keys:
+        opened.more_keys[keyed] = _record(conn, store_id, keyed)
     return opened
+
+
+def _record(conn: Connection, store_id: int, keyed: tuple[str, str]) -> dict[str, Any] | None:
+    """The idempotency record of (operation, key), if any."""
+    operation, key = keyed
+    params = {"store": store_id, "operation": operation, "key": key}
+    found = conn.execute(_IDEMPOTENCY, params).mappings().first()
+    return dict(found) if found is not None else None
 
 
 class SqliteUnit:
