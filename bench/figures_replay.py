@@ -113,6 +113,7 @@ _ORDER_BY = {
     "tally_points": "seq",
     "overdue_points": "overdue_at, seq",
     "overdue_totals": "overdue_at",
+    "overdue_crossings": "overdue_at",
     "backorder_facts": "seq, n",
     "backorder_days": "product_id, day, kind, reason, wait_bucket",
     "backorder_ages": "product_id, kind, start_day, at_day",

@@ -30,6 +30,7 @@ TABLES = (
     "tally_points",
     "overdue_points",
     "overdue_totals",
+    "overdue_crossings",
     "backorder_facts",
     "backorder_days",
     "backorder_ages",

@@ -44,6 +44,7 @@ TABLES: dict[str, Layout] = {
     "tally_points": _by_store(),
     "overdue_points": _by_store(),
     "overdue_totals": _by_store(),
+    "overdue_crossings": _by_store(),
     "rate_buckets": _by_store(),
     "webhook_subscriptions": _by_store(),
     "webhook_deliveries": _by_store(),

@@ -49,7 +49,6 @@ from sqlalchemy import (
     String,
     Subquery,
     bindparam,
-    case,
     cast,
     func,
     insert,
@@ -93,27 +92,28 @@ def _values(c: Contribution) -> dict[str, Any]:
     }
 
 
-def _contribution(row: Any) -> Contribution:
+def _contribution(row: Any, prefix: str = "") -> Contribution:
     if row is None:
         return NOTHING
+    b, o = f"{prefix}backlog_", f"{prefix}backorder_"
     return Contribution(
-        Tally(row["backlog_orders"], row["backlog_units"], row["backlog_value"]),
-        Tally(row["backorder_orders"], row["backorder_units"], row["backorder_value"]),
+        Tally(row[b + "orders"], row[b + "units"], row[b + "value"]),
+        Tally(row[o + "orders"], row[o + "units"], row[o + "value"]),
     )
 
 
-def _latest_point_query(*, at_or_before: bool) -> Select[Any]:
-    p = t.tally_points
-    query = select(p).where(p.c.store_id == bindparam("store_id"))
-    if at_or_before:
-        query = query.where(p.c.at <= bindparam("at"))
-    return query.order_by(p.c.at.desc(), p.c.seq.desc()).limit(1)
+def _late_values(c: Contribution) -> dict[str, Any]:
+    return {f"late_{name}": value for name, value in _values(c).items()}
 
 
 # The statements a change's running totals run, made once: building them is most of the
 # cost of a small statement (SQLAlchemy caches the compiled form, not the construct).
-_LATEST_POINT = _latest_point_query(at_or_before=False)
-_LATEST_POINT_AT = _latest_point_query(at_or_before=True)
+_LATEST_POINT = (
+    select(t.tally_points)
+    .where(t.tally_points.c.store_id == bindparam("store_id"))
+    .order_by(t.tally_points.c.at.desc(), t.tally_points.c.seq.desc())
+    .limit(1)
+)
 _OLDEST_BACKORDER = select(func.min(t.orders.c.placed_at)).where(
     t.orders.c.store_id == bindparam("store_id"), t.orders.c.is_backordered.is_(True)
 )
@@ -129,11 +129,32 @@ _UPDATE_OVERDUE_TOTAL = update(t.overdue_totals).where(
 )
 
 
-async def _latest_point(conn: AsyncConnection, store_id: int, at: dt.datetime | None) -> Any:
-    if at is None:
-        result = await conn.execute(_LATEST_POINT, {"store_id": store_id})
-    else:
-        result = await conn.execute(_LATEST_POINT_AT, {"store_id": store_id, "at": at})
+_NONZERO = or_(*(t.overdue_totals.c[name] != 0 for name in _COLUMNS))
+
+
+def _passed_query(*, since: bool) -> Select[Any]:
+    """The overdue instants with orders passed by `at` (and after `since`), in order."""
+    ot = t.overdue_totals
+    query = select(ot).where(
+        ot.c.store_id == bindparam("store_id"), ot.c.overdue_at <= bindparam("at"), _NONZERO
+    )
+    if since:
+        query = query.where(ot.c.overdue_at > bindparam("since"))
+    return query.order_by(ot.c.overdue_at)
+
+
+_PASSED = _passed_query(since=False)
+_PASSED_SINCE = _passed_query(since=True)
+_NEWEST_CROSSING = (
+    select(t.overdue_crossings)
+    .where(t.overdue_crossings.c.store_id == bindparam("store_id"))
+    .order_by(t.overdue_crossings.c.overdue_at.desc())
+    .limit(1)
+)
+
+
+async def _latest_point(conn: AsyncConnection, store_id: int) -> Any:
+    result = await conn.execute(_LATEST_POINT, {"store_id": store_id})
     return result.mappings().first()
 
 
@@ -220,6 +241,9 @@ def change_json(change: TallyChange, seq: int, at: dt.datetime) -> dict[str, Any
         "recount_oldest": change.recount_oldest,
         "delta": to_json(t.tally_points, _values(change.total)),
     }
+    late = late_of(change, at)
+    if late:
+        doc["late"] = to_json(t.tally_points, _values(late))
     if change.by_instant:
         doc["overdue"] = [
             to_json(t.overdue_totals, {"overdue_at": instant, **_values(delta)})
@@ -228,14 +252,45 @@ def change_json(change: TallyChange, seq: int, at: dt.datetime) -> dict[str, Any
     return doc
 
 
+def late_of(change: TallyChange, at: dt.datetime) -> Contribution:
+    """What a change made at `at` moves of orders already overdue (due at or before `at`)."""
+    late = NOTHING
+    for instant, delta in change.by_instant.items():
+        if instant <= at:
+            late = late + delta
+    return late
+
+
+async def _cross(
+    conn: AsyncConnection, store_id: int, since: dt.datetime | None, at: dt.datetime
+) -> None:
+    """Write the crossing rows of the overdue instants passed after `since` (the previous
+    point's time) up to `at`, from their totals before the change at `at` moves them."""
+    params = {"store_id": store_id, "at": at, "since": since}
+    found = await conn.execute(_PASSED if since is None else _PASSED_SINCE, params)
+    passed = found.mappings().all()
+    if not passed:
+        return
+    newest = await conn.execute(_NEWEST_CROSSING, {"store_id": store_id})
+    running = _contribution(newest.mappings().first())
+    for row in passed:
+        running = running + _contribution(row)
+        await conn.execute(
+            insert(t.overdue_crossings),
+            {"store_id": store_id, "overdue_at": row["overdue_at"], **_values(running)},
+        )
+
+
 async def write(
     conn: AsyncConnection, store_id: int, seq: int, at: dt.datetime, change: TallyChange
 ) -> None:
-    """Write the running totals after a change, statement by statement."""
-    previous = await _latest_point(conn, store_id, None)
+    """Write the running totals after a change, statement by statement, as og_apply does
+    (migrations 0003 and 0012)."""
+    previous = await _latest_point(conn, store_id)
     oldest = previous["oldest_backorder_placed_at"] if previous else None
     if change.recount_oldest:
         oldest = await _oldest_backorder(conn, store_id)
+    await _cross(conn, store_id, previous["at"] if previous else None, at)
     await conn.execute(
         insert(t.tally_points),
         {
@@ -244,69 +299,11 @@ async def write(
             "at": at,
             "oldest_backorder_placed_at": oldest,
             **_values(_contribution(previous) + change.total),
+            **_late_values(_contribution(previous, "late_") + late_of(change, at)),
         },
     )
     for instant, delta in change.by_instant.items():
         await _record_overdue(conn, store_id, seq, at, instant, delta)
-
-
-async def _overdue_at(conn: AsyncConnection, store_id: int, at: dt.datetime) -> Contribution:
-    """The overdue totals at `at`: for each overdue instant passed by then, its newest
-    point at or before `at`, summed."""
-    if conn.dialect.name == "postgresql":
-        query = _overdue_at_lateral(store_id, at)
-    else:  # SQLite has no LATERAL
-        query = _overdue_at_correlated(store_id, at)
-    row = (await conn.execute(query)).mappings().one()
-    return _contribution(_typed(row))
-
-
-def _newest_point_by(store_id: Any, at: Any, *names: str) -> Select[Any]:
-    """The named columns of the store's newest point at or before `at` of the overdue
-    instant in the enclosing query's overdue_totals row: one row at most. (The store is
-    named, not correlated, so that every table of the query is restricted to it: a
-    sharded database sends the query to that store's shard alone.)"""
-    ot, latest = t.overdue_totals, t.overdue_points.alias("latest")
-    return (
-        select(*(latest.c[name] for name in names))
-        .where(
-            latest.c.store_id == store_id,
-            latest.c.overdue_at == ot.c.overdue_at,
-            latest.c.at <= at,
-        )
-        .order_by(latest.c.at.desc(), latest.c.seq.desc())
-        .limit(1)
-    )
-
-
-def _overdue_at_lateral(store_id: int, at: dt.datetime) -> Select[Any]:
-    """One backward index probe per overdue instant, returning the point itself. (With
-    the portable form, PostgreSQL memoizes the join on the subquery's value and runs the
-    subquery again for the index lookup: two probes per instant, plus one.)"""
-    ot = t.overdue_totals
-    point = _newest_point_by(store_id, at, *_COLUMNS).lateral("point")
-    return (
-        select(*(_sum(point.c[name], name) for name in _COLUMNS))
-        .select_from(ot.join(point, true()))
-        .where(ot.c.store_id == store_id, ot.c.overdue_at <= at)
-    )
-
-
-def _overdue_at_correlated(store_id: int, at: dt.datetime) -> Select[Any]:
-    """The portable form: each instant joined to its point whose seq is the newest's."""
-    ot, op = t.overdue_totals, t.overdue_points
-    last_seq = _newest_point_by(store_id, at, "seq").correlate(ot).scalar_subquery()
-    return (
-        select(*(_sum(op.c[name], name) for name in _COLUMNS))
-        .select_from(ot)
-        .join(
-            op,
-            (op.c.store_id == ot.c.store_id)
-            & (op.c.overdue_at == ot.c.overdue_at)
-            & (op.c.seq == last_seq),
-        )
-        .where(ot.c.store_id == store_id, ot.c.overdue_at <= at)
-    )
 
 
 def _sum(column: Any, name: str) -> Any:
@@ -324,37 +321,75 @@ def _typed(row: Any) -> dict[str, Any]:
     return values
 
 
-async def figures_now(conn: AsyncConnection, store_id: int, now: dt.datetime) -> Figures:
-    """Current figures: the latest running totals plus the overdue instants passed by now,
-    in one statement (the overdue sums, always one row, joined to the latest point, if
-    any)."""
-    found = await conn.execute(_figures_now_query(), {"store_id": store_id, "now": now})
-    row = found.mappings().one()
-    summed = _typed({name: row[f"overdue_{name}"] for name in _COLUMNS})
-    latest = row if row["seq"] is not None else None
-    oldest = row["oldest_backorder_placed_at"] if latest is not None else None
-    return figures(now, _contribution(latest), _contribution(summed), oldest)
+def _newest_point_at() -> Any:
+    """The time of the store's newest tally point (parameter store_id): the overdue
+    instants after it have no crossing row yet."""
+    p = t.tally_points
+    return (
+        select(p.c.at)
+        .where(p.c.store_id == bindparam("store_id", type_=BigInteger))
+        .order_by(p.c.at.desc(), p.c.seq.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 @cache
-def _figures_now_query() -> Select[Any]:
-    """`figures_now`'s statement, built once (parameters store_id and now): building it
-    took most of a `backlog` read's own work."""
-    p, ot = t.tally_points, t.overdue_totals
+def _figures_query(*, past: bool) -> Select[Any]:
+    """The figures at one instant (parameters store_id and at) in one statement: the newest
+    tally point at or before it (or the newest, if not `past`), the newest crossing row at
+    or before it, and the totals of the overdue instants up to it passed since the store's
+    newest point. The overdue totals are the last three added (`_overdue_of`). Built once:
+    building it took most of a `backlog` read's own work."""
+    p, ot, c = t.tally_points, t.overdue_totals, t.overdue_crossings
     store_id = bindparam("store_id", type_=BigInteger)
-    point = (
-        select(p)
-        .where(p.c.store_id == store_id)
-        .order_by(p.c.at.desc(), p.c.seq.desc())
+    at = bindparam("at", type_=t.UtcDateTime)
+    point = select(p).where(p.c.store_id == store_id)
+    if past:
+        point = point.where(p.c.at <= at)
+    newest = point.order_by(p.c.at.desc(), p.c.seq.desc()).limit(1).subquery("point")
+    crossed = (
+        select(*(_integer(c.c[name]).label(f"crossed_{name}") for name in _COLUMNS))
+        .where(c.c.store_id == store_id, c.c.overdue_at <= at)
+        .order_by(c.c.overdue_at.desc())
         .limit(1)
-        .subquery("point")
+        .subquery("crossed")
     )
-    overdue = (
-        select(*(_sum(ot.c[name], f"overdue_{name}") for name in _COLUMNS))
-        .where(ot.c.store_id == store_id, ot.c.overdue_at <= bindparam("now", type_=t.UtcDateTime))
-        .subquery("overdue")
+    since_newest = (
+        select(*(_sum(ot.c[name], f"passed_{name}") for name in _COLUMNS))
+        .where(
+            ot.c.store_id == store_id, ot.c.overdue_at <= at, ot.c.overdue_at > _newest_point_at()
+        )
+        .subquery("passed")
     )
-    return select(overdue, point).select_from(overdue.outerjoin(point, true()))
+    return select(since_newest, newest, crossed).select_from(
+        since_newest.outerjoin(newest, true()).outerjoin(crossed, true())
+    )
+
+
+def _overdue_of(row: Any) -> Contribution:
+    """The overdue totals of `_figures_query`'s row: crossed + late + passed since."""
+    summed: dict[str, Any] = {}
+    for name in _COLUMNS:
+        late = row[f"late_{name}"]
+        late = 0 if late is None else int(late * t.MONEY_SCALE if name.endswith("value") else late)
+        crossed = row[f"crossed_{name}"] or 0
+        summed[name] = int(row[f"passed_{name}"]) + int(crossed) + late
+    return _contribution(_typed(summed))
+
+
+async def _figures(conn: AsyncConnection, store_id: int, at: dt.datetime, *, past: bool) -> Figures:
+    found = await conn.execute(_figures_query(past=past), {"store_id": store_id, "at": at})
+    row = found.mappings().one()
+    point = row if row["seq"] is not None else None
+    oldest = row["oldest_backorder_placed_at"] if point is not None else None
+    return figures(at, _contribution(point), _overdue_of(row), oldest)
+
+
+async def figures_now(conn: AsyncConnection, store_id: int, now: dt.datetime) -> Figures:
+    """Current figures: the latest running totals and the overdue totals at `now`, in one
+    statement of three index probes and a range (usually empty) of `overdue_totals`."""
+    return await _figures(conn, store_id, now, past=False)
 
 
 async def next_overdue_instant(
@@ -372,11 +407,9 @@ async def next_overdue_instant(
 
 
 async def figures_at(conn: AsyncConnection, store_id: int, at: dt.datetime) -> Figures:
-    """The figures exactly as they stood at a past instant."""
-    point = await _latest_point(conn, store_id, at)
-    overdue = await _overdue_at(conn, store_id, at)
-    oldest = point["oldest_backorder_placed_at"] if point else None
-    return figures(at, _contribution(point), overdue, oldest)
+    """The figures exactly as they stood at a past instant, read as `figures_now` reads
+    the present."""
+    return await _figures(conn, store_id, at, past=True)
 
 
 # -- a trend: the figures at many instants in one statement ------------------------------
@@ -453,7 +486,7 @@ async def _trend_rows(
     else:  # a JSON array of the instants as SQLite stores them, to compare as they do
         process = t.UtcDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
         asked = json.dumps([process(at) if process else at for at in ordered])
-    params = {"store_id": store_id, "first": ordered[0], "last": ordered[-1], "instants": asked}
+    params = {"store_id": store_id, "last": ordered[-1], "instants": asked}
     rows = (await conn.execute(_trend_query(postgres, full), params)).all()
     if len(rows) != len(ordered):
         raise RuntimeError(f"trend: {len(rows)} rows for {len(ordered)} instants")
@@ -480,10 +513,14 @@ def _trend_query(postgres: bool, full: bool) -> Select[Any]:
     """One row per instant asked, in order: the newest tally point's columns (null before
     the first point; money as its integer units), its oldest backorder if `full`, and the
     overdue sums (plain integers): of the backlog, and of the backorders if `full`.
-    Parameters: store_id, first and last (the first and last instants) and instants
-    (PostgreSQL: an array; SQLite: a JSON array of the instants as stored)."""
+    Parameters: store_id, last (the last instant) and instants (PostgreSQL: an array;
+    SQLite: a JSON array of the instants as stored).
+
+    Per instant, as `figures_at` reads one: the newest tally point at or before it (its
+    late sums), the newest crossing row at or before it, and the totals of the overdue
+    instants up to it passed since the store's newest point, as one running sum over
+    those instants (rarely more than a few) merged with the instants asked."""
     store_id = bindparam("store_id", type_=BigInteger)
-    first = bindparam("first", type_=t.UtcDateTime)
     last = bindparam("last", type_=t.UtcDateTime)
     if postgres:
         array = ARRAY(DateTime(timezone=True))
@@ -492,24 +529,42 @@ def _trend_query(postgres: bool, full: bool) -> Select[Any]:
     else:
         instants = func.json_each(bindparam("instants", type_=String)).table_valued("value")
     columns = _COLUMNS if full else _COLUMNS[:3]  # the backlog's: orders, units, value
-    running = _overdue_running(store_id, first, last, instants, postgres, columns)
-    overdue = [running.c[name].label("overdue_" + name) for name in columns]
-    p = t.tally_points
+    running = _passed_running(store_id, last, instants, columns)
+    p, c = t.tally_points, t.overdue_crossings
     names = (*_COLUMNS, "oldest_backorder_placed_at") if full else _COLUMNS
+    late = tuple(f"late_{name}" for name in columns)
     newest = (
-        select(*(p.c[name] for name in names) if postgres else (p.c.seq,))
+        select(*(p.c[name] for name in (*names, *late)) if postgres else (p.c.seq,))
         .where(p.c.store_id == store_id, p.c.at <= running.c.key)
         .order_by(p.c.at.desc(), p.c.seq.desc())
         .limit(1)
     )
-    if postgres:  # one backward probe per instant, as in _latest_point
-        latest = newest.lateral("latest")
-        joined = running.outerjoin(latest, true())
-        tally = [_raw(latest.c[name]) for name in names]
-    else:  # SQLite has no LATERAL: the point whose seq is the newest's
+    crossing = (
+        select(*(c.c[name] for name in columns) if postgres else (c.c.overdue_at,))
+        .where(c.c.store_id == store_id, c.c.overdue_at <= running.c.key)
+        .order_by(c.c.overdue_at.desc())
+        .limit(1)
+    )
+    if postgres:  # one backward probe per instant of each, as in _figures_query
+        point: Any = newest.lateral("latest")
+        crossed: Any = crossing.lateral("crossed")
+        joined = running.outerjoin(point, true()).outerjoin(crossed, true())
+    else:  # SQLite has no LATERAL: the rows whose keys are the newest's
+        point, crossed = p, c
         newest_seq = newest.correlate(running).scalar_subquery()
-        joined = running.outerjoin(p, (p.c.store_id == store_id) & (p.c.seq == newest_seq))
-        tally = [_raw(p.c[name]) for name in names]
+        newest_crossing = crossing.correlate(running).scalar_subquery()
+        joined = running.outerjoin(
+            p, (p.c.store_id == store_id) & (p.c.seq == newest_seq)
+        ).outerjoin(c, (c.c.store_id == store_id) & (c.c.overdue_at == newest_crossing))
+    tally = [_raw(point.c[name]) for name in names]
+    overdue = [
+        (
+            running.c[name]
+            + func.coalesce(_integer(point.c[f"late_{name}"]), 0)
+            + func.coalesce(_integer(crossed.c[name]), 0)
+        ).label(f"overdue_{name}")
+        for name in columns
+    ]
     return (
         select(*tally, *overdue)
         .select_from(joined)
@@ -518,37 +573,27 @@ def _trend_query(postgres: bool, full: bool) -> Select[Any]:
     )
 
 
-def _overdue_running(
-    store_id: Any,
-    first: Any,
-    last: Any,
-    instants: FromClause,
-    postgres: bool,
-    columns: tuple[str, ...],
+def _passed_running(
+    store_id: Any, last: Any, instants: FromClause, columns: tuple[str, ...]
 ) -> Subquery:
-    """The deltas of the overdue points that matter and one row per instant asked
-    (probe = 1), with the running sums of the deltas up to each row in order of key;
-    a point comes before an instant of the same key (the instant includes it)."""
-    points = _points_that_matter(store_id, first, last, postgres, columns).subquery("points")
-    key = case((points.c.at > points.c.overdue_at, points.c.at), else_=points.c.overdue_at)
-    in_instant = {"partition_by": points.c.overdue_at, "order_by": (points.c.at, points.c.seq)}
-    deltas = select(
-        key.label("key"),
+    """The overdue instants up to `last` passed since the store's newest point (not yet
+    crossed: their totals have not changed since) and one row per instant asked (probe =
+    1), with the running sums of those instants' totals up to each row in order of key;
+    an overdue instant comes before an instant asked of the same key (which includes it)."""
+    ot = t.overdue_totals
+    passed = select(
+        ot.c.overdue_at.label("key"),
         literal_column("0").label("probe"),
-        *(
-            (
-                _integer(points.c[name])
-                - func.coalesce(func.lag(_integer(points.c[name])).over(**in_instant), 0)
-            ).label(name)
-            for name in columns
-        ),
+        *(_integer(ot.c[name]).label(name) for name in columns),
+    ).where(
+        ot.c.store_id == store_id, ot.c.overdue_at <= last, ot.c.overdue_at > _newest_point_at()
     )
     probes = select(
         next(iter(instants.c)).label("key"),
         literal_column("1").label("probe"),
         *(literal_column("0").label(name) for name in columns),
     )
-    stream = union_all(deltas, probes).subquery("stream")
+    stream = union_all(passed, probes).subquery("stream")
     order = (stream.c.key, stream.c.probe)
     return select(
         stream.c.key,
@@ -561,53 +606,6 @@ def _overdue_running(
             for name in columns
         ),
     ).subquery("running")
-
-
-def _points_that_matter(
-    store_id: Any, first: Any, last: Any, postgres: bool, columns: tuple[str, ...]
-) -> Any:
-    """Per overdue instant d up to `last`, from the index on (store_id, overdue_at, at,
-    seq): its newest point at or before `since` = max(d, first), and its points after
-    `since` up to `last`. Before `since` only the sum of d's deltas matters (no instant
-    asked lies between them and `since`), and that sum is the newest point's value; so
-    the rows read are one per overdue instant plus the changes to orders already
-    overdue, not every change in the span of the trend."""
-    ot, op = t.overdue_totals, t.overdue_points
-    names = ("overdue_at", "at", "seq", *columns)
-    since = case((ot.c.overdue_at > first, ot.c.overdue_at), else_=first)
-    if postgres:
-        newest = _newest_point_by(store_id, since, *names).lateral("newest")
-        before: Select[Any] = select(*(newest.c[name] for name in names)).select_from(
-            ot.join(newest, true())
-        )
-    else:
-        newest_seq = _newest_point_by(store_id, since, "seq").correlate(ot).scalar_subquery()
-        before = select(*(op.c[name] for name in names)).select_from(
-            ot.join(
-                op,
-                (op.c.store_id == ot.c.store_id)
-                & (op.c.overdue_at == ot.c.overdue_at)
-                & (op.c.seq == newest_seq),
-            )
-        )
-    before = before.where(ot.c.store_id == store_id, ot.c.overdue_at <= last)
-    later = t.overdue_points.alias("later")
-    changes = select(*(later.c[name] for name in names)).where(
-        later.c.store_id == store_id,
-        later.c.overdue_at == ot.c.overdue_at,
-        later.c.at > since,
-        later.c.at <= last,
-    )
-    if postgres:
-        # A range of the index per overdue instant. OFFSET 0 keeps the planner from
-        # flattening the subquery into a hash join over all of the store's points (it
-        # cannot estimate `at > since` and guesses a third of them).
-        joined = changes.offset(0).lateral("later_points")
-        after = select(*(joined.c[name] for name in names)).select_from(ot.join(joined, true()))
-    else:  # SQLite joins by nested loops: the same ranges
-        after = changes
-    after = after.where(ot.c.store_id == store_id, ot.c.overdue_at <= last)
-    return union_all(before, after)
 
 
 def _raw(column: Any) -> Any:

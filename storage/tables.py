@@ -306,14 +306,16 @@ incoming_receipts = Table(
 )
 
 
-def _tally_columns() -> list[Column[Any]]:
+def _tally_columns(prefix: str = "") -> list[Column[Any]]:
+    # The prefixed (running sums added later) default to zero for rows written before them.
+    default = text("0") if prefix else None
     return [
-        Column("backlog_orders", BigInteger, nullable=False),
-        Column("backlog_units", BigInteger, nullable=False),
-        Column("backlog_value", Money, nullable=False),
-        Column("backorder_orders", BigInteger, nullable=False),
-        Column("backorder_units", BigInteger, nullable=False),
-        Column("backorder_value", Money, nullable=False),
+        Column(f"{prefix}backlog_orders", BigInteger, nullable=False, server_default=default),
+        Column(f"{prefix}backlog_units", BigInteger, nullable=False, server_default=default),
+        Column(f"{prefix}backlog_value", Money, nullable=False, server_default=default),
+        Column(f"{prefix}backorder_orders", BigInteger, nullable=False, server_default=default),
+        Column(f"{prefix}backorder_units", BigInteger, nullable=False, server_default=default),
+        Column(f"{prefix}backorder_value", Money, nullable=False, server_default=default),
     ]
 
 
@@ -327,6 +329,10 @@ tally_points = Table(
     Column("at", UtcDateTime, nullable=False),
     *_tally_columns(),
     Column("oldest_backorder_placed_at", UtcDateTime, nullable=True),
+    # The changes made so far to orders already overdue (a change at or after its order's
+    # overdue instant), summed: with `overdue_crossings`, the overdue totals at any instant
+    # in two probes (storage/history.py).
+    *_tally_columns("late_"),
     PrimaryKeyConstraint("store_id", "seq"),
     Index("ix_tally_points_at", "store_id", "at", "seq"),
 )
@@ -347,6 +353,21 @@ overdue_points = Table(
 
 overdue_totals = Table(
     "overdue_totals",
+    metadata,
+    Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
+    Column("overdue_at", UtcDateTime, nullable=False),
+    *_tally_columns(),
+    PrimaryKeyConstraint("store_id", "overdue_at"),
+)
+
+# The overdue instants as they passed, as one running sum per store: the row of instant d
+# holds the totals, summed over every overdue instant up to d, of the orders due then as
+# they stood just before their instant (changes made before it). The unit of work writing
+# a store's first tally point after d writes d's row (only instants with orders). With
+# the `late_` sums of `tally_points`, overdue(t) = the newest row at or before t + the
+# newest point's late sums + the instants passed since the store's newest point.
+overdue_crossings = Table(
+    "overdue_crossings",
     metadata,
     Column("store_id", Id, ForeignKey("stores.id"), nullable=False),
     Column("overdue_at", UtcDateTime, nullable=False),

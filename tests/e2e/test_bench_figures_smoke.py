@@ -37,7 +37,7 @@ def test_smoke_run_checks_consistency_and_prints_medians_with_ratios(pg_url: str
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "consistency: ok" in done.stdout, output
-    assert "every row of 10 tables equal the bulk load" in done.stdout, output
+    assert "every row of 11 tables equal the bulk load" in done.stdout, output
     for size in ("200", "2,000"):
         assert (
             f"checked N={size} over HTTP: 90-day backorderOutcomes, both backorderLeaders"
