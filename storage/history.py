@@ -50,6 +50,7 @@ from sqlalchemy import (
     Subquery,
     bindparam,
     cast,
+    exists,
     func,
     insert,
     literal_column,
@@ -108,8 +109,25 @@ def _late_values(c: Contribution) -> dict[str, Any]:
 
 # The statements a change's running totals run, made once: building them is most of the
 # cost of a small statement (SQLAlchemy caches the compiled form, not the construct).
+_NONZERO = or_(*(t.overdue_totals.c[name] != 0 for name in _COLUMNS))
+
+
+def _passed(since: Any) -> Select[Any]:
+    """The overdue instants with orders after `since` up to `at`."""
+    ot = t.overdue_totals
+    return select(ot).where(
+        ot.c.store_id == bindparam("store_id"),
+        ot.c.overdue_at > since,
+        ot.c.overdue_at <= bindparam("at"),
+        _NONZERO,
+    )
+
+
+_PASSED = _passed(bindparam("since")).order_by(t.overdue_totals.c.overdue_at)
+# The store's newest point, and whether an overdue instant with orders passed after it up
+# to `at` (then the change at `at` crosses it): one statement in the usual case.
 _LATEST_POINT = (
-    select(t.tally_points)
+    select(t.tally_points, exists(_passed(t.tally_points.c.at)).label("passed"))
     .where(t.tally_points.c.store_id == bindparam("store_id"))
     .order_by(t.tally_points.c.at.desc(), t.tally_points.c.seq.desc())
     .limit(1)
@@ -129,22 +147,6 @@ _UPDATE_OVERDUE_TOTAL = update(t.overdue_totals).where(
 )
 
 
-_NONZERO = or_(*(t.overdue_totals.c[name] != 0 for name in _COLUMNS))
-
-
-def _passed_query(*, since: bool) -> Select[Any]:
-    """The overdue instants with orders passed by `at` (and after `since`), in order."""
-    ot = t.overdue_totals
-    query = select(ot).where(
-        ot.c.store_id == bindparam("store_id"), ot.c.overdue_at <= bindparam("at"), _NONZERO
-    )
-    if since:
-        query = query.where(ot.c.overdue_at > bindparam("since"))
-    return query.order_by(ot.c.overdue_at)
-
-
-_PASSED = _passed_query(since=False)
-_PASSED_SINCE = _passed_query(since=True)
 _NEWEST_CROSSING = (
     select(t.overdue_crossings)
     .where(t.overdue_crossings.c.store_id == bindparam("store_id"))
@@ -153,8 +155,8 @@ _NEWEST_CROSSING = (
 )
 
 
-async def _latest_point(conn: AsyncConnection, store_id: int) -> Any:
-    result = await conn.execute(_LATEST_POINT, {"store_id": store_id})
+async def _latest_point(conn: AsyncConnection, store_id: int, at: dt.datetime) -> Any:
+    result = await conn.execute(_LATEST_POINT, {"store_id": store_id, "at": at})
     return result.mappings().first()
 
 
@@ -261,16 +263,11 @@ def late_of(change: TallyChange, at: dt.datetime) -> Contribution:
     return late
 
 
-async def _cross(
-    conn: AsyncConnection, store_id: int, since: dt.datetime | None, at: dt.datetime
-) -> None:
+async def _cross(conn: AsyncConnection, store_id: int, since: dt.datetime, at: dt.datetime) -> None:
     """Write the crossing rows of the overdue instants passed after `since` (the previous
     point's time) up to `at`, from their totals before the change at `at` moves them."""
-    params = {"store_id": store_id, "at": at, "since": since}
-    found = await conn.execute(_PASSED if since is None else _PASSED_SINCE, params)
+    found = await conn.execute(_PASSED, {"store_id": store_id, "at": at, "since": since})
     passed = found.mappings().all()
-    if not passed:
-        return
     newest = await conn.execute(_NEWEST_CROSSING, {"store_id": store_id})
     running = _contribution(newest.mappings().first())
     for row in passed:
@@ -286,11 +283,12 @@ async def write(
 ) -> None:
     """Write the running totals after a change, statement by statement, as og_apply does
     (migrations 0003 and 0012)."""
-    previous = await _latest_point(conn, store_id)
+    previous = await _latest_point(conn, store_id, at)
     oldest = previous["oldest_backorder_placed_at"] if previous else None
     if change.recount_oldest:
         oldest = await _oldest_backorder(conn, store_id)
-    await _cross(conn, store_id, previous["at"] if previous else None, at)
+    if previous is not None and previous["passed"]:  # (no point yet: no instant has orders)
+        await _cross(conn, store_id, previous["at"], at)
     await conn.execute(
         insert(t.tally_points),
         {
