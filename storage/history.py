@@ -3,31 +3,29 @@
 With every committed change that moves the tallies, one `tally_points` row keeps
 the store's backlog and backorder totals right after it, and one
 `overdue_points` row per overdue instant touched keeps the totals of the orders
-due at that instant. Both are derived from the same order changes as the
-events, in the same transaction. Reading an instant t is then:
+due at that instant (current values in `overdue_totals`). Both are derived from
+the same order changes as the events, in the same transaction.
 
-- backlog, backorders and the oldest backorder: the last `tally_points` row at
-  or before t (one index probe);
-- overdue: for each overdue instant d <= t, the last `overdue_points` row of d
-  at or before t, summed (one probe per distinct requested ship date, not per
-  order).
+The overdue totals at t are the sum, over every overdue instant d <= t, of the
+changes to d's orders made at or before t. Split each change by whether it was
+made before d or at/after it ("late"):
 
-Time within a store never runs backwards (the unit of work clamps it), so
-"last by time" and "last by position" agree.
+- before d: summed per d, that is d's totals as they stood just before d. The
+  store's first change at or after d writes d's `overdue_crossings` row, from
+  `overdue_totals` before that change moves it (nothing changed d since the
+  previous point, which came before d), as a running sum over the store's
+  instants: the newest row at or before t holds every instant up to t, as long as
+  some change came after t. The instants passed since the store's newest point
+  have no row yet; their current totals are theirs at t (nothing changed since).
+- late: each point's `late_*` columns sum the late changes up to it, so the
+  newest point at or before t holds them.
 
-A trend reads all its instants in one statement (`figures_over`; `points_over`, what a
-trend's point shows, without the overdue backorders and the oldest backorder): each instant's
-last `tally_points` row is one probe as above; the overdue totals come from one
-running sum. Order each overdue instant d's points by (at, seq) and call a point's
-delta its values minus those of the point before it (LAG): the last point of d at or
-before t is the sum of the deltas of d's points at or before t. So overdue(t) is the
-sum of the deltas of all points p with max(d, p.at) <= t, and one running sum of the
-deltas ordered by that key, read at each instant, gives every instant's overdue
-totals. Only the points that can matter are read: per overdue instant d up to the
-last instant asked, with since = max(d, first instant asked), its last point at or
-before `since` (whose delta is its whole value: the sum of all earlier deltas, which
-no instant asked separates) and its points after `since` up to the last instant: the
-changes to orders already overdue. docs/figures-benchmark.md has the measurements.
+So the figures at an instant are one statement of a few index probes (`figures_now`,
+`figures_at`), and a trend one statement with one probe of each sum per point
+(`figures_over`, `points_over`), whatever the number of overdue instants or of
+orders. Time within a store never runs backwards (the unit of work clamps it), so
+"last by time" and "last by position" agree. Migration 0012 filled the two sums from
+the points; docs/figures-benchmark.md has the measurements.
 """
 
 from __future__ import annotations
