@@ -1,48 +1,37 @@
 """The overdue totals at any instant from two running sums (storage/history.py, migration
 0012): what a read of the figures costs does not grow with the number of overdue
-instants, and migration 0012's fill from `overdue_points` gives exactly what the writes
+instants, and migration 0012 fills an existing history with exactly what the writes
 keep. (Exactness against a replay of the event log: tests/api/test_figures_replay.py;
 a trend against single instants: tests/api/test_figures_trend.py.)"""
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-import ordergraph.storage
 from ordergraph.clock import Clock
 from ordergraph.storage import history
 from ordergraph.storage import tables as t
+from ordergraph.storage.db import Database
+from ordergraph.storage.migrate import downgrade, upgrade
 from tests.api.test_figures_replay import store_id_of
 from tests.client import Api, StoreHandle
+from tests.conftest import ADMIN_TOKEN, app_client
 
 START = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
 LATE = tuple(f"late_{name}" for name in history._COLUMNS)
 
 
-def migration_0012() -> ModuleType:
-    versions = Path(ordergraph.storage.__file__).parent / "migrations" / "versions"
-    (path,) = versions.glob("0012_*.py")
-    spec = importlib.util.spec_from_file_location("og_migration_0012_test", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-async def overdue_days(api: Api, clock: Clock, days: int) -> StoreHandle:
+async def overdue_days(api: Api, clock: Clock, days: int) -> tuple[StoreHandle, list[str]]:
     """A store with an order due on each of `days` days, placed the day before (UTC); two
-    of them cancelled and one shipped in part after they were due (changes to orders
-    already overdue), and a last order placed after every due date passed, so that every
-    overdue instant has been crossed by a change. The clock then stands an hour later."""
+    of them cancelled and one shipped after they were due (changes to orders already
+    overdue), and a last order placed after every due date passed, so that every overdue
+    instant has been crossed by a change. The clock then stands an hour later. Returns
+    the store and its orders' ids, by day."""
     clock.freeze(START)
     store = await api.create_store(policy="ALLOW")
     await api.upsert(store, "MUG", price="2.50")
@@ -60,7 +49,7 @@ async def overdue_days(api: Api, clock: Clock, days: int) -> StoreHandle:
     clock.freeze(START + dt.timedelta(days=days + 3))
     await api.place(store, [("MUG", 1)])
     clock.freeze(clock() + dt.timedelta(hours=1))
-    return store
+    return store, ids
 
 
 FIGURE_TABLES = ("tally_points", "overdue_points", "overdue_totals", "overdue_crossings")
@@ -109,9 +98,9 @@ async def test_reading_the_figures_costs_the_same_whatever_the_overdue_instants(
     """The figures now, at a past instant and over a trend read as many index scans and
     rows for a store with 4 overdue instants as for one with 60 (one probe of each running
     sum per instant asked); before, each read probed once per overdue instant."""
-    few = await overdue_days(pg_api, clock, 4)
+    few, _ = await overdue_days(pg_api, clock, 4)
     few_costs = await reads_of_figures(pg_api, few, clock)
-    many = await overdue_days(pg_api, clock, 60)
+    many, _ = await overdue_days(pg_api, clock, 60)
     many_costs = await reads_of_figures(pg_api, many, clock)
     for read in ("now", "past", "trend"):
         assert many_costs[read]["index scans"] == few_costs[read]["index scans"], read
@@ -135,23 +124,46 @@ async def history_rows(conn: AsyncConnection, store_id: int) -> tuple[list[Any],
     return [tuple(row) for row in late], [tuple(row) for row in crossed]
 
 
-async def test_the_migrations_fill_equals_what_the_writes_keep(api: Api, clock: Clock) -> None:
-    """Migration 0012 fills the crossings and late sums of an existing history from its
-    `overdue_points`: the same rows, to the unit, as the writes keep as they go."""
-    store = await overdue_days(api, clock, 9)
-    assert api.db is not None
-    store_id = await store_id_of(api.db, store)
-    async with api.db.write() as conn:
-        kept_late, kept_crossed = await history_rows(conn, store_id)
+async def migrated_history_is_kept(url: str, clock: Clock) -> None:
+    """A history written with the two sums, taken back to migration 0011 (which drops them)
+    and migrated again: 0012 fills them from `overdue_points` to the same rows, to the unit,
+    and the writes then go on from them."""
+    db = Database(url)
+    try:
+        async with app_client(db, clock) as http:
+            api = Api(http, ADMIN_TOKEN, db)
+            store, ids = await overdue_days(api, clock, 9)
+        store_id = await store_id_of(db, store)
+        async with db.read() as conn:
+            kept_late, kept_crossed = await history_rows(conn, store_id)
+            figures = await history.figures_now(conn, store_id, clock())
         assert any(any(row[1:]) for row in kept_late), "no change to an overdue order"
         assert len(kept_crossed) == 9
-        await conn.execute(
-            t.overdue_crossings.delete().where(t.overdue_crossings.c.store_id == store_id)
-        )
-        await conn.execute(
-            update(t.tally_points)
-            .where(t.tally_points.c.store_id == store_id)
-            .values({name: 0 for name in LATE})
-        )
-        await conn.run_sync(lambda sync: migration_0012().fill(sync, store_id))
-        assert await history_rows(conn, store_id) == (kept_late, kept_crossed)
+        await downgrade(db, "0011")
+        async with db.read() as conn:
+            columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("tally_points"))
+            assert not [c for c in columns if c["name"].startswith("late_")]
+        await upgrade(db)
+        async with db.read() as conn:
+            assert await history_rows(conn, store_id) == (kept_late, kept_crossed)
+            assert await history.figures_now(conn, store_id, clock()) == figures
+        async with app_client(db, clock) as http:  # a late change, written on the sums
+            api = Api(http, ADMIN_TOKEN, db)
+            assert (await api.cancel(store, ids[2]))["userErrors"] == []
+        async with db.read() as conn:
+            after = await history.figures_now(conn, store_id, clock())
+        assert after.overdue.orders == figures.overdue.orders - 1
+    finally:
+        await db.dispose()
+
+
+async def test_migration_0012_fills_an_existing_history_on_sqlite(
+    own_sqlite_url: str, clock: Clock
+) -> None:
+    await migrated_history_is_kept(own_sqlite_url, clock)
+
+
+async def test_migration_0012_fills_an_existing_history_on_postgresql(
+    own_pg_url: str, clock: Clock
+) -> None:
+    await migrated_history_is_kept(own_pg_url, clock)

@@ -60,7 +60,7 @@ WITH deltas AS (
     SELECT store_id, seq, at, overdue_at,
            {", ".join(f"{n} - coalesce(lag({n}) OVER w, 0) AS {n}" for n in NAMES)}
     FROM overdue_points
-    WHERE {{where}}
+    WHERE store_id = {{store}}
     WINDOW w AS (PARTITION BY store_id, overdue_at ORDER BY at, seq)
 ), late AS (
     SELECT store_id, seq, {", ".join(f"sum({n}) AS {n}" for n in NAMES)}
@@ -76,12 +76,13 @@ WITH deltas AS (
 }
     FROM tally_points p
     LEFT JOIN late l ON l.store_id = p.store_id AND l.seq = p.seq
-    WHERE {{where_p}}
+    WHERE p.store_id = {{store}}
 )
 UPDATE tally_points
 SET {", ".join(f"late_{n} = r.{n}" for n in NAMES)}
 FROM running r
-WHERE tally_points.store_id = r.store_id AND tally_points.seq = r.seq
+WHERE tally_points.store_id = {{store}} AND tally_points.store_id = r.store_id
+  AND tally_points.seq = r.seq
   AND ({_NONZERO.format(x="r")})
 """
 
@@ -89,13 +90,14 @@ WHERE tally_points.store_id = r.store_id AND tally_points.seq = r.seq
 # point before d, when not all zero, run over the store's instants in order.
 FILL_CROSSINGS = f"""
 WITH newest AS (
-    SELECT store_id, max(at) AS at FROM tally_points WHERE {{where}} GROUP BY store_id
+    SELECT store_id, max(at) AS at FROM tally_points WHERE store_id = {{store}}
+    GROUP BY store_id
 ), before AS (
     SELECT o.store_id, o.overdue_at, {", ".join(f"o.{n}" for n in NAMES)},
            row_number() OVER (PARTITION BY o.store_id, o.overdue_at
                               ORDER BY o.at DESC, o.seq DESC) AS newest_first
     FROM overdue_points o JOIN newest ON newest.store_id = o.store_id
-    WHERE o.overdue_at <= newest.at AND o.at < o.overdue_at
+    WHERE o.store_id = {{store}} AND o.overdue_at <= newest.at AND o.at < o.overdue_at
 )
 INSERT INTO overdue_crossings (store_id, overdue_at, {_TALLY})
 SELECT store_id, overdue_at,
@@ -110,20 +112,25 @@ WHERE newest_first = 1 AND ({_NONZERO.format(x="before")})
 """
 
 
-def fill_statements(store_id: int | None = None) -> list[str]:
-    """The statements that fill the crossings and late sums from `overdue_points`: of every
-    store, or of one (a bulk load that wrote the points directly, bench/figures_load.py).
-    The store's crossing rows must not exist yet, and its late sums must be zero."""
-    if store_id is None:
-        where = where_p = "true"
-    else:
-        where, where_p = f"store_id = {int(store_id)}", f"p.store_id = {int(store_id)}"
-    return [FILL_LATE.format(where=where, where_p=where_p), FILL_CROSSINGS.format(where=where)]
+def fill_statements(store_id: int) -> list[str]:
+    """The statements that fill a store's crossings and late sums from its
+    `overdue_points` (also for a bulk load that wrote the points directly,
+    bench/figures_load.py). The store's crossing rows must not exist yet, and its late
+    sums must be zero. Each names the store on every table it reads or writes, so that
+    on Citus each goes to the store's shard alone."""
+    store = int(store_id)
+    return [FILL_LATE.format(store=store), FILL_CROSSINGS.format(store=store)]
 
 
 def fill(connection: sa.Connection, store_id: int | None = None) -> None:
-    for statement in fill_statements(store_id):
-        connection.execute(sa.text(statement))
+    """Fill one store's, or (None) every store's, one store at a time."""
+    if store_id is None:
+        stores = connection.execute(sa.text("SELECT id FROM stores ORDER BY id")).scalars()
+    else:
+        stores = iter([store_id])
+    for store in list(stores):
+        for statement in fill_statements(store):
+            connection.execute(sa.text(statement))
 
 
 def _migration(prefix: str) -> ModuleType:
