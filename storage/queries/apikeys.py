@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.reads import KeyRecord
 from ordergraph.storage import tables as t
 
+# Built once: a key is looked up again whenever its entry in the process's short cache
+# has expired (resolvers/keyguard.py), and building a statement costs more than running it.
+_KEYS = select(t.api_keys).where(t.api_keys.c.id.in_(bindparam("ids", expanding=True)))
+_KEY_STORES = select(t.api_key_stores).where(
+    t.api_key_stores.c.api_key_id.in_(bindparam("ids", expanding=True))
+)
+_LIVE_KEY_ID = select(t.api_keys.c.id).where(
+    t.api_keys.c.token_hash == bindparam("token_hash"), t.api_keys.c.revoked_at.is_(None)
+)
+
 
 async def api_keys_by_id(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, KeyRecord]:
-    wanted = set(ids)
-    rows = (await conn.execute(select(t.api_keys).where(t.api_keys.c.id.in_(wanted)))).mappings()
-    links = await conn.execute(
-        select(t.api_key_stores).where(t.api_key_stores.c.api_key_id.in_(wanted))
-    )
+    wanted = sorted(set(ids))
+    rows = (await conn.execute(_KEYS, {"ids": wanted})).mappings()
+    links = await conn.execute(_KEY_STORES, {"ids": wanted})
     stores: dict[int, set[int]] = {}
     for link in links.mappings():
         stores.setdefault(link["api_key_id"], set()).add(link["store_id"])
@@ -34,13 +42,7 @@ async def api_keys_by_id(conn: AsyncConnection, ids: Iterable[int]) -> dict[int,
 
 
 async def api_key_by_token_hash(conn: AsyncConnection, token_hash: str) -> KeyRecord | None:
-    key_id = (
-        await conn.execute(
-            select(t.api_keys.c.id).where(
-                t.api_keys.c.token_hash == token_hash, t.api_keys.c.revoked_at.is_(None)
-            )
-        )
-    ).scalar()
+    key_id = (await conn.execute(_LIVE_KEY_ID, {"token_hash": token_hash})).scalar()
     if key_id is None:
         return None
     return (await api_keys_by_id(conn, [key_id])).get(key_id)
