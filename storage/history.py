@@ -151,6 +151,7 @@ _NEWEST_CROSSING = (
     .order_by(t.overdue_crossings.c.overdue_at.desc())
     .limit(1)
 )
+_INSERT_CROSSING = insert(t.overdue_crossings)
 
 
 async def _latest_point(conn: AsyncConnection, store_id: int, at: dt.datetime) -> Any:
@@ -268,12 +269,12 @@ async def _cross(conn: AsyncConnection, store_id: int, since: dt.datetime, at: d
     passed = found.mappings().all()
     newest = await conn.execute(_NEWEST_CROSSING, {"store_id": store_id})
     running = _contribution(newest.mappings().first())
+    crossed = []
     for row in passed:
         running = running + _contribution(row)
-        await conn.execute(
-            insert(t.overdue_crossings),
-            {"store_id": store_id, "overdue_at": row["overdue_at"], **_values(running)},
-        )
+        crossed.append({"store_id": store_id, "overdue_at": row["overdue_at"], **_values(running)})
+    if crossed:  # (found by the newest point's EXISTS, under the same lock)
+        await conn.execute(_INSERT_CROSSING, crossed)
 
 
 async def write(
