@@ -365,14 +365,13 @@ def _figures_query(*, past: bool) -> Select[Any]:
 
 
 def _overdue_of(row: Any) -> Contribution:
-    """The overdue totals of `_figures_query`'s row: crossed + late + passed since."""
-    summed: dict[str, Any] = {}
-    for name in _COLUMNS:
-        late = row[f"late_{name}"]
-        late = 0 if late is None else int(late * t.MONEY_SCALE if name.endswith("value") else late)
-        crossed = row[f"crossed_{name}"] or 0
-        summed[name] = int(row[f"passed_{name}"]) + int(crossed) + late
-    return _contribution(_typed(summed))
+    """The overdue totals of `_figures_query`'s row: crossed + passed since (integer sums)
+    + the point's late sums (typed as the point's columns; none before the first point)."""
+    summed = {
+        name: int(row[f"passed_{name}"]) + int(row[f"crossed_{name}"] or 0) for name in _COLUMNS
+    }
+    late = _contribution(row, "late_") if row["seq"] is not None else NOTHING
+    return _contribution(_typed(summed)) + late
 
 
 async def _figures(conn: AsyncConnection, store_id: int, at: dt.datetime, *, past: bool) -> Figures:
