@@ -9,6 +9,7 @@ processes need not agree on theirs), and the new levels come back.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Float, bindparam, cast, delete, func, literal_column
@@ -20,12 +21,33 @@ from ordergraph.storage import tables as t
 BucketKey = tuple[int, int]  # (store id, api key id)
 
 
-def _leaked(rate: float, now: Any) -> object:
+def _leaked(now: Any, rate: float) -> Any:
     b = t.rate_buckets
     elapsed = func.extract("epoch", now - b.c.updated_at)
-    return func.greatest(
-        cast(0.0, Float), b.c.level - cast(bindparam("rate", rate), Float) * elapsed
+    return func.greatest(cast(0.0, Float), b.c.level - literal_column(repr(rate)) * elapsed)
+
+
+@lru_cache(maxsize=4)
+def _reconcile_statement(rate: float) -> Any:
+    """The upsert of one bucket, built once per process (its rate is a setting): executed
+    with every bucket's parameters, it goes out as one statement of many rows
+    (SQLAlchemy's "insertmanyvalues"), in one round trip, and a reconciliation builds no
+    SQL expression. The rate is written into the statement: a parameter outside its
+    VALUES would make SQLAlchemy send one statement per bucket."""
+    b = t.rate_buckets
+    values = insert(b).values(
+        store_id=bindparam("store_id"),
+        api_key_id=bindparam("api_key_id"),
+        level=bindparam("level", type_=Float),
+        updated_at=func.now(),
     )
+    # The conflict branch takes the instant from the row offered (`now()`, evaluated once
+    # for the statement): Citus allows no function that is not immutable there.
+    now = values.excluded.updated_at
+    return values.on_conflict_do_update(
+        index_elements=[b.c.store_id, b.c.api_key_id],
+        set_={"level": _leaked(now, rate) + values.excluded.level, "updated_at": now},
+    ).returning(b.c.store_id, b.c.api_key_id, b.c.level)
 
 
 async def reconcile(
@@ -34,28 +56,21 @@ async def reconcile(
     """Add each bucket's new charges to its shared level; the levels after (PostgreSQL)."""
     if not charges:
         return {}
-    b = t.rate_buckets
     rows = [
-        {"store_id": s, "api_key_id": k, "level": float(c), "updated_at": func.now()}
-        for (s, k), c in sorted(charges.items())
+        {"store_id": s, "api_key_id": k, "level": float(c)} for (s, k), c in sorted(charges.items())
     ]
-    values = insert(b).values(rows)
-    # The conflict branch takes the instant from the row offered (`now()`, evaluated once
-    # for the statement): Citus allows no function that is not immutable there.
-    now = values.excluded.updated_at
-    statement = values.on_conflict_do_update(
-        index_elements=[b.c.store_id, b.c.api_key_id],
-        set_={"level": _leaked(rate, now) + values.excluded.level, "updated_at": now},
-    ).returning(b.c.store_id, b.c.api_key_id, b.c.level)
-    found = await conn.execute(statement)
+    found = await conn.execute(_reconcile_statement(float(rate)), rows)
     return {(int(r.store_id), int(r.api_key_id)): float(r.level) for r in found}
+
+
+_FORGET_EMPTY = delete(t.rate_buckets).where(
+    t.rate_buckets.c.level
+    <= cast(bindparam("rate"), Float)
+    * func.extract("epoch", func.now() - t.rate_buckets.c.updated_at)
+)
 
 
 async def forget_empty(conn: AsyncConnection, rate: float) -> int:
     """Delete the buckets that have leaked empty; how many."""
-    b = t.rate_buckets
-    elapsed = func.extract("epoch", func.now() - b.c.updated_at)
-    result = await conn.execute(
-        delete(b).where(b.c.level <= literal_column(repr(float(rate))) * elapsed)
-    )
+    result = await conn.execute(_FORGET_EMPTY, {"rate": float(rate)})
     return int(result.rowcount or 0)
