@@ -63,10 +63,12 @@ async def test_levels_add_up_in_one_statement_and_leak_at_the_rate(database: Dat
     async with database.connection() as conn:
         levels = await buckets.reconcile(conn, {keys[0]: 5.0, keys[4]: 1.0}, rate=0.001)
     assert levels == pytest.approx({keys[0]: 15.0, keys[4]: 15.0}, abs=0.05)
+    # (The database is shared with other tests: their buckets may go too.)
+    r = t.rate_buckets
     async with database.connection() as conn:
-        assert await buckets.forget_empty(conn, rate=1e9) == 5
-        left = (await conn.execute(select(t.rate_buckets.c.store_id))).all()
-    assert left == []
+        assert await buckets.forget_empty(conn, rate=1e9) >= 5
+        left = (await conn.execute(select(r.c.store_id, r.c.api_key_id))).all()
+    assert not set(keys) & {(int(s), int(k)) for s, k in left}
 
 
 async def test_a_reconciliation_builds_its_statements_once(
