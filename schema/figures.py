@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from decimal import Decimal
 from enum import Enum
 from operator import attrgetter
 from typing import Any, Protocol
@@ -44,16 +45,14 @@ def _read(graphql_type: Any, name: str, description: str) -> Any:
 
 
 class Point(Protocol):
-    """What a trend's point shows (domain Figures, or storage's lighter trend point)."""
+    """What a trend's point shows (storage's trend point): its instant and its three
+    tallies' numbers, `(orders, units, value)` for the backlog, the backorders and the
+    overdue orders, in that order."""
 
     @property
     def as_of(self) -> dt.datetime: ...
     @property
-    def backlog(self) -> Tally: ...
-    @property
-    def backorders(self) -> Tally: ...
-    @property
-    def overdue(self) -> Tally: ...
+    def numbers(self) -> tuple[Any, ...]: ...
 
 
 def _tally(tally: Tally, currency: str) -> OrderTally:
@@ -119,13 +118,25 @@ class BacklogPoint:
 
     @classmethod
     def series(cls, found: Iterable[Point], currency: str) -> list[BacklogPoint]:
-        """A trend's points, as shown."""
-        return [
-            cls(
-                at=point.as_of,
-                backlog=_tally(point.backlog, currency),
-                backorders=_tally(point.backorders, currency),
-                overdue=_tally(point.overdue, currency),
+        """A trend's points, as shown. An amount's Money is made once per trend: points
+        repeat amounts, and the objects shown are only read."""
+        shown: dict[Decimal, Money] = {}
+
+        def tally(orders: int, units: int, value: Decimal) -> OrderTally:
+            amount = shown.get(value)
+            if amount is None:
+                amount = shown[value] = money(value, currency)
+            return OrderTally(orders=orders, units=units, value=amount)
+
+        points = []
+        for point in found:
+            n = point.numbers
+            points.append(
+                cls(
+                    at=point.as_of,
+                    backlog=tally(n[0], n[1], n[2]),
+                    backorders=tally(n[3], n[4], n[5]),
+                    overdue=tally(n[6], n[7], n[8]),
+                )
             )
-            for point in found
-        ]
+        return points
