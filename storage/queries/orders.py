@@ -16,20 +16,28 @@ from ordergraph.domain.reads import OrderFilter, OrderSort
 from ordergraph.storage import tables as t
 from ordergraph.storage.mapping import line_from, order_from
 from ordergraph.storage.paging import fetch_page
-from ordergraph.storage.queries.scoping import in_stores
+from ordergraph.storage.queries.scoping import Scoped
 
 FAR_FUTURE = dt.date(9999, 12, 31)
+
+
+_LINES_BY_ORDER = Scoped(
+    t.order_lines,
+    lambda where: select(t.order_lines).where(where).order_by(t.order_lines.c.id),
+    "order_id",
+)
+_ORDERS_BY_ID = Scoped(t.orders, lambda where: select(t.orders).where(where))
+_LINES_BY_ID = Scoped(t.order_lines, lambda where: select(t.order_lines).where(where))
 
 
 async def lines_by_order(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], list[OrderLine]]:
     result: dict[tuple[int, int], list[OrderLine]] = {}
-    clause = in_stores(t.order_lines, keys, "order_id")
-    if clause is None:
+    found = _LINES_BY_ORDER.statement(keys)
+    if found is None:
         return result
-    ol = t.order_lines
-    rows = await conn.execute(select(ol).where(clause).order_by(ol.c.id))
+    rows = await conn.execute(*found)
     for row in rows.mappings():
         line = line_from(row)
         result.setdefault((line.store_id, line.order_id), []).append(line)
@@ -44,10 +52,10 @@ async def _orders_from_rows(conn: AsyncConnection, rows: Sequence[Any]) -> list[
 async def orders_by_id(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], Order]:
-    clause = in_stores(t.orders, keys)
-    if clause is None:
+    found = _ORDERS_BY_ID.statement(keys)
+    if found is None:
         return {}
-    rows = list((await conn.execute(select(t.orders).where(clause))).mappings())
+    rows = list((await conn.execute(*found)).mappings())
     return {(order.store_id, order.id): order for order in await _orders_from_rows(conn, rows)}
 
 
@@ -65,10 +73,10 @@ async def order_by_number(conn: AsyncConnection, store_id: int, number: int) -> 
 async def lines_by_id(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], OrderLine]:
-    clause = in_stores(t.order_lines, keys)
-    if clause is None:
+    found = _LINES_BY_ID.statement(keys)
+    if found is None:
         return {}
-    rows = await conn.execute(select(t.order_lines).where(clause))
+    rows = await conn.execute(*found)
     return {(row["store_id"], row["id"]): line_from(row) for row in rows.mappings()}
 
 

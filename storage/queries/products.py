@@ -13,16 +13,18 @@ from ordergraph.domain.paging import Page, PageRequest
 from ordergraph.storage import tables as t
 from ordergraph.storage.mapping import product_from
 from ordergraph.storage.paging import fetch_page
-from ordergraph.storage.queries.scoping import in_stores
+from ordergraph.storage.queries.scoping import Scoped
+
+_BY_ID = Scoped(t.products, lambda where: select(t.products).where(where))
 
 
 async def products_by_id(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], Product]:
-    clause = in_stores(t.products, keys)
-    if clause is None:
+    found = _BY_ID.statement(keys)
+    if found is None:
         return {}
-    rows = await conn.execute(select(t.products).where(clause))
+    rows = await conn.execute(*found)
     return {(row["store_id"], row["id"]): product_from(row) for row in rows.mappings()}
 
 

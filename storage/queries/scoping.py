@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, or_
+from sqlalchemy import ColumnElement, Executable, Table, and_, bindparam, or_
 
 
 def by_store(keys: Iterable[tuple[int, int]]) -> dict[int, set[int]]:
@@ -16,13 +16,43 @@ def by_store(keys: Iterable[tuple[int, int]]) -> dict[int, set[int]]:
     return grouped
 
 
-def in_stores(
-    table: Table, keys: Iterable[tuple[int, int]], id_column: str = "id"
-) -> ColumnElement[Any] | None:
-    """A clause matching the rows of `table` named by (store_id, `id_column`) pairs, one
-    IN list per store; None when there are no pairs (nothing to fetch)."""
-    grouped = by_store(keys)
-    if not grouped:
-        return None
+def _per_store(table: Table, grouped: dict[int, set[int]], id_column: str) -> ColumnElement[Any]:
     column = table.c[id_column]
     return or_(*(and_(table.c.store_id == s, column.in_(ids)) for s, ids in grouped.items()))
+
+
+class Scoped:
+    """A read of the rows of `table` named by (store id, `id_column`) pairs, the statement
+    made by `build(where)`. For the pairs of one store, a request's usual case, the
+    statement is built once, with the store and the ids as parameters (an IN list
+    expanded at execution): SQLAlchemy builds a statement written as an expression anew
+    at every call, which cost a page of orders about a tenth of its CPU. For several
+    stores it is built per read, one IN list per store."""
+
+    def __init__(
+        self,
+        table: Table,
+        build: Callable[[ColumnElement[Any]], Executable],
+        id_column: str = "id",
+    ) -> None:
+        self.table, self.build, self.id_column = table, build, id_column
+        self._one: Executable | None = None
+
+    def statement(
+        self, keys: Iterable[tuple[int, int]]
+    ) -> tuple[Executable, dict[str, Any]] | None:
+        """The statement and its parameters for these pairs; None when there are none."""
+        grouped = by_store(keys)
+        if not grouped:
+            return None
+        if len(grouped) > 1:
+            return self.build(_per_store(self.table, grouped, self.id_column)), {}
+        [(store_id, ids)] = grouped.items()
+        one = self._one
+        if one is None:
+            where = and_(
+                self.table.c.store_id == bindparam("scope_store_id"),
+                self.table.c[self.id_column].in_(bindparam("scope_ids", expanding=True)),
+            )
+            one = self._one = self.build(where)
+        return one, {"scope_store_id": store_id, "scope_ids": sorted(ids)}
