@@ -187,6 +187,12 @@ async def _oldest_backorder(conn: AsyncConnection, store_id: int) -> dt.datetime
     return oldest
 
 
+# Built once (SQLAlchemy builds a statement written as an expression anew at every call).
+_INSERT_TOTAL = insert(t.overdue_totals)
+_INSERT_OVERDUE_POINT = insert(t.overdue_points)
+_INSERT_POINT = insert(t.tally_points)
+
+
 async def _record_overdue(
     conn: AsyncConnection,
     store_id: int,
@@ -200,15 +206,13 @@ async def _record_overdue(
     current = found.mappings().first()
     after = _values(_contribution(current) + delta)
     if current is None:
-        await conn.execute(
-            insert(t.overdue_totals), {"store_id": store_id, "overdue_at": instant, **after}
-        )
+        await conn.execute(_INSERT_TOTAL, {"store_id": store_id, "overdue_at": instant, **after})
     else:
         await conn.execute(
             _UPDATE_OVERDUE_TOTAL, {"where_store_id": store_id, "where_instant": instant, **after}
         )
     await conn.execute(
-        insert(t.overdue_points),
+        _INSERT_OVERDUE_POINT,
         {"store_id": store_id, "overdue_at": instant, "seq": seq, "at": at, **after},
     )
 
@@ -289,7 +293,7 @@ async def write(
     if previous is not None and previous["passed"]:  # (no point yet: no instant has orders)
         await _cross(conn, store_id, previous["at"], at)
     await conn.execute(
-        insert(t.tally_points),
+        _INSERT_POINT,
         {
             "store_id": store_id,
             "seq": seq,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Executable, Result, func, select
+from sqlalchemy import Executable, Result, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.commands import NO_READS, Reads
@@ -120,6 +120,92 @@ _ORDER_MUTABLE = ["status", "stock_status", "in_backlog", "is_backordered", "ove
 _LINE_MUTABLE = ["allocated", "backordered", "shipped", "cancelled"]
 _RECEIPT_MUTABLE = ["quantity", "received", "expected_at", "reference", "status"]
 
+# The unit's reads, built once (SQLAlchemy builds a statement written as an expression
+# anew at every call): the store and the values are parameters, id lists expanded at
+# execution. Each is one store's.
+_STORE: Any = bindparam("store_id")
+_PRODUCTS_BY_SKU = select(t.products).where(
+    t.products.c.store_id == _STORE, t.products.c.sku.in_(bindparam("skus", expanding=True))
+)
+_PRODUCTS_BY_ID = select(t.products).where(
+    t.products.c.store_id == _STORE, t.products.c.id.in_(bindparam("ids", expanding=True))
+)
+_ORDERS_BY_ID = select(t.orders).where(
+    t.orders.c.store_id == _STORE, t.orders.c.id.in_(bindparam("ids", expanding=True))
+)
+_LINES_OF_ORDERS = select(t.order_lines).where(
+    t.order_lines.c.store_id == _STORE,
+    t.order_lines.c.order_id.in_(bindparam("ids", expanding=True)),
+)
+
+
+def _product_lines(held: Any) -> Any:
+    """(order id, line id) of a product's lines holding units (`held`), `limit` of them."""
+    ol = t.order_lines
+    return (
+        select(ol.c.order_id, ol.c.id)
+        .where(ol.c.store_id == _STORE, ol.c.product_id == bindparam("product_id"))
+        .where(held > 0)
+    )
+
+
+_BACKORDER_QUEUE = (
+    _product_lines(t.order_lines.c.backordered)
+    .order_by(t.order_lines.c.placed_at, t.order_lines.c.order_number, t.order_lines.c.id)
+    .limit(bindparam("limit"))
+)
+_NEWEST_ALLOCATED = (
+    _product_lines(t.order_lines.c.allocated)
+    .order_by(
+        t.order_lines.c.placed_at.desc(),
+        t.order_lines.c.order_number.desc(),
+        t.order_lines.c.id.desc(),
+    )
+    .limit(bindparam("limit"))
+)
+_DUE = (
+    select(t.orders.c.id)
+    .where(t.orders.c.store_id == _STORE, t.orders.c.overdue_at <= bindparam("now"))
+    .where(t.orders.c.in_backlog.is_(True), t.orders.c.overdue_notified.is_(False))
+    .order_by(t.orders.c.overdue_at, t.orders.c.number)
+)
+_NEXT_DUE = (
+    select(func.min(t.orders.c.overdue_at))
+    .where(t.orders.c.store_id == _STORE, t.orders.c.overdue_at > bindparam("now"))
+    .where(t.orders.c.in_backlog.is_(True), t.orders.c.overdue_notified.is_(False))
+)
+_STORE_ROW = select(t.stores).where(t.stores.c.id == bindparam("id"))
+_STORE_ROW_LOCKED = _STORE_ROW.with_for_update(key_share=True)  # FOR NO KEY UPDATE
+_RECEIPT = select(t.incoming_receipts).where(
+    t.incoming_receipts.c.store_id == _STORE, t.incoming_receipts.c.id == bindparam("id")
+)
+_FILL_LINES = (
+    select(
+        t.order_lines.c.product_id,
+        t.order_lines.c.id,
+        t.order_lines.c.order_id,
+        t.order_lines.c.backordered,
+        t.order_lines.c.placed_at,
+        t.order_lines.c.order_number,
+    )
+    .where(
+        t.order_lines.c.store_id == _STORE,
+        t.order_lines.c.product_id.in_(bindparam("ids", expanding=True)),
+    )
+    .where(t.order_lines.c.backordered > 0)
+    .order_by(
+        t.order_lines.c.product_id,
+        t.order_lines.c.placed_at,
+        t.order_lines.c.order_number,
+        t.order_lines.c.id,
+    )
+)
+_FILL_RECEIPTS = select(t.incoming_receipts).where(
+    t.incoming_receipts.c.store_id == _STORE,
+    t.incoming_receipts.c.product_id.in_(bindparam("ids", expanding=True)),
+    t.incoming_receipts.c.status == "OPEN",
+)
+
 
 class SqlStoreSession:
     """The StoreSession port over one connection: SQLAlchemy's, or the SQLite writer's."""
@@ -208,9 +294,7 @@ class SqlStoreSession:
         missing = wanted - known.keys()
         if missing:
             rows = await self.conn.execute(
-                select(t.products).where(
-                    t.products.c.store_id == self.store.id, t.products.c.sku.in_(missing)
-                )
+                _PRODUCTS_BY_SKU, {"store_id": self.store.id, "skus": sorted(missing)}
             )
             self._track_products(rows.mappings())
             known = {p.sku: p for p in self._products.values() if p.sku in wanted}
@@ -221,9 +305,7 @@ class SqlStoreSession:
         missing = wanted - self._products.keys()
         if missing:
             rows = await self.conn.execute(
-                select(t.products).where(
-                    t.products.c.store_id == self.store.id, t.products.c.id.in_(missing)
-                )
+                _PRODUCTS_BY_ID, {"store_id": self.store.id, "ids": sorted(missing)}
             )
             self._track_products(rows.mappings())
         return {i: self._products[i] for i in wanted if i in self._products}
@@ -241,21 +323,9 @@ class SqlStoreSession:
             await self.reading(lambda: self._fetch_orders(missing))
 
     async def _fetch_orders(self, missing: set[int]) -> None:
-        order_rows = (
-            await self.conn.execute(
-                select(t.orders).where(
-                    t.orders.c.store_id == self.store.id, t.orders.c.id.in_(missing)
-                )
-            )
-        ).mappings()
-        line_rows = (
-            await self.conn.execute(
-                select(t.order_lines).where(
-                    t.order_lines.c.store_id == self.store.id,
-                    t.order_lines.c.order_id.in_(missing),
-                )
-            )
-        ).mappings()
+        params = {"store_id": self.store.id, "ids": sorted(missing)}
+        order_rows = (await self.conn.execute(_ORDERS_BY_ID, params)).mappings()
+        line_rows = (await self.conn.execute(_LINES_OF_ORDERS, params)).mappings()
         self._track_orders(order_rows, line_rows)
 
     def _track_orders(
@@ -282,8 +352,8 @@ class SqlStoreSession:
         """The orders this session holds (read or placed in it), as they stand now."""
         return list(self._orders.values())
 
-    async def _lines_of(self, query: Any) -> list[OrderLine]:
-        refs = await self.reading(lambda: self._refs_loaded(query))
+    async def _lines_of(self, query: Any, params: dict[str, Any]) -> list[OrderLine]:
+        refs = await self.reading(lambda: self._refs_loaded(query, params))
         found = []
         for order_id, line_id in refs:
             line = self._orders[order_id].line(line_id)
@@ -291,9 +361,9 @@ class SqlStoreSession:
             found.append(line)
         return found
 
-    async def _refs_loaded(self, query: Any) -> list[tuple[int, int]]:
+    async def _refs_loaded(self, query: Any, params: dict[str, Any]) -> list[tuple[int, int]]:
         """The (order id, line id) rows of `query`, their orders loaded."""
-        refs = [(row.order_id, row.id) for row in await self.conn.execute(query)]
+        refs = [(row.order_id, row.id) for row in await self.conn.execute(query, params)]
         await self._load_orders(order_id for order_id, _ in refs)
         return refs
 
@@ -313,7 +383,8 @@ class SqlStoreSession:
         keep: Callable[[OrderLine], bool],
         newest_first: bool,
     ) -> list[OrderLine]:
-        """The first `limit` lines of `query` as they stand in this session.
+        """The first `limit` lines of `query` (of the product's lines, its `limit` a
+        parameter) as they stand in this session.
 
         The database does not hold this session's unsaved changes yet: a line
         loaded here may have stopped (or started) qualifying, e.g. the lines of
@@ -321,32 +392,25 @@ class SqlStoreSession:
         loaded lines of the product, and judge every line by its state in memory.
         """
         stale = len(self._loaded_lines(product))
-        await self._lines_of(query.limit(limit + stale))
+        params = {"store_id": self.store.id, "product_id": product.id, "limit": limit + stale}
+        await self._lines_of(query, params)
         current = [line for line in self._loaded_lines(product) if keep(line)]
         current.sort(key=lambda line: line.queue_key, reverse=newest_first)
         return current[:limit]
 
     async def backorder_queue(self, product: Product, limit: int) -> list[OrderLine]:
-        ol = t.order_lines
         return await self._current_lines(
             product,
-            select(ol.c.order_id, ol.c.id)
-            .where(ol.c.store_id == self.store.id, ol.c.product_id == product.id)
-            .where(ol.c.backordered > 0)
-            .order_by(ol.c.placed_at, ol.c.order_number, ol.c.id),
+            _BACKORDER_QUEUE,
             limit,
             lambda line: line.backordered > 0,
             newest_first=False,
         )
 
     async def newest_allocated_lines(self, product: Product, limit: int) -> list[OrderLine]:
-        ol = t.order_lines
         return await self._current_lines(
             product,
-            select(ol.c.order_id, ol.c.id)
-            .where(ol.c.store_id == self.store.id, ol.c.product_id == product.id)
-            .where(ol.c.allocated > 0)
-            .order_by(ol.c.placed_at.desc(), ol.c.order_number.desc(), ol.c.id.desc()),
+            _NEWEST_ALLOCATED,
             limit,
             lambda line: line.allocated > 0,
             newest_first=True,
@@ -357,15 +421,8 @@ class SqlStoreSession:
         return [self._orders[i] for i in wanted]
 
     async def _due_loaded(self) -> list[int]:
-        o = t.orders
-        ids = (
-            await self.conn.execute(
-                select(o.c.id)
-                .where(o.c.store_id == self.store.id, o.c.overdue_at <= self.now)
-                .where(o.c.in_backlog.is_(True), o.c.overdue_notified.is_(False))
-                .order_by(o.c.overdue_at, o.c.number)
-            )
-        ).scalars()
+        found = await self.conn.execute(_DUE, {"store_id": self.store.id, "now": self.now})
+        ids = found.scalars()
         wanted = list(ids)
         await self._load_orders(wanted)
         return wanted
@@ -375,16 +432,8 @@ class SqlStoreSession:
 
     async def receipt(self, receipt_id: int) -> Receipt | None:
         if receipt_id not in self._receipts:
-            r = t.incoming_receipts
-            row = (
-                (
-                    await self.conn.execute(
-                        select(r).where(r.c.store_id == self.store.id, r.c.id == receipt_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            found = await self.conn.execute(_RECEIPT, {"store_id": self.store.id, "id": receipt_id})
+            row = found.mappings().first()
             if row is None:
                 return None
             receipt = receipt_from(row)
@@ -405,25 +454,9 @@ class SqlStoreSession:
         return {pid: self._fill_inputs(product) for pid, product in products.items()}
 
     async def _fetch_fill_rows(self, product_ids: set[int]) -> None:
-        ol, r = t.order_lines, t.incoming_receipts
-        lines = await self.conn.execute(
-            select(
-                ol.c.product_id,
-                ol.c.id,
-                ol.c.order_id,
-                ol.c.backordered,
-                ol.c.placed_at,
-                ol.c.order_number,
-            )
-            .where(ol.c.store_id == self.store.id, ol.c.product_id.in_(product_ids))
-            .where(ol.c.backordered > 0)
-            .order_by(ol.c.product_id, ol.c.placed_at, ol.c.order_number, ol.c.id)
-        )
-        receipts = await self.conn.execute(
-            select(r)
-            .where(r.c.store_id == self.store.id, r.c.product_id.in_(product_ids))
-            .where(r.c.status == "OPEN")
-        )
+        params = {"store_id": self.store.id, "ids": sorted(product_ids)}
+        lines = await self.conn.execute(_FILL_LINES, params)
+        receipts = await self.conn.execute(_FILL_RECEIPTS, params)
         for pid in product_ids:
             self._fill_rows[pid] = ([], [])
         for row in lines:
@@ -661,15 +694,10 @@ class SqlStoreSession:
         """Set the alarm to the earliest instant an order of the store not yet flagged
         falls due after now (the sweep calls it under the lock, once it has flagged the
         orders due by now); no alarm when there is none."""
-        o = t.orders
-        query = (
-            select(func.min(o.c.overdue_at))
-            .where(o.c.store_id == self.store.id, o.c.overdue_at > self.now)
-            .where(o.c.in_backlog.is_(True), o.c.overdue_notified.is_(False))
-        )
+        params = {"store_id": self.store.id, "now": self.now}
 
         async def earliest() -> dt.datetime | None:
-            found: dt.datetime | None = (await self.conn.execute(query)).scalar()
+            found: dt.datetime | None = (await self.conn.execute(_NEXT_DUE, params)).scalar()
             return found
 
         self._alarm = await self.reading(earliest)
@@ -837,10 +865,8 @@ def _fact_days(
 async def store_row(conn: AsyncConnection, store_id: int) -> Any:
     """The store's row, locked: on PostgreSQL `FOR NO KEY UPDATE` (as og_open takes it);
     on SQLite the writer lock, taken at BEGIN, is the store's lock."""
-    query = select(t.stores).where(t.stores.c.id == store_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE
-    return (await conn.execute(query)).mappings().first()
+    query = _STORE_ROW_LOCKED if conn.dialect.name == "postgresql" else _STORE_ROW
+    return (await conn.execute(query, {"id": store_id})).mappings().first()
 
 
 def session_for(conn: Statements, row: Mapping[Any, Any], clock: Clock) -> SqlStoreSession:
