@@ -18,9 +18,7 @@ FILL_DATES = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
   order { id expectedShipDate lines { id expectedFillDate } } userErrors { code } } }"""
 
 
-async def test_mutations_build_no_statement_once_warm(
-    database: Database, monkeypatch: Any
-) -> None:
+async def test_mutations_build_no_statement_once_warm(database: Database, monkeypatch: Any) -> None:
     built: list[str] = []
     expect = coercions.expect
 

@@ -97,6 +97,7 @@ ALLOWED: dict[str, set[str]] = {
         *("strawberry", "graphql", "starlette", "anyio", "sqlalchemy", "alembic", "uvicorn"),
         "prometheus_client",
         "httpx",  # webhook delivery (ordergraph/webhooks.py)
+        "orjson",  # the JSON of HTTP answers (ordergraph/http.py)
     },
     "bench": {
         *APP_ENTRY_POINTS,
