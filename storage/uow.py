@@ -140,7 +140,7 @@ _LINES_OF_ORDERS = select(t.order_lines).where(
 
 
 def _product_lines(held: Any) -> Any:
-    """(order id, line id) of a product's lines holding units (`held`), `limit` of them."""
+    """(order id, line id) of a product's lines holding units (`held` above 0)."""
     ol = t.order_lines
     return (
         select(ol.c.order_id, ol.c.id)
