@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import orjson
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -204,6 +205,19 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
     return doc
 
 
+def ascii_json(doc: dict[str, Any]) -> str:
+    """The document as compact ASCII JSON: orjson's (several times faster than the
+    standard library's) when it is ASCII, which it is but for text a client gave with
+    characters outside ASCII; the standard library's, which escapes them, otherwise."""
+    try:
+        written: bytes | None = orjson.dumps(doc)
+    except orjson.JSONEncodeError:  # (the standard library says what is wrong)
+        written = None
+    if written is not None and written.isascii():
+        return written.decode("ascii")
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
+
+
 def _quoted(text: str) -> str:
     """`text` as a dollar-quoted literal, with a tag it does not contain."""
     tag, n = "og", 0
@@ -221,8 +235,7 @@ async def commit(raw: asyncpg.Connection, store_id: int, writes: Writes) -> None
     if len(doc) == 1:
         await raw.execute("COMMIT")
         return
-    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
-    quoted = _quoted(text)
+    quoted = _quoted(ascii_json(doc))
     more = ""
     if writes.new_receipts or writes.receipts:  # migration 0006; og_apply skips these keys
         more += f"SELECT og_apply_receipts({quoted}::jsonb); "

@@ -65,6 +65,7 @@ ALLOWED: dict[str, set[str]] = {
         "ordergraph.storage",
         "ordergraph.domain",
         *("sqlalchemy", "alembic", "asyncpg", "aiosqlite"),
+        "orjson",  # the writes' document to og_apply (storage/pg_unit.py)
     },
     "resolvers": {
         "ordergraph.resolvers",
