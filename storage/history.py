@@ -444,8 +444,7 @@ class TrendPoint:
     """A trend's point: `figures_over`'s figures without the overdue backorders and the
     oldest backorder, which a point does not show. Its three tallies are kept as the
     row's numbers, `(orders, units, value)` three times, money as Decimal (a trend has
-    up to 1,000 points: making three Tally per point cost more than reading the row);
-    `backlog`, `backorders` and `overdue` make them."""
+    up to 1,000 points: making three Tally per point cost more than reading the row)."""
 
     __slots__ = ("as_of", "numbers")
 
@@ -458,18 +457,6 @@ class TrendPoint:
         """The point of these tallies: the backlog, the backorders, the overdue orders."""
         return cls(as_of, tuple(n for tally in tallies for n in _numbers(tally)))
 
-    @property
-    def backlog(self) -> Tally:
-        return Tally(*self.numbers[0:3])
-
-    @property
-    def backorders(self) -> Tally:
-        return Tally(*self.numbers[3:6])
-
-    @property
-    def overdue(self) -> Tally:
-        return Tally(*self.numbers[6:9])
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TrendPoint):
             return NotImplemented
@@ -478,7 +465,7 @@ class TrendPoint:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"TrendPoint({self.as_of!r}, {self.backlog}, {self.backorders}, {self.overdue})"
+        return f"TrendPoint({self.as_of!r}, {self.numbers!r})"
 
 
 def _numbers(tally: Tally) -> tuple[int, int, Decimal]:

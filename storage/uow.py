@@ -50,6 +50,9 @@ from ordergraph.storage.mapping import (
     store_from,
 )
 from ordergraph.storage.pg_unit import Opened
+from ordergraph.storage.queries import orders as order_reads
+from ordergraph.storage.queries import products as product_reads
+from ordergraph.storage.queries.scoping import Scoped
 
 Clock = Callable[[], dt.datetime]
 T = TypeVar("T")
@@ -126,16 +129,6 @@ _RECEIPT_MUTABLE = ["quantity", "received", "expected_at", "reference", "status"
 _STORE: Any = bindparam("store_id")
 _PRODUCTS_BY_SKU = select(t.products).where(
     t.products.c.store_id == _STORE, t.products.c.sku.in_(bindparam("skus", expanding=True))
-)
-_PRODUCTS_BY_ID = select(t.products).where(
-    t.products.c.store_id == _STORE, t.products.c.id.in_(bindparam("ids", expanding=True))
-)
-_ORDERS_BY_ID = select(t.orders).where(
-    t.orders.c.store_id == _STORE, t.orders.c.id.in_(bindparam("ids", expanding=True))
-)
-_LINES_OF_ORDERS = select(t.order_lines).where(
-    t.order_lines.c.store_id == _STORE,
-    t.order_lines.c.order_id.in_(bindparam("ids", expanding=True)),
 )
 
 
@@ -288,6 +281,13 @@ class SqlStoreSession:
                 self._products[product.id] = product
                 self._products_before[product.id] = product_values(product)
 
+    def _scoped(self, read: Scoped, ids: Iterable[int]) -> tuple[Executable, dict[str, Any]]:
+        """The statement of one of the read side's (store, id) reads (built once) and its
+        parameters, for these ids of this store."""
+        found = read.statement((self.store.id, i) for i in ids)
+        assert found is not None  # (ids are never empty here)
+        return found
+
     async def products_by_sku(self, skus: Iterable[str]) -> dict[str, Product]:
         wanted = set(skus)
         known = {p.sku: p for p in self._products.values() if p.sku in wanted}
@@ -304,9 +304,7 @@ class SqlStoreSession:
         wanted = set(ids)
         missing = wanted - self._products.keys()
         if missing:
-            rows = await self.conn.execute(
-                _PRODUCTS_BY_ID, {"store_id": self.store.id, "ids": sorted(missing)}
-            )
+            rows = await self.conn.execute(*self._scoped(product_reads.BY_ID, missing))
             self._track_products(rows.mappings())
         return {i: self._products[i] for i in wanted if i in self._products}
 
@@ -323,10 +321,9 @@ class SqlStoreSession:
             await self.reading(lambda: self._fetch_orders(missing))
 
     async def _fetch_orders(self, missing: set[int]) -> None:
-        params = {"store_id": self.store.id, "ids": sorted(missing)}
-        order_rows = (await self.conn.execute(_ORDERS_BY_ID, params)).mappings()
-        line_rows = (await self.conn.execute(_LINES_OF_ORDERS, params)).mappings()
-        self._track_orders(order_rows, line_rows)
+        order_rows = await self.conn.execute(*self._scoped(order_reads.ORDERS_BY_ID, missing))
+        line_rows = await self.conn.execute(*self._scoped(order_reads.LINES_BY_ORDER, missing))
+        self._track_orders(order_rows.mappings(), line_rows.mappings())
 
     def _track_orders(
         self, order_rows: Iterable[Mapping[Any, Any]], line_rows: Iterable[Mapping[Any, Any]]

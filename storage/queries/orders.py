@@ -21,12 +21,12 @@ from ordergraph.storage.queries.scoping import Scoped
 FAR_FUTURE = dt.date(9999, 12, 31)
 
 
-_LINES_BY_ORDER = Scoped(
+LINES_BY_ORDER = Scoped(
     t.order_lines,
     lambda where: select(t.order_lines).where(where).order_by(t.order_lines.c.id),
     "order_id",
 )
-_ORDERS_BY_ID = Scoped(t.orders, lambda where: select(t.orders).where(where))
+ORDERS_BY_ID = Scoped(t.orders, lambda where: select(t.orders).where(where))
 _LINES_BY_ID = Scoped(t.order_lines, lambda where: select(t.order_lines).where(where))
 
 
@@ -34,7 +34,7 @@ async def lines_by_order(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], list[OrderLine]]:
     result: dict[tuple[int, int], list[OrderLine]] = {}
-    found = _LINES_BY_ORDER.statement(keys)
+    found = LINES_BY_ORDER.statement(keys)
     if found is None:
         return result
     rows = await conn.execute(*found)
@@ -52,7 +52,7 @@ async def _orders_from_rows(conn: AsyncConnection, rows: Sequence[Any]) -> list[
 async def orders_by_id(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], Order]:
-    found = _ORDERS_BY_ID.statement(keys)
+    found = ORDERS_BY_ID.statement(keys)
     if found is None:
         return {}
     rows = list((await conn.execute(*found)).mappings())

@@ -15,13 +15,13 @@ from ordergraph.storage.mapping import product_from
 from ordergraph.storage.paging import fetch_page
 from ordergraph.storage.queries.scoping import Scoped
 
-_BY_ID = Scoped(t.products, lambda where: select(t.products).where(where))
+BY_ID = Scoped(t.products, lambda where: select(t.products).where(where))
 
 
 async def products_by_id(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], Product]:
-    found = _BY_ID.statement(keys)
+    found = BY_ID.statement(keys)
     if found is None:
         return {}
     rows = await conn.execute(*found)
