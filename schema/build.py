@@ -22,6 +22,8 @@ from ordergraph.schema.caching import DocumentCache
 from ordergraph.schema.enums import InventoryEventType
 from ordergraph.schema.errors import MASKED, client_errors, coded, is_unexpected, log_unexpected
 from ordergraph.schema.execution import PlainFields, is_awaitable
+from ordergraph.schema.input_conversion import input_classes
+from ordergraph.schema.input_conversion import install as install_input_conversion
 from ordergraph.schema.input_guard import find_forbidden, refusal
 from ordergraph.schema.mutations import Mutation
 from ordergraph.schema.query import Query
@@ -233,4 +235,7 @@ def build_schema(
         scalar_overrides=SCALAR_OVERRIDES,
     )
     schema.documents = documents  # type: ignore[attr-defined]
+    install_input_conversion(
+        input_classes(schema), schema.config, schema.schema_converter.scalar_registry
+    )
     return schema

@@ -123,6 +123,12 @@ USED_ATTRIBUTES = (
     ("graphql.execution.middleware", "MiddlewareManager", "_middleware_resolvers"),
     ("graphql.execution.collect_fields", "CollectedFields", "new_defer_usages"),
     ("graphql.execution.collect_fields", "CollectedFields", "grouped_field_set"),
+    # schema/input_conversion.py gives input types their `from_input`, finds them in the
+    # converter's type map and names their fields as Strawberry does
+    ("strawberry.types.base", "StrawberryObjectDefinition", "from_input"),
+    ("strawberry.schema.schema_converter", "GraphQLCoreConverter", "from_input_object"),
+    ("strawberry.schema.name_converter", "NameConverter", "from_field"),
+    ("strawberry.types.field", "StrawberryField", "resolve_type"),
 )
 
 # graphql-core's methods that schema/execution.py calls on the executor, with the
