@@ -16,12 +16,14 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext
 
 from ordergraph.schema.caching import DocumentCache
 from ordergraph.schema.enums import InventoryEventType
 from ordergraph.schema.errors import MASKED, client_errors, coded, is_unexpected, log_unexpected
 from ordergraph.schema.execution import PlainFields, is_awaitable
+from ordergraph.schema.extension_runner import LeanExtensionsRunner
 from ordergraph.schema.input_conversion import input_classes
 from ordergraph.schema.input_conversion import install as install_input_conversion
 from ordergraph.schema.input_guard import find_forbidden, refusal
@@ -204,6 +206,11 @@ class Executor(SharedEventExecutor, PlainFields):
 
 
 class OrdergraphSchema(strawberry.Schema):
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return LeanExtensionsRunner(execution_context=execution_context, extensions=extensions)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:

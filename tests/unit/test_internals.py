@@ -129,6 +129,9 @@ USED_ATTRIBUTES = (
     ("strawberry.schema.schema_converter", "GraphQLCoreConverter", "from_input_object"),
     ("strawberry.schema.name_converter", "NameConverter", "from_field"),
     ("strawberry.types.field", "StrawberryField", "resolve_type"),
+    # schema/extension_runner.py falls back on Strawberry's context manager of a stage
+    ("strawberry.extensions.context", "ExtensionContextManagerBase", "__aenter__"),
+    ("strawberry.extensions.runner", "SchemaExtensionsRunner", "on_stream_result"),
 )
 
 # graphql-core's methods that schema/execution.py calls on the executor, with the
