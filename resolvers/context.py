@@ -9,7 +9,7 @@ import hmac
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Protocol, TypeVar
 
 from graphql import GraphQLError
@@ -248,6 +248,10 @@ class Context:
             return self._principal
         pending = self._pending
         if pending is None:
+            known = self._known()
+            if known is not None:  # no lookup: no task, no turn of the loop
+                self._principal = known
+                return known
             pending = self._pending = asyncio.ensure_future(self._authenticate())
         try:
             who = await asyncio.shield(pending)
@@ -266,12 +270,27 @@ class Context:
         self._pending = None
         return who
 
+    def _known(self) -> Principal | None:
+        """Who is asking, when no lookup is needed: no token, the admin token, or a token
+        the key guard's short cache holds; else None."""
+        token = _bearer(self.authorization)
+        if token is None:
+            return Principal()
+        token_hash = hash_token(token)
+        if self.admin_token and hmac.compare_digest(token_hash, _admin_hash(self.admin_token)):
+            return Principal(is_admin=True)
+        if self.guard is not None:
+            hit, key = self.guard.cached(token_hash)
+            if hit:
+                return Principal(key=key)
+        return None
+
     async def _authenticate(self) -> Principal:
         token = _bearer(self.authorization)
         if token is None:
             return Principal()
         token_hash = hash_token(token)
-        if self.admin_token and hmac.compare_digest(token_hash, hash_token(self.admin_token)):
+        if self.admin_token and hmac.compare_digest(token_hash, _admin_hash(self.admin_token)):
             return Principal(is_admin=True)
         if self.guard is not None:
             return Principal(key=await self.guard.key_for(token_hash))
@@ -367,6 +386,11 @@ def _check(who: Principal, scope: str) -> Principal:
     if scope not in who.key.scopes:
         raise ApiError(f"this needs the {scope} scope", "FORBIDDEN")
     return who
+
+
+@lru_cache(maxsize=4)
+def _admin_hash(admin_token: str) -> str:
+    return hash_token(admin_token)
 
 
 def _bearer(header: str | None) -> str | None:

@@ -72,6 +72,14 @@ class KeyGuard:
 
     # -- tokens ---------------------------------------------------------------
 
+    def cached(self, token_hash: str) -> tuple[bool, KeyRecord | None]:
+        """(True, the key or None) when the short cache holds this token hash still;
+        (False, None) when only a lookup can tell."""
+        cached = self._cache.get(token_hash)
+        if cached is not None and cached[0] > time.monotonic():
+            return True, cached[1]
+        return False, None
+
     async def key_for(self, token_hash: str) -> KeyRecord | None:
         """The live key with this token hash, or None; through the short cache."""
         now = time.monotonic()

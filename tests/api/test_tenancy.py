@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from sqlalchemy import Table, inspect, select
 from sqlalchemy.engine import Connection
 
+from ordergraph.clock import Clock
 from ordergraph.resolvers import ids
+from ordergraph.resolvers.context import Context, Limits
+from ordergraph.resolvers.keyguard import KeyGuard
 from ordergraph.storage import tables as t
+from ordergraph.storage.db import Database
+from ordergraph.storage.units import SqlUnits
 from tests.client import ERRORS, Api, StoreHandle
 
 STORES = "{ stores(first: 10) { nodes { id handle } } }"
@@ -373,3 +379,41 @@ async def test_migrated_database_keys_every_store_owned_row_by_store(api: Api) -
                 continue
             pairs = set(zip(fk["constrained_columns"], fk["referred_columns"], strict=True))
             assert ("store_id", "store_id") in pairs, (name, fk)
+
+
+async def test_a_token_in_the_short_cache_is_known_without_a_lookup_or_a_turn_of_the_loop(
+    api: Api, database: Database, clock: Clock
+) -> None:
+    """The key guard's cache answers a request's principal at once (no task, no await
+    that suspends); a revoked key is looked up again, and found revoked."""
+    store = await api.create_store()
+    key = await create_key(api, "cached", [store], ["READ"])
+    guard = KeyGuard(database, cache_seconds=60)
+    units = SqlUnits(database, clock, idempotency_ttl=dt.timedelta(hours=1))
+
+    def context() -> Context:
+        return Context(
+            db=database,
+            clock=clock,
+            admin_token=None,
+            authorization=f"Bearer {key['token']}",
+            limits=Limits(idempotency_ttl=dt.timedelta(hours=1)),
+            guard=guard,
+            units=units,
+        )
+
+    first = await context().principal()  # looked up
+    assert first.key is not None
+    assert guard.lookups == 1
+    known = context().principal()
+    with pytest.raises(StopIteration) as done:
+        known.send(None)  # finishes without suspending once
+    assert done.value.value.key == first.key
+    assert guard.lookups == 1
+
+    await api.gql(REVOKE_KEY, {"id": key["apiKey"]["id"]}, token=api.admin_token)
+    guard.revoked(int(first.key.id))
+    again = context()
+    assert again._known() is None  # the revoked key is not answered from the cache
+    assert (await again.principal()).key is None
+    assert guard.lookups == 2
