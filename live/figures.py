@@ -191,7 +191,8 @@ class _Watch:
                 await self.refresh()
             while True:
                 try:
-                    item = await asyncio.wait_for(subscriber.queue.get(), self._timeout())
+                    async with asyncio.timeout(self._timeout()):  # (no task per item)
+                        item = await subscriber.queue.get()
                 except TimeoutError:
                     if self._due():
                         await self.refresh()

@@ -272,7 +272,9 @@ class EventHub:
     async def _pump_forever(self) -> None:
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                # (a timeout scope, not wait_for: no task made for every wake-up)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
             woken = self._dirty or set(self._subscribers)
             self._dirty = set()

@@ -463,7 +463,9 @@ class WebhookWorker:
                     self._everything = True
                     continue
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+                    # (a timeout scope, not wait_for: no task made for every wake-up)
+                    async with asyncio.timeout(self.settings.poll_seconds):
+                        await self._wake.wait()
                 except TimeoutError:
                     self._everything = True
 
