@@ -1,0 +1,96 @@
+"""Tasks the server makes per request: a deterministic guard of the hot path's overhead.
+
+Each asyncio task costs its creation, a turn of the event loop to start and callbacks to
+finish; the fewer a request needs, the more of the server's single thread is left for
+requests. Counted with a task factory on the running loop, after a warm-up (the token
+in the process's short cache), the fewest of three runs (a background task of the
+process, the rate limits' reconciliation about once a second, may add its own to one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from ordergraph.app import create_app
+from ordergraph.clock import Clock
+from ordergraph.settings import Settings
+from ordergraph.storage.db import Database
+from tests.client import Api
+from tests.conftest import ADMIN_TOKEN
+
+# placeOrder: the operation with its deadline and the watch for the client going away
+# (ordergraph/http.py), the store's queue and its unit of work (resolvers/batches.py),
+# and SQLAlchemy's close of the unit's connection, which finishes in a task of its own.
+# The key's lookup made one more per request, answered from the short cache (now none);
+# waiting for a commit's wake-up made one in each of the live hub and the webhook worker.
+PLACE_ORDER_TASKS = 5
+# A trivial read: the operation, the watch, the close of the read's connection.
+TRIVIAL_READ_TASKS = 3
+
+TRIVIAL = "query($h: String!) { store(handle: $h) { handle } }"
+
+
+@contextmanager
+def _counting_tasks() -> Iterator[Counter[str]]:
+    loop = asyncio.get_running_loop()
+    made: Counter[str] = Counter()
+    previous = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made[getattr(coro, "__qualname__", type(coro).__name__)] += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    try:
+        yield made
+    finally:
+        loop.set_task_factory(previous)
+
+
+async def _fewest(label: str, budget: int, call: Callable[[], Awaitable[Any]]) -> None:
+    runs = []
+    for _ in range(3):
+        with _counting_tasks() as made:
+            await call()
+            await asyncio.sleep(0.05)  # let what the request set going start
+        runs.append(made)
+    fewest = min(runs, key=lambda made: sum(made.values()))
+    print(f"{label}: {sum(fewest.values())} tasks: {dict(fewest)}")
+    assert sum(fewest.values()) <= budget, f"{label}: {dict(fewest)} (budget {budget})"
+
+
+@pytest.mark.xdist_group("timing")
+async def test_tasks_made_per_hot_request(pg_url: str, clock: Clock) -> None:
+    db = Database(pg_url, pool_size=4)
+    settings = Settings(database_url=db.url, admin_token=ADMIN_TOKEN, auth_cache_seconds=3600)
+    app = create_app(settings, clock=clock, db=db)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://test"
+            ) as http,
+        ):
+            api = Api(http, ADMIN_TOKEN, db)
+            store = await api.create_store(policy="ALLOW")
+            assert (await api.upsert(store, "A"))["userErrors"] == []
+            await api.receive(store, "A", 1000)
+            for _ in range(3):
+                await api.place(store, [("A", 1)])
+                await api.gql(TRIVIAL, {"h": store.handle}, token=store.token)
+
+            await _fewest("placeOrder", PLACE_ORDER_TASKS, lambda: api.place(store, [("A", 1)]))
+            await _fewest(
+                "trivial read",
+                TRIVIAL_READ_TASKS,
+                lambda: api.gql(TRIVIAL, {"h": store.handle}, token=store.token),
+            )
+    finally:
+        await db.dispose()
