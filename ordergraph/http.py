@@ -71,6 +71,8 @@ log = logging.getLogger("ordergraph.http")
 # How long a cancelled operation gets to unwind before the answer goes out anyway (a
 # SQLite call blocked in its driver's thread finishes on its own time, in the background).
 CANCEL_GRACE_SECONDS = 1.0
+# An operation still running after this long is watched for its client going away.
+WATCH_AFTER_SECONDS = 0.05
 # Statuses of request errors (no `data`) under application/graphql-response+json.
 REQUEST_ERROR_STATUS = {
     "THROTTLED": 429,
@@ -250,18 +252,28 @@ class GraphQLOverHTTP:
                 operation_extensions=operation.extensions,
             )
         )
-        gone = asyncio.create_task(_disconnected(receive))
+        # Most operations end before their client could be seen to go away: the watch
+        # for that (a task reading the connection) starts only for one still running
+        # after WATCH_AFTER_SECONDS.
+        first = min(WATCH_AFTER_SECONDS, self.timeout)
+        gone: asyncio.Task[None] | None = None
         try:
-            done, _ = await asyncio.wait(
-                {work, gone}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait({work}, timeout=first)
+            if work not in done:
+                gone = asyncio.create_task(_disconnected(receive))
+                done, _ = await asyncio.wait(
+                    {work, gone},
+                    timeout=max(0.0, self.timeout - first),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
         except asyncio.CancelledError:  # the server is stopping this request
             await self._cancel(work, info, "cancelled")
             raise
         finally:
-            gone.cancel()
+            if gone is not None:
+                gone.cancel()
         if work not in done:
-            if gone in done:
+            if gone is not None and gone in done:
                 await self._cancel(work, info, "cancelled")
                 return None
             await self._cancel(work, info, "timeout")
