@@ -61,8 +61,9 @@ class _Change:
 @dataclass(eq=False)
 class _Unit:
     changes: list[_Change]
-    task: asyncio.Task[None] | None = None
+    task: asyncio.Task[None] | None = None  # the task running it, while it runs
     began: bool = False
+    stopped: bool = False  # cancelled by `_gone`
 
 
 def merged(reads: list[Reads]) -> Reads:
@@ -134,6 +135,7 @@ class StoreBatches:
             and not unit.began
             and all(c.done.done() for c in unit.changes)
         ):
+            unit.stopped = True
             unit.task.cancel()
 
     def _take(self, queue: deque[_Change]) -> list[_Change]:
@@ -165,14 +167,36 @@ class StoreBatches:
                 unit = _Unit(changes)
                 for change in changes:
                     change.unit = unit
-                unit.task = asyncio.create_task(self._run(store_id, unit))
-                await asyncio.wait([unit.task])
-                _fail_undone(unit.changes, unit.task)
+                await self._run_here(store_id, unit)
         finally:
             del self._draining[store_id]
             del self._queues[store_id]
             for change in queue:  # left only when stopped by the loop's end
                 change.done.cancel()
+
+    async def _run_here(self, store_id: int, unit: _Unit) -> None:
+        """The unit, in the store's draining task (no task of its own): stopped by
+        `_gone`, which cancels this task while the unit has not begun, and then goes on
+        with the queue; any other cancellation (the loop's end) goes through."""
+        task = asyncio.current_task()
+        assert task is not None
+        unit.task = task
+        error: BaseException | None = None
+        try:
+            await self._run(store_id, unit)
+        except asyncio.CancelledError:
+            if not unit.stopped or task.uncancel() > 0:
+                raise
+        except Exception as failed:  # unexpected: each undone change fails with it
+            error = failed
+        finally:
+            unit.task = None
+        for change in unit.changes:
+            if not change.done.done():
+                if error is None:
+                    change.done.cancel()
+                else:
+                    change.done.set_exception(error)
 
     async def _run(self, store_id: int, unit: _Unit) -> None:
         reads = merged([c.reads for c in unit.changes])
@@ -238,15 +262,3 @@ def _settle(change: _Change, *, result: Any = None, exception: BaseException | N
         change.done.set_exception(exception)
     else:
         change.done.set_result(result)
-
-
-def _fail_undone(changes: list[_Change], task: asyncio.Task[None]) -> None:
-    """A unit's task ended without settling some changes (it was cancelled when all of
-    them had gone, or failed unexpectedly): none is left waiting."""
-    error = None if task.cancelled() else task.exception()
-    for change in changes:
-        if not change.done.done():
-            if error is None:
-                change.done.cancel()
-            else:
-                change.done.set_exception(error)
