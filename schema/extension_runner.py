@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 from strawberry.extensions import SchemaExtension
@@ -90,13 +89,8 @@ class _OneHook:
     async def __aenter__(self) -> None:
         self.manager.__enter__()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        return bool(self.manager.__exit__(exc_type, exc, tb))
+    async def __aexit__(self, *exc: Any) -> bool:
+        return bool(self.manager.__exit__(*exc))
 
 
 class _Hooks:
@@ -121,13 +115,8 @@ class _Hooks:
             if not await stack.__aexit__(type(error), error, error.__traceback__):
                 raise
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        return bool(await self.stack.__aexit__(exc_type, exc, tb))
+    async def __aexit__(self, *exc: Any) -> bool:
+        return bool(await self.stack.__aexit__(*exc))
 
 
 def _lean(extensions: list[SchemaExtension], name: str, strawberry: type[Any]) -> Any:
@@ -170,25 +159,15 @@ class _Stage:
         self.entered = _lean(self.extensions, self.name, self.strawberry)
         await self.entered.__aenter__()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        return bool(await self.entered.__aexit__(exc_type, exc, tb))
+    async def __aexit__(self, *exc: Any) -> bool:
+        return bool(await self.entered.__aexit__(*exc))
 
     def __enter__(self) -> None:
         self.entered = self.strawberry(self.extensions)
         self.entered.__enter__()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        return bool(self.entered.__exit__(exc_type, exc, tb))
+    def __exit__(self, *exc: Any) -> bool:
+        return bool(self.entered.__exit__(*exc))
 
 
 _OPERATION = SchemaExtension.on_operation.__name__
