@@ -30,26 +30,6 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-async def _give_back(conn: AsyncConnection) -> None:
-    """Close a checkout of `connection`, giving its connection back to the pool.
-
-    SQLAlchemy's `async with` closes in a task of its own and waits for it even when
-    cancelled, so that a cancellation cannot cut a close short (a rollback on the wire,
-    say): a task per checkout. A checkout of `connection` runs in autocommit, so its
-    driver holds no transaction when it ends: closing then rolls nothing back, waits on
-    nothing and cannot be cut short, and is awaited here. A driver still holding a
-    transaction is closed SQLAlchemy's way (its `async with` exit).
-
-    The driver's transaction is read from its adapter's `_transaction`
-    (tests/unit/test_internals.py checks it is still there)."""
-    raw = None if conn.closed or conn.invalidated else conn.sync_connection
-    adapted = getattr(getattr(raw, "connection", None), "dbapi_connection", None)
-    if adapted is not None and getattr(adapted, "_transaction", None) is not None:
-        await conn.__aexit__(None, None, None)
-    else:
-        await conn.close()
-
-
 class Database:
     """One engine plus what a backend needs to serialize writers safely."""
 
@@ -136,12 +116,10 @@ class Database:
         """A connection in autocommit mode: a read of one statement costs one round trip,
         and the PostgreSQL unit of work begins its transaction itself (storage/pg_unit.py).
         (On SQLite, where a statement is no round trip, a plain connection.)"""
-        if self.is_sqlite:
-            async with self.engine.connect() as conn:
+        async with self.engine.connect() as conn:
+            if self.is_sqlite:
                 yield conn
-            return
-        conn = await self.engine.connect()
-        try:
+                return
             # The driver adapter's own switch, set for this checkout only: SQLAlchemy's
             # isolation_level option would redo the connection's characteristics at every
             # checkout and return, a cost per request.
@@ -151,8 +129,6 @@ class Database:
                 yield conn
             finally:
                 adapted.autocommit = False
-        finally:
-            await _give_back(conn)
 
     def committed(self, store_id: int) -> None:
         for callback in list(self.on_commit):

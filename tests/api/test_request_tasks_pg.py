@@ -25,16 +25,16 @@ from ordergraph.storage.db import Database
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN
 
-# placeOrder: the operation with its deadline (ordergraph/http.py) and the store's queue,
-# which runs its units of work itself (resolvers/batches.py). Before: 8. The key's lookup
+# placeOrder: the operation with its deadline (ordergraph/http.py), the store's queue,
+# which runs its units of work itself (resolvers/batches.py), and SQLAlchemy's close of
+# the unit's connection, which finishes in a task of its own. Before: 8. The key's lookup
 # made one per request, though answered from the short cache; waiting for a commit's
 # wake-up made one in each of the live hub and the webhook worker; the watch for the
 # client going away started with every request (now only with one still running after
-# 50 ms); each unit of work ran in a task of its own; and SQLAlchemy closed each
-# connection checkout in a task of its own (storage/db.py `_give_back`).
-PLACE_ORDER_TASKS = 2
-# A trivial read: the operation (4 before).
-TRIVIAL_READ_TASKS = 1
+# 50 ms); and each unit of work ran in a task of its own.
+PLACE_ORDER_TASKS = 3
+# A trivial read: the operation and the close of the read's connection (4 before).
+TRIVIAL_READ_TASKS = 2
 
 TRIVIAL = "query($h: String!) { store(handle: $h) { handle } }"
 

@@ -132,8 +132,6 @@ USED_ATTRIBUTES = (
     # schema/extension_runner.py falls back on Strawberry's context manager of a stage
     ("strawberry.extensions.context", "ExtensionContextManagerBase", "__aenter__"),
     ("strawberry.extensions.runner", "SchemaExtensionsRunner", "on_stream_result"),
-    # storage/db.py closes a checkout at once when the driver holds no transaction
-    ("sqlalchemy.dialects.postgresql.asyncpg", "AsyncAdapt_asyncpg_connection", "_transaction"),
 )
 
 # graphql-core's methods that schema/execution.py calls on the executor, with the
