@@ -9,6 +9,7 @@ are answered, none with an error: a change retries its BEGIN on another connecti
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -56,22 +57,22 @@ async def test_after_the_servers_backends_end_the_next_requests_are_answered(
 async def test_a_checkout_is_given_back_clean_with_or_without_a_driver_transaction(
     pg_url: str,
 ) -> None:
-    """A checkout of `Database.connection` ends in autocommit and is given back at once;
-    one whose driver was left in a transaction (autocommit switched off inside) is closed
-    SQLAlchemy's way, which rolls it back: the next checkout of the same connection (one
-    connection in the pool) is in no transaction and sees no row of the rolled-back one."""
+    """A checkout of `Database.connection` runs in autocommit; one whose driver was left
+    in a transaction (autocommit switched off inside) is rolled back when it is given
+    back: the next checkout of the same connection (one connection in the pool) is in no
+    transaction and sees no row of the rolled-back one."""
     db = Database(pg_url, pool_size=1)
     try:
         async with db.connection() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
+            raw: Any = (await conn.get_raw_connection()).driver_connection
             await conn.exec_driver_sql("CREATE TEMP TABLE given_back (n int)")
         async with db.connection() as conn:
-            adapted = (await conn.get_raw_connection()).dbapi_connection
+            adapted: Any = (await conn.get_raw_connection()).dbapi_connection
             adapted.autocommit = False  # the driver begins a transaction at the next statement
             await conn.exec_driver_sql("INSERT INTO given_back VALUES (1)")
             assert adapted._transaction is not None
         async with db.connection() as conn:
-            again = (await conn.get_raw_connection()).driver_connection
+            again: Any = (await conn.get_raw_connection()).driver_connection
             assert again is raw
             assert not again.is_in_transaction()
             rows = (await conn.exec_driver_sql("SELECT count(*) FROM given_back")).scalar()
