@@ -191,12 +191,12 @@ class StoreBatches:
             error = failed
         finally:
             unit.task = None
-        for change in unit.changes:
-            if not change.done.done():
-                if error is None:
-                    change.done.cancel()
-                else:
-                    change.done.set_exception(error)
+            for change in unit.changes:  # none is left waiting (cancelled: each gone)
+                if not change.done.done():
+                    if error is None:
+                        change.done.cancel()
+                    else:
+                        change.done.set_exception(error)
 
     async def _run(self, store_id: int, unit: _Unit) -> None:
         reads = merged([c.reads for c in unit.changes])

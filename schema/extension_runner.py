@@ -111,9 +111,9 @@ class _Hooks:
                     await stack.enter_async_context(manager)
                 else:
                     stack.enter_context(manager)
-        except BaseException as error:
-            if not await stack.__aexit__(type(error), error, error.__traceback__):
-                raise
+        except BaseException as error:  # the hooks entered are left, then it goes on up
+            await stack.__aexit__(type(error), error, error.__traceback__)
+            raise
 
     async def __aexit__(self, *exc: Any) -> bool:
         return bool(await self.stack.__aexit__(*exc))
