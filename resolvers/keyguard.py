@@ -82,10 +82,9 @@ class KeyGuard:
 
     async def key_for(self, token_hash: str) -> KeyRecord | None:
         """The live key with this token hash, or None; through the short cache."""
-        now = time.monotonic()
-        cached = self._cache.get(token_hash)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        hit, key = self.cached(token_hash)
+        if hit:
+            return key
         pending = self._inflight.get(token_hash)
         if pending is None:
             pending = asyncio.ensure_future(self._lookup(token_hash))

@@ -32,7 +32,6 @@ from strawberry.types.base import (
     StrawberryMaybe,
     StrawberryObjectDefinition,
     StrawberryOptional,
-    StrawberryType,
     has_object_definition,
 )
 from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
@@ -140,11 +139,9 @@ class _Compiler:
 def _hook(
     build: Callable[[Mapping[str, Any]], Any],
 ) -> Callable[[type, Mapping[str, Any], InputContext], Any]:
-    origin_build = build
-
     def from_input(cls: type, value: Mapping[str, Any], context: InputContext) -> Any:
         # (`cls` is the class Strawberry would build: the origin, or a subclass of it.)
-        return origin_build(value, cls)  # type: ignore[call-arg]
+        return build(value, cls)  # type: ignore[call-arg]
 
     from_input.ordergraph_built = True  # type: ignore[attr-defined]
     return from_input
@@ -152,19 +149,15 @@ def _hook(
 
 def install(
     input_classes: list[type], config: StrawberryConfig, scalars: Mapping[object, Any]
-) -> list[type]:
-    """Give each input class (that this module can convert) its built `from_input`;
-    returns the classes given one."""
+) -> None:
+    """Give each input class (that this module can convert) its built `from_input`."""
     compiler = _Compiler(config, scalars)
-    installed = []
     for cls in input_classes:
         try:
             build = compiler.builder(cls)
         except _Unsupported:
             continue
         cls.__strawberry_definition__.from_input = _hook(build)  # type: ignore[attr-defined]
-        installed.append(cls)
-    return installed
 
 
 def input_classes(schema: Any) -> list[type]:
@@ -175,8 +168,3 @@ def input_classes(schema: Any) -> list[type]:
         if isinstance(definition, StrawberryObjectDefinition) and definition.is_input:
             found.append(definition.origin)
     return found
-
-
-def converter_of(type_: StrawberryType | type, schema: Any) -> Convert:
-    """The converter this module builds for `type_` (for tests)."""
-    return _Compiler(schema.config, schema.schema_converter.scalar_registry).converter(type_)

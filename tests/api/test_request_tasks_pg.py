@@ -2,14 +2,15 @@
 
 Each asyncio task costs its creation, a turn of the event loop to start and callbacks to
 finish; the fewer a request needs, the more of the server's single thread is left for
-requests. Counted with a task factory on the running loop, after a warm-up (the token
-in the process's short cache), the fewest of three runs (a background task of the
-process, the rate limits' reconciliation about once a second, may add its own to one).
+requests. Counted with a task factory on the running loop, only those made in the
+request's context (not the background work of this app or of an earlier test's), after a
+warm-up (the token in the process's short cache), the fewest of three runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +40,11 @@ TRIVIAL_READ_TASKS = 2
 TRIVIAL = "query($h: String!) { store(handle: $h) { handle } }"
 
 
+# Set around the request: only tasks made in its context (the request's own, and those
+# they make) are counted, not those of background work of this or an earlier app.
+_IN_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("in_request", default=False)
+
+
 @contextmanager
 def _counting_tasks() -> Iterator[Counter[str]]:
     loop = asyncio.get_running_loop()
@@ -46,13 +52,16 @@ def _counting_tasks() -> Iterator[Counter[str]]:
     previous = loop.get_task_factory()
 
     def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        made[getattr(coro, "__qualname__", type(coro).__name__)] += 1
+        if _IN_REQUEST.get():
+            made[getattr(coro, "__qualname__", type(coro).__name__)] += 1
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     loop.set_task_factory(factory)
+    marked = _IN_REQUEST.set(True)
     try:
         yield made
     finally:
+        _IN_REQUEST.reset(marked)
         loop.set_task_factory(previous)
 
 
