@@ -266,7 +266,12 @@ async def read_orders(conn: Any, handle: str) -> dict[str, Any]:
     store = await conn.fetchrow(STORE_BY_HANDLE, handle)
     if store is None:
         return {"data": {"store": None}}
-    sid, currency = store["id"], store["currency_code"]
+    nodes = await orders_of(conn, store["id"], store["currency_code"])
+    return {"data": {"store": {"orders": {"nodes": nodes}}}}
+
+
+async def orders_of(conn: Any, sid: int, currency: str) -> list[dict[str, Any]]:
+    """The store's first 50 orders by placement, with their lines and each line's product."""
     orders = await conn.fetch(ORDERS_PAGE, sid, PAGE_SIZE)
     lines: dict[int, list[dict[str, Any]]] = {row["id"]: [] for row in orders}
     for line in await conn.fetch(LINES_OF, sid, list(lines)):
@@ -285,7 +290,7 @@ async def read_orders(conn: Any, handle: str) -> dict[str, Any]:
                 },
             }
         )
-    nodes = [
+    return [
         {
             "id": global_id("Order", sid, row["id"]),
             "number": row["number"],
@@ -296,7 +301,6 @@ async def read_orders(conn: Any, handle: str) -> dict[str, Any]:
         }
         for row in orders
     ]
-    return {"data": {"store": {"orders": {"nodes": nodes}}}}
 
 
 def _tally(row: Any, prefix: str, currency: str) -> dict[str, Any]:
@@ -313,15 +317,19 @@ async def read_backlog(conn: Any, handle: str) -> dict[str, Any]:
     store = await conn.fetchrow(STORE_BY_HANDLE, handle)
     if store is None:
         return {"data": {"store": None}}
-    sid, currency = store["id"], store["currency_code"]
+    backlog = await backlog_of(conn, store["id"], store["currency_code"])
+    return {"data": {"store": {"backlog": backlog}}}
+
+
+async def backlog_of(conn: Any, sid: int, currency: str) -> dict[str, Any]:
+    """The store's backlog, backorder and overdue tallies now."""
     point = await conn.fetchrow(LATEST_TALLY, sid)
     overdue = await conn.fetchrow(OVERDUE_NOW, sid, dt.datetime.now(dt.UTC))
-    backlog = {
+    return {
         "backlog": _tally(point, "backlog", currency),
         "backorders": _tally(point, "backorder", currency),
         "overdue": _tally(overdue, "backlog", currency),
     }
-    return {"data": {"store": {"backlog": backlog}}}
 
 
 READS = {"store": read_store, "orders": read_orders, "backlog": read_backlog}

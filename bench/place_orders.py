@@ -1,18 +1,20 @@
-"""Benchmark: placeOrder through ordergraph against a bare baseline and pgbench, all doing
-the same writes.
+"""Benchmark: placeOrder through ordergraph against a bare baseline, the stack's floor and
+pgbench, all doing the same writes.
 
 It creates a fresh PostgreSQL database, starts `python -m ordergraph serve` on it as a
 real process (or --processes N of them), creates the stores of each contender through
 the API (one store for the hot workload, --stores for the spread one) with one product of
 ample stock, installs the bench's PL/pgSQL copy of the transaction, places 1,000 orders
-in a store of its own and runs ANALYZE, then starts bench/baseline_app.py on the same
-database. In each of --rounds rounds it runs every contender in turn (the order rotated
-each round) for the same time from the same number of connections: ordergraph and the
-baseline through a light keep-alive HTTP client, pgbench calling the function. It prints
-the median and range over the rounds of orders/s, latency, the servers' CPU per order and
-the client's CPU per request, the ratios of the medians and the store lock's hold time
-when the server reports it; checks that every contender wrote what a placeOrder writes;
-and drops the database.
+in a store of its own and runs ANALYZE, then starts bench/baseline_app.py and
+bench/floor_app.py (the baseline's transaction behind a minimal Strawberry mutation: what
+any Strawberry app costs; --no-floor leaves it out) on the same database. In each of
+--rounds rounds it runs every contender in turn (the order rotated each round) for the
+same time from the same number of connections: ordergraph, the floor and the baseline
+through a light keep-alive HTTP client, pgbench calling the function. It prints the median
+and range over the rounds of orders/s, latency, the servers' CPU per order and the
+client's CPU per request, the ratios of the medians and the store lock's hold time when
+the server reports it; checks that every contender wrote what a placeOrder writes; and
+drops the database.
 
 Run from the repository root, in the project's environment:
 
@@ -170,6 +172,42 @@ def _baseline_target(urls: list[str], ids: list[int]) -> Target:
     return Target("baseline", urls, "/orders", requests)
 
 
+def _floor_target(urls: list[str], ids: list[int]) -> Target:
+    """The same mutation as ordergraph's, the store named by its number, no key."""
+    lines = [{"sku": SKU, "quantity": 1}]
+    inputs = [{"input": {"storeId": str(sid), "lines": lines}} for sid in ids]
+    requests = [Request({"query": PLACE_ORDER, "variables": v}, {}) for v in inputs]
+    return Target("floor", urls, "/graphql", requests, graphql_ok("placeOrder"))
+
+
+def _floor_contender(
+    args: argparse.Namespace, floors: list[Server], ids: dict[str, list[int]]
+) -> list[Contender]:
+    """The floor as a contender, or none if it was left out."""
+    if not floors:
+        return []
+    urls = [s.url for s in floors]
+    run = _http_contender(
+        args, lambda w: _floor_target(urls, ids[w]), [s.process.pid for s in floors]
+    )
+    return [Contender("floor", ids, run)]
+
+
+def _pgbench_contender(
+    args: argparse.Namespace, binary: str | None, dsn: str, ids: dict[str, list[int]]
+) -> list[Contender]:
+    """pgbench as a contender, or none where it is not installed or was left out."""
+    if binary is None:
+        return []
+
+    def run(workload: str) -> Result:
+        return drive_pgbench(
+            binary, dsn, ids[workload], SKU, args.concurrency, args.seconds, args.warmup
+        )
+
+    return [Contender(PGBENCH, ids, run)]
+
+
 def _ordergraph_target(urls: list[str], stores: list[BenchStore]) -> Target:
     requests = [
         Request(
@@ -215,12 +253,17 @@ def report(workload: str, width: int, contenders: list[Contender], args: argpars
         summary(runs),
         "",
     ]
-    for other in ("baseline", PGBENCH):
-        ratio = ratio_line(runs, "ordergraph", other)
+    for numerator, other in (
+        ("ordergraph", "baseline"),
+        ("ordergraph", PGBENCH),
+        ("ordergraph", "floor"),
+        ("floor", "baseline"),
+    ):
+        ratio = ratio_line(runs, numerator, other)
         if ratio:
             lines.append(ratio)
     lines.append(f"store lock hold, ordergraph: {lock_hold_line(runs['ordergraph'])}")
-    lines.append("store lock hold per order, baseline and pgbench: n/a (not measured)")
+    lines.append("store lock hold per order, the other contenders: n/a (not measured)")
     return "\n".join(lines)
 
 
@@ -255,6 +298,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stores", type=int, default=16, help="stores of the spread workload")
     parser.add_argument(
         "--no-pgbench", action="store_true", help="leave pgbench out even where it is installed"
+    )
+    parser.add_argument(
+        "--no-floor", action="store_true", help="leave out the stack's floor (bench/floor_app.py)"
     )
     add_pg_dsn(parser)
     args = parser.parse_args(argv)
@@ -379,6 +425,7 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
         og_stores = {w: stores_of(w) for w in workloads}
         base_ids = {w: ids_of(stores_of(w)) for w in workloads}
         pg_ids = {w: ids_of(stores_of(w)) for w in workloads} if binary else {}
+        floor_ids = {} if args.no_floor else {w: ids_of(stores_of(w)) for w in workloads}
         seed = ids_of([make_store(setup_url, admin_token)])[0]
         asyncio.run(prepare_database(dsn, seed))
         print(
@@ -387,18 +434,20 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
             "every contender, before any measured order)"
         )
 
-        def baseline_command(port: int) -> list[str]:
-            return [
-                sys.executable,
-                str(HERE / "baseline_app.py"),
-                "--dsn",
-                dsn,
-                "--port",
-                str(port),
-            ]
+        def app_command(script: str) -> Callable[[int], list[str]]:
+            def command(port: int) -> list[str]:
+                return [sys.executable, str(HERE / script), "--dsn", dsn, "--port", str(port)]
 
-        baselines = _start_servers(args, baseline_command, dict(os.environ), logs, "baseline")
+            return command
+
+        app_env = dict(os.environ)
+        baselines = _start_servers(args, app_command("baseline_app.py"), app_env, logs, "baseline")
         servers += baselines
+        floor_command = app_command("floor_app.py")
+        floors = (
+            [] if args.no_floor else _start_servers(args, floor_command, app_env, logs, "floor")
+        )
+        servers += floors
         og_ids = {w: ids_of(stores) for w, stores in og_stores.items()}
         base_urls = [s.url for s in baselines]
         og_urls = [s.url for s in ordergraphs]
@@ -422,16 +471,8 @@ def run(args: argparse.Namespace, dsn: str, logs: Path) -> int:
                 ),
             ),
         ]
-        if binary:
-            contenders.append(
-                Contender(
-                    PGBENCH,
-                    pg_ids,
-                    lambda w: drive_pgbench(
-                        binary, dsn, pg_ids[w], SKU, args.concurrency, args.seconds, args.warmup
-                    ),
-                )
-            )
+        contenders += _floor_contender(args, floors, floor_ids)
+        contenders += _pgbench_contender(args, binary, dsn, pg_ids)
         return _measure(args, dsn, contenders, workloads)
     except Exception:
         for server in servers:

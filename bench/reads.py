@@ -1,20 +1,21 @@
 """Benchmark: three reads through ordergraph against a bare Starlette + asyncpg endpoint
-returning the same JSON.
+returning the same JSON, and against the stack's floor.
 
 It creates a fresh PostgreSQL database, starts `python -m ordergraph serve` on it, makes a
 store with three products through the API and places --orders orders of 1-3 lines there
-(a fixed seed), runs ANALYZE, and starts bench/baseline_app.py on the same database. It
-checks that both answer each read with the same JSON, then in each of --rounds rounds runs
-both contenders in turn (the order rotated each round) from the same number of keep-alive
-connections for the same time, for each read:
+(a fixed seed), runs ANALYZE, and starts bench/baseline_app.py and bench/floor_app.py (the
+baseline's statements served as GraphQL by a minimal Strawberry app: what any Strawberry
+app costs) on the same database. It checks that all three answer each read with the same
+JSON, then in each of --rounds rounds runs the contenders in turn (the order rotated each
+round) from the same number of keep-alive connections for the same time, for each read:
 
 - store: `{ store(handle: "...") { handle } }`;
 - orders: a page of 50 orders with their lines and each line's product;
 - backlog: the store's backlog, backorder and overdue tallies now.
 
 It prints the median and range over the rounds of requests/s, latency, the server's CPU
-per request and the client's CPU per request, and the ratio ordergraph / baseline of the
-median rates; then drops the database.
+per request and the client's CPU per request, and the ratios ordergraph / baseline,
+ordergraph / floor and floor / baseline of the median rates; then drops the database.
 
     python bench/reads.py --seconds 5 --rounds 3
 """
@@ -91,15 +92,24 @@ async def analyze(dsn: str) -> None:
         await conn.close()
 
 
-def targets(read: str, og_url: str, base_url: str, store: BenchStore) -> dict[str, Target]:
+CONTENDERS = ("baseline", "floor", "ordergraph")
+
+
+def targets(read: str, urls: dict[str, str], store: BenchStore) -> dict[str, Target]:
     query = QUERIES[read] % store.handle
     auth = {"Authorization": f"Bearer {store.token}"}
+    base = Request({"handle": store.handle}, {})
     return {
-        "baseline": Target(
-            "baseline", [base_url], f"/reads/{read}", [Request({"handle": store.handle}, {})]
+        "baseline": Target("baseline", [urls["baseline"]], f"/reads/{read}", [base]),
+        "floor": Target(
+            "floor", [urls["floor"]], "/graphql", [Request({"query": query}, {})], graphql_ok()
         ),
         "ordergraph": Target(
-            "ordergraph", [og_url], "/graphql", [Request({"query": query}, auth)], graphql_ok()
+            "ordergraph",
+            [urls["ordergraph"]],
+            "/graphql",
+            [Request({"query": query}, auth)],
+            graphql_ok(),
         ),
     }
 
@@ -111,16 +121,16 @@ def _answer(url: str, target: Target) -> dict[str, Any]:
     return answer
 
 
-def same_json(read: str, pair: dict[str, Target]) -> tuple[str | None, Any]:
-    """(None if both contenders answer the read with the same data, else both answers;
+def same_json(read: str, contenders: dict[str, Target]) -> tuple[str | None, Any]:
+    """(None if all contenders answer the read with the same data, else their answers;
     ordergraph's extensions.cost)."""
-    answers = {name: _answer(t.urls[0], t) for name, t in pair.items()}
+    answers = {name: _answer(t.urls[0], t) for name, t in contenders.items()}
     cost = answers["ordergraph"].get("extensions", {}).get("cost", {}).get("requestedQueryCost")
-    if answers["baseline"] == {"data": answers["ordergraph"].get("data")}:
+    data = {"data": answers["ordergraph"].get("data")}
+    if answers["baseline"] == data and answers["floor"] == data:
         return None, cost
-    shown = {name: json.dumps(a)[:1500] for name, a in answers.items()}
-    problem = f"{read}: the answers differ:\n  baseline   {shown['baseline']}"
-    return f"{problem}\n  ordergraph {shown['ordergraph']}", cost
+    shown = "".join(f"\n  {name:<10} {json.dumps(a)[:1500]}" for name, a in answers.items())
+    return f"{read}: the answers differ:{shown}", cost
 
 
 # -- main -----------------------------------------------------------------------------
@@ -129,7 +139,7 @@ def same_json(read: str, pair: dict[str, Target]) -> tuple[str | None, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="measured time per run")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of both contenders")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of all contenders")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     parser.add_argument(
@@ -199,6 +209,11 @@ def run(args: argparse.Namespace, reads: list[str], dsn: str, logs: Path) -> int
         ]
         base = start(command, port=port, log=logs / "base.log", name="baseline")
         servers.append(base)
+        port = free_port()
+        command[1] = str(HERE / "floor_app.py")
+        command[command.index("--port") + 1] = str(port)
+        floor = start(command, port=port, log=logs / "floor.log", name="floor")
+        servers.append(floor)
         print(
             f"reads: a store of {args.orders} orders of 1-3 lines made through the API, then "
             f"ANALYZE; {args.concurrency} concurrent connections, {args.seconds:g} s measured "
@@ -206,8 +221,10 @@ def run(args: argparse.Namespace, reads: list[str], dsn: str, logs: Path) -> int
             f"each round, {args.pool_size} database connections per server, on {safe_dsn(dsn)}",
             flush=True,
         )
-        pids = {"baseline": [base.process.pid], "ordergraph": [og.process.pid]}
-        return _measure(args, reads, {r: targets(r, og.url, base.url, store) for r in reads}, pids)
+        pids = {"baseline": [base.process.pid], "floor": [floor.process.pid]}
+        pids["ordergraph"] = [og.process.pid]
+        urls = {"baseline": base.url, "floor": floor.url, "ordergraph": og.url}
+        return _measure(args, reads, {r: targets(r, urls, store) for r in reads}, pids)
     except Exception:
         for server in servers:
             server.stop()
@@ -231,17 +248,15 @@ def _measure(
             print(problem)
             return 1
     print(
-        f"same JSON from both for: {', '.join(reads)} (ordergraph's data; it adds "
+        f"same JSON from all three for: {', '.join(reads)} (ordergraph's data; it adds "
         "extensions.cost, requested cost: "
         + ", ".join(f"{read} {cost}" for read, cost in costs.items())
         + "); per-key rate limits lifted"
     )
-    runs: dict[str, dict[str, list[Result]]] = {
-        r: {"baseline": [], "ordergraph": []} for r in reads
-    }
+    runs: dict[str, dict[str, list[Result]]] = {r: {n: [] for n in CONTENDERS} for r in reads}
     for read in reads:
         for round_index in range(args.rounds):
-            for name in rotation(["baseline", "ordergraph"], round_index):
+            for name in rotation(list(CONTENDERS), round_index):
                 target = by_read[read][name]
                 result = asyncio.run(
                     drive(target, args.concurrency, args.seconds, args.warmup, pids[name])
@@ -251,23 +266,36 @@ def _measure(
                     f"round {round_index + 1} {read} {name}: {one_line(result, 'requests')}",
                     flush=True,
                 )
-    failed = False
-    for read in reads:
-        print()
-        print(f"== {read}: median [min-max] over {args.rounds} round(s) ==")
-        print(summary(runs[read], "requests"))
-        print(ratio_line(runs[read], "ordergraph", "baseline"))
-        for name, results in runs[read].items():
-            for result in results:
-                if result.first_error:
-                    print(f"{read} {name}: {result.errors} failed; first: {result.first_error}")
-                    failed = True
+    failed = _report(args, reads, runs)
     print()
     print(
         "server CPU: the server process from /proc per request, PostgreSQL not included; "
         "client CPU: this process's, per request"
     )
     return 1 if failed else 0
+
+
+def _report(
+    args: argparse.Namespace, reads: list[str], runs: dict[str, dict[str, list[Result]]]
+) -> bool:
+    """Print each read's summary and ratios and any failed requests; whether any failed."""
+    failed = False
+    for read in reads:
+        print()
+        print(f"== {read}: median [min-max] over {args.rounds} round(s) ==")
+        print(summary(runs[read], "requests"))
+        for numerator, denominator in (
+            ("ordergraph", "baseline"),
+            ("ordergraph", "floor"),
+            ("floor", "baseline"),
+        ):
+            print(ratio_line(runs[read], numerator, denominator))
+        for name, results in runs[read].items():
+            for result in results:
+                if result.first_error:
+                    print(f"{read} {name}: {result.errors} failed; first: {result.first_error}")
+                    failed = True
+    return failed
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import bench_dropped_its_database, run_bench
 
-ROW = re.compile(r"^(baseline|ordergraph|pgbench)\s+([0-9.]+)\s", re.MULTILINE)
-RATIO = re.compile(r"^ratio \(ordergraph / (baseline|pgbench)\): ([0-9.]+)$", re.MULTILINE)
+ROW = re.compile(r"^(baseline|floor|ordergraph|pgbench)\s+([0-9.]+)\s", re.MULTILINE)
+RATIO = re.compile(r"^ratio \((\w+) / (\w+)\): ([0-9.]+)$", re.MULTILINE)
 CLIENT_CPU = re.compile(r"client CPU ms/req ([0-9.]+)")
 
 
@@ -29,15 +29,15 @@ def test_benchmark_places_orders_on_every_contender_prints_ratios_and_drops_its_
     assert done.returncode == 0, output
 
     with_pgbench = shutil.which("pgbench") is not None
-    contenders = {"baseline", "ordergraph"} | ({"pgbench"} if with_pgbench else set())
+    contenders = {"baseline", "floor", "ordergraph"} | ({"pgbench"} if with_pgbench else set())
     rates = {name: float(rate) for name, rate in ROW.findall(done.stdout)}
     assert set(rates) == contenders, output
     assert all(rate > 0 for rate in rates.values()), output
-    ratios = dict(RATIO.findall(done.stdout))
-    assert set(ratios) == contenders - {"ordergraph"}, output
-    assert float(ratios["baseline"]) == pytest.approx(
-        rates["ordergraph"] / rates["baseline"], rel=0.02, abs=0.002
-    )
+    ratios = {(a, b): float(r) for a, b, r in RATIO.findall(done.stdout)}
+    expected = {("ordergraph", c) for c in contenders - {"ordergraph"}} | {("floor", "baseline")}
+    assert set(ratios) == expected, output
+    for a, b in ratios:
+        assert ratios[a, b] == pytest.approx(rates[a] / rates[b], rel=0.02, abs=0.002), output
     if not with_pgbench:
         assert "pgbench NOT FOUND" in done.stdout, output
     assert "ANALYZE" in done.stdout, output
