@@ -180,11 +180,15 @@ class EventHub:
         return sum(1 for subs in self._subscribers.values() for s in subs if s.sink is not None)
 
     def wake(self, store_id: int | None = None) -> None:
-        """Something may have committed (for one store, or for any store when None)."""
+        """Something may have committed (for one store, or for any store when None). A
+        commit in a store no one here watches wakes nothing: most commits, at most stores.
+        (A subscriber that joins meanwhile is pumped once it has joined: `subscribe`.)"""
         if store_id is None:
             self._dirty.update(self._subscribers)
         elif store_id in self._subscribers:
             self._dirty.add(store_id)
+        else:
+            return
         self._wake.set()
 
     # -- subscribing ----------------------------------------------------------
@@ -201,6 +205,9 @@ class EventHub:
                 position = await last_seq(conn, store_id)
             self._positions.setdefault(store_id, position)
         self._subscribers.setdefault(store_id, set()).add(subscriber)
+        # Commits made while the position was read woke nothing for this store (no one
+        # watched it yet): the pump looks once now, from the position.
+        self.wake(store_id)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:

@@ -410,8 +410,13 @@ class WebhookWorker:
         self._last_prune = -PRUNE_EVERY_SECONDS
 
     def wake(self, store_id: int | None = None) -> None:
+        """Something may be due (in one store, or in any when None). A commit in a store
+        known to have no subscription wakes nothing: the round would pass it over (most
+        commits, at most stores); the next look at every store finds one made since."""
         if store_id is None:
             self._everything = True
+        elif self._hooked is not None and store_id not in self._hooked:
+            return
         else:
             self._dirty.add(store_id)
         self._wake.set()

@@ -435,8 +435,8 @@ def store_number(store: StoreHandle) -> int:
 async def test_commits_in_stores_without_a_subscription_claim_nothing(
     hooks: Hooks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Most commits are in stores without webhooks: the rounds they wake make no query.
-    A subscription made in this process is known to the worker at once."""
+    """Most commits are in stores without webhooks: they wake no round, and make no
+    query. A subscription made in this process is known to the worker at once."""
     looked: list[Any] = []  # the `stores` of each claim (None: every store)
     original = webhook_store.claim
 
@@ -447,6 +447,14 @@ async def test_commits_in_stores_without_a_subscription_claim_nothing(
     monkeypatch.setattr(webhook_store, "claim", counting)
     settings = dataclasses.replace(hooks.worker.settings, poll_seconds=120.0)
     worker = WebhookWorker(hooks.worker.db, hooks.clock, settings)
+    rounds: list[Any] = []  # the `stores` of each round the worker ran
+    original_round = worker.round
+
+    async def counted_round(client: Any, stores: Any = None) -> bool:
+        rounds.append(stores)
+        return await original_round(client, stores)
+
+    worker.round = counted_round  # type: ignore[method-assign]
     quiet, hooked = await hooks.store(), await hooks.store()
     worker.start()
     try:
@@ -454,6 +462,7 @@ async def test_commits_in_stores_without_a_subscription_claim_nothing(
         await hooks.place(quiet, 5)
         await asyncio.sleep(0.3)
         assert looked == [None]
+        assert rounds == [None], "the quiet store's commits do not even wake the worker"
         await hooks.subscribe(hooked, ["ORDER_PLACED"])
         await hooks.place(hooked)
         await within(10, lambda: numbers(hooks) == [1001])

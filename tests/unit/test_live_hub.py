@@ -102,3 +102,33 @@ async def test_a_gap_still_ends_the_hand_over_even_on_another_stream() -> None:
     event, run_start = subscriber.queue.get_nowait()  # type: ignore[misc]
     assert event.record.seq == 4
     assert run_start == 3, "the consumer fetches position 2 from the log"
+
+
+async def test_a_commit_wakes_the_pump_only_for_a_store_watched_here() -> None:
+    """Most commits are in stores no one here watches: they wake nothing. One in a
+    watched store, a wake-up for every store (a listener back), and a subscriber joining
+    (commits made while it read its position woke nothing for its store) do."""
+    hub = EventHub(None)  # type: ignore[arg-type]  # no database: nothing is read here
+    hub.wake(7)
+    assert not hub._wake.is_set()
+    assert hub._dirty == set()
+
+    hub._positions[7] = 0  # its position known: subscribing reads nothing
+    subscriber = await hub.subscribe(7)
+    assert hub._wake.is_set(), "a subscriber joining has the pump look once"
+    assert hub._dirty == {7}
+
+    hub._wake.clear()
+    hub._dirty.clear()
+    hub.wake(8)
+    assert not hub._wake.is_set()
+    hub.wake(7)
+    assert hub._wake.is_set()
+    assert hub._dirty == {7}
+
+    hub._wake.clear()
+    hub._dirty.clear()
+    hub.wake(None)
+    assert hub._wake.is_set()
+    assert hub._dirty == {7}
+    hub.unsubscribe(subscriber)
