@@ -123,7 +123,7 @@ class Database:
             # The driver adapter's own switch, set for this checkout only: SQLAlchemy's
             # isolation_level option would redo the connection's characteristics at every
             # checkout and return, a cost per request.
-            adapted: Any = (await conn.get_raw_connection()).dbapi_connection
+            adapted: Any = (await pooled(conn)).dbapi_connection
             adapted.autocommit = True
             try:
                 yield conn
@@ -146,6 +146,18 @@ class Database:
         await self.engine.dispose()
         if self.sqlite_writer is not None:
             await self.sqlite_writer.dispose()
+
+
+async def pooled(conn: AsyncConnection) -> Any:
+    """The pooled connection under `conn` (`dbapi_connection`: the driver adapter;
+    `driver_connection`: asyncpg's). A connection just checked out holds it already, so
+    it is read as is, with no hand-over to a greenlet (SQLAlchemy's `get_raw_connection`
+    makes one each call, in case the connection must be made again); one invalidated
+    meanwhile goes SQLAlchemy's way."""
+    sync = conn.sync_connection
+    if sync is None or sync.invalidated or sync.closed:
+        return await conn.get_raw_connection()
+    return sync.connection
 
 
 # A pooled connection idle for longer than this is pinged before use (a restart of the

@@ -66,6 +66,7 @@ from sqlalchemy.sql.expression import FromClause
 from ordergraph.domain.model import Order
 from ordergraph.domain.tallies import NOTHING, Contribution, Figures, Tally, contribution, figures
 from ordergraph.storage import tables as t
+from ordergraph.storage.driver_reads import fetch
 from ordergraph.storage.jsonrows import to_json
 
 _Found = TypeVar("_Found")
@@ -379,8 +380,7 @@ def _overdue_of(row: Any) -> Contribution:
 
 
 async def _figures(conn: AsyncConnection, store_id: int, at: dt.datetime, *, past: bool) -> Figures:
-    found = await conn.execute(_figures_query(past=past), {"store_id": store_id, "at": at})
-    row = found.mappings().one()
+    (row,) = await fetch(conn, _figures_query(past=past), {"store_id": store_id, "at": at})
     point = row if row["seq"] is not None else None
     oldest = row["oldest_backorder_placed_at"] if point is not None else None
     return figures(at, _contribution(point), _overdue_of(row), oldest)

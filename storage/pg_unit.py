@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.storage import history
 from ordergraph.storage import tables as t
-from ordergraph.storage.db import Database
+from ordergraph.storage.db import Database, pooled
 from ordergraph.storage.jsonrows import from_json, to_json
 from ordergraph.storage.notify import NOTIFY_CHANNEL
 
@@ -104,7 +104,7 @@ async def transaction(db: Database) -> AsyncIterator[tuple[AsyncConnection, asyn
     """
     for attempt in range(_BEGIN_ATTEMPTS):
         async with db.connection() as conn:
-            raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+            raw: asyncpg.Connection = (await pooled(conn)).driver_connection
             try:
                 await raw.execute("BEGIN")
             except _LOST:

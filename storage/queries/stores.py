@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import BigInteger, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.model import Store
 from ordergraph.domain.paging import Page, PageRequest
 from ordergraph.storage import tables as t
+from ordergraph.storage.driver_reads import fetch
 from ordergraph.storage.mapping import store_from
 from ordergraph.storage.paging import fetch_page
 
@@ -26,11 +29,16 @@ async def store_by_handle(
     `among` (the store ids a key may see), only one of those: on Citus that statement
     then goes only to the workers holding them, not to every one."""
     if among is None:
-        found = await conn.execute(_BY_HANDLE, {"handle": handle})
+        rows = await fetch(conn, _BY_HANDLE, {"handle": handle})
     else:
-        found = await conn.execute(_BY_HANDLE_AMONG, {"handle": handle, "among": list(set(among))})
-    row = found.mappings().first()
-    return store_from(row) if row else None
+        ids = sorted(set(among))
+        if len(ids) <= _FEW:
+            values: dict[str, Any] = {f"among_{n}": i for n, i in enumerate(ids)}
+            values["handle"] = handle
+            rows = await fetch(conn, _by_handle_among(len(ids)), values)
+        else:
+            rows = await fetch(conn, _BY_HANDLE_AMONG, {"handle": handle, "among": ids})
+    return store_from(rows[0]) if rows else None
 
 
 # Built once: the statement of every `store(handle:)`, so a request does not build it anew.
@@ -41,6 +49,17 @@ _BY_HANDLE = select(t.stores).where(
     .scalar_subquery()
 )
 _BY_HANDLE_AMONG = _BY_HANDLE.where(t.stores.c.id.in_(bindparam("among", expanding=True)))
+
+# A key reaches a few stores: for up to _FEW, one statement per count, with the ids as
+# parameters of their own (the SQL an expanding parameter renders), which the driver
+# runs as compiled (storage/driver_reads.py); more go SQLAlchemy's way.
+_FEW = 16
+
+
+@cache
+def _by_handle_among(count: int) -> Select[Any]:
+    ids = [bindparam(f"among_{n}", type_=BigInteger) for n in range(count)]
+    return _BY_HANDLE.where(t.stores.c.id.in_(ids))
 
 
 async def store_ids_by_handle(conn: AsyncConnection, handles: Iterable[str]) -> dict[str, int]:

@@ -1,0 +1,125 @@
+"""Hot reads run by the driver (storage/driver_reads.py) give the rows SQLAlchemy gives.
+
+On PostgreSQL `fetch` runs a statement compiled once on asyncpg, converting parameters
+and values as the columns' types do; on SQLite, and for an expanding parameter, it is
+SQLAlchemy's execution. Both are compared here on the statements that use it: the store
+by handle (with and without the key's stores) and the figures now and at past instants
+of a store with backorders and overdue orders, including instants before its first event
+(every column null). On PostgreSQL the driver's path must run no statement through
+SQLAlchemy at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from ordergraph.clock import Clock
+from ordergraph.storage import history
+from ordergraph.storage.db import Database
+from ordergraph.storage.driver_reads import fetch
+from ordergraph.storage.queries import stores as store_queries
+from tests.client import Api
+
+
+@contextmanager
+def sqlalchemy_statements(db: Database) -> Iterator[list[str]]:
+    """The statements SQLAlchemy sends meanwhile."""
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+
+
+async def _both(db: Database, statement: Any, values: dict[str, Any]) -> tuple[Any, Any]:
+    async with db.connection() as conn:
+        with sqlalchemy_statements(db) as sent:
+            fetched = [dict(row) for row in await fetch(conn, statement, values)]
+        if db.is_sqlite:
+            assert [s for s in sent if s.startswith("SELECT")] != []
+        else:
+            assert sent == [], "the driver's path runs nothing through SQLAlchemy"
+        result = await conn.execute(statement, values)
+        executed = [dict(row) for row in result.mappings()]
+    return fetched, executed
+
+
+async def test_the_store_by_handle_is_the_same_row_either_way(api: Api) -> None:
+    db = api.db
+    assert isinstance(db, Database)
+    store = await api.create_store()
+    other = await api.create_store()
+    async with db.connection() as conn:
+        found = await store_queries.store_by_handle(conn, store.handle)
+        assert found is not None and found.handle == store.handle
+        ids = [found.id]
+        other_found = await store_queries.store_by_handle(conn, other.handle)
+        assert other_found is not None
+    fetched, executed = await _both(db, store_queries._BY_HANDLE, {"handle": store.handle})
+    assert fetched == executed and len(fetched) == 1
+    assert fetched[0]["created_at"].tzinfo == dt.UTC
+
+    for among in ([found.id], [found.id, other_found.id], [other_found.id]):
+        values: dict[str, Any] = {f"among_{n}": i for n, i in enumerate(sorted(among))}
+        values["handle"] = store.handle
+        statement = store_queries._by_handle_among(len(among))
+        fetched, executed = await _both(db, statement, values)
+        assert fetched == executed
+        assert len(fetched) == (1 if found.id in among else 0)
+
+    async with db.connection() as conn:
+        assert await store_queries.store_by_handle(conn, store.handle, ids) == found
+        assert await store_queries.store_by_handle(conn, store.handle, [other_found.id]) is None
+        many = [other_found.id + n for n in range(1, 40)] + ids  # past the few: expanding
+        assert await store_queries.store_by_handle(conn, store.handle, many) == found
+        assert await store_queries.store_by_handle(conn, "no-such-store", ids) is None
+
+
+async def test_the_figures_now_and_past_are_the_same_row_either_way(
+    api: Api, clock: Clock
+) -> None:
+    db = api.db
+    assert isinstance(db, Database)
+    start = clock()
+    store = await api.create_store(policy="ALLOW")
+    assert (await api.upsert(store, "A"))["userErrors"] == []
+    assert (await api.receive(store, "A", 3))["userErrors"] == []
+    yesterday = (start - dt.timedelta(days=1)).date().isoformat()
+    await api.place(store, [("A", 2)], requestedShipDate=yesterday)  # overdue at once
+    clock.advance(dt.timedelta(hours=1))
+    await api.place(store, [("A", 4)])  # one unit short: backordered
+    clock.advance(dt.timedelta(hours=1))
+    async with db.connection() as conn:
+        found = await store_queries.store_by_handle(conn, store.handle)
+    assert found is not None
+    instants = [
+        start - dt.timedelta(days=30),  # before anything: every column null
+        start,
+        start + dt.timedelta(minutes=30),
+        start + dt.timedelta(hours=1, minutes=30),
+        clock(),
+    ]
+    seen_backorders = False
+    for past in (False, True):
+        statement = history._figures_query(past=past)
+        for at in instants:
+            values = {"store_id": found.id, "at": at}
+            fetched, executed = await _both(db, statement, values)
+            assert fetched == executed, (past, at)
+            seen_backorders |= bool(fetched[0]["backorder_orders"])
+    assert seen_backorders
+    async with db.connection() as conn:
+        now = await history.figures_now(conn, found.id, clock())
+    assert now.backorders.orders == 1
+    assert now.backlog.orders == 2
+    assert now.overdue.orders == 1
