@@ -61,12 +61,14 @@ async def test_the_store_by_handle_is_the_same_row_either_way(api: Api) -> None:
     other = await api.create_store()
     async with db.connection() as conn:
         found = await store_queries.store_by_handle(conn, store.handle)
-        assert found is not None and found.handle == store.handle
+        assert found is not None
+        assert found.handle == store.handle
         ids = [found.id]
         other_found = await store_queries.store_by_handle(conn, other.handle)
         assert other_found is not None
     fetched, executed = await _both(db, store_queries._BY_HANDLE, {"handle": store.handle})
-    assert fetched == executed and len(fetched) == 1
+    assert fetched == executed
+    assert len(fetched) == 1
     assert fetched[0]["created_at"].tzinfo == dt.UTC
 
     for among in ([found.id], [found.id, other_found.id], [other_found.id]):
@@ -85,9 +87,7 @@ async def test_the_store_by_handle_is_the_same_row_either_way(api: Api) -> None:
         assert await store_queries.store_by_handle(conn, "no-such-store", ids) is None
 
 
-async def test_the_figures_now_and_past_are_the_same_row_either_way(
-    api: Api, clock: Clock
-) -> None:
+async def test_the_figures_now_and_past_are_the_same_row_either_way(api: Api, clock: Clock) -> None:
     db = api.db
     assert isinstance(db, Database)
     start = clock()
