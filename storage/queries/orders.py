@@ -34,11 +34,7 @@ async def lines_by_order(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], list[OrderLine]]:
     result: dict[tuple[int, int], list[OrderLine]] = {}
-    found = LINES_BY_ORDER.statement(keys)
-    if found is None:
-        return result
-    rows = await conn.execute(*found)
-    for row in rows.mappings():
+    for row in await LINES_BY_ORDER.rows(conn, keys):
         line = line_from(row)
         result.setdefault((line.store_id, line.order_id), []).append(line)
     return result
@@ -52,10 +48,7 @@ async def _orders_from_rows(conn: AsyncConnection, rows: Sequence[Any]) -> list[
 async def orders_by_id(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], Order]:
-    found = ORDERS_BY_ID.statement(keys)
-    if found is None:
-        return {}
-    rows = list((await conn.execute(*found)).mappings())
+    rows = await ORDERS_BY_ID.rows(conn, keys)
     return {(order.store_id, order.id): order for order in await _orders_from_rows(conn, rows)}
 
 
@@ -73,11 +66,8 @@ async def order_by_number(conn: AsyncConnection, store_id: int, number: int) -> 
 async def lines_by_id(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], OrderLine]:
-    found = _LINES_BY_ID.statement(keys)
-    if found is None:
-        return {}
-    rows = await conn.execute(*found)
-    return {(row["store_id"], row["id"]): line_from(row) for row in rows.mappings()}
+    rows = await _LINES_BY_ID.rows(conn, keys)
+    return {(row["store_id"], row["id"]): line_from(row) for row in rows}
 
 
 def _overdue_clauses(is_overdue: bool, now: dt.datetime) -> tuple[Any, ...]:

@@ -21,11 +21,8 @@ BY_ID = Scoped(t.products, lambda where: select(t.products).where(where))
 async def products_by_id(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], Product]:
-    found = BY_ID.statement(keys)
-    if found is None:
-        return {}
-    rows = await conn.execute(*found)
-    return {(row["store_id"], row["id"]): product_from(row) for row in rows.mappings()}
+    rows = await BY_ID.rows(conn, keys)
+    return {(row["store_id"], row["id"]): product_from(row) for row in rows}
 
 
 async def product_by_sku(conn: AsyncConnection, store_id: int, sku: str) -> Product | None:

@@ -23,11 +23,8 @@ _BY_ID = Scoped(t.incoming_receipts, lambda where: select(t.incoming_receipts).w
 async def receipts_by_id(
     conn: AsyncConnection, keys: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], Receipt]:
-    found = _BY_ID.statement(keys)
-    if found is None:
-        return {}
-    rows = await conn.execute(*found)
-    return {(row["store_id"], row["id"]): receipt_from(row) for row in rows.mappings()}
+    rows = await _BY_ID.rows(conn, keys)
+    return {(row["store_id"], row["id"]): receipt_from(row) for row in rows}
 
 
 def _open(where: Any) -> Any:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Executable, Table, and_, bindparam, or_
+from sqlalchemy import BigInteger, ColumnElement, Executable, Table, and_, bindparam, or_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordergraph.storage.driver_reads import fetch
 
 
 def by_store(keys: Iterable[tuple[int, int]]) -> dict[int, set[int]]:
@@ -37,6 +41,35 @@ class Scoped:
     ) -> None:
         self.table, self.build, self.id_column = table, build, id_column
         self._one: Executable | None = None
+        self._one_array: Any = None
+
+    async def rows(
+        self, conn: AsyncConnection, keys: Iterable[tuple[int, int]]
+    ) -> Sequence[Mapping[Any, Any]]:
+        """The rows named by these pairs. On PostgreSQL the pairs of one store are read by
+        the driver (storage/driver_reads.py) with the ids as one array parameter
+        (`= ANY`): one statement whatever their number, where an IN list is a statement
+        per length."""
+        grouped = by_store(keys)
+        if not grouped:
+            return []
+        if len(grouped) == 1 and conn.dialect.name == "postgresql":
+            [(store_id, ids)] = grouped.items()
+            if self._one_array is None:
+                self._one_array = self.build(
+                    and_(
+                        self.table.c.store_id == bindparam("scope_store_id", type_=BigInteger),
+                        self.table.c[self.id_column]
+                        == bindparam("scope_ids", type_=ARRAY(BigInteger)).any_(),
+                    )
+                )
+            values = {"scope_store_id": store_id, "scope_ids": sorted(ids)}
+            return await fetch(conn, self._one_array, values)
+        found = self.statement(keys)
+        assert found is not None
+        result = await conn.execute(*found)
+        rows: Sequence[Mapping[Any, Any]] = result.mappings().all()
+        return rows
 
     def statement(
         self, keys: Iterable[tuple[int, int]]

@@ -22,6 +22,8 @@ from ordergraph.clock import Clock
 from ordergraph.storage import history
 from ordergraph.storage.db import Database
 from ordergraph.storage.driver_reads import fetch
+from ordergraph.storage.queries import orders as order_reads
+from ordergraph.storage.queries import products as product_reads
 from ordergraph.storage.queries import stores as store_queries
 from tests.client import Api
 
@@ -123,3 +125,46 @@ async def test_the_figures_now_and_past_are_the_same_row_either_way(api: Api, cl
     assert now.backorders.orders == 1
     assert now.backlog.orders == 2
     assert now.overdue.orders == 1
+
+
+async def test_rows_named_by_store_and_id_are_the_same_either_way(api: Api) -> None:
+    """The DataLoaders' reads (storage/queries/scoping.py): on PostgreSQL the ids of one
+    store go to the driver as one array; several stores, and SQLite, keep the IN lists."""
+    db = api.db
+    assert isinstance(db, Database)
+    first = await api.create_store(policy="ALLOW")
+    second = await api.create_store(policy="ALLOW")
+    numbers: dict[str, list[int]] = {}
+    for store in (first, second):
+        assert (await api.upsert(store, "A"))["userErrors"] == []
+        assert (await api.upsert(store, "B"))["userErrors"] == []
+        assert (await api.receive(store, "A", 5))["userErrors"] == []
+        placed = [await api.place(store, [("A", 2), ("B", 1)]) for _ in range(3)]
+        numbers[store.handle] = [p["order"]["number"] for p in placed]
+    async with db.connection() as conn:
+        one = await store_queries.store_by_handle(conn, first.handle)
+        two = await store_queries.store_by_handle(conn, second.handle)
+    assert one is not None
+    assert two is not None
+    # the ids of rows are numbered per store; a few more that name nothing
+    ids = list(range(1, 12))
+    cases = [[(one.id, i) for i in ids], [(one.id, i) for i in ids] + [(two.id, i) for i in ids]]
+    for scoped in (order_reads.LINES_BY_ORDER, order_reads.ORDERS_BY_ID, product_reads.BY_ID):
+        for keys in cases:
+            async with db.connection() as conn:
+                with sqlalchemy_statements(db) as sent:
+                    fetched = [dict(row) for row in await scoped.rows(conn, keys)]
+                found = scoped.statement(keys)
+                assert found is not None
+                executed = [dict(row) for row in (await conn.execute(*found)).mappings()]
+            key = ("store_id", scoped.id_column, "id")
+            assert sorted(fetched, key=lambda r: [r[k] for k in key]) == sorted(
+                executed, key=lambda r: [r[k] for k in key]
+            )
+            assert fetched, "the reads find rows"
+            one_store = len({store_id for store_id, _ in keys}) == 1
+            assert (sent == []) == (one_store and not db.is_sqlite)
+    async with db.connection() as conn:
+        orders = await order_reads.orders_by_id(conn, [(one.id, i) for i in ids])
+    assert sorted(o.number for o in orders.values()) == numbers[first.handle]
+    assert all(len(order.lines) == 2 for order in orders.values())
