@@ -335,14 +335,26 @@ async def backlog_of(conn: Any, sid: int, currency: str) -> dict[str, Any]:
 READS = {"store": read_store, "orders": read_orders, "backlog": read_backlog}
 
 
-def create_app(dsn: str, pool_size: int) -> Starlette:
-    pools: list[asyncpg.Pool] = []
+def pooled_app(
+    dsn: str, pool_size: int, routes: list[Route], pools: list[asyncpg.Pool]
+) -> Starlette:
+    """A Starlette app of these routes and GET /healthz whose lifespan holds an asyncpg
+    pool of `pool_size` connections, put in `pools` (the routes read it there)."""
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         pools.append(await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size))
         yield
         await pools[0].close()
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[*routes, Route("/healthz", healthz)], lifespan=lifespan)
+
+
+def create_app(dsn: str, pool_size: int) -> Starlette:
+    pools: list[asyncpg.Pool] = []
 
     async def orders(request: Request) -> Response:
         body = await request.json()
@@ -363,33 +375,30 @@ def create_app(dsn: str, pool_size: int) -> Starlette:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 return JSONResponse(await read(conn, handle))
 
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+    routes = [
+        Route("/orders", orders, methods=["POST"]),
+        Route("/reads/{what:str}", reads, methods=["POST"]),
+    ]
+    return pooled_app(dsn, pool_size, routes, pools)
 
-    return Starlette(
-        routes=[
-            Route("/orders", orders, methods=["POST"]),
-            Route("/reads/{what:str}", reads, methods=["POST"]),
-            Route("/healthz", healthz),
-        ],
-        lifespan=lifespan,
-    )
+
+def server_arguments(description: str, port: int) -> argparse.ArgumentParser:
+    """The command line of a bench server: its database, address and pool."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dsn", required=True, help="postgresql://user@host:port/database")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--pool-size", type=int, default=20, help="database connections")
+    return parser
+
+
+def serve(app: Starlette, args: argparse.Namespace) -> None:
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Bare placeOrder baseline (Starlette + asyncpg)")
-    parser.add_argument("--dsn", required=True, help="postgresql://user@host:port/database")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
-    parser.add_argument("--pool-size", type=int, default=20, help="database connections")
-    args = parser.parse_args()
-    uvicorn.run(
-        create_app(args.dsn, args.pool_size),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-    )
+    args = server_arguments("Bare placeOrder baseline (Starlette + asyncpg)", 8001).parse_args()
+    serve(create_app(args.dsn, args.pool_size), args)
 
 
 if __name__ == "__main__":

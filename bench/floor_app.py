@@ -24,17 +24,13 @@ Run: python bench/floor_app.py --dsn postgresql://postgres@127.0.0.1:5432/db --p
 
 from __future__ import annotations
 
-import argparse
 import operator
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import strawberry
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,6 +49,9 @@ from bench.baseline_app import (
     global_id,
     orders_of,
     place_order,
+    pooled_app,
+    serve,
+    server_arguments,
 )
 
 # The resolvers hand on the baseline's dicts, whose keys are the JSON's names: fields are
@@ -217,12 +216,6 @@ class FloorGraphQL(GraphQL[dict[str, Any], None]):
 def create_app(dsn: str, pool_size: int, view: bool = False) -> Starlette:
     pools: list[asyncpg.Pool] = []
 
-    @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        pools.append(await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size))
-        yield
-        await pools[0].close()
-
     async def graphql(request: Request) -> Response:
         """The schema executed straight from the route: less than the view does (no
         content negotiation, no GET, no multipart, no IDE), as ordergraph does itself."""
@@ -238,38 +231,20 @@ def create_app(dsn: str, pool_size: int, view: bool = False) -> Starlette:
             answer["errors"] = [error.formatted for error in result.errors]
         return JSONResponse(answer)
 
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
     endpoint: Any = FloorGraphQL(pools) if view else graphql
-    return Starlette(
-        routes=[
-            Route("/graphql", endpoint, methods=["GET", "POST"] if view else ["POST"]),
-            Route("/healthz", healthz),
-        ],
-        lifespan=lifespan,
-    )
+    methods = ["GET", "POST"] if view else ["POST"]
+    return pooled_app(dsn, pool_size, [Route("/graphql", endpoint, methods=methods)], pools)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="The stack's floor (minimal Strawberry app)")
-    parser.add_argument("--dsn", required=True, help="postgresql://user@host:port/database")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8002)
-    parser.add_argument("--pool-size", type=int, default=20, help="database connections")
+    parser = server_arguments("The stack's floor (minimal Strawberry app)", 8002)
     parser.add_argument(
         "--view",
         action="store_true",
         help="serve through Strawberry's ASGI view instead of executing from a route",
     )
     args = parser.parse_args()
-    uvicorn.run(
-        create_app(args.dsn, args.pool_size, args.view),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-    )
+    serve(create_app(args.dsn, args.pool_size, args.view), args)
 
 
 if __name__ == "__main__":

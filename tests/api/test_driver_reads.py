@@ -12,11 +12,7 @@ SQLAlchemy at all.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-
-from sqlalchemy import event
 
 from ordergraph.clock import Clock
 from ordergraph.storage import history
@@ -25,27 +21,13 @@ from ordergraph.storage.driver_reads import fetch
 from ordergraph.storage.queries import orders as order_reads
 from ordergraph.storage.queries import products as product_reads
 from ordergraph.storage.queries import stores as store_queries
+from tests.api.test_schema_and_queries_count import counting_statements
 from tests.client import Api
-
-
-@contextmanager
-def sqlalchemy_statements(db: Database) -> Iterator[list[str]]:
-    """The statements SQLAlchemy sends meanwhile."""
-    sent: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
-    try:
-        yield sent
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
 
 
 async def _both(db: Database, statement: Any, values: dict[str, Any]) -> tuple[Any, Any]:
     async with db.connection() as conn:
-        with sqlalchemy_statements(db) as sent:
+        with counting_statements(db) as sent:
             fetched = [dict(row) for row in await fetch(conn, statement, values)]
         if db.is_sqlite:
             assert [s for s in sent if s.startswith("SELECT")] != []
@@ -152,7 +134,7 @@ async def test_rows_named_by_store_and_id_are_the_same_either_way(api: Api) -> N
     for scoped in (order_reads.LINES_BY_ORDER, order_reads.ORDERS_BY_ID, product_reads.BY_ID):
         for keys in cases:
             async with db.connection() as conn:
-                with sqlalchemy_statements(db) as sent:
+                with counting_statements(db) as sent:
                     fetched = [dict(row) for row in await scoped.rows(conn, keys)]
                 found = scoped.statement(keys)
                 assert found is not None
