@@ -37,14 +37,13 @@ class Plan:
 
     __slots__ = ("columns", "defaults", "names", "sql", "to_driver")
 
-    def __init__(self, statement: Any, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
+    def __init__(self, statement: Any, compiled: Any, dialect: Dialect) -> None:
         self.sql = str(compiled)
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         binds: dict[str, BindParameter[Any]] = compiled.binds
-        self.defaults = {
-            name: binds[name].value for name in self.names if binds[name].value is not None
-        }
+        # The values the statement holds itself (a LIMIT, a literal); the others must be
+        # given, as SQLAlchemy requires.
+        self.defaults = {name: binds[name].value for name in self.names if not binds[name].required}
         self.to_driver: tuple[Convert | None, ...] = tuple(
             _bind_processor(binds[name].type, dialect) for name in self.names
         )
@@ -56,7 +55,7 @@ class Plan:
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
         out = []
         for name, convert in zip(self.names, self.to_driver, strict=True):
-            value = values[name] if name in values else self.defaults.get(name)
+            value = values[name] if name in values else self.defaults[name]
             out.append(value if convert is None or value is None else convert(value))
         return out
 
@@ -94,7 +93,7 @@ def plan_of(statement: Select[Any], dialect: Dialect) -> Plan | None:
         return None
     compiled = statement.compile(dialect=dialect)
     expanding = any(bind.expanding for bind in compiled.binds.values())
-    plan = None if expanding else Plan(statement, dialect)
+    plan = None if expanding else Plan(statement, compiled, dialect)
     _plans[id(statement)] = (statement, plan)
     return plan
 

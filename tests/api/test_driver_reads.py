@@ -69,6 +69,7 @@ async def test_the_store_by_handle_is_the_same_row_either_way(api: Api) -> None:
         many = [other_found.id + n for n in range(1, 40)] + ids  # past the few: expanding
         assert await store_queries.store_by_handle(conn, store.handle, many) == found
         assert await store_queries.store_by_handle(conn, "no-such-store", ids) is None
+        assert await store_queries.store_by_handle(conn, store.handle, []) is None
 
 
 async def test_the_figures_now_and_past_are_the_same_row_either_way(api: Api, clock: Clock) -> None:
