@@ -98,6 +98,11 @@ def plan_of(statement: Select[Any], dialect: Dialect) -> Plan | None:
     return plan
 
 
+# Called with the SQL of each statement the driver runs here, as SQLAlchemy's
+# `before_cursor_execute` event is for its own (the tests that count statements watch both).
+on_statement: list[Callable[[str], None]] = []
+
+
 async def fetch(
     conn: AsyncConnection, statement: Select[Any], values: Mapping[str, Any]
 ) -> Sequence[Mapping[Any, Any]]:
@@ -106,6 +111,8 @@ async def fetch(
         plan = plan_of(statement, conn.dialect)
         if plan is not None:
             driver = (await pooled(conn)).driver_connection
+            for listener in on_statement:
+                listener(plan.sql)
             records = await driver.fetch(plan.sql, *plan.arguments(values))
             return [plan.row(record) for record in records]
     result = await conn.execute(statement, dict(values))

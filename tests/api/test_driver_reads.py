@@ -27,12 +27,13 @@ from tests.client import Api
 
 async def _both(db: Database, statement: Any, values: dict[str, Any]) -> tuple[Any, Any]:
     async with db.connection() as conn:
-        with counting_statements(db) as sent:
+        with counting_statements(db, driver=False) as sent, counting_statements(db) as all_sent:
             fetched = [dict(row) for row in await fetch(conn, statement, values)]
         if db.is_sqlite:
             assert [s for s in sent if s.startswith("SELECT")] != []
         else:
             assert sent == [], "the driver's path runs nothing through SQLAlchemy"
+            assert len(all_sent) == 1, "and the statement counters see it"
         result = await conn.execute(statement, values)
         executed = [dict(row) for row in result.mappings()]
     return fetched, executed
@@ -135,7 +136,7 @@ async def test_rows_named_by_store_and_id_are_the_same_either_way(api: Api) -> N
     for scoped in (order_reads.LINES_BY_ORDER, order_reads.ORDERS_BY_ID, product_reads.BY_ID):
         for keys in cases:
             async with db.connection() as conn:
-                with counting_statements(db) as sent:
+                with counting_statements(db, driver=False) as sent:
                     fetched = [dict(row) for row in await scoped.rows(conn, keys)]
                 found = scoped.statement(keys)
                 assert found is not None

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import event
 
 from ordergraph.schema.build import build_schema
+from ordergraph.storage import driver_reads
 from ordergraph.storage.db import Database
 from tests.client import Api
 from tests.conftest import ADMIN_TOKEN, app_client
@@ -26,17 +27,23 @@ def test_committed_schema_matches_the_served_schema() -> None:
 
 
 @contextmanager
-def counting_statements(db: Database) -> Iterator[list[str]]:
+def counting_statements(db: Database, *, driver: bool = True) -> Iterator[list[str]]:
+    """The statements sent meanwhile: SQLAlchemy's and, unless `driver` is False, those the
+    hot reads send on the driver (storage/driver_reads.py, PostgreSQL)."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(statement)
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    if driver:
+        driver_reads.on_statement.append(seen.append)
     try:
         yield seen
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        if driver:
+            driver_reads.on_statement.remove(seen.append)
 
 
 PAGE = """query($h: String!, $first: Int!) { store(handle: $h) {

@@ -78,11 +78,13 @@ async def test_a_token_is_resolved_from_the_key_tables_and_a_handle_from_the_dir
         "handle": store.handle,
         "name": found["store"]["name"],
     }
-    reads = [_tables_read(s) for s in statements if _tables_read(s)]
+    # (the rate limit's reconciliation writes its buckets in the background, whenever it
+    # falls due: its upserts are not the request's reads)
+    reads = [_tables_read(s) for s in statements if _tables_read(s) and "rate_buckets" not in s]
     # the store's own row is read last, in one statement, through the directory
     assert reads[-1] == {"stores", "store_directory"}, statements[-1]
     before = set().union(*reads[:-1])
-    assert before - {"rate_buckets"} <= GLOBAL_TABLES, statements
+    assert before <= GLOBAL_TABLES, statements
 
 
 async def test_the_migrated_database_holds_exactly_the_classified_tables(
