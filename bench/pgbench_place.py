@@ -21,6 +21,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.place_orders_load import Result
+from bench.proc import database_cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 FUNCTION_SQL = HERE / "pgbench" / "place_order.sql"
@@ -103,12 +104,16 @@ def drive_pgbench(
         log_dir.mkdir()
         measured = max(1, round(seconds))
         before = _children_cpu()
+        db_before = database_cpu_seconds()
         try:
             output = _run(binary, dsn, script_file, clients, measured, str(log_dir / "tx"))
         except (RuntimeError, subprocess.TimeoutExpired) as err:
             result.errors, result.first_error, result.seconds = 1, str(err), measured
             return result
         result.client_cpu_seconds = _children_cpu() - before
+        db_after = database_cpu_seconds()
+        if db_before is not None and db_after is not None:
+            result.db_cpu_seconds = db_after - db_before
         result.latencies = _latencies(log_dir)
     failed = _FAILED.search(output)
     result.errors = int(failed.group(1)) if failed else 0

@@ -528,7 +528,8 @@ def _measure(
     )
     print(
         "client CPU ms/req: this process's CPU (HTTP contenders) or pgbench's, per request; "
-        "server CPU: the HTTP servers' processes from /proc, PostgreSQL not included"
+        "server CPU: the HTTP servers' processes from /proc, PostgreSQL not included; "
+        "db CPU: all of PostgreSQL's processes meanwhile (this machine's), per order"
     )
     print()
     failed = False

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.light_client import Connection, HttpError, client_cpu_seconds, encode_head
-from bench.proc import cpu_seconds
+from bench.proc import cpu_seconds, database_cpu_seconds
 from bench.prom import LockHold, lock_hold_between, scrape_lock_hold
 
 # The per-key rate limits lifted for the benches' ordergraph servers: a bench measures what a
@@ -84,6 +84,7 @@ class Result:
     first_error: str | None = None
     cpu_seconds: float | None = None  # used by the contender's server processes, when known
     client_cpu_seconds: float | None = None  # used by the client (this process, or pgbench)
+    db_cpu_seconds: float | None = None  # used by PostgreSQL's processes meanwhile
     lock_hold: LockHold | None = None  # from the servers' /metrics, when they have it
 
     @property
@@ -101,6 +102,12 @@ class Result:
         return self.cpu_seconds * 1000 / self.orders
 
     @property
+    def db_cpu_ms_per_order(self) -> float:
+        if self.db_cpu_seconds is None or not self.orders:
+            return float("nan")
+        return self.db_cpu_seconds * 1000 / self.orders
+
+    @property
     def client_cpu_ms_per_request(self) -> float:
         sent = self.orders + self.errors
         if self.client_cpu_seconds is None or not sent:
@@ -113,6 +120,24 @@ class Result:
         ordered = sorted(self.latencies)
         index = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
         return ordered[index] * 1000
+
+
+class _Spent:
+    """The CPU the servers, PostgreSQL and this client use from now until `note`."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.server = cpu_seconds(pids)
+        self.database = database_cpu_seconds()
+        self.client = client_cpu_seconds()
+
+    def note(self, result: Result) -> None:
+        result.client_cpu_seconds = client_cpu_seconds() - self.client
+        server, database = cpu_seconds(self.pids), database_cpu_seconds()
+        if self.pids and self.server is not None and server is not None:
+            result.cpu_seconds = server - self.server
+        if self.database is not None and database is not None:
+            result.db_cpu_seconds = database - self.database
 
 
 @dataclass
@@ -160,16 +185,12 @@ async def drive(
             until = time.perf_counter() + warmup
             await asyncio.gather(*(worker(one, until, False) for one in prepared))
         holds_before = await scrape_lock_hold(target.urls) if target.metrics else None
-        cpu_before = cpu_seconds(pids or [])
-        client_before = client_cpu_seconds()
+        spent = _Spent(pids or [])
         began = time.perf_counter()
         until = began + seconds
         await asyncio.gather(*(worker(one, until, True) for one in prepared))
         result.seconds = time.perf_counter() - began
-        result.client_cpu_seconds = client_cpu_seconds() - client_before
-        cpu_after = cpu_seconds(pids or [])
-        if pids and cpu_before is not None and cpu_after is not None:
-            result.cpu_seconds = cpu_after - cpu_before
+        spent.note(result)
         if holds_before is not None:
             result.lock_hold = lock_hold_between(holds_before, await scrape_lock_hold(target.urls))
     finally:

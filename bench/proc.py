@@ -8,9 +8,12 @@ import resource
 from pathlib import Path
 
 
-def _cpu_ticks(pid: int) -> int:
+def _cpu_ticks(pid: int, reaped: bool = False) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if reaped:  # and cutime, cstime: the children it has waited for
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks
 
 
 def cpu_seconds(pids: list[int]) -> float | None:
@@ -18,6 +21,27 @@ def cpu_seconds(pids: list[int]) -> float | None:
     try:
         total = sum(_cpu_ticks(pid) for pid in pids)
     except (OSError, ValueError, IndexError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu_seconds() -> float | None:
+    """CPU time (user + system) all of this machine's PostgreSQL processes have used so
+    far (backends, WAL writer, checkpointer...): what the database spends, beside the
+    server's own. Backends that ended count too: the postmaster has waited for them, so
+    their time is in its children's. None where /proc is missing."""
+    total = 0
+    try:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if (entry / "comm").read_text().strip() != "postgres":
+                    continue
+                total += _cpu_ticks(int(entry.name), reaped=True)
+            except (OSError, ValueError, IndexError):  # ended meanwhile
+                continue
+    except OSError:
         return None
     return total / os.sysconf("SC_CLK_TCK")
 

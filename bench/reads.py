@@ -270,6 +270,7 @@ def _measure(
     print()
     print(
         "server CPU: the server process from /proc per request, PostgreSQL not included; "
+        "db CPU: all of PostgreSQL's processes meanwhile (this machine's), per request; "
         "client CPU: this process's, per request"
     )
     return 1 if failed else 0

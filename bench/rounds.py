@@ -49,6 +49,7 @@ def figures(unit: str) -> list[Figure]:
         ("p50 ms", lambda r: r.percentile_ms(0.50), 1),
         ("p99 ms", lambda r: r.percentile_ms(0.99), 1),
         (f"server CPU ms/{unit[:-1]}", lambda r: r.cpu_ms_per_order, 2),
+        (f"db CPU ms/{unit[:-1]}", lambda r: r.db_cpu_ms_per_order, 2),
         ("client CPU ms/req", lambda r: r.client_cpu_ms_per_request, 3),
     ]
 

@@ -26,7 +26,8 @@ import pytest
 from sqlalchemy import event
 
 from ordergraph.domain import services
-from ordergraph.domain.model import BackorderPolicy
+from ordergraph.domain.commands import CancelOrder, PlaceOrder, ShipOrder, reads_of
+from ordergraph.domain.model import BackorderPolicy, CancelReason
 from ordergraph.storage.admin import create_store
 from ordergraph.storage.db import Database
 from ordergraph.storage.migrate import upgrade
@@ -61,7 +62,7 @@ async def fresh(pg_url: str) -> AsyncIterator[str]:
         await _drop_pg_database(name)
 
 
-async def _seq_scans(name: str) -> dict[str, int]:
+async def _seq_scans(name: str, watched: tuple[str, ...] = WATCHED) -> dict[str, int]:
     """Sequential scans per watched table, once no other backend is connected."""
     conn = await asyncpg.connect(_pg_admin_dsn(name))
     try:
@@ -78,7 +79,7 @@ async def _seq_scans(name: str) -> dict[str, int]:
         await conn.execute("SELECT pg_stat_clear_snapshot()")
         rows = await conn.fetch(
             "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname = ANY($1)",
-            list(WATCHED),
+            list(watched),
         )
     finally:
         await conn.close()
@@ -209,3 +210,59 @@ async def test_a_fresh_database_analyzed_empty_is_planned_as_new_after_migrating
         await db.dispose()
     added = await _scans_added(fresh, ORDERS // 4, autovacuum=False)
     assert added == {"orders": 0, "order_lines": 0}
+
+
+CATALOGUE = 1000  # products in the store
+UNITS = 40  # orders placed, then each fifth shipped and each fifth cancelled
+
+
+async def test_a_unit_reads_its_products_by_index_in_a_large_catalogue(fresh: str) -> None:
+    """og_open reads the products a unit names (by sku, by id, and those of the orders it
+    names) through indexes (migration 0013): in a store of 1,000 products, placing,
+    shipping and cancelling orders adds no sequential scan of `products`. Before, one OR
+    of the three read the store's whole catalogue in every unit, under the store's lock."""
+    url = f"postgresql+asyncpg://{_pg_admin_dsn(fresh).split('://', 1)[1]}"
+    db = Database(url)
+    try:
+        store, _ = await create_store(
+            db,
+            handle="catalogue",
+            name="Catalogue",
+            currency_code="EUR",
+            timezone="UTC",
+            default_policy=BackorderPolicy.ALLOW,
+            now=now(),
+        )
+        async with store_session(db, store.id, now) as session:
+            for i in range(CATALOGUE):
+                await services.upsert_product(
+                    session, services.UpsertProduct(f"SKU-{i}", f"Product {i}", "9.99")
+                )
+            for i in range(0, CATALOGUE, 100):
+                await services.receive_stock(session, f"SKU-{i}", 1_000)
+    finally:
+        await db.dispose()
+    await _autovacuum_pass(fresh)  # the catalogue's statistics, as autovacuum leaves them
+    before = await _seq_scans(fresh, ("products",))
+    db = Database(url, pool_size=2)
+    try:
+        placed = []
+        for n in range(UNITS):
+            # One product in stock (shipped later), one waiting for stock.
+            skus = (f"SKU-{n % 10 * 100}", f"SKU-{n * 37 % CATALOGUE | 1}")
+            lines = [services.LineRequest(sku, 1) for sku in skus]
+            cmd = PlaceOrder(lines=lines)
+            async with store_session(db, store.id, now, reads_of(cmd, None)) as session:
+                placed.append((await services.place_order(session, cmd)).id)
+        for order_id in placed[::5]:
+            ship = ShipOrder(order_id=order_id, lines=None)
+            async with store_session(db, store.id, now, reads_of(ship, None)) as session:
+                await services.execute(session, ship)
+        for order_id in placed[1::5]:
+            cancel = CancelOrder(order_id, CancelReason.CUSTOMER_REQUEST)
+            async with store_session(db, store.id, now, reads_of(cancel, None)) as session:
+                await services.execute(session, cancel)
+    finally:
+        await db.dispose()
+    after = await _seq_scans(fresh, ("products",))
+    assert after["products"] - before["products"] == 0
