@@ -1,12 +1,12 @@
 """A store's unit of work on PostgreSQL in three round trips.
 
 1. `BEGIN`;
-2. `og_open` (migration 0003): the store's row lock, then the store row with what the
+2. `og_open` (migrations 0003, 0013): the store's row lock, then the store row with what the
    unit will read first (`Reads`: products, orders and their lines, the idempotency
    record), as one JSON document;
-3. every write the domain decided, as one JSON document to `og_apply`, which inserts
-   and updates the rows in the order the SQLite path does, and `COMMIT`, in one simple
-   query.
+3. every write the domain decided, as one JSON document to `og_write` (`og_apply` and
+   the functions beside it), which inserts and updates the rows in the order the SQLite
+   path does, and `COMMIT`, in one simple query.
 
 The lock is held from the second round trip to the end of the third; the domain's
 work in between is in memory. The session's reads beyond the first go through
@@ -181,7 +181,8 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
         ("receipts", t.incoming_receipts, writes.receipts),
         ("events", t.events, writes.events),
         ("remember", t.idempotency_keys, writes.remember),
-        # migration 0007 (og_apply_outcomes; og_apply skips these keys)
+        # migration 0007 (og_apply_outcomes; og_apply skips these keys; og_write calls
+        # it when one of facts, outcome_orders, outcome_lines, fact_days is here)
         ("outcome_orders", t.orders, writes.outcome_orders),
         ("outcome_lines", t.order_lines, writes.outcome_lines),
         ("facts", t.backorder_facts, writes.facts),
@@ -200,7 +201,7 @@ def _document(store_id: int, writes: Writes) -> dict[str, Any]:
         doc["notify"] = {"channel": NOTIFY_CHANNEL, "payload": writes.notify}
     if writes.counters is not None:
         doc["counters"] = to_json(t.stores, writes.counters)
-    if writes.alarm_moved:  # migration 0009 (og_apply_alarm; og_apply skips this key)
+    if writes.alarm_moved:  # migration 0009 (og_apply_alarm, called by og_write)
         doc["alarm"] = {"due_at": writes.alarm.isoformat() if writes.alarm else None}
     return doc
 
@@ -230,18 +231,11 @@ def _quoted(text: str) -> str:
 async def commit(raw: asyncpg.Connection, store_id: int, writes: Writes) -> None:
     """Every write of the unit, then COMMIT: one round trip (a simple query may hold two
     statements, and takes no parameters: the document travels as a literal; it is
-    ASCII JSON, and the dollar quote's tag is one it does not contain)."""
+    ASCII JSON, and the dollar quote's tag is one it does not contain). `og_write`
+    (migration 0014) hands the document to `og_apply`, then to `og_apply_receipts`,
+    `og_apply_outcomes` and `og_apply_alarm` when it has rows for them."""
     doc = _document(store_id, writes)
     if len(doc) == 1:
         await raw.execute("COMMIT")
         return
-    quoted = _quoted(ascii_json(doc))
-    more = ""
-    if writes.new_receipts or writes.receipts:  # migration 0006; og_apply skips these keys
-        more += f"SELECT og_apply_receipts({quoted}::jsonb); "
-    if writes.facts or writes.outcome_orders or writes.outcome_lines or writes.fact_days:
-        # (closings and age sums come only with facts, and facts only with day sums)
-        more += f"SELECT og_apply_outcomes({quoted}::jsonb); "
-    if writes.alarm_moved:
-        more += f"SELECT og_apply_alarm({quoted}::jsonb); "
-    await raw.execute(f"SELECT og_apply({quoted}::jsonb); {more}COMMIT")
+    await raw.execute(f"SELECT og_write({_quoted(ascii_json(doc))}::jsonb); COMMIT")
