@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import ordergraph
 from bench.api import PLACE_ORDER, SKU, STOCK
+from bench.figures_outcomes import LEADERS_QUERY, OUTCOMES_QUERY
 from bench.proc import database_cpu_seconds
 from ordergraph.app import create_app
 from ordergraph.resolvers import inventory as inventory_resolvers
@@ -187,6 +188,14 @@ def place_body(gid: str) -> dict[str, Any]:
         "query": PLACE_ORDER,
         "variables": {"input": {"storeId": gid, "lines": [{"sku": SKU, "quantity": 1}]}},
     }
+
+
+def outcomes_body(query: str, handle: str, **more: str) -> dict[str, Any]:
+    """An outcomes read (bench/figures_outcomes.py's) over the last 90 days."""
+    end = dt.datetime.now(dt.UTC)
+    start = end - dt.timedelta(days=90)
+    window = {"from": start.isoformat(), "to": end.isoformat()}
+    return {"query": query, "variables": {"h": handle, **window, **more}}
 
 
 def trend_body(handle: str, interval: str, points: int) -> dict[str, Any]:
@@ -337,6 +346,8 @@ async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
         "trend30": trend_body(handle, "DAY", 30),
         "trend1000": trend_body(handle, "HOUR", 1000),
         "backlog": {"query": BACKLOG, "variables": {"h": handle}},
+        "outcomes": outcomes_body(OUTCOMES_QUERY, handle),
+        "leaders": outcomes_body(LEADERS_QUERY, handle, by="LOST_REVENUE"),
     }
     kinds = {k: v for k, v in kinds.items() if k in args.kinds.split(",")}
     for body in kinds.values():  # warm up
