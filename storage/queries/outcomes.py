@@ -34,8 +34,10 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Date,
+    DateTime,
     Integer,
     and_,
+    bindparam,
     case,
     column,
     func,
@@ -44,8 +46,9 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
-    values,
+    union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.domain.model import CancelReason
@@ -118,21 +121,53 @@ def _seconds(conn: AsyncConnection, later: Any, earlier: Any) -> Any:
 Row = tuple[int, dt.datetime, dt.datetime]
 
 
-def _periods(rows: Sequence[Row], name: str = "b", starts: Sequence[Any] = ()) -> Any:
+def rows_table(
+    dialect: str, name: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]
+) -> Any:
+    """`rows` as a common table `name` of `columns` (name, type), their values sent as
+    parameters, so that SQLAlchemy caches the statement around it (a VALUES list with
+    its data is not cached: the statement was compiled anew at every call). On
+    PostgreSQL one array parameter per column, `unnest`ed: the same statement whatever
+    the number of rows; on SQLite a SELECT of parameters per row (UNION ALL), cached
+    per number of rows."""
+    if dialect == "postgresql":
+        arrays = [
+            bindparam(f"{name}_{label}", [row[k] for row in rows], type_=ARRAY(_ELEMENT[kind]))
+            for k, (label, kind) in enumerate(columns)
+        ]
+        unnested = func.unnest(*arrays).table_valued(
+            *(column(column_name, kind) for column_name, kind in columns)
+        )
+        derived = unnested.render_derived(name=f"{name}_rows")
+        return select(*derived.c).cte(name)
+    selects = [
+        select(
+            *(
+                bindparam(f"{name}_{column_name}_{r}", row[k], type_=kind).label(column_name)
+                for k, (column_name, kind) in enumerate(columns)
+            )
+        )
+        for r, row in enumerate(rows)
+    ]
+    return (selects[0] if len(selects) == 1 else union_all(*selects)).cte(name)
+
+
+# The arrays' element types on PostgreSQL (UtcDateTime is timestamptz there).
+_ELEMENT: dict[Any, Any] = {Integer: Integer, Date: Date, t.UtcDateTime: DateTime(timezone=True)}
+
+
+def _periods(
+    conn: AsyncConnection, rows: Sequence[Row], name: str = "b", starts: Sequence[Any] = ()
+) -> Any:
     """Periods (or parts of them) as a common table (i, lo, hi, since): `since`, when
     given, bounds the start of what a row reads (else it is lo)."""
     stamp = t.UtcDateTime
     since = list(starts) or [lo for _, lo, _ in rows]
-    return (
-        values(
-            column("i", Integer),
-            column("lo", stamp),
-            column("hi", stamp),
-            column("since", stamp),
-            name=name,
-        )
-        .data([(i, lo, hi, first) for (i, lo, hi), first in zip(rows, since, strict=True)])
-        .cte(name)
+    return rows_table(
+        conn.dialect.name,
+        name,
+        [("i", Integer), ("lo", stamp), ("hi", stamp), ("since", stamp)],
+        [(i, lo, hi, first) for (i, lo, hi), first in zip(rows, since, strict=True)],
     )
 
 
@@ -211,13 +246,13 @@ async def outcomes_over(
     most `now`); with `want`, only what is wanted beyond the sums (the rest left 0)."""
     if len(bounds) < 2:
         return []
-    b = _periods([(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds))])
+    b = _periods(conn, [(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds))])
     periods = [_Period() for _ in bounds[1:]]
     parts, days = split(bounds, scope.tz)
     if days:
         await _by_day(conn, scope, days, periods)
     if parts:
-        e = _periods(parts, "e")
+        e = _periods(conn, parts, "e")
         await _by_kind(conn, scope, e, periods)
         if any(p.filled.units for p in periods):
             await _wait_buckets(conn, scope, e, periods)
@@ -247,9 +282,7 @@ async def _by_day(
 ) -> None:
     """Statements 1 to 3 for the whole days of the periods, from the day sums."""
     d, bd = (
-        values(column("i", Integer), column("a", Date), column("z", Date), name="d")
-        .data(list(days))
-        .cte("d"),
+        rows_table(conn.dialect.name, "d", [("i", Integer), ("a", Date), ("z", Date)], days),
         t.backorder_days,
     )
     rows = await conn.execute(
@@ -451,7 +484,7 @@ async def _overdue_by_days(
     )
     count = period.dated_not_early - int(later.scalar() or 0)
     if parts:
-        rows = await conn.execute(_overdue_episodes(conn, scope, _periods(parts, "e"), end))
+        rows = await conn.execute(_overdue_episodes(conn, scope, _periods(conn, parts, "e"), end))
         count += sum(int(n) for _, n in rows)
     period.overdue = count
 
@@ -488,9 +521,12 @@ async def _recent_at_ends(
             row[2] += value
 
     r, a = (
-        values(column("i", Integer), column("lo", Date), column("day", Date), name="r")
-        .data([(i, local_day(end, tz) - reach, local_day(end, tz)) for i, end in ends])
-        .cte("r"),
+        rows_table(
+            conn.dialect.name,
+            "r",
+            [("i", Integer), ("lo", Date), ("day", Date)],
+            [(i, local_day(end, tz) - reach, local_day(end, tz)) for i, end in ends],
+        ),
         t.backorder_ages,
     )
     of_scope = [
@@ -545,7 +581,7 @@ async def _recent_partial(
     if not partial:
         return
     first = [_midnight(local_day(end, tz) - reach, tz) for _, _, end in partial]
-    e = _periods(partial, "e", first)
+    e = _periods(conn, partial, "e", first)
     is_start = f.c.kind == _START
     x = _each(
         conn,
