@@ -19,6 +19,11 @@ periods are a `VALUES` list joined to the facts, and the database sums per perio
    or more.
 
 What "waited at `end`" means: after every change before `end`.
+
+Each statement is built once per shape (`_once`: the dialect, store or product, and on
+SQLite the number of rows of its periods table) with its values as parameters, the
+periods among them (`rows_table`), so SQLAlchemy neither builds nor compiles it again:
+building and compiling them per call had been most of an outcomes read's CPU.
 """
 
 from __future__ import annotations
@@ -89,10 +94,44 @@ class Scope:
         return table.c.line_episode if self.product_id is not None else table.c.order_episode
 
     def facts(self) -> list[ColumnElement[bool]]:
-        found = [f.c.store_id == self.store_id]
+        """The scope's facts, as parameters (`params`)."""
+        found = [f.c.store_id == _STORE]
         if self.product_id is not None:
-            found.append(f.c.product_id == self.product_id)
+            found.append(f.c.product_id == _PRODUCT)
         return found
+
+    def params(self) -> dict[str, Any]:
+        """The values of the scope's parameters (a store's: product 0, as the day and age
+        sums keep the store's own rows)."""
+        return {"scope_store": self.store_id, "scope_product": self.product_id or 0}
+
+    def shape(self, conn: AsyncConnection) -> tuple[str, bool]:
+        """What the statements of this scope are built for: the dialect, and whether they
+        read one product's figures."""
+        return conn.dialect.name, self.product_id is not None
+
+
+# A statement is built once per shape (`_once`), its values sent as parameters: building
+# one (and SQLAlchemy's cache key of it) cost more than running it.
+_STORE = bindparam("scope_store", type_=BigInteger)
+_PRODUCT = bindparam("scope_product", type_=BigInteger)
+_BUILT: dict[tuple[Any, ...], Any] = {}
+
+
+def _once(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """The statement of this shape (`key`: the builder's name, the dialect, and whatever
+    else decides its text), built by `build` the first time it is asked for. The shapes
+    are few: on SQLite they include the number of rows of a periods table, at most a
+    trend's points."""
+    found = _BUILT.get(key)
+    if found is None:
+        found = _BUILT[key] = build()
+    return found
+
+
+def _canonical(product: bool) -> Scope:
+    """A scope to build statements with: only whether it is a product's matters."""
+    return Scope(0, 0 if product else None)
 
 
 def _money(raw: Any) -> Decimal:
@@ -111,9 +150,9 @@ def _sqlite_micros(stamp: Any) -> Any:
     return whole * 1_000_000 + func.substr(stamp, 21, 6).cast(Integer)
 
 
-def _seconds(conn: AsyncConnection, later: Any, earlier: Any) -> Any:
+def _seconds(dialect: str, later: Any, earlier: Any) -> Any:
     """Seconds from `earlier` to `later`, exact to the microsecond on both databases."""
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         return func.extract("epoch", later - earlier)
     return (_sqlite_micros(later) - _sqlite_micros(earlier)) / 1_000_000.0
 
@@ -121,54 +160,66 @@ def _seconds(conn: AsyncConnection, later: Any, earlier: Any) -> Any:
 Row = tuple[int, dt.datetime, dt.datetime]
 
 
-def rows_table(
-    dialect: str, name: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]
-) -> Any:
-    """`rows` as a common table `name` of `columns` (name, type), their values sent as
-    parameters, so that SQLAlchemy caches the statement around it (a VALUES list with
-    its data is not cached: the statement was compiled anew at every call). On
-    PostgreSQL one array parameter per column, `unnest`ed: the same statement whatever
-    the number of rows; on SQLite a SELECT of parameters per row (UNION ALL), cached
-    per number of rows."""
+def rows_table(dialect: str, name: str, columns: Sequence[tuple[str, Any]], n: int) -> Any:
+    """A common table `name` of `columns` (name, type) whose rows are parameters
+    (`rows_params`), so that SQLAlchemy caches the statement around it (a VALUES list
+    with its data is not cached: the statement was compiled anew at every call). On
+    PostgreSQL one array parameter per column, `unnest`ed, whatever the number of rows;
+    on SQLite a SELECT of parameters per row (UNION ALL) for `n` rows."""
     if dialect == "postgresql":
         arrays = [
-            bindparam(f"{name}_{label}", [row[k] for row in rows], type_=ARRAY(_ELEMENT[kind]))
-            for k, (label, kind) in enumerate(columns)
+            bindparam(f"{name}_{label}", type_=ARRAY(_ELEMENT[kind])) for label, kind in columns
         ]
         unnested = func.unnest(*arrays).table_valued(
-            *(column(column_name, kind) for column_name, kind in columns)
+            *(column(label, kind) for label, kind in columns)
         )
         derived = unnested.render_derived(name=f"{name}_rows")
         return select(*derived.c).cte(name)
     selects = [
-        select(
-            *(
-                bindparam(f"{name}_{column_name}_{r}", row[k], type_=kind).label(column_name)
-                for k, (column_name, kind) in enumerate(columns)
-            )
-        )
-        for r, row in enumerate(rows)
+        select(*(bindparam(f"{name}_{c}_{r}", type_=kind).label(c) for c, kind in columns))
+        for r in range(n)
     ]
     return (selects[0] if len(selects) == 1 else union_all(*selects)).cte(name)
 
 
+def rows_params(
+    dialect: str, name: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]
+) -> dict[str, Any]:
+    """The parameters of `rows_table`'s table holding `rows`."""
+    if dialect == "postgresql":
+        return {f"{name}_{label}": [row[k] for row in rows] for k, (label, _) in enumerate(columns)}
+    return {
+        f"{name}_{label}_{r}": row[k]
+        for r, row in enumerate(rows)
+        for k, (label, _) in enumerate(columns)
+    }
+
+
+def _rows(dialect: str, rows: Sequence[Any]) -> int:
+    """The number of rows that shapes a statement over a rows table: none on PostgreSQL."""
+    return 0 if dialect == "postgresql" else len(rows)
+
+
 # The arrays' element types on PostgreSQL (UtcDateTime is timestamptz there).
 _ELEMENT: dict[Any, Any] = {Integer: Integer, Date: Date, t.UtcDateTime: DateTime(timezone=True)}
+_PERIOD = (("i", Integer), ("lo", t.UtcDateTime), ("hi", t.UtcDateTime), ("since", t.UtcDateTime))
+_DAYS = (("i", Integer), ("a", Date), ("z", Date))
+_ENDS = (("i", Integer), ("lo", Date), ("day", Date))
 
 
-def _periods(
-    conn: AsyncConnection, rows: Sequence[Row], name: str = "b", starts: Sequence[Any] = ()
-) -> Any:
-    """Periods (or parts of them) as a common table (i, lo, hi, since): `since`, when
-    given, bounds the start of what a row reads (else it is lo)."""
-    stamp = t.UtcDateTime
+def _periods(dialect: str, n: int, name: str = "b") -> Any:
+    """Periods (or parts of them) as a common table (i, lo, hi, since) of `n` rows
+    (`_period_params`): `since` bounds the start of what a row reads."""
+    return rows_table(dialect, name, _PERIOD, n)
+
+
+def _period_params(
+    dialect: str, rows: Sequence[Row], name: str = "b", starts: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """The rows of `_periods`' table: `since`, when given, else each row's lo."""
     since = list(starts) or [lo for _, lo, _ in rows]
-    return rows_table(
-        conn.dialect.name,
-        name,
-        [("i", Integer), ("lo", stamp), ("hi", stamp), ("since", stamp)],
-        [(i, lo, hi, first) for (i, lo, hi), first in zip(rows, since, strict=True)],
-    )
+    found = [(i, lo, hi, first) for (i, lo, hi), first in zip(rows, since, strict=True)]
+    return rows_params(dialect, name, _PERIOD, found)
 
 
 def _midnight(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
@@ -216,14 +267,14 @@ class _Period:
     recent: list[Tally] = field(default_factory=lambda: [Tally()] * (len(AGE_BUCKETS) - 1))
 
 
-def _each(conn: AsyncConnection, p: Any, scope: Scope, where: Sequence[Any], **columns: Any) -> Any:
+def _each(dialect: str, p: Any, scope: Scope, where: Sequence[Any], **columns: Any) -> Any:
     """The facts of each row of the periods table `p` that meet `where` (which refers to
     p's columns), as a subquery of `i` and the named columns. On PostgreSQL a LATERAL
     join: one index range scan per period, whatever the planner thinks of a join on two
     inequalities; SQLite's planner does that of itself (a nested loop, the periods
     outside)."""
     picked = [value.label(name) for name, value in columns.items()]
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         # OFFSET 0 keeps the planner from pulling the subquery up into a plain join
         inner = select(*picked).where(*scope.facts(), *where).offset(0).lateral("x")
         return select(p.c.i, *inner.c).select_from(p.join(inner, true())).subquery("each")
@@ -246,22 +297,21 @@ async def outcomes_over(
     most `now`); with `want`, only what is wanted beyond the sums (the rest left 0)."""
     if len(bounds) < 2:
         return []
-    b = _periods(conn, [(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds))])
     periods = [_Period() for _ in bounds[1:]]
     parts, days = split(bounds, scope.tz)
     if days:
         await _by_day(conn, scope, days, periods)
     if parts:
-        e = _periods(conn, parts, "e")
-        await _by_kind(conn, scope, e, periods)
+        await _by_kind(conn, scope, parts, periods)
         if any(p.filled.units for p in periods):
-            await _wait_buckets(conn, scope, e, periods)
-        await _placed(conn, scope, e, periods)
+            await _wait_buckets(conn, scope, parts, periods)
+        await _placed(conn, scope, parts, periods)
     if want.overdue and any(p.started.orders for p in periods):
         if len(periods) == 1 and days:
             await _overdue_by_days(conn, scope, bounds, parts, days, periods[0])
         else:
-            for i, n in await conn.execute(_overdue_episodes(conn, scope, b)):
+            rows = [(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds))]
+            for i, n in await _overdue_episodes(conn, scope, rows):
                 periods[i].overdue = int(n)
     if want.waiting:
         await _recent_at_ends(conn, scope, bounds, periods, now)
@@ -281,27 +331,31 @@ async def _by_day(
     periods: list[_Period],
 ) -> None:
     """Statements 1 to 3 for the whole days of the periods, from the day sums."""
-    d, bd = (
-        rows_table(conn.dialect.name, "d", [("i", Integer), ("a", Date), ("z", Date)], days),
-        t.backorder_days,
-    )
-    rows = await conn.execute(
-        select(
-            d.c.i,
-            bd.c.kind,
-            bd.c.reason,
-            bd.c.wait_bucket,
-            func.sum(bd.c.units),
-            _sum_money(bd.c.value),
-            func.sum(bd.c.episodes),
-            func.sum(bd.c.short),
-            func.max(bd.c.max_wait),
-            func.sum(bd.c.due - bd.c.early),
+    dialect = conn.dialect.name
+    n = _rows(dialect, days)
+
+    def build() -> Any:
+        d, bd = rows_table(dialect, "d", _DAYS, n), t.backorder_days
+        return (
+            select(
+                d.c.i,
+                bd.c.kind,
+                bd.c.reason,
+                bd.c.wait_bucket,
+                func.sum(bd.c.units),
+                _sum_money(bd.c.value),
+                func.sum(bd.c.episodes),
+                func.sum(bd.c.short),
+                func.max(bd.c.max_wait),
+                func.sum(bd.c.due - bd.c.early),
+            )
+            .select_from(d.join(bd, and_(bd.c.day >= d.c.a, bd.c.day < d.c.z)))
+            .where(bd.c.store_id == _STORE, bd.c.product_id == _PRODUCT)
+            .group_by(d.c.i, bd.c.kind, bd.c.reason, bd.c.wait_bucket)
         )
-        .select_from(d.join(bd, and_(bd.c.day >= d.c.a, bd.c.day < d.c.z)))
-        .where(bd.c.store_id == scope.store_id, bd.c.product_id == (scope.product_id or 0))
-        .group_by(d.c.i, bd.c.kind, bd.c.reason, bd.c.wait_bucket)
-    )
+
+    params = {**scope.params(), **rows_params(dialect, "d", _DAYS, days)}
+    rows = await conn.execute(_once(("by_day", dialect, n), build), params)
     for i, kind, reason, bucket, units, value, episodes, short, wait, late in rows:
         p = periods[i]
         tally = Tally(int(episodes), int(units), _money(value))
@@ -324,24 +378,30 @@ async def _by_day(
                 p.cancelled[found] = p.cancelled.get(found, Tally()) + tally
 
 
-async def _by_kind(conn: AsyncConnection, scope: Scope, e: Any, periods: list[_Period]) -> None:
+async def _by_kind(
+    conn: AsyncConnection, scope: Scope, parts: Sequence[Row], periods: list[_Period]
+) -> None:
     """Statement 1: the facts of each period's parts by kind and reason."""
-    episode = scope.episode()
-    x = _each(
-        conn,
-        e,
-        scope,
-        [f.c.at >= e.c.lo, f.c.at < e.c.hi],
-        kind=f.c.kind,
-        reason=f.c.reason,
-        units=f.c.units,
-        value=type_coerce(f.c.value, BigInteger),
-        opened=case((episode.is_not(None), 1), else_=0),
-        short=case((and_(f.c.at_placement, episode.is_not(None)), 1), else_=0),
-        wait=_seconds(conn, f.c.at, f.c.since),
-    )
-    rows = await conn.execute(
-        select(
+    dialect, product = scope.shape(conn)
+    n = _rows(dialect, parts)
+
+    def build() -> Any:
+        e, shaped = _periods(dialect, n, "e"), _canonical(product)
+        episode = shaped.episode()
+        x = _each(
+            dialect,
+            e,
+            shaped,
+            [f.c.at >= e.c.lo, f.c.at < e.c.hi],
+            kind=f.c.kind,
+            reason=f.c.reason,
+            units=f.c.units,
+            value=type_coerce(f.c.value, BigInteger),
+            opened=case((episode.is_not(None), 1), else_=0),
+            short=case((and_(f.c.at_placement, episode.is_not(None)), 1), else_=0),
+            wait=_seconds(dialect, f.c.at, f.c.since),
+        )
+        return select(
             x.c.i,
             x.c.kind,
             x.c.reason,
@@ -351,7 +411,9 @@ async def _by_kind(conn: AsyncConnection, scope: Scope, e: Any, periods: list[_P
             func.sum(x.c.short),
             func.max(x.c.wait),
         ).group_by(x.c.i, x.c.kind, x.c.reason)
-    )
+
+    params = {**scope.params(), **_period_params(dialect, parts, "e")}
+    rows = await conn.execute(_once(("by_kind", dialect, product, n), build), params)
     for i, kind, reason, units, value, episodes, short, wait in rows:
         p = periods[i]
         tally = Tally(int(episodes), int(units), _money(value))
@@ -371,42 +433,58 @@ async def _by_kind(conn: AsyncConnection, scope: Scope, e: Any, periods: list[_P
 
 
 async def _wait_buckets(
-    conn: AsyncConnection, scope: Scope, e: Any, periods: list[_Period]
+    conn: AsyncConnection, scope: Scope, parts: Sequence[Row], periods: list[_Period]
 ) -> None:
     """Statement 2: the wait histogram of each period's parts."""
-    x = _each(
-        conn,
-        e,
-        scope,
-        [f.c.at >= e.c.lo, f.c.at < e.c.hi, f.c.kind == _FILL],
-        bucket=f.c.wait_bucket,
-        units=f.c.units,
-    )
-    rows = await conn.execute(
-        select(x.c.i, x.c.bucket, func.sum(x.c.units)).group_by(x.c.i, x.c.bucket)
-    )
+    dialect, product = scope.shape(conn)
+    n = _rows(dialect, parts)
+
+    def build() -> Any:
+        e = _periods(dialect, n, "e")
+        x = _each(
+            dialect,
+            e,
+            _canonical(product),
+            [f.c.at >= e.c.lo, f.c.at < e.c.hi, f.c.kind == _FILL],
+            bucket=f.c.wait_bucket,
+            units=f.c.units,
+        )
+        return select(x.c.i, x.c.bucket, func.sum(x.c.units)).group_by(x.c.i, x.c.bucket)
+
+    params = {**scope.params(), **_period_params(dialect, parts, "e")}
+    rows = await conn.execute(_once(("wait_buckets", dialect, product, n), build), params)
     for i, bucket, units in rows:
         periods[i].sketch.add(int(bucket), int(units))
 
 
-async def _placed(conn: AsyncConnection, scope: Scope, b: Any, periods: list[_Period]) -> None:
+async def _placed(
+    conn: AsyncConnection, scope: Scope, parts: Sequence[Row], periods: list[_Period]
+) -> None:
     """Statement 3: the orders placed in each period (with a line of the product)."""
-    if scope.product_id is None:
-        o = t.orders
-        placed = (
-            select(b.c.i, func.count())
-            .select_from(b.join(o, and_(o.c.placed_at >= b.c.lo, o.c.placed_at < b.c.hi)))
-            .where(o.c.store_id == scope.store_id)
-        )
-    else:
-        ol = t.order_lines
-        placed = (
-            select(b.c.i, func.count())
-            .select_from(b.join(ol, and_(ol.c.placed_at >= b.c.lo, ol.c.placed_at < b.c.hi)))
-            .where(ol.c.store_id == scope.store_id, ol.c.product_id == scope.product_id)
-        )
-    for i, n in await conn.execute(placed.group_by(b.c.i)):
-        periods[i].placed += int(n)
+    dialect, product = scope.shape(conn)
+    n = _rows(dialect, parts)
+
+    def build() -> Any:
+        b = _periods(dialect, n, "e")
+        if not product:
+            o = t.orders
+            placed = (
+                select(b.c.i, func.count())
+                .select_from(b.join(o, and_(o.c.placed_at >= b.c.lo, o.c.placed_at < b.c.hi)))
+                .where(o.c.store_id == _STORE)
+            )
+        else:
+            ol = t.order_lines
+            placed = (
+                select(b.c.i, func.count())
+                .select_from(b.join(ol, and_(ol.c.placed_at >= b.c.lo, ol.c.placed_at < b.c.hi)))
+                .where(ol.c.store_id == _STORE, ol.c.product_id == _PRODUCT)
+            )
+        return placed.group_by(b.c.i)
+
+    params = {**scope.params(), **_period_params(dialect, parts, "e")}
+    for i, count in await conn.execute(_once(("placed", dialect, product, n), build), params):
+        periods[i].placed += int(count)
 
 
 def _outcomes(lo: dt.datetime, hi: dt.datetime, p: _Period, total: Tally) -> Outcomes:
@@ -432,27 +510,44 @@ def _not_in_time(scope: Scope) -> Any:
     return or_(closed.is_(None), closed > f.c.overdue_at)
 
 
-def _overdue_episodes(conn: AsyncConnection, scope: Scope, b: Any, due_before: Any = None) -> Any:
+_DUE_BEFORE = bindparam("due_before", type_=t.UtcDateTime)
+_FROM = bindparam("at", type_=t.UtcDateTime)  # facts at or after this instant
+
+
+async def _overdue_episodes(
+    conn: AsyncConnection,
+    scope: Scope,
+    rows: Sequence[Row],
+    due_before: dt.datetime | None = None,
+) -> Any:
     """Statement 4: per period (or part of one), the episodes opened in it whose order's
     overdue instant came before the period's end (`due_before`, else the row's hi) while
     they were still open (not closed by then: their START's closed_at). Only STARTs with
     an overdue instant are read (a partial index holds them)."""
-    x = _each(
-        conn,
-        b,
-        scope,
-        [
-            f.c.kind == _START,
-            f.c.overdue_at.is_not(None),
-            f.c.at >= b.c.lo,
-            f.c.at < b.c.hi,
-            scope.episode().is_not(None),
-            f.c.overdue_at < (b.c.hi if due_before is None else due_before),
-            _not_in_time(scope),
-        ],
-        one=literal(1),
-    )
-    return select(x.c.i, func.count()).group_by(x.c.i)
+    dialect, product = scope.shape(conn)
+    n, until = _rows(dialect, rows), due_before is not None
+
+    def build() -> Any:
+        b, shaped = _periods(dialect, n), _canonical(product)
+        x = _each(
+            dialect,
+            b,
+            shaped,
+            [
+                f.c.kind == _START,
+                f.c.overdue_at.is_not(None),
+                f.c.at >= b.c.lo,
+                f.c.at < b.c.hi,
+                shaped.episode().is_not(None),
+                f.c.overdue_at < (_DUE_BEFORE if until else b.c.hi),
+                _not_in_time(shaped),
+            ],
+            one=literal(1),
+        )
+        return select(x.c.i, func.count()).group_by(x.c.i)
+
+    params = {**scope.params(), **_period_params(dialect, rows), "due_before": due_before}
+    return await conn.execute(_once(("overdue", dialect, product, n, until), build), params)
 
 
 async def _overdue_by_days(
@@ -471,20 +566,25 @@ async def _overdue_by_days(
     end = bounds[-1]
     [(_, first_day, last_day)] = days
     first, last = _midnight(first_day, scope.tz), _midnight(last_day, scope.tz)
-    later = await conn.execute(
-        select(func.count()).where(
-            *scope.facts(),
+    dialect, product = scope.shape(conn)
+
+    def build() -> Any:
+        shaped = _canonical(product)
+        return select(func.count()).where(
+            *shaped.facts(),
             f.c.kind == _START,
-            f.c.overdue_at >= end,
-            f.c.at >= first,
-            f.c.at < last,
-            scope.episode().is_not(None),
-            _not_in_time(scope),
+            f.c.overdue_at >= bindparam("end", type_=t.UtcDateTime),
+            f.c.at >= bindparam("first", type_=t.UtcDateTime),
+            f.c.at < bindparam("last", type_=t.UtcDateTime),
+            shaped.episode().is_not(None),
+            _not_in_time(shaped),
         )
-    )
+
+    params = {**scope.params(), "end": end, "first": first, "last": last}
+    later = await conn.execute(_once(("overdue_later", dialect, product), build), params)
     count = period.dated_not_early - int(later.scalar() or 0)
     if parts:
-        rows = await conn.execute(_overdue_episodes(conn, scope, _periods(conn, parts, "e"), end))
+        rows = await _overdue_episodes(conn, scope, parts, end)
         count += sum(int(n) for _, n in rows)
     period.overdue = count
 
@@ -520,33 +620,28 @@ async def _recent_at_ends(
             row[1] += units
             row[2] += value
 
-    r, a = (
-        rows_table(
-            conn.dialect.name,
-            "r",
-            [("i", Integer), ("lo", Date), ("day", Date)],
-            [(i, local_day(end, tz) - reach, local_day(end, tz)) for i, end in ends],
-        ),
-        t.backorder_ages,
-    )
-    of_scope = [
-        a.c.store_id == scope.store_id,
-        a.c.product_id == (scope.product_id or 0),
-        a.c.kind.in_(("U", "E")),
-        a.c.start_day >= r.c.lo,
-        a.c.start_day <= r.c.day,
-        a.c.at_day < r.c.day,
-    ]
-    picked = (a.c.kind, a.c.start_day, a.c.units, a.c.value, a.c.episodes)
-    if conn.dialect.name == "postgresql":  # one index range scan per end, as in `_each`
-        inner = select(*picked).where(*of_scope).offset(0).lateral("x")
-        source = select(r.c.i, r.c.day, *inner.c).select_from(r.join(inner, true()))
-    else:
-        source = select(r.c.i, r.c.day, *picked).select_from(r.join(a, and_(*of_scope[3:])))
-        source = source.where(*of_scope[:3])
-    x = source.subquery("ages")
-    rows = await conn.execute(
-        select(
+    dialect = conn.dialect.name
+    n = _rows(dialect, ends)
+
+    def build() -> Any:
+        r, a = rows_table(dialect, "r", _ENDS, n), t.backorder_ages
+        of_scope = [
+            a.c.store_id == _STORE,
+            a.c.product_id == _PRODUCT,
+            a.c.kind.in_(("U", "E")),
+            a.c.start_day >= r.c.lo,
+            a.c.start_day <= r.c.day,
+            a.c.at_day < r.c.day,
+        ]
+        picked = (a.c.kind, a.c.start_day, a.c.units, a.c.value, a.c.episodes)
+        if dialect == "postgresql":  # one index range scan per end, as in `_each`
+            inner = select(*picked).where(*of_scope).offset(0).lateral("x")
+            source = select(r.c.i, r.c.day, *inner.c).select_from(r.join(inner, true()))
+        else:
+            source = select(r.c.i, r.c.day, *picked).select_from(r.join(a, and_(*of_scope[3:])))
+            source = source.where(*of_scope[:3])
+        x = source.subquery("ages")
+        return select(
             x.c.i,
             x.c.day,
             x.c.kind,
@@ -555,7 +650,10 @@ async def _recent_at_ends(
             _sum_money(x.c.value),
             func.sum(x.c.episodes),
         ).group_by(x.c.i, x.c.day, x.c.kind, x.c.start_day)
-    )
+
+    days = [(i, local_day(end, tz) - reach, local_day(end, tz)) for i, end in ends]
+    params = {**scope.params(), **rows_params(dialect, "r", _ENDS, days)}
+    rows = await conn.execute(_once(("recent_ages", dialect, n), build), params)
     for i, day, kind, start_day, units, value, episodes in rows:
         days = (day - start_day).days
         if kind == "U":
@@ -581,24 +679,32 @@ async def _recent_partial(
     if not partial:
         return
     first = [_midnight(local_day(end, tz) - reach, tz) for _, _, end in partial]
-    e = _periods(conn, partial, "e", first)
-    is_start = f.c.kind == _START
-    x = _each(
-        conn,
-        e,
-        scope,
-        [f.c.at >= e.c.lo, f.c.at < e.c.hi, f.c.since >= e.c.since],
-        since=f.c.since,
-        episode=scope.episode(),
-        units=case((is_start, f.c.units), else_=-f.c.units),
-        value=case(
-            (is_start, type_coerce(f.c.value, BigInteger)),
-            else_=-type_coerce(f.c.value, BigInteger),
-        ),
-        sign=case((is_start, 1), else_=-1),
-    )
+    dialect, product = scope.shape(conn)
+    n = _rows(dialect, partial)
+
+    def build() -> Any:
+        e, shaped = _periods(dialect, n, "e"), _canonical(product)
+        is_start = f.c.kind == _START
+        x = _each(
+            dialect,
+            e,
+            shaped,
+            [f.c.at >= e.c.lo, f.c.at < e.c.hi, f.c.since >= e.c.since],
+            since=f.c.since,
+            episode=shaped.episode(),
+            units=case((is_start, f.c.units), else_=-f.c.units),
+            value=case(
+                (is_start, type_coerce(f.c.value, BigInteger)),
+                else_=-type_coerce(f.c.value, BigInteger),
+            ),
+            sign=case((is_start, 1), else_=-1),
+        )
+        return select(x)
+
     ending = {i: local_day(end, tz) for i, end in ends}
-    for i, since, episode, units, value, sign in await conn.execute(select(x)):
+    params = {**scope.params(), **_period_params(dialect, partial, "e", first)}
+    found = await conn.execute(_once(("recent_partial", dialect, product, n), build), params)
+    for i, since, episode, units, value, sign in found:
         day = ending[i]
         add(i, (day - local_day(since, tz)).days, int(units), _money(value), 0)
         if episode is not None and local_day(episode, tz) >= day - reach:
@@ -611,25 +717,29 @@ async def _recent_now(
     """What waits now for under 15 days (at `end`, now), from the waiting lines: units and
     value by the chunks of `waiting_since`, orders by when their episode opened (the
     order's `backordered_since`, a product's line's episode)."""
-    ol, o = t.order_lines, t.orders
-    query = (
-        select(
-            ol.c.order_id,
-            ol.c.backordered,
-            ol.c.unit_price,
-            ol.c.waiting_since,
-            ol.c.placed_at,
-            o.c.backordered_since,
+    dialect, product = scope.shape(conn)
+
+    def build() -> Any:
+        ol, o = t.order_lines, t.orders
+        query = (
+            select(
+                ol.c.order_id,
+                ol.c.backordered,
+                ol.c.unit_price,
+                ol.c.waiting_since,
+                ol.c.placed_at,
+                o.c.backordered_since,
+            )
+            .select_from(ol.join(o, and_(o.c.store_id == ol.c.store_id, o.c.id == ol.c.order_id)))
+            .where(ol.c.store_id == _STORE, ol.c.backordered > 0)
         )
-        .select_from(ol.join(o, and_(o.c.store_id == ol.c.store_id, o.c.id == ol.c.order_id)))
-        .where(ol.c.store_id == scope.store_id, ol.c.backordered > 0)
-    )
-    if scope.product_id is not None:
-        query = query.where(ol.c.product_id == scope.product_id)
+        return query.where(ol.c.product_id == _PRODUCT) if product else query
+
     last = len(AGE_BUCKETS) - 1
     units, value, orders = [0] * last, [ZERO] * last, [0] * last
     seen: set[int] = set()
-    for order_id, backordered, price, text, placed_at, order_since in await conn.execute(query):
+    lines = await conn.execute(_once(("waiting_lines", dialect, product), build), scope.params())
+    for order_id, backordered, price, text, placed_at, order_since in lines:
         waiting = decode_waiting(text, placed_at, int(backordered))
         assert waiting is not None
         for chunk in waiting.chunks:
@@ -661,10 +771,16 @@ async def _undo_changes_at(
     """What waited at `end` is after every change before it: undo, in the recent buckets
     read from the waiting lines, the changes at `end` itself (now) that they show."""
     last = len(AGE_BUCKETS) - 1
-    undo = select(f.c.kind, f.c.since, f.c.units, f.c.value, scope.episode()).where(
-        *scope.facts(), f.c.at >= end
-    )
-    for kind, since, n, worth, opened in await conn.execute(undo):
+    dialect, product = scope.shape(conn)
+
+    def build() -> Any:
+        shaped = _canonical(product)
+        return select(f.c.kind, f.c.since, f.c.units, f.c.value, shaped.episode()).where(
+            *shaped.facts(), f.c.at >= _FROM
+        )
+
+    undo = _once(("undo_at", dialect, product), build)
+    for kind, since, n, worth, opened in await conn.execute(undo, {**scope.params(), "at": end}):
         sign = -1 if kind == _START else 1
         if (at := age_bucket(since, end, scope.tz)) < last:
             units[at] += sign * int(n)
@@ -682,44 +798,45 @@ async def _waiting_at_ends(
 ) -> list[Tally]:
     """Statement 6: what waited at each period's end in all: what waits now, less the
     facts from the last end on, less each later period's net change."""
-    ol = t.order_lines
-    waiting = [ol.c.store_id == scope.store_id, ol.c.backordered > 0]
-    if scope.product_id is not None:
-        waiting.append(ol.c.product_id == scope.product_id)
-    counted = func.count(func.distinct(ol.c.order_id)) if scope.product_id is None else func.count()
-    row = (
-        await conn.execute(
-            select(
-                func.coalesce(func.sum(ol.c.backordered), 0),
-                _sum_money(ol.c.backordered * type_coerce(ol.c.unit_price, BigInteger)),
-                counted,
-            ).where(*waiting)
-        )
-    ).one()
+    dialect, product = scope.shape(conn)
+
+    def build_waiting() -> Any:
+        ol = t.order_lines
+        waiting = [ol.c.store_id == _STORE, ol.c.backordered > 0]
+        if product:
+            waiting.append(ol.c.product_id == _PRODUCT)
+        counted = func.count() if product else func.count(func.distinct(ol.c.order_id))
+        return select(
+            func.coalesce(func.sum(ol.c.backordered), 0),
+            _sum_money(ol.c.backordered * type_coerce(ol.c.unit_price, BigInteger)),
+            counted,
+        ).where(*waiting)
+
+    def build_after() -> Any:
+        shaped = _canonical(product)
+        is_start = f.c.kind == _START
+        episode = shaped.episode()
+        return select(
+            func.coalesce(func.sum(case((is_start, f.c.units), else_=-f.c.units)), 0),
+            func.coalesce(
+                func.sum(
+                    case(
+                        (is_start, type_coerce(f.c.value, BigInteger)),
+                        else_=-type_coerce(f.c.value, BigInteger),
+                    )
+                ),
+                0,
+            ),
+            func.coalesce(func.sum(case((episode.is_(None), 0), (is_start, 1), else_=-1)), 0),
+        ).where(*shaped.facts(), f.c.at >= _FROM)
+
+    waiting = _once(("waiting_now", dialect, product), build_waiting)
+    row = (await conn.execute(waiting, scope.params())).one()
     total = Tally(int(row[2]), int(row[0]), _money(row[1]))
     last = bounds[-1]
     if last <= now:  # changes at `now` itself came after what waited "at" it
-        is_start = f.c.kind == _START
-        episode = scope.episode()
-        after = (
-            await conn.execute(
-                select(
-                    func.coalesce(func.sum(case((is_start, f.c.units), else_=-f.c.units)), 0),
-                    func.coalesce(
-                        func.sum(
-                            case(
-                                (is_start, type_coerce(f.c.value, BigInteger)),
-                                else_=-type_coerce(f.c.value, BigInteger),
-                            )
-                        ),
-                        0,
-                    ),
-                    func.coalesce(
-                        func.sum(case((episode.is_(None), 0), (is_start, 1), else_=-1)), 0
-                    ),
-                ).where(*scope.facts(), f.c.at >= last)
-            )
-        ).one()
+        after_last = _once(("changes_after", dialect, product), build_after)
+        after = (await conn.execute(after_last, {**scope.params(), "at": last})).one()
         total = total - Tally(int(after[2]), int(after[0]), _money(after[1]))
     ends = []
     for p in reversed(periods):
