@@ -873,55 +873,78 @@ async def leading_products(
     """The ids of the `first` products that lead by `by` over [start, end) (lost revenue,
     the wait's p90) or at `end` (units waiting); only products with something to rank,
     ties by product id."""
-    period = [f.c.store_id == store_id, f.c.at >= start, f.c.at < end]
+    dialect = conn.dialect.name
+    params = {"scope_store": store_id, "start": start, "end": end, "first": first}
     if by is OutcomeRanking.LOST_REVENUE:
-        lost = _sum_money(f.c.value)
-        rows = await conn.execute(
-            select(f.c.product_id)
-            .where(
-                *period,
-                f.c.kind == _CANCEL,
-                f.c.reason == CancelReason.CUSTOMER_DECLINED_BACKORDER.value,
-            )
-            .group_by(f.c.product_id)
-            .having(lost > 0)
-            .order_by(lost.desc(), f.c.product_id)
-            .limit(first)
-        )
-        return [int(r[0]) for r in rows]
+        ranked = _once(("lead_lost", dialect), _lead_by_lost_revenue)
+        return [int(r[0]) for r in await conn.execute(ranked, params)]
     if by is OutcomeRanking.WAIT_P90:
         sketches: dict[int, WaitSketch] = {}
-        rows = await conn.execute(
-            select(f.c.product_id, f.c.wait_bucket, func.sum(f.c.units))
-            .where(*period, f.c.kind == _FILL)
-            .group_by(f.c.product_id, f.c.wait_bucket)
-        )
-        for product_id, bucket, units in rows:
+        buckets = _once(("lead_wait", dialect), _lead_by_wait)
+        for product_id, bucket, units in await conn.execute(buckets, params):
             sketches.setdefault(int(product_id), WaitSketch()).add(int(bucket), int(units))
-        ranked = sorted(
+        ranked_wait = sorted(
             ((sketch.quantile(0.9) or 0.0, pid) for pid, sketch in sketches.items()),
             key=lambda entry: (-entry[0], entry[1]),
         )
-        return [pid for _, pid in ranked[:first]]
+        return [pid for _, pid in ranked_wait[:first]]
     # UNITS_WAITING at `end`: what waits now, less the net of the facts from `end` on
-    p = t.products
     waiting: dict[int, int] = {
         int(pid): int(n)
-        for pid, n in await conn.execute(
-            select(p.c.id, p.c.backordered).where(p.c.store_id == store_id, p.c.backordered > 0)
-        )
+        for pid, n in await conn.execute(_once(("lead_waiting", dialect), _waiting_now), params)
     }
     if end <= now:
-        is_start = f.c.kind == _START
-        rows = await conn.execute(
-            select(f.c.product_id, func.sum(case((is_start, f.c.units), else_=-f.c.units)))
-            .where(f.c.store_id == store_id, f.c.at >= end)
-            .group_by(f.c.product_id)
-        )
-        for pid, n in rows:
+        changes = _once(("lead_changes", dialect), _changes_from_end)
+        for pid, n in await conn.execute(changes, params):
             waiting[int(pid)] = waiting.get(int(pid), 0) - int(n)
     ranked = sorted(((n, pid) for pid, n in waiting.items() if n > 0), key=lambda e: (-e[0], e[1]))
     return [pid for _, pid in ranked[:first]]
+
+
+_START_AT = bindparam("start", type_=t.UtcDateTime)
+_END_AT = bindparam("end", type_=t.UtcDateTime)
+
+
+def _in_period() -> list[ColumnElement[bool]]:
+    return [f.c.store_id == _STORE, f.c.at >= _START_AT, f.c.at < _END_AT]
+
+
+def _lead_by_lost_revenue() -> Any:
+    lost = _sum_money(f.c.value)
+    return (
+        select(f.c.product_id)
+        .where(
+            *_in_period(),
+            f.c.kind == _CANCEL,
+            f.c.reason == CancelReason.CUSTOMER_DECLINED_BACKORDER.value,
+        )
+        .group_by(f.c.product_id)
+        .having(lost > 0)
+        .order_by(lost.desc(), f.c.product_id)
+        .limit(bindparam("first", type_=Integer))
+    )
+
+
+def _lead_by_wait() -> Any:
+    return (
+        select(f.c.product_id, f.c.wait_bucket, func.sum(f.c.units))
+        .where(*_in_period(), f.c.kind == _FILL)
+        .group_by(f.c.product_id, f.c.wait_bucket)
+    )
+
+
+def _waiting_now() -> Any:
+    p = t.products
+    return select(p.c.id, p.c.backordered).where(p.c.store_id == _STORE, p.c.backordered > 0)
+
+
+def _changes_from_end() -> Any:
+    is_start = f.c.kind == _START
+    return (
+        select(f.c.product_id, func.sum(case((is_start, f.c.units), else_=-f.c.units)))
+        .where(f.c.store_id == _STORE, f.c.at >= _END_AT)
+        .group_by(f.c.product_id)
+    )
 
 
 __all__ = ["Scope", "leading_products", "outcomes", "outcomes_over"]
