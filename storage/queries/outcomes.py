@@ -2,7 +2,7 @@
 
 `outcomes_over` gives the outcomes of consecutive periods [b0, b1), [b1, b2), ... (one
 period, or a trend's points) in a fixed few statements whatever their number: the
-periods are a `VALUES` list joined to the facts, and the database sums per period.
+periods are a table joined to the facts, and the database sums per period.
 
 1. the facts of each period by kind and reason: units, value, episodes opened or closed,
    placed short, the longest wait (and so each period's net change of what waits);
