@@ -86,7 +86,8 @@ async def _seq_scans(name: str, watched: tuple[str, ...] = WATCHED) -> dict[str,
     return {row["relname"]: row["seq_scan"] for row in rows}
 
 
-async def _open_store(url: str) -> int:
+async def _open_store(url: str, products: int = PRODUCTS, stock_every: int = 1) -> int:
+    """A store of `products` products, every `stock_every`-th of them in stock."""
     db = Database(url)
     try:
         store, _ = await create_store(
@@ -99,11 +100,12 @@ async def _open_store(url: str) -> int:
             now=now(),
         )
         async with store_session(db, store.id, now) as session:
-            for i in range(PRODUCTS):
+            for i in range(products):
                 await services.upsert_product(
                     session, services.UpsertProduct(f"SKU-{i}", f"Product {i}", "9.99")
                 )
-                await services.receive_stock(session, f"SKU-{i}", 1_000_000)
+                if i % stock_every == 0:
+                    await services.receive_stock(session, f"SKU-{i}", 1_000_000)
     finally:
         await db.dispose()
     return store.id
@@ -222,26 +224,7 @@ async def test_a_unit_reads_its_products_by_index_in_a_large_catalogue(fresh: st
     shipping and cancelling orders adds no sequential scan of `products`. Before, one OR
     of the three read the store's whole catalogue in every unit, under the store's lock."""
     url = f"postgresql+asyncpg://{_pg_admin_dsn(fresh).split('://', 1)[1]}"
-    db = Database(url)
-    try:
-        store, _ = await create_store(
-            db,
-            handle="catalogue",
-            name="Catalogue",
-            currency_code="EUR",
-            timezone="UTC",
-            default_policy=BackorderPolicy.ALLOW,
-            now=now(),
-        )
-        async with store_session(db, store.id, now) as session:
-            for i in range(CATALOGUE):
-                await services.upsert_product(
-                    session, services.UpsertProduct(f"SKU-{i}", f"Product {i}", "9.99")
-                )
-            for i in range(0, CATALOGUE, 100):
-                await services.receive_stock(session, f"SKU-{i}", 1_000)
-    finally:
-        await db.dispose()
+    store_id = await _open_store(url, CATALOGUE, stock_every=100)
     await _autovacuum_pass(fresh)  # the catalogue's statistics, as autovacuum leaves them
     before = await _seq_scans(fresh, ("products",))
     db = Database(url, pool_size=2)
@@ -252,15 +235,15 @@ async def test_a_unit_reads_its_products_by_index_in_a_large_catalogue(fresh: st
             skus = (f"SKU-{n % 10 * 100}", f"SKU-{n * 37 % CATALOGUE | 1}")
             lines = [services.LineRequest(sku, 1) for sku in skus]
             cmd = PlaceOrder(lines=lines)
-            async with store_session(db, store.id, now, reads_of(cmd, None)) as session:
+            async with store_session(db, store_id, now, reads_of(cmd, None)) as session:
                 placed.append((await services.place_order(session, cmd)).id)
         for order_id in placed[::5]:
             ship = ShipOrder(order_id=order_id, lines=None)
-            async with store_session(db, store.id, now, reads_of(ship, None)) as session:
+            async with store_session(db, store_id, now, reads_of(ship, None)) as session:
                 await services.execute(session, ship)
         for order_id in placed[1::5]:
             cancel = CancelOrder(order_id, CancelReason.CUSTOMER_REQUEST)
-            async with store_session(db, store.id, now, reads_of(cancel, None)) as session:
+            async with store_session(db, store_id, now, reads_of(cancel, None)) as session:
                 await services.execute(session, cancel)
     finally:
         await db.dispose()

@@ -22,6 +22,9 @@ Create Date: 2026-11-30 23:40:00.000000
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 from alembic import op
 
 revision = "0013"
@@ -76,36 +79,17 @@ END
 $fn$;
 """
 
-# As migration 0011 left it.
-BEFORE = """
-CREATE OR REPLACE FUNCTION og_open(
-    s bigint, op text, k text, skus text[], product_ids bigint[], order_ids bigint[]
-) RETURNS jsonb
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    -- NO KEY UPDATE: units on the store wait for each other, while inserts that only
-    -- reference the store (their foreign-key checks take KEY SHARE) go on.
-    UPDATE stores SET next_id = next_id WHERE id = s;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    RETURN jsonb_build_object(
-        'store', (SELECT to_jsonb(x) FROM stores x WHERE x.id = s),
-        'idempotency', (SELECT to_jsonb(i) FROM idempotency_keys i
-                        WHERE i.store_id = s AND i.operation = op AND i.key = k),
-        'products', (SELECT coalesce(jsonb_agg(to_jsonb(p)), '[]'::jsonb) FROM products p
-                     WHERE p.store_id = s
-                       AND (p.sku = ANY(skus) OR p.id = ANY(product_ids)
-                            OR p.id IN (SELECT l.product_id FROM order_lines l
-                                        WHERE l.store_id = s AND l.order_id = ANY(order_ids)))),
-        'orders', (SELECT coalesce(jsonb_agg(to_jsonb(o)), '[]'::jsonb) FROM orders o
-                   WHERE o.store_id = s AND o.id = ANY(order_ids)),
-        'lines', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]'::jsonb) FROM order_lines l
-                  WHERE l.store_id = s AND l.order_id = ANY(order_ids))
-    );
-END
-$fn$;
-"""
+
+def _before() -> str:
+    """og_open as migration 0011 left it."""
+    (path,) = Path(__file__).parent.glob("0011_*.py")
+    spec = importlib.util.spec_from_file_location("og_migration_0011_open", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text: str = module._open_of_0003().replace(module._READ_LOCK, module._WRITE_LOCK)
+    return text
 
 
 def upgrade() -> None:
@@ -115,4 +99,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(BEFORE)
+        op.execute(_before())
