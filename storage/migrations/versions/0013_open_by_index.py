@@ -13,7 +13,7 @@ Now each read is its own statement with an index to follow, and the orders and l
 are read only when the unit names orders: the products' ids are gathered from the
 skus (the unique (store_id, sku) index), the ids given and the orders' lines, then the
 products are read by primary key. Each statement's generic plan is as cheap as a
-custom one, so a connection plans each once. The document returned is the same.
+custom one, so a connection plans each once. The document returned holds the same rows.
 
 Revision ID: 0013
 Revises: 0012
