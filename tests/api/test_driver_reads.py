@@ -27,7 +27,10 @@ from tests.client import Api
 
 async def _both(db: Database, statement: Any, values: dict[str, Any]) -> tuple[Any, Any]:
     async with db.connection() as conn:
-        with counting_statements(db, driver=False) as sent, counting_statements(db) as all_sent:
+        with (
+            counting_statements(db, driver=False, connection=conn) as sent,
+            counting_statements(db, connection=conn) as all_sent,
+        ):
             fetched = [dict(row) for row in await fetch(conn, statement, values)]
         if db.is_sqlite:
             assert [s for s in sent if s.startswith("SELECT")] != []
@@ -136,7 +139,7 @@ async def test_rows_named_by_store_and_id_are_the_same_either_way(api: Api) -> N
     for scoped in (order_reads.LINES_BY_ORDER, order_reads.ORDERS_BY_ID, product_reads.BY_ID):
         for keys in cases:
             async with db.connection() as conn:
-                with counting_statements(db, driver=False) as sent:
+                with counting_statements(db, driver=False, connection=conn) as sent:
                     fetched = [dict(row) for row in await scoped.rows(conn, keys)]
                 found = scoped.statement(keys)
                 assert found is not None

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.schema.build import build_schema
 from ordergraph.storage import driver_reads
@@ -27,13 +28,19 @@ def test_committed_schema_matches_the_served_schema() -> None:
 
 
 @contextmanager
-def counting_statements(db: Database, *, driver: bool = True) -> Iterator[list[str]]:
-    """The statements sent meanwhile: SQLAlchemy's and, unless `driver` is False, those the
-    hot reads send on the driver (storage/driver_reads.py, PostgreSQL)."""
+def counting_statements(
+    db: Database, *, driver: bool = True, connection: AsyncConnection | None = None
+) -> Iterator[list[str]]:
+    """The statements sent meanwhile: SQLAlchemy's (with `connection`, only those sent on
+    it, leaving out what background work such as the rate limit's reconciliation sends
+    meanwhile) and, unless `driver` is False, those the hot reads send on the driver
+    (storage/driver_reads.py, PostgreSQL)."""
     seen: list[str] = []
+    only = connection.sync_connection if connection is not None else None
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
+    def record(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if only is None or conn is only:
+            seen.append(statement)
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", record)
     if driver:
