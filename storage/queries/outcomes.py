@@ -207,19 +207,32 @@ _DAYS = (("i", Integer), ("a", Date), ("z", Date))
 _ENDS = (("i", Integer), ("lo", Date), ("day", Date))
 
 
-def _periods(dialect: str, n: int, name: str = "b") -> Any:
-    """Periods (or parts of them) as a common table (i, lo, hi, since) of `n` rows
-    (`_period_params`): `since` bounds the start of what a row reads."""
-    return rows_table(dialect, name, _PERIOD, n)
+PeriodsStatement = Callable[[str, "Scope", Any], Any]
 
 
-def _period_params(
-    dialect: str, rows: Sequence[Row], name: str = "b", starts: Sequence[Any] = ()
-) -> dict[str, Any]:
-    """The rows of `_periods`' table: `since`, when given, else each row's lo."""
+async def _per_period(
+    conn: AsyncConnection,
+    scope: Scope,
+    build: PeriodsStatement,
+    rows: Sequence[Row],
+    starts: Sequence[Any] = (),
+    **values: Any,
+) -> Any:
+    """Run the statement `build(dialect, scope to build with, periods)` makes over the
+    periods (or parts of them) `rows`, a common table `b` (i, lo, hi, since): `since`
+    bounds the start of what a row reads (`starts`, else each row's lo). The statement
+    is built once per builder, dialect, store or product, and on SQLite number of rows;
+    the scope's, the periods' and `values` are its parameters."""
+    dialect, product = scope.shape(conn)
+    n = _rows(dialect, rows)
+    statement = _once(
+        (build, dialect, product, n),
+        lambda: build(dialect, _canonical(product), rows_table(dialect, "b", _PERIOD, n)),
+    )
     since = list(starts) or [lo for _, lo, _ in rows]
     found = [(i, lo, hi, first) for (i, lo, hi), first in zip(rows, since, strict=True)]
-    return rows_params(dialect, name, _PERIOD, found)
+    params = {**scope.params(), **rows_params(dialect, "b", _PERIOD, found), **values}
+    return await conn.execute(statement, params)
 
 
 def _midnight(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
@@ -378,42 +391,38 @@ async def _by_day(
                 p.cancelled[found] = p.cancelled.get(found, Tally()) + tally
 
 
+def _by_kind_statement(dialect: str, scope: Scope, e: Any) -> Any:
+    episode = scope.episode()
+    x = _each(
+        dialect,
+        e,
+        scope,
+        [f.c.at >= e.c.lo, f.c.at < e.c.hi],
+        kind=f.c.kind,
+        reason=f.c.reason,
+        units=f.c.units,
+        value=type_coerce(f.c.value, BigInteger),
+        opened=case((episode.is_not(None), 1), else_=0),
+        short=case((and_(f.c.at_placement, episode.is_not(None)), 1), else_=0),
+        wait=_seconds(dialect, f.c.at, f.c.since),
+    )
+    return select(
+        x.c.i,
+        x.c.kind,
+        x.c.reason,
+        func.sum(x.c.units),
+        func.sum(x.c.value),
+        func.sum(x.c.opened),
+        func.sum(x.c.short),
+        func.max(x.c.wait),
+    ).group_by(x.c.i, x.c.kind, x.c.reason)
+
+
 async def _by_kind(
     conn: AsyncConnection, scope: Scope, parts: Sequence[Row], periods: list[_Period]
 ) -> None:
     """Statement 1: the facts of each period's parts by kind and reason."""
-    dialect, product = scope.shape(conn)
-    n = _rows(dialect, parts)
-
-    def build() -> Any:
-        e, shaped = _periods(dialect, n, "e"), _canonical(product)
-        episode = shaped.episode()
-        x = _each(
-            dialect,
-            e,
-            shaped,
-            [f.c.at >= e.c.lo, f.c.at < e.c.hi],
-            kind=f.c.kind,
-            reason=f.c.reason,
-            units=f.c.units,
-            value=type_coerce(f.c.value, BigInteger),
-            opened=case((episode.is_not(None), 1), else_=0),
-            short=case((and_(f.c.at_placement, episode.is_not(None)), 1), else_=0),
-            wait=_seconds(dialect, f.c.at, f.c.since),
-        )
-        return select(
-            x.c.i,
-            x.c.kind,
-            x.c.reason,
-            func.sum(x.c.units),
-            func.sum(x.c.value),
-            func.sum(x.c.opened),
-            func.sum(x.c.short),
-            func.max(x.c.wait),
-        ).group_by(x.c.i, x.c.kind, x.c.reason)
-
-    params = {**scope.params(), **_period_params(dialect, parts, "e")}
-    rows = await conn.execute(_once(("by_kind", dialect, product, n), build), params)
+    rows = await _per_period(conn, scope, _by_kind_statement, parts)
     for i, kind, reason, units, value, episodes, short, wait in rows:
         p = periods[i]
         tally = Tally(int(episodes), int(units), _money(value))
@@ -432,58 +441,50 @@ async def _by_kind(
             p.cancelled[found] = p.cancelled.get(found, Tally()) + tally
 
 
+def _wait_buckets_statement(dialect: str, scope: Scope, e: Any) -> Any:
+    x = _each(
+        dialect,
+        e,
+        scope,
+        [f.c.at >= e.c.lo, f.c.at < e.c.hi, f.c.kind == _FILL],
+        bucket=f.c.wait_bucket,
+        units=f.c.units,
+    )
+    return select(x.c.i, x.c.bucket, func.sum(x.c.units)).group_by(x.c.i, x.c.bucket)
+
+
 async def _wait_buckets(
     conn: AsyncConnection, scope: Scope, parts: Sequence[Row], periods: list[_Period]
 ) -> None:
     """Statement 2: the wait histogram of each period's parts."""
-    dialect, product = scope.shape(conn)
-    n = _rows(dialect, parts)
-
-    def build() -> Any:
-        e = _periods(dialect, n, "e")
-        x = _each(
-            dialect,
-            e,
-            _canonical(product),
-            [f.c.at >= e.c.lo, f.c.at < e.c.hi, f.c.kind == _FILL],
-            bucket=f.c.wait_bucket,
-            units=f.c.units,
-        )
-        return select(x.c.i, x.c.bucket, func.sum(x.c.units)).group_by(x.c.i, x.c.bucket)
-
-    params = {**scope.params(), **_period_params(dialect, parts, "e")}
-    rows = await conn.execute(_once(("wait_buckets", dialect, product, n), build), params)
+    rows = await _per_period(conn, scope, _wait_buckets_statement, parts)
     for i, bucket, units in rows:
         periods[i].sketch.add(int(bucket), int(units))
+
+
+def _placed_statement(_dialect: str, scope: Scope, b: Any) -> Any:
+    if scope.product_id is None:
+        o = t.orders
+        placed = (
+            select(b.c.i, func.count())
+            .select_from(b.join(o, and_(o.c.placed_at >= b.c.lo, o.c.placed_at < b.c.hi)))
+            .where(o.c.store_id == _STORE)
+        )
+    else:
+        ol = t.order_lines
+        placed = (
+            select(b.c.i, func.count())
+            .select_from(b.join(ol, and_(ol.c.placed_at >= b.c.lo, ol.c.placed_at < b.c.hi)))
+            .where(ol.c.store_id == _STORE, ol.c.product_id == _PRODUCT)
+        )
+    return placed.group_by(b.c.i)
 
 
 async def _placed(
     conn: AsyncConnection, scope: Scope, parts: Sequence[Row], periods: list[_Period]
 ) -> None:
     """Statement 3: the orders placed in each period (with a line of the product)."""
-    dialect, product = scope.shape(conn)
-    n = _rows(dialect, parts)
-
-    def build() -> Any:
-        b = _periods(dialect, n, "e")
-        if not product:
-            o = t.orders
-            placed = (
-                select(b.c.i, func.count())
-                .select_from(b.join(o, and_(o.c.placed_at >= b.c.lo, o.c.placed_at < b.c.hi)))
-                .where(o.c.store_id == _STORE)
-            )
-        else:
-            ol = t.order_lines
-            placed = (
-                select(b.c.i, func.count())
-                .select_from(b.join(ol, and_(ol.c.placed_at >= b.c.lo, ol.c.placed_at < b.c.hi)))
-                .where(ol.c.store_id == _STORE, ol.c.product_id == _PRODUCT)
-            )
-        return placed.group_by(b.c.i)
-
-    params = {**scope.params(), **_period_params(dialect, parts, "e")}
-    for i, count in await conn.execute(_once(("placed", dialect, product, n), build), params):
+    for i, count in await _per_period(conn, scope, _placed_statement, parts):
         periods[i].placed += int(count)
 
 
@@ -514,6 +515,33 @@ _DUE_BEFORE = bindparam("due_before", type_=t.UtcDateTime)
 _FROM = bindparam("at", type_=t.UtcDateTime)  # facts at or after this instant
 
 
+def _overdue_statement(dialect: str, scope: Scope, b: Any, due_before: Any) -> Any:
+    x = _each(
+        dialect,
+        b,
+        scope,
+        [
+            f.c.kind == _START,
+            f.c.overdue_at.is_not(None),
+            f.c.at >= b.c.lo,
+            f.c.at < b.c.hi,
+            scope.episode().is_not(None),
+            f.c.overdue_at < due_before,
+            _not_in_time(scope),
+        ],
+        one=literal(1),
+    )
+    return select(x.c.i, func.count()).group_by(x.c.i)
+
+
+def _overdue_by_end(dialect: str, scope: Scope, b: Any) -> Any:
+    return _overdue_statement(dialect, scope, b, b.c.hi)
+
+
+def _overdue_by_instant(dialect: str, scope: Scope, b: Any) -> Any:
+    return _overdue_statement(dialect, scope, b, _DUE_BEFORE)
+
+
 async def _overdue_episodes(
     conn: AsyncConnection,
     scope: Scope,
@@ -524,30 +552,9 @@ async def _overdue_episodes(
     overdue instant came before the period's end (`due_before`, else the row's hi) while
     they were still open (not closed by then: their START's closed_at). Only STARTs with
     an overdue instant are read (a partial index holds them)."""
-    dialect, product = scope.shape(conn)
-    n, until = _rows(dialect, rows), due_before is not None
-
-    def build() -> Any:
-        b, shaped = _periods(dialect, n), _canonical(product)
-        x = _each(
-            dialect,
-            b,
-            shaped,
-            [
-                f.c.kind == _START,
-                f.c.overdue_at.is_not(None),
-                f.c.at >= b.c.lo,
-                f.c.at < b.c.hi,
-                shaped.episode().is_not(None),
-                f.c.overdue_at < (_DUE_BEFORE if until else b.c.hi),
-                _not_in_time(shaped),
-            ],
-            one=literal(1),
-        )
-        return select(x.c.i, func.count()).group_by(x.c.i)
-
-    params = {**scope.params(), **_period_params(dialect, rows), "due_before": due_before}
-    return await conn.execute(_once(("overdue", dialect, product, n, until), build), params)
+    if due_before is None:
+        return await _per_period(conn, scope, _overdue_by_end, rows)
+    return await _per_period(conn, scope, _overdue_by_instant, rows, due_before=due_before)
 
 
 async def _overdue_by_days(
@@ -665,6 +672,25 @@ async def _recent_at_ends(
         periods[i].recent = [Tally(o, u, v) for o, u, v in tallies]
 
 
+def _recent_partial_statement(dialect: str, scope: Scope, e: Any) -> Any:
+    is_start = f.c.kind == _START
+    x = _each(
+        dialect,
+        e,
+        scope,
+        [f.c.at >= e.c.lo, f.c.at < e.c.hi, f.c.since >= e.c.since],
+        since=f.c.since,
+        episode=scope.episode(),
+        units=case((is_start, f.c.units), else_=-f.c.units),
+        value=case(
+            (is_start, type_coerce(f.c.value, BigInteger)),
+            else_=-type_coerce(f.c.value, BigInteger),
+        ),
+        sign=case((is_start, 1), else_=-1),
+    )
+    return select(x)
+
+
 async def _recent_partial(
     conn: AsyncConnection,
     scope: Scope,
@@ -679,31 +705,8 @@ async def _recent_partial(
     if not partial:
         return
     first = [_midnight(local_day(end, tz) - reach, tz) for _, _, end in partial]
-    dialect, product = scope.shape(conn)
-    n = _rows(dialect, partial)
-
-    def build() -> Any:
-        e, shaped = _periods(dialect, n, "e"), _canonical(product)
-        is_start = f.c.kind == _START
-        x = _each(
-            dialect,
-            e,
-            shaped,
-            [f.c.at >= e.c.lo, f.c.at < e.c.hi, f.c.since >= e.c.since],
-            since=f.c.since,
-            episode=shaped.episode(),
-            units=case((is_start, f.c.units), else_=-f.c.units),
-            value=case(
-                (is_start, type_coerce(f.c.value, BigInteger)),
-                else_=-type_coerce(f.c.value, BigInteger),
-            ),
-            sign=case((is_start, 1), else_=-1),
-        )
-        return select(x)
-
     ending = {i: local_day(end, tz) for i, end in ends}
-    params = {**scope.params(), **_period_params(dialect, partial, "e", first)}
-    found = await conn.execute(_once(("recent_partial", dialect, product, n), build), params)
+    found = await _per_period(conn, scope, _recent_partial_statement, partial, first)
     for i, since, episode, units, value, sign in found:
         day = ending[i]
         add(i, (day - local_day(since, tz)).days, int(units), _money(value), 0)
