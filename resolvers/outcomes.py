@@ -103,8 +103,8 @@ async def leaders(
         ranked = await q.leading_products(
             conn, store.id, OutcomeRanking(by), start, end, now, first
         )
-        found = []
-        for pid in ranked:
-            scope = q.Scope(store.id, pid, store.tz)
-            found.append((pid, await q.outcomes(conn, scope, start, end, now, want)))
-        return found
+        if not ranked:
+            return []
+        scope = q.Scope(store.id, tz=store.tz, products=tuple(ranked))
+        found = await q.outcomes_of_products(conn, scope, start, end, now, want)
+        return list(zip(ranked, found, strict=True))

@@ -83,38 +83,66 @@ _DAY = 86400.0
 
 @dataclass(frozen=True)
 class Scope:
-    """A store's figures, or (product_id) one product's; days are the store's (`tz`)."""
+    """A store's figures, or (product_id) one product's, or (products) several products'
+    side by side, each in a lane of its own (the leaders); days are the store's (`tz`)."""
 
     store_id: int
     product_id: int | None = None
     tz: dt.tzinfo = dt.UTC
+    products: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.product_id is not None and self.products:
+            raise ValueError("a scope is one product's or several products', not both")
+
+    @property
+    def of_products(self) -> bool:
+        return self.product_id is not None or bool(self.products)
+
+    def lanes(self) -> list[int]:
+        """The products read side by side, in lane order; a store's one lane is product
+        0, as the day and age sums keep the store's own rows."""
+        if self.products:
+            return list(self.products)
+        return [self.product_id or 0]
 
     def episode(self, table: Any = f) -> Any:
         """The order's episodes for a store, the line's for a product."""
-        return table.c.line_episode if self.product_id is not None else table.c.order_episode
+        return table.c.line_episode if self.of_products else table.c.order_episode
 
-    def facts(self) -> list[ColumnElement[bool]]:
-        """The scope's facts, as parameters (`params`)."""
+    def facts(self, rows: Any) -> list[ColumnElement[bool]]:
+        """The scope's facts for a row of the table `rows` (its lane's product: `pid`)."""
         found = [f.c.store_id == _STORE]
-        if self.product_id is not None:
-            found.append(f.c.product_id == _PRODUCT)
+        if self.of_products:
+            found.append(f.c.product_id == rows.c.pid)
         return found
 
     def params(self) -> dict[str, Any]:
-        """The values of the scope's parameters (a store's: product 0, as the day and age
-        sums keep the store's own rows)."""
-        return {"scope_store": self.store_id, "scope_product": self.product_id or 0}
+        """The values of the scope's parameters: the store's, and the lanes' products
+        (`in_lanes`)."""
+        found: dict[str, Any] = {"scope_store": self.store_id}
+        if self.of_products:
+            found["scope_products"] = self.lanes()
+        return found
+
+    def in_lanes(self, product_id: Any) -> list[ColumnElement[bool]]:
+        """Rows of the lanes' products (none asked of a store's scope)."""
+        return [product_id.in_(_PRODUCTS)] if self.of_products else []
+
+    def lane_of(self, product_id: Any) -> Any:
+        """The column naming a row's product in a statement read by lane (`in_lanes`)."""
+        return product_id if self.of_products else literal(0, BigInteger)
 
     def shape(self, conn: AsyncConnection) -> tuple[str, bool]:
         """What the statements of this scope are built for: the dialect, and whether they
-        read one product's figures."""
-        return conn.dialect.name, self.product_id is not None
+        read products' figures."""
+        return conn.dialect.name, self.of_products
 
 
 # A statement is built once per shape (`_once`), its values sent as parameters: building
 # one (and SQLAlchemy's cache key of it) cost more than running it.
 _STORE = bindparam("scope_store", type_=BigInteger)
-_PRODUCT = bindparam("scope_product", type_=BigInteger)
+_PRODUCTS = bindparam("scope_products", expanding=True, type_=BigInteger)
 _BUILT: dict[tuple[Any, ...], Any] = {}
 
 
@@ -158,6 +186,9 @@ def _seconds(dialect: str, later: Any, earlier: Any) -> Any:
 
 
 Row = tuple[int, dt.datetime, dt.datetime]
+# A period (or part of one) of a lane: its index among all lanes' periods, and the lane's
+# product (`Scope.lanes`).
+LaneRow = tuple[int, dt.datetime, dt.datetime, int]
 
 
 def rows_table(dialect: str, name: str, columns: Sequence[tuple[str, Any]], n: int) -> Any:
@@ -201,10 +232,23 @@ def _rows(dialect: str, rows: Sequence[Any]) -> int:
 
 
 # The arrays' element types on PostgreSQL (UtcDateTime is timestamptz there).
-_ELEMENT: dict[Any, Any] = {Integer: Integer, Date: Date, t.UtcDateTime: DateTime(timezone=True)}
-_PERIOD = (("i", Integer), ("lo", t.UtcDateTime), ("hi", t.UtcDateTime), ("since", t.UtcDateTime))
-_DAYS = (("i", Integer), ("a", Date), ("z", Date))
-_ENDS = (("i", Integer), ("lo", Date), ("day", Date))
+_ELEMENT: dict[Any, Any] = {
+    Integer: Integer,
+    BigInteger: BigInteger,
+    Date: Date,
+    t.UtcDateTime: DateTime(timezone=True),
+}
+# Every rows table names the product of its row's lane (`pid`; a store's is 0).
+_PID = ("pid", BigInteger)
+_PERIOD = (
+    ("i", Integer),
+    ("lo", t.UtcDateTime),
+    ("hi", t.UtcDateTime),
+    ("since", t.UtcDateTime),
+    _PID,
+)
+_DAYS = (("i", Integer), ("a", Date), ("z", Date), _PID)
+_ENDS = (("i", Integer), ("lo", Date), ("day", Date), _PID)
 
 
 PeriodsStatement = Callable[[str, "Scope", Any], Any]
@@ -214,23 +258,23 @@ async def _per_period(
     conn: AsyncConnection,
     scope: Scope,
     build: PeriodsStatement,
-    rows: Sequence[Row],
+    rows: Sequence[LaneRow],
     starts: Sequence[Any] = (),
     **values: Any,
 ) -> Any:
     """Run the statement `build(dialect, scope to build with, periods)` makes over the
-    periods (or parts of them) `rows`, a common table `b` (i, lo, hi, since): `since`
-    bounds the start of what a row reads (`starts`, else each row's lo). The statement
-    is built once per builder, dialect, store or product, and on SQLite number of rows;
-    the scope's, the periods' and `values` are its parameters."""
+    periods (or parts of them) `rows` of every lane, a common table `b` (i, lo, hi,
+    since, pid): `since` bounds the start of what a row reads (`starts`, else each row's
+    lo). The statement is built once per builder, dialect, store or products, and on
+    SQLite number of rows; the scope's, the periods' and `values` are its parameters."""
     dialect, product = scope.shape(conn)
     n = _rows(dialect, rows)
     statement = _once(
         (build, dialect, product, n),
         lambda: build(dialect, _canonical(product), rows_table(dialect, "b", _PERIOD, n)),
     )
-    since = list(starts) or [lo for _, lo, _ in rows]
-    found = [(i, lo, hi, first) for (i, lo, hi), first in zip(rows, since, strict=True)]
+    since = list(starts) or [row[1] for row in rows]
+    found = [(i, lo, hi, first, pid) for (i, lo, hi, pid), first in zip(rows, since, strict=True)]
     params = {**scope.params(), **rows_params(dialect, "b", _PERIOD, found), **values}
     return await conn.execute(statement, params)
 
@@ -264,6 +308,13 @@ def split(
     return parts, days
 
 
+def _spread(rows: Sequence[tuple[Any, ...]], lanes: Sequence[int], n: int) -> list[Any]:
+    """`rows`, each tagged with its period's index (0 to n - 1), for every lane: the index
+    becomes that of the lane's period among all lanes' (lane k's are k*n to k*n + n - 1),
+    and the lane's product is added last."""
+    return [(k * n + row[0], *row[1:], pid) for k, pid in enumerate(lanes) for row in rows]
+
+
 @dataclass
 class _Period:
     started: Tally = field(default_factory=Tally)
@@ -289,12 +340,12 @@ def _each(dialect: str, p: Any, scope: Scope, where: Sequence[Any], **columns: A
     picked = [value.label(name) for name, value in columns.items()]
     if dialect == "postgresql":
         # OFFSET 0 keeps the planner from pulling the subquery up into a plain join
-        inner = select(*picked).where(*scope.facts(), *where).offset(0).lateral("x")
+        inner = select(*picked).where(*scope.facts(p), *where).offset(0).lateral("x")
         return select(p.c.i, *inner.c).select_from(p.join(inner, true())).subquery("each")
     return (
         select(p.c.i, *picked)
         .select_from(p.join(f, and_(*where)))
-        .where(*scope.facts())
+        .where(*scope.facts(p))
         .subquery("each")
     )
 
@@ -307,11 +358,15 @@ async def outcomes_over(
     want: Want = EVERYTHING,
 ) -> list[Outcomes]:
     """The outcomes of each period between consecutive `bounds` (ascending, the last at
-    most `now`); with `want`, only what is wanted beyond the sums (the rest left 0)."""
+    most `now`); with `want`, only what is wanted beyond the sums (the rest left 0). For
+    several products (`Scope.products`), each product's periods in turn, in lane order."""
     if len(bounds) < 2:
         return []
-    periods = [_Period() for _ in bounds[1:]]
-    parts, days = split(bounds, scope.tz)
+    lanes, n = scope.lanes(), len(bounds) - 1
+    periods = [_Period() for _ in range(len(lanes) * n)]
+    one_parts, one_days = split(bounds, scope.tz)
+    parts: list[LaneRow] = _spread(one_parts, lanes, n)
+    days = _spread(one_days, lanes, n)
     if days:
         await _by_day(conn, scope, days, periods)
     if parts:
@@ -320,27 +375,28 @@ async def outcomes_over(
             await _wait_buckets(conn, scope, parts, periods)
         await _placed(conn, scope, parts, periods)
     if want.overdue and any(p.started.orders for p in periods):
-        if len(periods) == 1 and days:
-            await _overdue_by_days(conn, scope, bounds, parts, days, periods[0])
+        if n == 1 and days:
+            await _overdue_by_days(conn, scope, bounds[-1], parts, one_days[0], periods)
         else:
-            rows = [(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds))]
-            for i, n in await _overdue_episodes(conn, scope, rows):
-                periods[i].overdue = int(n)
+            whole = [(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds))]
+            for i, count in await _overdue_episodes(conn, scope, _spread(whole, lanes, n)):
+                periods[i].overdue = int(count)
     if want.waiting:
         await _recent_at_ends(conn, scope, bounds, periods, now)
         totals = await _waiting_at_ends(conn, scope, bounds, periods, now)
     else:
         totals = [sum(p.recent, Tally()) for p in periods]
+    spans = list(pairwise(bounds)) * len(lanes)
     return [
         _outcomes(lo, hi, p, total)
-        for (lo, hi), p, total in zip(pairwise(bounds), periods, totals, strict=True)
+        for (lo, hi), p, total in zip(spans, periods, totals, strict=True)
     ]
 
 
 async def _by_day(
     conn: AsyncConnection,
     scope: Scope,
-    days: Sequence[tuple[int, dt.date, dt.date]],
+    days: Sequence[tuple[int, dt.date, dt.date, int]],
     periods: list[_Period],
 ) -> None:
     """Statements 1 to 3 for the whole days of the periods, from the day sums."""
@@ -363,7 +419,7 @@ async def _by_day(
                 func.sum(bd.c.due - bd.c.early),
             )
             .select_from(d.join(bd, and_(bd.c.day >= d.c.a, bd.c.day < d.c.z)))
-            .where(bd.c.store_id == _STORE, bd.c.product_id == _PRODUCT)
+            .where(bd.c.store_id == _STORE, bd.c.product_id == d.c.pid)
             .group_by(d.c.i, bd.c.kind, bd.c.reason, bd.c.wait_bucket)
         )
 
@@ -419,7 +475,7 @@ def _by_kind_statement(dialect: str, scope: Scope, e: Any) -> Any:
 
 
 async def _by_kind(
-    conn: AsyncConnection, scope: Scope, parts: Sequence[Row], periods: list[_Period]
+    conn: AsyncConnection, scope: Scope, parts: Sequence[LaneRow], periods: list[_Period]
 ) -> None:
     """Statement 1: the facts of each period's parts by kind and reason."""
     rows = await _per_period(conn, scope, _by_kind_statement, parts)
@@ -454,7 +510,7 @@ def _wait_buckets_statement(dialect: str, scope: Scope, e: Any) -> Any:
 
 
 async def _wait_buckets(
-    conn: AsyncConnection, scope: Scope, parts: Sequence[Row], periods: list[_Period]
+    conn: AsyncConnection, scope: Scope, parts: Sequence[LaneRow], periods: list[_Period]
 ) -> None:
     """Statement 2: the wait histogram of each period's parts."""
     rows = await _per_period(conn, scope, _wait_buckets_statement, parts)
@@ -463,7 +519,7 @@ async def _wait_buckets(
 
 
 def _placed_statement(_dialect: str, scope: Scope, b: Any) -> Any:
-    if scope.product_id is None:
+    if not scope.of_products:
         o = t.orders
         placed = (
             select(b.c.i, func.count())
@@ -475,13 +531,13 @@ def _placed_statement(_dialect: str, scope: Scope, b: Any) -> Any:
         placed = (
             select(b.c.i, func.count())
             .select_from(b.join(ol, and_(ol.c.placed_at >= b.c.lo, ol.c.placed_at < b.c.hi)))
-            .where(ol.c.store_id == _STORE, ol.c.product_id == _PRODUCT)
+            .where(ol.c.store_id == _STORE, ol.c.product_id == b.c.pid)
         )
     return placed.group_by(b.c.i)
 
 
 async def _placed(
-    conn: AsyncConnection, scope: Scope, parts: Sequence[Row], periods: list[_Period]
+    conn: AsyncConnection, scope: Scope, parts: Sequence[LaneRow], periods: list[_Period]
 ) -> None:
     """Statement 3: the orders placed in each period (with a line of the product)."""
     for i, count in await _per_period(conn, scope, _placed_statement, parts):
@@ -507,7 +563,7 @@ def _outcomes(lo: dt.datetime, hi: dt.datetime, p: _Period, total: Tally) -> Out
 
 def _not_in_time(scope: Scope) -> Any:
     """An episode's START whose episode was not closed by its order's overdue instant."""
-    closed = f.c.line_closed_at if scope.product_id is not None else f.c.closed_at
+    closed = f.c.line_closed_at if scope.of_products else f.c.closed_at
     return or_(closed.is_(None), closed > f.c.overdue_at)
 
 
@@ -545,7 +601,7 @@ def _overdue_by_instant(dialect: str, scope: Scope, b: Any) -> Any:
 async def _overdue_episodes(
     conn: AsyncConnection,
     scope: Scope,
-    rows: Sequence[Row],
+    rows: Sequence[LaneRow],
     due_before: dt.datetime | None = None,
 ) -> Any:
     """Statement 4: per period (or part of one), the episodes opened in it whose order's
@@ -557,28 +613,40 @@ async def _overdue_episodes(
     return await _per_period(conn, scope, _overdue_by_instant, rows, due_before=due_before)
 
 
+def _lane_index(scope: Scope) -> dict[int, int]:
+    """Each lane's product: its lane's index."""
+    return {pid: k for k, pid in enumerate(scope.lanes())}
+
+
+def _by_lane(shaped: Scope, query: Any, product_id: Any) -> Any:
+    """`query` (whose first column is `Scope.lane_of`) grouped by lane: by product for
+    products, one row for a store."""
+    return query.group_by(product_id) if shaped.of_products else query
+
+
 async def _overdue_by_days(
     conn: AsyncConnection,
     scope: Scope,
-    bounds: Sequence[dt.datetime],
-    parts: Sequence[Row],
-    days: Sequence[tuple[int, dt.date, dt.date]],
-    period: _Period,
+    end: dt.datetime,
+    parts: Sequence[LaneRow],
+    days: tuple[int, dt.date, dt.date],
+    periods: list[_Period],
 ) -> None:
-    """Statement 4 for one period, without reading its whole days' facts: of the episodes
-    opened on its whole days, those with an overdue instant less those closed in time
-    (the day sums), less those whose instant is not before the end and were not closed in
-    time (STARTs read by overdue instant, from the end on: for a period that ends now,
-    the orders still due); plus the parts' episodes, read as for a trend."""
-    end = bounds[-1]
-    [(_, first_day, last_day)] = days
+    """Statement 4 for one period (of each lane), without reading its whole days' facts:
+    of the episodes opened on its whole days, those with an overdue instant less those
+    closed in time (the day sums), less those whose instant is not before the end and
+    were not closed in time (STARTs read by overdue instant, from the end on: for a
+    period that ends now, the orders still due); plus the parts' episodes, read as for a
+    trend."""
+    _, first_day, last_day = days
     first, last = _midnight(first_day, scope.tz), _midnight(last_day, scope.tz)
     dialect, product = scope.shape(conn)
 
     def build() -> Any:
         shaped = _canonical(product)
-        return select(func.count()).where(
-            *shaped.facts(),
+        query = select(shaped.lane_of(f.c.product_id), func.count()).where(
+            f.c.store_id == _STORE,
+            *shaped.in_lanes(f.c.product_id),
             f.c.kind == _START,
             f.c.overdue_at >= bindparam("end", type_=t.UtcDateTime),
             f.c.at >= bindparam("first", type_=t.UtcDateTime),
@@ -586,14 +654,17 @@ async def _overdue_by_days(
             shaped.episode().is_not(None),
             _not_in_time(shaped),
         )
+        return _by_lane(shaped, query, f.c.product_id)
 
     params = {**scope.params(), "end": end, "first": first, "last": last}
-    later = await conn.execute(_once(("overdue_later", dialect, product), build), params)
-    count = period.dated_not_early - int(later.scalar() or 0)
+    lane = _lane_index(scope)
+    for k, _ in enumerate(scope.lanes()):
+        periods[k].overdue = periods[k].dated_not_early
+    for pid, count in await conn.execute(_once(("overdue_later", dialect, product), build), params):
+        periods[lane[int(pid)]].overdue -= int(count)
     if parts:
-        rows = await _overdue_episodes(conn, scope, parts, end)
-        count += sum(int(n) for _, n in rows)
-    period.overdue = count
+        for i, count in await _overdue_episodes(conn, scope, parts, end):
+            periods[i].overdue += int(count)
 
 
 async def _recent_at_ends(
@@ -609,15 +680,21 @@ async def _recent_at_ends(
     changes at now itself); the others read the age sums of those 15 days that moved
     before the end's day, and the facts of the end's day before the end (none when it
     ends at a midnight)."""
+    lanes, n = scope.lanes(), len(bounds) - 1
     ends = list(enumerate(bounds[1:]))
     if bounds[-1] >= now:
-        await _recent_now(conn, scope, bounds[-1], periods[-1])
+        await _recent_now(
+            conn, scope, bounds[-1], [periods[k * n + n - 1] for k in range(len(lanes))]
+        )
         ends = ends[:-1]
     if not ends:
         return
     tz, last = scope.tz, len(AGE_BUCKETS) - 1
     reach = dt.timedelta(days=RECENT_DAYS - 1)
-    found: dict[int, list[list[Any]]] = {i: [[0, 0, ZERO] for _ in range(last)] for i, _ in ends}
+    lane_ends: list[tuple[int, dt.datetime, int]] = _spread(ends, lanes, n)
+    found: dict[int, list[list[Any]]] = {
+        i: [[0, 0, ZERO] for _ in range(last)] for i, _, _ in lane_ends
+    }
 
     def add(i: int, days: int, units: int, value: Decimal, episodes: int) -> None:
         bucket = bucket_of_days(days)
@@ -628,13 +705,13 @@ async def _recent_at_ends(
             row[2] += value
 
     dialect = conn.dialect.name
-    n = _rows(dialect, ends)
+    n_rows = _rows(dialect, lane_ends)
 
     def build() -> Any:
-        r, a = rows_table(dialect, "r", _ENDS, n), t.backorder_ages
+        r, a = rows_table(dialect, "r", _ENDS, n_rows), t.backorder_ages
         of_scope = [
             a.c.store_id == _STORE,
-            a.c.product_id == _PRODUCT,
+            a.c.product_id == r.c.pid,
             a.c.kind.in_(("U", "E")),
             a.c.start_day >= r.c.lo,
             a.c.start_day <= r.c.day,
@@ -645,8 +722,8 @@ async def _recent_at_ends(
             inner = select(*picked).where(*of_scope).offset(0).lateral("x")
             source = select(r.c.i, r.c.day, *inner.c).select_from(r.join(inner, true()))
         else:
-            source = select(r.c.i, r.c.day, *picked).select_from(r.join(a, and_(*of_scope[3:])))
-            source = source.where(*of_scope[:3])
+            source = select(r.c.i, r.c.day, *picked).select_from(r.join(a, and_(*of_scope[1:])))
+            source = source.where(*of_scope[:1])
         x = source.subquery("ages")
         return select(
             x.c.i,
@@ -658,16 +735,16 @@ async def _recent_at_ends(
             func.sum(x.c.episodes),
         ).group_by(x.c.i, x.c.day, x.c.kind, x.c.start_day)
 
-    days = [(i, local_day(end, tz) - reach, local_day(end, tz)) for i, end in ends]
+    days = [(i, local_day(end, tz) - reach, local_day(end, tz), pid) for i, end, pid in lane_ends]
     params = {**scope.params(), **rows_params(dialect, "r", _ENDS, days)}
-    rows = await conn.execute(_once(("recent_ages", dialect, n), build), params)
+    rows = await conn.execute(_once(("recent_ages", dialect, n_rows), build), params)
     for i, day, kind, start_day, units, value, episodes in rows:
-        days = (day - start_day).days
+        days_ago = (day - start_day).days
         if kind == "U":
-            add(i, days, int(units), _money(value), 0)
+            add(i, days_ago, int(units), _money(value), 0)
         else:
-            add(i, days, 0, ZERO, int(episodes))
-    await _recent_partial(conn, scope, ends, add)
+            add(i, days_ago, 0, ZERO, int(episodes))
+    await _recent_partial(conn, scope, lane_ends, add)
     for i, tallies in found.items():
         periods[i].recent = [Tally(o, u, v) for o, u, v in tallies]
 
@@ -694,18 +771,18 @@ def _recent_partial_statement(dialect: str, scope: Scope, e: Any) -> Any:
 async def _recent_partial(
     conn: AsyncConnection,
     scope: Scope,
-    ends: Sequence[tuple[int, dt.datetime]],
+    ends: Sequence[tuple[int, dt.datetime, int]],
     add: Callable[[int, int, int, Decimal, int], None],
 ) -> None:
     """Statement 5's facts: those of each end's own day before the end that began to wait
-    (or whose episode opened) on one of the 15 days up to it."""
+    (or whose episode opened) on one of the 15 days up to it (`ends`: each lane's)."""
     tz, reach = scope.tz, dt.timedelta(days=RECENT_DAYS - 1)
-    partial = [(i, _midnight(local_day(end, tz), tz), end) for i, end in ends]
+    partial = [(i, _midnight(local_day(end, tz), tz), end, pid) for i, end, pid in ends]
     partial = [row for row in partial if row[1] < row[2]]
     if not partial:
         return
-    first = [_midnight(local_day(end, tz) - reach, tz) for _, _, end in partial]
-    ending = {i: local_day(end, tz) for i, end in ends}
+    first = [_midnight(local_day(end, tz) - reach, tz) for _, _, end, _ in partial]
+    ending = {i: local_day(end, tz) for i, end, _ in ends}
     found = await _per_period(conn, scope, _recent_partial_statement, partial, first)
     for i, since, episode, units, value, sign in found:
         day = ending[i]
@@ -715,17 +792,20 @@ async def _recent_partial(
 
 
 async def _recent_now(
-    conn: AsyncConnection, scope: Scope, end: dt.datetime, period: _Period
+    conn: AsyncConnection, scope: Scope, end: dt.datetime, lasts: Sequence[_Period]
 ) -> None:
     """What waits now for under 15 days (at `end`, now), from the waiting lines: units and
     value by the chunks of `waiting_since`, orders by when their episode opened (the
-    order's `backordered_since`, a product's line's episode)."""
+    order's `backordered_since`, a product's line's episode); `lasts`: each lane's
+    period that ends now."""
     dialect, product = scope.shape(conn)
 
     def build() -> Any:
+        shaped = _canonical(product)
         ol, o = t.order_lines, t.orders
-        query = (
+        return (
             select(
+                shaped.lane_of(ol.c.product_id),
                 ol.c.order_id,
                 ol.c.backordered,
                 ol.c.unit_price,
@@ -734,23 +814,25 @@ async def _recent_now(
                 o.c.backordered_since,
             )
             .select_from(ol.join(o, and_(o.c.store_id == ol.c.store_id, o.c.id == ol.c.order_id)))
-            .where(ol.c.store_id == _STORE, ol.c.backordered > 0)
+            .where(ol.c.store_id == _STORE, ol.c.backordered > 0, *shaped.in_lanes(ol.c.product_id))
         )
-        return query.where(ol.c.product_id == _PRODUCT) if product else query
 
-    last = len(AGE_BUCKETS) - 1
-    units, value, orders = [0] * last, [ZERO] * last, [0] * last
+    last, lane = len(AGE_BUCKETS) - 1, _lane_index(scope)
+    units = [[0] * last for _ in lasts]
+    value = [[ZERO] * last for _ in lasts]
+    orders = [[0] * last for _ in lasts]
     seen: set[int] = set()
     lines = await conn.execute(_once(("waiting_lines", dialect, product), build), scope.params())
-    for order_id, backordered, price, text, placed_at, order_since in lines:
+    for pid, order_id, backordered, price, text, placed_at, order_since in lines:
+        k = lane[int(pid)]
         waiting = decode_waiting(text, placed_at, int(backordered))
         assert waiting is not None
         for chunk in waiting.chunks:
             at = age_bucket(chunk.since, end, scope.tz)
             if at < last:
-                units[at] += chunk.units
-                value[at] += chunk.units * price
-        if scope.product_id is not None:
+                units[k][at] += chunk.units
+                value[k][at] += chunk.units * price
+        if product:
             opened: dt.datetime | None = waiting.episode
         elif order_id not in seen:
             seen.add(order_id)
@@ -758,38 +840,47 @@ async def _recent_now(
         else:
             continue
         if opened is not None and (at := age_bucket(opened, end, scope.tz)) < last:
-            orders[at] += 1
+            orders[k][at] += 1
     await _undo_changes_at(conn, scope, end, units, value, orders)
-    period.recent = [Tally(orders[i], units[i], value[i]) for i in range(last)]
+    for k, period in enumerate(lasts):
+        period.recent = [Tally(orders[k][i], units[k][i], value[k][i]) for i in range(last)]
 
 
 async def _undo_changes_at(
     conn: AsyncConnection,
     scope: Scope,
     end: dt.datetime,
-    units: list[int],
-    value: list[Decimal],
-    orders: list[int],
+    units: list[list[int]],
+    value: list[list[Decimal]],
+    orders: list[list[int]],
 ) -> None:
-    """What waited at `end` is after every change before it: undo, in the recent buckets
-    read from the waiting lines, the changes at `end` itself (now) that they show."""
-    last = len(AGE_BUCKETS) - 1
+    """What waited at `end` is after every change before it: undo, in each lane's recent
+    buckets read from the waiting lines, the changes at `end` itself (now) that they
+    show."""
+    last, lane = len(AGE_BUCKETS) - 1, _lane_index(scope)
     dialect, product = scope.shape(conn)
 
     def build() -> Any:
         shaped = _canonical(product)
-        return select(f.c.kind, f.c.since, f.c.units, f.c.value, shaped.episode()).where(
-            *shaped.facts(), f.c.at >= _FROM
-        )
+        return select(
+            shaped.lane_of(f.c.product_id),
+            f.c.kind,
+            f.c.since,
+            f.c.units,
+            f.c.value,
+            shaped.episode(),
+        ).where(f.c.store_id == _STORE, *shaped.in_lanes(f.c.product_id), f.c.at >= _FROM)
 
     undo = _once(("undo_at", dialect, product), build)
-    for kind, since, n, worth, opened in await conn.execute(undo, {**scope.params(), "at": end}):
+    found = await conn.execute(undo, {**scope.params(), "at": end})
+    for pid, kind, since, n, worth, opened in found:
+        k = lane[int(pid)]
         sign = -1 if kind == _START else 1
         if (at := age_bucket(since, end, scope.tz)) < last:
-            units[at] += sign * int(n)
-            value[at] += sign * worth
+            units[k][at] += sign * int(n)
+            value[k][at] += sign * worth
         if opened is not None and (at := age_bucket(opened, end, scope.tz)) < last:
-            orders[at] += sign
+            orders[k][at] += sign
 
 
 async def _waiting_at_ends(
@@ -800,26 +891,27 @@ async def _waiting_at_ends(
     now: dt.datetime,
 ) -> list[Tally]:
     """Statement 6: what waited at each period's end in all: what waits now, less the
-    facts from the last end on, less each later period's net change."""
+    facts from the last end on, less each later period's net change (each lane's)."""
     dialect, product = scope.shape(conn)
 
     def build_waiting() -> Any:
+        shaped = _canonical(product)
         ol = t.order_lines
-        waiting = [ol.c.store_id == _STORE, ol.c.backordered > 0]
-        if product:
-            waiting.append(ol.c.product_id == _PRODUCT)
         counted = func.count() if product else func.count(func.distinct(ol.c.order_id))
-        return select(
+        query = select(
+            shaped.lane_of(ol.c.product_id),
             func.coalesce(func.sum(ol.c.backordered), 0),
             _sum_money(ol.c.backordered * type_coerce(ol.c.unit_price, BigInteger)),
             counted,
-        ).where(*waiting)
+        ).where(ol.c.store_id == _STORE, ol.c.backordered > 0, *shaped.in_lanes(ol.c.product_id))
+        return _by_lane(shaped, query, ol.c.product_id)
 
     def build_after() -> Any:
         shaped = _canonical(product)
         is_start = f.c.kind == _START
         episode = shaped.episode()
-        return select(
+        query = select(
+            shaped.lane_of(f.c.product_id),
             func.coalesce(func.sum(case((is_start, f.c.units), else_=-f.c.units)), 0),
             func.coalesce(
                 func.sum(
@@ -831,21 +923,30 @@ async def _waiting_at_ends(
                 0,
             ),
             func.coalesce(func.sum(case((episode.is_(None), 0), (is_start, 1), else_=-1)), 0),
-        ).where(*shaped.facts(), f.c.at >= _FROM)
+        ).where(f.c.store_id == _STORE, *shaped.in_lanes(f.c.product_id), f.c.at >= _FROM)
+        return _by_lane(shaped, query, f.c.product_id)
 
+    lanes, lane, n = scope.lanes(), _lane_index(scope), len(bounds) - 1
+    totals = [Tally() for _ in lanes]
     waiting = _once(("waiting_now", dialect, product), build_waiting)
-    row = (await conn.execute(waiting, scope.params())).one()
-    total = Tally(int(row[2]), int(row[0]), _money(row[1]))
+    for pid, units, value, count in await conn.execute(waiting, scope.params()):
+        totals[lane[int(pid)]] = Tally(int(count), int(units), _money(value))
     last = bounds[-1]
     if last <= now:  # changes at `now` itself came after what waited "at" it
         after_last = _once(("changes_after", dialect, product), build_after)
-        after = (await conn.execute(after_last, {**scope.params(), "at": last})).one()
-        total = total - Tally(int(after[2]), int(after[0]), _money(after[1]))
-    ends = []
-    for p in reversed(periods):
-        ends.append(total)
-        total = total - p.net
-    return list(reversed(ends))
+        for pid, units, value, count in await conn.execute(
+            after_last, {**scope.params(), "at": last}
+        ):
+            k = lane[int(pid)]
+            totals[k] = totals[k] - Tally(int(count), int(units), _money(value))
+    ends: list[Tally] = []
+    for k in range(len(lanes)):
+        total, mine = totals[k], []
+        for p in reversed(periods[k * n : (k + 1) * n]):
+            mine.append(total)
+            total = total - p.net
+        ends.extend(reversed(mine))
+    return ends
 
 
 async def outcomes(
@@ -859,6 +960,19 @@ async def outcomes(
     """The outcomes of [start, end)."""
     [found] = await outcomes_over(conn, scope, [start, end], now, want)
     return found
+
+
+async def outcomes_of_products(
+    conn: AsyncConnection,
+    scope: Scope,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    want: Want = EVERYTHING,
+) -> list[Outcomes]:
+    """Each of `scope.products`' outcomes of [start, end), in their order, read together:
+    the same statements as one product's, each for all of them at once."""
+    return await outcomes_over(conn, scope, [start, end], now, want)
 
 
 # -- leaders ---------------------------------------------------------------------------
@@ -950,4 +1064,4 @@ def _changes_from_end() -> Any:
     )
 
 
-__all__ = ["Scope", "leading_products", "outcomes", "outcomes_over"]
+__all__ = ["Scope", "leading_products", "outcomes", "outcomes_of_products", "outcomes_over"]

@@ -5,6 +5,8 @@ leaders, the trend, take-backs by adjustment, and the refusals."""
 from __future__ import annotations
 
 import datetime as dt
+import random
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,7 +14,10 @@ from sqlalchemy import event
 from sqlalchemy.engine.interfaces import CacheStats
 
 from ordergraph.clock import Clock
+from ordergraph.storage.db import Database
+from tests.api.test_schema_and_queries_count import counting_statements
 from tests.client import Api, StoreHandle
+from tests.conftest import ADMIN_TOKEN, app_client
 
 OUTCOME_FIELDS = """from to
   started { orders units value { amount } }
@@ -348,3 +353,107 @@ async def test_the_longest_wait_is_exact_to_the_microsecond(api: Api, clock: Clo
     clock.freeze(day(4))
     found = await outcomes(api, store, DAY0, day(4))
     assert found["wait"]["max"] == (filled_at - placed_at).total_seconds() / 3600
+
+
+LEADERS_IN_FULL = f"""query($h: String!, $by: OutcomeRanking!, $from: DateTime!, $to: DateTime!) {{
+  store(handle: $h) {{ backorderLeaders(by: $by, from: $from, to: $to, first: 100) {{
+    product {{ sku }} outcomes {{ {OUTCOME_FIELDS} }} }} }} }}"""
+SKUS = ("ANCHOR", "BELL", "CLOCK", "DRUM", "EASEL", "FLUTE")
+
+
+@pytest.fixture
+async def roomy(database: Database, clock: Clock) -> AsyncIterator[Api]:
+    """The API with a rate limit these many reads do not reach."""
+    roomy = {"rate_limit_capacity": 10**9, "rate_limit_restore_per_second": 10**9}
+    async with app_client(database, clock, **roomy) as http:
+        yield Api(http, ADMIN_TOKEN, database)
+
+
+async def busy_store(api: Api, clock: Clock, seed: int) -> StoreHandle:
+    """Six products over three weeks of orders (some with a ship date, many short),
+    deliveries, declines and other cancellations, at hours drawn from `seed`."""
+    rng = random.Random(seed)
+    clock.freeze(day(-1))
+    store = await api.create_store(policy="ALLOW")
+    for n, sku in enumerate(SKUS):
+        await api.upsert(store, sku, price=f"{3 + 4 * n}.50")
+    await api.receive(store, "ANCHOR", 2)
+    at, open_orders = day(0, 1), []
+    while at < day(20):
+        clock.freeze(at)
+        roll = rng.random()
+        if roll < 0.55:
+            lines = [(sku, rng.randint(1, 4)) for sku in rng.sample(SKUS, rng.randint(1, 3))]
+            due = {}
+            if rng.random() < 0.5:
+                due["requestedShipDate"] = (at + dt.timedelta(days=rng.randint(0, 2))).date()
+                due["requestedShipDate"] = due["requestedShipDate"].isoformat()
+            placed = await api.place(store, lines, **due)
+            assert placed["userErrors"] == []
+            open_orders.append(placed["order"]["id"])
+        elif roll < 0.8:
+            await api.receive(store, rng.choice(SKUS), rng.randint(1, 6))
+        elif open_orders:
+            reason = rng.choice(("CUSTOMER_DECLINED_BACKORDER", "CUSTOMER_REQUEST"))
+            await api.cancel(store, open_orders.pop(rng.randrange(len(open_orders))), reason)
+        at += dt.timedelta(hours=rng.randint(1, 7), minutes=rng.randint(0, 59))
+    clock.freeze(day(20, 15))
+    return store
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_the_leaders_outcomes_are_each_products_own(
+    roomy: Api, clock: Clock, seed: int
+) -> None:
+    """The leaders' outcomes are read for all of them at once, each product in a lane of
+    the same statements: each is exactly what the product's own `backorderOutcomes`
+    answers, over periods of whole days and parts of days, ending now or before, within
+    one day, and with the overdue instants and age buckets in play."""
+    api = roomy
+    store = await busy_store(api, clock, seed)
+    periods = [
+        (day(-1), day(20, 15)),  # ends now
+        (day(2, 5), day(9, 13)),  # whole days and parts of days, ends before now
+        (day(3, 1), day(3, 23)),  # within one day
+        (day(6, 0), day(16, 0)),  # whole days only
+        (day(19, 4), day(20, 15)),  # the last day and a part of it, ends now
+        # across a midnight, no whole day: orders due that day become overdue in it
+        *((day(k, 12), day(k + 1, 11)) for k in range(0, 19, 2)),
+    ]
+    compared, overdue_in_later_lanes = 0, 0
+    for start, end in periods:
+        span = {"from": start, "to": end}
+        for by in ("LOST_REVENUE", "WAIT_P90", "UNITS_WAITING"):
+            data = await ask(api, store, LEADERS_IN_FULL, by=by, **span)
+            leaders = data["store"]["backorderLeaders"]
+            for lane, leader in enumerate(leaders):
+                sku = leader["product"]["sku"]
+                own = await ask(api, store, PRODUCT_OUTCOMES, sku=sku, **span)
+                assert leader["outcomes"] == own["store"]["product"]["backorderOutcomes"], (
+                    by,
+                    start,
+                    end,
+                    sku,
+                )
+                compared += 1
+                overdue_in_later_lanes += lane > 0 and leader["outcomes"]["overdueShare"] > 0
+            if by == "UNITS_WAITING" and end == day(20, 15):
+                assert len(leaders) >= 3  # several lanes read together
+    assert overdue_in_later_lanes > 0
+    assert compared >= 25
+
+
+async def test_the_leaders_statements_do_not_grow_with_their_number(api: Api, clock: Clock) -> None:
+    """Four leaders cost the statements of one: their outcomes are read together (ranked
+    by the wait, each has fills, so each reads the same parts)."""
+    store = await busy_store(api, clock, 1)
+    assert api.db is not None
+    span = {"from": day(2, 5), "to": day(20, 15)}
+    counted = []
+    for first in (1, 4):
+        query = LEADERS_IN_FULL.replace("first: 100", f"first: {first}")
+        with counting_statements(api.db) as statements:
+            data = await ask(api, store, query, by="WAIT_P90", **span)
+        assert len(data["store"]["backorderLeaders"]) == first
+        counted.append(len(statements))
+    assert counted[0] == counted[1], counted
