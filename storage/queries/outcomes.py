@@ -20,6 +20,11 @@ periods are a table joined to the facts, and the database sums per period.
 
 What "waited at `end`" means: after every change before `end`.
 
+The same statements read several products' outcomes side by side (`Scope.products`, the
+leaders'): each product is a lane, the periods of all lanes are one table whose rows name
+their lane's product (`pid`), and the statements without a periods table read the lanes'
+products as a list and answer per product. Ten leaders cost the statements of one.
+
 Each statement is built once per shape (`_once`: the dialect, store or product, and on
 SQLite the number of rows of its periods table) with its values as parameters, the
 periods among them (`rows_table`), so SQLAlchemy neither builds nor compiles it again:
