@@ -385,9 +385,9 @@ async def busy_store(api: Api, clock: Clock, seed: int) -> StoreHandle:
         if roll < 0.55:
             lines = [(sku, rng.randint(1, 4)) for sku in rng.sample(SKUS, rng.randint(1, 3))]
             due = {}
-            if rng.random() < 0.5:
-                due["requestedShipDate"] = (at + dt.timedelta(days=rng.randint(0, 2))).date()
-                due["requestedShipDate"] = due["requestedShipDate"].isoformat()
+            if rng.random() < 0.5:  # due today or within two days
+                ship_by = (at + dt.timedelta(days=rng.randint(0, 2))).date()
+                due["requestedShipDate"] = ship_by.isoformat()
             placed = await api.place(store, lines, **due)
             assert placed["userErrors"] == []
             open_orders.append(placed["order"]["id"])
