@@ -92,22 +92,31 @@ def plan_fills(
     uncovered = 0
     at = 0  # the receipt covering the next unit
     left = incoming[0].quantity if incoming else 0  # units it still has for the queue
+    # (left is 0 only once every receipt is used up)
+    last: dt.date | None
     for line_id, waiting in queue:
         if waiting <= 0:
             continue
-        need, last, source = waiting, None, None
-        while need > 0 and at < len(incoming):
-            take = min(need, left)
-            need -= take
-            left -= take
+        if waiting < left:  # the usual case: the receipt covers the whole line, and more
+            left -= waiting
             last, source = incoming[at].expected_at, incoming[at].id
-            if left == 0:
-                at += 1
-                left = incoming[at].quantity if at < len(incoming) else 0
-        if need > 0:
-            uncovered += need
-            source = None
-            last = None if restock_date is None else max(last or restock_date, restock_date)
+        elif not left:  # past every receipt
+            uncovered += waiting
+            last, source = restock_date, None
+        else:
+            need, last, source = waiting, None, None
+            while need > 0 and at < len(incoming):
+                take = min(need, left)
+                need -= take
+                left -= take
+                last, source = incoming[at].expected_at, incoming[at].id
+                if left == 0:
+                    at += 1
+                    left = incoming[at].quantity if at < len(incoming) else 0
+            if need > 0:
+                uncovered += need
+                source = None
+                last = None if restock_date is None else max(last or restock_date, restock_date)
         dates[line_id] = last
         if run[1] == source and run[0] == last and runs:
             run[4] = line_id

@@ -10,9 +10,10 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.sql import coercions
 
+from ordergraph.resolvers.ids import decode
 from ordergraph.storage import queries
 from ordergraph.storage import tables as t
 from ordergraph.storage.db import Database
@@ -108,3 +109,48 @@ async def test_a_read_for_one_store_builds_its_statement_once(
             monkeypatch.setattr(coercions, "expect", expect)
         assert found, name
         assert built == [], (name, built)
+
+
+async def test_the_waiting_lines_come_in_fill_order(api: Api, database: Database) -> None:
+    """A product's waiting lines in the order `receiveStock` fills them (placedAt, order
+    number, line id), whatever order their rows lie in: a line whose units a recount
+    took back waits again at the head of the queue, though its row was written last. On
+    PostgreSQL the lines come as arrays aggregated in fill order (read here without index
+    scans, so the rows come as they lie), on SQLite as rows."""
+    store = await api.create_store(policy="ALLOW")
+    await api.upsert(store, "B")
+    await api.receive(store, "B", 2)
+    first = await api.place(store, [("B", 2)])  # allocated
+    second = await api.place(store, [("B", 3)])  # waits
+    third = await api.place(store, [("B", 1)])  # waits
+    assert first["order"]["stockStatus"] == "ALLOCATED"
+    recount = await api.adjust(store, "B", setOnHand=0)  # the first order waits again
+    assert recount["userErrors"] == []
+    line_ids = [
+        row_id(line["id"]) for placed in (first, second, third) for line in placed["order"]["lines"]
+    ]
+    order_ids = [row_id(placed["order"]["id"]) for placed in (first, second, third)]
+    [(store_id, product_id)] = (await keys_of(database, "products", "id"))[
+        max(await keys_of(database, "products", "id"))
+    ]
+    async with database.read() as conn:
+        if conn.dialect.name == "postgresql":  # the rows in the order they lie in
+            await conn.execute(text("SET enable_indexscan = off"))
+            await conn.execute(text("SET enable_bitmapscan = off"))
+        try:
+            found = await queries.waiting_lines(conn, [(store_id, product_id)])
+        finally:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("RESET enable_indexscan"))
+                await conn.execute(text("RESET enable_bitmapscan"))
+    assert found[(store_id, product_id)].lines == [
+        (line_ids[0], order_ids[0], 2),
+        (line_ids[1], order_ids[1], 3),
+        (line_ids[2], order_ids[2], 1),
+    ]
+
+
+def row_id(global_id: str) -> int:
+    found = decode(global_id)
+    assert found is not None
+    return found[1][-1]
