@@ -170,8 +170,7 @@ class Loaders:
         plans = []
         for key, incoming in zip(keys, receipts, strict=True):
             found = waiting.get(key) or Waiting()
-            queue = ((line_id, backordered) for line_id, _, backordered in found.lines)
-            plans.append(plan_fills(queue, incoming, found.restock_date))
+            plans.append(plan_fills(found.lines, incoming, found.restock_date))
         return plans
 
 

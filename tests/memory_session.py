@@ -436,6 +436,6 @@ class MemoryLoaders(Loaders):
             if session is None or product is None:
                 continue
             queue = await session.backorder_queue(product, limit=10**9)
-            lines = [(line.id, line.order_id, line.backordered) for line in queue]
+            lines = [(line.id, line.backordered) for line in queue]
             found[(store_id, product_id)] = Waiting(product.restock_date, lines)
         return found
