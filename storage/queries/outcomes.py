@@ -155,7 +155,7 @@ def _once(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     """The statement of this shape (`key`: the builder's name, the dialect, and whatever
     else decides its text), built by `build` the first time it is asked for. The shapes
     are few: on SQLite they include the number of rows of a periods table, at most a
-    trend's points."""
+    trend's points (or parts of them), or the leaders' lanes times two parts."""
     found = _BUILT.get(key)
     if found is None:
         found = _BUILT[key] = build()
@@ -967,19 +967,6 @@ async def outcomes(
     return found
 
 
-async def outcomes_of_products(
-    conn: AsyncConnection,
-    scope: Scope,
-    start: dt.datetime,
-    end: dt.datetime,
-    now: dt.datetime,
-    want: Want = EVERYTHING,
-) -> list[Outcomes]:
-    """Each of `scope.products`' outcomes of [start, end), in their order, read together:
-    the same statements as one product's, each for all of them at once."""
-    return await outcomes_over(conn, scope, [start, end], now, want)
-
-
 # -- leaders ---------------------------------------------------------------------------
 
 
@@ -1069,4 +1056,4 @@ def _changes_from_end() -> Any:
     )
 
 
-__all__ = ["Scope", "leading_products", "outcomes", "outcomes_of_products", "outcomes_over"]
+__all__ = ["Scope", "leading_products", "outcomes", "outcomes_over"]
