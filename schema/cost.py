@@ -85,8 +85,8 @@ TREND_POINT = 0.5
 #: `backorderOutcomes` (a store's or a product's): a fixed eight statements over the
 #: period's backorder facts (storage/queries/outcomes.py), and their sums.
 OUTCOMES = 6.0
-#: `backorderOutcomesTrend`: the same statements for every point at once, plus each
-#: point's part of the sums and the answer.
+#: `backorderOutcomesTrend` and `backorderLeaders`: the same statements for every point
+#: (every leader, each in a lane) at once, plus each one's part of the sums and the answer.
 OUTCOMES_POINT = 0.5
 #: A mutation: one write transaction with its checks, events and idempotency record.
 MUTATION = 15.0
@@ -260,14 +260,16 @@ OUTCOME_FIELDS = {
 
 
 def _outcome_field(f: Selected, now: dt.datetime) -> float:
-    """What waiting costs: one period, a trend's points, or each leader's period."""
+    """What waiting costs: one period, a trend's points, or the leaders' ranking and
+    their outcomes, read together (each leader costs what a trend's point does)."""
     if f.name == "backorderOutcomesTrend":
         n = outcome_points(f.args, now)
         return FIELD + OUTCOMES + n * (OUTCOMES_POINT + ITEM + _children(f.children, now))
     if f.name == "backorderLeaders":
         first = f.args.get("first")
         n = max(0, min(int(10 if first is None else first), 100))
-        return FIELD + OUTCOMES + n * (OUTCOMES + ITEM + _children(f.children, now))
+        ranking = OUTCOMES
+        return FIELD + ranking + OUTCOMES + n * (OUTCOMES_POINT + ITEM + _children(f.children, now))
     return FIELD + OUTCOMES + _children(f.children, now)
 
 

@@ -20,9 +20,11 @@ from sqlalchemy import event
 
 from ordergraph.schema.cost import (
     FIGURES,
+    ITEM,
     MUTATION,
     OPERATION,
     OUTCOMES,
+    OUTCOMES_POINT,
     TREND_POINT,
     Selected,
     cost,
@@ -110,8 +112,12 @@ def test_what_waiting_costs_is_charged_per_point_and_per_leader() -> None:
     long = {**day, "from": NOW - dt.timedelta(days=1100)}
     assert outcome_points(long, NOW) == 0
     one = cost("Query", [Selected("Store", "backorderOutcomes", week, ())], NOW)
+    # the leaders' outcomes are read together: each leader costs what a trend's point does
     leaders = Selected("Store", "backorderLeaders", {"first": 100}, ())
-    assert cost("Query", [leaders], NOW) >= 100 * OUTCOMES > one
+    hundred = cost("Query", [leaders], NOW)
+    assert 100 * OUTCOMES_POINT < hundred - one < 100 * OUTCOMES
+    ten = cost("Query", [Selected("Store", "backorderLeaders", {"first": 10}, ())], NOW)
+    assert hundred - ten == pytest.approx(90 * (OUTCOMES_POINT + ITEM), abs=1)  # (rounded up)
 
 
 def test_the_bucket_leaks_at_its_restore_rate() -> None:
