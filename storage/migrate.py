@@ -18,9 +18,11 @@ grows. So, after migrating:
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from alembic import command
@@ -36,6 +38,20 @@ from ordergraph.storage.distribution import before_migrating, distribute
 from ordergraph.storage.tables import metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def earlier_migration(prefix: str) -> ModuleType:
+    """The revision file `<prefix>_*.py` as a module, for a later revision that restores
+    or builds on the SQL it wrote (migration files are not importable by name)."""
+    (path,) = (MIGRATIONS / "versions").glob(f"{prefix}_*.py")
+    spec = importlib.util.spec_from_file_location(f"og_migration_{prefix}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # Serializes concurrent `migrate` runs (several processes starting at once).
 _PG_LOCK_ID = 74_220_001
 # The tables that grow with every order: autovacuum analyzes them first at this many

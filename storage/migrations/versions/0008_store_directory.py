@@ -14,11 +14,10 @@ is laid out on Citus. On SQLite the batch alterations copy `stores` and `api_key
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
+
+from ordergraph.storage.migrate import earlier_migration
 
 revision = "0008"
 down_revision = "0007"
@@ -29,14 +28,7 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _apply_of_0003() -> str:
-    spec = importlib.util.spec_from_file_location(
-        "og_migration_0003", Path(__file__).with_name("0003_apply_function.py")
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    text: str = module.APPLY
+    text: str = earlier_migration("0003").APPLY
     return text
 
 

@@ -16,12 +16,11 @@ Create Date: 2026-11-30 04:50:00.000000
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
-from types import ModuleType
 
 from alembic import op
+
+from ordergraph.storage.migrate import earlier_migration
 
 revision = "0010"
 down_revision = "0009"
@@ -31,21 +30,11 @@ depends_on = None
 THE_STORE = "(w->>'store_id')::bigint"
 
 
-def _migration(prefix: str) -> ModuleType:
-    (path,) = Path(__file__).parent.glob(f"{prefix}_*.py")
-    spec = importlib.util.spec_from_file_location(f"og_migration_{prefix}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _before() -> list[str]:
     """The three functions as migrations 0008, 0006 and 0007 left them."""
-    apply: str = _migration("0008")._apply_for_citus()
-    receipts: str = _migration("0006").APPLY_RECEIPTS
-    outcomes: str = _migration("0007").APPLY_OUTCOMES
+    apply: str = earlier_migration("0008")._apply_for_citus()
+    receipts: str = earlier_migration("0006").APPLY_RECEIPTS
+    outcomes: str = earlier_migration("0007").APPLY_OUTCOMES
     return [apply, receipts, outcomes]
 
 

@@ -16,10 +16,9 @@ Create Date: 2026-11-30 05:05:00.000000
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from ordergraph.storage.migrate import earlier_migration
 
 revision = "0011"
 down_revision = "0010"
@@ -31,13 +30,7 @@ _WRITE_LOCK = "UPDATE stores SET next_id = next_id WHERE id = s;"
 
 
 def _open_of_0003() -> str:
-    (path,) = Path(__file__).parent.glob("0003_*.py")
-    spec = importlib.util.spec_from_file_location("og_migration_0003_open", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    text: str = module.OPEN
+    text: str = earlier_migration("0003").OPEN
     assert _READ_LOCK in text
     return text
 

@@ -25,12 +25,10 @@ Create Date: 2026-12-01 09:00:00.000000
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import sqlalchemy as sa
 from alembic import op
+
+from ordergraph.storage.migrate import earlier_migration
 
 revision = "0012"
 down_revision = "0011"
@@ -133,19 +131,9 @@ def fill(connection: sa.Connection, store_id: int | None = None) -> None:
             connection.execute(sa.text(statement))
 
 
-def _migration(prefix: str) -> ModuleType:
-    (path,) = Path(__file__).parent.glob(f"{prefix}_*.py")
-    spec = importlib.util.spec_from_file_location(f"og_migration_{prefix}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def apply_before() -> str:
     """og_apply as migrations 0008 and 0010 left it."""
-    text: str = _migration("0010")._named(_migration("0008")._apply_for_citus())
+    text: str = earlier_migration("0010")._named(earlier_migration("0008")._apply_for_citus())
     return text
 
 

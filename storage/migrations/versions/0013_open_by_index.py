@@ -22,10 +22,9 @@ Create Date: 2026-11-30 23:40:00.000000
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from ordergraph.storage.migrate import earlier_migration
 
 revision = "0013"
 down_revision = "0012"
@@ -82,12 +81,7 @@ $fn$;
 
 def _before() -> str:
     """og_open as migration 0011 left it."""
-    (path,) = Path(__file__).parent.glob("0011_*.py")
-    spec = importlib.util.spec_from_file_location("og_migration_0011_open", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = earlier_migration("0011")
     text: str = module._open_of_0003().replace(module._READ_LOCK, module._WRITE_LOCK)
     return text
 
