@@ -35,7 +35,7 @@ def printed_ratio_fits(ratio: float, median: float, first: float, decimals: int)
     millisecond: within what that rounding allows of the printed medians' own ratio (the
     bench divides the unrounded medians; at about 10 ms, rounding each to 0.1 ms moves
     their ratio by up to about 0.01)."""
-    half = 0.5 / 10**decimals
+    half = 0.5 * 0.1**decimals
     spread = half / first * (1 + median / first)  # the medians' rounding
     return abs(ratio - median / first) <= 0.005 + spread + 1e-9
 
