@@ -65,6 +65,17 @@ class Plan:
             for (key, convert), value in zip(self.columns, record, strict=True)
         }
 
+    @property
+    def kept_as_read(self) -> bool:
+        """Whether no column's value is converted: the driver's records are the rows."""
+        return all(convert is None for _, convert in self.columns)
+
+    def values(self, record: Any) -> tuple[Any, ...]:
+        return tuple(
+            value if convert is None or value is None else convert(value)
+            for (_, convert), value in zip(self.columns, record, strict=True)
+        )
+
 
 def _bind_processor(type_: Any, dialect: Dialect) -> Convert | None:
     processor: Convert | None = dialect.type_descriptor(type_).bind_processor(dialect)
@@ -96,6 +107,26 @@ def plan_of(statement: Select[Any], dialect: Dialect) -> Plan | None:
     plan = None if expanding else Plan(statement, compiled, dialect)
     _plans[id(statement)] = (statement, plan)
     return plan
+
+
+async def fetch_values(
+    conn: AsyncConnection, statement: Select[Any], values: Mapping[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """`fetch`'s rows as sequences of the statement's columns, in their order: for a read
+    of many rows read by position (a trend's 1,000 points), without a mapping per row,
+    and, where no column is converted, the driver's records themselves."""
+    if conn.dialect.name == "postgresql":
+        plan = plan_of(statement, conn.dialect)
+        if plan is not None:
+            driver = (await pooled(conn)).driver_connection
+            for listener in on_statement:
+                listener(plan.sql)
+            records = await driver.fetch(plan.sql, *plan.arguments(values))
+            if plan.kept_as_read:
+                return records  # type: ignore[no-any-return]
+            return [plan.values(record) for record in records]
+    rows: Sequence[Sequence[Any]] = (await conn.execute(statement, dict(values))).all()
+    return rows
 
 
 # Called with the SQL of each statement the driver runs here, as SQLAlchemy's

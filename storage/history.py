@@ -66,7 +66,7 @@ from sqlalchemy.sql.expression import FromClause
 from ordergraph.domain.model import Order
 from ordergraph.domain.tallies import NOTHING, Contribution, Figures, Tally, contribution, figures
 from ordergraph.storage import tables as t
-from ordergraph.storage.driver_reads import fetch
+from ordergraph.storage.driver_reads import fetch, fetch_values
 from ordergraph.storage.jsonrows import to_json
 
 _Found = TypeVar("_Found")
@@ -505,16 +505,23 @@ async def _trend_rows(
         return [], []
     ordered = sorted(set(instants))
     postgres = conn.dialect.name == "postgresql"
-    if postgres:
+    params = _trend_params(conn, store_id, ordered)
+    rows = await fetch_values(conn, _trend_query(postgres, full), params)
+    if len(rows) != len(ordered):
+        raise RuntimeError(f"trend: {len(rows)} rows for {len(ordered)} instants")
+    return ordered, rows
+
+
+def _trend_params(
+    conn: AsyncConnection, store_id: int, ordered: list[dt.datetime]
+) -> dict[str, Any]:
+    """`_trend_query`'s parameters for these distinct instants, in order."""
+    if conn.dialect.name == "postgresql":
         asked: Any = ordered
     else:  # a JSON array of the instants as SQLite stores them, to compare as they do
         process = t.UtcDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
         asked = json.dumps([process(at) if process else at for at in ordered])
-    params = {"store_id": store_id, "last": ordered[-1], "instants": asked}
-    rows = (await conn.execute(_trend_query(postgres, full), params)).all()
-    if len(rows) != len(ordered):
-        raise RuntimeError(f"trend: {len(rows)} rows for {len(ordered)} instants")
-    return ordered, rows
+    return {"store_id": store_id, "last": ordered[-1], "instants": asked}
 
 
 def _as_asked(

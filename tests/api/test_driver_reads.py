@@ -17,7 +17,7 @@ from typing import Any
 from ordergraph.clock import Clock
 from ordergraph.storage import history
 from ordergraph.storage.db import Database
-from ordergraph.storage.driver_reads import fetch
+from ordergraph.storage.driver_reads import fetch, fetch_values
 from ordergraph.storage.queries import orders as order_reads
 from ordergraph.storage.queries import products as product_reads
 from ordergraph.storage.queries import stores as store_queries
@@ -107,6 +107,24 @@ async def test_the_figures_now_and_past_are_the_same_row_either_way(api: Api, cl
             assert fetched == executed, (past, at)
             seen_backorders |= bool(fetched[0]["backorder_orders"])
     assert seen_backorders
+    # A trend's statement, read by position (`fetch_values`), in both its forms.
+    asked = sorted(instants)
+    for full in (False, True):
+        statement = history._trend_query(not db.is_sqlite, full)
+        async with db.connection() as conn:
+            values = history._trend_params(conn, found.id, asked)
+            with (
+                counting_statements(db, driver=False, connection=conn) as sent,
+                counting_statements(db, connection=conn) as all_sent,
+            ):
+                by_position = [tuple(row) for row in await fetch_values(conn, statement, values)]
+            if not db.is_sqlite:
+                assert sent == [], "PostgreSQL's goes to the driver"
+                assert len(all_sent) == 1, "and the statement counters see it"
+            executed = [tuple(row) for row in await conn.execute(statement, values)]
+        assert by_position == executed, full
+        assert len(by_position) == len(asked)
+        assert any(row[3] for row in by_position), "the backorders are read"
     async with db.connection() as conn:
         now = await history.figures_now(conn, found.id, clock())
     assert now.backorders.orders == 1
