@@ -72,6 +72,7 @@ class Settings:
     max_tokens: int = 5000
     idempotency_ttl_hours: int = 24
     overdue_sweep_seconds: int = 60
+    first_stats_ms: int = 1000  # storage/statistics.py; 0 = leave it to autovacuum
     ws_init_timeout_seconds: int = 10
     ws_ping_seconds: int = 15
     max_subscriptions_per_connection: int = 100
@@ -143,6 +144,7 @@ class Settings:
             max_tokens=_int(env, "ORDERGRAPH_MAX_TOKENS", 5000),
             idempotency_ttl_hours=_int(env, "ORDERGRAPH_IDEMPOTENCY_TTL_HOURS", 24),
             overdue_sweep_seconds=_int(env, "ORDERGRAPH_OVERDUE_SWEEP_SECONDS", 60, minimum=0),
+            first_stats_ms=_int(env, "ORDERGRAPH_FIRST_STATS_MS", 1000, minimum=0),
             ws_init_timeout_seconds=_int(env, "ORDERGRAPH_WS_INIT_TIMEOUT_SECONDS", 10),
             ws_ping_seconds=_int(env, "ORDERGRAPH_WS_PING_SECONDS", 15),
             max_subscriptions_per_connection=_int(

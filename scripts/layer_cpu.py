@@ -1,8 +1,9 @@
 """CPU of the HTTP + GraphQL layer per request, in process, on PostgreSQL (run by hand).
 
 Creates a fresh PostgreSQL database, builds the app as the tests do (create_app on a
-migrated database), makes a store with three products in stock and places --orders orders
-of 1-3 lines there (a fixed seed, as bench/reads.py), then sends N placeOrder mutations, N
+migrated database), makes a store with three products in stock and places --seed-orders
+orders there (rows for the statistics), then another such store with --orders orders of
+1-3 lines (a fixed seed, as bench/reads.py), runs ANALYZE, then sends N placeOrder mutations, N
 trivial queries (`{ store(handle:) { handle } }`), N `{ __typename }` (the layer alone)
 and N pages of 50 orders with their lines and products (the page of bench/reads.py), and
 N `backlogTrend`s of 30 DAY and 1,000 HOUR points (the figures bench's trends) and N
@@ -333,6 +334,10 @@ async def main(args: argparse.Namespace) -> None:
 
 
 async def measure(app: Any, name: str, args: argparse.Namespace) -> None:
+    # Rows in a store of their own first, so that ANALYZE records tables of a deployment's
+    # size: analyzed at a few dozen orders, every connection would plan the foreign-key
+    # checks of placeOrder as sequential scans (storage/statistics.py).
+    await setup(app, args.seed_orders)
     gid, handle, token = await setup(app, args.orders)
     conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}")
     await conn.execute("ANALYZE")
@@ -425,6 +430,12 @@ if __name__ == "__main__":
         help="count units of work and DataLoader reads as database work, not only SQLAlchemy",
     )
     parser.add_argument("--orders", type=int, default=60, help="orders placed for the page")
+    parser.add_argument(
+        "--seed-orders",
+        type=int,
+        default=1000,
+        help="orders placed first in another store, before ANALYZE",
+    )
     parser.add_argument(
         "--kinds",
         default="placeOrder,trivial,typename,page",

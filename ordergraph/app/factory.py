@@ -24,6 +24,7 @@ from ordergraph.middleware import wrap_for_browsers
 from ordergraph.overdue import run_sweeper
 from ordergraph.settings import Settings
 from ordergraph.storage.db import Database
+from ordergraph.storage.statistics import run_first_statistics
 from ordergraph.webhooks import DeliverySettings, WebhookWorker
 
 # Every method reaches the export endpoint, which answers all but GET with a coded 405.
@@ -112,10 +113,16 @@ def _lifespan(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await view.hub.start()
         stop = asyncio.Event()
-        sweeper = None
+        looking = []  # the loops that end when `stop` is set
         if settings.overdue_sweep_seconds > 0:
-            sweeper = asyncio.create_task(
-                run_sweeper(view.db, view.clock, settings.overdue_sweep_seconds, stop)
+            looking.append(
+                asyncio.create_task(
+                    run_sweeper(view.db, view.clock, settings.overdue_sweep_seconds, stop)
+                )
+            )
+        if settings.first_stats_ms > 0:
+            looking.append(
+                asyncio.create_task(run_first_statistics(view.db, settings.first_stats_ms, stop))
             )
         if worker is not None:
             worker.start()
@@ -132,8 +139,8 @@ def _lifespan(
                 governor.cancel()
             if worker is not None:
                 await worker.stop()
-            if sweeper is not None:
-                await sweeper
+            for task in looking:
+                await task
             await view.hub.stop()
             await view.pings.close()
             await view.guard.stop()

@@ -49,6 +49,11 @@ from ordergraph.overdue import sweep_overdue
 from ordergraph.storage.admin import create_store
 from ordergraph.storage.db import Database
 from ordergraph.storage.queries import orders_count, products_count, store_by_handle
+from ordergraph.storage.statistics import run_first_statistics
+
+# How often seeding looks for tables to analyze (storage/statistics.py): it places orders
+# far faster than a served store takes them.
+SEED_STATS_MS = 200
 
 __all__ = [
     "DAYS",
@@ -182,7 +187,13 @@ async def seed_demo(
         for runner in runners:
             await runner.run()
     else:  # each store has its own lock: run them side by side
-        await asyncio.gather(*(runner.run() for runner in runners))
+        stop = asyncio.Event()  # and the tables get their statistics as they grow
+        looking = asyncio.create_task(run_first_statistics(db, SEED_STATS_MS, stop))
+        try:
+            await asyncio.gather(*(runner.run() for runner in runners))
+        finally:
+            stop.set()
+            await looking
     await sweep_overdue(db, final_clock)
     tick()
     return await _seeded(db, runners, end)

@@ -25,14 +25,24 @@ import asyncpg
 import pytest
 from sqlalchemy import event
 
+from ordergraph.app import create_app
 from ordergraph.domain import services
 from ordergraph.domain.commands import CancelOrder, PlaceOrder, ShipOrder, reads_of
 from ordergraph.domain.model import BackorderPolicy, CancelReason
+from ordergraph.settings import Settings
+from ordergraph.storage import statistics
 from ordergraph.storage.admin import create_store
 from ordergraph.storage.db import Database
 from ordergraph.storage.migrate import upgrade
+from ordergraph.storage.statistics import first_statistics
 from ordergraph.storage.uow import store_session
-from tests.conftest import CITUS_WORKERS, _create_pg_database, _drop_pg_database, _pg_admin_dsn
+from tests.conftest import (
+    ADMIN_TOKEN,
+    CITUS_WORKERS,
+    _create_pg_database,
+    _drop_pg_database,
+    _pg_admin_dsn,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -40,6 +50,12 @@ ORDERS = 2000  # the analyzed-empty case shows with a quarter of them
 CONNECTIONS = 4
 PRODUCTS = 20
 WATCHED = ("orders", "order_lines")
+# Orders placed between two looks of the served process's first statistics (it looks every
+# second: a new store taking 50 orders a second).
+FIRST_STATS_EVERY = 50
+# Rows of a watched table an order's writes may fetch by index once it has statistics:
+# its lines' and events' foreign-key checks find one row each.
+FETCHED_PER_ORDER = 10
 
 
 def now() -> dt.datetime:
@@ -62,8 +78,9 @@ async def fresh(pg_url: str) -> AsyncIterator[str]:
         await _drop_pg_database(name)
 
 
-async def _seq_scans(name: str, watched: tuple[str, ...] = WATCHED) -> dict[str, int]:
-    """Sequential scans per watched table, once no other backend is connected."""
+async def _table_reads(name: str, watched: tuple[str, ...] = WATCHED) -> dict[str, tuple[int, int]]:
+    """(sequential scans, rows fetched by index scans) per watched table, once no other
+    backend is connected."""
     conn = await asyncpg.connect(_pg_admin_dsn(name))
     try:
         for _ in range(200):
@@ -78,12 +95,18 @@ async def _seq_scans(name: str, watched: tuple[str, ...] = WATCHED) -> dict[str,
             raise AssertionError("the pool's connections did not exit")
         await conn.execute("SELECT pg_stat_clear_snapshot()")
         rows = await conn.fetch(
-            "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname = ANY($1)",
+            "SELECT relname, seq_scan, coalesce(idx_tup_fetch, 0) AS fetched"
+            " FROM pg_stat_user_tables WHERE relname = ANY($1)",
             list(watched),
         )
     finally:
         await conn.close()
-    return {row["relname"]: row["seq_scan"] for row in rows}
+    return {row["relname"]: (row["seq_scan"], row["fetched"]) for row in rows}
+
+
+async def _seq_scans(name: str, watched: tuple[str, ...] = WATCHED) -> dict[str, int]:
+    """Sequential scans per watched table, once no other backend is connected."""
+    return {table: scans for table, (scans, _) in (await _table_reads(name, watched)).items()}
 
 
 async def _open_store(url: str, products: int = PRODUCTS, stock_every: int = 1) -> int:
@@ -169,6 +192,8 @@ async def _place_orders(
                 await services.place_order(session, services.PlaceOrder(lines=lines))
             if autovacuum and n in PASSES:
                 await _autovacuum_pass(name)
+            if n % FIRST_STATS_EVERY == 0:
+                await first_statistics(db)  # what a served process does every second
 
     try:
         await asyncio.gather(*(customer() for _ in range(CONNECTIONS)))
@@ -177,14 +202,37 @@ async def _place_orders(
     return opened
 
 
-async def _scans_added(name: str, orders: int, *, autovacuum: bool) -> dict[str, int]:
+async def _reads_added(
+    name: str, orders: int, *, autovacuum: bool, store_id: int | None = None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The sequential scans of the watched tables, and the rows fetched from them by
+    index, that placing `orders` orders (in a new store unless given) added."""
     url = f"postgresql+asyncpg://{_pg_admin_dsn(name).split('://', 1)[1]}"
-    store_id = await _open_store(url)
-    before = await _seq_scans(name)
+    if store_id is None:
+        store_id = await _open_store(url)
+    before = await _table_reads(name)
     opened = await _place_orders(url, store_id, name, orders, autovacuum=autovacuum)
     assert opened <= CONNECTIONS  # the same few connections placed every order
-    after = await _seq_scans(name)
-    return {table: after[table] - before[table] for table in WATCHED}
+    after = await _table_reads(name)
+    scans = {table: after[table][0] - before[table][0] for table in WATCHED}
+    fetched = {table: after[table][1] - before[table][1] for table in WATCHED}
+    return scans, fetched
+
+
+async def _scans_added(name: str, orders: int, *, autovacuum: bool) -> dict[str, int]:
+    return (await _reads_added(name, orders, autovacuum=autovacuum))[0]
+
+
+async def _analyzed(name: str) -> dict[str, bool]:
+    conn = await asyncpg.connect(_pg_admin_dsn(name))
+    try:
+        rows = await conn.fetch(
+            "SELECT relname, reltuples >= 0 AS analyzed FROM pg_class WHERE relname = ANY($1)",
+            list(WATCHED),
+        )
+    finally:
+        await conn.close()
+    return {row["relname"]: row["analyzed"] for row in rows}
 
 
 async def test_autovacuum_first_pass_leaves_index_plans(fresh: str) -> None:
@@ -192,6 +240,22 @@ async def test_autovacuum_first_pass_leaves_index_plans(fresh: str) -> None:
     recorded as a page or two, and every connection would plan its checks as scans."""
     added = await _scans_added(fresh, ORDERS, autovacuum=True)
     assert added == {"orders": 0, "order_lines": 0}
+
+
+async def test_young_tables_get_statistics_and_lookups_by_key(fresh: str) -> None:
+    """Never analyzed, `orders` is planned as tiny and the foreign-key checks of its lines
+    and events match only the store in an index of its own, reading the store's whole
+    order history each time (3,000 rows per order placed over 2,000 orders, measured
+    before storage/statistics.py). The served process's first statistics (looked for
+    every FIRST_STATS_EVERY orders here) analyze it once it is a few pages; from then on
+    each check reads its one row, and nothing is ever a sequential scan."""
+    url = f"postgresql+asyncpg://{_pg_admin_dsn(fresh).split('://', 1)[1]}"
+    store_id = await _open_store(url)
+    young_scans, _ = await _reads_added(fresh, ORDERS // 2, autovacuum=True, store_id=store_id)
+    assert await _analyzed(fresh) == {"orders": True, "order_lines": True}
+    scans, fetched = await _reads_added(fresh, ORDERS // 2, autovacuum=True, store_id=store_id)
+    assert young_scans == scans == {"orders": 0, "order_lines": 0}
+    assert all(n <= FETCHED_PER_ORDER * ORDERS // 2 for n in fetched.values()), fetched
 
 
 async def test_a_fresh_database_analyzed_empty_is_planned_as_new_after_migrating(
@@ -249,3 +313,29 @@ async def test_a_unit_reads_its_products_by_index_in_a_large_catalogue(fresh: st
         await db.dispose()
     after = await _seq_scans(fresh, ("products",))
     assert after["products"] - before["products"] == 0
+
+
+async def test_a_served_process_gives_young_tables_their_statistics(
+    fresh: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's lifespan looks every ORDERGRAPH_FIRST_STATS_MS (here with a threshold of
+    one page, reached by a few orders), and analyzes a young table once it is that big;
+    with the setting at 0 it does not look."""
+    monkeypatch.setattr(statistics, "FIRST_STATS_PAGES", 1)
+    url = f"postgresql+asyncpg://{_pg_admin_dsn(fresh).split('://', 1)[1]}"
+    store_id = await _open_store(url)
+    await _place_orders(url, store_id, fresh, FIRST_STATS_EVERY - 1, autovacuum=False)
+    assert await _analyzed(fresh) == {"orders": False, "order_lines": False}
+    for every_ms, analyzed in ((0, False), (20, True)):
+        db = Database(url, pool_size=2)
+        settings = Settings(database_url=url, admin_token=ADMIN_TOKEN, first_stats_ms=every_ms)
+        app = create_app(settings, db=db)
+        try:
+            async with app.router.lifespan_context(app):
+                for _ in range(100):
+                    if (await _analyzed(fresh))["orders"]:
+                        break
+                    await asyncio.sleep(0.02)
+        finally:
+            await db.dispose()
+        assert await _analyzed(fresh) == {"orders": analyzed, "order_lines": analyzed}
