@@ -74,9 +74,14 @@ async def before_migrating(conn: AsyncConnection) -> None:
     """On Citus, let the migrations about to run create a table with foreign keys to
     reference tables and distributed ones alike: it stays a plain local table (Citus
     would otherwise make it a Citus local table at once, which may not reference a
-    distributed one) until `distribute`, after the migrations, lays it out."""
+    distributed one) until `distribute`, after the migrations, lays it out. And run their
+    statements across shards one connection per worker (sequential mode): a migration
+    that reads or fills the stores' rows across shards in parallel (0012's fill) could not
+    then create or replace a function in the same transaction, which Citus refuses after
+    a parallel operation on a distributed table."""
     if await has_citus(conn):
         await conn.execute(text("SET LOCAL citus.enable_local_reference_table_foreign_keys TO off"))
+        await conn.execute(text("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"))
 
 
 async def distribute(conn: AsyncConnection) -> list[str]:

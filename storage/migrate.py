@@ -97,6 +97,7 @@ async def downgrade(db: Database, revision: str) -> None:
         return
     async with db.engine.begin() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+        await before_migrating(conn)
         await conn.run_sync(lambda sync: command.downgrade(_config(sync), revision))
 
 

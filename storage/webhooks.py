@@ -441,21 +441,26 @@ def _claimed(row: RowMapping, now: dt.datetime) -> Claimed:
     )
 
 
-def _event_filter(e: Any, topics: Sequence[WebhookTopic], skus: Sequence[str] | None) -> Any:
-    """The events a subscription receives: its topics' types, and with a SKU filter only
-    the order events of orders with a line of one of the SKUs and the inventory events
-    of products with one of them."""
+def _event_filter(
+    e: Any, store_id: int, topics: Sequence[WebhookTopic], skus: Sequence[str] | None
+) -> Any:
+    """The events (of the store `store_id`) a subscription receives: its topics' types,
+    and with a SKU filter only the order events of orders with a line of one of the SKUs
+    and the inventory events of products with one of them. Each subquery names the store
+    itself: joined only on the event's `store_id`, Citus would read every shard."""
     wanted = [TOPIC_EVENTS[x] for x in topics if x in TOPIC_EVENTS]
     by_type = or_(*(and_(e.c.stream == a, e.c.type == b) for a, b in wanted))
     if not skus:
         return by_type
     lines, products = t.order_lines, t.products
     of_order = exists().where(
+        lines.c.store_id == store_id,
         lines.c.store_id == e.c.store_id,
         lines.c.order_id == e.c.order_id,
         lines.c.sku.in_(list(skus)),
     )
     of_product = exists().where(
+        products.c.store_id == store_id,
         products.c.store_id == e.c.store_id,
         products.c.id == e.c.product_id,
         products.c.sku.in_(list(skus)),
@@ -487,7 +492,7 @@ async def _slot_matches(
     e = t.events
     found = await conn.execute(
         select(e.c.seq).where(
-            e.c.store_id == store_id, e.c.seq == seq, _event_filter(e, topics, skus)
+            e.c.store_id == store_id, e.c.seq == seq, _event_filter(e, store_id, topics, skus)
         )
     )
     return found.first() is not None
@@ -516,7 +521,7 @@ async def next_slots(db: Database, sub: Claimed, limit: int) -> tuple[list[Slot]
                     e.c.store_id == sub.store_id,
                     e.c.seq > after_seq_event,
                     e.c.seq <= upto,
-                    _event_filter(e, sub.topics, sub.skus),
+                    _event_filter(e, sub.store_id, sub.topics, sub.skus),
                 )
                 .order_by(e.c.seq)
                 .limit(limit)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ordergraph.domain.model import Receipt, ReceiptStatus
 from ordergraph.storage import tables as t
 from ordergraph.storage.mapping import receipt_from
-from ordergraph.storage.queries.scoping import Scoped
+from ordergraph.storage.queries.scoping import Scoped, StoresOf
 
 _BY_ID = Scoped(t.incoming_receipts, lambda where: select(t.incoming_receipts).where(where))
 
@@ -85,7 +85,7 @@ def _waiting(where: Any) -> Any:
 _WAITING = Scoped(t.products, _waiting)
 
 
-def _waiting_arrays(where: Any) -> Any:
+def _waiting_arrays(where: Any, stores: StoresOf) -> Any:
     """PostgreSQL: one row per product, its waiting lines' ids and units as two arrays in
     fill order (a product's queue of 10,000 lines was 10,000 rows, each made and taken
     apart in Python; two arrays of integers the driver decodes at once. One array of
@@ -101,7 +101,12 @@ def _waiting_arrays(where: Any) -> Any:
             in_fill_order(ol.c.id).label("line_ids"),
             in_fill_order(ol.c.backordered).label("units"),
         )
-        .where(ol.c.store_id == p.c.store_id, ol.c.product_id == p.c.id, ol.c.backordered > 0)
+        .where(
+            stores(ol.c.store_id),  # (for Citus: each table names the store)
+            ol.c.store_id == p.c.store_id,
+            ol.c.product_id == p.c.id,
+            ol.c.backordered > 0,
+        )
         .lateral("waiting")
     )
     return (
@@ -117,7 +122,7 @@ def _waiting_arrays(where: Any) -> Any:
     )
 
 
-_WAITING_ARRAYS = Scoped(t.products, _waiting_arrays)
+_WAITING_ARRAYS = Scoped(t.products, joined=_waiting_arrays)
 
 
 async def waiting_lines(

@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordergraph.storage.driver_reads import fetch
 
+# The condition that a `store_id` column is one of the read's stores.
+StoresOf = Callable[[ColumnElement[Any]], ColumnElement[Any]]
+
 
 def by_store(keys: Iterable[tuple[int, int]]) -> dict[int, set[int]]:
     """The ids of each store among (store id, id) pairs."""
@@ -25,6 +28,11 @@ def _per_store(table: Table, grouped: dict[int, set[int]], id_column: str) -> Co
     return or_(*(and_(table.c.store_id == s, column.in_(ids)) for s, ids in grouped.items()))
 
 
+def _one_store(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`column` is the read's one store (the parameter scope_store_id)."""
+    return column == bindparam("scope_store_id", type_=BigInteger)
+
+
 class Scoped:
     """A read of the rows of `table` named by (store id, `id_column`) pairs, the statement
     made by `build(where)`. For the pairs of one store, a request's usual case, the
@@ -36,10 +44,18 @@ class Scoped:
     def __init__(
         self,
         table: Table,
-        build: Callable[[ColumnElement[Any]], Executable],
+        build: Callable[[ColumnElement[Any]], Executable] | None = None,
         id_column: str = "id",
+        *,
+        joined: Callable[[ColumnElement[Any], StoresOf], Executable] | None = None,
     ) -> None:
-        self.table, self.build, self.id_column = table, build, id_column
+        """`joined`, in place of `build`, for a statement that reads other tables of the
+        store too: it is also given the stores' condition for another table's `store_id`
+        column, for each table to name the stores itself (Citus sends a statement to one
+        shard only when every distributed table in it is filtered by the store)."""
+        if (build is None) == (joined is None):
+            raise TypeError("Scoped takes one of build and joined")
+        self.table, self.build, self.id_column, self.joined = table, build, id_column, joined
         self._one: Executable | None = None
         self._one_array: Any = None
 
@@ -56,12 +72,13 @@ class Scoped:
         if len(grouped) == 1 and conn.dialect.name == "postgresql":
             [(store_id, ids)] = grouped.items()
             if self._one_array is None:
-                self._one_array = self.build(
+                self._one_array = self._made(
                     and_(
-                        self.table.c.store_id == bindparam("scope_store_id", type_=BigInteger),
+                        _one_store(self.table.c.store_id),
                         self.table.c[self.id_column]
                         == bindparam("scope_ids", type_=ARRAY(BigInteger)).any_(),
-                    )
+                    ),
+                    _one_store,
                 )
             values = {"scope_store_id": store_id, "scope_ids": sorted(ids)}
             return await fetch(conn, self._one_array, values)
@@ -71,6 +88,12 @@ class Scoped:
         rows: Sequence[Mapping[Any, Any]] = result.mappings().all()
         return rows
 
+    def _made(self, where: ColumnElement[Any], stores: StoresOf) -> Executable:
+        if self.joined is not None:
+            return self.joined(where, stores)
+        assert self.build is not None
+        return self.build(where)
+
     def statement(
         self, keys: Iterable[tuple[int, int]]
     ) -> tuple[Executable, dict[str, Any]] | None:
@@ -79,13 +102,15 @@ class Scoped:
         if not grouped:
             return None
         if len(grouped) > 1:
-            return self.build(_per_store(self.table, grouped, self.id_column)), {}
+            stores = list(grouped)
+            where = _per_store(self.table, grouped, self.id_column)
+            return self._made(where, lambda column: column.in_(stores)), {}
         [(store_id, ids)] = grouped.items()
         one = self._one
         if one is None:
             where = and_(
-                self.table.c.store_id == bindparam("scope_store_id"),
+                _one_store(self.table.c.store_id),
                 self.table.c[self.id_column].in_(bindparam("scope_ids", expanding=True)),
             )
-            one = self._one = self.build(where)
+            one = self._one = self._made(where, _one_store)
         return one, {"scope_store_id": store_id, "scope_ids": sorted(ids)}
