@@ -5,10 +5,23 @@ ones through that column, and a reference table references only reference tables
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import ForeignKeyConstraint, PrimaryKeyConstraint, Table, UniqueConstraint
+import re
+from typing import Any
 
+import pytest
+from sqlalchemy import (
+    ForeignKeyConstraint,
+    PrimaryKeyConstraint,
+    Table,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.dialects import postgresql
+
+from ordergraph.domain.webhooks import WebhookTopic
+from ordergraph.storage import tables, webhooks
 from ordergraph.storage.distribution import ANCHOR, TABLES, unclassified
+from ordergraph.storage.queries import receipts
 from ordergraph.storage.tables import metadata
 
 OWN_TABLES = {name for name, layout in TABLES.items() if layout != "local"}
@@ -75,3 +88,42 @@ def test_every_foreign_key_is_one_citus_accepts(fk: ForeignKeyConstraint) -> Non
     # distribution columns of both
     pairs = {(el.parent.name, el.column.name) for el in fk.elements}
     assert (_column(source), _column(target)) in pairs, fk.name
+
+
+STORE = 987_654  # a store id no other number in the statements is
+
+
+def _unpruned(statement: Any) -> list[str]:
+    """The distributed tables a statement reads without naming the store itself (Citus
+    sends a statement to one shard only when each of them is filtered by the store's
+    value, not merely joined to another table's store_id)."""
+    sql = str(
+        statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    )
+    distributed = {
+        table
+        for table, layout in TABLES.items()
+        if not isinstance(layout, str) and re.search(rf"\b{table}\.\w+", sql)
+    }
+    named = {t for t in distributed if re.search(rf"\b{t}\.{_column(t)} = {STORE}\b", sql)}
+    return sorted(distributed - named)
+
+
+def test_the_reads_that_join_a_stores_tables_name_the_store_in_each() -> None:
+    """The fill-date walk's waiting lines (a LATERAL on order_lines under products) and a
+    SKU-filtered webhook subscription's events (EXISTS on order_lines and products):
+    both once reached every shard on Citus."""
+    waiting, _ = receipts._WAITING_ARRAYS.statement([(STORE, 3), (STORE, 4)])
+    assert _unpruned(waiting.params(scope_store_id=STORE, scope_ids=[3, 4])) == []
+    e = tables.events
+    topics = [WebhookTopic.ORDER_PLACED, WebhookTopic.INVENTORY_RECEIVED]
+    events = select(e.c.seq).where(
+        e.c.store_id == STORE, webhooks._event_filter(e, STORE, topics, ["A"])
+    )
+    assert "order_lines" in str(events)
+    assert "products" in str(events)
+    assert _unpruned(events) == []
+    # What the check catches: a table joined only on another one's store_id.
+    lines = tables.order_lines
+    joined = select(e.c.seq).where(e.c.store_id == STORE, lines.c.store_id == e.c.store_id)
+    assert _unpruned(joined) == ["order_lines"]
