@@ -22,7 +22,7 @@ from ordergraph.storage.distribution import TABLES, distribute, has_citus
 from ordergraph.storage.migrate import downgrade, upgrade
 from tests.api.test_schema_and_queries_count import counting_statements
 from tests.client import Api
-from tests.conftest import ADMIN_TOKEN, _pg_admin_dsn, app_client
+from tests.conftest import ADMIN_TOKEN, _pg_admin_dsn, app_client, without_placements
 
 CREATE_STORE = """mutation($input: CreateStoreInput!) { createStore(input: $input) {
   store { id handle } token userErrors { field code } } }"""
@@ -92,17 +92,7 @@ async def test_the_migrated_database_holds_exactly_the_classified_tables(
 ) -> None:
     async with database.read() as conn:
         names = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
-        if not database.is_sqlite and await has_citus(conn):
-            # A Citus coordinator holds the reference tables' placements (`api_keys_102009`),
-            # which its sessions see (distribution.py `_catalogue_unfiltered`).
-            placements = await conn.execute(
-                text(
-                    "SELECT relname FROM pg_class WHERE relation_is_a_known_shard(oid)"
-                    " AND relnamespace = current_schema()::regnamespace"
-                )
-            )
-            names = sorted(set(names) - set(placements.scalars()))
-    assert set(names) == set(TABLES)
+    assert without_placements(names) == set(TABLES)
 
 
 # -- migration 0008 on a database of stores made before it ---------------------------

@@ -17,6 +17,7 @@ from ordergraph.storage import tables as t
 from ordergraph.storage.db import Database
 from ordergraph.storage.units import SqlUnits
 from tests.client import ERRORS, Api, StoreHandle
+from tests.conftest import without_placements
 
 STORES = "{ stores(first: 10) { nodes { id handle } } }"
 PLACE = f"""mutation($input: PlaceOrderInput!) {{ placeOrder(input: $input) {{
@@ -359,7 +360,7 @@ def _database_keys(sync: Connection) -> dict[str, Any]:
     inspector = inspect(sync)
     return {
         name: (inspector.get_pk_constraint(name), inspector.get_foreign_keys(name))
-        for name in inspector.get_table_names()
+        for name in without_placements(inspector.get_table_names())
         if name != "alembic_version"
     }
 

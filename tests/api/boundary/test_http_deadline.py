@@ -151,9 +151,11 @@ async def test_past_its_deadline_an_operation_is_stopped_and_gives_its_connectio
         if not db.is_sqlite:
             # The waiting statements were cancelled, their connections are back. (A cancel
             # request reaches its backend a moment later on a loaded machine: up to 2 s.)
+            # On Citus the coordinator's backend also waits for the worker's to be
+            # cancelled before it answers, and the connection comes back then.
             waiting = await waiting_on_lock(db.url)
             for _ in range(40):
-                if waiting == 0:
+                if waiting == 0 and checked_out(db) == before:
                     break
                 await asyncio.sleep(0.05)
                 waiting = await waiting_on_lock(db.url)
