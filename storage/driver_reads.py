@@ -109,43 +109,49 @@ def plan_of(statement: Select[Any], dialect: Dialect) -> Plan | None:
     return plan
 
 
-async def fetch_values(
-    conn: AsyncConnection, statement: Select[Any], values: Mapping[str, Any]
-) -> Sequence[Sequence[Any]]:
-    """`fetch`'s rows as sequences of the statement's columns, in their order: for a read
-    of many rows read by position (a trend's 1,000 points), without a mapping per row,
-    and, where no column is converted, the driver's records themselves."""
-    if conn.dialect.name == "postgresql":
-        plan = plan_of(statement, conn.dialect)
-        if plan is not None:
-            driver = (await pooled(conn)).driver_connection
-            for listener in on_statement:
-                listener(plan.sql)
-            records = await driver.fetch(plan.sql, *plan.arguments(values))
-            if plan.kept_as_read:
-                return records  # type: ignore[no-any-return]
-            return [plan.values(record) for record in records]
-    rows: Sequence[Sequence[Any]] = (await conn.execute(statement, dict(values))).all()
-    return rows
-
-
 # Called with the SQL of each statement the driver runs here, as SQLAlchemy's
 # `before_cursor_execute` event is for its own (the tests that count statements watch both).
 on_statement: list[Callable[[str], None]] = []
+
+
+async def _on_driver(
+    conn: AsyncConnection, statement: Select[Any], values: Mapping[str, Any]
+) -> tuple[Plan, list[Any]] | None:
+    """The statement's plan and the driver's records, on PostgreSQL; None where the driver
+    does not run it (SQLite, an expanding parameter)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    plan = plan_of(statement, conn.dialect)
+    if plan is None:
+        return None
+    driver = (await pooled(conn)).driver_connection
+    for listener in on_statement:
+        listener(plan.sql)
+    return plan, await driver.fetch(plan.sql, *plan.arguments(values))
 
 
 async def fetch(
     conn: AsyncConnection, statement: Select[Any], values: Mapping[str, Any]
 ) -> Sequence[Mapping[Any, Any]]:
     """The rows of `statement` with `values` for its parameters, as mappings."""
-    if conn.dialect.name == "postgresql":
-        plan = plan_of(statement, conn.dialect)
-        if plan is not None:
-            driver = (await pooled(conn)).driver_connection
-            for listener in on_statement:
-                listener(plan.sql)
-            records = await driver.fetch(plan.sql, *plan.arguments(values))
-            return [plan.row(record) for record in records]
+    found = await _on_driver(conn, statement, values)
+    if found is not None:
+        plan, records = found
+        return [plan.row(record) for record in records]
     result = await conn.execute(statement, dict(values))
     rows: Sequence[Mapping[Any, Any]] = result.mappings().all()
+    return rows
+
+
+async def fetch_values(
+    conn: AsyncConnection, statement: Select[Any], values: Mapping[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """`fetch`'s rows as sequences of the statement's columns, in their order: for a read
+    of many rows read by position (a trend's 1,000 points), without a mapping per row,
+    and, where no column is converted, the driver's records themselves."""
+    found = await _on_driver(conn, statement, values)
+    if found is not None:
+        plan, records = found
+        return records if plan.kept_as_read else [plan.values(record) for record in records]
+    rows: Sequence[Sequence[Any]] = (await conn.execute(statement, dict(values))).all()
     return rows
