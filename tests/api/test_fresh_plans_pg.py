@@ -54,7 +54,7 @@ WATCHED = ("orders", "order_lines")
 # second: a new store taking 50 orders a second).
 FIRST_STATS_EVERY = 50
 # Rows of a watched table an order's writes may fetch by index once it has statistics:
-# its lines' and events' foreign-key checks find one row of `orders` each (measured: 3.6
+# its lines' and events' foreign-key checks find one row of `orders` each (measured: 3.0
 # per order of two lines; a check that matches only the store reads hundreds).
 FETCHED_PER_ORDER = 5
 
