@@ -31,14 +31,12 @@ import asyncio
 import cProfile
 import datetime as dt
 import gc
-import json
 import pstats
 import random
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import ordergraph
 from bench.api import PLACE_ORDER, SKU, STOCK
+from bench.asgi import App, call
 from bench.figures_outcomes import LEADERS_QUERY, OUTCOMES_QUERY
 from bench.proc import database_cpu_seconds
 from ordergraph.app import create_app
@@ -90,52 +89,6 @@ SIDES = {
     "database": ("/sqlalchemy/", "/asyncpg/", "/storage/", "/domain/", "greenlet"),
     "io": ("_socket.socket", "select.epoll", "selector_events.py", "selectors.py"),
 }
-
-App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-
-
-async def call(app: App, body: dict[str, Any], token: str) -> dict[str, Any]:
-    """POST /graphql straight through the ASGI app; the JSON answer."""
-    raw = json.dumps(body).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"bench"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(raw)).encode()),
-            (b"authorization", f"Bearer {token}".encode()),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("bench", 80),
-    }
-    sent = False
-    chunks: list[bytes] = []
-    gone = asyncio.Event()
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": raw, "more_body": False}
-        await gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive, send)
-    gone.set()
-    answer: dict[str, Any] = json.loads(b"".join(chunks))
-    return answer
 
 
 async def setup(app: App, orders: int) -> tuple[str, str, str]:
