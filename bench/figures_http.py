@@ -42,6 +42,7 @@ TREND_QUERY = (
 
 class Client:
     def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
         self.http = httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120
         )

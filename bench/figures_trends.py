@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import asyncpg
 from bench.figures_http import TALLY, TREND_QUERY, Client, summary_problems, trend_window
 from bench.figures_load import Store
 from bench.figures_world import Timeline, expected_at
+from bench.light_client import Connection, client_cpu_seconds, encode_head
 from bench.proc import process_cpu_seconds
 
 HOUR_POINTS = 1_000
@@ -63,6 +65,7 @@ class Contender:
     round_ms: list[float] = field(default_factory=list)  # median latency of each round
     app_cpu_ms: list[float] = field(default_factory=list)  # per request, each round
     db_cpu_ms: list[float] = field(default_factory=list)
+    client_cpu_ms: list[float] = field(default_factory=list)  # the light client's
 
 
 async def backend_pids(dsn: str) -> list[int]:
@@ -93,16 +96,44 @@ def _spent(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
+async def _timed(client: Client, c: Contender, samples: int) -> tuple[list[float], float]:
+    """`samples` requests in a row on one connection of the light client: the time from
+    sending each to its answer's last byte, and the client's CPU per request. The answers
+    are read after the timing: a 1,000-point answer is about 230 KB, whose parsing by
+    the client (and its gzip, had the client asked for it) is no part of the server's
+    answer time."""
+    connection = Connection(client.url)
+    head = encode_head(
+        "POST",
+        "/graphql",
+        connection.authority,
+        {"Authorization": f"Bearer {client.token}", "Content-Type": "application/json"},
+    )
+    body = json.dumps({"query": c.query, "variables": c.variables}).encode()
+    took, answers = [], []
+    try:
+        cpu_before = client_cpu_seconds()
+        for _ in range(samples):
+            began = time.perf_counter()
+            answers.append(await connection.post(head, body))
+            took.append(time.perf_counter() - began)
+        cpu = (client_cpu_seconds() - cpu_before) / samples
+    finally:
+        await connection.close()
+    for status, raw in answers:
+        found = json.loads(raw)
+        if status != 200 or found.get("errors") or not found["data"]["store"]["backlogTrend"]:
+            raise SystemExit(f"{c.name}: request failed ({status}): {raw[:500]!r}")
+    return took, cpu
+
+
 def _run(client: Client, c: Contender, samples: int, app: list[int], db: list[int]) -> None:
-    took = []
     app_before, db_before = _cpu(app), _cpu(db)
-    for _ in range(samples):
-        began = time.perf_counter()
-        client.post(c.query, c.variables)
-        took.append(time.perf_counter() - began)
+    took, client_cpu = asyncio.run(_timed(client, c, samples))
     c.round_ms.append(statistics.median(took) * 1000)
     c.app_cpu_ms.append(_spent(app_before, _cpu(app)) * 1000 / samples)
     c.db_cpu_ms.append(_spent(db_before, _cpu(db)) * 1000 / samples)
+    c.client_cpu_ms.append(client_cpu * 1000)
 
 
 def measure_trends(
@@ -137,12 +168,13 @@ def trend_table(store: Store, contenders: list[Contender], rounds: int, samples:
     base, top = contenders[0], contenders[-1]
     head = (
         f"{'backlogTrend':<18} {'min':>9} {'median':>9} {'max':>9} {'ratio':>6}"
-        f"  {'app CPU/req':>11} {'db CPU/req':>10}"
+        f"  {'app CPU/req':>11} {'db CPU/req':>10} {'client CPU/req':>14}"
     )
     lines = [
         f"backlogTrend on the store of {store.orders:,} orders: {rounds} rounds of {samples}"
-        " sequential requests per trend, interleaved; latency = each round's median;"
-        " CPU per request from /proc (median of the rounds)",
+        " sequential requests per trend, interleaved, from a light client (bench/light_client.py,"
+        " no gzip); latency = each round's median, to the answer's last byte; CPU per request"
+        " from /proc (median of the rounds)",
         head,
         "-" * len(head),
     ]
@@ -153,6 +185,7 @@ def trend_table(store: Store, contenders: list[Contender], rounds: int, samples:
             f"{c.name:<18} {ms[0]:>6.1f} ms {statistics.median(ms):>6.1f} ms {ms[-1]:>6.1f} ms"
             f" {ratio:>6.2f}  {statistics.median(c.app_cpu_ms):>8.1f} ms"
             f" {statistics.median(c.db_cpu_ms):>7.1f} ms"
+            f" {statistics.median(c.client_cpu_ms):>11.2f} ms"
         )
     median_top = statistics.median(top.round_ms)
     ratio = median_top / statistics.median(base.round_ms)
