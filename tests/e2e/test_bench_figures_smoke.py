@@ -13,7 +13,7 @@ ROW = re.compile(rf"^\s*([0-9,]+)\s+{MS}\s+{MS}\s+{MS}\s*$", re.MULTILINE)
 GOAL = re.compile(r"^\s+(backlog\S*.*?)\s+([0-9.]+) <= ([0-9.]+)\s+(met|MISSED)$", re.MULTILINE)
 TREND = re.compile(
     r"^(30 DAY|1,000 HOUR) points\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+)"
-    r"\s+([0-9.]+) ms\s+([0-9.]+) ms$",
+    r"\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+) ms$",
     re.MULTILINE,
 )
 OUTCOME = re.compile(
@@ -79,6 +79,9 @@ def test_smoke_run_checks_consistency_and_prints_medians_with_ratios(pg_url: str
     assert trends["30 DAY"][3] == 1.0, output
     ratio = trends["1,000 HOUR"][1] / trends["30 DAY"][1]
     assert trends["1,000 HOUR"][3] == pytest.approx(ratio, rel=0.02), output
+    # The light client's own CPU per request is printed, and is small beside the server's.
+    for *_, client_cpu in trends.values():
+        assert 0 <= client_cpu < 5, output
 
     # What waiting costs: each query on both stores, ratios to the smaller one, a verdict each.
     outcomes = OUTCOME.findall(done.stdout)
